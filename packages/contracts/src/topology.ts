@@ -1,0 +1,69 @@
+/**
+ * The RabbitMQ topology, declared once. Producers, consumers, tests and tools all take names,
+ * routing keys and queue arguments from here so that a redeclaration never disagrees with an
+ * earlier one (RabbitMQ refuses a queue declared again with other arguments).
+ */
+
+export const EXCHANGES = {
+  orders: 'orders',
+  inventory: 'inventory',
+  /** Where parked messages go; direct, keyed by the name of the queue they came from. */
+  deadLetter: 'stockflow.dlx',
+} as const;
+
+export const ROUTING_KEYS = {
+  orderCreated: 'order.created',
+  stockReserved: 'stock.reserved',
+  stockRejected: 'stock.rejected',
+} as const;
+
+export const QUEUES = {
+  orderCreatedInventory: 'order.created.inventory',
+} as const;
+
+export const dlqName = (queue: string): string => `${queue}.dlq`;
+
+export interface ExchangeSpec {
+  exchange: string;
+  type: 'topic' | 'direct';
+  durable: true;
+}
+
+export interface QueueSpec {
+  queue: string;
+  durable: true;
+  arguments: Record<string, string | number>;
+  bindings: { exchange: string; routingKey: string }[];
+  /** The parking queue for messages this queue's consumer gives up on. */
+  deadLetterQueue: string;
+}
+
+export const exchanges: ExchangeSpec[] = [
+  { exchange: EXCHANGES.orders, type: 'topic', durable: true },
+  { exchange: EXCHANGES.inventory, type: 'topic', durable: true },
+  { exchange: EXCHANGES.deadLetter, type: 'direct', durable: true },
+];
+
+function consumerQueue(queue: string, bindings: QueueSpec['bindings']): QueueSpec {
+  return {
+    queue,
+    durable: true,
+    // A plain nack(requeue=false) still lands in the DLQ rather than vanishing.
+    arguments: {
+      'x-dead-letter-exchange': EXCHANGES.deadLetter,
+      'x-dead-letter-routing-key': queue,
+    },
+    bindings,
+    deadLetterQueue: dlqName(queue),
+  };
+}
+
+export const queues = {
+  orderCreatedInventory: consumerQueue(QUEUES.orderCreatedInventory, [
+    { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderCreated },
+  ]),
+} satisfies Record<string, QueueSpec>;
+
+/** Header carrying why a message was parked, set on everything we publish to a DLQ. */
+export const DEAD_LETTER_REASON_HEADER = 'x-stockflow-reason';
+export const JSON_CONTENT_TYPE = 'application/json';

@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+/**
+ * Reads a service's configuration from the environment through a zod schema whose keys are the
+ * variable names, and fails with one message naming every bad variable.
+ */
+export function loadConfig<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const parsed = schema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const variable = issue.path.join('.');
+    const value = env[variable];
+    const shown = value === undefined ? 'unset' : `"${value.length > 60 ? `${value.slice(0, 60)}…` : value}"`;
+    return `  ${variable} (${shown}): ${issue.message}`;
+  });
+  return fail(`Invalid configuration:\n${problems.join('\n')}`);
+}
+
+function fail(message: string): never {
+  throw new ConfigError(message);
+}
+
+/** Building blocks for config schemas, so every service reads the same variables the same way. */
+export const env = {
+  port: (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback),
+  positiveInt: (fallback: number) => z.coerce.number().int().positive().default(fallback),
+  url: (protocols: string[]) =>
+    z.string().refine(
+      (value) => {
+        try {
+          return protocols.includes(new URL(value).protocol.replace(/:$/, ''));
+        } catch {
+          return false;
+        }
+      },
+      `must be a URL starting with ${protocols.map((p) => `${p}://`).join(' or ')}`,
+    ),
+  logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  nodeEnv: () => z.enum(['development', 'production', 'test']).default('development'),
+};

@@ -1,0 +1,23 @@
+/**
+ * The one seam between services and PostgreSQL. Both the real server (`pg` pool) and the embedded
+ * PGlite speak this interface, so service code is written once, as explicit SQL with $n params.
+ */
+export interface QueryResult<Row> {
+  rows: Row[];
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<Row = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<Row>>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Database extends Queryable {
+  /** Runs `fn` in one transaction: committed if it resolves, rolled back if it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** True when a trivial query succeeds; used by /ready. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+  readonly kind: 'postgres' | 'pglite';
+}

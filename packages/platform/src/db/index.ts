@@ -1,0 +1,4 @@
+export * from './database.ts';
+export * from './postgres.ts';
+export * from './pglite.ts';
+export * from './migrate.ts';

@@ -1,0 +1,50 @@
+/**
+ * The error hierarchy shared by every service. `code` is what GraphQL clients and logs see;
+ * the message is written for a person. Anything that is not an AppError is unexpected:
+ * GraphQL masks it and the logs keep the cause.
+ */
+export type ErrorCode =
+  'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'INVALID_TRANSITION' | 'UNAVAILABLE' | 'CONFIG_INVALID' | 'CONTRACT_VIOLATION';
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options?.details;
+  }
+}
+
+export class ValidationError extends AppError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('BAD_USER_INPUT', message, details ? { details } : undefined);
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('NOT_FOUND', message, details ? { details } : undefined);
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('CONFLICT', message, details ? { details } : undefined);
+  }
+}
+
+export class ConfigError extends AppError {
+  constructor(message: string) {
+    super('CONFIG_INVALID', message);
+  }
+}
+
+/** A message on the wire that does not match the contract; it is parked, never retried. */
+export class ContractViolation extends AppError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CONTRACT_VIOLATION', message, options);
+  }
+}

@@ -1,0 +1,61 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface ReadinessCheck {
+  name: string;
+  check(): Promise<boolean> | boolean;
+}
+
+export interface HttpServerOptions {
+  port: number;
+  host?: string;
+  /** Everything that is not /health or /ready (the GraphQL server). */
+  handler(req: IncomingMessage, res: ServerResponse): void;
+  checks: ReadinessCheck[];
+}
+
+export interface RunningHttpServer {
+  server: Server;
+  port: number;
+  close(): Promise<void>;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown) {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+/**
+ * `/health` answers while the process is alive; `/ready` only while every dependency answers,
+ * so a load balancer stops sending traffic to an instance that cannot do its work.
+ */
+export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
+  const server = createServer((req, res) => {
+    const url = req.url ?? '/';
+    if (url === '/health') return sendJson(res, 200, { status: 'ok' });
+    if (url === '/ready') {
+      void Promise.all(options.checks.map(async (c) => [c.name, await Promise.resolve(c.check()).catch(() => false)] as const)).then(
+        (results) => {
+          const checks = Object.fromEntries(results.map(([name, ok]) => [name, ok ? 'up' : 'down']));
+          const ready = results.every(([, ok]) => ok);
+          sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks });
+        },
+      );
+      return;
+    }
+    options.handler(req, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '0.0.0.0', () => resolve());
+  });
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

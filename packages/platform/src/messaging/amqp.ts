@@ -1,0 +1,118 @@
+import { Connection, type Consumer, type Publisher } from 'rabbitmq-client';
+import { exchanges as topologyExchanges, JSON_CONTENT_TYPE, type QueueSpec } from '@stockflow/contracts';
+import type { Logger } from '../logger.ts';
+import type { ConsumeOptions, DeliveryHandler, OutgoingMessage, Subscription, Transport } from './transport.ts';
+
+export interface AmqpOptions {
+  url: string;
+  /** Every queue this service's topology needs declared before its first publish. */
+  queues: QueueSpec[];
+  connectionName: string;
+  logger: Logger;
+}
+
+const declareExchanges = () => topologyExchanges.map((e) => ({ exchange: e.exchange, type: e.type, durable: e.durable }));
+
+/**
+ * Queues and their parking queues are declared by publishers too: an event published before its
+ * consumer ever started must still be routed to a durable queue, not dropped as unroutable.
+ */
+function declarations(queues: QueueSpec[]) {
+  return {
+    exchanges: declareExchanges(),
+    queues: queues.flatMap((q) => [
+      { queue: q.queue, durable: q.durable, arguments: q.arguments },
+      { queue: q.deadLetterQueue, durable: true },
+    ]),
+    queueBindings: queues.flatMap((q) => [
+      ...q.bindings.map((b) => ({ queue: q.queue, exchange: b.exchange, routingKey: b.routingKey })),
+      { queue: q.deadLetterQueue, exchange: q.arguments['x-dead-letter-exchange'] as string, routingKey: q.queue },
+    ]),
+  };
+}
+
+export async function createAmqpTransport(options: AmqpOptions): Promise<Transport> {
+  const { logger } = options;
+  const connection = new Connection({
+    url: options.url,
+    connectionName: options.connectionName,
+    retryLow: 200,
+    retryHigh: 10_000,
+    heartbeat: 15,
+  });
+  connection.on('error', (err: unknown) => logger.warn({ err }, 'amqp connection error'));
+  connection.on('connection', () => logger.info('amqp connected'));
+
+  const topology = declarations(options.queues);
+  const publisher: Publisher = connection.createPublisher({ confirm: true, maxAttempts: 1, ...topology });
+  const consumers = new Set<Consumer>();
+
+  // Fail fast at start when the broker is unreachable, and have every queue in place before the
+  // first publish or consume; the publisher declares it all again after each reconnect.
+  await connection.onConnect(10_000);
+  for (const e of topology.exchanges) await connection.exchangeDeclare(e);
+  for (const q of topology.queues) await connection.queueDeclare(q);
+  for (const b of topology.queueBindings) await connection.queueBind(b);
+
+  return {
+    async publish(messages: OutgoingMessage[]) {
+      // Streamed: every publish is in flight at once and the confirms arrive together.
+      await Promise.all(
+        messages.map((m) =>
+          publisher.send(
+            {
+              exchange: m.exchange,
+              routingKey: m.routingKey,
+              messageId: m.messageId,
+              contentType: JSON_CONTENT_TYPE,
+              durable: true,
+              headers: m.headers,
+              timestamp: Math.floor(Date.now() / 1000),
+            },
+            Buffer.from(JSON.stringify(m.body)),
+          ),
+        ),
+      );
+    },
+
+    consume(queue: QueueSpec, consumeOptions: ConsumeOptions, handler: DeliveryHandler): Promise<Subscription> {
+      const consumer = connection.createConsumer(
+        {
+          queue: queue.queue,
+          queueOptions: { durable: queue.durable, arguments: queue.arguments },
+          qos: { prefetchCount: consumeOptions.prefetch },
+          concurrency: consumeOptions.prefetch,
+          requeue: true,
+          exchanges: topology.exchanges,
+          queueBindings: queue.bindings.map((b) => ({ queue: queue.queue, exchange: b.exchange, routingKey: b.routingKey })),
+        },
+        async (msg) => {
+          await handler({
+            body: msg.body,
+            exchange: msg.exchange,
+            routingKey: msg.routingKey,
+            messageId: msg.messageId,
+            headers: msg.headers ?? {},
+            redelivered: msg.redelivered,
+          });
+        },
+      );
+      consumer.on('error', (err: unknown) => logger.warn({ err, queue: queue.queue }, 'amqp consumer error'));
+      consumers.add(consumer);
+      return Promise.resolve({
+        async close() {
+          consumers.delete(consumer);
+          await consumer.close();
+        },
+      });
+    },
+
+    isConnected: () => connection.ready,
+
+    async close() {
+      await Promise.all([...consumers].map((c) => c.close()));
+      await publisher.close();
+      await connection.close();
+    },
+  };
+}

@@ -1,0 +1,112 @@
+import type { z } from 'zod';
+import { DEAD_LETTER_REASON_HEADER, type QueueSpec } from '@stockflow/contracts';
+import type { Logger } from '../logger.ts';
+import type { IncomingMessage, Subscription, Transport } from './transport.ts';
+
+export interface BatchConsumerOptions<T> {
+  transport: Transport;
+  queue: QueueSpec;
+  /** The contract the message must match; anything else is parked in the queue's DLQ. */
+  schema: z.ZodType<T>;
+  /** Applies a batch in one go (one transaction); resolve only after the commit. */
+  handleBatch(items: T[]): Promise<void>;
+  logger: Logger;
+  prefetch: number;
+  maxBatch: number;
+  /** How long the first message of a batch waits for company. */
+  lingerMs: number;
+  /** Pause before handing a failed message back, so an outage is not a hot nack loop. */
+  failureDelayMs: number;
+}
+
+type Decoded<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+export function decodeBody<T>(body: unknown, schema: z.ZodType<T>): Decoded<T> {
+  let value = body;
+  if (Buffer.isBuffer(body) || typeof body === 'string') {
+    const text = body.toString();
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      return { ok: false, reason: `body is not JSON: ${(error as Error).message}` };
+    }
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    return { ok: false, reason: `body does not match the contract: ${issues.join('; ')}` };
+  }
+  return { ok: true, value: parsed.data };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface Pending<T> {
+  value: T;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Consumes a queue in batches. Each delivery is acknowledged only when the batch holding it has
+ * been committed; a message that is not JSON or breaks the contract is parked in the queue's DLQ
+ * with the reason in a header (confirmed before the original is acknowledged) and the consumer
+ * carries on. When a batch fails, its messages are retried one by one so that a single bad one
+ * cannot hold back the others.
+ */
+export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): Promise<Subscription> {
+  const { transport, queue, logger } = options;
+  let pending: Pending<T>[] = [];
+  let timer: NodeJS.Timeout | undefined;
+
+  const park = async (message: IncomingMessage, reason: string) => {
+    logger.warn({ queue: queue.queue, messageId: message.messageId, reason }, 'parking message in dead-letter queue');
+    await transport.publish([
+      {
+        exchange: queue.arguments['x-dead-letter-exchange'] as string,
+        routingKey: queue.queue,
+        messageId: message.messageId ?? `parked-${Date.now()}`,
+        body: message.body,
+        headers: { [DEAD_LETTER_REASON_HEADER]: reason, 'x-original-routing-key': message.routingKey },
+      },
+    ]);
+  };
+
+  const settle = async (batch: Pending<T>[]) => {
+    try {
+      await options.handleBatch(batch.map((p) => p.value));
+      for (const p of batch) p.resolve();
+      return;
+    } catch (error) {
+      if (batch.length === 1) {
+        logger.error({ err: error, queue: queue.queue }, 'message handling failed; it will be redelivered');
+        await sleep(options.failureDelayMs);
+        batch[0]?.reject(error);
+        return;
+      }
+      logger.warn({ err: error, queue: queue.queue, size: batch.length }, 'batch failed; retrying its messages one by one');
+    }
+    await Promise.all(batch.map((p) => settle([p])));
+  };
+
+  const flush = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    const batch = pending;
+    pending = [];
+    if (batch.length > 0) void settle(batch);
+  };
+
+  return transport.consume(queue, { prefetch: options.prefetch }, async (message) => {
+    const decoded = decodeBody(message.body, options.schema);
+    if (!decoded.ok) {
+      await park(message, decoded.reason);
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      pending.push({ value: decoded.value, resolve, reject });
+      if (pending.length >= options.maxBatch) flush();
+      else timer ??= setTimeout(flush, options.lingerMs);
+    });
+  });
+}

@@ -1,0 +1,4 @@
+export * from './transport.ts';
+export * from './amqp.ts';
+export * from './consumer.ts';
+export * from './outbox.ts';

@@ -1,0 +1,152 @@
+import type { Database, Queryable } from '../db/database.ts';
+import type { Logger } from '../logger.ts';
+import type { OutgoingMessage, Transport } from './transport.ts';
+
+/** Writes events to the outbox inside the caller's transaction, in one statement. */
+export async function enqueueOutbox(tx: Queryable, messages: OutgoingMessage[]): Promise<void> {
+  if (messages.length === 0) return;
+  const rows = messages.map((m) => ({
+    exchange: m.exchange,
+    routing_key: m.routingKey,
+    message_id: m.messageId,
+    payload: m.body,
+    headers: m.headers ?? null,
+  }));
+  await tx.query(
+    `INSERT INTO outbox (exchange, routing_key, message_id, payload, headers)
+     SELECT exchange, routing_key, message_id, payload, headers
+     FROM json_to_recordset($1::json) AS x(exchange text, routing_key text, message_id text, payload json, headers json)`,
+    [JSON.stringify(rows)],
+  );
+}
+
+export interface OutboxRelayOptions {
+  db: Database;
+  transport: Transport;
+  logger: Logger;
+  batchSize: number;
+  pollIntervalMs: number;
+  /** Published rows older than this are deleted. */
+  retentionMs: number;
+}
+
+export interface OutboxRelay {
+  /** Publish now rather than at the next poll (called after a commit that wrote to the outbox). */
+  wake(): void;
+  /** Publishes everything pending; resolves when the outbox is empty or publishing fails. */
+  drain(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface OutboxRow {
+  id: number;
+  exchange: string;
+  routing_key: string;
+  message_id: string;
+  payload: unknown;
+  headers: Record<string, string> | null;
+}
+
+/**
+ * Publishes outbox rows with confirms and marks them published. Rows are claimed with
+ * FOR UPDATE SKIP LOCKED so several instances share the work without publishing a row twice in
+ * the normal case; a crash between confirm and commit republishes, which idempotent consumers
+ * absorb. Nothing is marked published before the broker confirmed it.
+ */
+export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  const { db, transport, logger } = options;
+  let stopped = false;
+  let wakeUp: (() => void) | undefined;
+  let woken = false;
+  let lastCleanup = 0;
+
+  const publishBatch = async (): Promise<number> =>
+    db.transaction(async (tx) => {
+      const { rows } = await tx.query<OutboxRow>(
+        `SELECT id, exchange, routing_key, message_id, payload, headers FROM outbox
+         WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        [options.batchSize],
+      );
+      if (rows.length === 0) return 0;
+      await transport.publish(
+        rows.map((r) => ({
+          exchange: r.exchange,
+          routingKey: r.routing_key,
+          messageId: r.message_id,
+          body: r.payload,
+          headers: r.headers ?? undefined,
+        })),
+      );
+      await tx.query('UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[])', [
+        rows.map((r) => r.id),
+      ]);
+      return rows.length;
+    });
+
+  const cleanup = async () => {
+    if (Date.now() - lastCleanup < 60_000) return;
+    lastCleanup = Date.now();
+    const { rowCount } = await db.query(
+      `DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < now() - ($1::bigint * interval '1 millisecond')`,
+      [options.retentionMs],
+    );
+    if (rowCount > 0) logger.debug({ deleted: rowCount }, 'outbox cleanup');
+  };
+
+  const waitForWork = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (woken) {
+        woken = false;
+        resolve();
+        return;
+      }
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        wakeUp = undefined;
+        woken = false;
+        resolve();
+      }
+      wakeUp = done;
+    });
+
+  let failures = 0;
+  /** Publishes until the outbox is empty; false if a publish failed. */
+  const drainOnce = async (): Promise<boolean> => {
+    try {
+      while (!stopped && (await publishBatch()) > 0) {
+        /* keep going while there is work */
+      }
+      failures = 0;
+      return true;
+    } catch (error) {
+      failures += 1;
+      logger.warn({ err: error, failures }, 'outbox publish failed; will retry');
+      return false;
+    }
+  };
+
+  const loop = (async () => {
+    while (!stopped) {
+      const ok = await drainOnce();
+      if (ok) await cleanup().catch((err: unknown) => logger.warn({ err }, 'outbox cleanup failed'));
+      const backoff = ok ? options.pollIntervalMs : Math.min(options.pollIntervalMs * 2 ** failures, 5_000);
+      await waitForWork(backoff);
+    }
+  })();
+
+  return {
+    wake() {
+      if (wakeUp) wakeUp();
+      else woken = true;
+    },
+    async drain() {
+      await drainOnce();
+    },
+    async stop() {
+      stopped = true;
+      wakeUp?.();
+      await loop;
+    },
+  };
+}

@@ -1,0 +1,45 @@
+import type { QueueSpec } from '@stockflow/contracts';
+
+/** One message to publish. `body` is serialised as JSON. */
+export interface OutgoingMessage {
+  exchange: string;
+  routingKey: string;
+  messageId: string;
+  body: unknown;
+  headers?: Record<string, string> | undefined;
+}
+
+export interface IncomingMessage {
+  /** Already JSON-decoded where the transport could; a Buffer or string otherwise. */
+  body: unknown;
+  exchange: string;
+  routingKey: string;
+  messageId: string | undefined;
+  headers: Record<string, unknown>;
+  redelivered: boolean;
+}
+
+/** Resolve to acknowledge; throw to hand the message back for another attempt. */
+export type DeliveryHandler = (message: IncomingMessage) => Promise<void>;
+
+export interface ConsumeOptions {
+  /** Messages held unacknowledged at once (also the most a batch can gather). */
+  prefetch: number;
+}
+
+export interface Subscription {
+  close(): Promise<void>;
+}
+
+/**
+ * How events leave and reach a service. The AMQP transport is RabbitMQ; the embedded mode swaps in
+ * an in-process one. Both confirm a publish only once the message is safely routed, and both
+ * redeliver whatever a handler did not acknowledge.
+ */
+export interface Transport {
+  /** Resolves once every message is confirmed by the broker; rejects if any is not. */
+  publish(messages: OutgoingMessage[]): Promise<void>;
+  consume(queue: QueueSpec, options: ConsumeOptions, handler: DeliveryHandler): Promise<Subscription>;
+  isConnected(): boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,4 @@
+export * from './services.ts';
+export * from './amqp.ts';
+export * from './process.ts';
+export * from './graphql.ts';

@@ -1,0 +1,127 @@
+import { EXCHANGES, type OrderCreated } from '@stockflow/contracts';
+import { AppError, enqueueOutbox, type OutgoingMessage, type Queryable } from '@stockflow/platform';
+import { decideOrders, type Decision, type OrderRequest } from '../domain/reservation.ts';
+import { answerFor } from '../messaging/answers.ts';
+
+export interface Clock {
+  now(): Date;
+  newId(): string;
+}
+
+interface ExistingDecision {
+  order_id: string;
+  event: { event_id?: string };
+  routing_key: string;
+}
+
+/**
+ * Applies a batch of OrderCreated in the caller's transaction: every product row the batch touches
+ * is locked in id order (so concurrent batches never deadlock and never read stale stock), orders
+ * already decided are answered again with the stored event, new ones are decided in arrival order
+ * and written back with set-based statements, and every answer goes to the outbox in the same
+ * transaction.
+ */
+export async function applyOrderCreatedBatch(tx: Queryable, events: readonly OrderCreated[], clock: Clock): Promise<void> {
+  const productIds = [...new Set(events.flatMap((e) => e.items.map((i) => i.product_id)))].sort((a, b) => a - b);
+  const { rows: stock } = await tx.query<{ id: number; available: number }>(
+    'SELECT id, available FROM products WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE',
+    [productIds],
+  );
+  const orderIds = [...new Set(events.map((e) => e.order_id))];
+  const { rows: existing } = await tx.query<ExistingDecision>(
+    'SELECT order_id, event, routing_key FROM order_decisions WHERE order_id = ANY($1::text[])',
+    [orderIds],
+  );
+
+  const answerByOrder = new Map(existing.map((d) => [d.order_id, repeatAnswer(d)]));
+  const fresh: OrderRequest[] = [];
+  // Orders answered again: decided earlier, or sent twice within this batch.
+  const repeats: string[] = [];
+  for (const event of events) {
+    if (answerByOrder.has(event.order_id) || fresh.some((o) => o.orderId === event.order_id)) {
+      repeats.push(event.order_id);
+    } else {
+      fresh.push({ orderId: event.order_id, items: event.items });
+    }
+  }
+
+  const available = new Map(stock.map((s) => [s.id, s.available]));
+  const decisions = decideOrders(fresh, available);
+  const now = clock.now();
+  const newAnswers = decisions.map((d) => answerFor(d, { eventId: clock.newId(), occurredAt: now }));
+
+  decisions.forEach((d, i) => answerByOrder.set(d.orderId, newAnswers[i] as OutgoingMessage));
+
+  await recordDecisions(tx, decisions, newAnswers);
+  await applyReservations(tx, decisions);
+  await enqueueOutbox(tx, [...newAnswers, ...repeats.map((id) => answerByOrder.get(id) as OutgoingMessage)]);
+}
+
+function repeatAnswer(previous: ExistingDecision): OutgoingMessage {
+  return {
+    exchange: EXCHANGES.inventory,
+    routingKey: previous.routing_key,
+    messageId: previous.event.event_id ?? `${previous.order_id}:${previous.routing_key}`,
+    body: previous.event,
+  };
+}
+
+async function recordDecisions(tx: Queryable, decisions: Decision[], answers: OutgoingMessage[]): Promise<void> {
+  if (decisions.length === 0) return;
+  const rows = decisions.map((d, i) => ({
+    order_id: d.orderId,
+    outcome: d.outcome,
+    reason: d.outcome === 'REJECTED' ? d.reason : null,
+    event: answers[i]?.body,
+    routing_key: answers[i]?.routingKey,
+  }));
+  const { rowCount } = await tx.query(
+    `INSERT INTO order_decisions (order_id, outcome, reason, event, routing_key)
+     SELECT order_id, outcome, reason, event, routing_key
+     FROM json_to_recordset($1::json) AS x(order_id text, outcome text, reason text, event json, routing_key text)
+     ON CONFLICT (order_id) DO NOTHING`,
+    [JSON.stringify(rows)],
+  );
+  if (rowCount !== rows.length) {
+    // Another instance decided one of these orders between our read and our write (possible
+    // only for an order that locks no product row). Roll back; the retry answers it as a repeat.
+    throw new AppError('CONFLICT', 'an order in this batch was decided concurrently; retrying');
+  }
+}
+
+async function applyReservations(tx: Queryable, decisions: Decision[]): Promise<void> {
+  const lines = decisions
+    .flatMap((d) =>
+      d.outcome === 'RESERVED' ? d.perProduct.map((l) => ({ order_id: d.orderId, product_id: l.product_id, quantity: l.quantity })) : [],
+    )
+    .map((line, ord) => ({ ...line, ord }));
+  if (lines.length === 0) return;
+  const payload = JSON.stringify(lines);
+  // One statement per table for the whole batch. The ledger rows carry the counters after each
+  // order, computed with a running sum in arrival order.
+  await tx.query(
+    `WITH line AS (
+       SELECT ord, order_id, product_id, quantity
+       FROM json_to_recordset($1::json) AS x(ord int, order_id text, product_id int, quantity int)
+     ), totals AS (
+       SELECT product_id, sum(quantity)::int AS quantity FROM line GROUP BY product_id
+     ), updated AS (
+       UPDATE products p SET available = p.available - t.quantity, reserved = p.reserved + t.quantity, updated_at = now()
+       FROM totals t WHERE p.id = t.product_id
+       RETURNING p.id, p.available + t.quantity AS available_before, p.reserved - t.quantity AS reserved_before, p.sold
+     ), held AS (
+       INSERT INTO reservations (order_id, product_id, quantity, status)
+       SELECT order_id, product_id, quantity, 'HELD' FROM line
+     )
+     INSERT INTO stock_movements (product_id, kind, quantity, available_change, reserved_change, sold_change,
+                                  available_after, reserved_after, sold_after, order_id)
+     SELECT l.product_id, 'RESERVATION', l.quantity, -l.quantity, l.quantity, 0,
+            u.available_before - sum(l.quantity) OVER w,
+            u.reserved_before + sum(l.quantity) OVER w,
+            u.sold, l.order_id
+     FROM line l JOIN updated u ON u.id = l.product_id
+     WINDOW w AS (PARTITION BY l.product_id ORDER BY l.ord)
+     ORDER BY l.ord`,
+    [payload],
+  );
+}

@@ -1,0 +1,127 @@
+import { MAX_INT32 } from '@stockflow/contracts';
+import { ValidationError } from '@stockflow/platform';
+
+export const LIMITS = {
+  skuLength: 64,
+  nameLength: 200,
+  reasonLength: 500,
+  searchLength: 200,
+  maxPriceCents: 1_000_000_000,
+  maxStock: MAX_INT32,
+  maxIdsPerQuery: 500,
+  maxPageSize: 500,
+  defaultPageSize: 50,
+} as const;
+
+export interface NewProduct {
+  sku: string;
+  name: string;
+  priceCents: number | null;
+  initialStock: number;
+}
+
+export interface ProductChanges {
+  sku?: string | undefined;
+  name?: string | undefined;
+  priceCents?: number | null | undefined;
+}
+
+const SKU_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+export function validSku(raw: string): string {
+  const sku = raw.trim();
+  if (sku.length === 0) throw new ValidationError('sku must not be empty', { field: 'sku' });
+  if (sku.length > LIMITS.skuLength) throw new ValidationError(`sku must be at most ${LIMITS.skuLength} characters`, { field: 'sku' });
+  if (!SKU_PATTERN.test(sku)) {
+    throw new ValidationError('sku may contain only letters, digits, ".", "_" and "-", starting with a letter or digit', { field: 'sku' });
+  }
+  return sku;
+}
+
+export function validName(raw: string): string {
+  const name = raw.trim();
+  if (name.length === 0) throw new ValidationError('name must not be empty', { field: 'name' });
+  if (name.length > LIMITS.nameLength) throw new ValidationError(`name must be at most ${LIMITS.nameLength} characters`, { field: 'name' });
+  return name;
+}
+
+export function validPrice(price: number | null): number | null {
+  if (price === null) return null;
+  if (!Number.isInteger(price) || price < 0 || price > LIMITS.maxPriceCents) {
+    throw new ValidationError(`priceCents must be a whole number from 0 to ${LIMITS.maxPriceCents}`, { field: 'priceCents' });
+  }
+  return price;
+}
+
+export function validQuantity(quantity: number, field = 'quantity'): number {
+  if (!Number.isInteger(quantity) || quantity <= 0 || quantity > LIMITS.maxStock) {
+    throw new ValidationError(`${field} must be a positive whole number (at most ${LIMITS.maxStock})`, { field });
+  }
+  return quantity;
+}
+
+export function validReason(raw: string): string {
+  const reason = raw.trim();
+  if (reason.length === 0) throw new ValidationError('reason must not be empty', { field: 'reason' });
+  if (reason.length > LIMITS.reasonLength)
+    throw new ValidationError(`reason must be at most ${LIMITS.reasonLength} characters`, { field: 'reason' });
+  return reason;
+}
+
+export function validNewProduct(input: NewProduct): NewProduct {
+  if (!Number.isInteger(input.initialStock) || input.initialStock < 0 || input.initialStock > LIMITS.maxStock) {
+    throw new ValidationError(`initialStock must be a whole number from 0 to ${LIMITS.maxStock}`, { field: 'initialStock' });
+  }
+  return {
+    sku: validSku(input.sku),
+    name: validName(input.name),
+    priceCents: validPrice(input.priceCents),
+    initialStock: input.initialStock,
+  };
+}
+
+/** A product id as given in GraphQL (`ID`, so a string) to the integer used in events. */
+export function parseProductId(raw: string | number, field = 'id'): number {
+  const text = String(raw).trim();
+  const id = /^\d{1,10}$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isInteger(id) || id <= 0 || id > MAX_INT32) {
+    throw new ValidationError(`${field} must be a product id (a positive integer), got "${text.slice(0, 40)}"`, { field });
+  }
+  return id;
+}
+
+/**
+ * An adjustment moves available stock by `delta` (a count after a stocktake, damage, a found
+ * box). It may not take available below zero: units already reserved belong to orders.
+ */
+export function validAdjustment(delta: number, available: number): number {
+  if (!Number.isInteger(delta) || delta === 0 || Math.abs(delta) > LIMITS.maxStock) {
+    throw new ValidationError('delta must be a non-zero whole number', { field: 'delta' });
+  }
+  if (available + delta < 0) {
+    throw new ValidationError(`cannot remove ${-delta} units: only ${available} are available (reserved units belong to orders)`, {
+      field: 'delta',
+      available,
+    });
+  }
+  if (available + delta > LIMITS.maxStock) throw new ValidationError('stock would exceed the largest storable amount', { field: 'delta' });
+  return delta;
+}
+
+export function pageSize(first: number | null | undefined): number {
+  if (first === null || first === undefined) return LIMITS.defaultPageSize;
+  if (!Number.isInteger(first) || first < 0 || first > LIMITS.maxPageSize) {
+    throw new ValidationError(`first must be between 0 and ${LIMITS.maxPageSize}`, { field: 'first' });
+  }
+  return first;
+}
+
+/** Cursors are opaque to clients; inside they are the id of the last row seen. */
+export const cursor = {
+  encode: (id: number): string => Buffer.from(`c:${id}`).toString('base64url'),
+  decode(value: string): number {
+    const match = /^c:(\d{1,19})$/.exec(Buffer.from(value, 'base64url').toString());
+    if (!match?.[1]) throw new ValidationError('after is not a cursor returned by this API', { field: 'after' });
+    return Number(match[1]);
+  },
+};

@@ -1,0 +1,257 @@
+import SchemaBuilder from '@pothos/core';
+import { DateTimeScalar, ValidationError } from '@stockflow/platform';
+import {
+  cursor,
+  LIMITS,
+  pageSize,
+  parseProductId,
+  validName,
+  validNewProduct,
+  validPrice,
+  validQuantity,
+  validReason,
+  validSku,
+} from '../domain/catalog.ts';
+import type { CatalogRepository, Product, StockMovement } from '../db/catalog.ts';
+
+export interface InventoryContext {
+  catalog: CatalogRepository;
+}
+
+interface Page<T> {
+  rows: T[];
+  hasNextPage: boolean;
+  totalCount: number;
+}
+
+const builder = new SchemaBuilder<{
+  Context: InventoryContext;
+  Scalars: { DateTime: { Input: Date; Output: Date } };
+  Objects: {
+    Product: Product;
+    StockMovement: StockMovement;
+    PageInfo: { hasNextPage: boolean; endCursor: string | null };
+  };
+  DefaultFieldNullability: false;
+}>({ defaultFieldNullability: false });
+
+builder.addScalarType('DateTime', DateTimeScalar);
+
+const MovementKindEnum = builder.enumType('StockMovementKind', {
+  description: 'What changed the stock.',
+  values: {
+    INITIAL: { description: 'Stock the product was created with.' },
+    RESTOCK: { description: 'Units received.' },
+    ADJUSTMENT: { description: 'A manual correction, with its reason.' },
+    RESERVATION: { description: 'Units held for an order.' },
+    RELEASE: { description: 'Held units returned to available (order cancelled).' },
+    SALE: { description: 'Held units shipped (order fulfilled).' },
+  } as const,
+});
+
+builder.objectType('PageInfo', {
+  fields: (t) => ({
+    hasNextPage: t.exposeBoolean('hasNextPage'),
+    endCursor: t.exposeString('endCursor', { nullable: true }),
+  }),
+});
+
+function connectionType<Name extends 'Product' | 'StockMovement'>(name: Name) {
+  type Node = Name extends 'Product' ? Product : StockMovement;
+  const Edge = builder.objectRef<{ node: Node; cursor: string }>(`${name}Edge`).implement({
+    fields: (t) => ({
+      cursor: t.exposeString('cursor'),
+      node: t.field({ type: name as never, resolve: (edge) => edge.node as never }),
+    }),
+  });
+  return builder.objectRef<Page<Node>>(`${name}Connection`).implement({
+    fields: (t) => ({
+      totalCount: t.exposeInt('totalCount'),
+      edges: t.field({
+        type: [Edge],
+        resolve: (page) => page.rows.map((node) => ({ node, cursor: cursor.encode(node.id) })),
+      }),
+      nodes: t.field({ type: [name] as never, resolve: (page) => page.rows as never }),
+      pageInfo: t.field({
+        type: 'PageInfo',
+        resolve: (page) => {
+          const last = page.rows.at(-1);
+          return { hasNextPage: page.hasNextPage, endCursor: last ? cursor.encode(last.id) : null };
+        },
+      }),
+    }),
+  });
+}
+
+const ProductConnection = connectionType('Product');
+const StockMovementConnection = connectionType('StockMovement');
+
+const afterId = (after: string | null | undefined) => (after ? cursor.decode(after) : undefined);
+
+builder.objectType('StockMovement', {
+  description: "One entry of a product's stock ledger. Quantities are units; changes are signed.",
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    productId: t.exposeID('productId'),
+    kind: t.field({ type: MovementKindEnum, resolve: (m) => m.kind }),
+    quantity: t.exposeInt('quantity', { description: 'Units moved (always positive).' }),
+    availableChange: t.exposeInt('availableChange'),
+    reservedChange: t.exposeInt('reservedChange'),
+    soldChange: t.exposeInt('soldChange'),
+    availableAfter: t.exposeInt('availableAfter'),
+    reservedAfter: t.exposeInt('reservedAfter'),
+    soldAfter: t.exposeInt('soldAfter'),
+    orderId: t.exposeString('orderId', { nullable: true, description: 'The order, for reservations, releases and sales.' }),
+    reason: t.exposeString('reason', { nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+builder.objectType('Product', {
+  fields: (t) => ({
+    id: t.exposeID('id', { description: 'The integer product id used in events.' }),
+    sku: t.exposeString('sku'),
+    name: t.exposeString('name'),
+    priceCents: t.exposeInt('priceCents', { nullable: true }),
+    availableStock: t.exposeInt('availableStock', { description: 'Units that can still be reserved.' }),
+    reservedStock: t.exposeInt('reservedStock', { description: 'Units held for orders not yet fulfilled or cancelled.' }),
+    soldStock: t.exposeInt('soldStock', { description: 'Units of fulfilled orders.' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    movements: t.field({
+      type: StockMovementConnection,
+      description: 'The stock ledger of this product, oldest first.',
+      args: {
+        first: t.arg.int(),
+        after: t.arg.string(),
+        kinds: t.arg({ type: [MovementKindEnum] }),
+      },
+      resolve: (product, args, ctx) =>
+        ctx.catalog.movements(product.id, {
+          afterId: afterId(args.after),
+          limit: pageSize(args.first),
+          kinds: (args.kinds ?? undefined),
+        }),
+    }),
+  }),
+});
+
+const CreateProductInput = builder.inputType('CreateProductInput', {
+  fields: (t) => ({
+    sku: t.string({ required: true }),
+    name: t.string({ required: true }),
+    priceCents: t.int(),
+    initialStock: t.int({ required: true }),
+  }),
+});
+
+const UpdateProductInput = builder.inputType('UpdateProductInput', {
+  description: 'Fields left out keep their value; priceCents: null clears the price.',
+  fields: (t) => ({
+    sku: t.string(),
+    name: t.string(),
+    priceCents: t.int(),
+  }),
+});
+
+builder.queryType({
+  fields: (t) => ({
+    product: t.field({
+      type: 'Product',
+      nullable: true,
+      args: { id: t.arg.id({ required: true }) },
+      resolve: async (_root, args, ctx) => (await ctx.catalog.byIds([parseProductId(args.id)]))[0] ?? null,
+    }),
+    products: t.field({
+      type: ProductConnection,
+      description: 'Products in id order, filtered. All filters combine.',
+      args: {
+        ids: t.arg.idList({ description: `At most ${LIMITS.maxIdsPerQuery}.` }),
+        search: t.arg.string({ description: 'Part of the name or SKU, any case.' }),
+        availableAtMost: t.arg.int({ description: 'Only products with at most this many units available (low stock).' }),
+        inStock: t.arg.boolean({ description: 'true: only available > 0; false: only sold out.' }),
+        first: t.arg.int({ description: `Page size, default ${LIMITS.defaultPageSize}, at most ${LIMITS.maxPageSize}.` }),
+        after: t.arg.string(),
+      },
+      resolve: (_root, args, ctx) => {
+        if (args.ids && args.ids.length > LIMITS.maxIdsPerQuery) {
+          throw new ValidationError(`ids accepts at most ${LIMITS.maxIdsPerQuery} ids`, { field: 'ids' });
+        }
+        if (args.search && args.search.length > LIMITS.searchLength) {
+          throw new ValidationError(`search must be at most ${LIMITS.searchLength} characters`, { field: 'search' });
+        }
+        return ctx.catalog.list(
+          {
+            ids: args.ids?.map((id) => parseProductId(id, 'ids')),
+            search: args.search?.trim() || undefined,
+            availableAtMost: args.availableAtMost ?? undefined,
+            inStock: args.inStock ?? undefined,
+          },
+          { afterId: afterId(args.after), limit: pageSize(args.first) },
+        );
+      },
+    }),
+    stockMovements: t.field({
+      type: StockMovementConnection,
+      description: 'The stock ledger of one product, oldest first.',
+      args: {
+        productId: t.arg.id({ required: true }),
+        kinds: t.arg({ type: [MovementKindEnum] }),
+        first: t.arg.int(),
+        after: t.arg.string(),
+      },
+      resolve: async (_root, args, ctx) => {
+        const id = parseProductId(args.productId, 'productId');
+        const [product] = await ctx.catalog.byIds([id]);
+        if (!product) throw new ValidationError(`product ${id} does not exist`, { field: 'productId' });
+        return ctx.catalog.movements(id, {
+          afterId: afterId(args.after),
+          limit: pageSize(args.first),
+          kinds: (args.kinds ?? undefined),
+        });
+      },
+    }),
+  }),
+});
+
+builder.mutationType({
+  fields: (t) => ({
+    createProduct: t.field({
+      type: 'Product',
+      args: { input: t.arg({ type: CreateProductInput, required: true }) },
+      resolve: (_root, { input }, ctx) =>
+        ctx.catalog.create(
+          validNewProduct({ sku: input.sku, name: input.name, priceCents: input.priceCents ?? null, initialStock: input.initialStock }),
+        ),
+    }),
+    updateProduct: t.field({
+      type: 'Product',
+      args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateProductInput, required: true }) },
+      resolve: (_root, { id, input }, ctx) =>
+        ctx.catalog.update(parseProductId(id), {
+          sku: input.sku === null || input.sku === undefined ? undefined : validSku(input.sku),
+          name: input.name === null || input.name === undefined ? undefined : validName(input.name),
+          priceCents: input.priceCents === undefined ? undefined : validPrice(input.priceCents),
+        }),
+    }),
+    restock: t.field({
+      type: 'Product',
+      description: 'Units received: adds to available stock and records a RESTOCK in the ledger.',
+      args: { productId: t.arg.id({ required: true }), quantity: t.arg.int({ required: true }), note: t.arg.string() },
+      resolve: (_root, args, ctx) =>
+        ctx.catalog.restock(
+          parseProductId(args.productId, 'productId'),
+          validQuantity(args.quantity),
+          args.note ? validReason(args.note) : null,
+        ),
+    }),
+    adjustStock: t.field({
+      type: 'Product',
+      description: 'Corrects available stock by a signed delta, with a reason (stocktake, damage...).',
+      args: { productId: t.arg.id({ required: true }), delta: t.arg.int({ required: true }), reason: t.arg.string({ required: true }) },
+      resolve: (_root, args, ctx) => ctx.catalog.adjust(parseProductId(args.productId, 'productId'), args.delta, validReason(args.reason)),
+    }),
+  }),
+});
+
+export const inventorySchema = builder.toSchema({ sortSchema: false });

@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXCHANGES, ROUTING_KEYS, StockRejected } from '@stockflow/contracts';
+import { servicesUnavailable, startInventory, type InventoryHarness } from './harness.ts';
+
+describe.skipIf(servicesUnavailable)('wire contract with other teams (raw AMQP)', () => {
+  let h: InventoryHarness;
+  let answers: Awaited<ReturnType<InventoryHarness['amqp']['listen']>>;
+
+  beforeAll(async () => {
+    h = await startInventory();
+    answers = await h.amqp.listen(EXCHANGES.inventory, 'stock.*');
+  });
+  afterAll(async () => h?.close());
+
+  const answerFor = async (orderId: string) => {
+    const start = answers.received.length;
+    for (;;) {
+      const found = answers.received.find((m) => (m.json as { order_id?: string } | undefined)?.order_id === orderId);
+      if (found) return found;
+      await answers.waitFor(Math.max(start, answers.received.length) + 1);
+    }
+  };
+
+  it('answers the documented OrderCreated, with no extra fields, with exactly the documented StockReserved', async () => {
+    const productId = await h.createProduct('CONTRACT-1', 10);
+    const raw = `{"event": "OrderCreated", "order_id": "ORD-12345", "items": [{"product_id": ${productId}, "quantity": 2}]}`;
+    await h.amqp.publish(EXCHANGES.orders, ROUTING_KEYS.orderCreated, raw);
+
+    const answer = await answerFor('ORD-12345');
+    expect(answer.exchange).toBe('inventory');
+    expect(answer.routingKey).toBe('stock.reserved');
+    expect(answer.contentType).toBe('application/json');
+    expect(answer.durable).toBe(true);
+    const body = answer.json as Record<string, unknown>;
+    expect({ event: body.event, order_id: body.order_id, items: body.items }).toEqual({
+      event: 'StockReserved',
+      order_id: 'ORD-12345',
+      items: [{ product_id: productId, quantity: 2 }],
+    });
+    // Only the extras the contract allows a producer to add.
+    expect(Object.keys(body).sort()).toEqual(['event', 'event_id', 'items', 'occurred_at', 'order_id']);
+    expect(new Date(body.occurred_at as string).toISOString()).toBe(body.occurred_at);
+  });
+
+  it('rejects short stock with "Insufficient stock" naming each short line', async () => {
+    const a = await h.createProduct('CONTRACT-SHORT-A', 1);
+    const b = await h.createProduct('CONTRACT-SHORT-B', 0);
+    const c = await h.createProduct('CONTRACT-SHORT-C', 100);
+    await h.amqp.publish(EXCHANGES.orders, 'order.created', {
+      event: 'OrderCreated',
+      order_id: 'ORD-SHORT',
+      items: [
+        { product_id: a, quantity: 3 },
+        { product_id: b, quantity: 1 },
+        { product_id: c, quantity: 1 },
+      ],
+    });
+    const answer = await answerFor('ORD-SHORT');
+    expect(answer.routingKey).toBe('stock.rejected');
+    const body = StockRejected.parse(answer.json);
+    expect(body.event).toBe('StockRejected');
+    expect(body.reason).toBe(`Insufficient stock: product ${a} (requested 3, available 1), product ${b} (requested 1, available 0)`);
+    expect(body.lines).toEqual([
+      { product_id: a, requested: 3, available: 1, problem: 'INSUFFICIENT_STOCK' },
+      { product_id: b, requested: 1, available: 0, problem: 'INSUFFICIENT_STOCK' },
+    ]);
+  });
+
+  it('rejects an unknown product with a reason naming it, not as insufficient stock', async () => {
+    const known = await h.createProduct('CONTRACT-KNOWN', 5);
+    await h.amqp.publish(EXCHANGES.orders, 'order.created', {
+      event: 'OrderCreated',
+      order_id: 'ORD-UNKNOWN',
+      items: [
+        { product_id: known, quantity: 1 },
+        { product_id: 999_999, quantity: 1 },
+      ],
+    });
+    const answer = await answerFor('ORD-UNKNOWN');
+    expect(answer.routingKey).toBe('stock.rejected');
+    expect((answer.json as { reason: string }).reason).toBe('Unknown product: 999999');
+    // All or nothing: the known line was not reserved either.
+    const product = await h.gql.data<{ product: { availableStock: number; reservedStock: number } }>(
+      `{ product(id: "${known}") { availableStock reservedStock } }`,
+    );
+    expect(product.product).toEqual({ availableStock: 5, reservedStock: 0 });
+  });
+
+  it('ignores unknown extra fields in OrderCreated', async () => {
+    const productId = await h.createProduct('CONTRACT-EXTRA', 3);
+    await h.amqp.publish(EXCHANGES.orders, 'order.created', {
+      event: 'OrderCreated',
+      order_id: 'ORD-EXTRA',
+      items: [{ product_id: productId, quantity: 1, gift_wrap: true }],
+      channel: 'web',
+      event_id: 'e-1',
+    });
+    const answer = await answerFor('ORD-EXTRA');
+    expect(answer.routingKey).toBe('stock.reserved');
+    expect((answer.json as { items: unknown }).items).toEqual([{ product_id: productId, quantity: 1 }]);
+  });
+});

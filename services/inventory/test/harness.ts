@@ -1,0 +1,61 @@
+import { inject } from 'vitest';
+import { queues } from '@stockflow/contracts';
+import { createLogger } from '@stockflow/platform';
+import { createTestDatabase, graphqlClient, rawAmqp, type TestDatabase } from '@stockflow/testing';
+import { loadInventoryConfig } from '../src/config.ts';
+import { startInventoryService, type RunningInventoryService } from '../src/service.ts';
+
+export const servicesUnavailable = inject('servicesUnavailable');
+
+export interface InventoryHarness {
+  service: RunningInventoryService;
+  database: TestDatabase;
+  gql: ReturnType<typeof graphqlClient>;
+  amqp: Awaited<ReturnType<typeof rawAmqp>>;
+  createProduct(sku: string, initialStock: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Purges the contract's queues so a file never sees what an earlier file left behind. */
+export async function purgeQueues(amqp: InventoryHarness['amqp']) {
+  for (const q of Object.values(queues)) {
+    await amqp.connection.queuePurge(q.queue).catch(() => undefined);
+    await amqp.connection.queuePurge(q.deadLetterQueue).catch(() => undefined);
+  }
+}
+
+/** The Inventory Service in this process, on a database of its own and this run's vhost. */
+export async function startInventory(env: Record<string, string> = {}): Promise<InventoryHarness> {
+  const database = await createTestDatabase('inventory_test');
+  const amqpUrl = inject('amqpUrl');
+  const amqp = await rawAmqp(amqpUrl);
+  const config = loadInventoryConfig({
+    DATABASE_URL: database.url,
+    AMQP_URL: amqpUrl,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    OUTBOX_POLL_MS: '100',
+    ...env,
+  });
+  const service = await startInventoryService(config, createLogger({ name: 'inventory', level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
+  await purgeQueues(amqp);
+  const gql = graphqlClient(`http://127.0.0.1:${service.port}/graphql`);
+  return {
+    service,
+    database,
+    gql,
+    amqp,
+    async createProduct(sku, initialStock) {
+      const data = await gql.data<{ createProduct: { id: string } }>(
+        'mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }',
+        { input: { sku, name: `Product ${sku}`, priceCents: 999, initialStock } },
+      );
+      return Number(data.createProduct.id);
+    },
+    async close() {
+      await service.close();
+      await amqp.close();
+      await database.drop();
+    },
+  };
+}
