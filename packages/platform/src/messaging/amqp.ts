@@ -31,6 +31,11 @@ function declarations(queues: QueueSpec[]) {
   };
 }
 
+export function encodeBody(body: unknown): Buffer {
+  if (Buffer.isBuffer(body)) return body;
+  return Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+}
+
 export async function createAmqpTransport(options: AmqpOptions): Promise<Transport> {
   const { logger } = options;
   const connection = new Connection({
@@ -69,7 +74,7 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
               headers: m.headers,
               timestamp: Math.floor(Date.now() / 1000),
             },
-            Buffer.from(JSON.stringify(m.body)),
+            encodeBody(m.body),
           ),
         ),
       );

@@ -1,6 +1,6 @@
 import type { QueueSpec } from '@stockflow/contracts';
 
-/** One message to publish. `body` is serialised as JSON. */
+/** One message to publish. A Buffer or string body goes out as it is; anything else as JSON. */
 export interface OutgoingMessage {
   exchange: string;
   routingKey: string;

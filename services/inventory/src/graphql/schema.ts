@@ -130,7 +130,7 @@ builder.objectType('Product', {
         ctx.catalog.movements(product.id, {
           afterId: afterId(args.after),
           limit: pageSize(args.first),
-          kinds: (args.kinds ?? undefined),
+          kinds: args.kinds ?? undefined,
         }),
     }),
   }),
@@ -207,7 +207,7 @@ builder.queryType({
         return ctx.catalog.movements(id, {
           afterId: afterId(args.after),
           limit: pageSize(args.first),
-          kinds: (args.kinds ?? undefined),
+          kinds: args.kinds ?? undefined,
         });
       },
     }),
