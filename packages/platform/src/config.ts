@@ -12,7 +12,7 @@ export function loadConfig<S extends z.ZodObject>(schema: S, env: NodeJS.Process
     const variable = issue.path.join('.');
     const value = env[variable];
     const shown = value === undefined ? 'unset' : `"${value.length > 60 ? `${value.slice(0, 60)}…` : value}"`;
-    return `  ${variable} (${shown}): ${issue.message}`;
+    return `  ${variable} (${shown}): ${value === undefined ? 'is required' : issue.message}`;
   });
   return fail(`Invalid configuration:\n${problems.join('\n')}`);
 }
@@ -23,8 +23,10 @@ function fail(message: string): never {
 
 /** Building blocks for config schemas, so every service reads the same variables the same way. */
 export const env = {
-  port: (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback),
-  positiveInt: (fallback: number) => z.coerce.number().int().positive().default(fallback),
+  port: (fallback: number) =>
+    z.coerce.number({ error: 'must be a port number' }).int('must be a port number').min(0).max(65_535).default(fallback),
+  positiveInt: (fallback: number) =>
+    z.coerce.number({ error: 'must be a whole number' }).int('must be a whole number').positive('must be positive').default(fallback),
   url: (protocols: string[]) =>
     z.string().refine(
       (value) => {
@@ -39,3 +41,13 @@ export const env = {
   logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   nodeEnv: () => z.enum(['development', 'production', 'test']).default('development'),
 };
+
+/** A URL fit for logs and error messages: scheme, host, port and path, never credentials. */
+export function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+  } catch {
+    return '(unparseable URL)';
+  }
+}

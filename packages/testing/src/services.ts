@@ -34,12 +34,12 @@ export async function amqpReachable(url: string): Promise<string | undefined> {
   const connection = new Connection({ url, retryLow: 100, retryHigh: 200 });
   try {
     await connection.onConnect(3_000);
-    return undefined;
   } catch (error) {
+    // onConnect closes the connection itself when it gives up.
     return `RabbitMQ at ${url} is not reachable: ${(error as Error).message}`;
-  } finally {
-    await connection.close().catch(() => undefined);
   }
+  await connection.close();
+  return undefined;
 }
 
 function withDatabase(url: string, database: string): string {

@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { queues } from '@stockflow/contracts';
 import {
+  AppError,
+  safeUrl,
   createAmqpTransport,
   createGraphqlServer,
   createPostgresDatabase,
@@ -39,7 +41,11 @@ export async function startInventoryService(
 ): Promise<RunningInventoryService> {
   const db =
     deps.db ?? createPostgresDatabase({ url: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE, applicationName: 'inventory' });
-  const applied = await migrate(db, inventoryMigrations);
+  const applied = await migrate(db, inventoryMigrations).catch((error: unknown) => {
+    throw new AppError('UNAVAILABLE', `cannot prepare the database at ${safeUrl(config.DATABASE_URL)}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  });
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
 
   const transport =

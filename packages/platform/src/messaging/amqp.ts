@@ -1,5 +1,7 @@
 import { Connection, type Consumer, type Publisher } from 'rabbitmq-client';
 import { exchanges as topologyExchanges, JSON_CONTENT_TYPE, type QueueSpec } from '@stockflow/contracts';
+import { safeUrl } from '../config.ts';
+import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { ConsumeOptions, DeliveryHandler, OutgoingMessage, Subscription, Transport } from './transport.ts';
 
@@ -54,7 +56,11 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
 
   // Fail fast at start when the broker is unreachable, and have every queue in place before the
   // first publish or consume; the publisher declares it all again after each reconnect.
-  await connection.onConnect(10_000);
+  try {
+    await connection.onConnect(10_000);
+  } catch (error) {
+    throw new AppError('UNAVAILABLE', `cannot reach RabbitMQ at ${safeUrl(options.url)}: ${(error as Error).message}`, { cause: error });
+  }
   for (const e of topology.exchanges) await connection.exchangeDeclare(e);
   for (const q of topology.queues) await connection.queueDeclare(q);
   for (const b of topology.queueBindings) await connection.queueBind(b);

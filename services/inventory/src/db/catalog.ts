@@ -111,6 +111,24 @@ export function catalogRepository(db: Database) {
     });
 
   return {
+    /** Creates the products whose SKU is not taken yet; returns how many were created. */
+    async seed(products: readonly NewProduct[]): Promise<number> {
+      const { rowCount } = await db.transaction(async (tx) => {
+        const created = await tx.query<Product>(
+          `INSERT INTO products (sku, name, price_cents, available)
+           SELECT sku, name, price_cents, available FROM json_to_recordset($1::json)
+             AS x(sku text, name text, price_cents int, available int)
+           ON CONFLICT (sku) DO NOTHING RETURNING ${PRODUCT_COLUMNS}`,
+          [JSON.stringify(products.map((p) => ({ sku: p.sku, name: p.name, price_cents: p.priceCents, available: p.initialStock })))],
+        );
+        for (const product of created.rows) {
+          await recordMovement(tx, product, { kind: 'INITIAL', quantity: product.availableStock, availableChange: product.availableStock });
+        }
+        return created;
+      });
+      return rowCount;
+    },
+
     async byIds(ids: readonly number[]): Promise<Product[]> {
       const { rows } = await db.query<Product>(`SELECT ${PRODUCT_COLUMNS} FROM products WHERE id = ANY($1::int[])`, [ids]);
       return rows;

@@ -1,0 +1,29 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { z } from 'zod';
+
+/**
+ * Parses a tool's flags and validates them with zod, so `--orders ten` fails with a sentence
+ * naming the flag instead of a stack trace. `--help` prints the usage.
+ */
+export function parseCli<S extends z.ZodObject>(usage: string, options: ParseArgsConfig['options'], schema: S): z.infer<S> {
+  let values: Record<string, unknown>;
+  try {
+    ({ values } = parseArgs({ options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
+  } catch (error) {
+    fail(`${(error as Error).message}\n\n${usage}`);
+  }
+  if (values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  const parsed = schema.safeParse(values);
+  if (!parsed.success) {
+    fail(`${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n')}\n\n${usage}`);
+  }
+  return parsed.data;
+}
+
+export function fail(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(2);
+}
