@@ -70,5 +70,41 @@ export const StockRejected = z.object({
 });
 export type StockRejected = z.infer<typeof StockRejected>;
 
-export type InventoryEvent = StockReserved | StockRejected;
-export type OrderEvent = OrderCreated;
+/** The order was cancelled (by the customer, an operator, or because stock was rejected). */
+export const OrderCancelled = z.object({
+  event: z.literal('OrderCancelled'),
+  order_id: OrderId,
+  reason: z.string().max(500).optional(),
+  ...Meta,
+});
+export type OrderCancelled = z.infer<typeof OrderCancelled>;
+
+/** The order was shipped: what is held for it becomes sold. */
+export const OrderFulfilled = z.object({
+  event: z.literal('OrderFulfilled'),
+  order_id: OrderId,
+  ...Meta,
+});
+export type OrderFulfilled = z.infer<typeof OrderFulfilled>;
+
+/** Stock for the order was confirmed; for notification, shipping and the like. */
+export const OrderConfirmed = z.object({
+  event: z.literal('OrderConfirmed'),
+  order_id: OrderId,
+  items: Lines,
+  ...Meta,
+});
+export type OrderConfirmed = z.infer<typeof OrderConfirmed>;
+
+/** What the Inventory Service released for a cancelled order (every line ever released; may be empty). */
+export const StockReleased = z.object({
+  event: z.literal('StockReleased'),
+  order_id: OrderId,
+  items: z.array(OrderLine).max(MAX_LINES_PER_ORDER),
+  ...Meta,
+});
+export type StockReleased = z.infer<typeof StockReleased>;
+
+/** Everything the Order Service consumes from `inventory`, told apart by `event`. */
+export const InventoryAnswer = z.discriminatedUnion('event', [StockReserved, StockRejected, StockReleased]);
+export type InventoryAnswer = z.infer<typeof InventoryAnswer>;

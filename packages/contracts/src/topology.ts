@@ -13,12 +13,19 @@ export const EXCHANGES = {
 
 export const ROUTING_KEYS = {
   orderCreated: 'order.created',
+  orderConfirmed: 'order.confirmed',
+  orderCancelled: 'order.cancelled',
+  orderFulfilled: 'order.fulfilled',
   stockReserved: 'stock.reserved',
   stockRejected: 'stock.rejected',
+  stockReleased: 'stock.released',
 } as const;
 
 export const QUEUES = {
   orderCreatedInventory: 'order.created.inventory',
+  orderCancelledInventory: 'order.cancelled.inventory',
+  orderFulfilledInventory: 'order.fulfilled.inventory',
+  stockOrders: 'stock.orders',
 } as const;
 
 export const dlqName = (queue: string): string => `${queue}.dlq`;
@@ -62,8 +69,28 @@ export const queues = {
   orderCreatedInventory: consumerQueue(QUEUES.orderCreatedInventory, [
     { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderCreated },
   ]),
+  orderCancelledInventory: consumerQueue(QUEUES.orderCancelledInventory, [
+    { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderCancelled },
+  ]),
+  orderFulfilledInventory: consumerQueue(QUEUES.orderFulfilledInventory, [
+    { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderFulfilled },
+  ]),
+  /** The Order Service's answers from inventory: reserved, rejected, released. */
+  stockOrders: consumerQueue(QUEUES.stockOrders, [{ exchange: EXCHANGES.inventory, routingKey: 'stock.*' }]),
 } satisfies Record<string, QueueSpec>;
 
 /** Header carrying why a message was parked, set on everything we publish to a DLQ. */
 export const DEAD_LETTER_REASON_HEADER = 'x-stockflow-reason';
 export const JSON_CONTENT_TYPE = 'application/json';
+
+/** Does a topic exchange route `routingKey` to a binding with `pattern`? (`*` one word, `#` any) */
+export function topicMatches(pattern: string, routingKey: string): boolean {
+  const match = (p: string[], k: string[]): boolean => {
+    if (p.length === 0) return k.length === 0;
+    const [head, ...rest] = p;
+    if (head === '#') return match(rest, k) || (k.length > 0 && match(p, k.slice(1)));
+    if (k.length === 0) return false;
+    return (head === '*' || head === k[0]) && match(rest, k.slice(1));
+  };
+  return match(pattern.split('.'), routingKey.split('.'));
+}

@@ -51,3 +51,29 @@ export function safeUrl(url: string): string {
     return '(unparseable URL)';
   }
 }
+
+/**
+ * The options every service shares (database, broker, consumers, outbox, logs). A service adds
+ * its own PORT default and anything specific. DATABASE_URL and AMQP_URL may be left out only when
+ * the embedded runner hands the service its database and transport.
+ */
+export const serviceConfigShape = {
+  NODE_ENV: env.nodeEnv(),
+  LOG_LEVEL: env.logLevel(),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  DATABASE_URL: env.url(['postgres', 'postgresql']).optional(),
+  DATABASE_POOL_SIZE: env.positiveInt(10),
+  AMQP_URL: env.url(['amqp', 'amqps']).optional(),
+  CONSUMER_PREFETCH: env.positiveInt(200),
+  CONSUMER_BATCH_SIZE: env.positiveInt(100),
+  CONSUMER_LINGER_MS: z.coerce.number({ error: 'must be a whole number' }).int().min(0).max(1_000).default(5),
+  OUTBOX_POLL_MS: env.positiveInt(500),
+  OUTBOX_BATCH_SIZE: env.positiveInt(500),
+  OUTBOX_RETENTION_HOURS: env.positiveInt(24),
+  GRAPHIQL: z.enum(['true', 'false']).optional(),
+};
+
+const sharedSchema = z.object(serviceConfigShape);
+export type ServiceConfig = z.infer<typeof sharedSchema> & { PORT: number };
+
+export const graphiqlEnabled = (config: ServiceConfig) => (config.GRAPHIQL ? config.GRAPHIQL === 'true' : config.NODE_ENV !== 'production');

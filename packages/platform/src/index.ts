@@ -5,3 +5,4 @@ export * from './http.ts';
 export * from './db/index.ts';
 export * from './messaging/index.ts';
 export * from './graphql.ts';
+export * from './runtime.ts';

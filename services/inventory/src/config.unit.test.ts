@@ -14,14 +14,14 @@ describe('inventory configuration', () => {
   it('names every bad variable in one message', () => {
     let error: unknown;
     try {
-      loadInventoryConfig({ ...valid, PORT: 'eighty', AMQP_URL: 'http://localhost', DATABASE_URL: undefined });
+      loadInventoryConfig({ ...valid, PORT: 'eighty', AMQP_URL: 'http://localhost', CONSUMER_BATCH_SIZE: '0' });
     } catch (e) {
       error = e;
     }
     expect(error).toBeInstanceOf(ConfigError);
     const message = (error as Error).message;
-    expect(message).toContain('PORT ("eighty")');
+    expect(message).toContain('PORT ("eighty"): must be a port number');
     expect(message).toContain('AMQP_URL ("http://localhost"): must be a URL starting with amqp:// or amqps://');
-    expect(message).toContain('DATABASE_URL (unset)');
+    expect(message).toContain('CONSUMER_BATCH_SIZE ("0"): must be positive');
   });
 });

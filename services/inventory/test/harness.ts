@@ -1,14 +1,14 @@
 import { inject } from 'vitest';
 import { queues } from '@stockflow/contracts';
-import { createLogger } from '@stockflow/platform';
+import { createLogger, type RunningService } from '@stockflow/platform';
 import { createTestDatabase, graphqlClient, rawAmqp, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../src/config.ts';
-import { startInventoryService, type RunningInventoryService } from '../src/service.ts';
+import { startInventoryService } from '../src/service.ts';
 
 export const servicesUnavailable = inject('servicesUnavailable');
 
 export interface InventoryHarness {
-  service: RunningInventoryService;
+  service: RunningService;
   database: TestDatabase;
   gql: ReturnType<typeof graphqlClient>;
   amqp: Awaited<ReturnType<typeof rawAmqp>>;

@@ -23,7 +23,7 @@ describe.skipIf(servicesUnavailable)('outbox between commit and publish', () => 
 
   it('publishes answers committed while publishing failed once a later instance starts', async () => {
     const config = loadInventoryConfig({ DATABASE_URL: database.url, AMQP_URL: inject('amqpUrl'), PORT: '0', OUTBOX_POLL_MS: '50' });
-    const real = await createAmqpTransport({ url: config.AMQP_URL, queues: Object.values(queues), connectionName: 'test', logger });
+    const real = await createAmqpTransport({ url: inject('amqpUrl'), queues: Object.values(queues), connectionName: 'test', logger });
     let consumed = 0;
     // Consumes for real but can never publish: what the outbox sees when the process dies right
     // after its commit, or the broker refuses publishes.
@@ -56,6 +56,7 @@ describe.skipIf(servicesUnavailable)('outbox between commit and publish', () => 
     expect(answers.received).toHaveLength(0);
     await first.close().catch(() => undefined);
 
+    await real.close();
     const second = await startInventoryService(config, logger);
     try {
       const [answer] = await answers.waitFor(1);

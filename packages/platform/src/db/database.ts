@@ -16,6 +16,11 @@ export interface Queryable {
 export interface Database extends Queryable {
   /** Runs `fn` in one transaction: committed if it resolves, rolled back if it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Calls `onPayload` for each NOTIFY on `channel` (sent with pg_notify in a transaction, so only
+   * after its commit). Reconnects by itself; notifications sent while disconnected are missed.
+   */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   /** True when a trivial query succeeds; used by /ready. */
   ping(): Promise<boolean>;
   close(): Promise<void>;

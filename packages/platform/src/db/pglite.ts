@@ -6,7 +6,9 @@ import type { Database, Queryable, QueryResult } from './database.ts';
  * run one after another: fine for a laptop, never the place to test locking or contention.
  */
 export async function createPgliteDatabase(dataDir?: string): Promise<Database> {
-  const db = dataDir === undefined ? new PGlite() : new PGlite(dataDir);
+  // int8 as a JS number, as with `pg`: counts and ids here stay far below 2^53.
+  const parsers = { 20: (value: string) => Number(value) };
+  const db = dataDir === undefined ? new PGlite({ parsers }) : new PGlite(dataDir, { parsers });
   await db.waitReady;
   const run = async <Row>(q: Pick<PGlite, 'query'>, sql: string, params?: unknown[]): Promise<QueryResult<Row>> => {
     const result = await q.query<Row>(sql, params);
@@ -27,6 +29,12 @@ export async function createPgliteDatabase(dataDir?: string): Promise<Database> 
           },
         } satisfies Queryable),
       ),
+    async listen(channel, onPayload) {
+      const unsubscribe = await db.listen(channel, onPayload);
+      return async () => {
+        if (!db.closed) await unsubscribe();
+      };
+    },
     ping: () => Promise.resolve(!db.closed),
     close: () => db.close(),
   };

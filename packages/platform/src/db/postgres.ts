@@ -57,6 +57,36 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
         client.release(broken);
       }
     },
+    async listen(channel, onPayload) {
+      let stopped = false;
+      let client: pg.Client | undefined;
+      const connect = async (): Promise<void> => {
+        while (!stopped) {
+          const next = new pg.Client({ connectionString: options.url, application_name: `${options.applicationName}-listen` });
+          next.on('notification', (n) => {
+            if (n.channel === channel) onPayload(n.payload ?? '');
+          });
+          next.on('error', () => {
+            void next.end().catch(() => undefined);
+            if (client === next && !stopped) void connect();
+          });
+          try {
+            await next.connect();
+            await next.query(`LISTEN "${channel.replace(/"/g, '""')}"`);
+            client = next;
+            return;
+          } catch {
+            await next.end().catch(() => undefined);
+            await new Promise((resolve) => setTimeout(resolve, 1_000));
+          }
+        }
+      };
+      await connect();
+      return async () => {
+        stopped = true;
+        await client?.end().catch(() => undefined);
+      };
+    },
     async ping() {
       try {
         await pool.query('SELECT 1');

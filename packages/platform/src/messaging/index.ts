@@ -2,3 +2,4 @@ export * from './transport.ts';
 export * from './amqp.ts';
 export * from './consumer.ts';
 export * from './outbox.ts';
+export * from './in-process.ts';

@@ -47,11 +47,14 @@ interface OutboxRow {
   headers: Record<string, string> | null;
 }
 
+/** How long a relay instance holds the rows it is publishing before another may take them. */
+const CLAIM_SECONDS = 60;
+
 /**
  * Publishes outbox rows with confirms and marks them published. Rows are claimed with
- * FOR UPDATE SKIP LOCKED so several instances share the work without publishing a row twice in
- * the normal case; a crash between confirm and commit republishes, which idempotent consumers
- * absorb. Nothing is marked published before the broker confirmed it.
+ * FOR UPDATE SKIP LOCKED and a time-limited claim, so several instances share the work without
+ * publishing a row twice in the normal case; a crash between confirm and marking republishes,
+ * which idempotent consumers absorb. Nothing is marked published before the broker confirmed it.
  */
 export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { db, transport, logger } = options;
@@ -60,14 +63,23 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let woken = false;
   let lastCleanup = 0;
 
-  const publishBatch = async (): Promise<number> =>
-    db.transaction(async (tx) => {
-      const { rows } = await tx.query<OutboxRow>(
-        `SELECT id, exchange, routing_key, message_id, payload, headers FROM outbox
-         WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        [options.batchSize],
-      );
-      if (rows.length === 0) return 0;
+  const publishBatch = async (): Promise<number> => {
+    // Claimed in one short statement and published outside any transaction: a slow broker (or, in
+    // the embedded mode, a consumer that commits before the publish returns) never holds a
+    // database transaction open.
+    const { rows } = await db.query<OutboxRow>(
+      `UPDATE outbox SET claimed_until = now() + interval '${CLAIM_SECONDS} seconds', attempts = attempts + 1
+       WHERE id IN (
+         SELECT id FROM outbox
+         WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+       RETURNING id, exchange, routing_key, message_id, payload, headers`,
+      [options.batchSize],
+    );
+    if (rows.length === 0) return 0;
+    rows.sort((a, b) => a.id - b.id);
+    const ids = rows.map((r) => r.id);
+    try {
       await transport.publish(
         rows.map((r) => ({
           exchange: r.exchange,
@@ -77,11 +89,15 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           headers: r.headers ?? undefined,
         })),
       );
-      await tx.query('UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[])', [
-        rows.map((r) => r.id),
-      ]);
-      return rows.length;
-    });
+    } catch (error) {
+      await db
+        .query('UPDATE outbox SET claimed_until = NULL, last_error = $2 WHERE id = ANY($1::bigint[])', [ids, String(error).slice(0, 500)])
+        .catch(() => undefined);
+      throw error;
+    }
+    await db.query('UPDATE outbox SET published_at = now(), claimed_until = NULL WHERE id = ANY($1::bigint[])', [ids]);
+    return rows.length;
+  };
 
   const cleanup = async () => {
     if (Date.now() - lastCleanup < 60_000) return;

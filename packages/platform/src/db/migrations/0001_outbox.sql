@@ -10,6 +10,9 @@ CREATE TABLE outbox (
   headers       json,
   created_at    timestamptz NOT NULL DEFAULT now(),
   published_at  timestamptz,
+  -- A relay instance holds a row while it publishes it; an expired claim (the instance died) is
+  -- taken over by another.
+  claimed_until timestamptz,
   attempts      integer     NOT NULL DEFAULT 0,
   last_error    text
 );

@@ -1,0 +1,116 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { QueueSpec } from '@stockflow/contracts';
+import { ConfigError, AppError } from './errors.ts';
+import { safeUrl, type ServiceConfig } from './config.ts';
+import { createPostgresDatabase } from './db/postgres.ts';
+import { migrate, type MigrationSource } from './db/migrate.ts';
+import type { Database } from './db/database.ts';
+import { startHttpServer } from './http.ts';
+import type { Logger } from './logger.ts';
+import { createAmqpTransport } from './messaging/amqp.ts';
+import { startOutboxRelay, type OutboxRelay } from './messaging/outbox.ts';
+import type { Subscription, Transport } from './messaging/transport.ts';
+
+export interface ServiceDependencies {
+  /** Given by the embedded runner (PGlite); otherwise a pool on DATABASE_URL. */
+  db?: Database;
+  /** Given by the embedded runner (in process); otherwise RabbitMQ at AMQP_URL. */
+  transport?: Transport;
+}
+
+export interface ServiceParts {
+  subscriptions: Subscription[];
+  http(req: IncomingMessage, res: ServerResponse): void;
+  /** Runs first when the service stops (e.g. ending LISTEN connections). */
+  beforeClose?: () => Promise<void>;
+}
+
+export interface RunningService {
+  name: string;
+  port: number;
+  db: Database;
+  transport: Transport;
+  relay: OutboxRelay;
+  /** Stops taking work, lets in-flight work finish, flushes the outbox, closes connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * What every service does around its own logic: connect, migrate, declare the topology, relay
+ * the outbox, serve HTTP with /health and /ready, and shut down in the right order.
+ */
+export async function runService(options: {
+  name: string;
+  config: ServiceConfig;
+  logger: Logger;
+  migrations: MigrationSource[];
+  queues: QueueSpec[];
+  deps: ServiceDependencies;
+  build(runtime: { db: Database; transport: Transport; relay: OutboxRelay }): Promise<ServiceParts>;
+}): Promise<RunningService> {
+  const { config, logger, name } = options;
+  const db =
+    options.deps.db ??
+    createPostgresDatabase({
+      url: required(config.DATABASE_URL, 'DATABASE_URL'),
+      poolSize: config.DATABASE_POOL_SIZE,
+      applicationName: name,
+    });
+  const applied = await migrate(db, options.migrations).catch((error: unknown) => {
+    throw new AppError(
+      'UNAVAILABLE',
+      `cannot prepare the database${config.DATABASE_URL ? ` at ${safeUrl(config.DATABASE_URL)}` : ''}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  });
+  if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+
+  const transport =
+    options.deps.transport ??
+    (await createAmqpTransport({ url: required(config.AMQP_URL, 'AMQP_URL'), queues: options.queues, connectionName: name, logger }));
+
+  const relay = startOutboxRelay({
+    db,
+    transport,
+    logger,
+    batchSize: config.OUTBOX_BATCH_SIZE,
+    pollIntervalMs: config.OUTBOX_POLL_MS,
+    retentionMs: config.OUTBOX_RETENTION_HOURS * 3_600_000,
+  });
+
+  const parts = await options.build({ db, transport, relay });
+  const http = await startHttpServer({
+    port: config.PORT,
+    host: config.HOST,
+    handler: parts.http,
+    checks: [
+      { name: 'database', check: () => db.ping() },
+      { name: 'broker', check: () => transport.isConnected() },
+    ],
+  });
+  logger.info({ port: http.port, graphql: `http://localhost:${http.port}/graphql` }, `${name} service listening`);
+
+  return {
+    name,
+    port: http.port,
+    db,
+    transport,
+    relay,
+    async close() {
+      await parts.beforeClose?.();
+      for (const s of parts.subscriptions) await s.close();
+      await http.close();
+      await relay.stop();
+      await relay.drain();
+      if (!options.deps.transport) await transport.close();
+      if (!options.deps.db) await db.close();
+    },
+  };
+}
+
+function required(value: string | undefined, variable: string): string {
+  if (!value) throw new ConfigError(`Invalid configuration:\n  ${variable} (unset): is required when the service runs on its own`);
+  return value;
+}

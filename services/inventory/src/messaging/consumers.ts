@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto';
+import { OrderCancelled, OrderCreated, OrderFulfilled, queues } from '@stockflow/contracts';
+import { startBatchConsumer, type Database, type Logger, type ServiceConfig, type Subscription, type Transport } from '@stockflow/platform';
+import { applyOrderCancelled, applyOrderFulfilled } from '../db/releases.ts';
+import { applyOrderCreatedBatch, type Clock } from '../db/reservations.ts';
+
+export const systemClock: Clock = { now: () => new Date(), newId: () => randomUUID() };
+
+export interface InventoryConsumerOptions {
+  db: Database;
+  transport: Transport;
+  logger: Logger;
+  config: ServiceConfig;
+  clock?: Clock;
+  /** Called after each commit, so the outbox relay publishes the answers at once. */
+  onCommitted(): void;
+}
+
+/**
+ * Reservations run in batches (one transaction per batch). Cancellations and fulfilments are
+ * rare next to them and run one per transaction, each locking only its own order's products.
+ */
+export async function startInventoryConsumers(options: InventoryConsumerOptions): Promise<Subscription[]> {
+  const { db, transport, logger, config } = options;
+  const clock = options.clock ?? systemClock;
+  const common = { transport, logger, prefetch: config.CONSUMER_PREFETCH, lingerMs: config.CONSUMER_LINGER_MS, failureDelayMs: 1_000 };
+  return Promise.all([
+    startBatchConsumer({
+      ...common,
+      queue: queues.orderCreatedInventory,
+      schema: OrderCreated,
+      maxBatch: config.CONSUMER_BATCH_SIZE,
+      async handleBatch(events) {
+        await db.transaction((tx) => applyOrderCreatedBatch(tx, events, clock));
+        options.onCommitted();
+      },
+    }),
+    startBatchConsumer({
+      ...common,
+      queue: queues.orderCancelledInventory,
+      schema: OrderCancelled,
+      maxBatch: 1,
+      async handleBatch([event]) {
+        if (event) await db.transaction((tx) => applyOrderCancelled(tx, event, clock));
+        options.onCommitted();
+      },
+    }),
+    startBatchConsumer({
+      ...common,
+      queue: queues.orderFulfilledInventory,
+      schema: OrderFulfilled,
+      maxBatch: 1,
+      async handleBatch([event]) {
+        if (event) await db.transaction((tx) => applyOrderFulfilled(tx, event));
+      },
+    }),
+  ]);
+}
