@@ -6,3 +6,4 @@ export * from './db/index.ts';
 export * from './messaging/index.ts';
 export * from './graphql.ts';
 export * from './runtime.ts';
+export * from './connection.ts';

@@ -6,7 +6,7 @@ import { createPostgresDatabase } from './db/postgres.ts';
 import { migrate, type MigrationSource } from './db/migrate.ts';
 import type { Database } from './db/database.ts';
 import { startHttpServer } from './http.ts';
-import type { Logger } from './logger.ts';
+import { createLogger, type Logger } from './logger.ts';
 import { createAmqpTransport } from './messaging/amqp.ts';
 import { startOutboxRelay, type OutboxRelay } from './messaging/outbox.ts';
 import type { Subscription, Transport } from './messaging/transport.ts';
@@ -113,4 +113,39 @@ export async function runService(options: {
 function required(value: string | undefined, variable: string): string {
   if (!value) throw new ConfigError(`Invalid configuration:\n  ${variable} (unset): is required when the service runs on its own`);
   return value;
+}
+
+/**
+ * The entry point of a service running alone: configuration from the environment, a clear
+ * message and exit code 1 when it cannot start, and a graceful stop on SIGTERM or SIGINT.
+ */
+export function runMain<Config extends ServiceConfig>(
+  name: string,
+  load: () => Config,
+  start: (config: Config, logger: Logger) => Promise<RunningService>,
+): void {
+  const boot = async () => {
+    const config = load();
+    const logger = createLogger({ name, level: config.LOG_LEVEL });
+    const service = await start(config, logger);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      service.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  };
+  boot().catch((error: unknown) => {
+    process.stderr.write(`${name} service failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
 }

@@ -1,3 +1,5 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Database, Queryable, QueryResult } from './database.ts';
 
@@ -8,6 +10,7 @@ import type { Database, Queryable, QueryResult } from './database.ts';
 export async function createPgliteDatabase(dataDir?: string): Promise<Database> {
   // int8 as a JS number, as with `pg`: counts and ids here stay far below 2^53.
   const parsers = { 20: (value: string) => Number(value) };
+  if (dataDir !== undefined) await mkdir(path.dirname(path.resolve(dataDir)), { recursive: true });
   const db = dataDir === undefined ? new PGlite({ parsers }) : new PGlite(dataDir, { parsers });
   await db.waitReady;
   const run = async <Row>(q: Pick<PGlite, 'query'>, sql: string, params?: unknown[]): Promise<QueryResult<Row>> => {

@@ -1,5 +1,5 @@
 import { MAX_INT32 } from '@stockflow/contracts';
-import { ValidationError } from '@stockflow/platform';
+import { PAGE_LIMITS, ValidationError } from '@stockflow/platform';
 
 export const LIMITS = {
   skuLength: 64,
@@ -8,9 +8,7 @@ export const LIMITS = {
   searchLength: 200,
   maxPriceCents: 1_000_000_000,
   maxStock: MAX_INT32,
-  maxIdsPerQuery: 500,
-  maxPageSize: 500,
-  defaultPageSize: 50,
+  ...PAGE_LIMITS,
 } as const;
 
 export interface NewProduct {
@@ -107,21 +105,3 @@ export function validAdjustment(delta: number, available: number): number {
   if (available + delta > LIMITS.maxStock) throw new ValidationError('stock would exceed the largest storable amount', { field: 'delta' });
   return delta;
 }
-
-export function pageSize(first: number | null | undefined): number {
-  if (first === null || first === undefined) return LIMITS.defaultPageSize;
-  if (!Number.isInteger(first) || first < 0 || first > LIMITS.maxPageSize) {
-    throw new ValidationError(`first must be between 0 and ${LIMITS.maxPageSize}`, { field: 'first' });
-  }
-  return first;
-}
-
-/** Cursors are opaque to clients; inside they are the id of the last row seen. */
-export const cursor = {
-  encode: (id: number): string => Buffer.from(`c:${id}`).toString('base64url'),
-  decode(value: string): number {
-    const match = /^c:(\d{1,19})$/.exec(Buffer.from(value, 'base64url').toString());
-    if (!match?.[1]) throw new ValidationError('after is not a cursor returned by this API', { field: 'after' });
-    return Number(match[1]);
-  },
-};

@@ -1,39 +1,13 @@
 import SchemaBuilder from '@pothos/core';
-import { DateTimeScalar, ValidationError } from '@stockflow/platform';
-import {
-  cursor,
-  LIMITS,
-  pageSize,
-  parseProductId,
-  validName,
-  validNewProduct,
-  validPrice,
-  validQuantity,
-  validReason,
-  validSku,
-} from '../domain/catalog.ts';
+import { afterPosition, connectionType, DateTimeScalar, pageSize, ValidationError, type StockflowSchemaTypes } from '@stockflow/platform';
+import { LIMITS, parseProductId, validName, validNewProduct, validPrice, validQuantity, validReason, validSku } from '../domain/catalog.ts';
 import type { CatalogRepository, Product, StockMovement } from '../db/catalog.ts';
 
 export interface InventoryContext {
   catalog: CatalogRepository;
 }
 
-interface Page<T> {
-  rows: T[];
-  hasNextPage: boolean;
-  totalCount: number;
-}
-
-const builder = new SchemaBuilder<{
-  Context: InventoryContext;
-  Scalars: { DateTime: { Input: Date; Output: Date } };
-  Objects: {
-    Product: Product;
-    StockMovement: StockMovement;
-    PageInfo: { hasNextPage: boolean; endCursor: string | null };
-  };
-  DefaultFieldNullability: false;
-}>({ defaultFieldNullability: false });
+const builder = new SchemaBuilder<StockflowSchemaTypes<InventoryContext>>({ defaultFieldNullability: false });
 
 builder.addScalarType('DateTime', DateTimeScalar);
 
@@ -49,46 +23,7 @@ const MovementKindEnum = builder.enumType('StockMovementKind', {
   } as const,
 });
 
-builder.objectType('PageInfo', {
-  fields: (t) => ({
-    hasNextPage: t.exposeBoolean('hasNextPage'),
-    endCursor: t.exposeString('endCursor', { nullable: true }),
-  }),
-});
-
-function connectionType<Name extends 'Product' | 'StockMovement'>(name: Name) {
-  type Node = Name extends 'Product' ? Product : StockMovement;
-  const Edge = builder.objectRef<{ node: Node; cursor: string }>(`${name}Edge`).implement({
-    fields: (t) => ({
-      cursor: t.exposeString('cursor'),
-      node: t.field({ type: name as never, resolve: (edge) => edge.node as never }),
-    }),
-  });
-  return builder.objectRef<Page<Node>>(`${name}Connection`).implement({
-    fields: (t) => ({
-      totalCount: t.exposeInt('totalCount'),
-      edges: t.field({
-        type: [Edge],
-        resolve: (page) => page.rows.map((node) => ({ node, cursor: cursor.encode(node.id) })),
-      }),
-      nodes: t.field({ type: [name] as never, resolve: (page) => page.rows as never }),
-      pageInfo: t.field({
-        type: 'PageInfo',
-        resolve: (page) => {
-          const last = page.rows.at(-1);
-          return { hasNextPage: page.hasNextPage, endCursor: last ? cursor.encode(last.id) : null };
-        },
-      }),
-    }),
-  });
-}
-
-const ProductConnection = connectionType('Product');
-const StockMovementConnection = connectionType('StockMovement');
-
-const afterId = (after: string | null | undefined) => (after ? cursor.decode(after) : undefined);
-
-builder.objectType('StockMovement', {
+const StockMovementRef = builder.objectRef<StockMovement>('StockMovement').implement({
   description: "One entry of a product's stock ledger. Quantities are units; changes are signed.",
   fields: (t) => ({
     id: t.exposeID('id'),
@@ -107,7 +42,7 @@ builder.objectType('StockMovement', {
   }),
 });
 
-builder.objectType('Product', {
+const ProductRef = builder.objectRef<Product>('Product').implement({
   fields: (t) => ({
     id: t.exposeID('id', { description: 'The integer product id used in events.' }),
     sku: t.exposeString('sku'),
@@ -128,13 +63,16 @@ builder.objectType('Product', {
       },
       resolve: (product, args, ctx) =>
         ctx.catalog.movements(product.id, {
-          afterId: afterId(args.after),
+          afterId: afterPosition(args.after),
           limit: pageSize(args.first),
           kinds: args.kinds ?? undefined,
         }),
     }),
   }),
 });
+
+const ProductConnection = connectionType(builder, 'Product', ProductRef, (p) => p.id);
+const StockMovementConnection = connectionType(builder, 'StockMovement', StockMovementRef, (m) => m.id);
 
 const CreateProductInput = builder.inputType('CreateProductInput', {
   fields: (t) => ({
@@ -157,7 +95,7 @@ const UpdateProductInput = builder.inputType('UpdateProductInput', {
 builder.queryType({
   fields: (t) => ({
     product: t.field({
-      type: 'Product',
+      type: ProductRef,
       nullable: true,
       args: { id: t.arg.id({ required: true }) },
       resolve: async (_root, args, ctx) => (await ctx.catalog.byIds([parseProductId(args.id)]))[0] ?? null,
@@ -187,7 +125,7 @@ builder.queryType({
             availableAtMost: args.availableAtMost ?? undefined,
             inStock: args.inStock ?? undefined,
           },
-          { afterId: afterId(args.after), limit: pageSize(args.first) },
+          { afterId: afterPosition(args.after), limit: pageSize(args.first) },
         );
       },
     }),
@@ -205,7 +143,7 @@ builder.queryType({
         const [product] = await ctx.catalog.byIds([id]);
         if (!product) throw new ValidationError(`product ${id} does not exist`, { field: 'productId' });
         return ctx.catalog.movements(id, {
-          afterId: afterId(args.after),
+          afterId: afterPosition(args.after),
           limit: pageSize(args.first),
           kinds: args.kinds ?? undefined,
         });
@@ -217,7 +155,7 @@ builder.queryType({
 builder.mutationType({
   fields: (t) => ({
     createProduct: t.field({
-      type: 'Product',
+      type: ProductRef,
       args: { input: t.arg({ type: CreateProductInput, required: true }) },
       resolve: (_root, { input }, ctx) =>
         ctx.catalog.create(
@@ -225,7 +163,7 @@ builder.mutationType({
         ),
     }),
     updateProduct: t.field({
-      type: 'Product',
+      type: ProductRef,
       args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateProductInput, required: true }) },
       resolve: (_root, { id, input }, ctx) =>
         ctx.catalog.update(parseProductId(id), {
@@ -235,7 +173,7 @@ builder.mutationType({
         }),
     }),
     restock: t.field({
-      type: 'Product',
+      type: ProductRef,
       description: 'Units received: adds to available stock and records a RESTOCK in the ledger.',
       args: { productId: t.arg.id({ required: true }), quantity: t.arg.int({ required: true }), note: t.arg.string() },
       resolve: (_root, args, ctx) =>
@@ -246,7 +184,7 @@ builder.mutationType({
         ),
     }),
     adjustStock: t.field({
-      type: 'Product',
+      type: ProductRef,
       description: 'Corrects available stock by a signed delta, with a reason (stocktake, damage...).',
       args: { productId: t.arg.id({ required: true }), delta: t.arg.int({ required: true }), reason: t.arg.string({ required: true }) },
       resolve: (_root, args, ctx) => ctx.catalog.adjust(parseProductId(args.productId, 'productId'), args.delta, validReason(args.reason)),

@@ -1,0 +1,30 @@
+/** `npm start`: the whole platform in one process (embedded unless RabbitMQ and PostgreSQL are configured). */
+import { startPlatform } from './platform.ts';
+
+try {
+  const platform = await startPlatform();
+  const line = (label: string, value: string) => console.log(`  ${label.padEnd(22)} ${value}`);
+  console.log(`\nStockflow is running (${platform.mode} mode)`);
+  line('Order Service GraphQL', `http://localhost:${platform.orders.port}/graphql`);
+  line('Inventory GraphQL', `http://localhost:${platform.inventory.port}/graphql`);
+  line('Health', `http://localhost:${platform.orders.port}/ready  http://localhost:${platform.inventory.port}/ready`);
+  if (platform.mode === 'embedded') line('Data', `${process.env.DATA_DIR ?? '.data'} (delete it to start afresh)`);
+  console.log('  Stop with Ctrl+C.\n');
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    platform.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error('shutdown failed:', error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+} catch (error) {
+  process.stderr.write(`stockflow failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}

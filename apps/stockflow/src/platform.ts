@@ -1,0 +1,101 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { queues } from '@stockflow/contracts';
+import {
+  ConfigError,
+  createInProcessTransport,
+  createLogger,
+  createPgliteDatabase,
+  env,
+  loadConfig,
+  type Database,
+  type RunningService,
+  type Transport,
+} from '@stockflow/platform';
+import { loadInventoryConfig } from '../../../services/inventory/src/config.ts';
+import { catalogRepository } from '../../../services/inventory/src/db/catalog.ts';
+import { SAMPLE_CATALOG } from '../../../services/inventory/src/domain/sample-catalog.ts';
+import { startInventoryService } from '../../../services/inventory/src/service.ts';
+import { loadOrdersConfig } from '../../../services/orders/src/config.ts';
+import { startOrdersService } from '../../../services/orders/src/service.ts';
+
+/** Options of `npm start`; each service's own options (see README) apply to both. */
+export const PlatformConfigSchema = z.object({
+  LOG_LEVEL: env.logLevel(),
+  DATA_DIR: z.string().min(1).default('.data'),
+  INVENTORY_PORT: env.port(8000),
+  ORDERS_PORT: env.port(8001),
+  INVENTORY_DATABASE_URL: env.url(['postgres', 'postgresql']).optional(),
+  ORDERS_DATABASE_URL: env.url(['postgres', 'postgresql']).optional(),
+  AMQP_URL: env.url(['amqp', 'amqps']).optional(),
+  SEED_SAMPLE_CATALOG: z.enum(['true', 'false']).default('true'),
+});
+
+export type PlatformConfig = z.infer<typeof PlatformConfigSchema>;
+
+export interface RunningPlatform {
+  mode: 'embedded' | 'distributed';
+  inventory: RunningService;
+  orders: RunningService;
+  close(): Promise<void>;
+}
+
+/**
+ * Runs both services in this process. With nothing configured: PostgreSQL in process (PGlite,
+ * one database per service, kept in DATA_DIR) and events through the outbox over an in-process
+ * transport. With AMQP_URL and both database URLs: the same code on RabbitMQ and PostgreSQL.
+ */
+export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Promise<RunningPlatform> {
+  const config = loadConfig(PlatformConfigSchema, source);
+  const external = [config.AMQP_URL, config.INVENTORY_DATABASE_URL, config.ORDERS_DATABASE_URL];
+  if (external.some(Boolean) && !external.every(Boolean)) {
+    throw new ConfigError(
+      'Invalid configuration:\n  set all of AMQP_URL, INVENTORY_DATABASE_URL and ORDERS_DATABASE_URL to run on RabbitMQ and PostgreSQL, or none of them for the embedded mode',
+    );
+  }
+  const mode = external.every(Boolean) ? 'distributed' : 'embedded';
+  const serviceEnv = (port: number, databaseUrl: string | undefined) => ({
+    ...source,
+    PORT: String(port),
+    DATABASE_URL: databaseUrl,
+    AMQP_URL: config.AMQP_URL,
+  });
+  const inventoryConfig = loadInventoryConfig(serviceEnv(config.INVENTORY_PORT, config.INVENTORY_DATABASE_URL));
+  const ordersConfig = loadOrdersConfig(serviceEnv(config.ORDERS_PORT, config.ORDERS_DATABASE_URL));
+
+  const owned: { close(): Promise<void> }[] = [];
+  let deps: { inventory: { db?: Database; transport?: Transport }; orders: { db?: Database; transport?: Transport } } = {
+    inventory: {},
+    orders: {},
+  };
+  if (mode === 'embedded') {
+    const logger = createLogger({ name: 'embedded', level: config.LOG_LEVEL });
+    const transport = createInProcessTransport({ queues: Object.values(queues), logger });
+    const inventoryDb = await createPgliteDatabase(path.resolve(config.DATA_DIR, 'inventory'));
+    const ordersDb = await createPgliteDatabase(path.resolve(config.DATA_DIR, 'orders'));
+    owned.push(transport, inventoryDb, ordersDb);
+    deps = { inventory: { db: inventoryDb, transport }, orders: { db: ordersDb, transport } };
+  }
+
+  const inventory = await startInventoryService(
+    inventoryConfig,
+    createLogger({ name: 'inventory', level: config.LOG_LEVEL }),
+    deps.inventory,
+  );
+  const orders = await startOrdersService(ordersConfig, createLogger({ name: 'orders', level: config.LOG_LEVEL }), deps.orders);
+  if (config.SEED_SAMPLE_CATALOG === 'true') {
+    const { rows } = await inventory.db.query<{ n: number }>('SELECT count(*)::int AS n FROM products');
+    if (rows[0]?.n === 0) await catalogRepository(inventory.db).seed(SAMPLE_CATALOG);
+  }
+
+  return {
+    mode,
+    inventory,
+    orders,
+    async close() {
+      await orders.close();
+      await inventory.close();
+      for (const resource of owned) await resource.close();
+    },
+  };
+}

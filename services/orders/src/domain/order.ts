@@ -1,0 +1,111 @@
+import { MAX_INT32, ORDER_ID_MAX_LENGTH, type OrderLine } from '@stockflow/contracts';
+import { AppError, ValidationError } from '@stockflow/platform';
+
+export type OrderStatus = 'PENDING' | 'CONFIRMED' | 'CANCELLED' | 'FULFILLED';
+
+export interface Order {
+  seq: number;
+  id: string;
+  customerId: string;
+  status: OrderStatus;
+  reason: string | null;
+  items: OrderLine[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export const ORDER_LIMITS = {
+  maxLines: 100,
+  maxQuantity: 10_000,
+  customerIdLength: 100,
+  idempotencyKeyLength: 200,
+  reasonLength: 500,
+} as const;
+
+/** The lifecycle. Anything not listed here is refused. */
+const NEXT: Record<OrderStatus, readonly OrderStatus[]> = {
+  PENDING: ['CONFIRMED', 'CANCELLED'],
+  CONFIRMED: ['CANCELLED', 'FULFILLED'],
+  CANCELLED: [],
+  FULFILLED: [],
+};
+
+/** The statuses from which an order may move to `to`. */
+export const allowedFrom = (to: OrderStatus): OrderStatus[] =>
+  (Object.keys(NEXT) as OrderStatus[]).filter((from) => NEXT[from].includes(to));
+
+const VERB: Partial<Record<OrderStatus, string>> = { CANCELLED: 'cancel', FULFILLED: 'fulfil', CONFIRMED: 'confirm' };
+
+export function transitionError(order: Pick<Order, 'id' | 'status'>, to: OrderStatus): AppError {
+  return new AppError('INVALID_TRANSITION', `cannot ${VERB[to] ?? to} order ${order.id}: it is ${order.status}`, {
+    details: { status: order.status, allowedFrom: allowedFrom(to) },
+  });
+}
+
+export interface NewOrderInput {
+  customerId: string;
+  items: { productId: string; quantity: number }[];
+  idempotencyKey?: string | null | undefined;
+}
+
+export interface NewOrder {
+  customerId: string;
+  items: OrderLine[];
+  idempotencyKey: string | null;
+}
+
+export function validCustomerId(raw: string, field = 'customerId'): string {
+  const id = raw.trim();
+  if (id.length === 0 || id.length > ORDER_LIMITS.customerIdLength) {
+    throw new ValidationError(`${field} must be 1 to ${ORDER_LIMITS.customerIdLength} characters`, { field });
+  }
+  return id;
+}
+
+export function validOrderId(raw: string, field = 'id'): string {
+  const id = raw.trim();
+  if (id.length === 0 || id.length > ORDER_ID_MAX_LENGTH) {
+    throw new ValidationError(`${field} must be an order id (1 to ${ORDER_ID_MAX_LENGTH} characters)`, { field });
+  }
+  return id;
+}
+
+/** Validates a createOrder request and puts it in the contract's shape. Lines are kept as sent. */
+export function validNewOrder(input: NewOrderInput): NewOrder {
+  const customerId = validCustomerId(input.customerId);
+  if (input.items.length === 0) throw new ValidationError('items must not be empty', { field: 'items' });
+  if (input.items.length > ORDER_LIMITS.maxLines) {
+    throw new ValidationError(`an order may have at most ${ORDER_LIMITS.maxLines} lines`, { field: 'items' });
+  }
+  const items = input.items.map((line, i) => {
+    const text = String(line.productId).trim();
+    const productId = /^\d{1,10}$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isInteger(productId) || productId <= 0 || productId > MAX_INT32) {
+      throw new ValidationError(`items[${i}].productId must be a product id (a positive integer)`, { field: `items.${i}.productId` });
+    }
+    if (!Number.isInteger(line.quantity) || line.quantity <= 0 || line.quantity > ORDER_LIMITS.maxQuantity) {
+      throw new ValidationError(`items[${i}].quantity must be a whole number from 1 to ${ORDER_LIMITS.maxQuantity}`, {
+        field: `items.${i}.quantity`,
+      });
+    }
+    return { product_id: productId, quantity: line.quantity };
+  });
+  const key = input.idempotencyKey?.trim() || null;
+  if (key && key.length > ORDER_LIMITS.idempotencyKeyLength) {
+    throw new ValidationError(`idempotencyKey must be at most ${ORDER_LIMITS.idempotencyKeyLength} characters`, {
+      field: 'idempotencyKey',
+    });
+  }
+  return { customerId, items, idempotencyKey: key };
+}
+
+export function validReason(raw: string | null | undefined): string | null {
+  const reason = raw?.trim() || null;
+  if (reason && reason.length > ORDER_LIMITS.reasonLength) {
+    throw new ValidationError(`reason must be at most ${ORDER_LIMITS.reasonLength} characters`, { field: 'reason' });
+  }
+  return reason;
+}
+
+export const sameLines = (a: readonly OrderLine[], b: readonly OrderLine[]) =>
+  a.length === b.length && a.every((line, i) => line.product_id === b[i]?.product_id && line.quantity === b[i]?.quantity);

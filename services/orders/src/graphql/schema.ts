@@ -1,0 +1,170 @@
+import SchemaBuilder from '@pothos/core';
+import { createPubSub, filter, pipe } from 'graphql-yoga';
+import {
+  afterPosition,
+  connectionType,
+  DateTimeScalar,
+  PAGE_LIMITS,
+  pageSize,
+  ValidationError,
+  type StockflowSchemaTypes,
+} from '@stockflow/platform';
+import type { OrdersRepository, StatusChange } from '../db/orders.ts';
+import { validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
+
+export const createStatusPubSub = () => createPubSub<{ statusChanged: [StatusChange] }>();
+export type StatusPubSub = ReturnType<typeof createStatusPubSub>;
+
+export interface OrdersContext {
+  orders: OrdersRepository;
+  pubsub: StatusPubSub;
+}
+
+const builder = new SchemaBuilder<StockflowSchemaTypes<OrdersContext>>({ defaultFieldNullability: false });
+builder.addScalarType('DateTime', DateTimeScalar);
+
+const OrderStatusEnum = builder.enumType('OrderStatus', {
+  values: {
+    PENDING: { description: 'Accepted; waiting for the Inventory Service.' },
+    CONFIRMED: { description: 'Every line is reserved.' },
+    CANCELLED: { description: 'Rejected by inventory, or cancelled; nothing is held. See reason.' },
+    FULFILLED: { description: 'Shipped; the reserved units are sold.' },
+  } as const,
+});
+
+const OrderLineRef = builder.objectRef<{ product_id: number; quantity: number }>('OrderLine').implement({
+  fields: (t) => ({
+    productId: t.id({ resolve: (l) => l.product_id }),
+    quantity: t.exposeInt('quantity'),
+  }),
+});
+
+const OrderRef = builder.objectRef<Order>('Order').implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    customerId: t.exposeID('customerId'),
+    status: t.field({ type: OrderStatusEnum, resolve: (o) => o.status }),
+    reason: t.exposeString('reason', { nullable: true, description: 'Why the order was cancelled.' }),
+    items: t.field({ type: [OrderLineRef], resolve: (o) => o.items }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime', description: 'When the status last changed.' }),
+  }),
+});
+
+const OrderConnection = connectionType(builder, 'Order', OrderRef, (o) => o.seq);
+
+const OrderLineInput = builder.inputType('OrderLineInput', {
+  fields: (t) => ({ productId: t.id({ required: true }), quantity: t.int({ required: true }) }),
+});
+
+const CreateOrderInput = builder.inputType('CreateOrderInput', {
+  fields: (t) => ({
+    customerId: t.id({ required: true }),
+    items: t.field({ type: [OrderLineInput], required: true }),
+    idempotencyKey: t.string({ description: 'A retried request with the same key returns the same order.' }),
+  }),
+});
+
+const mustExist = (order: Order | undefined, id: string): Order => {
+  if (!order) throw new ValidationError(`order ${id} does not exist`, { field: 'id' });
+  return order;
+};
+
+builder.queryType({
+  fields: (t) => ({
+    order: t.field({
+      type: OrderRef,
+      nullable: true,
+      args: { id: t.arg.id({ required: true }) },
+      resolve: async (_root, args, ctx) => (await ctx.orders.byId(validOrderId(args.id))) ?? null,
+    }),
+    orders: t.field({
+      type: OrderConnection,
+      description: 'Orders, oldest first. All filters combine.',
+      args: {
+        ids: t.arg.idList({ description: `At most ${PAGE_LIMITS.maxIdsPerQuery}.` }),
+        status: t.arg({ type: OrderStatusEnum }),
+        customerId: t.arg.id(),
+        first: t.arg.int({ description: `Page size, default ${PAGE_LIMITS.defaultPageSize}, at most ${PAGE_LIMITS.maxPageSize}.` }),
+        after: t.arg.string(),
+      },
+      resolve: (_root, args, ctx) => {
+        if (args.ids && args.ids.length > PAGE_LIMITS.maxIdsPerQuery) {
+          throw new ValidationError(`ids accepts at most ${PAGE_LIMITS.maxIdsPerQuery} ids`, { field: 'ids' });
+        }
+        return ctx.orders.list(
+          {
+            ids: args.ids?.map((id) => validOrderId(String(id), 'ids')),
+            status: args.status ?? undefined,
+            customerId: args.customerId ? validCustomerId(String(args.customerId)) : undefined,
+          },
+          { after: afterPosition(args.after), limit: pageSize(args.first) },
+        );
+      },
+    }),
+  }),
+});
+
+builder.mutationType({
+  fields: (t) => ({
+    createOrder: t.field({
+      type: OrderRef,
+      description: 'Stores the order as PENDING and returns at once; inventory decides asynchronously.',
+      args: { input: t.arg({ type: CreateOrderInput, required: true }) },
+      resolve: (_root, { input }, ctx) =>
+        ctx.orders.create(
+          validNewOrder({
+            customerId: String(input.customerId),
+            items: input.items.map((l) => ({ productId: String(l.productId), quantity: l.quantity })),
+            idempotencyKey: input.idempotencyKey,
+          }),
+        ),
+    }),
+    cancelOrder: t.field({
+      type: OrderRef,
+      description: 'PENDING or CONFIRMED to CANCELLED; whatever stock is held for it is released.',
+      args: { id: t.arg.id({ required: true }), reason: t.arg.string() },
+      resolve: (_root, args, ctx) => ctx.orders.cancel(validOrderId(args.id), validReason(args.reason)),
+    }),
+    fulfillOrder: t.field({
+      type: OrderRef,
+      description: 'CONFIRMED to FULFILLED (shipped); the reservation becomes a sale.',
+      args: { id: t.arg.id({ required: true }) },
+      resolve: (_root, args, ctx) => ctx.orders.fulfil(validOrderId(args.id)),
+    }),
+  }),
+});
+
+builder.subscriptionType({
+  fields: (t) => ({
+    orderStatusChanged: t.field({
+      type: OrderRef,
+      description: 'The order, each time its status changes (on whichever instance processed it).',
+      args: { id: t.arg.id({ required: true }) },
+      subscribe: async (_root, args, ctx) => {
+        const id = validOrderId(args.id);
+        mustExist(await ctx.orders.byId(id), id);
+        return pipe(
+          ctx.pubsub.subscribe('statusChanged'),
+          filter((change: StatusChange) => change.id === id),
+        );
+      },
+      resolve: async (change: StatusChange, _args, ctx) => mustExist(await ctx.orders.byId(change.id), change.id),
+    }),
+    customerOrderStatusChanged: t.field({
+      type: OrderRef,
+      description: "Every status change of one customer's orders, including new orders (PENDING).",
+      args: { customerId: t.arg.id({ required: true }) },
+      subscribe: (_root, args, ctx) => {
+        const customerId = validCustomerId(String(args.customerId));
+        return pipe(
+          ctx.pubsub.subscribe('statusChanged'),
+          filter((change: StatusChange) => change.customerId === customerId),
+        );
+      },
+      resolve: async (change: StatusChange, _args, ctx) => mustExist(await ctx.orders.byId(change.id), change.id),
+    }),
+  }),
+});
+
+export const ordersSchema = builder.toSchema({ sortSchema: false });

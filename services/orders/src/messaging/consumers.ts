@@ -1,0 +1,32 @@
+import { InventoryAnswer, queues } from '@stockflow/contracts';
+import { startBatchConsumer, type Database, type Logger, type ServiceConfig, type Subscription, type Transport } from '@stockflow/platform';
+import { applyInventoryAnswers } from '../db/orders.ts';
+import type { Clock } from './events.ts';
+
+/** Consumes StockReserved / StockRejected / StockReleased in batches, one transaction each. */
+export async function startOrdersConsumers(options: {
+  db: Database;
+  transport: Transport;
+  logger: Logger;
+  config: ServiceConfig;
+  clock: Clock;
+  onCommitted(): void;
+}): Promise<Subscription[]> {
+  const { db, config, clock } = options;
+  return [
+    await startBatchConsumer({
+      transport: options.transport,
+      logger: options.logger,
+      queue: queues.stockOrders,
+      schema: InventoryAnswer,
+      prefetch: config.CONSUMER_PREFETCH,
+      maxBatch: config.CONSUMER_BATCH_SIZE,
+      lingerMs: config.CONSUMER_LINGER_MS,
+      failureDelayMs: 1_000,
+      async handleBatch(answers) {
+        await db.transaction((tx) => applyInventoryAnswers(tx, answers, clock));
+        options.onCommitted();
+      },
+    }),
+  ];
+}
