@@ -39,3 +39,59 @@ export async function eventually<T>(fn: () => Promise<T>, accept: (value: T) => 
   }
   return last;
 }
+
+/**
+ * Subscribes over GraphQL SSE (what a browser's EventSource-style client does) and collects each
+ * `next` payload's data.
+ */
+export async function sseSubscribe<T>(url: string, query: string, variables: Record<string, unknown> = {}) {
+  const controller = new AbortController();
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+    body: JSON.stringify({ query, variables }),
+    signal: controller.signal,
+  });
+  if (!res.ok || !res.body) throw new Error(`subscription refused: HTTP ${res.status} ${await res.text()}`);
+  const events: T[] = [];
+  const errors: unknown[] = [];
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  void (async () => {
+    let buffer = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += value;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block
+            .split('\n')
+            .filter((l) => l.startsWith('data:'))
+            .map((l) => l.slice(5).trim())
+            .join('');
+          if (!data) continue;
+          const payload = JSON.parse(data) as { data?: T; errors?: unknown[] };
+          if (payload.errors) errors.push(...payload.errors);
+          if (payload.data) events.push(payload.data);
+        }
+      }
+    } catch {
+      /* aborted */
+    }
+  })();
+  return {
+    events,
+    errors,
+    waitFor: (accept: (events: T[]) => boolean, timeoutMs = 20_000) =>
+      eventually(
+        () => Promise.resolve(events),
+        (list) => accept(list),
+        timeoutMs,
+        50,
+      ),
+    close: () => controller.abort(),
+  };
+}

@@ -2,3 +2,4 @@ export * from './services.ts';
 export * from './amqp.ts';
 export * from './process.ts';
 export * from './graphql.ts';
+export * from './proxy.ts';

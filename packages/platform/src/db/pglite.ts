@@ -15,7 +15,8 @@ export async function createPgliteDatabase(dataDir?: string): Promise<Database> 
   await db.waitReady;
   const run = async <Row>(q: Pick<PGlite, 'query'>, sql: string, params?: unknown[]): Promise<QueryResult<Row>> => {
     const result = await q.query<Row>(sql, params);
-    return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
+    // PGlite reports affectedRows 0 for a SELECT; like pg, count the rows a statement returned.
+    return { rows: result.rows, rowCount: result.fields.length > 0 ? result.rows.length : (result.affectedRows ?? 0) };
   };
   return {
     kind: 'pglite',

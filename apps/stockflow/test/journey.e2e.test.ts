@@ -1,0 +1,192 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { queues } from '@stockflow/contracts';
+import {
+  createTestDatabase,
+  eventually,
+  graphqlClient,
+  rawAmqp,
+  sseSubscribe,
+  type GraphqlClient,
+  type TestDatabase,
+} from '@stockflow/testing';
+import { startPlatform, type RunningPlatform } from '../src/platform.ts';
+
+const servicesUnavailable = inject('servicesUnavailable');
+
+interface OrderView {
+  id: string;
+  status: string;
+  reason: string | null;
+}
+
+const ORDER_FIELDS = 'id status reason customerId items { productId quantity } createdAt updatedAt';
+
+async function purgeAll(amqpUrl: string) {
+  const amqp = await rawAmqp(amqpUrl);
+  for (const q of Object.values(queues)) {
+    await amqp.connection.queuePurge(q.queue).catch(() => undefined);
+    await amqp.connection.queuePurge(q.deadLetterQueue).catch(() => undefined);
+  }
+  await amqp.close();
+}
+
+/** The same customer journey, through both GraphQL APIs, in each mode. */
+describe.each(['distributed', 'embedded'] as const)('order journey (%s)', (mode) => {
+  let platform: RunningPlatform;
+  let orders: GraphqlClient;
+  let inventory: GraphqlClient;
+  const cleanup: (() => Promise<unknown>)[] = [];
+
+  beforeAll(async () => {
+    if (mode === 'distributed' && servicesUnavailable) return;
+    const env: Record<string, string> = { INVENTORY_PORT: '0', ORDERS_PORT: '0', LOG_LEVEL: 'silent', SEED_SAMPLE_CATALOG: 'false' };
+    if (mode === 'distributed') {
+      const dbs: TestDatabase[] = [await createTestDatabase('journey_inventory'), await createTestDatabase('journey_orders')];
+      cleanup.push(() => Promise.all(dbs.map((d) => d.drop())));
+      Object.assign(env, { AMQP_URL: inject('amqpUrl'), INVENTORY_DATABASE_URL: dbs[0]?.url, ORDERS_DATABASE_URL: dbs[1]?.url });
+      await purgeAll(inject('amqpUrl'));
+    } else {
+      const dir = await mkdtemp(path.join(tmpdir(), 'stockflow-embedded-'));
+      cleanup.push(() => rm(dir, { recursive: true, force: true }));
+      env.DATA_DIR = dir;
+    }
+    platform = await startPlatform(env);
+    orders = graphqlClient(`http://127.0.0.1:${platform.orders.port}/graphql`);
+    inventory = graphqlClient(`http://127.0.0.1:${platform.inventory.port}/graphql`);
+  });
+
+  afterAll(async () => {
+    await platform?.close();
+    for (const c of cleanup.reverse()) await c();
+  });
+
+  const skip = mode === 'distributed' && Boolean(servicesUnavailable);
+
+  const product = async (sku: string, initialStock: number) =>
+    Number(
+      (
+        await inventory.data<{ createProduct: { id: string } }>(
+          `mutation { createProduct(input: {sku: "${sku}", name: "${sku}", initialStock: ${initialStock}}) { id } }`,
+        )
+      ).createProduct.id,
+    );
+  const stock = async (id: number) =>
+    (
+      await inventory.data<{ product: { availableStock: number; reservedStock: number; soldStock: number } }>(
+        `{ product(id: "${id}") { availableStock reservedStock soldStock } }`,
+      )
+    ).product;
+  const createOrder = async (customerId: string, items: { productId: number; quantity: number }[]) =>
+    (
+      await orders.data<{ createOrder: OrderView }>(
+        `mutation($input: CreateOrderInput!) { createOrder(input: $input) { ${ORDER_FIELDS} } }`,
+        {
+          input: { customerId, items: items.map((i) => ({ productId: String(i.productId), quantity: i.quantity })) },
+        },
+      )
+    ).createOrder;
+  const order = async (id: string) => (await orders.data<{ order: OrderView }>(`{ order(id: "${id}") { ${ORDER_FIELDS} } }`)).order;
+  const settled = (id: string, status: string) =>
+    eventually(
+      () => order(id),
+      (o) => o.status === status,
+    );
+
+  it.skipIf(skip)('confirms an order whose stock is there, and the subscription sees each change', async () => {
+    const tv = await product(`TV-${mode}`, 5);
+    const sub = await sseSubscribe<{ customerOrderStatusChanged: OrderView }>(
+      `http://127.0.0.1:${platform.orders.port}/graphql`,
+      'subscription { customerOrderStatusChanged(customerId: "sub-customer") { id status } }',
+    );
+    const created = await createOrder('sub-customer', [{ productId: tv, quantity: 2 }]);
+    expect(created.status).toBe('PENDING');
+    const confirmed = await settled(created.id, 'CONFIRMED');
+    expect(new Date((confirmed as unknown as { updatedAt: string }).updatedAt).getTime()).toBeGreaterThanOrEqual(
+      new Date((created as unknown as { createdAt: string }).createdAt).getTime(),
+    );
+    await sub.waitFor((events) => events.some((e) => e.customerOrderStatusChanged.status === 'CONFIRMED'));
+    expect(sub.events.map((e) => e.customerOrderStatusChanged)).toEqual([
+      { id: created.id, status: 'PENDING' },
+      { id: created.id, status: 'CONFIRMED' },
+    ]);
+    sub.close();
+    expect(await stock(tv)).toEqual({ availableStock: 3, reservedStock: 2, soldStock: 0 });
+  });
+
+  it.skipIf(skip)('cancels an order for short stock with the reason, holding nothing', async () => {
+    const a = await product(`SHORT-${mode}`, 1);
+    const b = await product(`PLENTY-${mode}`, 10);
+    const created = await createOrder('c1', [
+      { productId: b, quantity: 1 },
+      { productId: a, quantity: 2 },
+    ]);
+    const cancelled = await settled(created.id, 'CANCELLED');
+    expect(cancelled.reason).toBe(`Insufficient stock: product ${a} (requested 2, available 1)`);
+    expect(await stock(b)).toEqual({ availableStock: 10, reservedStock: 0, soldStock: 0 });
+  });
+
+  it.skipIf(skip)('cancels an order naming an unknown product', async () => {
+    const created = await createOrder('c1', [{ productId: 987_654, quantity: 1 }]);
+    expect((await settled(created.id, 'CANCELLED')).reason).toBe('Unknown product: 987654');
+  });
+
+  it.skipIf(skip)('gives the stock back when a confirmed order is cancelled', async () => {
+    const p = await product(`CANCEL-${mode}`, 4);
+    const created = await createOrder('c2', [{ productId: p, quantity: 3 }]);
+    await settled(created.id, 'CONFIRMED');
+    expect(await stock(p)).toEqual({ availableStock: 1, reservedStock: 3, soldStock: 0 });
+    const cancel = await orders.data<{ cancelOrder: OrderView }>(
+      `mutation { cancelOrder(id: "${created.id}", reason: "changed my mind") { ${ORDER_FIELDS} } }`,
+    );
+    expect(cancel.cancelOrder).toMatchObject({ status: 'CANCELLED', reason: 'changed my mind' });
+    await eventually(
+      () => stock(p),
+      (s) => s.reservedStock === 0,
+    );
+    expect(await stock(p)).toEqual({ availableStock: 4, reservedStock: 0, soldStock: 0 });
+    const again = await orders.request(`mutation { cancelOrder(id: "${created.id}") { id } }`);
+    expect(again.errors?.[0]?.extensions?.code).toBe('INVALID_TRANSITION');
+  });
+
+  it.skipIf(skip)('holds nothing when the cancellation overtakes the reservation', async () => {
+    const p = await product(`RACE-${mode}`, 50);
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i += 1) {
+      const created = await createOrder('racer', [{ productId: p, quantity: 1 }]);
+      // Cancelled at once, usually while still PENDING.
+      await orders.data(`mutation { cancelOrder(id: "${created.id}") { id } }`);
+      ids.push(created.id);
+    }
+    for (const id of ids) expect((await order(id)).status).toBe('CANCELLED');
+    await eventually(
+      () => stock(p),
+      (s) => s.reservedStock === 0 && s.availableStock === 50,
+      20_000,
+    );
+    // And it stays that way once every late answer has been processed.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await stock(p)).toEqual({ availableStock: 50, reservedStock: 0, soldStock: 0 });
+  });
+
+  it.skipIf(skip)('fulfils a confirmed order: reserved becomes sold; a cancelled order cannot be fulfilled', async () => {
+    const p = await product(`SHIP-${mode}`, 6);
+    const created = await createOrder('c3', [{ productId: p, quantity: 2 }]);
+    await settled(created.id, 'CONFIRMED');
+    const shipped = await orders.data<{ fulfillOrder: OrderView }>(`mutation { fulfillOrder(id: "${created.id}") { ${ORDER_FIELDS} } }`);
+    expect(shipped.fulfillOrder.status).toBe('FULFILLED');
+    await eventually(
+      () => stock(p),
+      (s) => s.soldStock === 2,
+    );
+    expect(await stock(p)).toEqual({ availableStock: 4, reservedStock: 0, soldStock: 2 });
+
+    const rejected = await createOrder('c3', [{ productId: p, quantity: 100 }]);
+    await settled(rejected.id, 'CANCELLED');
+    const refused = await orders.request(`mutation { fulfillOrder(id: "${rejected.id}") { id } }`);
+    expect(refused.errors?.[0]?.extensions?.code).toBe('INVALID_TRANSITION');
+    expect(refused.errors?.[0]?.message).toBe(`cannot fulfil order ${rejected.id}: it is CANCELLED`);
+  });
+});
