@@ -73,7 +73,6 @@ export const serviceConfigShape = {
   GRAPHIQL: z.enum(['true', 'false']).optional(),
 };
 
-const sharedSchema = z.object(serviceConfigShape);
-export type ServiceConfig = z.infer<typeof sharedSchema> & { PORT: number };
+export type ServiceConfig = z.infer<z.ZodObject<typeof serviceConfigShape>> & { PORT: number };
 
 export const graphiqlEnabled = (config: ServiceConfig) => (config.GRAPHIQL ? config.GRAPHIQL === 'true' : config.NODE_ENV !== 'production');

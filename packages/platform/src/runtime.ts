@@ -84,7 +84,7 @@ export async function runService(options: {
   const http = await startHttpServer({
     port: config.PORT,
     host: config.HOST,
-    handler: parts.http,
+    handler: (req, res) => parts.http(req, res),
     checks: [
       { name: 'database', check: () => db.ping() },
       { name: 'broker', check: () => transport.isConnected() },

@@ -1,0 +1,224 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { printSchema } from 'graphql';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
+import { createLogger, type RunningService } from '@stockflow/platform';
+import {
+  createTestDatabase,
+  eventually,
+  graphqlClient,
+  rawAmqp,
+  sseSubscribe,
+  startTcpProxy,
+  viaProxy,
+  type TestDatabase,
+} from '@stockflow/testing';
+import { loadInventoryConfig } from '../../inventory/src/config.ts';
+import { startInventoryService } from '../../inventory/src/service.ts';
+import { loadOrdersConfig } from '../src/config.ts';
+import { ordersSchema } from '../src/graphql/schema.ts';
+import { startOrdersService } from '../src/service.ts';
+
+const servicesUnavailable = inject('servicesUnavailable');
+const logger = createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+describe('committed SDL', () => {
+  it('matches the schema the Order Service serves (run `npm run schema:print` after changing it)', async () => {
+    const committed = await readFile(path.join(import.meta.dirname, '..', 'schema.graphql'), 'utf8');
+    expect(committed).toBe(`${printSchema(ordersSchema)}\n`);
+  });
+});
+
+describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL', () => {
+  let ordersDb: TestDatabase;
+  let inventoryDb: TestDatabase;
+  const running: RunningService[] = [];
+  const amqpUrl = inject('amqpUrl');
+
+  const ordersConfig = (url = amqpUrl) =>
+    loadOrdersConfig({ DATABASE_URL: ordersDb.url, AMQP_URL: url, PORT: '0', HOST: '127.0.0.1', OUTBOX_POLL_MS: '100' });
+  const startOrders = async (url?: string) => {
+    const s = await startOrdersService(ordersConfig(url), logger);
+    running.push(s);
+    return { service: s, gql: graphqlClient(`http://127.0.0.1:${s.port}/graphql`) };
+  };
+  const startInventory = async () => {
+    const s = await startInventoryService(
+      loadInventoryConfig({ DATABASE_URL: inventoryDb.url, AMQP_URL: amqpUrl, PORT: '0', HOST: '127.0.0.1', OUTBOX_POLL_MS: '100' }),
+      logger,
+    );
+    running.push(s);
+    return { service: s, gql: graphqlClient(`http://127.0.0.1:${s.port}/graphql`) };
+  };
+  const createProduct = async (gql: ReturnType<typeof graphqlClient>, sku: string, stock: number) =>
+    Number(
+      (
+        await gql.data<{ createProduct: { id: string } }>(
+          `mutation { createProduct(input: {sku: "${sku}", name: "${sku}", initialStock: ${stock}}) { id } }`,
+        )
+      ).createProduct.id,
+    );
+  const createOrder = async (gql: ReturnType<typeof graphqlClient>, productId: number, quantity = 1, idempotencyKey?: string) =>
+    (
+      await gql.data<{ createOrder: { id: string; status: string } }>(
+        'mutation($input: CreateOrderInput!) { createOrder(input: $input) { id status } }',
+        { input: { customerId: 'shopper', items: [{ productId: String(productId), quantity }], idempotencyKey } },
+      )
+    ).createOrder;
+  const statusOf = async (gql: ReturnType<typeof graphqlClient>, id: string) =>
+    (await gql.data<{ order: { status: string } }>(`{ order(id: "${id}") { status } }`)).order.status;
+
+  beforeAll(async () => {
+    ordersDb = await createTestDatabase('orders_e2e');
+    inventoryDb = await createTestDatabase('orders_e2e_inventory');
+  });
+  afterEach(async () => {
+    while (running.length > 0) await running.pop()?.close();
+    const amqp = await rawAmqp(amqpUrl);
+    for (const q of Object.values(queues)) await amqp.connection.queuePurge(q.queue).catch(() => undefined);
+    await amqp.close();
+  });
+  afterAll(async () => {
+    await ordersDb?.drop();
+    await inventoryDb?.drop();
+  });
+
+  it('keeps accepting orders while the broker is unreachable and confirms them once it is back', async () => {
+    const inventory = await startInventory();
+    const productId = await createProduct(inventory.gql, 'OUTAGE', 100);
+    const broker = new URL(amqpUrl);
+    const proxy = await startTcpProxy({ host: broker.hostname, port: Number(broker.port || 5672) });
+    try {
+      const orders = await startOrders(viaProxy(amqpUrl, proxy.port));
+      proxy.cut();
+      await eventually(
+        () => fetch(`http://127.0.0.1:${orders.service.port}/ready`).then((r) => r.status),
+        (status) => status === 503,
+      );
+      const accepted = [];
+      for (let i = 0; i < 5; i += 1) accepted.push(await createOrder(orders.gql, productId));
+      expect(accepted.map((o) => o.status)).toEqual(Array(5).fill('PENDING'));
+      await new Promise((r) => setTimeout(r, 500));
+      for (const o of accepted) expect(await statusOf(orders.gql, o.id)).toBe('PENDING');
+
+      proxy.restore();
+      for (const o of accepted) {
+        await eventually(
+          () => statusOf(orders.gql, o.id),
+          (s) => s === 'CONFIRMED',
+          30_000,
+        );
+      }
+      expect((await fetch(`http://127.0.0.1:${orders.service.port}/ready`)).status).toBe(200);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('delivers a status change to a subscriber on another instance than the one that processed it', async () => {
+    const a = await startOrders();
+    const b = await startOrders();
+    const inventory = await startInventory();
+    const productId = await createProduct(inventory.gql, 'MULTI', 10);
+    const created = await createOrder(a.gql, productId);
+    const sub = await sseSubscribe<{ orderStatusChanged: { id: string; status: string } }>(
+      `http://127.0.0.1:${b.service.port}/graphql`,
+      'subscription($id: ID!) { orderStatusChanged(id: $id) { id status } }',
+      { id: created.id },
+    );
+    // Cancelled through instance A: B serves the subscription and never touched the order.
+    await eventually(
+      () => statusOf(a.gql, created.id),
+      (s) => s === 'CONFIRMED',
+    ).catch(() => undefined);
+    await a.gql.data(`mutation { cancelOrder(id: "${created.id}") { id } }`);
+    await sub.waitFor((events) => events.some((e) => e.orderStatusChanged.status === 'CANCELLED'));
+    sub.close();
+    expect(sub.events.at(-1)?.orderStatusChanged).toEqual({ id: created.id, status: 'CANCELLED' });
+  });
+
+  it('ends with nothing held when the order is cancelled before inventory ever saw it', async () => {
+    const orders = await startOrders();
+    const created = await createOrder(orders.gql, 1, 2);
+    await orders.gql.data(`mutation { cancelOrder(id: "${created.id}", reason: "too slow") { id } }`);
+    // Both OrderCreated and OrderCancelled now wait in their queues; inventory starts only now
+    // and takes them from two queues in either order.
+    const inventory = await startInventory();
+    const rows = await inventory.service.db.query<{ id: number }>('SELECT id FROM products WHERE id = 1');
+    if (rows.rowCount === 0) await createProduct(inventory.gql, 'LATE-1', 10);
+    await eventually(
+      () => inventory.service.db.query('SELECT 1 FROM order_decisions WHERE order_id = $1', [created.id]).then((r) => r.rowCount),
+      (n) => n === 1,
+    );
+    await eventually(
+      () =>
+        inventory.service.db
+          .query<{ held: number }>(`SELECT count(*)::int AS held FROM reservations WHERE order_id = $1 AND status = 'HELD'`, [created.id])
+          .then((r) => r.rows[0]?.held),
+      (held) => held === 0,
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await statusOf(orders.gql, created.id)).toBe('CANCELLED');
+    const held = await inventory.service.db.query(`SELECT 1 FROM reservations WHERE order_id = $1 AND status = 'HELD'`, [created.id]);
+    expect(held.rowCount).toBe(0);
+  });
+
+  it('answers a repeated createOrder with the same idempotency key with the same order', async () => {
+    const orders = await startOrders();
+    const first = await createOrder(orders.gql, 3, 1, 'checkout-42');
+    const second = await createOrder(orders.gql, 3, 1, 'checkout-42');
+    expect(second.id).toBe(first.id);
+    const reused = await orders.gql.request(
+      'mutation { createOrder(input: {customerId: "shopper", items: [{productId: "3", quantity: 5}], idempotencyKey: "checkout-42"}) { id } }',
+    );
+    expect(reused.errors?.[0]?.extensions?.code).toBe('CONFLICT');
+  });
+
+  it('ignores a late or repeated answer once the order has left PENDING', async () => {
+    const orders = await startOrders();
+    const created = await createOrder(orders.gql, 5);
+    await orders.gql.data(`mutation { cancelOrder(id: "${created.id}") { id } }`);
+    const amqp = await rawAmqp(amqpUrl);
+    await amqp.publish(EXCHANGES.inventory, ROUTING_KEYS.stockReserved, {
+      event: 'StockReserved',
+      order_id: created.id,
+      items: [{ product_id: 5, quantity: 1 }],
+    });
+    await amqp.publish(EXCHANGES.inventory, ROUTING_KEYS.stockRejected, { event: 'StockRejected', order_id: created.id, reason: 'late' });
+    await eventually(
+      () => amqp.connection.queueDeclare({ queue: queues.stockOrders.queue, passive: true }).then((q) => q.messageCount),
+      (n) => n === 0,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await amqp.close();
+    const order = await orders.gql.data<{ order: { status: string; reason: string } }>(`{ order(id: "${created.id}") { status reason } }`);
+    expect(order.order).toEqual({ status: 'CANCELLED', reason: 'Cancelled by request' });
+  });
+
+  it.each([
+    ['no items', '{customerId: "c", items: []}', /items must not be empty/],
+    ['a zero quantity', '{customerId: "c", items: [{productId: "1", quantity: 0}]}', /quantity must be a whole number from 1/],
+    ['a negative quantity', '{customerId: "c", items: [{productId: "1", quantity: -1}]}', /quantity must be a whole number from 1/],
+    ['an absurd quantity', '{customerId: "c", items: [{productId: "1", quantity: 1000000}]}', /at most 10000|from 1 to 10000/],
+    ['a bad product id', '{customerId: "c", items: [{productId: "abc", quantity: 1}]}', /productId must be a product id/],
+    ['an empty customer', '{customerId: " ", items: [{productId: "1", quantity: 1}]}', /customerId must be 1 to 100 characters/],
+  ])('refuses an order with %s', async (_label, input, message) => {
+    const orders = await startOrders();
+    const res = await orders.gql.request(`mutation { createOrder(input: ${input}) { id } }`);
+    expect(res.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(res.errors?.[0]?.message).toMatch(message);
+  });
+
+  it('refuses more than 100 lines, and unknown orders', async () => {
+    const orders = await startOrders();
+    const lines = Array.from({ length: 101 }, () => ({ productId: '1', quantity: 1 }));
+    const res = await orders.gql.request('mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }', {
+      input: { customerId: 'c', items: lines },
+    });
+    expect(res.errors?.[0]?.message).toBe('an order may have at most 100 lines');
+    const missing = await orders.gql.request('mutation { fulfillOrder(id: "ORD-nope") { id } }');
+    expect(missing.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    expect((await orders.gql.data<{ order: null }>('{ order(id: "ORD-nope") { id } }')).order).toBeNull();
+  });
+});
