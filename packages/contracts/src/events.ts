@@ -35,20 +35,13 @@ const Meta = {
   occurred_at: z.string().optional(),
 };
 
-export const OrderCreated = z.object({
-  event: z.literal('OrderCreated'),
-  order_id: OrderId,
-  items: Lines,
-  ...Meta,
-});
+/** An event about an order's lines: `OrderCreated`, `StockReserved`, `OrderConfirmed`. */
+const linesEvent = <Name extends string>(name: Name) => z.object({ event: z.literal(name), order_id: OrderId, items: Lines, ...Meta });
+
+export const OrderCreated = linesEvent('OrderCreated');
 export type OrderCreated = z.infer<typeof OrderCreated>;
 
-export const StockReserved = z.object({
-  event: z.literal('StockReserved'),
-  order_id: OrderId,
-  items: Lines,
-  ...Meta,
-});
+export const StockReserved = linesEvent('StockReserved');
 export type StockReserved = z.infer<typeof StockReserved>;
 
 /** Why one line of a rejected order could not be served. */
@@ -88,12 +81,7 @@ export const OrderFulfilled = z.object({
 export type OrderFulfilled = z.infer<typeof OrderFulfilled>;
 
 /** Stock for the order was confirmed; for notification, shipping and the like. */
-export const OrderConfirmed = z.object({
-  event: z.literal('OrderConfirmed'),
-  order_id: OrderId,
-  items: Lines,
-  ...Meta,
-});
+export const OrderConfirmed = linesEvent('OrderConfirmed');
 export type OrderConfirmed = z.infer<typeof OrderConfirmed>;
 
 /** What the Inventory Service released for a cancelled order (every line ever released; may be empty). */

@@ -1,25 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXCHANGES, ROUTING_KEYS, StockRejected } from '@stockflow/contracts';
+import type { ReceivedMessage } from '@stockflow/testing';
 import { servicesUnavailable, startInventory, type InventoryHarness } from './harness.ts';
 
 describe.skipIf(servicesUnavailable)('wire contract with other teams (raw AMQP)', () => {
   let h: InventoryHarness;
-  let answers: Awaited<ReturnType<InventoryHarness['amqp']['listen']>>;
 
   beforeAll(async () => {
     h = await startInventory();
-    answers = await h.amqp.listen(EXCHANGES.inventory, 'stock.*');
   });
   afterAll(async () => h?.close());
 
-  const answerFor = async (orderId: string) => {
-    const start = answers.received.length;
-    for (;;) {
-      const found = answers.received.find((m) => (m.json as { order_id?: string } | undefined)?.order_id === orderId);
-      if (found) return found;
-      await answers.waitFor(Math.max(start, answers.received.length) + 1);
-    }
-  };
+  const answerFor = async (orderId: string) => (await h.answersFor(orderId))[0] as ReceivedMessage;
 
   it('answers the documented OrderCreated, with no extra fields, with exactly the documented StockReserved', async () => {
     const productId = await h.createProduct('CONTRACT-1', 10);
@@ -80,10 +72,7 @@ describe.skipIf(servicesUnavailable)('wire contract with other teams (raw AMQP)'
     expect(answer.routingKey).toBe('stock.rejected');
     expect((answer.json as { reason: string }).reason).toBe('Unknown product: 999999');
     // All or nothing: the known line was not reserved either.
-    const product = await h.gql.data<{ product: { availableStock: number; reservedStock: number } }>(
-      `{ product(id: "${known}") { availableStock reservedStock } }`,
-    );
-    expect(product.product).toEqual({ availableStock: 5, reservedStock: 0 });
+    expect(await h.stock(known)).toEqual({ availableStock: 5, reservedStock: 0 });
   });
 
   it('ignores unknown extra fields in OrderCreated', async () => {

@@ -1,16 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { printSchema } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inventorySchema } from '../src/graphql/schema.ts';
 import { servicesUnavailable, startInventory, type InventoryHarness } from './harness.ts';
-
-describe('committed SDL', () => {
-  it('matches the schema the service serves (run `npm run schema:print` after changing it)', async () => {
-    const committed = await readFile(path.join(import.meta.dirname, '..', 'schema.graphql'), 'utf8');
-    expect(committed).toBe(`${printSchema(inventorySchema)}\n`);
-  });
-});
 
 describe.skipIf(servicesUnavailable)('Inventory GraphQL API', () => {
   let h: InventoryHarness;

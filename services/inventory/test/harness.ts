@@ -1,7 +1,7 @@
 import { inject } from 'vitest';
-import { queues } from '@stockflow/contracts';
 import { createLogger, type RunningService } from '@stockflow/platform';
-import { createTestDatabase, graphqlClient, rawAmqp, type TestDatabase } from '@stockflow/testing';
+import { EXCHANGES, queues } from '@stockflow/contracts';
+import { createTestDatabase, eventually, graphqlClient, rawAmqp, type ReceivedMessage, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../src/config.ts';
 import { startInventoryService } from '../src/service.ts';
 
@@ -13,6 +13,11 @@ export interface InventoryHarness {
   gql: ReturnType<typeof graphqlClient>;
   amqp: Awaited<ReturnType<typeof rawAmqp>>;
   createProduct(sku: string, initialStock: number): Promise<number>;
+  stock(productId: number): Promise<{ availableStock: number; reservedStock: number }>;
+  /** Every answer published on `inventory` since the harness started. */
+  answers: ReceivedMessage[];
+  /** Waits until `n` answers for the order have arrived and returns them. */
+  answersFor(orderId: string, n?: number): Promise<ReceivedMessage[]>;
   close(): Promise<void>;
 }
 
@@ -40,11 +45,26 @@ export async function startInventory(env: Record<string, string> = {}): Promise<
   const service = await startInventoryService(config, createLogger({ name: 'inventory', level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
   await purgeQueues(amqp);
   const gql = graphqlClient(`http://127.0.0.1:${service.port}/graphql`);
+  const listener = await amqp.listen(EXCHANGES.inventory, 'stock.*');
+  const forOrder = (orderId: string) =>
+    listener.received.filter((m) => (m.json as { order_id?: string } | undefined)?.order_id === orderId);
   return {
     service,
     database,
     gql,
     amqp,
+    answers: listener.received,
+    answersFor: (orderId, n = 1) =>
+      eventually(
+        () => Promise.resolve(forOrder(orderId)),
+        (list) => list.length >= n,
+      ),
+    async stock(productId) {
+      const data = await gql.data<{ product: { availableStock: number; reservedStock: number } }>(
+        `{ product(id: "${productId}") { availableStock reservedStock } }`,
+      );
+      return data.product;
+    },
     async createProduct(sku, initialStock) {
       const data = await gql.data<{ createProduct: { id: string } }>(
         'mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }',

@@ -11,26 +11,14 @@ const orderCreated = (orderId: string, items: { product_id: number; quantity: nu
 
 describe.skipIf(servicesUnavailable)('reservation on the real PostgreSQL and RabbitMQ', () => {
   let h: InventoryHarness;
-  let answers: Awaited<ReturnType<InventoryHarness['amqp']['listen']>>;
 
   beforeAll(async () => {
     h = await startInventory();
-    answers = await h.amqp.listen(EXCHANGES.inventory, 'stock.*');
   });
   afterAll(async () => h?.close());
 
-  const answersFor = (orderId: string) => answers.received.filter((m) => (m.json as { order_id?: string }).order_id === orderId);
-  const waitForAnswers = (orderId: string, n: number) =>
-    eventually(
-      () => Promise.resolve(answersFor(orderId)),
-      (list) => list.length >= n,
-    );
-  const stock = async (id: number) =>
-    (
-      await h.gql.data<{ product: { availableStock: number; reservedStock: number } }>(
-        `{ product(id: "${id}") { availableStock reservedStock } }`,
-      )
-    ).product;
+  const waitForAnswers = (orderId: string, n: number) => h.answersFor(orderId, n);
+  const stock = (id: number) => h.stock(id);
 
   it('reserves once when the same OrderCreated is delivered twice, and answers both times alike', async () => {
     const productId = await h.createProduct('IDEMP-1', 10);
@@ -150,6 +138,6 @@ describe.skipIf(servicesUnavailable)('reservation on the real PostgreSQL and Rab
     expect(reasonOf(bad[4] as string)).toMatch(/event/);
     expect(reasonOf(bad[6] as string)).toMatch(/order_id must be at most 100 characters/);
     // Nothing else was touched by the bad messages.
-    expect(answers.received.some((m) => String((m.json as { order_id?: string }).order_id).startsWith('ORD-BAD'))).toBe(false);
+    expect(h.answers.some((m) => String((m.json as { order_id?: string }).order_id).startsWith('ORD-BAD'))).toBe(false);
   });
 });

@@ -1,6 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { printSchema } from 'graphql';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
 import { createLogger, type RunningService } from '@stockflow/platform';
@@ -17,18 +14,10 @@ import {
 import { loadInventoryConfig } from '../../inventory/src/config.ts';
 import { startInventoryService } from '../../inventory/src/service.ts';
 import { loadOrdersConfig } from '../src/config.ts';
-import { ordersSchema } from '../src/graphql/schema.ts';
 import { startOrdersService } from '../src/service.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
 const logger = createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-
-describe('committed SDL', () => {
-  it('matches the schema the Order Service serves (run `npm run schema:print` after changing it)', async () => {
-    const committed = await readFile(path.join(import.meta.dirname, '..', 'schema.graphql'), 'utf8');
-    expect(committed).toBe(`${printSchema(ordersSchema)}\n`);
-  });
-});
 
 describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL', () => {
   let ordersDb: TestDatabase;
