@@ -7,3 +7,4 @@ export * from './messaging/index.ts';
 export * from './graphql.ts';
 export * from './runtime.ts';
 export * from './connection.ts';
+export * from './breaker.ts';

@@ -2,6 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { QueueSpec } from '@stockflow/contracts';
 import { ConfigError, AppError } from './errors.ts';
 import { safeUrl, type ServiceConfig } from './config.ts';
+import { CircuitBreaker, isDatabaseOutage } from './breaker.ts';
+import { guardDatabase } from './db/guarded.ts';
 import { createPostgresDatabase } from './db/postgres.ts';
 import { migrate, type MigrationSource } from './db/migrate.ts';
 import type { Database } from './db/database.ts';
@@ -25,6 +27,15 @@ export interface ServiceParts {
   beforeClose?: () => Promise<void>;
 }
 
+export interface ServiceRuntime {
+  /** The service's database, behind its circuit breaker. */
+  db: Database;
+  transport: Transport;
+  relay: OutboxRelay;
+  /** Resolves when the database's circuit breaker lets calls through again. */
+  waitForDatabase(): Promise<void>;
+}
+
 export interface RunningService {
   name: string;
   port: number;
@@ -46,17 +57,30 @@ export async function runService(options: {
   migrations: MigrationSource[];
   queues: QueueSpec[];
   deps: ServiceDependencies;
-  build(runtime: { db: Database; transport: Transport; relay: OutboxRelay }): Promise<ServiceParts>;
+  build(runtime: ServiceRuntime): Promise<ServiceParts>;
 }): Promise<RunningService> {
   const { config, logger, name } = options;
-  const db =
+  const breaker = (dependency: string, isOutage: (error: unknown) => boolean) =>
+    new CircuitBreaker({
+      name: dependency,
+      failureThreshold: config.BREAKER_FAILURE_THRESHOLD,
+      openMs: config.BREAKER_OPEN_MS,
+      maxOpenMs: config.BREAKER_MAX_OPEN_MS,
+      isOutage,
+      logger,
+    });
+  const databaseBreaker = breaker('database', isDatabaseOutage);
+  // A publish to a declared exchange fails only when the broker or the channel is down.
+  const brokerBreaker = breaker('broker', () => true);
+  const rawDb =
     options.deps.db ??
     createPostgresDatabase({
       url: required(config.DATABASE_URL, 'DATABASE_URL'),
       poolSize: config.DATABASE_POOL_SIZE,
       applicationName: name,
     });
-  const applied = await migrate(db, options.migrations).catch((error: unknown) => {
+  const db = guardDatabase(rawDb, databaseBreaker);
+  const applied = await migrate(rawDb, options.migrations).catch((error: unknown) => {
     throw new AppError(
       'UNAVAILABLE',
       `cannot prepare the database${config.DATABASE_URL ? ` at ${safeUrl(config.DATABASE_URL)}` : ''}: ${(error as Error).message}`,
@@ -78,16 +102,19 @@ export async function runService(options: {
     batchSize: config.OUTBOX_BATCH_SIZE,
     pollIntervalMs: config.OUTBOX_POLL_MS,
     retentionMs: config.OUTBOX_RETENTION_HOURS * 3_600_000,
+    breaker: brokerBreaker,
   });
 
-  const parts = await options.build({ db, transport, relay });
+  const parts = await options.build({ db, transport, relay, waitForDatabase: () => databaseBreaker.waitUntilCallable() });
   const http = await startHttpServer({
     port: config.PORT,
     host: config.HOST,
     handler: (req, res) => parts.http(req, res),
     checks: [
-      { name: 'database', check: () => db.ping() },
+      { name: 'database', check: () => rawDb.ping() },
       { name: 'broker', check: () => transport.isConnected() },
+      { name: 'database circuit', check: () => databaseBreaker.state !== 'open' },
+      { name: 'broker circuit', check: () => brokerBreaker.state !== 'open' },
     ],
   });
   logger.info({ port: http.port, graphql: `http://localhost:${http.port}/graphql` }, `${name} service listening`);
@@ -95,7 +122,7 @@ export async function runService(options: {
   return {
     name,
     port: http.port,
-    db,
+    db: rawDb,
     transport,
     relay,
     async close() {
@@ -105,7 +132,7 @@ export async function runService(options: {
       await relay.stop();
       await relay.drain();
       if (!options.deps.transport) await transport.close();
-      if (!options.deps.db) await db.close();
+      if (!options.deps.db) await rawDb.close();
     },
   };
 }

@@ -24,8 +24,15 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
     migrations: inventoryMigrations,
     queues: Object.values(queues),
     deps,
-    async build({ db, transport, relay }) {
-      const subscriptions = await startInventoryConsumers({ db, transport, logger, config, onCommitted: () => relay.wake() });
+    async build({ db, transport, relay, waitForDatabase }) {
+      const subscriptions = await startInventoryConsumers({
+        db,
+        transport,
+        logger,
+        config,
+        waitForDatabase,
+        onCommitted: () => relay.wake(),
+      });
       const catalog = catalogRepository(db);
       const yoga = createGraphqlServer({
         schema: inventorySchema,

@@ -159,7 +159,10 @@ describe.skipIf(servicesUnavailable)('Inventory GraphQL API', () => {
   it('reports itself ready only while database and broker answer', async () => {
     const res = await fetch(`http://127.0.0.1:${h.service.port}/ready`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ready', checks: { database: 'up', broker: 'up' } });
+    expect(await res.json()).toEqual({
+      status: 'ready',
+      checks: { database: 'up', broker: 'up', 'database circuit': 'up', 'broker circuit': 'up' },
+    });
     expect((await fetch(`http://127.0.0.1:${h.service.port}/health`)).status).toBe(200);
   });
 });

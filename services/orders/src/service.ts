@@ -30,7 +30,7 @@ export function startOrdersService(
     migrations: ordersMigrations,
     queues: Object.values(queues),
     deps,
-    async build({ db, transport, relay }) {
+    async build({ db, transport, relay, waitForDatabase }) {
       const orders = ordersRepository(
         {
           ...db,
@@ -53,7 +53,15 @@ export function startOrdersService(
           logger.warn({ err, payload }, 'ignoring a malformed status notification');
         }
       });
-      const subscriptions = await startOrdersConsumers({ db, transport, logger, config, clock, onCommitted: () => relay.wake() });
+      const subscriptions = await startOrdersConsumers({
+        db,
+        transport,
+        logger,
+        config,
+        clock,
+        waitForDatabase,
+        onCommitted: () => relay.wake(),
+      });
       const yoga = createGraphqlServer({
         schema: ordersSchema,
         logger,

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { DEAD_LETTER_REASON_HEADER, type QueueSpec } from '@stockflow/contracts';
+import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { IncomingMessage, Subscription, Transport } from './transport.ts';
 
@@ -15,9 +16,17 @@ export interface BatchConsumerOptions<T> {
   maxBatch: number;
   /** How long the first message of a batch waits for company. */
   lingerMs: number;
-  /** Pause before handing a failed message back, so an outage is not a hot nack loop. */
+  /** Pause before handing a failed message back, so a failing handler is not a hot nack loop. */
   failureDelayMs: number;
+  /**
+   * Resolves when the database may be tried again (its circuit breaker). A batch that failed
+   * because the database is down waits here and is applied again, its messages still
+   * unacknowledged: the consumer takes no new work meanwhile and drops nothing.
+   */
+  waitUntilAvailable?: () => Promise<void>;
 }
+
+const isOutage = (error: unknown) => error instanceof AppError && error.code === 'UNAVAILABLE';
 
 type Decoded<T> = { ok: true; value: T } | { ok: false; reason: string };
 
@@ -72,12 +81,17 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
     ]);
   };
 
-  const settle = async (batch: Pending<T>[]) => {
+  const settle = async (batch: Pending<T>[]): Promise<void> => {
     try {
       await options.handleBatch(batch.map((p) => p.value));
       for (const p of batch) p.resolve();
       return;
     } catch (error) {
+      if (isOutage(error) && options.waitUntilAvailable) {
+        logger.warn({ queue: queue.queue, size: batch.length }, 'database unavailable; holding the batch until it is back');
+        await options.waitUntilAvailable();
+        return settle(batch);
+      }
       if (batch.length === 1) {
         logger.error({ err: error, queue: queue.queue }, 'message handling failed; it will be redelivered');
         await sleep(options.failureDelayMs);

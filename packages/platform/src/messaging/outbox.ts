@@ -1,4 +1,5 @@
 import type { Database, Queryable } from '../db/database.ts';
+import type { CircuitBreaker } from '../breaker.ts';
 import type { Logger } from '../logger.ts';
 import type { OutgoingMessage, Transport } from './transport.ts';
 
@@ -28,6 +29,8 @@ export interface OutboxRelayOptions {
   pollIntervalMs: number;
   /** Published rows older than this are deleted. */
   retentionMs: number;
+  /** The broker's circuit breaker: while it is open the relay waits instead of retrying. */
+  breaker?: CircuitBreaker;
 }
 
 export interface OutboxRelay {
@@ -59,6 +62,8 @@ const CLAIM_SECONDS = 60;
 export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { db, transport, logger } = options;
   let stopped = false;
+  let signalStop: () => void = () => undefined;
+  const stopSignal = new Promise<void>((resolve) => (signalStop = resolve));
   let wakeUp: (() => void) | undefined;
   let woken = false;
   let lastCleanup = 0;
@@ -80,15 +85,17 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     rows.sort((a, b) => a.id - b.id);
     const ids = rows.map((r) => r.id);
     try {
-      await transport.publish(
-        rows.map((r) => ({
-          exchange: r.exchange,
-          routingKey: r.routing_key,
-          messageId: r.message_id,
-          body: r.payload,
-          headers: r.headers ?? undefined,
-        })),
-      );
+      const publish = () =>
+        transport.publish(
+          rows.map((r) => ({
+            exchange: r.exchange,
+            routingKey: r.routing_key,
+            messageId: r.message_id,
+            body: r.payload,
+            headers: r.headers ?? undefined,
+          })),
+        );
+      await (options.breaker ? options.breaker.run(publish) : publish());
     } catch (error) {
       await db
         .query('UPDATE outbox SET claimed_until = NULL, last_error = $2 WHERE id = ANY($1::bigint[])', [ids, String(error).slice(0, 500)])
@@ -144,6 +151,8 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   const loop = (async () => {
     while (!stopped) {
+      if (options.breaker) await Promise.race([options.breaker.waitUntilCallable(), stopSignal]);
+      if (stopped) break;
       const ok = await drainOnce();
       if (ok) await cleanup().catch((err: unknown) => logger.warn({ err }, 'outbox cleanup failed'));
       const backoff = ok ? options.pollIntervalMs : Math.min(options.pollIntervalMs * 2 ** failures, 5_000);
@@ -161,6 +170,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     },
     async stop() {
       stopped = true;
+      signalStop();
       wakeUp?.();
       await loop;
     },

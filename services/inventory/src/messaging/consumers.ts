@@ -14,6 +14,7 @@ export interface InventoryConsumerOptions {
   clock?: Clock;
   /** Called after each commit, so the outbox relay publishes the answers at once. */
   onCommitted(): void;
+  waitForDatabase(): Promise<void>;
 }
 
 /**
@@ -23,7 +24,14 @@ export interface InventoryConsumerOptions {
 export async function startInventoryConsumers(options: InventoryConsumerOptions): Promise<Subscription[]> {
   const { db, transport, logger, config } = options;
   const clock = options.clock ?? systemClock;
-  const common = { transport, logger, prefetch: config.CONSUMER_PREFETCH, lingerMs: config.CONSUMER_LINGER_MS, failureDelayMs: 1_000 };
+  const common = {
+    transport,
+    logger,
+    prefetch: config.CONSUMER_PREFETCH,
+    lingerMs: config.CONSUMER_LINGER_MS,
+    failureDelayMs: 1_000,
+    waitUntilAvailable: options.waitForDatabase,
+  };
   return Promise.all([
     startBatchConsumer({
       ...common,

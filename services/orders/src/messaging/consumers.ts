@@ -11,6 +11,7 @@ export async function startOrdersConsumers(options: {
   config: ServiceConfig;
   clock: Clock;
   onCommitted(): void;
+  waitForDatabase(): Promise<void>;
 }): Promise<Subscription[]> {
   const { db, config, clock } = options;
   return [
@@ -23,6 +24,7 @@ export async function startOrdersConsumers(options: {
       maxBatch: config.CONSUMER_BATCH_SIZE,
       lingerMs: config.CONSUMER_LINGER_MS,
       failureDelayMs: 1_000,
+      waitUntilAvailable: options.waitForDatabase,
       async handleBatch(answers) {
         await db.transaction((tx) => applyInventoryAnswers(tx, answers, clock));
         options.onCommitted();
