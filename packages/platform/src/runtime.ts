@@ -33,7 +33,7 @@ export interface ServiceRuntime {
   transport: Transport;
   relay: OutboxRelay;
   /** Resolves when the database's circuit breaker lets calls through again. */
-  waitForDatabase(): Promise<void>;
+  waitForDatabase: () => Promise<void>;
 }
 
 export interface RunningService {

@@ -14,7 +14,7 @@ export interface InventoryConsumerOptions {
   clock?: Clock;
   /** Called after each commit, so the outbox relay publishes the answers at once. */
   onCommitted(): void;
-  waitForDatabase(): Promise<void>;
+  waitForDatabase: () => Promise<void>;
 }
 
 /**

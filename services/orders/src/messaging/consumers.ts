@@ -11,7 +11,7 @@ export async function startOrdersConsumers(options: {
   config: ServiceConfig;
   clock: Clock;
   onCommitted(): void;
-  waitForDatabase(): Promise<void>;
+  waitForDatabase: () => Promise<void>;
 }): Promise<Subscription[]> {
   const { db, config, clock } = options;
   return [
