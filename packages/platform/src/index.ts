@@ -8,3 +8,4 @@ export * from './graphql.ts';
 export * from './runtime.ts';
 export * from './connection.ts';
 export * from './breaker.ts';
+export * from './graphql-client.ts';

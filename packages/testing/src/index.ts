@@ -3,3 +3,4 @@ export * from './amqp.ts';
 export * from './process.ts';
 export * from './graphql.ts';
 export * from './proxy.ts';
+export * from './cluster.ts';

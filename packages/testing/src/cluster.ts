@@ -1,0 +1,135 @@
+import { randomInt } from 'node:crypto';
+import { graphqlClient } from '@stockflow/platform';
+import { startServiceProcess, type ServiceProcess } from './process.ts';
+import { startTcpProxy, viaProxy } from './proxy.ts';
+import { createTestDatabase, testServers, type TestDatabase } from './services.ts';
+
+type Proxy = Awaited<ReturnType<typeof startTcpProxy>>;
+
+export interface Member {
+  name: string;
+  process: ServiceProcess;
+  broker: Proxy;
+  database: Proxy;
+  url: string;
+}
+
+const target = (url: string, defaultPort: number) => {
+  const u = new URL(url);
+  return { host: u.hostname, port: Number(u.port || defaultPort) };
+};
+
+/**
+ * The distributed platform as separate processes, each connected to RabbitMQ and PostgreSQL
+ * through proxies of its own, so a fault test can kill -9 a process or cut its connections
+ * while the shared servers stay up for everyone else.
+ */
+export async function startCluster(options: { amqpUrl: string; inventoryInstances: number; env?: Record<string, string> }) {
+  const databases = { inventory: await createTestDatabase('fault_inventory'), orders: await createTestDatabase('fault_orders') };
+  const members: Member[] = [];
+
+  const start = async (name: string, entry: string, db: TestDatabase, proxies?: { broker: Proxy; database: Proxy }) => {
+    const broker = proxies?.broker ?? (await startTcpProxy(target(options.amqpUrl, 5672)));
+    const database = proxies?.database ?? (await startTcpProxy(target(testServers.postgresAdminUrl, 5432)));
+    const process = await startServiceProcess(entry, {
+      DATABASE_URL: viaProxy(db.url, database.port),
+      AMQP_URL: viaProxy(options.amqpUrl, broker.port),
+      PORT: '0',
+      HOST: '127.0.0.1',
+      CONSUMER_PREFETCH: '50',
+      CONSUMER_BATCH_SIZE: '20',
+      OUTBOX_POLL_MS: '100',
+      BREAKER_OPEN_MS: '300',
+      BREAKER_MAX_OPEN_MS: '2000',
+      ...options.env,
+    });
+    const member = { name, process, broker, database, url: `http://127.0.0.1:${process.port}/graphql` };
+    members.push(member);
+    return member;
+  };
+
+  const inventory: Member[] = [];
+  for (let i = 0; i < options.inventoryInstances; i += 1) {
+    inventory.push(await start(`inventory-${i + 1}`, 'services/inventory/src/main.ts', databases.inventory));
+  }
+  let orders = await start('orders', 'services/orders/src/main.ts', databases.orders);
+
+  return {
+    inventory,
+    get orders() {
+      return orders;
+    },
+    /** Starts the Order Service again behind the same proxies (after a kill). */
+    async restartOrders() {
+      members.splice(members.indexOf(orders), 1);
+      orders = await start('orders', 'services/orders/src/main.ts', databases.orders, orders);
+      return orders;
+    },
+    cutBroker: () => members.forEach((m) => m.broker.cut()),
+    restoreBroker: () => members.forEach((m) => m.broker.restore()),
+    cutDatabase: () => members.forEach((m) => m.database.cut()),
+    restoreDatabase: () => members.forEach((m) => m.database.restore()),
+    /** Every process's log, for a failing test's message. */
+    logs: () => members.map((m) => `--- ${m.name}\n${m.process.output().slice(-4_000)}`).join('\n'),
+    async close() {
+      await Promise.all(members.map((m) => m.process.stop('SIGKILL')));
+      for (const m of members) {
+        await m.broker.close();
+        await m.database.close();
+      }
+      await databases.inventory.drop();
+      await databases.orders.drop();
+    },
+  };
+}
+
+export type Cluster = Awaited<ReturnType<typeof startCluster>>;
+
+/** A catalog with a few hot products far below demand and the rest plentiful. */
+export async function createCatalog(inventoryUrl: string, options: { products: number; hot: number; hotStock: number; stock: number }) {
+  const gql = graphqlClient(inventoryUrl);
+  const ids: number[] = [];
+  for (let i = 0; i < options.products; i += 1) {
+    const initialStock = i < options.hot ? options.hotStock : options.stock;
+    const data = await gql.data<{ createProduct: { id: string } }>(
+      `mutation { createProduct(input: {sku: "P-${i}", name: "Product ${i}", initialStock: ${initialStock}}) { id } }`,
+    );
+    ids.push(Number(data.createProduct.id));
+  }
+  return { all: ids, hot: ids.slice(0, options.hot) };
+}
+
+/**
+ * Places orders through the Order Service's GraphQL API, `concurrency` at a time. Half the orders
+ * ask for a hot product. Failed requests (an outage) are counted, not retried.
+ */
+export async function placeOrders(
+  ordersUrl: string,
+  catalog: { all: number[]; hot: number[] },
+  options: { count: number; concurrency: number; onPlaced?: (placed: number) => void },
+) {
+  const gql = graphqlClient(ordersUrl);
+  const accepted: string[] = [];
+  let failed = 0;
+  let next = 0;
+  const pick = (list: number[]) => list[randomInt(list.length)] as number;
+  const worker = async () => {
+    while (next < options.count) {
+      const n = (next += 1);
+      const lines = Array.from({ length: randomInt(1, 4) }, () => ({ productId: String(pick(catalog.all)), quantity: randomInt(1, 4) }));
+      if (n % 2 === 0 && catalog.hot.length > 0) lines.push({ productId: String(pick(catalog.hot)), quantity: 1 });
+      try {
+        const res = await gql.request<{ createOrder: { id: string } }>('mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }', {
+          input: { customerId: `customer-${n % 17}`, items: lines },
+        });
+        if (res.data?.createOrder) accepted.push(res.data.createOrder.id);
+        else failed += 1;
+      } catch {
+        failed += 1;
+      }
+      options.onPlaced?.(accepted.length + failed);
+    }
+  };
+  await Promise.all(Array.from({ length: options.concurrency }, worker));
+  return { accepted, failed };
+}
