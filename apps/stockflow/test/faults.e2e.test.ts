@@ -23,7 +23,7 @@ async function purgeQueues() {
  * several hundred orders with hot products, a fault in the middle, then the audit: nothing
  * stuck, every product's counters matching its orders, nothing negative.
  */
-describe.skipIf(servicesUnavailable)('fault injection under load', () => {
+describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 120_000 }, () => {
   let cluster: Cluster | undefined;
 
   afterEach(async () => {
@@ -78,17 +78,15 @@ describe.skipIf(servicesUnavailable)('fault injection under load', () => {
     const load = placeOrders(c.orders.url, catalog, { count: ORDERS, concurrency: 10 });
     await sleep(800);
     c.cutBroker();
-    const ready = await fetch(c.orders.url.replace('/graphql', '/ready'));
     await sleep(4_000);
-    const stillReady = await fetch(c.orders.url.replace('/graphql', '/ready'));
-    expect(stillReady.status).toBe(503);
+    // Not ready while the broker is gone, yet alive and still taking orders.
+    expect((await fetch(c.orders.url.replace('/graphql', '/ready'))).status).toBe(503);
     expect((await fetch(c.orders.url.replace('/graphql', '/health'))).status).toBe(200);
     c.restoreBroker();
     const { accepted, failed } = await load;
     // The Order Service kept accepting orders while the broker was gone.
     expect(failed).toBe(0);
     expect(accepted).toHaveLength(ORDERS);
-    expect(ready.status).toBeLessThanOrEqual(503);
     await settleAndAudit(c);
   });
 
@@ -137,11 +135,19 @@ describe.skipIf(servicesUnavailable)('fault injection under load', () => {
     );
     // Every OrderCreated again, and every answer again in reverse order, plus the opposite answer
     // for a few orders (a confused producer).
-    for (const m of created.received) await amqp.publish(EXCHANGES.orders, m.routingKey, m.raw);
-    for (const m of [...answers.received].reverse()) await amqp.publish(EXCHANGES.inventory, m.routingKey, m.raw);
-    for (const m of answers.received.slice(0, 10)) {
+    // Snapshots: the listeners keep receiving what is republished here.
+    const createdOnce = [...created.received];
+    const answeredOnce = [...answers.received];
+    expect(createdOnce).toHaveLength(200);
+    for (const m of createdOnce) await amqp.publish(EXCHANGES.orders, m.routingKey, m.raw);
+    for (const m of [...answeredOnce].reverse()) await amqp.publish(EXCHANGES.inventory, m.routingKey, m.raw);
+    for (const m of answeredOnce.slice(0, 10)) {
       const orderId = (m.json as { order_id: string }).order_id;
-      await amqp.publish(EXCHANGES.inventory, ROUTING_KEYS.stockRejected, { event: 'StockRejected', order_id: orderId, reason: 'confused' });
+      await amqp.publish(EXCHANGES.inventory, ROUTING_KEYS.stockRejected, {
+        event: 'StockRejected',
+        order_id: orderId,
+        reason: 'confused',
+      });
     }
     await eventually(
       async () => {

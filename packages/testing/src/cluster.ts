@@ -119,9 +119,12 @@ export async function placeOrders(
       const lines = Array.from({ length: randomInt(1, 4) }, () => ({ productId: String(pick(catalog.all)), quantity: randomInt(1, 4) }));
       if (n % 2 === 0 && catalog.hot.length > 0) lines.push({ productId: String(pick(catalog.hot)), quantity: 1 });
       try {
-        const res = await gql.request<{ createOrder: { id: string } }>('mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }', {
-          input: { customerId: `customer-${n % 17}`, items: lines },
-        });
+        const res = await gql.request<{ createOrder: { id: string } }>(
+          'mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }',
+          {
+            input: { customerId: `customer-${n % 17}`, items: lines },
+          },
+        );
         if (res.data?.createOrder) accepted.push(res.data.createOrder.id);
         else failed += 1;
       } catch {

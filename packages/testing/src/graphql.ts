@@ -1,14 +1,23 @@
 export { graphqlClient, type GraphqlClient, type GraphqlResponse } from '@stockflow/platform';
 
+/**
+ * Polls `fn` until `accept` holds. A call that throws counts as "not yet" (a service may be
+ * refusing requests during an outage); the last value or error is reported on timeout.
+ */
 export async function eventually<T>(fn: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 15_000, intervalMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let last: T = await fn();
-  while (!accept(last)) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(last)}`);
+  for (;;) {
+    let last: string;
+    try {
+      const value = await fn();
+      if (accept(value)) return value;
+      last = `last value: ${JSON.stringify(value)}`;
+    } catch (error) {
+      last = `last error: ${(error as Error).message}`;
+    }
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; ${last}`);
     await new Promise((r) => setTimeout(r, intervalMs));
-    last = await fn();
   }
-  return last;
 }
 
 /**

@@ -34,7 +34,13 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
     },
     async transaction(fn) {
       const client = await pool.connect();
+      // A connection lost mid-transaction is emitted as 'error' on the checked-out client, which
+      // would crash the process without a listener; the failing query reports it anyway.
       let broken = false;
+      const onError = () => {
+        broken = true;
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const tx: Queryable = {
@@ -54,6 +60,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
         }
         throw error;
       } finally {
+        client.off('error', onError);
         client.release(broken);
       }
     },

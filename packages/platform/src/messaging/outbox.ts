@@ -50,8 +50,22 @@ interface OutboxRow {
   headers: Record<string, string> | null;
 }
 
-/** How long a relay instance holds the rows it is publishing before another may take them. */
-const CLAIM_SECONDS = 60;
+/** A publish not confirmed within this long counts as failed (the broker is unreachable). */
+const PUBLISH_TIMEOUT_MS = 5_000;
+/**
+ * How long a relay instance holds the rows it is publishing before another may take them: longer
+ * than any publish may take, short enough that the rows of an instance killed mid-publish are
+ * picked up soon by another or by its restart.
+ */
+const CLAIM_SECONDS = 10;
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 /**
  * Publishes outbox rows with confirms and marks them published. Rows are claimed with
@@ -86,14 +100,18 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const ids = rows.map((r) => r.id);
     try {
       const publish = () =>
-        transport.publish(
-          rows.map((r) => ({
-            exchange: r.exchange,
-            routingKey: r.routing_key,
-            messageId: r.message_id,
-            body: r.payload,
-            headers: r.headers ?? undefined,
-          })),
+        withTimeout(
+          transport.publish(
+            rows.map((r) => ({
+              exchange: r.exchange,
+              routingKey: r.routing_key,
+              messageId: r.message_id,
+              body: r.payload,
+              headers: r.headers ?? undefined,
+            })),
+          ),
+          PUBLISH_TIMEOUT_MS,
+          `no confirm from the broker within ${PUBLISH_TIMEOUT_MS} ms`,
         );
       await (options.breaker ? options.breaker.run(publish) : publish());
     } catch (error) {

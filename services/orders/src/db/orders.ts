@@ -31,12 +31,18 @@ async function announce(tx: Queryable, orders: Order[], clock: Clock): Promise<v
   await tx.query(`SELECT pg_notify($1, c::text) FROM json_array_elements($2::json) AS c`, [ORDER_STATUS_CHANNEL, JSON.stringify(changes)]);
 }
 
-/** Moves one order to `to` if its status allows it; undefined if not found or not allowed. */
-async function transition(tx: Queryable, id: string, to: OrderStatus, reason: string | null): Promise<Order | undefined> {
+/** Moves one order to `to` if it is in one of the `from` statuses; undefined if not found or not. */
+async function transition(
+  tx: Queryable,
+  id: string,
+  to: OrderStatus,
+  reason: string | null,
+  from: OrderStatus[],
+): Promise<Order | undefined> {
   const { rows } = await tx.query<Order>(
     `UPDATE orders SET status = $2, reason = COALESCE($3, reason), updated_at = now()
      WHERE id = $1 AND status = ANY($4::text[]) RETURNING ${ORDER_COLUMNS}`,
-    [id, to, reason, allowedFrom(to)],
+    [id, to, reason, from],
   );
   return rows[0];
 }
@@ -48,7 +54,7 @@ export function ordersRepository(db: Database, clock: Clock) {
   /** For operator and customer actions: a refused transition is an error the caller sees. */
   const act = (id: string, to: OrderStatus, reason: string | null) =>
     db.transaction(async (tx) => {
-      const moved = await transition(tx, id, to, reason);
+      const moved = await transition(tx, id, to, reason, allowedFrom(to));
       if (!moved) {
         const current = await byId(tx, id);
         if (!current) throw new NotFoundError(`order ${id} does not exist`, { orderId: id });
@@ -127,11 +133,13 @@ export async function applyInventoryAnswers(tx: Queryable, answers: readonly Inv
   const sorted = [...answers].sort((a, b) => (a.order_id < b.order_id ? -1 : a.order_id > b.order_id ? 1 : 0));
   const moved: Order[] = [];
   for (const answer of sorted) {
+    // Inventory decides PENDING orders only: a rejection must never cancel a confirmed order
+    // (a customer may cancel one; a stray answer may not).
     if (answer.event === 'StockReserved') {
-      const order = await transition(tx, answer.order_id, 'CONFIRMED', null);
+      const order = await transition(tx, answer.order_id, 'CONFIRMED', null, ['PENDING']);
       if (order) moved.push(order);
     } else if (answer.event === 'StockRejected') {
-      const order = await transition(tx, answer.order_id, 'CANCELLED', answer.reason);
+      const order = await transition(tx, answer.order_id, 'CANCELLED', answer.reason, ['PENDING']);
       if (order) moved.push(order);
     }
     // StockReleased needs nothing here: the order was already CANCELLED when it was asked for.
