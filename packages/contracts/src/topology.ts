@@ -43,7 +43,25 @@ export interface QueueSpec {
   bindings: { exchange: string; routingKey: string }[];
   /** The parking queue for messages this queue's consumer gives up on. */
   deadLetterQueue: string;
+  /**
+   * Where a message waits before its next attempt after its handler failed, one queue per delay
+   * (a queue-wide TTL, so a long wait never holds up a short one). An expired message goes back
+   * to `queue` through the default exchange.
+   */
+  retryQueues: RetryQueueSpec[];
 }
+
+export interface RetryQueueSpec {
+  queue: string;
+  delayMs: number;
+  arguments: Record<string, string | number>;
+}
+
+/** Delays before the 1st, 2nd, 3rd... retry of a failed message; the last one repeats. */
+export const RETRY_DELAYS_MS = [1_000, 5_000, 25_000] as const;
+
+/** Header counting how many times handling a message has failed. */
+export const ATTEMPTS_HEADER = 'x-stockflow-attempts';
 
 export const exchanges: ExchangeSpec[] = [
   { exchange: EXCHANGES.orders, type: 'topic', durable: true },
@@ -62,6 +80,11 @@ function consumerQueue(queue: string, bindings: QueueSpec['bindings']): QueueSpe
     },
     bindings,
     deadLetterQueue: dlqName(queue),
+    retryQueues: RETRY_DELAYS_MS.map((delayMs) => ({
+      queue: `${queue}.retry.${delayMs / 1_000}s`,
+      delayMs,
+      arguments: { 'x-message-ttl': delayMs, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': queue },
+    })),
   };
 }
 

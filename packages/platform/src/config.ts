@@ -71,6 +71,7 @@ export const serviceConfigShape = {
   OUTBOX_BATCH_SIZE: env.positiveInt(500),
   OUTBOX_RETENTION_HOURS: env.positiveInt(24),
   GRAPHIQL: z.enum(['true', 'false']).optional(),
+  RETRY_MAX_ATTEMPTS: env.positiveInt(5),
   BREAKER_FAILURE_THRESHOLD: env.positiveInt(3),
   BREAKER_OPEN_MS: env.positiveInt(1_000),
   BREAKER_MAX_OPEN_MS: env.positiveInt(10_000),

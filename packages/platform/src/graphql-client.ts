@@ -28,4 +28,3 @@ export function graphqlClient(url: string) {
 }
 
 export type GraphqlClient = ReturnType<typeof graphqlClient>;
-

@@ -25,6 +25,7 @@ function declarations(queues: QueueSpec[]) {
     queues: queues.flatMap((q) => [
       { queue: q.queue, durable: q.durable, arguments: q.arguments },
       { queue: q.deadLetterQueue, durable: true },
+      ...q.retryQueues.map((r) => ({ queue: r.queue, durable: true, arguments: r.arguments })),
     ]),
     queueBindings: queues.flatMap((q) => [
       ...q.bindings.map((b) => ({ queue: q.queue, exchange: b.exchange, routingKey: b.routingKey })),

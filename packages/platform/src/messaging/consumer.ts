@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { DEAD_LETTER_REASON_HEADER, type QueueSpec } from '@stockflow/contracts';
+import { ATTEMPTS_HEADER, DEAD_LETTER_REASON_HEADER, type QueueSpec } from '@stockflow/contracts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { IncomingMessage, Subscription, Transport } from './transport.ts';
@@ -16,8 +16,10 @@ export interface BatchConsumerOptions<T> {
   maxBatch: number;
   /** How long the first message of a batch waits for company. */
   lingerMs: number;
-  /** Pause before handing a failed message back, so a failing handler is not a hot nack loop. */
+  /** Pause before handing a message back to the broker when even scheduling its retry failed. */
   failureDelayMs: number;
+  /** Attempts before a message whose handler keeps failing is parked in the DLQ. */
+  maxAttempts: number;
   /**
    * Resolves when the database may be tried again (its circuit breaker). A batch that failed
    * because the database is down waits here and is applied again, its messages still
@@ -48,10 +50,15 @@ export function decodeBody<T>(body: unknown, schema: z.ZodType<T>): Decoded<T> {
   return { ok: true, value: parsed.data };
 }
 
+/** Headers worth carrying along (strings: trace context, our own); AMQP's own tables are dropped. */
+const stringHeaders = (headers: Record<string, unknown>): Record<string, string> =>
+  Object.fromEntries(Object.entries(headers).filter((e): e is [string, string] => typeof e[1] === 'string'));
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Pending<T> {
   value: T;
+  message: IncomingMessage;
   resolve(): void;
   reject(error: unknown): void;
 }
@@ -76,7 +83,39 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
         routingKey: queue.queue,
         messageId: message.messageId ?? `parked-${Date.now()}`,
         body: message.body,
-        headers: { [DEAD_LETTER_REASON_HEADER]: reason, 'x-original-routing-key': message.routingKey },
+        headers: {
+          ...stringHeaders(message.headers),
+          [DEAD_LETTER_REASON_HEADER]: reason,
+          'x-original-routing-key': message.routingKey,
+        },
+      },
+    ]);
+  };
+
+  /**
+   * The handler failed on this message alone: send it to wait in a retry queue (longer each
+   * time) and acknowledge it, so the messages behind it carry on; after `maxAttempts`, park it.
+   */
+  const retryLater = async (message: IncomingMessage, error: unknown) => {
+    const attempts = Number(message.headers[ATTEMPTS_HEADER] ?? 0) + 1;
+    const why = error instanceof Error ? error.message : String(error);
+    if (attempts >= options.maxAttempts) {
+      await park(message, `handler failed ${attempts} times; last error: ${why}`);
+      return;
+    }
+    const tier = queue.retryQueues[Math.min(attempts, queue.retryQueues.length) - 1];
+    if (!tier) throw new Error(`queue ${queue.queue} has no retry queues`);
+    logger.warn(
+      { queue: queue.queue, messageId: message.messageId, attempts, retryInMs: tier.delayMs, err: error },
+      'handler failed; will retry',
+    );
+    await transport.publish([
+      {
+        exchange: '',
+        routingKey: tier.queue,
+        messageId: message.messageId ?? `retry-${Date.now()}`,
+        body: message.body,
+        headers: { ...stringHeaders(message.headers), [ATTEMPTS_HEADER]: String(attempts) },
       },
     ]);
   };
@@ -92,10 +131,16 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
         await options.waitUntilAvailable();
         return settle(batch);
       }
-      if (batch.length === 1) {
-        logger.error({ err: error, queue: queue.queue }, 'message handling failed; it will be redelivered');
-        await sleep(options.failureDelayMs);
-        batch[0]?.reject(error);
+      const [only] = batch;
+      if (batch.length === 1 && only) {
+        try {
+          await retryLater(only.message, error);
+          only.resolve();
+        } catch (retryError) {
+          logger.error({ err: retryError, queue: queue.queue }, 'could not schedule a retry; the broker will redeliver');
+          await sleep(options.failureDelayMs);
+          only.reject(error);
+        }
         return;
       }
       logger.warn({ err: error, queue: queue.queue, size: batch.length }, 'batch failed; retrying its messages one by one');
@@ -118,7 +163,7 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
       return;
     }
     await new Promise<void>((resolve, reject) => {
-      pending.push({ value: decoded.value, resolve, reject });
+      pending.push({ value: decoded.value, message, resolve, reject });
       if (pending.length >= options.maxBatch) flush();
       else timer ??= setTimeout(flush, options.lingerMs);
     });

@@ -36,16 +36,22 @@ export function createInProcessTransport(options: { queues: QueueSpec[]; logger:
       bindings: [{ exchange: String(spec.arguments['x-dead-letter-exchange']), routingKey: spec.queue }],
     });
   }
+  // Retry queues hold a message for their TTL, then hand it back to their queue; emulated here
+  // with a timer (held in memory: lost if the process dies during the wait).
+  const retryTiers = new Map(options.queues.flatMap((q) => q.retryQueues.map((r) => [r.queue, { target: q.queue, delayMs: r.delayMs }])));
+  const timers = new Set<NodeJS.Timeout>();
   let closed = false;
 
   const routes = (exchange: string, routingKey: string): Queue[] =>
-    [...queues.values()].filter((q) =>
-      q.spec.bindings.some(
-        (b) =>
-          b.exchange === exchange &&
-          (exchangeType.get(exchange) === 'topic' ? topicMatches(b.routingKey, routingKey) : b.routingKey === routingKey),
-      ),
-    );
+    exchange === ''
+      ? [queues.get(routingKey)].filter((q): q is Queue => q !== undefined)
+      : [...queues.values()].filter((q) =>
+          q.spec.bindings.some(
+            (b) =>
+              b.exchange === exchange &&
+              (exchangeType.get(exchange) === 'topic' ? topicMatches(b.routingKey, routingKey) : b.routingKey === routingKey),
+          ),
+        );
 
   const pump = (queue: Queue) => {
     while (queue.handler && queue.inFlight < queue.prefetch && queue.waiting.length > 0 && !closed) {
@@ -69,11 +75,20 @@ export function createInProcessTransport(options: { queues: QueueSpec[]; logger:
     }
   };
 
-  return {
+  const transport: Transport = {
     async publish(messages: OutgoingMessage[]) {
       if (closed) throw new Error('in-process transport is closed');
       const deliveries: Promise<void>[] = [];
       for (const m of messages) {
+        const tier = m.exchange === '' ? retryTiers.get(m.routingKey) : undefined;
+        if (tier) {
+          const timer = setTimeout(() => {
+            timers.delete(timer);
+            void transport.publish([{ ...m, exchange: '', routingKey: tier.target }]).catch(() => undefined);
+          }, tier.delayMs);
+          timers.add(timer);
+          continue;
+        }
         for (const queue of routes(m.exchange, m.routingKey)) {
           const message: IncomingMessage = {
             // A copy per queue, as a broker would hand each consumer its own bytes.
@@ -117,7 +132,9 @@ export function createInProcessTransport(options: { queues: QueueSpec[]; logger:
 
     close() {
       closed = true;
+      for (const t of timers) clearTimeout(t);
       return Promise.resolve();
     },
   };
+  return transport;
 }

@@ -30,6 +30,7 @@ export async function startInventoryConsumers(options: InventoryConsumerOptions)
     prefetch: config.CONSUMER_PREFETCH,
     lingerMs: config.CONSUMER_LINGER_MS,
     failureDelayMs: 1_000,
+    maxAttempts: config.RETRY_MAX_ATTEMPTS,
     waitUntilAvailable: options.waitForDatabase,
   };
   return Promise.all([

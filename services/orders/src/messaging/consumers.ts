@@ -24,6 +24,7 @@ export async function startOrdersConsumers(options: {
       maxBatch: config.CONSUMER_BATCH_SIZE,
       lingerMs: config.CONSUMER_LINGER_MS,
       failureDelayMs: 1_000,
+      maxAttempts: config.RETRY_MAX_ATTEMPTS,
       waitUntilAvailable: options.waitForDatabase,
       async handleBatch(answers) {
         await db.transaction((tx) => applyInventoryAnswers(tx, answers, clock));

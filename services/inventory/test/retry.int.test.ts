@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ATTEMPTS_HEADER, DEAD_LETTER_REASON_HEADER, EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
+import { createLogger, createPostgresDatabase, type Database, type RunningService } from '@stockflow/platform';
+import { createTestDatabase, eventually, rawAmqp, type RawAmqp, type TestDatabase } from '@stockflow/testing';
+import { loadInventoryConfig } from '../src/config.ts';
+import { startInventoryService } from '../src/service.ts';
+import { purgeQueues, servicesUnavailable } from './harness.ts';
+
+/**
+ * A database whose statements fail (not as an outage: as a bug or bad data would) whenever they
+ * concern an order id containing a marker, `failures` times at most.
+ */
+function flakyDatabase(real: Database, marker: string, failures: number) {
+  const seen = { attempts: 0 };
+  const db: Database = {
+    ...real,
+    transaction: (fn) =>
+      real.transaction((tx) =>
+        fn({
+          ...tx,
+          query: (sql, params) => {
+            if (JSON.stringify(params ?? []).includes(marker) && seen.attempts < failures) {
+              seen.attempts += 1;
+              return Promise.reject(new Error(`injected failure #${seen.attempts}`));
+            }
+            return tx.query(sql, params);
+          },
+        }),
+      ),
+  };
+  return { db, seen };
+}
+
+describe.skipIf(servicesUnavailable)('retries with increasing delay, then parking', () => {
+  let database: TestDatabase;
+  let real: Database;
+  let amqp: RawAmqp;
+  let service: RunningService | undefined;
+  beforeAll(async () => {
+    database = await createTestDatabase('inventory_retry');
+    real = createPostgresDatabase({ url: database.url, poolSize: 4, applicationName: 'retry-test' });
+    amqp = await rawAmqp(inject('amqpUrl'));
+    await purgeQueues(amqp);
+  });
+  afterAll(async () => {
+    await service?.close();
+    await real?.close();
+    await amqp?.close();
+    await database?.drop();
+  });
+
+  const start = async (marker: string, failures: number) => {
+    await service?.close();
+    const flaky = flakyDatabase(real, marker, failures);
+    const config = loadInventoryConfig({ AMQP_URL: inject('amqpUrl'), PORT: '0', OUTBOX_POLL_MS: '50', RETRY_MAX_ATTEMPTS: '3' });
+    service = await startInventoryService(config, createLogger({ name: 'inventory', level: 'silent' }), { db: flaky.db });
+    await real.query(`INSERT INTO products (sku, name, available) VALUES ('RETRY-${marker}', 'r', 100) ON CONFLICT DO NOTHING`);
+    const { rows } = await real.query<{ id: number }>(`SELECT id FROM products WHERE sku = 'RETRY-${marker}'`);
+    return { seen: flaky.seen, productId: rows[0]?.id as number };
+  };
+  const order = (orderId: string, productId: number) =>
+    amqp.publish(EXCHANGES.orders, ROUTING_KEYS.orderCreated, {
+      event: 'OrderCreated',
+      order_id: orderId,
+      items: [{ product_id: productId, quantity: 1 }],
+    });
+
+  it('retries a failing message after a delay and reserves it once the failure passes, without holding up the next', async () => {
+    const { seen, productId } = await start('FLAKY', 2);
+    const answers = await amqp.listen(EXCHANGES.inventory, 'stock.*');
+    const sentAt = Date.now();
+    await order('FLAKY-1', productId);
+    await order('STEADY-1', productId);
+    const list = await eventually(
+      () => Promise.resolve(answers.received.map((m) => (m.json as { order_id: string }).order_id)),
+      (ids) => ids.includes('FLAKY-1'),
+      20_000,
+    );
+    expect(list.indexOf('STEADY-1')).toBeLessThan(list.indexOf('FLAKY-1'));
+    expect(seen.attempts).toBe(2);
+    // It waited in the first retry queue (1 s) at least once.
+    expect(Date.now() - sentAt).toBeGreaterThanOrEqual(1_000);
+    expect(answers.received.find((m) => (m.json as { order_id: string }).order_id === 'FLAKY-1')?.routingKey).toBe('stock.reserved');
+  });
+
+  it('parks a message that keeps failing, with the number of attempts and the last error', async () => {
+    const { productId } = await start('POISON', 1_000);
+    const answers = await amqp.listen(EXCHANGES.inventory, 'stock.*');
+    const sentAt = Date.now();
+    await order('POISON-1', productId);
+    await order('NEXT-1', productId);
+    await eventually(
+      () => Promise.resolve(answers.received.some((m) => (m.json as { order_id: string }).order_id === 'NEXT-1')),
+      Boolean,
+    );
+    const parked = await eventually(
+      () => amqp.drainQueue(queues.orderCreatedInventory.deadLetterQueue),
+      (list) => list.length === 1,
+      20_000,
+    );
+    expect((parked[0]?.json as { order_id: string }).order_id).toBe('POISON-1');
+    expect(parked[0]?.headers[DEAD_LETTER_REASON_HEADER]).toMatch(/^handler failed 3 times; last error: injected failure #\d+$/);
+    // Waited 1 s, then 5 s, before the third and last attempt.
+    expect(Date.now() - sentAt).toBeGreaterThanOrEqual(6_000);
+    expect(parked[0]?.headers[ATTEMPTS_HEADER]).toBe('2');
+    expect(answers.received.some((m) => (m.json as { order_id: string }).order_id === 'POISON-1')).toBe(false);
+  });
+});
