@@ -28,11 +28,7 @@ interface ProductRow {
 
 const PAGE = 500;
 
-async function allPages<T>(
-  client: GraphqlClient,
-  field: string,
-  query: (after: string | null) => string,
-): Promise<T[]> {
+async function allPages<T>(client: GraphqlClient, field: string, query: (after: string | null) => string): Promise<T[]> {
   const rows: T[] = [];
   let after: string | null = null;
   for (;;) {
@@ -63,7 +59,8 @@ export async function auditPlatform(urls: { orders: string; inventory: string })
   const orderRows = await allPages<OrderRow>(
     orders,
     'orders',
-    (after) => `{ orders(first: ${PAGE}${afterArg(after)}) { nodes { id status items { productId quantity } } pageInfo { hasNextPage endCursor } } }`,
+    (after) =>
+      `{ orders(first: ${PAGE}${afterArg(after)}) { nodes { id status items { productId quantity } } pageInfo { hasNextPage endCursor } } }`,
   );
   const productRows = await allPages<ProductRow>(
     inventory,

@@ -104,6 +104,8 @@ export const queues = {
 
 /** Header carrying why a message was parked, set on everything we publish to a DLQ. */
 export const DEAD_LETTER_REASON_HEADER = 'x-stockflow-reason';
+/** Header keeping the routing key a parked or retried message first arrived with. */
+export const ORIGINAL_ROUTING_KEY_HEADER = 'x-original-routing-key';
 export const JSON_CONTENT_TYPE = 'application/json';
 
 /** Does a topic exchange route `routingKey` to a binding with `pattern`? (`*` one word, `#` any) */

@@ -9,3 +9,4 @@ export * from './runtime.ts';
 export * from './connection.ts';
 export * from './breaker.ts';
 export * from './graphql-client.ts';
+export * from './dead-letter-admin.ts';

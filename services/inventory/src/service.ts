@@ -14,6 +14,9 @@ import { catalogRepository } from './db/catalog.ts';
 import { inventorySchema } from './graphql/schema.ts';
 import { startInventoryConsumers } from './messaging/consumers.ts';
 
+/** The queues the Inventory Service consumes. */
+const INVENTORY_QUEUES = [queues.orderCreatedInventory, queues.orderCancelledInventory, queues.orderFulfilledInventory];
+
 export const inventoryMigrations = [platformMigrations, { scope: 'inventory', dir: path.join(import.meta.dirname, 'db', 'migrations') }];
 
 export function startInventoryService(config: InventoryConfig, logger: Logger, deps: ServiceDependencies = {}): Promise<RunningService> {
@@ -38,7 +41,7 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
         schema: inventorySchema,
         logger,
         graphiql: graphiqlEnabled(config),
-        context: () => ({ catalog }),
+        context: () => ({ catalog, transport, consumerQueues: INVENTORY_QUEUES }),
       });
       return { subscriptions, http: (req, res) => void yoga.handle(req, res) };
     },

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ATTEMPTS_HEADER, DEAD_LETTER_REASON_HEADER, EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
 import { createLogger, createPostgresDatabase, type Database, type RunningService } from '@stockflow/platform';
-import { createTestDatabase, eventually, rawAmqp, type RawAmqp, type TestDatabase } from '@stockflow/testing';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { createTestDatabase, eventually, graphqlClient, rawAmqp, repoRoot, type RawAmqp, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../src/config.ts';
 import { startInventoryService } from '../src/service.ts';
 import { purgeQueues, servicesUnavailable } from './harness.ts';
@@ -11,7 +13,7 @@ import { purgeQueues, servicesUnavailable } from './harness.ts';
  * concern an order id containing a marker, `failures` times at most.
  */
 function flakyDatabase(real: Database, marker: string, failures: number) {
-  const seen = { attempts: 0 };
+  const seen = { attempts: 0, healed: false };
   const db: Database = {
     ...real,
     transaction: (fn) =>
@@ -19,7 +21,7 @@ function flakyDatabase(real: Database, marker: string, failures: number) {
         fn({
           ...tx,
           query: (sql, params) => {
-            if (JSON.stringify(params ?? []).includes(marker) && seen.attempts < failures) {
+            if (JSON.stringify(params ?? []).includes(marker) && seen.attempts < failures && !seen.healed) {
               seen.attempts += 1;
               return Promise.reject(new Error(`injected failure #${seen.attempts}`));
             }
@@ -89,10 +91,7 @@ describe.skipIf(servicesUnavailable)('retries with increasing delay, then parkin
     const sentAt = Date.now();
     await order('POISON-1', productId);
     await order('NEXT-1', productId);
-    await eventually(
-      () => Promise.resolve(answers.received.some((m) => (m.json as { order_id: string }).order_id === 'NEXT-1')),
-      Boolean,
-    );
+    await eventually(() => Promise.resolve(answers.received.some((m) => (m.json as { order_id: string }).order_id === 'NEXT-1')), Boolean);
     const parked = await eventually(
       () => amqp.drainQueue(queues.orderCreatedInventory.deadLetterQueue),
       (list) => list.length === 1,
@@ -104,5 +103,75 @@ describe.skipIf(servicesUnavailable)('retries with increasing delay, then parkin
     expect(Date.now() - sentAt).toBeGreaterThanOrEqual(6_000);
     expect(parked[0]?.headers[ATTEMPTS_HEADER]).toBe('2');
     expect(answers.received.some((m) => (m.json as { order_id: string }).order_id === 'POISON-1')).toBe(false);
+  });
+});
+
+describe.skipIf(servicesUnavailable)('dead-letter queue: inspect and replay', () => {
+  let database: TestDatabase;
+  let real: Database;
+  let amqp: RawAmqp;
+  let service: RunningService | undefined;
+  beforeAll(async () => {
+    database = await createTestDatabase('inventory_dlq');
+    real = createPostgresDatabase({ url: database.url, poolSize: 4, applicationName: 'dlq-test' });
+    amqp = await rawAmqp(inject('amqpUrl'));
+    await purgeQueues(amqp);
+  });
+  afterAll(async () => {
+    await service?.close();
+    await real?.close();
+    await amqp?.close();
+    await database?.drop();
+  });
+
+  it('lists a parked message with its reason (GraphQL and CLI) and replays it once the cause is fixed', async () => {
+    const flaky = flakyDatabase(real, 'BROKEN', 1_000);
+    const config = loadInventoryConfig({ AMQP_URL: inject('amqpUrl'), PORT: '0', OUTBOX_POLL_MS: '50', RETRY_MAX_ATTEMPTS: '2' });
+    service = await startInventoryService(config, createLogger({ name: 'inventory', level: 'silent' }), { db: flaky.db });
+    const gql = graphqlClient(`http://127.0.0.1:${service.port}/graphql`);
+    const { rows } = await real.query<{ id: number }>(`INSERT INTO products (sku, name, available) VALUES ('DLQ-1', 'd', 5) RETURNING id`);
+    const answers = await amqp.listen(EXCHANGES.inventory, 'stock.*');
+    await amqp.publish(EXCHANGES.orders, ROUTING_KEYS.orderCreated, {
+      event: 'OrderCreated',
+      order_id: 'BROKEN-1',
+      items: [{ product_id: rows[0]?.id, quantity: 2 }],
+      event_id: 'evt-broken-1',
+    });
+    type Parked = { deadLetters: { id: string; reason: string; body: string; routingKey: string }[] };
+    const listed = await eventually(
+      () => gql.data<Parked>('{ deadLetters(queue: "order.created.inventory") { id reason body routingKey } }'),
+      (d) => d.deadLetters.length === 1,
+      20_000,
+    );
+    expect(listed.deadLetters[0]).toMatchObject({
+      reason: expect.stringMatching(/^handler failed 2 times/) as unknown,
+      routingKey: 'order.created',
+    });
+    const id = listed.deadLetters[0]?.id as string;
+    // Listing is a look, not a move: it is still there, and the CLI sees it too.
+    const cli = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', path.join(repoRoot, 'tools/src/dlq.ts'), 'list', 'order.created.inventory'],
+      {
+        env: { ...process.env, AMQP_URL: inject('amqpUrl') },
+        encoding: 'utf8',
+      },
+    );
+    expect(cli.status, cli.stderr).toBe(0);
+    expect(cli.stdout).toContain('1 parked in order.created.inventory.dlq');
+    expect(cli.stdout).toContain(id);
+
+    const wrongQueue = await gql.request('{ deadLetters(queue: "stock.orders") { id } }');
+    expect(wrongQueue.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+
+    flaky.seen.healed = true;
+    const replayed = await gql.data<{ replayDeadLetters: number }>(
+      `mutation { replayDeadLetters(queue: "order.created.inventory", ids: ["${id}"]) }`,
+    );
+    expect(replayed.replayDeadLetters).toBe(1);
+    const [answer] = await answers.waitFor(1, 20_000);
+    expect(answer?.routingKey).toBe('stock.reserved');
+    expect((answer?.json as { order_id: string }).order_id).toBe('BROKEN-1');
+    expect((await gql.data<Parked>('{ deadLetters(queue: "order.created.inventory") { id } }')).deadLetters).toEqual([]);
   });
 });

@@ -66,7 +66,7 @@ export function startOrdersService(
         schema: ordersSchema,
         logger,
         graphiql: graphiqlEnabled(config),
-        context: () => ({ orders, pubsub }),
+        context: () => ({ orders, pubsub, transport, consumerQueues: [queues.stockOrders] }),
       });
       return { subscriptions, http: (req, res) => void yoga.handle(req, res), beforeClose: unlisten };
     },

@@ -1,8 +1,9 @@
-import { Connection, type Consumer, type Publisher } from 'rabbitmq-client';
+import { Connection, type Consumer, type Publisher, type SyncMessage } from 'rabbitmq-client';
 import { exchanges as topologyExchanges, JSON_CONTENT_TYPE, type QueueSpec } from '@stockflow/contracts';
 import { safeUrl } from '../config.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { selected, replayMessage, toDeadLetter, type DeadLetter } from './dead-letters.ts';
 import type { ConsumeOptions, DeliveryHandler, OutgoingMessage, Subscription, Transport } from './transport.ts';
 
 export interface AmqpOptions {
@@ -33,6 +34,13 @@ function declarations(queues: QueueSpec[]) {
     ]),
   };
 }
+
+const parked = (m: SyncMessage) => ({
+  body: m.body as unknown,
+  messageId: m.messageId,
+  headers: m.headers ?? {},
+  routingKey: m.routingKey,
+});
 
 export function encodeBody(body: unknown): Buffer {
   if (Buffer.isBuffer(body)) return body;
@@ -66,7 +74,7 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
   for (const q of topology.queues) await connection.queueDeclare(q);
   for (const b of topology.queueBindings) await connection.queueBind(b);
 
-  return {
+  const transport: Transport = {
     async publish(messages: OutgoingMessage[]) {
       // Streamed: every publish is in flight at once and the confirms arrive together.
       await Promise.all(
@@ -121,10 +129,48 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
 
     isConnected: () => connection.ready,
 
+    deadLetters: {
+      async list(queue, limit) {
+        const channel = await connection.acquire();
+        try {
+          const out: DeadLetter[] = [];
+          // Taken without acknowledging and handed back when the channel closes: a look, not a move.
+          while (out.length < limit) {
+            const message = await channel.basicGet({ queue: queue.deadLetterQueue });
+            if (!message) break;
+            out.push(toDeadLetter(queue, parked(message)));
+          }
+          return out;
+        } finally {
+          await channel.close();
+        }
+      },
+      async replay(queue, ids) {
+        const channel = await connection.acquire();
+        let replayed = 0;
+        try {
+          for (;;) {
+            const message = await channel.basicGet({ queue: queue.deadLetterQueue });
+            if (!message) break;
+            if (!selected(ids, message.messageId)) continue;
+            // Confirmed back on its queue before it leaves the DLQ: a crash in between duplicates, never loses.
+            await transport.publish([replayMessage(queue, parked(message))]);
+            channel.basicAck({ deliveryTag: message.deliveryTag });
+            replayed += 1;
+          }
+          return replayed;
+        } finally {
+          // Everything not replayed goes back to the DLQ.
+          await channel.close();
+        }
+      },
+    },
+
     async close() {
       await Promise.all([...consumers].map((c) => c.close()));
       await publisher.close();
       await connection.close();
     },
   };
+  return transport;
 }

@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
-import { ATTEMPTS_HEADER, DEAD_LETTER_REASON_HEADER, type QueueSpec } from '@stockflow/contracts';
+import { ATTEMPTS_HEADER, DEAD_LETTER_REASON_HEADER, ORIGINAL_ROUTING_KEY_HEADER, type QueueSpec } from '@stockflow/contracts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { IncomingMessage, Subscription, Transport } from './transport.ts';
@@ -50,6 +51,12 @@ export function decodeBody<T>(body: unknown, schema: z.ZodType<T>): Decoded<T> {
   return { ok: true, value: parsed.data };
 }
 
+/** A retried message comes back from its retry queue under the queue's name; keep where it first came from. */
+const originalRoutingKey = (message: IncomingMessage) => {
+  const kept = message.headers[ORIGINAL_ROUTING_KEY_HEADER];
+  return typeof kept === 'string' ? kept : message.routingKey;
+};
+
 /** Headers worth carrying along (strings: trace context, our own); AMQP's own tables are dropped. */
 const stringHeaders = (headers: Record<string, unknown>): Record<string, string> =>
   Object.fromEntries(Object.entries(headers).filter((e): e is [string, string] => typeof e[1] === 'string'));
@@ -81,12 +88,12 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
       {
         exchange: queue.arguments['x-dead-letter-exchange'] as string,
         routingKey: queue.queue,
-        messageId: message.messageId ?? `parked-${Date.now()}`,
+        messageId: message.messageId ?? randomUUID(),
         body: message.body,
         headers: {
           ...stringHeaders(message.headers),
           [DEAD_LETTER_REASON_HEADER]: reason,
-          'x-original-routing-key': message.routingKey,
+          [ORIGINAL_ROUTING_KEY_HEADER]: originalRoutingKey(message),
         },
       },
     ]);
@@ -113,9 +120,14 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
       {
         exchange: '',
         routingKey: tier.queue,
-        messageId: message.messageId ?? `retry-${Date.now()}`,
+        // The same id through every retry, so an operator can follow (and replay) it.
+        messageId: message.messageId ?? randomUUID(),
         body: message.body,
-        headers: { ...stringHeaders(message.headers), [ATTEMPTS_HEADER]: String(attempts) },
+        headers: {
+          ...stringHeaders(message.headers),
+          [ATTEMPTS_HEADER]: String(attempts),
+          [ORIGINAL_ROUTING_KEY_HEADER]: originalRoutingKey(message),
+        },
       },
     ]);
   };

@@ -1,5 +1,6 @@
 import { exchanges, topicMatches, type QueueSpec } from '@stockflow/contracts';
 import type { Logger } from '../logger.ts';
+import { replayMessage, selected, toDeadLetter } from './dead-letters.ts';
 import type { ConsumeOptions, DeliveryHandler, IncomingMessage, OutgoingMessage, Subscription, Transport } from './transport.ts';
 
 interface Queue {
@@ -129,6 +130,19 @@ export function createInProcessTransport(options: { queues: QueueSpec[]; logger:
     },
 
     isConnected: () => !closed,
+
+    deadLetters: {
+      list: (spec, limit) =>
+        Promise.resolve((queues.get(spec.deadLetterQueue)?.stored ?? []).slice(0, limit).map((m) => toDeadLetter(spec, m))),
+      async replay(spec, ids) {
+        const dlq = queues.get(spec.deadLetterQueue);
+        if (!dlq) return 0;
+        const chosen = dlq.stored.filter((m) => selected(ids, m.messageId));
+        dlq.stored = dlq.stored.filter((m) => !chosen.includes(m));
+        await transport.publish(chosen.map((m) => replayMessage(spec, m)));
+        return chosen.length;
+      },
+    },
 
     close() {
       closed = true;

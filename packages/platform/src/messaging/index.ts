@@ -3,3 +3,4 @@ export * from './amqp.ts';
 export * from './consumer.ts';
 export * from './outbox.ts';
 export * from './in-process.ts';
+export * from './dead-letters.ts';

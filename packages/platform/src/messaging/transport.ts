@@ -1,4 +1,5 @@
 import type { QueueSpec } from '@stockflow/contracts';
+import type { DeadLetterStore } from './dead-letters.ts';
 
 /** One message to publish. A Buffer or string body goes out as it is; anything else as JSON. */
 export interface OutgoingMessage {
@@ -41,5 +42,7 @@ export interface Transport {
   publish(messages: OutgoingMessage[]): Promise<void>;
   consume(queue: QueueSpec, options: ConsumeOptions, handler: DeliveryHandler): Promise<Subscription>;
   isConnected(): boolean;
+  /** Inspect and replay what consumers parked. */
+  deadLetters: DeadLetterStore;
   close(): Promise<void>;
 }

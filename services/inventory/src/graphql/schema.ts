@@ -1,9 +1,18 @@
 import SchemaBuilder from '@pothos/core';
-import { afterPosition, connectionType, DateTimeScalar, pageSize, ValidationError, type StockflowSchemaTypes } from '@stockflow/platform';
+import {
+  addDeadLetterAdmin,
+  type DeadLetterAdminContext,
+  afterPosition,
+  connectionType,
+  DateTimeScalar,
+  pageSize,
+  ValidationError,
+  type StockflowSchemaTypes,
+} from '@stockflow/platform';
 import { LIMITS, parseProductId, validName, validNewProduct, validPrice, validQuantity, validReason, validSku } from '../domain/catalog.ts';
 import type { CatalogRepository, Product, StockMovement } from '../db/catalog.ts';
 
-export interface InventoryContext {
+export interface InventoryContext extends DeadLetterAdminContext {
   catalog: CatalogRepository;
 }
 
@@ -191,5 +200,7 @@ builder.mutationType({
     }),
   }),
 });
+
+addDeadLetterAdmin(builder);
 
 export const inventorySchema = builder.toSchema({ sortSchema: false });

@@ -1,6 +1,8 @@
 import SchemaBuilder from '@pothos/core';
 import { createPubSub, filter, pipe } from 'graphql-yoga';
 import {
+  addDeadLetterAdmin,
+  type DeadLetterAdminContext,
   afterPosition,
   connectionType,
   DateTimeScalar,
@@ -15,7 +17,7 @@ import { validCustomerId, validNewOrder, validOrderId, validReason, type Order }
 export const createStatusPubSub = () => createPubSub<{ statusChanged: [StatusChange] }>();
 export type StatusPubSub = ReturnType<typeof createStatusPubSub>;
 
-export interface OrdersContext {
+export interface OrdersContext extends DeadLetterAdminContext {
   orders: OrdersRepository;
   pubsub: StatusPubSub;
 }
@@ -166,5 +168,7 @@ builder.subscriptionType({
     }),
   }),
 });
+
+addDeadLetterAdmin(builder);
 
 export const ordersSchema = builder.toSchema({ sortSchema: false });

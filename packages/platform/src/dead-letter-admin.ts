@@ -1,0 +1,65 @@
+import type { QueueSpec } from '@stockflow/contracts';
+import type { StockflowSchemaTypes } from './connection.ts';
+import { ValidationError } from './errors.ts';
+import type { DeadLetter } from './messaging/dead-letters.ts';
+import type { Transport } from './messaging/transport.ts';
+
+export interface DeadLetterAdminContext {
+  transport: Transport;
+  /** The queues this service consumes; their DLQs are the ones it may inspect and replay. */
+  consumerQueues: QueueSpec[];
+}
+
+const MAX_LISTED = 500;
+
+/**
+ * Adds `deadLetters(queue, first)` and `replayDeadLetters(queue, ids, all)` to a service's schema,
+ * for the queues that service consumes. (Open to anyone until authentication lands; step 5.)
+ */
+export function addDeadLetterAdmin<Context extends DeadLetterAdminContext>(
+  builder: PothosSchemaTypes.SchemaBuilder<StockflowSchemaTypes<Context>>,
+) {
+  const DeadLetterRef = builder.objectRef<DeadLetter>('DeadLetter').implement({
+    description: "A message a consumer gave up on, parked in its queue's dead-letter queue.",
+    fields: (t) => ({
+      id: t.id({ resolve: (d) => d.id, description: 'The message id; pass it to replayDeadLetters.' }),
+      queue: t.string({ resolve: (d) => d.queue }),
+      reason: t.string({ resolve: (d) => d.reason }),
+      routingKey: t.string({ resolve: (d) => d.routingKey }),
+      body: t.string({ resolve: (d) => d.body }),
+    }),
+  });
+
+  const queueOf = (ctx: Context, name: string): QueueSpec => {
+    const spec = ctx.consumerQueues.find((q) => q.queue === name);
+    if (!spec) {
+      throw new ValidationError(`queue must be one of ${ctx.consumerQueues.map((q) => q.queue).join(', ')}`, { field: 'queue' });
+    }
+    return spec;
+  };
+
+  builder.queryField('deadLetters', (t) =>
+    t.field({
+      type: [DeadLetterRef],
+      description: `Parked messages of one of this service's queues, oldest first (at most ${MAX_LISTED}).`,
+      args: { queue: t.arg.string({ required: true }), first: t.arg.int() },
+      resolve: (_root, args, ctx) => {
+        const first = args.first ?? 50;
+        if (first < 1 || first > MAX_LISTED) throw new ValidationError(`first must be between 1 and ${MAX_LISTED}`, { field: 'first' });
+        return ctx.transport.deadLetters.list(queueOf(ctx, args.queue), first);
+      },
+    }),
+  );
+
+  builder.mutationField('replayDeadLetters', (t) =>
+    t.field({
+      type: 'Int',
+      description: 'Sends parked messages back to their queue (once their cause is fixed). Returns how many.',
+      args: { queue: t.arg.string({ required: true }), ids: t.arg.idList(), all: t.arg.boolean() },
+      resolve: (_root, args, ctx) => {
+        if (!args.all && (!args.ids || args.ids.length === 0)) throw new ValidationError('give ids, or all: true', { field: 'ids' });
+        return ctx.transport.deadLetters.replay(queueOf(ctx, args.queue), args.all ? 'all' : (args.ids ?? []).map(String));
+      },
+    }),
+  );
+}

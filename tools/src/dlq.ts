@@ -1,0 +1,71 @@
+/**
+ * `npm run dlq`: inspect and replay what consumers parked in the dead-letter queues.
+ *   npm run dlq -- list order.created.inventory [--first 50]
+ *   npm run dlq -- replay order.created.inventory --id <message id> [--id ...] | --all
+ */
+import { parseArgs } from 'node:util';
+import { queues } from '@stockflow/contracts';
+import { createAmqpTransport, createLogger, safeUrl } from '@stockflow/platform';
+import { fail } from './cli.ts';
+
+const consumerQueues = Object.values(queues);
+const usage = `Usage:
+  npm run dlq -- list <queue> [--first N]
+  npm run dlq -- replay <queue> --id ID [--id ID ...] | --all
+Options:
+  --amqp-url URL   broker (default $AMQP_URL or amqp://guest:guest@127.0.0.1:5672)
+Queues: ${consumerQueues.map((q) => q.queue).join(', ')}`;
+
+let parsed;
+try {
+  parsed = parseArgs({
+    allowPositionals: true,
+    options: {
+      first: { type: 'string' },
+      id: { type: 'string', multiple: true },
+      all: { type: 'boolean' },
+      'amqp-url': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+} catch (error) {
+  fail(`${(error as Error).message}\n\n${usage}`);
+}
+const { values, positionals } = parsed;
+if (values.help) {
+  console.log(usage);
+  process.exit(0);
+}
+const [command, queueName] = positionals;
+if (command !== 'list' && command !== 'replay') fail(`the first argument must be list or replay\n\n${usage}`);
+const queue = consumerQueues.find((q) => q.queue === queueName);
+if (!queue) fail(`unknown queue "${queueName ?? ''}"\n\n${usage}`);
+const first = values.first === undefined ? 50 : Number(values.first);
+if (!Number.isInteger(first) || first < 1 || first > 10_000) fail('--first must be a whole number from 1 to 10000');
+if (command === 'replay' && !values.all && !values.id?.length) fail(`replay needs --id (one or more) or --all\n\n${usage}`);
+
+const url = values['amqp-url'] ?? process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+let transport;
+try {
+  transport = await createAmqpTransport({
+    url,
+    queues: consumerQueues,
+    connectionName: 'dlq-cli',
+    logger: createLogger({ name: 'dlq', level: 'warn' }),
+  });
+} catch (error) {
+  fail(`cannot reach RabbitMQ at ${safeUrl(url)}: ${(error as Error).message}`);
+}
+try {
+  if (command === 'list') {
+    const parked = await transport.deadLetters.list(queue, first);
+    console.log(`${parked.length} parked in ${queue.deadLetterQueue}${parked.length === first ? ' (there may be more; use --first)' : ''}`);
+    for (const d of parked)
+      console.log(`\n${d.id}\n  reason: ${d.reason}\n  routing key: ${d.routingKey}\n  body: ${d.body.slice(0, 500)}`);
+  } else {
+    const count = await transport.deadLetters.replay(queue, values.all ? 'all' : (values.id ?? []));
+    console.log(`replayed ${count} message${count === 1 ? '' : 's'} to ${queue.queue}`);
+  }
+} finally {
+  await transport.close();
+}
