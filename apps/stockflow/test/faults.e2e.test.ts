@@ -48,7 +48,7 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
     ).catch((error: unknown) => {
       throw new Error(`${(error as Error).message}\n${c.logs()}`);
     });
-    const report = await auditPlatform({ orders: c.orders.url, inventory: c.inventory.at(-1)?.url as string });
+    const report = await auditPlatform({ orders: c.orders.url, inventory: c.liveInventory().url });
     expect(report.problems, c.logs()).toEqual([]);
     return report;
   };
@@ -194,5 +194,24 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
     expect(await depth(queues.stockOrders.deadLetterQueue)).toBe(sent);
     expect(await depth(queues.orderCancelledInventory.deadLetterQueue)).toBe(0);
     await amqp.close();
+  });
+
+  it('7. accepts orders while every inventory instance is down and processes them all when one returns', async () => {
+    const { cluster: c, catalog } = await boot(2);
+    const load = placeOrders(c.orders.url, catalog, { count: ORDERS, concurrency: 10 });
+    await sleep(500);
+    // SIGTERM: each instance stops taking work, finishes its batch, flushes its outbox, exits 0.
+    const codes = await Promise.all(c.inventory.map((m) => m.process.stop('SIGTERM')));
+    expect(codes).toEqual([0, 0]);
+    expect(c.inventory.every((m) => m.process.output().includes('shutting down'))).toBe(true);
+    const { accepted, failed } = await load;
+    expect(failed).toBe(0);
+    expect(accepted).toHaveLength(ORDERS);
+    const pending = await graphqlClient(c.orders.url).data<{ orders: { totalCount: number } }>(
+      '{ orders(status: PENDING) { totalCount } }',
+    );
+    expect(pending.orders.totalCount).toBeGreaterThan(0);
+    await c.restartInventory(0);
+    await settleAndAudit(c);
   });
 });

@@ -59,6 +59,19 @@ export async function startCluster(options: { amqpUrl: string; inventoryInstance
     get orders() {
       return orders;
     },
+    /** An inventory instance that is running, to ask its API. */
+    liveInventory(): Member {
+      const live = inventory.find((m) => m.process.child.exitCode === null && m.process.child.signalCode === null);
+      if (!live) throw new Error('no inventory instance is running');
+      return live;
+    },
+    /** Starts inventory instance `i` again behind the same proxies (after a kill or a stop). */
+    async restartInventory(i: number) {
+      const old = inventory[i] as Member;
+      members.splice(members.indexOf(old), 1);
+      inventory[i] = await start(old.name, 'services/inventory/src/main.ts', databases.inventory, old);
+      return inventory[i];
+    },
     /** Starts the Order Service again behind the same proxies (after a kill). */
     async restartOrders() {
       members.splice(members.indexOf(orders), 1);
