@@ -27,8 +27,10 @@ export interface OutboxRelayOptions {
   logger: Logger;
   batchSize: number;
   pollIntervalMs: number;
-  /** Published rows older than this are deleted. */
+  /** Published rows older than this are deleted... */
   retentionMs: number;
+  /** ...this often (default every minute). */
+  cleanupEveryMs?: number;
   /** The broker's circuit breaker: while it is open the relay waits instead of retrying. */
   breaker?: CircuitBreaker;
 }
@@ -125,7 +127,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   };
 
   const cleanup = async () => {
-    if (Date.now() - lastCleanup < 60_000) return;
+    if (Date.now() - lastCleanup < (options.cleanupEveryMs ?? 60_000)) return;
     lastCleanup = Date.now();
     const { rowCount } = await db.query(
       `DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < now() - ($1::bigint * interval '1 millisecond')`,
