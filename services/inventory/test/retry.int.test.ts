@@ -33,7 +33,7 @@ function flakyDatabase(real: Database, marker: string, failures: number) {
   return { db, seen };
 }
 
-describe.skipIf(servicesUnavailable)('retries with increasing delay, then parking', () => {
+describe.skipIf(servicesUnavailable)('retries with increasing delay, parking, and replay', () => {
   let database: TestDatabase;
   let real: Database;
   let amqp: RawAmqp;
@@ -51,14 +51,19 @@ describe.skipIf(servicesUnavailable)('retries with increasing delay, then parkin
     await database?.drop();
   });
 
-  const start = async (marker: string, failures: number) => {
+  const start = async (marker: string, failures: number, maxAttempts = 3) => {
     await service?.close();
     const flaky = flakyDatabase(real, marker, failures);
-    const config = loadInventoryConfig({ AMQP_URL: inject('amqpUrl'), PORT: '0', OUTBOX_POLL_MS: '50', RETRY_MAX_ATTEMPTS: '3' });
+    const config = loadInventoryConfig({
+      AMQP_URL: inject('amqpUrl'),
+      PORT: '0',
+      OUTBOX_POLL_MS: '50',
+      RETRY_MAX_ATTEMPTS: String(maxAttempts),
+    });
     service = await startInventoryService(config, createLogger({ name: 'inventory', level: 'silent' }), { db: flaky.db });
     await real.query(`INSERT INTO products (sku, name, available) VALUES ('RETRY-${marker}', 'r', 100) ON CONFLICT DO NOTHING`);
     const { rows } = await real.query<{ id: number }>(`SELECT id FROM products WHERE sku = 'RETRY-${marker}'`);
-    return { seen: flaky.seen, productId: rows[0]?.id as number };
+    return { seen: flaky.seen, productId: rows[0]?.id as number, gql: graphqlClient(`http://127.0.0.1:${service.port}/graphql`) };
   };
   const order = (orderId: string, productId: number) =>
     amqp.publish(EXCHANGES.orders, ROUTING_KEYS.orderCreated, {
@@ -104,37 +109,14 @@ describe.skipIf(servicesUnavailable)('retries with increasing delay, then parkin
     expect(parked[0]?.headers[ATTEMPTS_HEADER]).toBe('2');
     expect(answers.received.some((m) => (m.json as { order_id: string }).order_id === 'POISON-1')).toBe(false);
   });
-});
-
-describe.skipIf(servicesUnavailable)('dead-letter queue: inspect and replay', () => {
-  let database: TestDatabase;
-  let real: Database;
-  let amqp: RawAmqp;
-  let service: RunningService | undefined;
-  beforeAll(async () => {
-    database = await createTestDatabase('inventory_dlq');
-    real = createPostgresDatabase({ url: database.url, poolSize: 4, applicationName: 'dlq-test' });
-    amqp = await rawAmqp(inject('amqpUrl'));
-    await purgeQueues(amqp);
-  });
-  afterAll(async () => {
-    await service?.close();
-    await real?.close();
-    await amqp?.close();
-    await database?.drop();
-  });
 
   it('lists a parked message with its reason (GraphQL and CLI) and replays it once the cause is fixed', async () => {
-    const flaky = flakyDatabase(real, 'BROKEN', 1_000);
-    const config = loadInventoryConfig({ AMQP_URL: inject('amqpUrl'), PORT: '0', OUTBOX_POLL_MS: '50', RETRY_MAX_ATTEMPTS: '2' });
-    service = await startInventoryService(config, createLogger({ name: 'inventory', level: 'silent' }), { db: flaky.db });
-    const gql = graphqlClient(`http://127.0.0.1:${service.port}/graphql`);
-    const { rows } = await real.query<{ id: number }>(`INSERT INTO products (sku, name, available) VALUES ('DLQ-1', 'd', 5) RETURNING id`);
+    const { seen, productId, gql } = await start('BROKEN', 1_000, 2);
     const answers = await amqp.listen(EXCHANGES.inventory, 'stock.*');
     await amqp.publish(EXCHANGES.orders, ROUTING_KEYS.orderCreated, {
       event: 'OrderCreated',
       order_id: 'BROKEN-1',
-      items: [{ product_id: rows[0]?.id, quantity: 2 }],
+      items: [{ product_id: productId, quantity: 2 }],
       event_id: 'evt-broken-1',
     });
     type Parked = { deadLetters: { id: string; reason: string; body: string; routingKey: string }[] };
@@ -164,7 +146,7 @@ describe.skipIf(servicesUnavailable)('dead-letter queue: inspect and replay', ()
     const wrongQueue = await gql.request('{ deadLetters(queue: "stock.orders") { id } }');
     expect(wrongQueue.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
 
-    flaky.seen.healed = true;
+    seen.healed = true;
     const replayed = await gql.data<{ replayDeadLetters: number }>(
       `mutation { replayDeadLetters(queue: "order.created.inventory", ids: ["${id}"]) }`,
     );
