@@ -1,0 +1,247 @@
+/**
+ * Drives a running platform through its GraphQL APIs the way a shop's peak would: creates or
+ * reuses a catalog, sends orders at a fixed rate or concurrency, watches them complete, and
+ * reports throughput, latency (server timestamps: createdAt to the final status) and the audit.
+ */
+import { randomInt, randomUUID } from 'node:crypto';
+import { graphqlClient, type GraphqlClient } from '@stockflow/platform';
+import { auditPlatform, type AuditReport } from './audit.ts';
+import { summarize, type Summary } from './stats.ts';
+
+export interface LoadOptions {
+  ordersUrl: string;
+  inventoryUrl: string;
+  orders: number;
+  /** Orders per second; or undefined to use `concurrency` requests in flight. */
+  rate?: number | undefined;
+  concurrency: number;
+  products: number;
+  hot: number;
+  /** Share of orders that ask for a hot product. */
+  hotShare: number;
+  stock: number;
+  hotStock: number;
+  /** How long to wait for the last orders to complete. */
+  settleTimeoutMs: number;
+  /** Skip the audit (it reads every order and product; slow on a large database). */
+  audit: boolean;
+}
+
+export interface LoadReport {
+  runId: string;
+  options: Omit<LoadOptions, 'ordersUrl' | 'inventoryUrl'>;
+  startedAt: string;
+  sent: number;
+  accepted: number;
+  failed: number;
+  errors: Record<string, number>;
+  outcomes: { CONFIRMED: number; CANCELLED: number; FULFILLED: number; PENDING: number };
+  stuck: string[];
+  acceptSeconds: number;
+  completeSeconds: number;
+  acceptedPerSecond: number;
+  completedPerSecond: number;
+  latencyMs: Summary;
+  /** Per second since the start: orders accepted and completed, and latency percentiles of those completed. */
+  timeline: { second: number; accepted: number; completed: number; p50: number; p99: number }[];
+  audit: AuditReport | null;
+  ok: boolean;
+}
+
+export interface Progress {
+  elapsedMs: number;
+  sent: number;
+  accepted: number;
+  failed: number;
+  confirmed: number;
+  cancelled: number;
+  pending: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Creates the products `LG-0000`... that do not exist yet; returns every id, hot ones first. */
+async function ensureCatalog(inventory: GraphqlClient, options: LoadOptions): Promise<{ all: number[]; hot: number[] }> {
+  const skus = Array.from({ length: options.products }, (_, i) => `LG-${String(i).padStart(5, '0')}`);
+  const existing = new Map<string, number>();
+  let after: string | null = null;
+  for (;;) {
+    const data: { products: { nodes: { id: string; sku: string }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } } =
+      await inventory.data(
+        `{ products(search: "LG-", first: 500${after ? `, after: "${after}"` : ''}) { nodes { id sku } pageInfo { hasNextPage endCursor } } }`,
+      );
+    for (const p of data.products.nodes) existing.set(p.sku, Number(p.id));
+    if (!data.products.pageInfo.hasNextPage) break;
+    after = data.products.pageInfo.endCursor;
+  }
+  const missing = skus.filter((sku) => !existing.has(sku));
+  for (let i = 0; i < missing.length; i += 20) {
+    await Promise.all(
+      missing.slice(i, i + 20).map(async (sku) => {
+        const index = skus.indexOf(sku);
+        const initialStock = index < options.hot ? options.hotStock : options.stock;
+        const data = await inventory.data<{ createProduct: { id: string } }>(
+          'mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }',
+          { input: { sku, name: `Load test product ${index}`, priceCents: 1_000 + index, initialStock } },
+        );
+        existing.set(sku, Number(data.createProduct.id));
+      }),
+    );
+  }
+  const all = skus.map((sku) => existing.get(sku) as number);
+  return { all, hot: all.slice(0, options.hot) };
+}
+
+interface FinalOrder {
+  id: string;
+  status: 'PENDING' | 'CONFIRMED' | 'CANCELLED' | 'FULFILLED';
+  createdAt: string;
+  updatedAt: string;
+}
+
+export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) => void): Promise<LoadReport> {
+  const orders = graphqlClient(options.ordersUrl);
+  const inventory = graphqlClient(options.inventoryUrl);
+  const runId = randomUUID().slice(0, 8);
+  const customerId = `loadgen-${runId}`;
+  const catalog = await ensureCatalog(inventory, options);
+  const normal = catalog.all.slice(options.hot);
+  const pick = (list: number[]) => list[randomInt(list.length)] as number;
+
+  const start = Date.now();
+  const startedAt = new Date(start).toISOString();
+  const accepted: { id: string; at: number }[] = [];
+  const errors: Record<string, number> = {};
+  let sent = 0;
+  let failed = 0;
+
+  const placeOne = async () => {
+    sent += 1;
+    const hot = catalog.hot.length > 0 && Math.random() < options.hotShare;
+    const items = [{ productId: String(hot ? pick(catalog.hot) : pick(normal.length > 0 ? normal : catalog.all)), quantity: 1 }];
+    if (!hot && normal.length > 1 && Math.random() < 0.3) items.push({ productId: String(pick(normal)), quantity: randomInt(1, 3) });
+    try {
+      const res = await orders.request<{ createOrder: { id: string } }>(
+        'mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }',
+        {
+          input: { customerId, items },
+        },
+      );
+      if (res.data?.createOrder) accepted.push({ id: res.data.createOrder.id, at: Date.now() });
+      else {
+        failed += 1;
+        const code = String(res.errors?.[0]?.extensions?.code ?? `HTTP ${res.status}`);
+        errors[code] = (errors[code] ?? 0) + 1;
+      }
+    } catch (error) {
+      failed += 1;
+      const code = (error as { cause?: { code?: string } }).cause?.code ?? 'NETWORK';
+      errors[code] = (errors[code] ?? 0) + 1;
+    }
+  };
+
+  const counts = { confirmed: 0, cancelled: 0, pending: 0 };
+  const count = async (status: string) =>
+    (
+      await orders.data<{ orders: { totalCount: number } }>(
+        `{ orders(customerId: "${customerId}", status: ${status}, first: 0) { totalCount } }`,
+      )
+    ).orders.totalCount;
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      try {
+        [counts.confirmed, counts.cancelled, counts.pending] = await Promise.all([
+          count('CONFIRMED'),
+          count('CANCELLED'),
+          count('PENDING'),
+        ]);
+      } catch {
+        /* the platform may be briefly unavailable; keep the last counts */
+      }
+      onProgress?.({ elapsedMs: Date.now() - start, sent, accepted: accepted.length, failed, ...counts });
+      await sleep(1_000);
+    }
+  })();
+
+  if (options.rate) {
+    // A fixed arrival rate, whatever the latency: the way shoppers arrive.
+    const inFlight = new Set<Promise<void>>();
+    for (let i = 0; i < options.orders; i += 1) {
+      const due = start + (i * 1_000) / options.rate;
+      if (due > Date.now()) await sleep(due - Date.now());
+      if (inFlight.size >= options.concurrency) await Promise.race(inFlight);
+      const p = placeOne().finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+    await Promise.all(inFlight);
+  } else {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: options.concurrency }, async () => {
+        while (next < options.orders) {
+          next += 1;
+          await placeOne();
+        }
+      }),
+    );
+  }
+  const acceptDone = Date.now();
+
+  const deadline = Date.now() + options.settleTimeoutMs;
+  while (Date.now() < deadline) {
+    const pending = await count('PENDING').catch(() => Number.NaN);
+    if (pending === 0) break;
+    await sleep(200);
+  }
+  watching = false;
+  await watcher;
+
+  const ids = accepted.map((a) => a.id);
+  const finals: FinalOrder[] = [];
+  for (let i = 0; i < ids.length; i += 500) {
+    const data = await orders.data<{ orders: { nodes: FinalOrder[] } }>(
+      'query($ids: [ID!]) { orders(ids: $ids, first: 500) { nodes { id status createdAt updatedAt } } }',
+      { ids: ids.slice(i, i + 500) },
+    );
+    finals.push(...data.orders.nodes);
+  }
+  const outcomes = { CONFIRMED: 0, CANCELLED: 0, FULFILLED: 0, PENDING: 0 };
+  for (const o of finals) outcomes[o.status] += 1;
+  const done = finals.filter((o) => o.status !== 'PENDING');
+  const latencies = done.map((o) => Date.parse(o.updatedAt) - Date.parse(o.createdAt));
+  const lastCompletion = Math.max(start, ...done.map((o) => Date.parse(o.updatedAt)));
+
+  const seconds = Math.max(1, Math.ceil((Math.max(lastCompletion, acceptDone) - start) / 1_000));
+  const timeline = Array.from({ length: seconds }, (_, second) => {
+    const inSecond = (t: number) => t >= start + second * 1_000 && t < start + (second + 1) * 1_000;
+    const completed = done.filter((o) => inSecond(Date.parse(o.updatedAt)));
+    const l = summarize(completed.map((o) => Date.parse(o.updatedAt) - Date.parse(o.createdAt)));
+    return { second, accepted: accepted.filter((a) => inSecond(a.at)).length, completed: completed.length, p50: l.p50, p99: l.p99 };
+  });
+
+  const audit = options.audit ? await auditPlatform({ orders: options.ordersUrl, inventory: options.inventoryUrl }) : null;
+  const stuck = finals.filter((o) => o.status === 'PENDING').map((o) => o.id);
+  const acceptSeconds = (acceptDone - start) / 1_000;
+  const completeSeconds = (lastCompletion - start) / 1_000;
+  const { ordersUrl: _o, inventoryUrl: _i, ...shown } = options;
+  return {
+    runId,
+    options: shown,
+    startedAt,
+    sent,
+    accepted: accepted.length,
+    failed,
+    errors,
+    outcomes,
+    stuck,
+    acceptSeconds,
+    completeSeconds,
+    acceptedPerSecond: accepted.length / Math.max(acceptSeconds, 0.001),
+    completedPerSecond: done.length / Math.max(completeSeconds, 0.001),
+    latencyMs: summarize(latencies),
+    timeline,
+    audit,
+    ok: stuck.length === 0 && (audit?.ok ?? true),
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * `npm run loadgen`: rehearse a peak against a running platform (embedded or distributed).
+ *   npm run loadgen -- --orders 20000 --rate 500 --products 1000 --hot 5 --hot-share 0.5
+ * Exits 1 when orders are stuck or the audit fails, 2 on bad flags or an unreachable platform.
+ */
+import { writeFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { fail, parseCli } from './cli.ts';
+import { runLoad } from './load.ts';
+import { renderHtmlReport } from './report-html.ts';
+
+const usage = `Usage: npm run loadgen -- [options]
+  --orders N           orders to send (default 1000)
+  --rate N             orders per second (a fixed arrival rate); without it, --concurrency
+  --concurrency N      requests in flight (default 50; with --rate, the most in flight)
+  --products N         catalog size, created if missing as LG-00000... (default 100)
+  --hot N              how many of them are hot (scarce) products (default 5)
+  --hot-share F        share of orders asking for a hot product, 0..1 (default 0.5)
+  --stock N            stock of an ordinary product when created (default 1000000)
+  --hot-stock N        stock of a hot product when created (default 100)
+  --orders-url URL     default http://localhost:8001/graphql
+  --inventory-url URL  default http://localhost:8000/graphql
+  --settle-timeout S   seconds to wait for the last orders (default 60)
+  --out PATH           writes PATH.json and PATH.html (default loadgen-result)
+  --no-audit           skip the stock audit`;
+
+const count = (max: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .positive('must be positive')
+    .max(max, `must be at most ${max}`);
+const url = z.string().url('must be a URL like http://localhost:8001/graphql');
+
+const args = parseCli(
+  usage,
+  {
+    orders: { type: 'string' },
+    rate: { type: 'string' },
+    concurrency: { type: 'string' },
+    products: { type: 'string' },
+    hot: { type: 'string' },
+    'hot-share': { type: 'string' },
+    stock: { type: 'string' },
+    'hot-stock': { type: 'string' },
+    'orders-url': { type: 'string' },
+    'inventory-url': { type: 'string' },
+    'settle-timeout': { type: 'string' },
+    out: { type: 'string' },
+    'no-audit': { type: 'boolean' },
+  },
+  z
+    .object({
+      orders: count(1_000_000).default(1_000),
+      rate: count(100_000).optional(),
+      concurrency: count(5_000).default(50),
+      products: count(100_000).default(100),
+      hot: z.coerce.number({ error: 'must be a number' }).int().min(0).default(5),
+      'hot-share': z.coerce.number({ error: 'must be a number' }).min(0, 'must be from 0 to 1').max(1, 'must be from 0 to 1').default(0.5),
+      stock: count(2_000_000_000).default(1_000_000),
+      'hot-stock': z.coerce.number({ error: 'must be a number' }).int().min(0).default(100),
+      'orders-url': url.default('http://localhost:8001/graphql'),
+      'inventory-url': url.default('http://localhost:8000/graphql'),
+      'settle-timeout': count(3_600).default(60),
+      out: z.string().min(1).default('loadgen-result'),
+      'no-audit': z.boolean().default(false),
+    })
+    .refine((a) => a.hot <= a.products, { message: 'cannot exceed --products', path: ['hot'] }),
+);
+
+for (const [name, target] of [
+  ['Order Service', args['orders-url']],
+  ['Inventory Service', args['inventory-url']],
+] as const) {
+  try {
+    const res = await fetch(target, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"query":"{ __typename }"}',
+    });
+    if (!res.ok) fail(`the ${name} at ${target} answered HTTP ${res.status}`);
+  } catch (error) {
+    fail(
+      `cannot reach the ${name} at ${target} (${(error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message}); is the platform running (npm start)?`,
+    );
+  }
+}
+
+const tty = process.stderr.isTTY;
+const report = await runLoad(
+  {
+    ordersUrl: args['orders-url'],
+    inventoryUrl: args['inventory-url'],
+    orders: args.orders,
+    rate: args.rate,
+    concurrency: args.concurrency,
+    products: args.products,
+    hot: args.hot,
+    hotShare: args['hot-share'],
+    stock: args.stock,
+    hotStock: args['hot-stock'],
+    settleTimeoutMs: args['settle-timeout'] * 1_000,
+    audit: !args['no-audit'],
+  },
+  (p) => {
+    const line = `${(p.elapsedMs / 1_000).toFixed(0).padStart(4)} s  sent ${p.sent}  accepted ${p.accepted}  failed ${p.failed}  confirmed ${p.confirmed}  cancelled ${p.cancelled}  pending ${p.pending}  rate ${(p.accepted / Math.max(p.elapsedMs / 1_000, 0.001)).toFixed(0)}/s`;
+    process.stderr.write(tty ? `\r${line}\u001b[K` : `${line}\n`);
+  },
+);
+if (tty) process.stderr.write('\n');
+
+const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : 'n/a');
+console.log(`
+run ${report.runId}: ${report.accepted} accepted of ${report.sent} (${report.failed} failed${Object.keys(report.errors).length ? `: ${JSON.stringify(report.errors)}` : ''})
+  accepted/s   ${report.acceptedPerSecond.toFixed(0)}   (over ${report.acceptSeconds.toFixed(1)} s)
+  completed/s  ${report.completedPerSecond.toFixed(0)}   (over ${report.completeSeconds.toFixed(1)} s)
+  latency      p50 ${ms(report.latencyMs.p50)}  p95 ${ms(report.latencyMs.p95)}  p99 ${ms(report.latencyMs.p99)}  max ${ms(report.latencyMs.max)}
+  outcomes     confirmed ${report.outcomes.CONFIRMED}  cancelled ${report.outcomes.CANCELLED}  stuck ${report.stuck.length}
+  audit        ${report.audit ? (report.audit.ok ? 'passed' : `FAILED: ${report.audit.problems.join('; ')}`) : 'skipped'}`);
+await writeFile(`${args.out}.json`, JSON.stringify(report, null, 2));
+await writeFile(`${args.out}.html`, renderHtmlReport(report));
+console.log(`  wrote ${args.out}.json and ${args.out}.html`);
+process.exit(report.ok ? 0 : 1);
