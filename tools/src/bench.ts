@@ -1,0 +1,268 @@
+/**
+ * `npm run bench`: starts the platform itself in each configuration (embedded; distributed with
+ * one inventory instance; with two), runs fixed scenarios with the load generator, and prints one
+ * table. Needs the local PostgreSQL and RabbitMQ (and rabbitmqctl) for the distributed runs.
+ *   npm run bench -- [--orders 20000] [--backlog 20000] [--only embedded,distributed-1,distributed-2]
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Connection } from 'rabbitmq-client';
+import { z } from 'zod';
+import { EXCHANGES, JSON_CONTENT_TYPE, ROUTING_KEYS } from '@stockflow/contracts';
+import { graphqlClient } from '@stockflow/platform';
+import { createTestDatabase, createTestVhost, repoRoot, startServiceProcess, type ServiceProcess } from '@stockflow/testing';
+import { parseCli } from './cli.ts';
+import { runLoad, type LoadOptions } from './load.ts';
+
+const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--only LIST]
+  --orders N    orders per load scenario (default 5000; the targets are stated for 20000)
+  --backlog N   OrderCreated queued for the backlog-drain scenario (default 20000)
+  --only LIST   configurations to run, comma-separated: embedded, distributed-1, distributed-2`;
+
+const args = parseCli(
+  usage,
+  { orders: { type: 'string' }, backlog: { type: 'string' }, only: { type: 'string' } },
+  z.object({
+    orders: z.coerce.number({ error: 'must be a number' }).int().positive().max(1_000_000).default(5_000),
+    backlog: z.coerce.number({ error: 'must be a number' }).int().positive().max(1_000_000).default(20_000),
+    only: z
+      .string()
+      .default('embedded,distributed-1,distributed-2')
+      .transform((s) => s.split(',').map((x) => x.trim()))
+      .pipe(z.array(z.enum(['embedded', 'distributed-1', 'distributed-2'])).min(1)),
+  }),
+);
+
+interface Platform {
+  name: string;
+  ordersUrl: string;
+  inventoryUrl: string;
+  pids(): number[];
+  /** For the backlog scenario: stop every inventory instance, and start them again. */
+  stopInventory?(): Promise<void>;
+  startInventory?(): Promise<void>;
+  amqpUrl?: string;
+  close(): Promise<void>;
+}
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+
+async function embedded(): Promise<Platform> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'stockflow-bench-'));
+  const [inventoryPort, ordersPort] = [await freePort(), await freePort()];
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'apps/stockflow/src/main.ts')], {
+    cwd: repoRoot,
+    env: { ...process.env, DATA_DIR: dir, INVENTORY_PORT: String(inventoryPort), ORDERS_PORT: String(ordersPort), LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const deadline = Date.now() + 90_000;
+  while (!out.includes('Stockflow is running')) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`embedded platform did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    name: 'embedded',
+    ordersUrl: `http://127.0.0.1:${ordersPort}/graphql`,
+    inventoryUrl: `http://127.0.0.1:${inventoryPort}/graphql`,
+    pids: () => [child.pid as number],
+    async close() {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function distributed(instances: number): Promise<Platform> {
+  const vhost = await createTestVhost();
+  const dbs = { inventory: await createTestDatabase('bench_inventory'), orders: await createTestDatabase('bench_orders') };
+  // info: the start-up line with the port is what startServiceProcess waits for.
+  const env = (url: string) => ({ DATABASE_URL: url, AMQP_URL: vhost.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' });
+  const startInventory = () => startServiceProcess('services/inventory/src/main.ts', env(dbs.inventory.url));
+  let inventory: ServiceProcess[] = [];
+  for (let i = 0; i < instances; i += 1) inventory.push(await startInventory());
+  const orders = await startServiceProcess('services/orders/src/main.ts', env(dbs.orders.url));
+  const stable = inventory[0] as ServiceProcess;
+  return {
+    name: `distributed-${instances}`,
+    ordersUrl: `http://127.0.0.1:${orders.port}/graphql`,
+    get inventoryUrl() {
+      return `http://127.0.0.1:${(inventory[0] ?? stable).port}/graphql`;
+    },
+    amqpUrl: vhost.url,
+    pids: () => [...inventory, orders].map((p) => p.child.pid as number),
+    async stopInventory() {
+      await Promise.all(inventory.map((p) => p.stop()));
+    },
+    async startInventory() {
+      inventory = [];
+      for (let i = 0; i < instances; i += 1) inventory.push(await startInventory());
+    },
+    async close() {
+      await Promise.all([...inventory, orders].map((p) => p.stop()));
+      await dbs.inventory.drop();
+      await dbs.orders.drop();
+      await vhost.remove();
+    },
+  };
+}
+
+/** Samples the resident memory of the platform's processes while `work` runs; returns the peak in MB. */
+async function peakRss<T>(platform: Platform, work: () => Promise<T>): Promise<[T, number]> {
+  let peak = 0;
+  const sample = async () => {
+    for (const pid of platform.pids()) {
+      const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+      const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      peak = Math.max(peak, kb / 1024);
+    }
+  };
+  const timer = setInterval(() => void sample(), 250);
+  try {
+    const result = await work();
+    await sample();
+    return [result, peak];
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Queues `count` OrderCreated for one hot product with every inventory instance stopped, then times the drain. */
+async function backlogDrain(platform: Platform, count: number) {
+  if (!platform.amqpUrl || !platform.stopInventory || !platform.startInventory) return undefined;
+  const inventory = graphqlClient(platform.inventoryUrl);
+  const stock = Math.floor(count / 4);
+  const created = await inventory.data<{ createProduct: { id: string } }>(
+    `mutation { createProduct(input: {sku: "BACKLOG-${Date.now()}", name: "Backlog doorbuster", initialStock: ${stock}}) { id } }`,
+  );
+  const productId = Number(created.createProduct.id);
+  await platform.stopInventory();
+  const connection = new Connection({ url: platform.amqpUrl });
+  await connection.onConnect(5_000);
+  const publisher = connection.createPublisher({ confirm: true });
+  const prefix = `BL-${Date.now()}`;
+  for (let i = 0; i < count; i += 1_000) {
+    await Promise.all(
+      Array.from({ length: Math.min(1_000, count - i) }, (_, j) =>
+        publisher.send(
+          { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderCreated, contentType: JSON_CONTENT_TYPE, durable: true },
+          JSON.stringify({ event: 'OrderCreated', order_id: `${prefix}-${i + j}`, items: [{ product_id: productId, quantity: 1 }] }),
+        ),
+      ),
+    );
+  }
+  const answers = { reserved: 0, rejected: 0 };
+  // Timed from the first answer: the instances' start-up is not part of the drain.
+  let firstAnswerAt: number | undefined;
+  let done: () => void = () => undefined;
+  const finished = new Promise<void>((r) => (done = r));
+  const listener = connection.createConsumer(
+    { queue: '', queueOptions: { exclusive: true }, queueBindings: [{ exchange: EXCHANGES.inventory, routingKey: 'stock.*' }] },
+    (msg) => {
+      const body = (Buffer.isBuffer(msg.body) ? JSON.parse(msg.body.toString()) : msg.body) as { order_id: string };
+      if (!body.order_id.startsWith(prefix)) return;
+      firstAnswerAt ??= Date.now();
+      if (msg.routingKey === ROUTING_KEYS.stockReserved) answers.reserved += 1;
+      else answers.rejected += 1;
+      if (answers.reserved + answers.rejected === count) done();
+    },
+  );
+  await new Promise<void>((r) => listener.once('ready', () => r()));
+  await platform.startInventory();
+  await Promise.race([finished, new Promise((r) => setTimeout(r, 600_000))]);
+  const seconds = (Date.now() - (firstAnswerAt ?? Date.now())) / 1_000;
+  await listener.close();
+  await publisher.close();
+  await connection.close();
+  const product = await graphqlClient(platform.inventoryUrl).data<{ product: { reservedStock: number } }>(
+    `{ product(id: "${productId}") { reservedStock } }`,
+  );
+  return { perSecond: count / seconds, seconds, exact: answers.reserved === stock && product.product.reservedStock === stock, answers };
+}
+
+const scenarios = (orders: number): { name: string; options: Partial<LoadOptions> }[] => [
+  { name: 'even catalog (concurrency 200)', options: { orders, concurrency: 200, products: 1_000, hot: 0, hotShare: 0 } },
+  { name: 'hot skew (5 hot, 90% of orders)', options: { orders, concurrency: 200, products: 1_000, hot: 5, hotShare: 0.9, hotStock: 100 } },
+  {
+    name: 'steady 500/s',
+    options: { orders: Math.min(orders, 10_000), rate: 500, concurrency: 1_000, products: 1_000, hot: 0, hotShare: 0 },
+  },
+];
+
+const rows: string[][] = [];
+const results: unknown[] = [];
+const fmt = (v: number, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : 'n/a');
+for (const config of args.only) {
+  process.stderr.write(`\n== ${config}\n`);
+  const platform = config === 'embedded' ? await embedded() : await distributed(config === 'distributed-2' ? 2 : 1);
+  try {
+    for (const scenario of scenarios(args.orders)) {
+      process.stderr.write(`   ${scenario.name}...\n`);
+      const [report, rss] = await peakRss(platform, () =>
+        runLoad({
+          ordersUrl: platform.ordersUrl,
+          inventoryUrl: platform.inventoryUrl,
+          orders: args.orders,
+          concurrency: 200,
+          products: 1_000,
+          hot: 0,
+          hotShare: 0,
+          stock: 1_000_000,
+          hotStock: 100,
+          settleTimeoutMs: 300_000,
+          audit: true,
+          ...scenario.options,
+        }),
+      );
+      results.push({ config, scenario: scenario.name, report: { ...report, timeline: undefined }, peakRssMb: rss });
+      rows.push([
+        config,
+        scenario.name,
+        fmt(report.acceptedPerSecond),
+        fmt(report.completedPerSecond),
+        fmt(report.latencyMs.p50),
+        fmt(report.latencyMs.p99),
+        fmt(rss),
+        report.ok ? 'pass' : `FAIL (${report.stuck.length} stuck${report.audit?.ok === false ? ', audit' : ''})`,
+      ]);
+    }
+    const drain = await peakRss(platform, () => backlogDrain(platform, args.backlog));
+    if (drain[0]) {
+      rows.push([
+        config,
+        `backlog drain (${args.backlog} queued, 1 hot product)`,
+        '-',
+        `${fmt(drain[0].perSecond)} reservations/s`,
+        '-',
+        '-',
+        fmt(drain[1]),
+        drain[0].exact ? 'pass (exactly its stock confirmed)' : 'FAIL',
+      ]);
+      results.push({ config, scenario: 'backlog drain', ...drain[0], peakRssMb: drain[1] });
+    }
+  } finally {
+    await platform.close();
+  }
+}
+
+const header = ['configuration', 'scenario', 'accepted/s', 'completed/s', 'p50 ms', 'p99 ms', 'peak RSS MB', 'audit'];
+const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+console.log(`\n${table}\n`);
+await mkdir(path.join(repoRoot, 'bench-results'), { recursive: true });
+await writeFile(
+  path.join(repoRoot, 'bench-results', 'latest.json'),
+  JSON.stringify({ at: new Date().toISOString(), args, results }, null, 2),
+);
+console.log('wrote bench-results/latest.json');
