@@ -224,10 +224,20 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
   const stuck = finals.filter((o) => o.status === 'PENDING').map((o) => o.id);
   const acceptSeconds = (acceptDone - start) / 1_000;
   const completeSeconds = (lastCompletion - start) / 1_000;
-  const { ordersUrl: _o, inventoryUrl: _i, ...shown } = options;
   return {
     runId,
-    options: shown,
+    options: {
+      orders: options.orders,
+      rate: options.rate,
+      concurrency: options.concurrency,
+      products: options.products,
+      hot: options.hot,
+      hotShare: options.hotShare,
+      stock: options.stock,
+      hotStock: options.hotStock,
+      settleTimeoutMs: options.settleTimeoutMs,
+      audit: options.audit,
+    },
     startedAt,
     sent,
     accepted: accepted.length,
