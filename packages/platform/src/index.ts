@@ -10,3 +10,4 @@ export * from './connection.ts';
 export * from './breaker.ts';
 export * from './graphql-client.ts';
 export * from './dead-letter-admin.ts';
+export * from './batcher.ts';

@@ -1,5 +1,5 @@
 import type { InventoryAnswer } from '@stockflow/contracts';
-import { ConflictError, enqueueOutbox, NotFoundError, type Database, type Page, type Queryable } from '@stockflow/platform';
+import { ConflictError, createBatcher, enqueueOutbox, NotFoundError, type Database, type Page, type Queryable } from '@stockflow/platform';
 import { allowedFrom, sameLines, transitionError, type NewOrder, type Order, type OrderStatus } from '../domain/order.ts';
 import { eventFor, type Clock } from '../messaging/events.ts';
 
@@ -47,6 +47,48 @@ async function transition(
   return rows[0];
 }
 
+const keyOf = (customerId: string, key: string) => `${customerId}\u0000${key}`;
+
+async function insertOrders(tx: Queryable, orders: NewOrder[], clock: Clock): Promise<(Order | Error)[]> {
+  const rows = orders.map((o) => ({
+    id: `ORD-${clock.newId()}`,
+    customer_id: o.customerId,
+    items: o.items,
+    idempotency_key: o.idempotencyKey,
+  }));
+  const { rows: created } = await tx.query<Order>(
+    `INSERT INTO orders (id, customer_id, status, items, idempotency_key)
+     SELECT id, customer_id, 'PENDING', items, idempotency_key
+     FROM json_to_recordset($1::json) AS x(id text, customer_id text, items json, idempotency_key text)
+     ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING ${ORDER_COLUMNS}`,
+    [JSON.stringify(rows)],
+  );
+  created.sort((a, b) => a.seq - b.seq);
+  await announce(tx, created, clock);
+  const byNewId = new Map(created.map((o) => [o.id, o]));
+  // The rest repeat an idempotency key: answer with the order that key created before.
+  const repeated = orders.filter((_, i) => !byNewId.has(rows[i]?.id as string));
+  const previous = new Map<string, Order>();
+  if (repeated.length > 0) {
+    const { rows: found } = await tx.query<Order & { idempotencyKey: string }>(
+      `SELECT ${ORDER_COLUMNS}, idempotency_key AS "idempotencyKey" FROM orders o
+       WHERE (customer_id, idempotency_key) IN (SELECT c, k FROM json_to_recordset($1::json) AS x(c text, k text))`,
+      [JSON.stringify(repeated.map((o) => ({ c: o.customerId, k: o.idempotencyKey })))],
+    );
+    for (const o of found) previous.set(keyOf(o.customerId, o.idempotencyKey), o);
+  }
+  return orders.map((order, i) => {
+    const fresh = byNewId.get(rows[i]?.id as string);
+    if (fresh) return fresh;
+    const earlier = previous.get(keyOf(order.customerId, order.idempotencyKey as string));
+    if (!earlier) return new Error('order neither created nor found by its idempotency key');
+    if (!sameLines(earlier.items, order.items)) {
+      return new ConflictError('this idempotencyKey was already used for an order with other items', { orderId: earlier.id });
+    }
+    return earlier;
+  });
+}
+
 export function ordersRepository(db: Database, clock: Clock) {
   const byId = async (q: Queryable, id: string) =>
     (await q.query<Order>(`SELECT ${ORDER_COLUMNS} FROM orders WHERE id = $1`, [id])).rows[0];
@@ -63,6 +105,13 @@ export function ordersRepository(db: Database, clock: Clock) {
       await announce(tx, [moved], clock);
       return moved;
     });
+
+  // Concurrent createOrder calls share one transaction (one commit) and one statement per table.
+  const intake = createBatcher<NewOrder, Order>({
+    maxBatch: 100,
+    lingerMs: 2,
+    run: (orders) => db.transaction((tx) => insertOrders(tx, orders, clock)),
+  });
 
   return {
     byId: (id: string) => byId(db, id),
@@ -94,28 +143,7 @@ export function ordersRepository(db: Database, clock: Clock) {
      * retried request returns the order the first one created; the same key with other lines is
      * refused rather than silently answered with a different order.
      */
-    create: (order: NewOrder) =>
-      db.transaction(async (tx) => {
-        const { rows } = await tx.query<Order>(
-          `INSERT INTO orders (id, customer_id, status, items, idempotency_key) VALUES ($1, $2, 'PENDING', $3, $4)
-           ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING ${ORDER_COLUMNS}`,
-          [`ORD-${clock.newId()}`, order.customerId, JSON.stringify(order.items), order.idempotencyKey],
-        );
-        const created = rows[0];
-        if (created) {
-          await announce(tx, [created], clock);
-          return created;
-        }
-        const { rows: existing } = await tx.query<Order>(
-          `SELECT ${ORDER_COLUMNS} FROM orders WHERE customer_id = $1 AND idempotency_key = $2`,
-          [order.customerId, order.idempotencyKey],
-        );
-        const previous = existing[0] as Order;
-        if (!sameLines(previous.items, order.items)) {
-          throw new ConflictError('this idempotencyKey was already used for an order with other items', { orderId: previous.id });
-        }
-        return previous;
-      }),
+    create: (order: NewOrder) => intake.submit(order),
 
     cancel: (id: string, reason: string | null) => act(id, 'CANCELLED', reason ?? 'Cancelled by request'),
     fulfil: (id: string) => act(id, 'FULFILLED', null),
@@ -130,19 +158,30 @@ export type OrdersRepository = ReturnType<typeof ordersRepository>;
  * cancelled meanwhile, or already confirmed) changes nothing.
  */
 export async function applyInventoryAnswers(tx: Queryable, answers: readonly InventoryAnswer[], clock: Clock): Promise<void> {
-  const sorted = [...answers].sort((a, b) => (a.order_id < b.order_id ? -1 : a.order_id > b.order_id ? 1 : 0));
-  const moved: Order[] = [];
-  for (const answer of sorted) {
-    // Inventory decides PENDING orders only: a rejection must never cancel a confirmed order
-    // (a customer may cancel one; a stray answer may not).
-    if (answer.event === 'StockReserved') {
-      const order = await transition(tx, answer.order_id, 'CONFIRMED', null, ['PENDING']);
-      if (order) moved.push(order);
-    } else if (answer.event === 'StockRejected') {
-      const order = await transition(tx, answer.order_id, 'CANCELLED', answer.reason, ['PENDING']);
-      if (order) moved.push(order);
-    }
-    // StockReleased needs nothing here: the order was already CANCELLED when it was asked for.
+  // Inventory decides PENDING orders only: a rejection must never cancel a confirmed order (a
+  // customer may cancel one; a stray answer may not). The first answer for an order wins;
+  // StockReleased needs nothing here (the order was already CANCELLED when it was asked for).
+  const decided = new Map<string, { order_id: string; status: OrderStatus; reason: string | null }>();
+  for (const a of answers) {
+    if (decided.has(a.order_id) || a.event === 'StockReleased') continue;
+    decided.set(a.order_id, {
+      order_id: a.order_id,
+      status: a.event === 'StockReserved' ? 'CONFIRMED' : 'CANCELLED',
+      reason: a.event === 'StockRejected' ? a.reason : null,
+    });
   }
+  if (decided.size === 0) return;
+  const ids = [...decided.keys()].sort();
+  // Locked in id order first, so two instances with overlapping batches never deadlock.
+  await tx.query(`SELECT 1 FROM orders WHERE id = ANY($1::text[]) AND status = 'PENDING' ORDER BY id FOR UPDATE`, [ids]);
+  const { rows: moved } = await tx.query<Order>(
+    `UPDATE orders o SET status = a.status, reason = COALESCE(a.reason, o.reason), updated_at = now()
+     FROM json_to_recordset($1::json) AS a(order_id text, status text, reason text)
+     WHERE o.id = a.order_id AND o.status = 'PENDING'
+     RETURNING ${ORDER_COLUMNS.split(', ')
+       .map((c) => `o.${c}`)
+       .join(', ')}`,
+    [JSON.stringify([...decided.values()])],
+  );
   await announce(tx, moved, clock);
 }
