@@ -1,0 +1,32 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const run = (tool: string, args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, tool), ...args], { encoding: 'utf8', timeout: 30_000 });
+
+describe('command-line tools refuse bad input with a clear message', () => {
+  it.each([
+    [['--orders', 'ten'], '--orders: must be a number'],
+    [['--hot-share', '2'], '--hot-share: must be from 0 to 1'],
+    [['--orders-url', 'not a url'], '--orders-url: must be a URL'],
+    [['--products', '3', '--hot', '5'], '--hot: cannot exceed --products'],
+    [['--frobnicate'], "Unknown option '--frobnicate'"],
+  ])('loadgen %j', (args, message) => {
+    const result = run('loadgen.ts', args);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(message);
+  });
+
+  it('loadgen names the platform it cannot reach', () => {
+    const result = run('loadgen.ts', ['--orders-url', 'http://127.0.0.1:9/graphql']);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('cannot reach the Order Service at http://127.0.0.1:9/graphql');
+  });
+
+  it('dlq refuses an unknown queue', () => {
+    const result = run('dlq.ts', ['list', 'no.such.queue']);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('unknown queue "no.such.queue"');
+  });
+});
