@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { EXCHANGES, JSON_CONTENT_TYPE, ROUTING_KEYS } from '@stockflow/contracts';
 import { graphqlClient } from '@stockflow/platform';
 import { createTestDatabase, createTestVhost, repoRoot, startServiceProcess, type ServiceProcess } from '@stockflow/testing';
-import { parseCli } from './cli.ts';
+import { parseCli, wholeNumber } from './cli.ts';
 import { runLoad, type LoadOptions } from './load.ts';
 
 const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--only LIST]
@@ -26,8 +26,8 @@ const args = parseCli(
   usage,
   { orders: { type: 'string' }, backlog: { type: 'string' }, only: { type: 'string' } },
   z.object({
-    orders: z.coerce.number({ error: 'must be a number' }).int().positive().max(1_000_000).default(5_000),
-    backlog: z.coerce.number({ error: 'must be a number' }).int().positive().max(1_000_000).default(20_000),
+    orders: wholeNumber(1_000_000).default(5_000),
+    backlog: wholeNumber(1_000_000).default(20_000),
     only: z
       .string()
       .default('embedded,distributed-1,distributed-2')

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { z } from 'zod';
+import { z } from 'zod';
 
 /**
  * Parses a tool's flags and validates them with zod, so `--orders ten` fails with a sentence
@@ -27,3 +27,11 @@ export function fail(message: string): never {
   process.stderr.write(`${message}\n`);
   process.exit(2);
 }
+
+/** A flag that takes a positive whole number up to `max`. */
+export const wholeNumber = (max: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .positive('must be positive')
+    .max(max, `must be at most ${max}`);

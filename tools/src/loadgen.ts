@@ -5,7 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { fail, parseCli } from './cli.ts';
+import { fail, parseCli, wholeNumber } from './cli.ts';
 import { runLoad } from './load.ts';
 import { renderHtmlReport } from './report-html.ts';
 
@@ -24,12 +24,6 @@ const usage = `Usage: npm run loadgen -- [options]
   --out PATH           writes PATH.json and PATH.html (default loadgen-result)
   --no-audit           skip the stock audit`;
 
-const count = (max: number) =>
-  z.coerce
-    .number({ error: 'must be a number' })
-    .int('must be a whole number')
-    .positive('must be positive')
-    .max(max, `must be at most ${max}`);
 const url = z.string().url('must be a URL like http://localhost:8001/graphql');
 
 const args = parseCli(
@@ -51,17 +45,17 @@ const args = parseCli(
   },
   z
     .object({
-      orders: count(1_000_000).default(1_000),
-      rate: count(100_000).optional(),
-      concurrency: count(5_000).default(50),
-      products: count(100_000).default(100),
+      orders: wholeNumber(1_000_000).default(1_000),
+      rate: wholeNumber(100_000).optional(),
+      concurrency: wholeNumber(5_000).default(50),
+      products: wholeNumber(100_000).default(100),
       hot: z.coerce.number({ error: 'must be a number' }).int().min(0).default(5),
       'hot-share': z.coerce.number({ error: 'must be a number' }).min(0, 'must be from 0 to 1').max(1, 'must be from 0 to 1').default(0.5),
-      stock: count(2_000_000_000).default(1_000_000),
+      stock: wholeNumber(2_000_000_000).default(1_000_000),
       'hot-stock': z.coerce.number({ error: 'must be a number' }).int().min(0).default(100),
       'orders-url': url.default('http://localhost:8001/graphql'),
       'inventory-url': url.default('http://localhost:8000/graphql'),
-      'settle-timeout': count(3_600).default(60),
+      'settle-timeout': wholeNumber(3_600).default(60),
       out: z.string().min(1).default('loadgen-result'),
       'no-audit': z.boolean().default(false),
     })

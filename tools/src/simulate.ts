@@ -7,7 +7,7 @@ import { randomInt } from 'node:crypto';
 import { Connection } from 'rabbitmq-client';
 import { z } from 'zod';
 import { EXCHANGES, exchanges, JSON_CONTENT_TYPE, ROUTING_KEYS, type OrderCreated } from '@stockflow/contracts';
-import { fail, parseCli } from './cli.ts';
+import { fail, parseCli, wholeNumber } from './cli.ts';
 
 const usage = `Usage: npm run simulate -- [options]
   --orders N          orders to publish (default 5, at most 100000)
@@ -18,12 +18,6 @@ const usage = `Usage: npm run simulate -- [options]
   --amqp-url URL      broker (default $AMQP_URL or amqp://guest:guest@127.0.0.1:5672)
   --timeout S         seconds to wait for the answers (default 30)`;
 
-const positive = (max: number) =>
-  z.coerce
-    .number({ error: 'must be a number' })
-    .int('must be a whole number')
-    .positive('must be positive')
-    .max(max, `must be at most ${max}`);
 const args = parseCli(
   usage,
   {
@@ -36,7 +30,7 @@ const args = parseCli(
     timeout: { type: 'string' },
   },
   z.object({
-    orders: positive(100_000).default(5),
+    orders: wholeNumber(100_000).default(5),
     products: z
       .string()
       .default('1,2,3')
@@ -47,8 +41,8 @@ const args = parseCli(
         }
         return ids;
       }),
-    'max-quantity': positive(1_000).default(3),
-    lines: positive(50).default(2),
+    'max-quantity': wholeNumber(1_000).default(3),
+    lines: wholeNumber(50).default(2),
     prefix: z
       .string()
       .min(1)
@@ -58,7 +52,7 @@ const args = parseCli(
       .string()
       .regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://')
       .default(process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672'),
-    timeout: positive(3_600).default(30),
+    timeout: wholeNumber(3_600).default(30),
   }),
 );
 
