@@ -8,7 +8,7 @@ describe('inventory configuration', () => {
   it('applies documented defaults', () => {
     const config = loadInventoryConfig(valid);
     expect(config.PORT).toBe(8000);
-    expect(config.CONSUMER_BATCH_SIZE).toBe(100);
+    expect(config.CONSUMER_BATCH_SIZE).toBe(250);
   });
 
   it('names every bad variable in one message', () => {
