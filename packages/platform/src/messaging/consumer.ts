@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import { ATTEMPTS_HEADER, DEAD_LETTER_REASON_HEADER, ORIGINAL_ROUTING_KEY_HEADER, type QueueSpec } from '@stockflow/contracts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { forward } from './dead-letters.ts';
 import type { IncomingMessage, Subscription, Transport } from './transport.ts';
 
 export interface BatchConsumerOptions<T> {
@@ -57,10 +57,6 @@ const originalRoutingKey = (message: IncomingMessage) => {
   return typeof kept === 'string' ? kept : message.routingKey;
 };
 
-/** Headers worth carrying along (strings: trace context, our own); AMQP's own tables are dropped. */
-const stringHeaders = (headers: Record<string, unknown>): Record<string, string> =>
-  Object.fromEntries(Object.entries(headers).filter((e): e is [string, string] => typeof e[1] === 'string'));
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Pending<T> {
@@ -85,17 +81,11 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
   const park = async (message: IncomingMessage, reason: string) => {
     logger.warn({ queue: queue.queue, messageId: message.messageId, reason }, 'parking message in dead-letter queue');
     await transport.publish([
-      {
-        exchange: queue.arguments['x-dead-letter-exchange'] as string,
-        routingKey: queue.queue,
-        messageId: message.messageId ?? randomUUID(),
-        body: message.body,
-        headers: {
-          ...stringHeaders(message.headers),
-          [DEAD_LETTER_REASON_HEADER]: reason,
-          [ORIGINAL_ROUTING_KEY_HEADER]: originalRoutingKey(message),
-        },
-      },
+      forward(
+        message,
+        { exchange: queue.arguments['x-dead-letter-exchange'] as string, routingKey: queue.queue },
+        { add: { [DEAD_LETTER_REASON_HEADER]: reason, [ORIGINAL_ROUTING_KEY_HEADER]: originalRoutingKey(message) } },
+      ),
     ]);
   };
 
@@ -117,18 +107,11 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
       'handler failed; will retry',
     );
     await transport.publish([
-      {
-        exchange: '',
-        routingKey: tier.queue,
-        // The same id through every retry, so an operator can follow (and replay) it.
-        messageId: message.messageId ?? randomUUID(),
-        body: message.body,
-        headers: {
-          ...stringHeaders(message.headers),
-          [ATTEMPTS_HEADER]: String(attempts),
-          [ORIGINAL_ROUTING_KEY_HEADER]: originalRoutingKey(message),
-        },
-      },
+      forward(
+        message,
+        { exchange: '', routingKey: tier.queue },
+        { add: { [ATTEMPTS_HEADER]: String(attempts), [ORIGINAL_ROUTING_KEY_HEADER]: originalRoutingKey(message) } },
+      ),
     ]);
   };
 

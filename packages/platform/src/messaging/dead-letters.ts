@@ -45,14 +45,29 @@ export function toDeadLetter(
   };
 }
 
-/** The message that puts a parked one back on its queue for a fresh round of attempts. */
-export function replayMessage(queue: QueueSpec, message: Pick<IncomingMessage, 'body' | 'messageId' | 'headers'>): OutgoingMessage {
-  const headers = Object.fromEntries(
-    Object.entries(message.headers).filter(
-      (e): e is [string, string] => typeof e[1] === 'string' && e[0] !== ATTEMPTS_HEADER && e[0] !== DEAD_LETTER_REASON_HEADER,
-    ),
+/**
+ * A received message sent on elsewhere (parked, retried, replayed): same body, same id (one is
+ * given if it had none, so it can be followed), its string headers (trace context, our own; AMQP's
+ * tables are dropped) without `drop`, plus `add`.
+ */
+export function forward(
+  message: Pick<IncomingMessage, 'body' | 'messageId' | 'headers'>,
+  to: { exchange: string; routingKey: string },
+  headers: { add?: Record<string, string>; drop?: string[] } = {},
+): OutgoingMessage {
+  const kept = Object.entries(message.headers).filter(
+    (e): e is [string, string] => typeof e[1] === 'string' && !(headers.drop ?? []).includes(e[0]),
   );
-  return { exchange: '', routingKey: queue.queue, messageId: message.messageId ?? randomUUID(), body: message.body, headers };
+  return {
+    ...to,
+    messageId: message.messageId ?? randomUUID(),
+    body: message.body,
+    headers: { ...Object.fromEntries(kept), ...headers.add },
+  };
 }
+
+/** The message that puts a parked one back on its queue for a fresh round of attempts. */
+export const replayMessage = (queue: QueueSpec, message: Pick<IncomingMessage, 'body' | 'messageId' | 'headers'>): OutgoingMessage =>
+  forward(message, { exchange: '', routingKey: queue.queue }, { drop: [ATTEMPTS_HEADER, DEAD_LETTER_REASON_HEADER] });
 
 export const selected = (ids: readonly string[] | 'all', id: string | undefined) => ids === 'all' || (id !== undefined && ids.includes(id));
