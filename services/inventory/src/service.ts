@@ -12,10 +12,7 @@ import {
 import type { InventoryConfig } from './config.ts';
 import { catalogRepository } from './db/catalog.ts';
 import { inventorySchema } from './graphql/schema.ts';
-import { startInventoryConsumers } from './messaging/consumers.ts';
-
-/** The queues the Inventory Service consumes. */
-const INVENTORY_QUEUES = [queues.orderCreatedInventory, queues.orderCancelledInventory, queues.orderFulfilledInventory];
+import { INVENTORY_QUEUES, startInventoryConsumers } from './messaging/consumers.ts';
 
 export const inventoryMigrations = [platformMigrations, { scope: 'inventory', dir: path.join(import.meta.dirname, 'db', 'migrations') }];
 

@@ -4,6 +4,9 @@ import { startBatchConsumer, type Database, type Logger, type ServiceConfig, typ
 import { applyOrderCancelled, applyOrderFulfilled } from '../db/releases.ts';
 import { applyOrderCreatedBatch, type Clock } from '../db/reservations.ts';
 
+/** The queues the Inventory Service consumes (and so whose dead letters it administers). */
+export const INVENTORY_QUEUES = [queues.orderCreatedInventory, queues.orderCancelledInventory, queues.orderFulfilledInventory];
+
 export const systemClock: Clock = { now: () => new Date(), newId: () => randomUUID() };
 
 export interface InventoryConsumerOptions {

@@ -25,24 +25,18 @@ async function announce(tx: Queryable, orders: Order[], clock: Clock): Promise<v
   if (orders.length === 0) return;
   await enqueueOutbox(
     tx,
-    orders.map((o) => eventFor(o, o.status, clock)),
+    orders.map((o) => eventFor(o, clock)),
   );
   const changes: StatusChange[] = orders.map((o) => ({ id: o.id, customerId: o.customerId, status: o.status }));
   await tx.query(`SELECT pg_notify($1, c::text) FROM json_array_elements($2::json) AS c`, [ORDER_STATUS_CHANNEL, JSON.stringify(changes)]);
 }
 
-/** Moves one order to `to` if it is in one of the `from` statuses; undefined if not found or not. */
-async function transition(
-  tx: Queryable,
-  id: string,
-  to: OrderStatus,
-  reason: string | null,
-  from: OrderStatus[],
-): Promise<Order | undefined> {
+/** Moves one order to `to` if the lifecycle allows it from where it is; undefined if not found or not allowed. */
+async function transition(tx: Queryable, id: string, to: OrderStatus, reason: string | null): Promise<Order | undefined> {
   const { rows } = await tx.query<Order>(
     `UPDATE orders SET status = $2, reason = COALESCE($3, reason), updated_at = now()
      WHERE id = $1 AND status = ANY($4::text[]) RETURNING ${ORDER_COLUMNS}`,
-    [id, to, reason, from],
+    [id, to, reason, allowedFrom(to)],
   );
   return rows[0];
 }
@@ -96,7 +90,7 @@ export function ordersRepository(db: Database, clock: Clock) {
   /** For operator and customer actions: a refused transition is an error the caller sees. */
   const act = (id: string, to: OrderStatus, reason: string | null) =>
     db.transaction(async (tx) => {
-      const moved = await transition(tx, id, to, reason, allowedFrom(to));
+      const moved = await transition(tx, id, to, reason);
       if (!moved) {
         const current = await byId(tx, id);
         if (!current) throw new NotFoundError(`order ${id} does not exist`, { orderId: id });

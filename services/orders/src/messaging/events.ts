@@ -8,7 +8,7 @@ import {
   type OrderFulfilled,
 } from '@stockflow/contracts';
 import type { OutgoingMessage } from '@stockflow/platform';
-import type { Order, OrderStatus } from '../domain/order.ts';
+import type { Order } from '../domain/order.ts';
 
 export interface Clock {
   now(): Date;
@@ -24,10 +24,10 @@ const message = (routingKey: string, body: { event_id?: string }): OutgoingMessa
   body,
 });
 
-/** The event an order owes the world on entering `status` (PENDING means it was just created). */
-export function eventFor(order: Order, status: OrderStatus, clock: Clock): OutgoingMessage {
+/** The event an order owes the world on entering its current status (PENDING: just created). */
+export function eventFor(order: Order, clock: Clock): OutgoingMessage {
   const meta = { event_id: clock.newId(), occurred_at: clock.now().toISOString() };
-  switch (status) {
+  switch (order.status) {
     case 'PENDING': {
       const body: OrderCreated = { event: 'OrderCreated', order_id: order.id, items: order.items, ...meta };
       return message(ROUTING_KEYS.orderCreated, body);
