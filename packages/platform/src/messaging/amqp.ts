@@ -168,7 +168,9 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
 
     async close() {
       await Promise.all([...consumers].map((c) => c.close()));
-      await publisher.close();
+      // A publisher still waiting for a channel (the broker is unreachable) rejects its close with
+      // that wait's error; there is nothing open to close then, and the connection goes next.
+      await publisher.close().catch((err: unknown) => logger.debug({ err }, 'publisher had no channel to close'));
       await connection.close();
     },
   };

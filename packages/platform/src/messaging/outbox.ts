@@ -62,6 +62,9 @@ const PUBLISH_TIMEOUT_MS = 5_000;
 const CLAIM_SECONDS = 10;
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  // Once the timeout has won, the publish may still fail later (e.g. "channel acquisition timed
+  // out"); nobody awaits it any more, and an unhandled rejection would end the process.
+  promise.catch(() => undefined);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(message)), ms);
