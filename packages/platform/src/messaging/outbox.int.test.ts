@@ -86,4 +86,23 @@ describe.skipIf(servicesUnavailable)('outbox relay', () => {
       await Promise.all(relays.map((r) => r.stop()));
     }
   });
+
+  it('flushes what is left when drained after being stopped (graceful shutdown)', async () => {
+    await db.query('DELETE FROM outbox');
+    const { published, transport } = recorder();
+    const relay = startOutboxRelay({
+      db,
+      transport,
+      logger: createLogger({ name: 'test', level: 'silent' }),
+      batchSize: 10,
+      pollIntervalMs: 60_000,
+      retentionMs: 3_600_000,
+    });
+    await relay.stop();
+    await db.query(`INSERT INTO outbox (exchange, routing_key, message_id, payload)
+      SELECT 'orders', 'order.created', 'late-' || g, '{}' FROM generate_series(1, 25) g`);
+    await relay.drain();
+    expect(published.map((m) => m.messageId)).toHaveLength(25);
+    expect((await db.query('SELECT 1 FROM outbox WHERE published_at IS NULL')).rowCount).toBe(0);
+  });
 });

@@ -141,7 +141,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   const waitForWork = (ms: number) =>
     new Promise<void>((resolve) => {
-      if (woken) {
+      if (woken || stopped) {
         woken = false;
         resolve();
         return;
@@ -157,10 +157,10 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     });
 
   let failures = 0;
-  /** Publishes until the outbox is empty; false if a publish failed. */
-  const drainOnce = async (): Promise<boolean> => {
+  /** Publishes until the outbox is empty (or, for the loop, until stopped); false if a publish failed. */
+  const drainOnce = async (untilStopped: boolean): Promise<boolean> => {
     try {
-      while (!stopped && (await publishBatch()) > 0) {
+      while (!(untilStopped && stopped) && (await publishBatch()) > 0) {
         /* keep going while there is work */
       }
       failures = 0;
@@ -176,7 +176,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     while (!stopped) {
       if (options.breaker) await Promise.race([options.breaker.waitUntilCallable(), stopSignal]);
       if (stopped) break;
-      const ok = await drainOnce();
+      const ok = await drainOnce(true);
       if (ok) await cleanup().catch((err: unknown) => logger.warn({ err }, 'outbox cleanup failed'));
       const backoff = ok ? options.pollIntervalMs : Math.min(options.pollIntervalMs * 2 ** failures, 5_000);
       await waitForWork(backoff);
@@ -189,7 +189,8 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       else woken = true;
     },
     async drain() {
-      await drainOnce();
+      // Used at shutdown, after stop(): flushes what is left regardless.
+      await drainOnce(false);
     },
     async stop() {
       stopped = true;
