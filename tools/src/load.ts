@@ -4,8 +4,9 @@
  * reports throughput, latency (server timestamps: createdAt to the final status) and the audit.
  */
 import { randomInt, randomUUID } from 'node:crypto';
-import { graphqlClient, type GraphqlClient } from '@stockflow/platform';
+import { graphqlClient, type GraphqlClient, type GraphqlResponse } from '@stockflow/platform';
 import { auditPlatform, type AuditReport } from './audit.ts';
+import { httpPipe } from './http-pipe.ts';
 import { summarize, type Summary } from './stats.ts';
 
 export interface LoadOptions {
@@ -58,6 +59,8 @@ export interface Progress {
   pending: number;
 }
 
+const CREATE_ORDER = 'mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }';
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Creates the products `LG-0000`... that do not exist yet; returns every id, hot ones first. */
@@ -102,6 +105,7 @@ interface FinalOrder {
 export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) => void): Promise<LoadReport> {
   const orders = graphqlClient(options.ordersUrl);
   const inventory = graphqlClient(options.inventoryUrl);
+  const intake = httpPipe(options.ordersUrl, options.concurrency);
   const runId = randomUUID().slice(0, 8);
   const customerId = `loadgen-${runId}`;
   const catalog = await ensureCatalog(inventory, options);
@@ -121,21 +125,22 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
     const items = [{ productId: String(hot ? pick(catalog.hot) : pick(normal.length > 0 ? normal : catalog.all)), quantity: 1 }];
     if (!hot && normal.length > 1 && Math.random() < 0.3) items.push({ productId: String(pick(normal)), quantity: randomInt(1, 3) });
     try {
-      const res = await orders.request<{ createOrder: { id: string } }>(
-        'mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }',
-        {
-          input: { customerId, items },
-        },
-      );
-      if (res.data?.createOrder) accepted.push({ id: res.data.createOrder.id, at: Date.now() });
+      const res = await intake.post(JSON.stringify({ query: CREATE_ORDER, variables: { input: { customerId, items } } }));
+      let body: GraphqlResponse<{ createOrder: { id: string } }> = {};
+      try {
+        body = JSON.parse(res.body) as typeof body;
+      } catch {
+        /* counted below by its HTTP status */
+      }
+      if (body.data?.createOrder) accepted.push({ id: body.data.createOrder.id, at: Date.now() });
       else {
         failed += 1;
-        const code = String(res.errors?.[0]?.extensions?.code ?? `HTTP ${res.status}`);
+        const code = String(body.errors?.[0]?.extensions?.code ?? `HTTP ${res.status}`);
         errors[code] = (errors[code] ?? 0) + 1;
       }
     } catch (error) {
       failed += 1;
-      const code = (error as { cause?: { code?: string } }).cause?.code ?? 'NETWORK';
+      const code = (error as { code?: string }).code ?? 'NETWORK';
       errors[code] = (errors[code] ?? 0) + 1;
     }
   };
@@ -187,6 +192,7 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
     );
   }
   const acceptDone = Date.now();
+  intake.close();
 
   const deadline = Date.now() + options.settleTimeoutMs;
   while (Date.now() < deadline) {
