@@ -1,8 +1,10 @@
+import type { Socket } from 'node:net';
 import { Connection, type Consumer, type Publisher, type SyncMessage } from 'rabbitmq-client';
 import { exchanges as topologyExchanges, JSON_CONTENT_TYPE, type QueueSpec } from '@stockflow/contracts';
 import { safeUrl } from '../config.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { coalesceWrites } from './coalesce.ts';
 import { selected, replayMessage, toDeadLetter, type DeadLetter } from './dead-letters.ts';
 import type { ConsumeOptions, DeliveryHandler, OutgoingMessage, Subscription, Transport } from './transport.ts';
 
@@ -57,7 +59,16 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
     heartbeat: 15,
   });
   connection.on('error', (err: unknown) => logger.warn({ err }, 'amqp connection error'));
-  connection.on('connection', () => logger.info('amqp connected'));
+  // Each (re)connection has a new socket; rabbitmq-client keeps it in a private field.
+  const coalesced = new WeakSet<Socket>();
+  connection.on('connection', () => {
+    const socket = (connection as unknown as { _socket: Socket })._socket;
+    if (!coalesced.has(socket)) {
+      coalesced.add(socket);
+      coalesceWrites(socket);
+    }
+    logger.info('amqp connected');
+  });
 
   const topology = declarations(options.queues);
   const publisher: Publisher = connection.createPublisher({ confirm: true, maxAttempts: 1, ...topology });
