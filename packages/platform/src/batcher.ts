@@ -1,40 +1,60 @@
 /**
- * Groups concurrent calls into one: items submitted within `lingerMs` of each other (at most
- * `maxBatch`) are handed to `run` together, and each caller gets its own result or error. Used
- * where many small requests would otherwise each pay for a commit (createOrder under load).
+ * Groups concurrent calls into one run, the way a database groups commits: at most `maxInFlight`
+ * runs go at once, and whatever arrives meanwhile waits to form the next one (up to `maxBatch`).
+ * An idle batcher starts a run at the next turn of the event loop, so a lone call waits for no
+ * timer; under load the batches grow by themselves, one commit serving many calls. Each caller
+ * gets its own result or error.
  */
 export function createBatcher<In, Out>(options: {
   maxBatch: number;
-  lingerMs: number;
+  maxInFlight: number;
   /** Returns one result per item, in order: a value, or an Error for that item alone. */
   run(items: In[]): Promise<(Out | Error)[]>;
 }) {
   let pending: { item: In; resolve(value: Out): void; reject(error: unknown): void }[] = [];
-  let timer: NodeJS.Timeout | undefined;
+  let inFlight = 0;
+  let scheduled = false;
+
+  const start = (batch: typeof pending) => {
+    inFlight += 1;
+    options
+      .run(batch.map((p) => p.item))
+      .then(
+        (results) =>
+          batch.forEach((p, i) => {
+            const result = results[i];
+            if (result instanceof Error) p.reject(result);
+            else p.resolve(result as Out);
+          }),
+        (error: unknown) => batch.forEach((p) => p.reject(error)),
+      )
+      .finally(() => {
+        inFlight -= 1;
+        schedule();
+      });
+  };
 
   const flush = () => {
-    if (timer) clearTimeout(timer);
-    timer = undefined;
-    const batch = pending;
-    pending = [];
-    if (batch.length === 0) return;
-    options.run(batch.map((p) => p.item)).then(
-      (results) =>
-        batch.forEach((p, i) => {
-          const result = results[i];
-          if (result instanceof Error) p.reject(result);
-          else p.resolve(result as Out);
-        }),
-      (error: unknown) => batch.forEach((p) => p.reject(error)),
-    );
+    scheduled = false;
+    while (inFlight < options.maxInFlight && pending.length > 0) {
+      const batch = pending.slice(0, options.maxBatch);
+      pending = pending.slice(batch.length);
+      start(batch);
+    }
   };
+
+  // setImmediate, not a microtask: every request read in this turn of the event loop joins.
+  function schedule() {
+    if (scheduled || pending.length === 0 || inFlight >= options.maxInFlight) return;
+    scheduled = true;
+    setImmediate(flush);
+  }
 
   return {
     submit(item: In): Promise<Out> {
       return new Promise<Out>((resolve, reject) => {
         pending.push({ item, resolve, reject });
-        if (pending.length >= options.maxBatch) flush();
-        else timer ??= setTimeout(flush, options.lingerMs);
+        schedule();
       });
     },
   };

@@ -10,7 +10,7 @@ import type { Database } from './db/database.ts';
 import { startHttpServer } from './http.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createAmqpTransport } from './messaging/amqp.ts';
-import { startOutboxRelay, type OutboxRelay } from './messaging/outbox.ts';
+import { startOutbox, type Outbox } from './messaging/outbox.ts';
 import type { Subscription, Transport } from './messaging/transport.ts';
 
 export interface ServiceDependencies {
@@ -31,7 +31,8 @@ export interface ServiceRuntime {
   /** The service's database, behind its circuit breaker. */
   db: Database;
   transport: Transport;
-  relay: OutboxRelay;
+  /** Where the service writes the events it owes, in the transaction of the change. */
+  outbox: Outbox;
   /** Resolves when the database's circuit breaker lets calls through again. */
   waitForDatabase: () => Promise<void>;
 }
@@ -41,7 +42,7 @@ export interface RunningService {
   port: number;
   db: Database;
   transport: Transport;
-  relay: OutboxRelay;
+  outbox: Outbox;
   /** Stops taking work, lets in-flight work finish, flushes the outbox, closes connections. */
   close(): Promise<void>;
 }
@@ -95,17 +96,16 @@ export async function runService(options: {
     options.deps.transport ??
     (await createAmqpTransport({ url: required(config.AMQP_URL, 'AMQP_URL'), queues: options.queues, connectionName: name, logger }));
 
-  const relay = startOutboxRelay({
+  const outbox = startOutbox({
     db,
     transport,
     logger,
     batchSize: config.OUTBOX_BATCH_SIZE,
     pollIntervalMs: config.OUTBOX_POLL_MS,
-    retentionMs: config.OUTBOX_RETENTION_HOURS * 3_600_000,
     breaker: brokerBreaker,
   });
 
-  const parts = await options.build({ db, transport, relay, waitForDatabase: () => databaseBreaker.waitUntilCallable() });
+  const parts = await options.build({ db, transport, outbox, waitForDatabase: () => databaseBreaker.waitUntilCallable() });
   const http = await startHttpServer({
     port: config.PORT,
     host: config.HOST,
@@ -124,13 +124,13 @@ export async function runService(options: {
     port: http.port,
     db: rawDb,
     transport,
-    relay,
+    outbox,
     async close() {
       await parts.beforeClose?.();
       for (const s of parts.subscriptions) await s.close();
       await http.close();
-      await relay.stop();
-      await relay.drain();
+      await outbox.stop();
+      await outbox.drain();
       if (!options.deps.transport) await transport.close();
       if (!options.deps.db) await rawDb.close();
     },

@@ -24,14 +24,14 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
     migrations: inventoryMigrations,
     queues: Object.values(queues),
     deps,
-    async build({ db, transport, relay, waitForDatabase }) {
+    async build({ db, transport, outbox, waitForDatabase }) {
       const subscriptions = await startInventoryConsumers({
         db,
         transport,
         logger,
         config,
         waitForDatabase,
-        onCommitted: () => relay.wake(),
+        outbox,
       });
       const catalog = catalogRepository(db);
       const yoga = createGraphqlServer({

@@ -30,25 +30,15 @@ export function startOrdersService(
     migrations: ordersMigrations,
     queues: Object.values(queues),
     deps,
-    async build({ db, transport, relay, waitForDatabase }) {
-      const orders = ordersRepository(
-        {
-          ...db,
-          // Every order write owes an event: publish it now rather than at the next poll.
-          transaction: async (fn) => {
-            const result = await db.transaction(fn);
-            relay.wake();
-            return result;
-          },
-        },
-        clock,
-      );
+    async build({ db, transport, outbox, waitForDatabase }) {
+      const effects = { clock, outbox };
+      const orders = ordersRepository(db, effects);
       // Status changes reach subscribers on every instance through LISTEN/NOTIFY on the shared
       // database, whichever instance made the change.
       const pubsub = createStatusPubSub();
       const unlisten = await db.listen(ORDER_STATUS_CHANNEL, (payload) => {
         try {
-          pubsub.publish('statusChanged', JSON.parse(payload) as StatusChange);
+          for (const change of JSON.parse(payload) as StatusChange[]) pubsub.publish('statusChanged', change);
         } catch (err) {
           logger.warn({ err, payload }, 'ignoring a malformed status notification');
         }
@@ -58,9 +48,8 @@ export function startOrdersService(
         transport,
         logger,
         config,
-        clock,
+        effects,
         waitForDatabase,
-        onCommitted: () => relay.wake(),
       });
       const yoga = createGraphqlServer({
         schema: ordersSchema,

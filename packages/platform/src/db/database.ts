@@ -13,9 +13,18 @@ export interface Queryable {
   exec(sql: string): Promise<void>;
 }
 
+export interface Transaction extends Queryable {
+  /**
+   * Calls `callback` once the transaction has committed (never if it rolls back). It runs before
+   * `transaction()` resolves and is not awaited: work that must not delay the caller (publishing
+   * what the outbox just stored) starts from here.
+   */
+  afterCommit(callback: () => void): void;
+}
+
 export interface Database extends Queryable {
   /** Runs `fn` in one transaction: committed if it resolves, rolled back if it throws. */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
   /**
    * Calls `onPayload` for each NOTIFY on `channel` (sent with pg_notify in a transaction, so only
    * after its commit). Reconnects by itself; notifications sent while disconnected are missed.

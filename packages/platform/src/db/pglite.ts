@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import type { Database, Queryable, QueryResult } from './database.ts';
+import type { Database, QueryResult, Transaction } from './database.ts';
 
 /**
  * PostgreSQL in process for the embedded mode. PGlite has a single connection, so transactions
@@ -24,15 +24,20 @@ export async function createPgliteDatabase(dataDir?: string): Promise<Database> 
     exec: async (sql) => {
       await db.exec(sql);
     },
-    transaction: (fn) =>
-      db.transaction((tx) =>
+    async transaction(fn) {
+      const committed: (() => void)[] = [];
+      const result = await db.transaction((tx) =>
         fn({
           query: (sql, params) => run(tx, sql, params),
           exec: async (sql) => {
             await tx.exec(sql);
           },
-        } satisfies Queryable),
-      ),
+          afterCommit: (callback) => committed.push(callback),
+        } satisfies Transaction),
+      );
+      for (const callback of committed) callback();
+      return result;
+    },
     async listen(channel, onPayload) {
       const unsubscribe = await db.listen(channel, onPayload);
       return async () => {

@@ -1,8 +1,10 @@
 import pg from 'pg';
-import type { Database, Queryable, QueryResult } from './database.ts';
+import type { Database, QueryResult, Transaction } from './database.ts';
 
 // int8 (COUNT(*), SUM) as a JS number: our values stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+const MAX_PREPARED_STATEMENTS = 500;
 
 export interface PostgresOptions {
   url: string;
@@ -21,8 +23,23 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
 
+  // Parameterised statements are prepared once per connection and then only bound and run: the
+  // hot paths repeat a handful of statements thousands of times a second, and parsing and
+  // planning each again was a large share of the server's work. Statements are our own fixed
+  // texts; the cap only guards against a caller that builds texts without bound.
+  const statementNames = new Map<string, string>();
+  const statement = (sql: string, params: unknown[] | undefined) => {
+    if (!params) return { text: sql };
+    let name = statementNames.get(sql);
+    if (!name && statementNames.size < MAX_PREPARED_STATEMENTS) {
+      name = `stockflow_${statementNames.size + 1}`;
+      statementNames.set(sql, name);
+    }
+    return { name, text: sql, values: params };
+  };
+
   const run = async <Row>(client: pg.Pool | pg.PoolClient, sql: string, params?: unknown[]): Promise<QueryResult<Row>> => {
-    const result = await client.query(sql, params as unknown[]);
+    const result = await client.query(statement(sql, params));
     return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
   };
 
@@ -41,16 +58,19 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
         broken = true;
       };
       client.on('error', onError);
+      const committed: (() => void)[] = [];
       try {
         await client.query('BEGIN');
-        const tx: Queryable = {
+        const tx: Transaction = {
           query: (sql, params) => run(client, sql, params),
           exec: async (sql) => {
             await client.query(sql);
           },
+          afterCommit: (callback) => committed.push(callback),
         };
         const result = await fn(tx);
         await client.query('COMMIT');
+        for (const callback of committed) callback();
         return result;
       } catch (error) {
         try {

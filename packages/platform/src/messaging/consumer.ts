@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { ATTEMPTS_HEADER, DEAD_LETTER_REASON_HEADER, ORIGINAL_ROUTING_KEY_HEADER, type QueueSpec } from '@stockflow/contracts';
+import { createBatcher } from '../batcher.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { forward } from './dead-letters.ts';
@@ -15,8 +16,11 @@ export interface BatchConsumerOptions<T> {
   logger: Logger;
   prefetch: number;
   maxBatch: number;
-  /** How long the first message of a batch waits for company. */
-  lingerMs: number;
+  /**
+   * Batches applied at once. Deliveries arriving while they run wait and form the next batch, so
+   * batches grow with the load and an idle consumer applies a lone message at once.
+   */
+  batchesInFlight: number;
   /** Pause before handing a message back to the broker when even scheduling its retry failed. */
   failureDelayMs: number;
   /** Attempts before a message whose handler keeps failing is parked in the DLQ. */
@@ -59,12 +63,12 @@ const originalRoutingKey = (message: IncomingMessage) => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-interface Pending<T> {
+interface Delivery<T> {
   value: T;
   message: IncomingMessage;
-  resolve(): void;
-  reject(error: unknown): void;
 }
+
+const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
 
 /**
  * Consumes a queue in batches. Each delivery is acknowledged only when the batch holding it has
@@ -75,9 +79,6 @@ interface Pending<T> {
  */
 export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): Promise<Subscription> {
   const { transport, queue, logger } = options;
-  let pending: Pending<T>[] = [];
-  let timer: NodeJS.Timeout | undefined;
-
   const park = async (message: IncomingMessage, reason: string) => {
     logger.warn({ queue: queue.queue, messageId: message.messageId, reason }, 'parking message in dead-letter queue');
     await transport.publish([
@@ -115,11 +116,11 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
     ]);
   };
 
-  const settle = async (batch: Pending<T>[]): Promise<void> => {
+  /** Applies a batch; one result per delivery: acknowledge it (undefined) or hand it back (an Error). */
+  const settle = async (batch: Delivery<T>[]): Promise<(undefined | Error)[]> => {
     try {
-      await options.handleBatch(batch.map((p) => p.value));
-      for (const p of batch) p.resolve();
-      return;
+      await options.handleBatch(batch.map((d) => d.value));
+      return batch.map(() => undefined);
     } catch (error) {
       if (isOutage(error) && options.waitUntilAvailable) {
         logger.warn({ queue: queue.queue, size: batch.length }, 'database unavailable; holding the batch until it is back');
@@ -130,26 +131,23 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
       if (batch.length === 1 && only) {
         try {
           await retryLater(only.message, error);
-          only.resolve();
+          return [undefined];
         } catch (retryError) {
           logger.error({ err: retryError, queue: queue.queue }, 'could not schedule a retry; the broker will redeliver');
           await sleep(options.failureDelayMs);
-          only.reject(error);
+          return [asError(error)];
         }
-        return;
       }
       logger.warn({ err: error, queue: queue.queue, size: batch.length }, 'batch failed; retrying its messages one by one');
     }
-    await Promise.all(batch.map((p) => settle([p])));
+    return (await Promise.all(batch.map((d) => settle([d])))).flat();
   };
 
-  const flush = () => {
-    if (timer) clearTimeout(timer);
-    timer = undefined;
-    const batch = pending;
-    pending = [];
-    if (batch.length > 0) void settle(batch);
-  };
+  const batcher = createBatcher<Delivery<T>, undefined>({
+    maxBatch: options.maxBatch,
+    maxInFlight: options.batchesInFlight,
+    run: settle,
+  });
 
   return transport.consume(queue, { prefetch: options.prefetch }, async (message) => {
     const decoded = decodeBody(message.body, options.schema);
@@ -157,10 +155,6 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
       await park(message, decoded.reason);
       return;
     }
-    await new Promise<void>((resolve, reject) => {
-      pending.push({ value: decoded.value, message, resolve, reject });
-      if (pending.length >= options.maxBatch) flush();
-      else timer ??= setTimeout(flush, options.lingerMs);
-    });
+    await batcher.submit({ value: decoded.value, message });
   });
 }

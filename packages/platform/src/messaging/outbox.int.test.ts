@@ -1,15 +1,15 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, eventually, type TestDatabase } from '@stockflow/testing';
 import type { Database } from '../db/database.ts';
 import { createPostgresDatabase } from '../db/postgres.ts';
 import { migrate, platformMigrations } from '../db/migrate.ts';
 import { createLogger } from '../logger.ts';
-import { startOutboxRelay } from './outbox.ts';
+import { startOutbox, type OutboxOptions } from './outbox.ts';
 import type { OutgoingMessage, Transport } from './transport.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
 
-describe.skipIf(servicesUnavailable)('outbox relay', () => {
+describe.skipIf(servicesUnavailable)('outbox', () => {
   let database: TestDatabase;
   let db: Database;
   beforeAll(async () => {
@@ -21,88 +21,123 @@ describe.skipIf(servicesUnavailable)('outbox relay', () => {
     await db?.close();
     await database?.drop();
   });
+  beforeEach(async () => {
+    await db.query('DELETE FROM outbox');
+  });
 
-  const recorder = () => {
+  /** A transport that records what it publishes, failing the first `failures` publishes. */
+  const recorder = (failures = 0) => {
     const published: OutgoingMessage[] = [];
+    let failed = 0;
     const transport = {
       publish: (messages: OutgoingMessage[]) => {
+        if (failed < failures) {
+          failed += 1;
+          return Promise.reject(new Error('broker gone'));
+        }
         published.push(...messages);
         return Promise.resolve();
       },
     } as Transport;
     return { published, transport };
   };
+  const options = (transport: Transport, overrides: Partial<OutboxOptions> = {}): OutboxOptions => ({
+    db,
+    transport,
+    logger: createLogger({ name: 'test', level: 'silent' }),
+    batchSize: 50,
+    pollIntervalMs: 60_000,
+    ...overrides,
+  });
+  const message = (id: string): OutgoingMessage => ({ exchange: 'orders', routingKey: 'order.created', messageId: id, body: { id } });
+  const remaining = () => db.query<{ message_id: string }>('SELECT message_id FROM outbox ORDER BY id').then((r) => r.rows.map((x) => x.message_id));
 
-  it('deletes published rows past their retention, and only those', async () => {
-    await db.query(`INSERT INTO outbox (exchange, routing_key, message_id, payload, published_at) VALUES
-      ('orders', 'order.created', 'old', '{}', now() - interval '2 hours'),
-      ('orders', 'order.created', 'recent', '{}', now())`);
-    const { transport } = recorder();
-    const relay = startOutboxRelay({
-      db,
-      transport,
-      logger: createLogger({ name: 'test', level: 'silent' }),
-      batchSize: 10,
-      pollIntervalMs: 20,
-      retentionMs: 3_600_000,
-      cleanupEveryMs: 10,
-    });
+  it('publishes the rows a transaction wrote as soon as it commits, in order, and deletes them once confirmed', async () => {
+    const { published, transport } = recorder();
+    // The poll would come only after a minute: what is published here went out after the commit.
+    const outbox = startOutbox(options(transport));
     try {
-      await eventually(
-        () => db.query<{ message_id: string }>('SELECT message_id FROM outbox ORDER BY id').then((r) => r.rows.map((x) => x.message_id)),
-        (ids) => ids.length === 1,
-      );
-      expect((await db.query<{ message_id: string }>('SELECT message_id FROM outbox')).rows).toEqual([{ message_id: 'recent' }]);
+      await db.transaction((tx) => outbox.enqueue(tx, ['a', 'b', 'c'].map(message)));
+      await eventually(remaining, (ids) => ids.length === 0);
+      expect(published.map((m) => m.messageId)).toEqual(['a', 'b', 'c']);
+      expect(published[0]?.body).toEqual({ id: 'a' });
     } finally {
-      await relay.stop();
+      await outbox.stop();
+    }
+  });
+
+  it('neither keeps nor publishes the rows of a transaction that rolls back', async () => {
+    const { published, transport } = recorder();
+    const outbox = startOutbox(options(transport));
+    try {
+      await expect(
+        db.transaction(async (tx) => {
+          await outbox.enqueue(tx, [message('never')]);
+          throw new Error('the change failed');
+        }),
+      ).rejects.toThrow('the change failed');
+      await outbox.drain();
+      expect(await remaining()).toEqual([]);
+      expect(published).toEqual([]);
+    } finally {
+      await outbox.stop();
+    }
+  });
+
+  it('keeps the rows when their publish fails, and the poll publishes them once the broker is back', async () => {
+    const { published, transport } = recorder(1);
+    const outbox = startOutbox(options(transport, { pollIntervalMs: 20 }));
+    try {
+      await db.transaction((tx) => outbox.enqueue(tx, [message('retried')]));
+      await eventually(remaining, (ids) => ids.length === 0);
+      expect(published.map((m) => m.messageId)).toEqual(['retried']);
+      expect((await db.query('SELECT 1 FROM outbox')).rowCount).toBe(0);
+    } finally {
+      await outbox.stop();
+    }
+  });
+
+  it('takes over rows whose claim ran out (the instance that wrote them died before publishing)', async () => {
+    await db.query(`INSERT INTO outbox (exchange, routing_key, message_id, payload, claimed_until) VALUES
+      ('orders', 'order.created', 'orphan', '{}', now() - interval '1 second'),
+      ('orders', 'order.created', 'still-claimed', '{}', now() + interval '1 hour')`);
+    const { published, transport } = recorder();
+    const outbox = startOutbox(options(transport, { pollIntervalMs: 20 }));
+    try {
+      await eventually(remaining, (ids) => ids.length === 1);
+      expect(await remaining()).toEqual(['still-claimed']);
+      expect(published.map((m) => m.messageId)).toEqual(['orphan']);
+    } finally {
+      await outbox.stop();
     }
   });
 
   it('shares the rows between two relays without publishing any twice', async () => {
-    await db.query('DELETE FROM outbox');
     await db.query(`INSERT INTO outbox (exchange, routing_key, message_id, payload)
       SELECT 'orders', 'order.created', 'm-' || g, '{}' FROM generate_series(1, 2000) g`);
     const a = recorder();
     const b = recorder();
-    const options = {
-      db,
-      logger: createLogger({ name: 'test', level: 'silent' }),
-      batchSize: 50,
-      pollIntervalMs: 10,
-      retentionMs: 3_600_000,
-    };
-    const relays = [startOutboxRelay({ ...options, transport: a.transport }), startOutboxRelay({ ...options, transport: b.transport })];
+    const outboxes = [a, b].map((r) => startOutbox(options(r.transport, { pollIntervalMs: 10 })));
     try {
-      await eventually(
-        () => db.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL').then((r) => r.rows[0]?.n),
-        (n) => n === 0,
-      );
+      await eventually(remaining, (ids) => ids.length === 0);
       const ids = [...a.published, ...b.published].map((m) => m.messageId);
       expect(ids).toHaveLength(2000);
       expect(new Set(ids).size).toBe(2000);
       expect(a.published.length).toBeGreaterThan(0);
       expect(b.published.length).toBeGreaterThan(0);
     } finally {
-      await Promise.all(relays.map((r) => r.stop()));
+      await Promise.all(outboxes.map((o) => o.stop()));
     }
   });
 
   it('flushes what is left when drained after being stopped (graceful shutdown)', async () => {
-    await db.query('DELETE FROM outbox');
     const { published, transport } = recorder();
-    const relay = startOutboxRelay({
-      db,
-      transport,
-      logger: createLogger({ name: 'test', level: 'silent' }),
-      batchSize: 10,
-      pollIntervalMs: 60_000,
-      retentionMs: 3_600_000,
-    });
-    await relay.stop();
+    const outbox = startOutbox(options(transport));
+    await outbox.stop();
     await db.query(`INSERT INTO outbox (exchange, routing_key, message_id, payload)
-      SELECT 'orders', 'order.created', 'late-' || g, '{}' FROM generate_series(1, 25) g`);
-    await relay.drain();
-    expect(published.map((m) => m.messageId)).toHaveLength(25);
-    expect((await db.query('SELECT 1 FROM outbox WHERE published_at IS NULL')).rowCount).toBe(0);
+      SELECT 'orders', 'order.created', 'late-' || g, '{}' FROM generate_series(1, 125) g`);
+    await outbox.drain();
+    expect(published.map((m) => m.messageId)).toHaveLength(125);
+    expect(await remaining()).toEqual([]);
   });
 });

@@ -1,49 +1,42 @@
-import type { Database, Queryable } from '../db/database.ts';
+import { createBatcher } from '../batcher.ts';
 import type { CircuitBreaker } from '../breaker.ts';
+import type { Database, Transaction } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import type { OutgoingMessage, Transport } from './transport.ts';
 
-/** Writes events to the outbox inside the caller's transaction, in one statement. */
-export async function enqueueOutbox(tx: Queryable, messages: OutgoingMessage[]): Promise<void> {
-  if (messages.length === 0) return;
-  const rows = messages.map((m) => ({
-    exchange: m.exchange,
-    routing_key: m.routingKey,
-    message_id: m.messageId,
-    payload: m.body,
-    headers: m.headers ?? null,
-  }));
-  await tx.query(
-    `INSERT INTO outbox (exchange, routing_key, message_id, payload, headers)
-     SELECT exchange, routing_key, message_id, payload, headers
-     FROM json_to_recordset($1::json) AS x(exchange text, routing_key text, message_id text, payload json, headers json)`,
-    [JSON.stringify(rows)],
-  );
-}
-
-export interface OutboxRelayOptions {
+export interface OutboxOptions {
   db: Database;
   transport: Transport;
   logger: Logger;
+  /** Most rows published in one go (by the poll, or right after commits). */
   batchSize: number;
+  /** How often the relay looks for rows nobody is publishing (their claim expired or was given up). */
   pollIntervalMs: number;
-  /** Published rows older than this are deleted... */
-  retentionMs: number;
-  /** ...this often (default every minute). */
-  cleanupEveryMs?: number;
-  /** The broker's circuit breaker: while it is open the relay waits instead of retrying. */
+  /** The broker's circuit breaker: while it is open nothing is tried and the relay waits. */
   breaker?: CircuitBreaker;
 }
 
-export interface OutboxRelay {
-  /** Publish now rather than at the next poll (called after a commit that wrote to the outbox). */
-  wake(): void;
-  /** Publishes everything pending; resolves when the outbox is empty or publishing fails. */
+export interface OutboxWriter {
+  /**
+   * Writes the events in the caller's transaction, in one statement. Once the transaction
+   * commits they are published at once; if that fails, the relay's poll publishes them later.
+   */
+  enqueue(tx: Transaction, messages: OutgoingMessage[]): Promise<void>;
+}
+
+export interface Outbox extends OutboxWriter {
+  /** Publishes everything still pending; used at shutdown, after stop(). */
   drain(): Promise<void>;
+  /** Stops the poll and waits for the publishes under way. */
   stop(): Promise<void>;
 }
 
 interface OutboxRow {
+  id: number;
+  message: OutgoingMessage;
+}
+
+interface StoredRow {
   id: number;
   exchange: string;
   routing_key: string;
@@ -55,11 +48,13 @@ interface OutboxRow {
 /** A publish not confirmed within this long counts as failed (the broker is unreachable). */
 const PUBLISH_TIMEOUT_MS = 5_000;
 /**
- * How long a relay instance holds the rows it is publishing before another may take them: longer
+ * How long the instance that wrote (or polled) a row holds it before another may take it: longer
  * than any publish may take, short enough that the rows of an instance killed mid-publish are
  * picked up soon by another or by its restart.
  */
 const CLAIM_SECONDS = 10;
+/** Publishes started right after commits, running at once; later commits join the next one. */
+const PUBLISHES_IN_FLIGHT = 2;
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
   // Once the timeout has won, the publish may still fail later (e.g. "channel acquisition timed
@@ -73,51 +68,37 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
 }
 
 /**
- * Publishes outbox rows with confirms and marks them published. Rows are claimed with
- * FOR UPDATE SKIP LOCKED and a time-limited claim, so several instances share the work without
- * publishing a row twice in the normal case; a crash between confirm and marking republishes,
- * which idempotent consumers absorb. Nothing is marked published before the broker confirmed it.
+ * The transactional outbox. A row is written claimed by the instance whose transaction wrote it,
+ * published by that instance as soon as the transaction commits, confirmed by the broker, then
+ * deleted: no poll stands between a commit and its event, and the table holds only the backlog.
+ * A row whose publish failed has its claim given up; one whose instance died has its claim run
+ * out. The relay's poll takes such rows (FOR UPDATE SKIP LOCKED, so several instances share them)
+ * and publishes them. A crash between the confirm and the delete publishes a row twice, which
+ * idempotent consumers absorb; nothing is deleted before the broker confirmed it.
  */
-export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+export function startOutbox(options: OutboxOptions): Outbox {
   const { db, transport, logger } = options;
   let stopped = false;
   let signalStop: () => void = () => undefined;
   const stopSignal = new Promise<void>((resolve) => (signalStop = resolve));
   let wakeUp: (() => void) | undefined;
   let woken = false;
-  let lastCleanup = 0;
 
-  const publishBatch = async (): Promise<number> => {
-    // Claimed in one short statement and published outside any transaction: a slow broker (or, in
-    // the embedded mode, a consumer that commits before the publish returns) never holds a
-    // database transaction open.
-    const { rows } = await db.query<OutboxRow>(
-      `UPDATE outbox SET claimed_until = now() + interval '${CLAIM_SECONDS} seconds', attempts = attempts + 1
-       WHERE id IN (
-         SELECT id FROM outbox
-         WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
-         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-       RETURNING id, exchange, routing_key, message_id, payload, headers`,
-      [options.batchSize],
-    );
-    if (rows.length === 0) return 0;
-    rows.sort((a, b) => a.id - b.id);
+  const wake = () => {
+    if (wakeUp) wakeUp();
+    else woken = true;
+  };
+
+  /** Publishes claimed rows with confirms and deletes them; on failure gives their claim up and throws. */
+  const publishRows = async (rows: OutboxRow[]) => {
     const ids = rows.map((r) => r.id);
+    const publish = () =>
+      withTimeout(
+        transport.publish(rows.map((r) => r.message)),
+        PUBLISH_TIMEOUT_MS,
+        `no confirm from the broker within ${PUBLISH_TIMEOUT_MS} ms`,
+      );
     try {
-      const publish = () =>
-        withTimeout(
-          transport.publish(
-            rows.map((r) => ({
-              exchange: r.exchange,
-              routingKey: r.routing_key,
-              messageId: r.message_id,
-              body: r.payload,
-              headers: r.headers ?? undefined,
-            })),
-          ),
-          PUBLISH_TIMEOUT_MS,
-          `no confirm from the broker within ${PUBLISH_TIMEOUT_MS} ms`,
-        );
       await (options.breaker ? options.breaker.run(publish) : publish());
     } catch (error) {
       await db
@@ -125,18 +106,48 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         .catch(() => undefined);
       throw error;
     }
-    await db.query('UPDATE outbox SET published_at = now(), claimed_until = NULL WHERE id = ANY($1::bigint[])', [ids]);
-    return rows.length;
+    await db.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [ids]);
   };
 
-  const cleanup = async () => {
-    if (Date.now() - lastCleanup < (options.cleanupEveryMs ?? 60_000)) return;
-    lastCleanup = Date.now();
-    const { rowCount } = await db.query(
-      `DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < now() - ($1::bigint * interval '1 millisecond')`,
-      [options.retentionMs],
+  // Rows committed by concurrent transactions share a publish and a delete.
+  const publisher = createBatcher<OutboxRow, undefined>({
+    maxBatch: options.batchSize,
+    maxInFlight: PUBLISHES_IN_FLIGHT,
+    run: async (rows) => {
+      try {
+        await publishRows(rows);
+      } catch (error) {
+        logger.warn({ err: error, count: rows.length }, 'publishing after commit failed; the outbox relay will retry');
+        wake();
+      }
+      return rows.map(() => undefined);
+    },
+  });
+  const publishing = new Set<Promise<undefined>>();
+
+  /** Claims a batch of rows nobody is publishing, publishes them; returns how many. */
+  const pollOnce = async (): Promise<number> => {
+    // Claimed in one short statement and published outside any transaction: a slow broker (or, in
+    // the embedded mode, a consumer that commits before the publish returns) never holds a
+    // database transaction open.
+    const { rows } = await db.query<StoredRow>(
+      `UPDATE outbox SET claimed_until = now() + interval '${CLAIM_SECONDS} seconds', attempts = attempts + 1
+       WHERE id IN (
+         SELECT id FROM outbox
+         WHERE claimed_until IS NULL OR claimed_until < now()
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+       RETURNING id, exchange, routing_key, message_id, payload, headers`,
+      [options.batchSize],
     );
-    if (rowCount > 0) logger.debug({ deleted: rowCount }, 'outbox cleanup');
+    if (rows.length === 0) return 0;
+    rows.sort((a, b) => a.id - b.id);
+    await publishRows(
+      rows.map((r) => ({
+        id: r.id,
+        message: { exchange: r.exchange, routingKey: r.routing_key, messageId: r.message_id, body: r.payload, headers: r.headers ?? undefined },
+      })),
+    );
+    return rows.length;
   };
 
   const waitForWork = (ms: number) =>
@@ -157,10 +168,10 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     });
 
   let failures = 0;
-  /** Publishes until the outbox is empty (or, for the loop, until stopped); false if a publish failed. */
+  /** Publishes until nothing is left to take (or, for the loop, until stopped); false if a publish failed. */
   const drainOnce = async (untilStopped: boolean): Promise<boolean> => {
     try {
-      while (!(untilStopped && stopped) && (await publishBatch()) > 0) {
+      while (!(untilStopped && stopped) && (await pollOnce()) > 0) {
         /* keep going while there is work */
       }
       failures = 0;
@@ -177,19 +188,40 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (options.breaker) await Promise.race([options.breaker.waitUntilCallable(), stopSignal]);
       if (stopped) break;
       const ok = await drainOnce(true);
-      if (ok) await cleanup().catch((err: unknown) => logger.warn({ err }, 'outbox cleanup failed'));
       const backoff = ok ? options.pollIntervalMs : Math.min(options.pollIntervalMs * 2 ** failures, 5_000);
       await waitForWork(backoff);
     }
   })();
 
   return {
-    wake() {
-      if (wakeUp) wakeUp();
-      else woken = true;
+    async enqueue(tx, messages) {
+      if (messages.length === 0) return;
+      const rows = messages.map((m) => ({
+        exchange: m.exchange,
+        routing_key: m.routingKey,
+        message_id: m.messageId,
+        payload: m.body,
+        headers: m.headers ?? null,
+      }));
+      const { rows: inserted } = await tx.query<{ id: number }>(
+        `INSERT INTO outbox (exchange, routing_key, message_id, payload, headers, claimed_until, attempts)
+         SELECT exchange, routing_key, message_id, payload, headers, now() + interval '${CLAIM_SECONDS} seconds', 1
+         FROM json_to_recordset($1::json) AS x(exchange text, routing_key text, message_id text, payload json, headers json)
+         RETURNING id`,
+        [JSON.stringify(rows)],
+      );
+      // Identities are drawn in the order the rows are inserted, which is the order given.
+      const ids = inserted.map((r) => r.id).sort((a, b) => a - b);
+      tx.afterCommit(() => {
+        messages.forEach((message, i) => {
+          const published = publisher.submit({ id: ids[i] as number, message });
+          publishing.add(published);
+          void published.finally(() => publishing.delete(published));
+        });
+      });
     },
     async drain() {
-      // Used at shutdown, after stop(): flushes what is left regardless.
+      await Promise.allSettled(publishing);
       await drainOnce(false);
     },
     async stop() {
@@ -197,6 +229,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       signalStop();
       wakeUp?.();
       await loop;
+      await Promise.allSettled(publishing);
     },
   };
 }

@@ -1,7 +1,7 @@
 import { EXCHANGES, ROUTING_KEYS, type OrderCancelled, type OrderFulfilled, type StockReleased } from '@stockflow/contracts';
-import { enqueueOutbox, type Queryable } from '@stockflow/platform';
+import type { Queryable, Transaction } from '@stockflow/platform';
 import { answerFor } from '../messaging/answers.ts';
-import type { Clock } from './reservations.ts';
+import type { Effects } from './reservations.ts';
 
 export const CANCELLED_BEFORE_RESERVATION = 'Order cancelled before stock was reserved';
 
@@ -47,7 +47,7 @@ async function settleHeld(tx: Queryable, orderId: string, kind: Movement): Promi
  * overtakes its OrderCreated leaves a rejection decision behind, so the late OrderCreated reserves
  * nothing and is answered as rejected.
  */
-export async function applyOrderCancelled(tx: Queryable, event: OrderCancelled, clock: Clock): Promise<void> {
+export async function applyOrderCancelled(tx: Transaction, event: OrderCancelled, { clock, outbox }: Effects): Promise<void> {
   const eventId = clock.newId();
   const tombstone = answerFor(
     { orderId: event.order_id, outcome: 'REJECTED', reason: CANCELLED_BEFORE_RESERVATION, lines: [] },
@@ -71,7 +71,7 @@ export async function applyOrderCancelled(tx: Queryable, event: OrderCancelled, 
     event_id: clock.newId(),
     occurred_at: clock.now().toISOString(),
   };
-  await enqueueOutbox(tx, [
+  await outbox.enqueue(tx, [
     { exchange: EXCHANGES.inventory, routingKey: ROUTING_KEYS.stockReleased, messageId: body.event_id as string, body },
   ]);
 }

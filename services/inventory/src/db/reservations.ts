@@ -1,11 +1,17 @@
 import { EXCHANGES, type OrderCreated } from '@stockflow/contracts';
-import { AppError, enqueueOutbox, type OutgoingMessage, type Queryable } from '@stockflow/platform';
+import { AppError, type OutboxWriter, type OutgoingMessage, type Queryable, type Transaction } from '@stockflow/platform';
 import { decideOrders, type Decision, type OrderRequest } from '../domain/reservation.ts';
 import { answerFor } from '../messaging/answers.ts';
 
 export interface Clock {
   now(): Date;
   newId(): string;
+}
+
+/** What the inventory's writes need besides the transaction: time and ids, and the outbox for its answers. */
+export interface Effects {
+  clock: Clock;
+  outbox: OutboxWriter;
 }
 
 interface ExistingDecision {
@@ -21,7 +27,7 @@ interface ExistingDecision {
  * and written back with set-based statements, and every answer goes to the outbox in the same
  * transaction.
  */
-export async function applyOrderCreatedBatch(tx: Queryable, events: readonly OrderCreated[], clock: Clock): Promise<void> {
+export async function applyOrderCreatedBatch(tx: Transaction, events: readonly OrderCreated[], { clock, outbox }: Effects): Promise<void> {
   const productIds = [...new Set(events.flatMap((e) => e.items.map((i) => i.product_id)))].sort((a, b) => a - b);
   const { rows: stock } = await tx.query<{ id: number; available: number }>(
     'SELECT id, available FROM products WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE',
@@ -54,7 +60,7 @@ export async function applyOrderCreatedBatch(tx: Queryable, events: readonly Ord
 
   await recordDecisions(tx, decisions, newAnswers);
   await applyReservations(tx, decisions);
-  await enqueueOutbox(tx, [...newAnswers, ...repeats.map((id) => answerByOrder.get(id) as OutgoingMessage)]);
+  await outbox.enqueue(tx, [...newAnswers, ...repeats.map((id) => answerByOrder.get(id) as OutgoingMessage)]);
 }
 
 function repeatAnswer(previous: ExistingDecision): OutgoingMessage {

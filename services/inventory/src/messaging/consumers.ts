@@ -1,6 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { OrderCancelled, OrderCreated, OrderFulfilled, queues } from '@stockflow/contracts';
-import { startBatchConsumer, type Database, type Logger, type ServiceConfig, type Subscription, type Transport } from '@stockflow/platform';
+import {
+  startBatchConsumer,
+  type Database,
+  type Logger,
+  type OutboxWriter,
+  type ServiceConfig,
+  type Subscription,
+  type Transport,
+} from '@stockflow/platform';
 import { applyOrderCancelled, applyOrderFulfilled } from '../db/releases.ts';
 import { applyOrderCreatedBatch, type Clock } from '../db/reservations.ts';
 
@@ -15,8 +23,7 @@ export interface InventoryConsumerOptions {
   logger: Logger;
   config: ServiceConfig;
   clock?: Clock;
-  /** Called after each commit, so the outbox relay publishes the answers at once. */
-  onCommitted(): void;
+  outbox: OutboxWriter;
   waitForDatabase: () => Promise<void>;
 }
 
@@ -26,12 +33,12 @@ export interface InventoryConsumerOptions {
  */
 export async function startInventoryConsumers(options: InventoryConsumerOptions): Promise<Subscription[]> {
   const { db, transport, logger, config } = options;
-  const clock = options.clock ?? systemClock;
+  const effects = { clock: options.clock ?? systemClock, outbox: options.outbox };
   const common = {
     transport,
     logger,
     prefetch: config.CONSUMER_PREFETCH,
-    lingerMs: config.CONSUMER_LINGER_MS,
+    batchesInFlight: config.CONSUMER_BATCHES_IN_FLIGHT,
     failureDelayMs: 1_000,
     maxAttempts: config.RETRY_MAX_ATTEMPTS,
     waitUntilAvailable: options.waitForDatabase,
@@ -43,8 +50,7 @@ export async function startInventoryConsumers(options: InventoryConsumerOptions)
       schema: OrderCreated,
       maxBatch: config.CONSUMER_BATCH_SIZE,
       async handleBatch(events) {
-        await db.transaction((tx) => applyOrderCreatedBatch(tx, events, clock));
-        options.onCommitted();
+        await db.transaction((tx) => applyOrderCreatedBatch(tx, events, effects));
       },
     }),
     startBatchConsumer({
@@ -53,8 +59,7 @@ export async function startInventoryConsumers(options: InventoryConsumerOptions)
       schema: OrderCancelled,
       maxBatch: 1,
       async handleBatch([event]) {
-        if (event) await db.transaction((tx) => applyOrderCancelled(tx, event, clock));
-        options.onCommitted();
+        if (event) await db.transaction((tx) => applyOrderCancelled(tx, event, effects));
       },
     }),
     startBatchConsumer({

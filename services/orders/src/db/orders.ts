@@ -1,5 +1,14 @@
 import type { InventoryAnswer } from '@stockflow/contracts';
-import { ConflictError, createBatcher, enqueueOutbox, NotFoundError, type Database, type Page, type Queryable } from '@stockflow/platform';
+import {
+  ConflictError,
+  createBatcher,
+  NotFoundError,
+  type Database,
+  type OutboxWriter,
+  type Page,
+  type Queryable,
+  type Transaction,
+} from '@stockflow/platform';
 import { allowedFrom, sameLines, transitionError, type NewOrder, type Order, type OrderStatus } from '../domain/order.ts';
 import { eventFor, type Clock } from '../messaging/events.ts';
 
@@ -20,15 +29,44 @@ export interface OrderFilter {
   customerId?: string | undefined;
 }
 
+/** What order writes need besides the transaction: time and ids, and the outbox for their events. */
+export interface Effects {
+  clock: Clock;
+  outbox: OutboxWriter;
+}
+
+/** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
+const NOTIFY_PAYLOAD_BYTES = 7_000;
+
+/** Status changes grouped into as few NOTIFY payloads (JSON arrays) as the size limit allows. */
+export function notifyPayloads(changes: StatusChange[]): string[] {
+  const payloads: string[] = [];
+  let group: string[] = [];
+  let size = 2;
+  for (const change of changes) {
+    const json = JSON.stringify(change);
+    const bytes = Buffer.byteLength(json) + 1;
+    if (group.length > 0 && size + bytes > NOTIFY_PAYLOAD_BYTES) {
+      payloads.push(`[${group.join(',')}]`);
+      group = [];
+      size = 2;
+    }
+    group.push(json);
+    size += bytes;
+  }
+  if (group.length > 0) payloads.push(`[${group.join(',')}]`);
+  return payloads;
+}
+
 /** Writes the event and the notification an order owes on entering its current status. */
-async function announce(tx: Queryable, orders: Order[], clock: Clock): Promise<void> {
+async function announce(tx: Transaction, orders: Order[], { clock, outbox }: Effects): Promise<void> {
   if (orders.length === 0) return;
-  await enqueueOutbox(
+  await outbox.enqueue(
     tx,
     orders.map((o) => eventFor(o, clock)),
   );
-  const changes: StatusChange[] = orders.map((o) => ({ id: o.id, customerId: o.customerId, status: o.status }));
-  await tx.query(`SELECT pg_notify($1, c::text) FROM json_array_elements($2::json) AS c`, [ORDER_STATUS_CHANNEL, JSON.stringify(changes)]);
+  const payloads = notifyPayloads(orders.map((o) => ({ id: o.id, customerId: o.customerId, status: o.status })));
+  await tx.query(`SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, [ORDER_STATUS_CHANNEL, payloads]);
 }
 
 /** Moves one order to `to` if the lifecycle allows it from where it is; undefined if not found or not allowed. */
@@ -43,9 +81,9 @@ async function transition(tx: Queryable, id: string, to: OrderStatus, reason: st
 
 const keyOf = (customerId: string, key: string) => `${customerId}\u0000${key}`;
 
-async function insertOrders(tx: Queryable, orders: NewOrder[], clock: Clock): Promise<(Order | Error)[]> {
+async function insertOrders(tx: Transaction, orders: NewOrder[], effects: Effects): Promise<(Order | Error)[]> {
   const rows = orders.map((o) => ({
-    id: `ORD-${clock.newId()}`,
+    id: `ORD-${effects.clock.newId()}`,
     customer_id: o.customerId,
     items: o.items,
     idempotency_key: o.idempotencyKey,
@@ -58,7 +96,7 @@ async function insertOrders(tx: Queryable, orders: NewOrder[], clock: Clock): Pr
     [JSON.stringify(rows)],
   );
   created.sort((a, b) => a.seq - b.seq);
-  await announce(tx, created, clock);
+  await announce(tx, created, effects);
   const byNewId = new Map(created.map((o) => [o.id, o]));
   // The rest repeat an idempotency key: answer with the order that key created before.
   const repeated = orders.filter((_, i) => !byNewId.has(rows[i]?.id as string));
@@ -83,7 +121,7 @@ async function insertOrders(tx: Queryable, orders: NewOrder[], clock: Clock): Pr
   });
 }
 
-export function ordersRepository(db: Database, clock: Clock) {
+export function ordersRepository(db: Database, effects: Effects) {
   const byId = async (q: Queryable, id: string) =>
     (await q.query<Order>(`SELECT ${ORDER_COLUMNS} FROM orders WHERE id = $1`, [id])).rows[0];
 
@@ -96,15 +134,16 @@ export function ordersRepository(db: Database, clock: Clock) {
         if (!current) throw new NotFoundError(`order ${id} does not exist`, { orderId: id });
         throw transitionError(current, to);
       }
-      await announce(tx, [moved], clock);
+      await announce(tx, [moved], effects);
       return moved;
     });
 
-  // Concurrent createOrder calls share one transaction (one commit) and one statement per table.
+  // Concurrent createOrder calls share one transaction (one commit) and one statement per table:
+  // while a batch commits, the calls arriving meanwhile gather into the next.
   const intake = createBatcher<NewOrder, Order>({
-    maxBatch: 100,
-    lingerMs: 2,
-    run: (orders) => db.transaction((tx) => insertOrders(tx, orders, clock)),
+    maxBatch: 200,
+    maxInFlight: 2,
+    run: (orders) => db.transaction((tx) => insertOrders(tx, orders, effects)),
   });
 
   return {
@@ -151,7 +190,7 @@ export type OrdersRepository = ReturnType<typeof ordersRepository>;
  * instances never deadlock. Only a PENDING order moves: a late or repeated answer (the order was
  * cancelled meanwhile, or already confirmed) changes nothing.
  */
-export async function applyInventoryAnswers(tx: Queryable, answers: readonly InventoryAnswer[], clock: Clock): Promise<void> {
+export async function applyInventoryAnswers(tx: Transaction, answers: readonly InventoryAnswer[], effects: Effects): Promise<void> {
   // Inventory decides PENDING orders only: a rejection must never cancel a confirmed order (a
   // customer may cancel one; a stray answer may not). The first answer for an order wins;
   // StockReleased needs nothing here (the order was already CANCELLED when it was asked for).
@@ -177,5 +216,5 @@ export async function applyInventoryAnswers(tx: Queryable, answers: readonly Inv
        .join(', ')}`,
     [JSON.stringify([...decided.values()])],
   );
-  await announce(tx, moved, clock);
+  await announce(tx, moved, effects);
 }

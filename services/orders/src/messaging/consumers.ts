@@ -1,7 +1,6 @@
 import { InventoryAnswer, queues } from '@stockflow/contracts';
 import { startBatchConsumer, type Database, type Logger, type ServiceConfig, type Subscription, type Transport } from '@stockflow/platform';
-import { applyInventoryAnswers } from '../db/orders.ts';
-import type { Clock } from './events.ts';
+import { applyInventoryAnswers, type Effects } from '../db/orders.ts';
 
 /** Consumes StockReserved / StockRejected / StockReleased in batches, one transaction each. */
 export async function startOrdersConsumers(options: {
@@ -9,11 +8,10 @@ export async function startOrdersConsumers(options: {
   transport: Transport;
   logger: Logger;
   config: ServiceConfig;
-  clock: Clock;
-  onCommitted(): void;
+  effects: Effects;
   waitForDatabase: () => Promise<void>;
 }): Promise<Subscription[]> {
-  const { db, config, clock } = options;
+  const { db, config, effects } = options;
   return [
     await startBatchConsumer({
       transport: options.transport,
@@ -22,13 +20,12 @@ export async function startOrdersConsumers(options: {
       schema: InventoryAnswer,
       prefetch: config.CONSUMER_PREFETCH,
       maxBatch: config.CONSUMER_BATCH_SIZE,
-      lingerMs: config.CONSUMER_LINGER_MS,
+      batchesInFlight: config.CONSUMER_BATCHES_IN_FLIGHT,
       failureDelayMs: 1_000,
       maxAttempts: config.RETRY_MAX_ATTEMPTS,
       waitUntilAvailable: options.waitForDatabase,
       async handleBatch(answers) {
-        await db.transaction((tx) => applyInventoryAnswers(tx, answers, clock));
-        options.onCommitted();
+        await db.transaction((tx) => applyInventoryAnswers(tx, answers, effects));
       },
     }),
   ];
