@@ -1,4 +1,17 @@
-import { GraphQLError, GraphQLScalarType, Kind, type GraphQLSchema } from 'graphql';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  execute,
+  getOperationAST,
+  GraphQLError,
+  GraphQLScalarType,
+  Kind,
+  OperationTypeNode,
+  parse,
+  validate,
+  type DocumentNode,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+} from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { AppError } from './errors.ts';
 import type { Logger } from './logger.ts';
@@ -25,20 +38,160 @@ export function maskError(logger: Logger) {
   };
 }
 
+/** Most bytes a GraphQL request body may have. */
+export const MAX_REQUEST_BODY_BYTES = 1_000_000;
+/** Distinct query texts kept parsed and validated. */
+const DOCUMENT_CACHE_SIZE = 1_000;
+
+type Prepared = { document: DocumentNode; operation: OperationDefinitionNode } | { errors: GraphQLError[] };
+
+function jsonAccepted(accept: string | undefined): boolean {
+  return !accept || accept.includes('application/json') || accept.includes('*/*');
+}
+
+const coded = (errors: readonly GraphQLError[], code: string) =>
+  errors.map(
+    (e) => new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { ...e.extensions, code } }),
+  );
+
+/**
+ * The GraphQL endpoint (`/graphql`) of a service, as an HTTP handler.
+ *
+ * graphql-yoga serves GraphiQL, subscriptions over SSE, GET and anything unusual. The ordinary
+ * request (a POST of JSON asking for JSON, a query or a mutation) takes a direct path: the body
+ * is read, the document parsed and validated once per distinct text, and executed with graphql-js,
+ * with the same error masking. Yoga's per-request machinery (fetch-API objects, abort signals,
+ * plugin hooks) cost about 0.2 ms of CPU per request, the largest item of the Order Service under
+ * load. A request the direct path does not recognise is handed to Yoga as it came.
+ */
 export function createGraphqlServer<Context extends Record<string, unknown>>(options: {
   schema: GraphQLSchema;
   logger: Logger;
   graphiql: boolean;
   context: () => Context;
-}): YogaServerInstance<Record<string, unknown>, Context> {
-  return createYoga<Record<string, unknown>, Context>({
+}): (req: IncomingMessage, res: ServerResponse) => void {
+  const mask = maskError(options.logger);
+  const yoga: YogaServerInstance<Record<string, unknown>, Context> = createYoga<Record<string, unknown>, Context>({
     schema: options.schema,
     graphiql: options.graphiql,
     landingPage: false,
     logging: false,
     context: options.context,
-    maskedErrors: { maskError: maskError(options.logger), errorMessage: 'Unexpected error.' },
+    maskedErrors: { maskError: mask, errorMessage: 'Unexpected error.' },
   });
+
+  const documents = new Map<string, Prepared>();
+  const prepare = (query: string, operationName: string | undefined): Prepared => {
+    const key = operationName ? `${operationName}\u0000${query}` : query;
+    const cached = documents.get(key);
+    if (cached) {
+      // Most recently used last: the first key is the one to evict.
+      documents.delete(key);
+      documents.set(key, cached);
+      return cached;
+    }
+    let prepared: Prepared;
+    try {
+      const document = parse(query);
+      const invalid = validate(options.schema, document);
+      const operation = getOperationAST(document, operationName);
+      if (invalid.length > 0) prepared = { errors: coded(invalid, 'GRAPHQL_VALIDATION_FAILED') };
+      else if (!operation)
+        prepared = {
+          errors: [
+            new GraphQLError('Could not determine what operation to execute.', { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } }),
+          ],
+        };
+      else prepared = { document, operation };
+    } catch (error) {
+      prepared = { errors: coded([error instanceof GraphQLError ? error : new GraphQLError(String(error))], 'GRAPHQL_PARSE_FAILED') };
+    }
+    documents.set(key, prepared);
+    if (documents.size > DOCUMENT_CACHE_SIZE) documents.delete(documents.keys().next().value as string);
+    return prepared;
+  };
+
+  const send = (res: ServerResponse, status: number, body: unknown) => {
+    const json = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) });
+    res.end(json);
+  };
+
+  /** Yoga answers a request whose body was already read (anything the direct path leaves alone). */
+  const viaYoga = async (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value !== undefined && name !== 'content-length') headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+    }
+    const response = await yoga.fetch(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/graphql'}`, {
+      method: 'POST',
+      headers,
+      body,
+    });
+    res.writeHead(response.status, Object.fromEntries(response.headers));
+    res.end(Buffer.from(await response.arrayBuffer()));
+  };
+
+  const direct = async (req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_REQUEST_BODY_BYTES) {
+        // Answer, then drop the connection rather than read the rest of an oversized body.
+        res.setHeader('connection', 'close');
+        res.once('finish', () => req.destroy());
+        send(res, 413, {
+          errors: [{ message: `Request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`, extensions: { code: 'BAD_REQUEST' } }],
+        });
+        return;
+      }
+      chunks.push(chunk);
+    }
+    const body = Buffer.concat(chunks);
+    let params: unknown;
+    try {
+      params = JSON.parse(body.toString('utf8'));
+    } catch {
+      return viaYoga(req, res, body);
+    }
+    const { query, variables, operationName, ...rest } = (params ?? {}) as Record<string, unknown>;
+    const extra = Object.keys(rest).filter((k) => k !== 'extensions');
+    if (
+      typeof query !== 'string' ||
+      extra.length > 0 ||
+      !(variables === undefined || variables === null || (typeof variables === 'object' && !Array.isArray(variables))) ||
+      !(operationName === undefined || operationName === null || typeof operationName === 'string')
+    ) {
+      return viaYoga(req, res, body);
+    }
+    const prepared = prepare(query, operationName ?? undefined);
+    if ('errors' in prepared) return send(res, 200, { errors: prepared.errors.map(mask) });
+    if (prepared.operation.operation === OperationTypeNode.SUBSCRIPTION) return viaYoga(req, res, body);
+    const result = await execute({
+      schema: options.schema,
+      document: prepared.document,
+      operationName: operationName ?? undefined,
+      variableValues: (variables as Record<string, unknown> | null) ?? undefined,
+      contextValue: options.context(),
+    });
+    send(res, 200, result.errors ? { errors: result.errors.map(mask), data: result.data } : { data: result.data });
+  };
+
+  return (req, res) => {
+    const path = req.url?.split('?')[0];
+    const plain =
+      req.method === 'POST' &&
+      path === '/graphql' &&
+      (req.headers['content-type'] ?? '').startsWith('application/json') &&
+      jsonAccepted(req.headers.accept);
+    const handled = plain ? direct(req, res) : Promise.resolve(yoga.handle(req, res));
+    handled.catch((error: unknown) => {
+      options.logger.error({ err: error }, 'GraphQL request failed');
+      if (!res.headersSent) send(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+      else res.destroy();
+    });
+  };
 }
 
 /** ISO-8601 with milliseconds, in UTC. */

@@ -34,13 +34,13 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
         outbox,
       });
       const catalog = catalogRepository(db);
-      const yoga = createGraphqlServer({
+      const graphql = createGraphqlServer({
         schema: inventorySchema,
         logger,
         graphiql: graphiqlEnabled(config),
         context: () => ({ catalog, transport, consumerQueues: INVENTORY_QUEUES }),
       });
-      return { subscriptions, http: (req, res) => void yoga.handle(req, res) };
+      return { subscriptions, http: graphql };
     },
   });
 }

@@ -51,13 +51,13 @@ export function startOrdersService(
         effects,
         waitForDatabase,
       });
-      const yoga = createGraphqlServer({
+      const graphql = createGraphqlServer({
         schema: ordersSchema,
         logger,
         graphiql: graphiqlEnabled(config),
         context: () => ({ orders, pubsub, transport, consumerQueues: [queues.stockOrders] }),
       });
-      return { subscriptions, http: (req, res) => void yoga.handle(req, res), beforeClose: unlisten };
+      return { subscriptions, http: graphql, beforeClose: unlisten };
     },
   });
 }
