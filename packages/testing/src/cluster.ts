@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { graphqlClient } from '@stockflow/platform';
-import { startServiceProcess, type ServiceProcess } from './process.ts';
+import { startServiceProcess, type Runnable, type ServiceProcess } from './process.ts';
 import { startTcpProxy, viaProxy } from './proxy.ts';
 import { createTestDatabase, testServers, type TestDatabase } from './services.ts';
 
@@ -28,7 +28,7 @@ export async function startCluster(options: { amqpUrl: string; inventoryInstance
   const databases = { inventory: await createTestDatabase('fault_inventory'), orders: await createTestDatabase('fault_orders') };
   const members: Member[] = [];
 
-  const start = async (name: string, entry: string, db: TestDatabase, proxies?: { broker: Proxy; database: Proxy }) => {
+  const start = async (name: string, entry: Runnable, db: TestDatabase, proxies?: { broker: Proxy; database: Proxy }) => {
     const broker = proxies?.broker ?? (await startTcpProxy(target(options.amqpUrl, 5672)));
     const database = proxies?.database ?? (await startTcpProxy(target(testServers.postgresAdminUrl, 5432)));
     const process = await startServiceProcess(entry, {
@@ -50,9 +50,9 @@ export async function startCluster(options: { amqpUrl: string; inventoryInstance
 
   const inventory: Member[] = [];
   for (let i = 0; i < options.inventoryInstances; i += 1) {
-    inventory.push(await start(`inventory-${i + 1}`, 'services/inventory/src/main.ts', databases.inventory));
+    inventory.push(await start(`inventory-${i + 1}`, 'inventory', databases.inventory));
   }
-  let orders = await start('orders', 'services/orders/src/main.ts', databases.orders);
+  let orders = await start('orders', 'orders', databases.orders);
 
   return {
     inventory,
@@ -69,13 +69,13 @@ export async function startCluster(options: { amqpUrl: string; inventoryInstance
     async restartInventory(i: number) {
       const old = inventory[i] as Member;
       members.splice(members.indexOf(old), 1);
-      inventory[i] = await start(old.name, 'services/inventory/src/main.ts', databases.inventory, old);
+      inventory[i] = await start(old.name, 'inventory', databases.inventory, old);
       return inventory[i];
     },
     /** Starts the Order Service again behind the same proxies (after a kill). */
     async restartOrders() {
       members.splice(members.indexOf(orders), 1);
-      orders = await start('orders', 'services/orders/src/main.ts', databases.orders, orders);
+      orders = await start('orders', 'orders', databases.orders, orders);
       return orders;
     },
     cutBroker: () => members.forEach((m) => m.broker.cut()),

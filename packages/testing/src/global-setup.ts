@@ -1,5 +1,6 @@
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
+import { buildRunnables } from './process.ts';
 import { amqpReachable, createTestVhost, postgresReachable, servicesRequired, testServers } from './services.ts';
 
 declare module 'vitest' {
@@ -13,6 +14,8 @@ declare module 'vitest' {
 
 /** Once per test run: checks the real services and gives the run a RabbitMQ vhost of its own. */
 export default async function setup(project: TestProject) {
+  // Service processes run the built bundles, as their containers do.
+  buildRunnables();
   const problems = [await postgresReachable(), await amqpReachable(testServers.amqpBaseUrl)].filter(Boolean);
   let vhost: Awaited<ReturnType<typeof createTestVhost>> | undefined;
   if (problems.length === 0) {

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 
 export const repoRoot = path.resolve(import.meta.dirname, '..', '..', '..');
@@ -11,12 +11,25 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** What `npm run build` makes: one bundle per runnable, under dist/. */
+export type Runnable = 'inventory' | 'orders' | 'stockflow';
+
+/** The command that runs a built service: the one the Dockerfiles run. */
+export const runnableCommand = (name: Runnable): [string, string[]] => [process.execPath, ['--enable-source-maps', path.join(repoRoot, 'dist', name, 'main.mjs')]];
+
+/** Builds the bundles the service processes run (`npm run build`). */
+export function buildRunnables(): void {
+  execFileSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'tools', 'src', 'build.ts')], { cwd: repoRoot, stdio: 'pipe' });
+}
+
 /**
- * Runs a service entry point as a child process (a real, separate process, as in production) and
- * resolves once it logs that it is listening. Tests can `kill -9` it through `stop('SIGKILL')`.
+ * Runs a built service as a child process (a real, separate process, started with the command
+ * its container runs) and resolves once it logs that it is listening. Tests can `kill -9` it
+ * through `stop('SIGKILL')`. The test run builds the bundles first (global setup).
  */
-export async function startServiceProcess(entry: string, env: Record<string, string>, timeoutMs = 30_000): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, entry)], {
+export async function startServiceProcess(name: Runnable, env: Record<string, string>, timeoutMs = 30_000): Promise<ServiceProcess> {
+  const [command, args] = runnableCommand(name);
+  const child = spawn(command, args, {
     cwd: repoRoot,
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -27,7 +40,7 @@ export async function startServiceProcess(entry: string, env: Record<string, str
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${entry} did not start within ${timeoutMs} ms:\n${log}`)), timeoutMs);
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs} ms:\n${log}`)), timeoutMs);
     const onData = () => {
       const match = /"port":(\d+).*listening/.exec(log);
       if (match?.[1]) {
@@ -38,7 +51,7 @@ export async function startServiceProcess(entry: string, env: Record<string, str
     child.stdout?.on('data', onData);
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`${entry} exited with ${code} before it was ready:\n${log}`));
+      reject(new Error(`${name} exited with ${code} before it was ready:\n${log}`));
     });
   });
 

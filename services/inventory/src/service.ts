@@ -3,6 +3,7 @@ import { queues } from '@stockflow/contracts';
 import {
   createGraphqlServer,
   graphiqlEnabled,
+  migrationSource,
   platformMigrations,
   runService,
   type Logger,
@@ -14,7 +15,7 @@ import { catalogRepository } from './db/catalog.ts';
 import { inventorySchema } from './graphql/schema.ts';
 import { INVENTORY_QUEUES, startInventoryConsumers } from './messaging/consumers.ts';
 
-export const inventoryMigrations = [platformMigrations, { scope: 'inventory', dir: path.join(import.meta.dirname, 'db', 'migrations') }];
+export const inventoryMigrations = [platformMigrations, migrationSource('inventory', path.join(import.meta.dirname, 'db', 'migrations'))];
 
 export function startInventoryService(config: InventoryConfig, logger: Logger, deps: ServiceDependencies = {}): Promise<RunningService> {
   return runService({

@@ -31,7 +31,7 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
       CONSUMER_BATCH_SIZE: '5',
       OUTBOX_POLL_MS: '100',
     };
-    processes.push(...(await Promise.all([1, 2, 3].map(() => startServiceProcess('services/inventory/src/main.ts', env)))));
+    processes.push(...(await Promise.all([1, 2, 3].map(() => startServiceProcess('inventory', env)))));
   });
 
   afterAll(async () => {

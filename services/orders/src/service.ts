@@ -3,6 +3,7 @@ import { queues } from '@stockflow/contracts';
 import {
   createGraphqlServer,
   graphiqlEnabled,
+  migrationSource,
   platformMigrations,
   runService,
   type Logger,
@@ -15,7 +16,7 @@ import { createStatusPubSub, ordersSchema } from './graphql/schema.ts';
 import { startOrdersConsumers } from './messaging/consumers.ts';
 import { systemClock, type Clock } from './messaging/events.ts';
 
-export const ordersMigrations = [platformMigrations, { scope: 'orders', dir: path.join(import.meta.dirname, 'db', 'migrations') }];
+export const ordersMigrations = [platformMigrations, migrationSource('orders', path.join(import.meta.dirname, 'db', 'migrations'))];
 
 export function startOrdersService(
   config: OrdersConfig,

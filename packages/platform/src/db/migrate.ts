@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Database } from './database.ts';
@@ -11,11 +12,18 @@ export interface MigrationSource {
   dir: string;
 }
 
+/**
+ * A scope's migrations: the `.sql` files beside its source, or, in a build (`npm run build`
+ * bundles each service into one file), the copies under `migrations/<scope>` next to the bundle,
+ * which is where this module then lives.
+ */
+export function migrationSource(scope: string, sourceDir: string): MigrationSource {
+  const bundled = path.join(import.meta.dirname, 'migrations', scope);
+  return { scope, dir: existsSync(bundled) ? bundled : sourceDir };
+}
+
 /** Tables every service has (the outbox). */
-export const platformMigrations: MigrationSource = {
-  scope: 'platform',
-  dir: path.join(import.meta.dirname, 'migrations'),
-};
+export const platformMigrations = migrationSource('platform', path.join(import.meta.dirname, 'migrations'));
 
 /**
  * Applies the `NNNN_name.sql` files of each source that have not run yet, in name order, each in

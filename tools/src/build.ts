@@ -1,0 +1,50 @@
+/**
+ * `npm run build`: bundles each runnable into one ES module under dist/ (what the Dockerfiles
+ * and the benchmark run), with its SQL migrations copied beside it. Running from a bundle with
+ * plain `node` skips the TypeScript loader, which roughly halves a service's resident memory
+ * (about 175 MB idle under tsx, 92 MB bundled). Third-party packages stay in node_modules.
+ */
+import { cp, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { build, type Plugin } from 'esbuild';
+
+const root = path.resolve(import.meta.dirname, '..', '..');
+
+const entries = [
+  { name: 'inventory', entry: 'services/inventory/src/main.ts', migrations: ['platform', 'inventory'] },
+  { name: 'orders', entry: 'services/orders/src/main.ts', migrations: ['platform', 'orders'] },
+  { name: 'stockflow', entry: 'apps/stockflow/src/main.ts', migrations: ['platform', 'inventory', 'orders'] },
+];
+
+const migrationDirs: Record<string, string> = {
+  platform: 'packages/platform/src/db/migrations',
+  inventory: 'services/inventory/src/db/migrations',
+  orders: 'services/orders/src/db/migrations',
+};
+
+/** Our workspace packages are bundled; everything from the registry is imported at run time. */
+const registryPackagesExternal: Plugin = {
+  name: 'registry-packages-external',
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (args) => (args.path.startsWith('@stockflow/') ? undefined : { path: args.path, external: true }));
+  },
+};
+
+await rm(path.join(root, 'dist'), { recursive: true, force: true });
+for (const { name, entry, migrations } of entries) {
+  await build({
+    entryPoints: [path.join(root, entry)],
+    outfile: path.join(root, 'dist', name, 'main.mjs'),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    sourcemap: 'linked',
+    plugins: [registryPackagesExternal],
+    logLevel: 'warning',
+  });
+  for (const scope of migrations) {
+    await cp(path.join(root, migrationDirs[scope] as string), path.join(root, 'dist', name, 'migrations', scope), { recursive: true });
+  }
+  console.log(`built dist/${name}/main.mjs`);
+}
