@@ -206,7 +206,10 @@ async function backlogDrain(platform: Platform, count: number) {
       last = await progress();
     }
     const seconds = (Date.now() - (firstDecisionAt ?? Date.now())) / 1_000;
-    const product = await inventory.data<{ product: { reservedStock: number } }>(`{ product(id: "${productId}") { reservedStock } }`);
+    // The restarted instances listen on new ports.
+    const product = await graphqlClient(platform.inventoryUrl).data<{ product: { reservedStock: number } }>(
+      `{ product(id: "${productId}") { reservedStock } }`,
+    );
     return {
       perSecond: count / seconds,
       seconds,

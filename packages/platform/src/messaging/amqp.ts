@@ -1,9 +1,10 @@
 import type { Socket } from 'node:net';
-import { Connection, type Consumer, type Publisher, type SyncMessage } from 'rabbitmq-client';
+import { Connection, type Publisher, type SyncMessage } from 'rabbitmq-client';
 import { exchanges as topologyExchanges, JSON_CONTENT_TYPE, type QueueSpec } from '@stockflow/contracts';
 import { safeUrl } from '../config.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { consumeWithBatchedAcks } from './amqp-consumer.ts';
 import { coalesceWrites } from './coalesce.ts';
 import { selected, replayMessage, toDeadLetter, type DeadLetter } from './dead-letters.ts';
 import type { ConsumeOptions, DeliveryHandler, OutgoingMessage, Subscription, Transport } from './transport.ts';
@@ -49,13 +50,17 @@ export function encodeBody(body: unknown): Buffer {
   return Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
 }
 
+/** Reconnection backoff, for the connection and for consumers setting themselves up again. */
+const RETRY_LOW_MS = 200;
+const RETRY_HIGH_MS = 10_000;
+
 export async function createAmqpTransport(options: AmqpOptions): Promise<Transport> {
   const { logger } = options;
   const connection = new Connection({
     url: options.url,
     connectionName: options.connectionName,
-    retryLow: 200,
-    retryHigh: 10_000,
+    retryLow: RETRY_LOW_MS,
+    retryHigh: RETRY_HIGH_MS,
     heartbeat: 15,
   });
   connection.on('error', (err: unknown) => logger.warn({ err }, 'amqp connection error'));
@@ -72,7 +77,7 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
 
   const topology = declarations(options.queues);
   const publisher: Publisher = connection.createPublisher({ confirm: true, maxAttempts: 1, ...topology });
-  const consumers = new Set<Consumer>();
+  const consumers = new Set<Subscription>();
 
   // Fail fast at start when the broker is unreachable, and have every queue in place before the
   // first publish or consume; the publisher declares it all again after each reconnect.
@@ -106,36 +111,26 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
       );
     },
 
-    consume(queue: QueueSpec, consumeOptions: ConsumeOptions, handler: DeliveryHandler): Promise<Subscription> {
-      const consumer = connection.createConsumer(
+    async consume(queue: QueueSpec, consumeOptions: ConsumeOptions, handler: DeliveryHandler): Promise<Subscription> {
+      const consumer = await consumeWithBatchedAcks(
         {
-          queue: queue.queue,
-          queueOptions: { durable: queue.durable, arguments: queue.arguments },
-          qos: { prefetchCount: consumeOptions.prefetch },
-          concurrency: consumeOptions.prefetch,
-          requeue: true,
+          connection,
+          queue,
           exchanges: topology.exchanges,
-          queueBindings: queue.bindings.map((b) => ({ queue: queue.queue, exchange: b.exchange, routingKey: b.routingKey })),
+          prefetch: consumeOptions.prefetch,
+          logger,
+          retryLowMs: RETRY_LOW_MS,
+          retryHighMs: RETRY_HIGH_MS,
         },
-        async (msg) => {
-          await handler({
-            body: msg.body,
-            exchange: msg.exchange,
-            routingKey: msg.routingKey,
-            messageId: msg.messageId,
-            headers: msg.headers ?? {},
-            redelivered: msg.redelivered,
-          });
-        },
+        handler,
       );
-      consumer.on('error', (err: unknown) => logger.warn({ err, queue: queue.queue }, 'amqp consumer error'));
       consumers.add(consumer);
-      return Promise.resolve({
+      return {
         async close() {
           consumers.delete(consumer);
           await consumer.close();
         },
-      });
+      };
     },
 
     isConnected: () => connection.ready,
