@@ -88,6 +88,10 @@ export async function createTestVhost(): Promise<{ vhost: string; url: string; r
   const user = decodeURIComponent(new URL(testServers.amqpBaseUrl).username || 'guest');
   await run('rabbitmqctl', ['add_vhost', vhost]);
   await run('rabbitmqctl', ['set_permissions', '-p', vhost, user, '.*', '.*', '.*']);
+  // Classic queues version 2, the default from RabbitMQ 3.13 on (the broker of the containers):
+  // on the 3.10 of this machine it is opt-in, and about 20% cheaper per persistent message.
+  // Refused by brokers older than 3.10, which then keep version 1.
+  await run('rabbitmqctl', ['set_policy', '-p', vhost, 'classic-queues-v2', '.*', '{"queue-version":2}', '--apply-to', 'queues']).catch(() => undefined);
   const url = new URL(testServers.amqpBaseUrl);
   url.pathname = `/${encodeURIComponent(vhost)}`;
   return {
