@@ -15,6 +15,7 @@ import {
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { AppError } from './errors.ts';
 import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
 
 /**
  * Expected failures (AppError) reach the client with their code and message; anything else is
@@ -69,8 +70,16 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
   logger: Logger;
   graphiql: boolean;
   context: () => Context;
+  metrics?: Metrics;
 }): (req: IncomingMessage, res: ServerResponse) => void {
-  const mask = maskError(options.logger);
+  const { metrics } = options;
+  const maskOnly = maskError(options.logger);
+  const mask = (error: unknown): Error => {
+    const masked = maskOnly(error) as GraphQLError;
+    const code = masked.extensions.code;
+    metrics?.graphqlErrors.inc({ code: typeof code === 'string' ? code : 'UNKNOWN' });
+    return masked;
+  };
   const yoga: YogaServerInstance<Record<string, unknown>, Context> = createYoga<Record<string, unknown>, Context>({
     schema: options.schema,
     graphiql: options.graphiql,
@@ -132,7 +141,8 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     res.end(Buffer.from(await response.arrayBuffer()));
   };
 
-  const direct = async (req: IncomingMessage, res: ServerResponse) => {
+  type Labels = { operation: string; outcome: 'ok' | 'error' };
+  const direct = async (req: IncomingMessage, res: ServerResponse, labels: Labels) => {
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -166,7 +176,11 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
       return viaYoga(req, res, body);
     }
     const prepared = prepare(query, operationName ?? undefined);
-    if ('errors' in prepared) return send(res, 200, { errors: prepared.errors.map(mask) });
+    if ('errors' in prepared) {
+      labels.outcome = 'error';
+      return send(res, 200, { errors: prepared.errors.map(mask) });
+    }
+    labels.operation = prepared.operation.operation;
     if (prepared.operation.operation === OperationTypeNode.SUBSCRIPTION) return viaYoga(req, res, body);
     const result = await execute({
       schema: options.schema,
@@ -175,6 +189,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
       variableValues: (variables as Record<string, unknown> | null) ?? undefined,
       contextValue: options.context(),
     });
+    if (result.errors) labels.outcome = 'error';
     send(res, 200, result.errors ? { errors: result.errors.map(mask), data: result.data } : { data: result.data });
   };
 
@@ -185,7 +200,15 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
       path === '/graphql' &&
       (req.headers['content-type'] ?? '').startsWith('application/json') &&
       jsonAccepted(req.headers.accept);
-    const handled = plain ? direct(req, res) : Promise.resolve(yoga.handle(req, res));
+    const labels: Labels = {
+      operation: plain ? 'other' : req.headers.accept?.includes('text/event-stream') ? 'subscription' : 'other',
+      outcome: 'ok',
+    };
+    if (metrics) {
+      const stop = metrics.graphqlDuration.startTimer();
+      res.once('finish', () => stop({ operation: labels.operation, outcome: res.statusCode >= 400 ? 'error' : labels.outcome }));
+    }
+    const handled = plain ? direct(req, res, labels) : Promise.resolve(yoga.handle(req, res));
     handled.catch((error: unknown) => {
       options.logger.error({ err: error }, 'GraphQL request failed');
       if (!res.headersSent) send(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });

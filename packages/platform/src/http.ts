@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
 
 export interface ReadinessCheck {
   name: string;
@@ -12,6 +13,8 @@ export interface HttpServerOptions {
   /** Everything that is not /health or /ready (the GraphQL server). */
   handler(req: IncomingMessage, res: ServerResponse): void;
   checks: ReadinessCheck[];
+  /** Served at /metrics in the Prometheus text format. */
+  metrics?: Registry;
 }
 
 export interface RunningHttpServer {
@@ -33,6 +36,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const server = createServer((req, res) => {
     const url = req.url ?? '/';
     if (url === '/health') return sendJson(res, 200, { status: 'ok' });
+    if (url === '/metrics' && options.metrics) {
+      const registry = options.metrics;
+      registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(text);
+        },
+        () => sendJson(res, 500, { status: 'metrics unavailable' }),
+      );
+      return;
+    }
     if (url === '/ready') {
       void Promise.all(options.checks.map(async (c) => [c.name, await Promise.resolve(c.check()).catch(() => false)] as const)).then(
         (results) => {

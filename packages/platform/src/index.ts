@@ -11,3 +11,4 @@ export * from './breaker.ts';
 export * from './graphql-client.ts';
 export * from './dead-letter-admin.ts';
 export * from './batcher.ts';
+export * from './metrics.ts';

@@ -9,6 +9,7 @@ import { migrate, type MigrationSource } from './db/migrate.ts';
 import type { Database } from './db/database.ts';
 import { startHttpServer } from './http.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
 import { createAmqpTransport } from './messaging/amqp.ts';
 import { startOutbox, type Outbox } from './messaging/outbox.ts';
 import type { Subscription, Transport } from './messaging/transport.ts';
@@ -22,6 +23,8 @@ export interface ServiceDependencies {
 
 export interface ServiceParts {
   subscriptions: Subscription[];
+  /** The queues the service consumes: /metrics reports their dead-letter queues' depth. */
+  consumedQueues: QueueSpec[];
   http(req: IncomingMessage, res: ServerResponse): void;
   /** Runs first when the service stops (e.g. ending LISTEN connections). */
   beforeClose?: () => Promise<void>;
@@ -35,6 +38,7 @@ export interface ServiceRuntime {
   outbox: Outbox;
   /** Resolves when the database's circuit breaker lets calls through again. */
   waitForDatabase: () => Promise<void>;
+  metrics: Metrics;
 }
 
 export interface RunningService {
@@ -61,6 +65,7 @@ export async function runService(options: {
   build(runtime: ServiceRuntime): Promise<ServiceParts>;
 }): Promise<RunningService> {
   const { config, logger, name } = options;
+  const metrics = createMetrics(name);
   const breaker = (dependency: string, isOutage: (error: unknown) => boolean) =>
     new CircuitBreaker({
       name: dependency,
@@ -103,13 +108,38 @@ export async function runService(options: {
     batchSize: config.OUTBOX_BATCH_SIZE,
     pollIntervalMs: config.OUTBOX_POLL_MS,
     breaker: brokerBreaker,
+    metrics,
   });
 
-  const parts = await options.build({ db, transport, outbox, waitForDatabase: () => databaseBreaker.waitUntilCallable() });
+  const parts = await options.build({ db, transport, outbox, metrics, waitForDatabase: () => databaseBreaker.waitUntilCallable() });
+  metrics.gauge('stockflow_outbox_backlog', 'Events written to the outbox and not yet confirmed by the broker.', [], async (g) => {
+    const { rows } = await rawDb.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox');
+    g.set(rows[0]?.n ?? 0);
+  });
+  metrics.gauge(
+    'stockflow_outbox_oldest_age_seconds',
+    'Age of the oldest event still in the outbox (0 when it is empty).',
+    [],
+    async (g) => {
+      const { rows } = await rawDb.query<{ age: number | null }>(
+        'SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM outbox',
+      );
+      g.set(rows[0]?.age ?? 0);
+    },
+  );
+  metrics.gauge(
+    'stockflow_dead_letter_messages',
+    'Messages parked in the dead-letter queue of each queue the service consumes.',
+    ['queue'],
+    async (g) => {
+      for (const queue of parts.consumedQueues) g.set({ queue: queue.queue }, await transport.deadLetters.count(queue));
+    },
+  );
   const http = await startHttpServer({
     port: config.PORT,
     host: config.HOST,
     handler: (req, res) => parts.http(req, res),
+    metrics: metrics.registry,
     checks: [
       { name: 'database', check: () => rawDb.ping() },
       { name: 'broker', check: () => transport.isConnected() },

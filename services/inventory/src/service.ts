@@ -25,7 +25,7 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
     migrations: inventoryMigrations,
     queues: Object.values(queues),
     deps,
-    async build({ db, transport, outbox, waitForDatabase }) {
+    async build({ db, transport, outbox, metrics, waitForDatabase }) {
       const subscriptions = await startInventoryConsumers({
         db,
         transport,
@@ -33,15 +33,17 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
         config,
         waitForDatabase,
         outbox,
+        metrics,
       });
       const catalog = catalogRepository(db);
       const graphql = createGraphqlServer({
         schema: inventorySchema,
         logger,
         graphiql: graphiqlEnabled(config),
+        metrics,
         context: () => ({ catalog, transport, consumerQueues: INVENTORY_QUEUES }),
       });
-      return { subscriptions, http: graphql };
+      return { subscriptions, consumedQueues: INVENTORY_QUEUES, http: graphql };
     },
   });
 }

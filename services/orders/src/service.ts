@@ -31,7 +31,7 @@ export function startOrdersService(
     migrations: ordersMigrations,
     queues: Object.values(queues),
     deps,
-    async build({ db, transport, outbox, waitForDatabase }) {
+    async build({ db, transport, outbox, metrics, waitForDatabase }) {
       const effects = { clock, outbox };
       const orders = ordersRepository(db, effects);
       // Status changes reach subscribers on every instance through LISTEN/NOTIFY on the shared
@@ -51,14 +51,16 @@ export function startOrdersService(
         config,
         effects,
         waitForDatabase,
+        metrics,
       });
       const graphql = createGraphqlServer({
         schema: ordersSchema,
         logger,
         graphiql: graphiqlEnabled(config),
+        metrics,
         context: () => ({ orders, pubsub, transport, consumerQueues: [queues.stockOrders] }),
       });
-      return { subscriptions, http: graphql, beforeClose: unlisten };
+      return { subscriptions, consumedQueues: [queues.stockOrders], http: graphql, beforeClose: unlisten };
     },
   });
 }

@@ -170,6 +170,10 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
           await channel.close();
         }
       },
+      async count(queue) {
+        const { messageCount } = await connection.queueDeclare({ queue: queue.deadLetterQueue, passive: true });
+        return messageCount;
+      },
     },
 
     async close() {

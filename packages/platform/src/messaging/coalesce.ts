@@ -25,7 +25,7 @@ export function coalesceWrites(socket: Socket): void {
     if (!socket.destroyed) write(data);
   };
 
-  socket.write = ((chunk: unknown, ...rest: unknown[]) => {
+  socket.write = (chunk: unknown, ...rest: unknown[]) => {
     if (rest.length > 0 || !Buffer.isBuffer(chunk) || socket.destroyed) {
       flush();
       return write(chunk, ...rest);
@@ -36,10 +36,10 @@ export function coalesceWrites(socket: Socket): void {
       setImmediate(flush);
     }
     return !socket.writableNeedDrain;
-  });
+  };
 
-  socket.end = ((...args: unknown[]) => {
+  socket.end = (...args: unknown[]) => {
     flush();
     return end(...args);
-  });
+  };
 }

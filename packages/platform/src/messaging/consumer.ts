@@ -3,6 +3,7 @@ import { ATTEMPTS_HEADER, DEAD_LETTER_REASON_HEADER, ORIGINAL_ROUTING_KEY_HEADER
 import { createBatcher } from '../batcher.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 import { forward } from './dead-letters.ts';
 import type { IncomingMessage, Subscription, Transport } from './transport.ts';
 
@@ -31,6 +32,7 @@ export interface BatchConsumerOptions<T> {
    * unacknowledged: the consumer takes no new work meanwhile and drops nothing.
    */
   waitUntilAvailable?: () => Promise<void>;
+  metrics?: Metrics;
 }
 
 const isOutage = (error: unknown) => error instanceof AppError && error.code === 'UNAVAILABLE';
@@ -68,6 +70,12 @@ interface Delivery<T> {
   message: IncomingMessage;
 }
 
+/** The event type of a message, for metrics: the contract's `event` field. */
+const eventOf = (body: unknown): string => {
+  const event = (body as { event?: unknown } | null)?.event;
+  return typeof event === 'string' ? event : 'unknown';
+};
+
 const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
 
 /**
@@ -78,7 +86,9 @@ const asError = (error: unknown) => (error instanceof Error ? error : new Error(
  * cannot hold back the others.
  */
 export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): Promise<Subscription> {
-  const { transport, queue, logger } = options;
+  const { transport, queue, logger, metrics } = options;
+  const counted = (event: string, outcome: 'applied' | 'retried' | 'parked' | 'requeued', n = 1) =>
+    metrics?.messagesConsumed.inc({ queue: queue.queue, event, outcome }, n);
   const park = async (message: IncomingMessage, reason: string) => {
     logger.warn({ queue: queue.queue, messageId: message.messageId, reason }, 'parking message in dead-letter queue');
     await transport.publish([
@@ -99,6 +109,7 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
     const why = error instanceof Error ? error.message : String(error);
     if (attempts >= options.maxAttempts) {
       await park(message, `handler failed ${attempts} times; last error: ${why}`);
+      counted(eventOf(message.body), 'parked');
       return;
     }
     const tier = queue.retryQueues[Math.min(attempts, queue.retryQueues.length) - 1];
@@ -114,12 +125,17 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
         { add: { [ATTEMPTS_HEADER]: String(attempts), [ORIGINAL_ROUTING_KEY_HEADER]: originalRoutingKey(message) } },
       ),
     ]);
+    counted(eventOf(message.body), 'retried');
   };
 
   /** Applies a batch; one result per delivery: acknowledge it (undefined) or hand it back (an Error). */
   const settle = async (batch: Delivery<T>[]): Promise<(undefined | Error)[]> => {
     try {
+      const stopTimer = metrics?.batchDuration.startTimer({ queue: queue.queue });
       await options.handleBatch(batch.map((d) => d.value));
+      stopTimer?.();
+      metrics?.batchSize.observe({ queue: queue.queue }, batch.length);
+      for (const d of batch) counted(eventOf(d.value), 'applied');
       return batch.map(() => undefined);
     } catch (error) {
       if (isOutage(error) && options.waitUntilAvailable) {
@@ -135,6 +151,7 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
         } catch (retryError) {
           logger.error({ err: retryError, queue: queue.queue }, 'could not schedule a retry; the broker will redeliver');
           await sleep(options.failureDelayMs);
+          counted(eventOf(only.value), 'requeued');
           return [asError(error)];
         }
       }
@@ -149,12 +166,20 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
     run: settle,
   });
 
-  return transport.consume(queue, { prefetch: options.prefetch }, async (message) => {
+  const subscription = await transport.consume(queue, { prefetch: options.prefetch }, async (message) => {
     const decoded = decodeBody(message.body, options.schema);
     if (!decoded.ok) {
       await park(message, decoded.reason);
+      counted('invalid', 'parked');
       return;
     }
     await batcher.submit({ value: decoded.value, message });
   });
+  metrics?.consumersUp.set({ queue: queue.queue }, 1);
+  return {
+    async close() {
+      await subscription.close();
+      metrics?.consumersUp.set({ queue: queue.queue }, 0);
+    },
+  };
 }

@@ -22,6 +22,8 @@ export interface DeadLetterStore {
    * try, with their attempt count reset, and removes them from the DLQ. Returns how many.
    */
   replay(queue: QueueSpec, ids: readonly string[] | 'all'): Promise<number>;
+  /** How many messages are parked in `queue`'s DLQ. */
+  count(queue: QueueSpec): Promise<number>;
 }
 
 export const bodyText = (body: unknown): string =>

@@ -142,6 +142,7 @@ export function createInProcessTransport(options: { queues: QueueSpec[]; logger:
         await transport.publish(chosen.map((m) => replayMessage(spec, m)));
         return chosen.length;
       },
+      count: (spec) => Promise.resolve(queues.get(spec.deadLetterQueue)?.stored.length ?? 0),
     },
 
     close() {

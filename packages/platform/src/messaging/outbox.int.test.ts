@@ -50,7 +50,8 @@ describe.skipIf(servicesUnavailable)('outbox', () => {
     ...overrides,
   });
   const message = (id: string): OutgoingMessage => ({ exchange: 'orders', routingKey: 'order.created', messageId: id, body: { id } });
-  const remaining = () => db.query<{ message_id: string }>('SELECT message_id FROM outbox ORDER BY id').then((r) => r.rows.map((x) => x.message_id));
+  const remaining = () =>
+    db.query<{ message_id: string }>('SELECT message_id FROM outbox ORDER BY id').then((r) => r.rows.map((x) => x.message_id));
 
   it('publishes the rows a transaction wrote as soon as it commits, in order, and deletes them once confirmed', async () => {
     const { published, transport } = recorder();

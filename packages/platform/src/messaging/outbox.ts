@@ -2,6 +2,7 @@ import { createBatcher } from '../batcher.ts';
 import type { CircuitBreaker } from '../breaker.ts';
 import type { Database, Transaction } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 import type { OutgoingMessage, Transport } from './transport.ts';
 
 export interface OutboxOptions {
@@ -14,6 +15,7 @@ export interface OutboxOptions {
   pollIntervalMs: number;
   /** The broker's circuit breaker: while it is open nothing is tried and the relay waits. */
   breaker?: CircuitBreaker;
+  metrics?: Metrics;
 }
 
 export interface OutboxWriter {
@@ -89,6 +91,13 @@ export function startOutbox(options: OutboxOptions): Outbox {
     else woken = true;
   };
 
+  const count = (rows: OutboxRow[], outcome: 'confirmed' | 'failed') => {
+    if (!options.metrics) return;
+    const byKey = new Map<string, number>();
+    for (const r of rows) byKey.set(r.message.routingKey, (byKey.get(r.message.routingKey) ?? 0) + 1);
+    for (const [key, n] of byKey) options.metrics.messagesPublished.inc({ routing_key: key, outcome }, n);
+  };
+
   /** Publishes claimed rows with confirms and deletes them; on failure gives their claim up and throws. */
   const publishRows = async (rows: OutboxRow[]) => {
     const ids = rows.map((r) => r.id);
@@ -101,11 +110,13 @@ export function startOutbox(options: OutboxOptions): Outbox {
     try {
       await (options.breaker ? options.breaker.run(publish) : publish());
     } catch (error) {
+      count(rows, 'failed');
       await db
         .query('UPDATE outbox SET claimed_until = NULL, last_error = $2 WHERE id = ANY($1::bigint[])', [ids, String(error).slice(0, 500)])
         .catch(() => undefined);
       throw error;
     }
+    count(rows, 'confirmed');
     await db.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [ids]);
   };
 
@@ -144,7 +155,13 @@ export function startOutbox(options: OutboxOptions): Outbox {
     await publishRows(
       rows.map((r) => ({
         id: r.id,
-        message: { exchange: r.exchange, routingKey: r.routing_key, messageId: r.message_id, body: r.payload, headers: r.headers ?? undefined },
+        message: {
+          exchange: r.exchange,
+          routingKey: r.routing_key,
+          messageId: r.message_id,
+          body: r.payload,
+          headers: r.headers ?? undefined,
+        },
       })),
     );
     return rows.length;

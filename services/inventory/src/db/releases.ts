@@ -1,7 +1,8 @@
 import { EXCHANGES, ROUTING_KEYS, type OrderCancelled, type OrderFulfilled, type StockReleased } from '@stockflow/contracts';
 import type { Queryable, Transaction } from '@stockflow/platform';
 import { answerFor } from '../messaging/answers.ts';
-import type { Effects } from './reservations.ts';
+import type { Decision } from '../domain/reservation.ts';
+import { countDecisions, type Effects } from './reservations.ts';
 
 export const CANCELLED_BEFORE_RESERVATION = 'Order cancelled before stock was reserved';
 
@@ -47,18 +48,17 @@ async function settleHeld(tx: Queryable, orderId: string, kind: Movement): Promi
  * overtakes its OrderCreated leaves a rejection decision behind, so the late OrderCreated reserves
  * nothing and is answered as rejected.
  */
-export async function applyOrderCancelled(tx: Transaction, event: OrderCancelled, { clock, outbox }: Effects): Promise<void> {
+export async function applyOrderCancelled(tx: Transaction, event: OrderCancelled, { clock, outbox, metrics }: Effects): Promise<void> {
   const eventId = clock.newId();
-  const tombstone = answerFor(
-    { orderId: event.order_id, outcome: 'REJECTED', reason: CANCELLED_BEFORE_RESERVATION, lines: [] },
-    { eventId, occurredAt: clock.now() },
-  );
+  const rejection: Decision = { orderId: event.order_id, outcome: 'REJECTED', reason: CANCELLED_BEFORE_RESERVATION, lines: [] };
+  const tombstone = answerFor(rejection, { eventId, occurredAt: clock.now() });
   // Waits for an OrderCreated of the same order being decided right now, then does nothing.
-  await tx.query(
+  const { rowCount } = await tx.query(
     `INSERT INTO order_decisions (order_id, outcome, reason, event, routing_key) VALUES ($1, 'REJECTED', $2, $3, $4)
      ON CONFLICT (order_id) DO NOTHING`,
     [event.order_id, CANCELLED_BEFORE_RESERVATION, JSON.stringify(tombstone.body), tombstone.routingKey],
   );
+  if (rowCount > 0) countDecisions(tx, metrics, [rejection]);
   await settleHeld(tx, event.order_id, 'RELEASE');
   const { rows } = await tx.query<{ product_id: number; quantity: number }>(
     `SELECT product_id, quantity FROM reservations WHERE order_id = $1 AND status = 'RELEASED' ORDER BY product_id`,

@@ -1,5 +1,5 @@
 import { EXCHANGES, type OrderCreated } from '@stockflow/contracts';
-import { AppError, type OutboxWriter, type OutgoingMessage, type Queryable, type Transaction } from '@stockflow/platform';
+import { AppError, type Metrics, type OutboxWriter, type OutgoingMessage, type Queryable, type Transaction } from '@stockflow/platform';
 import { decideOrders, type Decision, type OrderRequest } from '../domain/reservation.ts';
 import { answerFor } from '../messaging/answers.ts';
 
@@ -12,6 +12,19 @@ export interface Clock {
 export interface Effects {
   clock: Clock;
   outbox: OutboxWriter;
+  metrics?: Metrics;
+}
+
+/** Counts decisions by outcome, and rejections by their first problem, once the transaction committed. */
+export function countDecisions(tx: Transaction, metrics: Metrics | undefined, decisions: Decision[]): void {
+  if (!metrics || decisions.length === 0) return;
+  tx.afterCommit(() => {
+    for (const d of decisions) {
+      metrics.decisions.inc({ outcome: d.outcome === 'RESERVED' ? 'reserved' : 'rejected' });
+      if (d.outcome === 'REJECTED')
+        metrics.rejections.inc({ reason: (d.lines[0]?.problem ?? 'CANCELLED_BEFORE_RESERVATION').toLowerCase() });
+    }
+  });
 }
 
 interface ExistingDecision {
@@ -31,7 +44,11 @@ interface ExistingDecision {
  * the lock is held: whatever does not need the lock (the repeat lookup, answer ids and time) is
  * done before taking it, and only one write and the outbox insert run under it.
  */
-export async function applyOrderCreatedBatch(tx: Transaction, events: readonly OrderCreated[], { clock, outbox }: Effects): Promise<void> {
+export async function applyOrderCreatedBatch(
+  tx: Transaction,
+  events: readonly OrderCreated[],
+  { clock, outbox, metrics }: Effects,
+): Promise<void> {
   const orderIds = [...new Set(events.map((e) => e.order_id))];
   const { rows: existing } = await tx.query<ExistingDecision>(
     'SELECT order_id, event, routing_key FROM order_decisions WHERE order_id = ANY($1::text[])',
@@ -64,6 +81,7 @@ export async function applyOrderCreatedBatch(tx: Transaction, events: readonly O
     newAnswers = decisions.map((d, i) => answerFor(d, { eventId: eventIds[i] as string, occurredAt: now }));
     decisions.forEach((d, i) => answerByOrder.set(d.orderId, newAnswers[i] as OutgoingMessage));
     await writeDecisions(tx, decisions, newAnswers);
+    countDecisions(tx, metrics, decisions);
   }
   await outbox.enqueue(tx, [...newAnswers, ...repeats.map((id) => answerByOrder.get(id) as OutgoingMessage)]);
 }

@@ -4,6 +4,7 @@ import {
   startBatchConsumer,
   type Database,
   type Logger,
+  type Metrics,
   type OutboxWriter,
   type ServiceConfig,
   type Subscription,
@@ -24,6 +25,7 @@ export interface InventoryConsumerOptions {
   config: ServiceConfig;
   clock?: Clock;
   outbox: OutboxWriter;
+  metrics: Metrics;
   waitForDatabase: () => Promise<void>;
 }
 
@@ -33,7 +35,7 @@ export interface InventoryConsumerOptions {
  */
 export async function startInventoryConsumers(options: InventoryConsumerOptions): Promise<Subscription[]> {
   const { db, transport, logger, config } = options;
-  const effects = { clock: options.clock ?? systemClock, outbox: options.outbox };
+  const effects = { clock: options.clock ?? systemClock, outbox: options.outbox, metrics: options.metrics };
   const common = {
     transport,
     logger,
@@ -42,6 +44,7 @@ export async function startInventoryConsumers(options: InventoryConsumerOptions)
     failureDelayMs: 1_000,
     maxAttempts: config.RETRY_MAX_ATTEMPTS,
     waitUntilAvailable: options.waitForDatabase,
+    metrics: options.metrics,
   };
   return Promise.all([
     startBatchConsumer({

@@ -1,5 +1,13 @@
 import { InventoryAnswer, queues } from '@stockflow/contracts';
-import { startBatchConsumer, type Database, type Logger, type ServiceConfig, type Subscription, type Transport } from '@stockflow/platform';
+import {
+  startBatchConsumer,
+  type Database,
+  type Logger,
+  type Metrics,
+  type ServiceConfig,
+  type Subscription,
+  type Transport,
+} from '@stockflow/platform';
 import { applyInventoryAnswers, type Effects } from '../db/orders.ts';
 
 /** Consumes StockReserved / StockRejected / StockReleased in batches, one transaction each. */
@@ -10,6 +18,7 @@ export async function startOrdersConsumers(options: {
   config: ServiceConfig;
   effects: Effects;
   waitForDatabase: () => Promise<void>;
+  metrics: Metrics;
 }): Promise<Subscription[]> {
   const { db, config, effects } = options;
   return [
@@ -24,6 +33,7 @@ export async function startOrdersConsumers(options: {
       failureDelayMs: 1_000,
       maxAttempts: config.RETRY_MAX_ATTEMPTS,
       waitUntilAvailable: options.waitForDatabase,
+      metrics: options.metrics,
       async handleBatch(answers) {
         await db.transaction((tx) => applyInventoryAnswers(tx, answers, effects));
       },
