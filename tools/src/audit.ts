@@ -27,6 +27,7 @@ interface ProductRow {
 }
 
 const PAGE = 500;
+const PRODUCT_PAGE = 100;
 
 async function allPages<T>(client: GraphqlClient, field: string, query: (after: string | null) => string): Promise<T[]> {
   const rows: T[] = [];
@@ -51,9 +52,9 @@ const afterArg = (after: string | null) => (after ? `, after: "${after}"` : '');
  * orders, available + reserved + sold equals what was received (initial stock, restocks and
  * adjustments in the ledger), and no counter is negative.
  */
-export async function auditPlatform(urls: { orders: string; inventory: string }): Promise<AuditReport> {
-  const orders = graphqlClient(urls.orders);
-  const inventory = graphqlClient(urls.inventory);
+export async function auditPlatform(urls: { orders: string; inventory: string; token?: string | undefined }): Promise<AuditReport> {
+  const orders = graphqlClient(urls.orders, { token: urls.token });
+  const inventory = graphqlClient(urls.inventory, { token: urls.token });
   const problems: string[] = [];
 
   const orderRows = await allPages<OrderRow>(
@@ -66,7 +67,8 @@ export async function auditPlatform(urls: { orders: string; inventory: string })
     inventory,
     'products',
     (after) =>
-      `{ products(first: ${PAGE}${afterArg(after)}) { nodes { id availableStock reservedStock soldStock
+      // 100 products a page: with 500 ledger rows each, a page stays within the APIs' cost limit.
+      `{ products(first: ${PRODUCT_PAGE}${afterArg(after)}) { nodes { id availableStock reservedStock soldStock
          movements(kinds: [INITIAL, RESTOCK, ADJUSTMENT], first: ${PAGE}) { totalCount nodes { availableChange } } }
          pageInfo { hasNextPage endCursor } } }`,
   );

@@ -5,6 +5,7 @@
  *   npm run bench -- [--orders 20000] [--backlog 20000] [--only embedded,distributed-1,distributed-2]
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import pg from 'pg';
 import { Connection } from 'rabbitmq-client';
 import { z } from 'zod';
 import { EXCHANGES, JSON_CONTENT_TYPE, ROUTING_KEYS } from '@stockflow/contracts';
-import { graphqlClient } from '@stockflow/platform';
+import { graphqlClient, signToken } from '@stockflow/platform';
 import {
   buildRunnables,
   createTestDatabase,
@@ -47,6 +48,8 @@ const args = parseCli(
 
 interface Platform {
   name: string;
+  /** An admin token, when the platform requires one. */
+  token?: string;
   ordersUrl: string;
   inventoryUrl: string;
   pids(): number[];
@@ -101,7 +104,16 @@ async function distributed(instances: number): Promise<Platform> {
   const vhost = await createTestVhost();
   const dbs = { inventory: await createTestDatabase('bench_inventory'), orders: await createTestDatabase('bench_orders') };
   // info: the start-up line with the port is what startServiceProcess waits for.
-  const env = (url: string) => ({ DATABASE_URL: url, AMQP_URL: vhost.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' });
+  // As deployed: every request carries a token, checked by the service.
+  const secret = randomBytes(32).toString('hex');
+  const env = (url: string) => ({
+    DATABASE_URL: url,
+    AMQP_URL: vhost.url,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    AUTH_JWT_SECRET: secret,
+  });
   const startInventory = () => startServiceProcess('inventory', env(dbs.inventory.url));
   let inventory: ServiceProcess[] = [];
   for (let i = 0; i < instances; i += 1) inventory.push(await startInventory());
@@ -109,6 +121,7 @@ async function distributed(instances: number): Promise<Platform> {
   const stable = inventory[0] as ServiceProcess;
   return {
     name: `distributed-${instances}`,
+    token: await signToken(secret, { sub: 'bench', role: 'admin' }),
     ordersUrl: `http://127.0.0.1:${orders.port}/graphql`,
     get inventoryUrl() {
       return `http://127.0.0.1:${(inventory[0] ?? stable).port}/graphql`;
@@ -160,7 +173,7 @@ async function peakRss<T>(platform: Platform, work: () => Promise<T>): Promise<[
  */
 async function backlogDrain(platform: Platform, count: number) {
   if (!platform.amqpUrl || !platform.inventoryDatabaseUrl || !platform.stopInventory || !platform.startInventory) return undefined;
-  const inventory = graphqlClient(platform.inventoryUrl);
+  const inventory = graphqlClient(platform.inventoryUrl, { token: platform.token });
   const stock = Math.floor(count / 4);
   const created = await inventory.data<{ createProduct: { id: string } }>(
     `mutation { createProduct(input: {sku: "BACKLOG-${Date.now()}", name: "Backlog doorbuster", initialStock: ${stock}}) { id } }`,
@@ -207,7 +220,7 @@ async function backlogDrain(platform: Platform, count: number) {
     }
     const seconds = (Date.now() - (firstDecisionAt ?? Date.now())) / 1_000;
     // The restarted instances listen on new ports.
-    const product = await graphqlClient(platform.inventoryUrl).data<{ product: { reservedStock: number } }>(
+    const product = await graphqlClient(platform.inventoryUrl, { token: platform.token }).data<{ product: { reservedStock: number } }>(
       `{ product(id: "${productId}") { reservedStock } }`,
     );
     return {
@@ -254,6 +267,7 @@ for (const config of args.only) {
           hotStock: 100,
           settleTimeoutMs: 300_000,
           audit: true,
+          token: platform.token,
           ...scenario.options,
         }),
       );

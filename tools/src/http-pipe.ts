@@ -110,7 +110,7 @@ class ConnectionSlot {
 }
 
 /** POSTs JSON to one URL over at most `connections` kept-alive connections. */
-export function httpPipe(url: string, connections: number) {
+export function httpPipe(url: string, connections: number, token?: string) {
   const target = new URL(url);
   if (target.protocol !== 'http:') throw new Error(`only http:// URLs are supported, not ${target.protocol}`);
   const host = target.hostname.replace(/^\[|\]$/g, '');
@@ -124,7 +124,8 @@ export function httpPipe(url: string, connections: number) {
   };
   const slots = Array.from({ length: connections }, () => new ConnectionSlot(host, port, onIdle));
   idle.push(...slots);
-  const prefix = `POST ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\nContent-Type: application/json\r\nAccept: application/json\r\n`;
+  const authorization = token ? `Authorization: Bearer ${token}\r\n` : '';
+  const prefix = `POST ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\nContent-Type: application/json\r\nAccept: application/json\r\n${authorization}`;
 
   return {
     post(json: string): Promise<PipeResponse> {

@@ -26,6 +26,8 @@ export interface LoadOptions {
   settleTimeoutMs: number;
   /** Skip the audit (it reads every order and product; slow on a large database). */
   audit: boolean;
+  /** An admin bearer token, when the platform requires authentication. */
+  token?: string | undefined;
 }
 
 export interface LoadReport {
@@ -103,9 +105,9 @@ interface FinalOrder {
 }
 
 export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) => void): Promise<LoadReport> {
-  const orders = graphqlClient(options.ordersUrl);
-  const inventory = graphqlClient(options.inventoryUrl);
-  const intake = httpPipe(options.ordersUrl, options.concurrency);
+  const orders = graphqlClient(options.ordersUrl, { token: options.token });
+  const inventory = graphqlClient(options.inventoryUrl, { token: options.token });
+  const intake = httpPipe(options.ordersUrl, options.concurrency, options.token);
   const runId = randomUUID().slice(0, 8);
   const customerId = `loadgen-${runId}`;
   const catalog = await ensureCatalog(inventory, options);
@@ -226,7 +228,9 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
     return { second, accepted: accepted.filter((a) => inSecond(a.at)).length, completed: completed.length, p50: l.p50, p99: l.p99 };
   });
 
-  const audit = options.audit ? await auditPlatform({ orders: options.ordersUrl, inventory: options.inventoryUrl }) : null;
+  const audit = options.audit
+    ? await auditPlatform({ orders: options.ordersUrl, inventory: options.inventoryUrl, token: options.token })
+    : null;
   const stuck = finals.filter((o) => o.status === 'PENDING').map((o) => o.id);
   const acceptSeconds = (acceptDone - start) / 1_000;
   const completeSeconds = (lastCompletion - start) / 1_000;

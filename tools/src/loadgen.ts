@@ -22,6 +22,8 @@ const usage = `Usage: npm run loadgen -- [options]
   --inventory-url URL  default http://localhost:8000/graphql
   --settle-timeout S   seconds to wait for the last orders (default 60)
   --out PATH           writes PATH.json and PATH.html (default loadgen-result)
+  --token TOKEN        admin bearer token, when the platform requires one (default $STOCKFLOW_TOKEN;
+                       make one with: npm run token -- --role admin --sub loadgen)
   --no-audit           skip the stock audit`;
 
 const url = z.string().url('must be a URL like http://localhost:8001/graphql');
@@ -42,6 +44,7 @@ const args = parseCli(
     'settle-timeout': { type: 'string' },
     out: { type: 'string' },
     'no-audit': { type: 'boolean' },
+    token: { type: 'string' },
   },
   z
     .object({
@@ -58,10 +61,12 @@ const args = parseCli(
       'settle-timeout': wholeNumber(3_600).default(60),
       out: z.string().min(1).default('loadgen-result'),
       'no-audit': z.boolean().default(false),
+      token: z.string().min(1, 'must not be empty').optional(),
     })
     .refine((a) => a.hot <= a.products, { message: 'cannot exceed --products', path: ['hot'] }),
 );
 
+const token = args.token ?? (process.env.STOCKFLOW_TOKEN || undefined);
 for (const [name, target] of [
   ['Order Service', args['orders-url']],
   ['Inventory Service', args['inventory-url']],
@@ -69,9 +74,14 @@ for (const [name, target] of [
   try {
     const res = await fetch(target, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
       body: '{"query":"{ __typename }"}',
     });
+    if (res.status === 401) {
+      fail(
+        `the ${name} at ${target} requires a token${token ? ' and refused this one' : ''}: pass --token or set STOCKFLOW_TOKEN (npm run token -- --role admin --sub loadgen)`,
+      );
+    }
     if (!res.ok) fail(`the ${name} at ${target} answered HTTP ${res.status}`);
   } catch (error) {
     fail(
@@ -95,6 +105,7 @@ const report = await runLoad(
     hotStock: args['hot-stock'],
     settleTimeoutMs: args['settle-timeout'] * 1_000,
     audit: !args['no-audit'],
+    token,
   },
   (p) => {
     const line = `${(p.elapsedMs / 1_000).toFixed(0).padStart(4)} s  sent ${p.sent}  accepted ${p.accepted}  failed ${p.failed}  confirmed ${p.confirmed}  cancelled ${p.cancelled}  pending ${p.pending}  rate ${(p.accepted / Math.max(p.elapsedMs / 1_000, 0.001)).toFixed(0)}/s`;

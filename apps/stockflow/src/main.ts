@@ -8,6 +8,10 @@ try {
   line('Order Service GraphQL', `http://localhost:${platform.orders.port}/graphql`);
   line('Inventory GraphQL', `http://localhost:${platform.inventory.port}/graphql`);
   line('Health', `http://localhost:${platform.orders.port}/ready  http://localhost:${platform.inventory.port}/ready`);
+  line(
+    'Authentication',
+    platform.orders.auth === 'jwt' ? 'JWT bearer tokens (npm run token -- --role admin --sub me)' : 'OFF: every request has full access',
+  );
   if (platform.mode === 'embedded') line('Data', `${process.env.DATA_DIR ?? '.data'} (delete it to start afresh)`);
   console.log('  Stop with Ctrl+C.\n');
   let stopping = false;

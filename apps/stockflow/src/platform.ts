@@ -8,9 +8,8 @@ import {
   createPgliteDatabase,
   env,
   loadConfig,
-  type Database,
   type RunningService,
-  type Transport,
+  type ServiceDependencies,
 } from '@stockflow/platform';
 import { loadInventoryConfig } from '../../../services/inventory/src/config.ts';
 import { catalogRepository } from '../../../services/inventory/src/db/catalog.ts';
@@ -64,17 +63,15 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
   const ordersConfig = loadOrdersConfig(serviceEnv(config.ORDERS_PORT, config.ORDERS_DATABASE_URL));
 
   const owned: { close(): Promise<void> }[] = [];
-  let deps: { inventory: { db?: Database; transport?: Transport }; orders: { db?: Database; transport?: Transport } } = {
-    inventory: {},
-    orders: {},
-  };
+  let deps: { inventory: ServiceDependencies; orders: ServiceDependencies } = { inventory: {}, orders: {} };
   if (mode === 'embedded') {
     const logger = createLogger({ name: 'embedded', level: config.LOG_LEVEL });
     const transport = createInProcessTransport({ queues: Object.values(queues), logger });
     const inventoryDb = await createPgliteDatabase(path.resolve(config.DATA_DIR, 'inventory'));
     const ordersDb = await createPgliteDatabase(path.resolve(config.DATA_DIR, 'orders'));
     owned.push(transport, inventoryDb, ordersDb);
-    deps = { inventory: { db: inventoryDb, transport }, orders: { db: ordersDb, transport } };
+    // Only the embedded platform may run without authentication configured (it says so).
+    deps = { inventory: { db: inventoryDb, transport, authOptional: true }, orders: { db: ordersDb, transport, authOptional: true } };
   }
 
   const inventory = await startInventoryService(

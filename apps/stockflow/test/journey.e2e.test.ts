@@ -46,7 +46,13 @@ describe.each(['distributed', 'embedded'] as const)('order journey (%s)', (mode)
     if (mode === 'distributed') {
       const dbs: TestDatabase[] = [await createTestDatabase('journey_inventory'), await createTestDatabase('journey_orders')];
       cleanup.push(() => Promise.all(dbs.map((d) => d.drop())));
-      Object.assign(env, { AMQP_URL: inject('amqpUrl'), INVENTORY_DATABASE_URL: dbs[0]?.url, ORDERS_DATABASE_URL: dbs[1]?.url });
+      // Outside the embedded mode authentication is required unless switched off (auth.e2e tests it).
+      Object.assign(env, {
+        AMQP_URL: inject('amqpUrl'),
+        INVENTORY_DATABASE_URL: dbs[0]?.url,
+        ORDERS_DATABASE_URL: dbs[1]?.url,
+        AUTH_DISABLED: 'true',
+      });
       await purgeAll(inject('amqpUrl'));
     } else {
       const dir = await mkdtemp(path.join(tmpdir(), 'stockflow-embedded-'));

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 
@@ -5,7 +6,8 @@ import { ConfigError } from './errors.ts';
  * Reads a service's configuration from the environment through a zod schema whose keys are the
  * variable names, and fails with one message naming every bad variable.
  */
-export function loadConfig<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+export function loadConfig<S extends z.ZodObject>(schema: S, source: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const env = withSecretFiles(schema, source);
   const parsed = schema.safeParse(env);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((issue) => {
@@ -15,6 +17,25 @@ export function loadConfig<S extends z.ZodObject>(schema: S, env: NodeJS.Process
     return `  ${variable} (${shown}): ${value === undefined ? 'is required' : issue.message}`;
   });
   return fail(`Invalid configuration:\n${problems.join('\n')}`);
+}
+
+/**
+ * Secrets may come from files (Docker and Kubernetes secrets): `X_FILE=/run/secrets/x` sets X to
+ * the file's content, for every option X of the schema. Setting both X and X_FILE is an error.
+ */
+function withSecretFiles(schema: z.ZodObject, source: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env = { ...source };
+  for (const key of Object.keys(schema.shape)) {
+    const file = source[`${key}_FILE`];
+    if (file === undefined) continue;
+    if (source[key] !== undefined) fail(`Invalid configuration:\n  ${key} and ${key}_FILE: set one of them, not both`);
+    try {
+      env[key] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      fail(`Invalid configuration:\n  ${key}_FILE ("${file}"): cannot be read: ${(error as Error).message}`);
+    }
+  }
+  return env;
 }
 
 function fail(message: string): never {
@@ -74,8 +95,26 @@ export const serviceConfigShape = {
   BREAKER_FAILURE_THRESHOLD: env.positiveInt(3),
   BREAKER_OPEN_MS: env.positiveInt(1_000),
   BREAKER_MAX_OPEN_MS: env.positiveInt(10_000),
+  AUTH_JWT_SECRET: z.string().optional(),
+  AUTH_JWKS_URL: env.url(['https', 'http']).optional(),
+  AUTH_JWT_ISSUER: z.string().min(1).optional(),
+  AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
+  AUTH_DISABLED: z.enum(['true', 'false']).default('false'),
+  GRAPHQL_INTROSPECTION: z.enum(['true', 'false']).optional(),
+  GRAPHQL_MAX_DEPTH: env.positiveInt(10),
+  GRAPHQL_MAX_ALIASES: env.positiveInt(20),
+  GRAPHQL_MAX_COST: env.positiveInt(1_000_000),
+  GRAPHQL_MAX_TOKENS: env.positiveInt(2_000),
 };
 
 export type ServiceConfig = z.infer<z.ZodObject<typeof serviceConfigShape>> & { PORT: number };
 
 export const graphiqlEnabled = (config: ServiceConfig) => (config.GRAPHIQL ? config.GRAPHIQL === 'true' : config.NODE_ENV !== 'production');
+/** The GraphQL limits of a service; introspection is off in production unless asked for. */
+export const graphqlLimits = (config: ServiceConfig) => ({
+  maxDepth: config.GRAPHQL_MAX_DEPTH,
+  maxAliases: config.GRAPHQL_MAX_ALIASES,
+  maxCost: config.GRAPHQL_MAX_COST,
+  maxTokens: config.GRAPHQL_MAX_TOKENS,
+  introspection: config.GRAPHQL_INTROSPECTION ? config.GRAPHQL_INTROSPECTION === 'true' : config.NODE_ENV !== 'production',
+});

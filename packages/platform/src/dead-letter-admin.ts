@@ -1,10 +1,13 @@
 import type { QueueSpec } from '@stockflow/contracts';
+import { requireAdmin, type Access } from './auth.ts';
 import type { StockflowSchemaTypes } from './connection.ts';
 import { ValidationError } from './errors.ts';
 import type { DeadLetter } from './messaging/dead-letters.ts';
 import type { Transport } from './messaging/transport.ts';
 
 export interface DeadLetterAdminContext {
+  /** Who asks: only an admin may see or replay parked messages. */
+  access: Access;
   transport: Transport;
   /** The queues this service consumes; their DLQs are the ones it may inspect and replay. */
   consumerQueues: QueueSpec[];
@@ -14,7 +17,7 @@ const MAX_LISTED = 500;
 
 /**
  * Adds `deadLetters(queue, first)` and `replayDeadLetters(queue, ids, all)` to a service's schema,
- * for the queues that service consumes. (Open to anyone until authentication lands; step 5.)
+ * for the queues that service consumes; admins only.
  */
 export function addDeadLetterAdmin<Context extends DeadLetterAdminContext>(
   builder: PothosSchemaTypes.SchemaBuilder<StockflowSchemaTypes<Context>>,
@@ -44,6 +47,7 @@ export function addDeadLetterAdmin<Context extends DeadLetterAdminContext>(
       description: `Parked messages of one of this service's queues, oldest first (at most ${MAX_LISTED}).`,
       args: { queue: t.arg.string({ required: true }), first: t.arg.int() },
       resolve: (_root, args, ctx) => {
+        requireAdmin(ctx.access, 'see parked messages');
         const first = args.first ?? 50;
         if (first < 1 || first > MAX_LISTED) throw new ValidationError(`first must be between 1 and ${MAX_LISTED}`, { field: 'first' });
         return ctx.transport.deadLetters.list(queueOf(ctx, args.queue), first);
@@ -57,6 +61,7 @@ export function addDeadLetterAdmin<Context extends DeadLetterAdminContext>(
       description: 'Sends parked messages back to their queue (once their cause is fixed). Returns how many.',
       args: { queue: t.arg.string({ required: true }), ids: t.arg.idList(), all: t.arg.boolean() },
       resolve: (_root, args, ctx) => {
+        requireAdmin(ctx.access, 'replay parked messages');
         if (!args.all && (!args.ids || args.ids.length === 0)) throw new ValidationError('give ids, or all: true', { field: 'ids' });
         return ctx.transport.deadLetters.replay(queueOf(ctx, args.queue), args.all ? 'all' : (args.ids ?? []).map(String));
       },

@@ -4,7 +4,16 @@
  * GraphQL masks it and the logs keep the cause.
  */
 export type ErrorCode =
-  'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'INVALID_TRANSITION' | 'UNAVAILABLE' | 'CONFIG_INVALID' | 'CONTRACT_VIOLATION';
+  | 'BAD_USER_INPUT'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'INVALID_TRANSITION'
+  | 'UNAVAILABLE'
+  | 'CONFIG_INVALID'
+  | 'CONTRACT_VIOLATION'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'RATE_LIMITED';
 
 export class AppError extends Error {
   readonly code: ErrorCode;

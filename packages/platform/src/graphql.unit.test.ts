@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GraphQLInt, GraphQLNonNull, GraphQLObjectType, GraphQLSchema, GraphQLString } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OPEN_ACCESS } from './auth.ts';
 import { NotFoundError } from './errors.ts';
 import { createGraphqlServer, MAX_REQUEST_BODY_BYTES } from './graphql.ts';
 import { createLogger } from './logger.ts';
@@ -45,7 +46,9 @@ describe('GraphQL endpoint', () => {
       schema,
       logger: createLogger({ name: 'test', level: 'silent' }),
       graphiql: false,
+      authenticate: () => Promise.resolve(OPEN_ACCESS),
       context: () => ({}),
+      limits: { maxDepth: 10, maxAliases: 20, maxCost: 1_000_000, maxTokens: 2_000, introspection: true },
     });
     server = createServer(handler);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -15,6 +15,8 @@ export interface HttpServerOptions {
   checks: ReadinessCheck[];
   /** Served at /metrics in the Prometheus text format. */
   metrics?: Registry;
+  /** Facts added to every /ready answer. */
+  info?: Record<string, string>;
 }
 
 export interface RunningHttpServer {
@@ -52,7 +54,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
         (results) => {
           const checks = Object.fromEntries(results.map(([name, ok]) => [name, ok ? 'up' : 'down']));
           const ready = results.every(([, ok]) => ok);
-          sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks });
+          sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks, ...options.info });
         },
       );
       return;

@@ -12,3 +12,5 @@ export * from './graphql-client.ts';
 export * from './dead-letter-admin.ts';
 export * from './batcher.ts';
 export * from './metrics.ts';
+export * from './auth.ts';
+export * from './rate-limit.ts';

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { QueueSpec } from '@stockflow/contracts';
+import { createAuthenticator, type Authenticator } from './auth.ts';
 import { ConfigError, AppError } from './errors.ts';
 import { safeUrl, type ServiceConfig } from './config.ts';
 import { CircuitBreaker, isDatabaseOutage } from './breaker.ts';
@@ -19,6 +20,8 @@ export interface ServiceDependencies {
   db?: Database;
   /** Given by the embedded runner (in process); otherwise RabbitMQ at AMQP_URL. */
   transport?: Transport;
+  /** The embedded runner may run without authentication when none is configured. */
+  authOptional?: boolean;
 }
 
 export interface ServiceParts {
@@ -39,11 +42,15 @@ export interface ServiceRuntime {
   /** Resolves when the database's circuit breaker lets calls through again. */
   waitForDatabase: () => Promise<void>;
   metrics: Metrics;
+  /** Checks the bearer token of each GraphQL request. */
+  auth: Authenticator;
 }
 
 export interface RunningService {
   name: string;
   port: number;
+  /** 'jwt' when GraphQL requests need a token, 'disabled' when they all have full access. */
+  auth: Authenticator['mode'];
   db: Database;
   transport: Transport;
   outbox: Outbox;
@@ -65,6 +72,14 @@ export async function runService(options: {
   build(runtime: ServiceRuntime): Promise<ServiceParts>;
 }): Promise<RunningService> {
   const { config, logger, name } = options;
+  const auth = createAuthenticator(config, { optional: options.deps.authOptional });
+  if (auth.mode === 'disabled') {
+    if (config.AUTH_DISABLED === 'true') {
+      logger.warn('AUTHENTICATION IS DISABLED (AUTH_DISABLED=true): every GraphQL request has full access, admin included');
+    } else {
+      logger.info('authentication is off (embedded mode): set AUTH_JWT_SECRET to require tokens');
+    }
+  }
   const metrics = createMetrics(name);
   const breaker = (dependency: string, isOutage: (error: unknown) => boolean) =>
     new CircuitBreaker({
@@ -111,7 +126,7 @@ export async function runService(options: {
     metrics,
   });
 
-  const parts = await options.build({ db, transport, outbox, metrics, waitForDatabase: () => databaseBreaker.waitUntilCallable() });
+  const parts = await options.build({ db, transport, outbox, metrics, auth, waitForDatabase: () => databaseBreaker.waitUntilCallable() });
   metrics.gauge('stockflow_outbox_backlog', 'Events written to the outbox and not yet confirmed by the broker.', [], async (g) => {
     const { rows } = await rawDb.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox');
     g.set(rows[0]?.n ?? 0);
@@ -140,6 +155,8 @@ export async function runService(options: {
     host: config.HOST,
     handler: (req, res) => parts.http(req, res),
     metrics: metrics.registry,
+    // Not a check: a service without authentication is ready, but says so wherever it is asked.
+    info: { auth: auth.mode === 'jwt' ? 'jwt' : 'DISABLED: every request has full access' },
     checks: [
       { name: 'database', check: () => rawDb.ping() },
       { name: 'broker', check: () => transport.isConnected() },
@@ -152,6 +169,7 @@ export async function runService(options: {
   return {
     name,
     port: http.port,
+    auth: auth.mode,
     db: rawDb,
     transport,
     outbox,

@@ -41,6 +41,7 @@ export async function startCluster(options: { amqpUrl: string; inventoryInstance
       OUTBOX_POLL_MS: '100',
       BREAKER_OPEN_MS: '300',
       BREAKER_MAX_OPEN_MS: '2000',
+      AUTH_DISABLED: 'true',
       ...options.env,
     });
     const member = { name, process, broker, database, url: `http://127.0.0.1:${process.port}/graphql` };

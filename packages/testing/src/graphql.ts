@@ -24,11 +24,16 @@ export async function eventually<T>(fn: () => Promise<T>, accept: (value: T) => 
  * Subscribes over GraphQL SSE (what a browser's EventSource-style client does) and collects each
  * `next` payload's data.
  */
-export async function sseSubscribe<T>(url: string, query: string, variables: Record<string, unknown> = {}) {
+export async function sseSubscribe<T>(
+  url: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+) {
   const controller = new AbortController();
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream', ...headers },
     body: JSON.stringify({ query, variables }),
     signal: controller.signal,
   });

@@ -3,6 +3,7 @@ import { queues } from '@stockflow/contracts';
 import {
   createGraphqlServer,
   graphiqlEnabled,
+  graphqlLimits,
   migrationSource,
   platformMigrations,
   runService,
@@ -25,7 +26,7 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
     migrations: inventoryMigrations,
     queues: Object.values(queues),
     deps,
-    async build({ db, transport, outbox, metrics, waitForDatabase }) {
+    async build({ db, transport, outbox, metrics, auth, waitForDatabase }) {
       const subscriptions = await startInventoryConsumers({
         db,
         transport,
@@ -41,7 +42,9 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
         logger,
         graphiql: graphiqlEnabled(config),
         metrics,
-        context: () => ({ catalog, transport, consumerQueues: INVENTORY_QUEUES }),
+        authenticate: (authorization) => auth.authenticate(authorization),
+        limits: graphqlLimits(config),
+        context: (access) => ({ access, catalog, transport, consumerQueues: INVENTORY_QUEUES }),
       });
       return { subscriptions, consumedQueues: INVENTORY_QUEUES, http: graphql };
     },

@@ -30,6 +30,7 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
       CONSUMER_PREFETCH: '10',
       CONSUMER_BATCH_SIZE: '5',
       OUTBOX_POLL_MS: '100',
+      AUTH_DISABLED: 'true',
     };
     processes.push(...(await Promise.all([1, 2, 3].map(() => startServiceProcess('inventory', env)))));
   });

@@ -40,6 +40,8 @@ export async function startInventory(env: Record<string, string> = {}): Promise<
     PORT: '0',
     HOST: '127.0.0.1',
     OUTBOX_POLL_MS: '100',
+    // Authentication has tests of its own (auth.e2e); these exercise everything else.
+    AUTH_DISABLED: 'true',
     ...env,
   });
   const service = await startInventoryService(config, createLogger({ name: 'inventory', level: process.env.TEST_LOG_LEVEL ?? 'silent' }));

@@ -22,7 +22,13 @@ describe.skipIf(servicesUnavailable)('outbox between commit and publish', () => 
   });
 
   it('publishes answers committed while publishing failed once a later instance starts', async () => {
-    const config = loadInventoryConfig({ DATABASE_URL: database.url, AMQP_URL: inject('amqpUrl'), PORT: '0', OUTBOX_POLL_MS: '50' });
+    const config = loadInventoryConfig({
+      DATABASE_URL: database.url,
+      AMQP_URL: inject('amqpUrl'),
+      PORT: '0',
+      OUTBOX_POLL_MS: '50',
+      AUTH_DISABLED: 'true',
+    });
     const real = await createAmqpTransport({ url: inject('amqpUrl'), queues: Object.values(queues), connectionName: 'test', logger });
     let consumed = 0;
     // Consumes for real but can never publish: what the outbox sees when the process dies right

@@ -59,6 +59,7 @@ describe.skipIf(servicesUnavailable)('retries with increasing delay, parking, an
       PORT: '0',
       OUTBOX_POLL_MS: '50',
       RETRY_MAX_ATTEMPTS: String(maxAttempts),
+      AUTH_DISABLED: 'true',
     });
     service = await startInventoryService(config, createLogger({ name: 'inventory', level: 'silent' }), { db: flaky.db });
     await real.query(`INSERT INTO products (sku, name, available) VALUES ('RETRY-${marker}', 'r', 100) ON CONFLICT DO NOTHING`);

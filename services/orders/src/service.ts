@@ -2,7 +2,9 @@ import path from 'node:path';
 import { queues } from '@stockflow/contracts';
 import {
   createGraphqlServer,
+  createRateLimiter,
   graphiqlEnabled,
+  graphqlLimits,
   migrationSource,
   platformMigrations,
   runService,
@@ -31,7 +33,7 @@ export function startOrdersService(
     migrations: ordersMigrations,
     queues: Object.values(queues),
     deps,
-    async build({ db, transport, outbox, metrics, waitForDatabase }) {
+    async build({ db, transport, outbox, metrics, auth, waitForDatabase }) {
       const effects = { clock, outbox };
       const orders = ordersRepository(db, effects);
       // Status changes reach subscribers on every instance through LISTEN/NOTIFY on the shared
@@ -53,12 +55,18 @@ export function startOrdersService(
         waitForDatabase,
         metrics,
       });
+      const createOrderLimiter =
+        config.CREATE_ORDER_RATE_LIMIT > 0
+          ? createRateLimiter({ perSecond: config.CREATE_ORDER_RATE_LIMIT, burst: config.CREATE_ORDER_RATE_BURST })
+          : undefined;
       const graphql = createGraphqlServer({
         schema: ordersSchema,
         logger,
         graphiql: graphiqlEnabled(config),
         metrics,
-        context: () => ({ orders, pubsub, transport, consumerQueues: [queues.stockOrders] }),
+        authenticate: (authorization) => auth.authenticate(authorization),
+        limits: graphqlLimits(config),
+        context: (access) => ({ access, orders, pubsub, transport, consumerQueues: [queues.stockOrders], createOrderLimiter }),
       });
       return { subscriptions, consumedQueues: [queues.stockOrders], http: graphql, beforeClose: unlisten };
     },

@@ -26,7 +26,7 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
   const amqpUrl = inject('amqpUrl');
 
   const ordersConfig = (url = amqpUrl) =>
-    loadOrdersConfig({ DATABASE_URL: ordersDb.url, AMQP_URL: url, PORT: '0', HOST: '127.0.0.1', OUTBOX_POLL_MS: '100' });
+    loadOrdersConfig({ DATABASE_URL: ordersDb.url, AMQP_URL: url, PORT: '0', HOST: '127.0.0.1', OUTBOX_POLL_MS: '100', AUTH_DISABLED: 'true' });
   const startOrders = async (url?: string) => {
     const s = await startOrdersService(ordersConfig(url), logger);
     running.push(s);
@@ -34,7 +34,14 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
   };
   const startInventory = async () => {
     const s = await startInventoryService(
-      loadInventoryConfig({ DATABASE_URL: inventoryDb.url, AMQP_URL: amqpUrl, PORT: '0', HOST: '127.0.0.1', OUTBOX_POLL_MS: '100' }),
+      loadInventoryConfig({
+        DATABASE_URL: inventoryDb.url,
+        AMQP_URL: amqpUrl,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        OUTBOX_POLL_MS: '100',
+        AUTH_DISABLED: 'true',
+      }),
       logger,
     );
     running.push(s);

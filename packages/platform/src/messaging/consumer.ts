@@ -135,7 +135,9 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
       await options.handleBatch(batch.map((d) => d.value));
       stopTimer?.();
       metrics?.batchSize.observe({ queue: queue.queue }, batch.length);
-      for (const d of batch) counted(eventOf(d.value), 'applied');
+      const applied = new Map<string, number>();
+      for (const d of batch) applied.set(eventOf(d.value), (applied.get(eventOf(d.value)) ?? 0) + 1);
+      for (const [event, n] of applied) counted(event, 'applied', n);
       return batch.map(() => undefined);
     } catch (error) {
       if (isOutage(error) && options.waitUntilAvailable) {

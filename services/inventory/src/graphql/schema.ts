@@ -6,6 +6,7 @@ import {
   connectionType,
   DateTimeScalar,
   pageSize,
+  requireAdmin,
   ValidationError,
   type StockflowSchemaTypes,
 } from '@stockflow/platform';
@@ -15,6 +16,8 @@ import type { CatalogRepository, Product, StockMovement } from '../db/catalog.ts
 export interface InventoryContext extends DeadLetterAdminContext {
   catalog: CatalogRepository;
 }
+
+const manage = (ctx: InventoryContext) => requireAdmin(ctx.access, 'manage products and stock');
 
 const builder = new SchemaBuilder<StockflowSchemaTypes<InventoryContext>>({ defaultFieldNullability: false });
 
@@ -166,37 +169,46 @@ builder.mutationType({
     createProduct: t.field({
       type: ProductRef,
       args: { input: t.arg({ type: CreateProductInput, required: true }) },
-      resolve: (_root, { input }, ctx) =>
-        ctx.catalog.create(
+      resolve: (_root, { input }, ctx) => {
+        manage(ctx);
+        return ctx.catalog.create(
           validNewProduct({ sku: input.sku, name: input.name, priceCents: input.priceCents ?? null, initialStock: input.initialStock }),
-        ),
+        );
+      },
     }),
     updateProduct: t.field({
       type: ProductRef,
       args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateProductInput, required: true }) },
-      resolve: (_root, { id, input }, ctx) =>
-        ctx.catalog.update(parseProductId(id), {
+      resolve: (_root, { id, input }, ctx) => {
+        manage(ctx);
+        return ctx.catalog.update(parseProductId(id), {
           sku: input.sku === null || input.sku === undefined ? undefined : validSku(input.sku),
           name: input.name === null || input.name === undefined ? undefined : validName(input.name),
           priceCents: input.priceCents === undefined ? undefined : validPrice(input.priceCents),
-        }),
+        });
+      },
     }),
     restock: t.field({
       type: ProductRef,
       description: 'Units received: adds to available stock and records a RESTOCK in the ledger.',
       args: { productId: t.arg.id({ required: true }), quantity: t.arg.int({ required: true }), note: t.arg.string() },
-      resolve: (_root, args, ctx) =>
-        ctx.catalog.restock(
+      resolve: (_root, args, ctx) => {
+        manage(ctx);
+        return ctx.catalog.restock(
           parseProductId(args.productId, 'productId'),
           validQuantity(args.quantity),
           args.note ? validReason(args.note) : null,
-        ),
+        );
+      },
     }),
     adjustStock: t.field({
       type: ProductRef,
       description: 'Corrects available stock by a signed delta, with a reason (stocktake, damage...).',
       args: { productId: t.arg.id({ required: true }), delta: t.arg.int({ required: true }), reason: t.arg.string({ required: true }) },
-      resolve: (_root, args, ctx) => ctx.catalog.adjust(parseProductId(args.productId, 'productId'), args.delta, validReason(args.reason)),
+      resolve: (_root, args, ctx) => {
+        manage(ctx);
+        return ctx.catalog.adjust(parseProductId(args.productId, 'productId'), args.delta, validReason(args.reason));
+      },
     }),
   }),
 });

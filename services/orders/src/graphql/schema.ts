@@ -6,8 +6,12 @@ import {
   afterPosition,
   connectionType,
   DateTimeScalar,
+  ForbiddenError,
+  NotFoundError,
+  ownCustomer,
   PAGE_LIMITS,
   pageSize,
+  requireAdmin,
   ValidationError,
   type StockflowSchemaTypes,
 } from '@stockflow/platform';
@@ -20,7 +24,21 @@ export type StatusPubSub = ReturnType<typeof createStatusPubSub>;
 export interface OrdersContext extends DeadLetterAdminContext {
   orders: OrdersRepository;
   pubsub: StatusPubSub;
+  /** Limits how fast one customer may create orders (admins are not limited). */
+  createOrderLimiter: { take(client: string): void } | undefined;
 }
+
+/** A customer acts only for itself; an admin (or open access) for anyone. */
+const mayActFor = (ctx: OrdersContext, customerId: string, action: string) => {
+  const own = ownCustomer(ctx.access);
+  if (own !== undefined && own !== customerId) throw new ForbiddenError(`a customer may only ${action} its own orders`);
+};
+
+/** The order if the request may see it: a customer sees only its own. */
+const visible = (ctx: OrdersContext, order: Order | undefined): Order | undefined => {
+  const own = ownCustomer(ctx.access);
+  return order && (own === undefined || order.customerId === own) ? order : undefined;
+};
 
 const builder = new SchemaBuilder<StockflowSchemaTypes<OrdersContext>>({ defaultFieldNullability: false });
 builder.addScalarType('DateTime', DateTimeScalar);
@@ -78,7 +96,7 @@ builder.queryType({
       type: OrderRef,
       nullable: true,
       args: { id: t.arg.id({ required: true }) },
-      resolve: async (_root, args, ctx) => (await ctx.orders.byId(validOrderId(args.id))) ?? null,
+      resolve: async (_root, args, ctx) => visible(ctx, await ctx.orders.byId(validOrderId(args.id))) ?? null,
     }),
     orders: t.field({
       type: OrderConnection,
@@ -94,11 +112,13 @@ builder.queryType({
         if (args.ids && args.ids.length > PAGE_LIMITS.maxIdsPerQuery) {
           throw new ValidationError(`ids accepts at most ${PAGE_LIMITS.maxIdsPerQuery} ids`, { field: 'ids' });
         }
+        const customerId = args.customerId ? validCustomerId(String(args.customerId)) : undefined;
+        if (customerId) mayActFor(ctx, customerId, 'list');
         return ctx.orders.list(
           {
             ids: args.ids?.map((id) => validOrderId(String(id), 'ids')),
             status: args.status ?? undefined,
-            customerId: args.customerId ? validCustomerId(String(args.customerId)) : undefined,
+            customerId: customerId ?? ownCustomer(ctx.access),
           },
           { after: afterPosition(args.after), limit: pageSize(args.first) },
         );
@@ -113,26 +133,40 @@ builder.mutationType({
       type: OrderRef,
       description: 'Stores the order as PENDING and returns at once; inventory decides asynchronously.',
       args: { input: t.arg({ type: CreateOrderInput, required: true }) },
-      resolve: (_root, { input }, ctx) =>
-        ctx.orders.create(
-          validNewOrder({
-            customerId: String(input.customerId),
-            items: input.items.map((l) => ({ productId: String(l.productId), quantity: l.quantity })),
-            idempotencyKey: input.idempotencyKey,
-          }),
-        ),
+      resolve: (_root, { input }, ctx) => {
+        const order = validNewOrder({
+          customerId: String(input.customerId),
+          items: input.items.map((l) => ({ productId: String(l.productId), quantity: l.quantity })),
+          idempotencyKey: input.idempotencyKey,
+        });
+        mayActFor(ctx, order.customerId, 'create');
+        const own = ownCustomer(ctx.access);
+        if (own !== undefined) ctx.createOrderLimiter?.take(own);
+        return ctx.orders.create(order);
+      },
     }),
     cancelOrder: t.field({
       type: OrderRef,
       description: 'PENDING or CONFIRMED to CANCELLED; whatever stock is held for it is released.',
       args: { id: t.arg.id({ required: true }), reason: t.arg.string() },
-      resolve: (_root, args, ctx) => ctx.orders.cancel(validOrderId(args.id), validReason(args.reason)),
+      resolve: async (_root, args, ctx) => {
+        const id = validOrderId(args.id);
+        if (ownCustomer(ctx.access) !== undefined) {
+          const order = await ctx.orders.byId(id);
+          if (!order) throw new NotFoundError(`order ${id} does not exist`, { orderId: id });
+          mayActFor(ctx, order.customerId, 'cancel');
+        }
+        return ctx.orders.cancel(id, validReason(args.reason));
+      },
     }),
     fulfillOrder: t.field({
       type: OrderRef,
       description: 'CONFIRMED to FULFILLED (shipped); the reservation becomes a sale.',
       args: { id: t.arg.id({ required: true }) },
-      resolve: (_root, args, ctx) => ctx.orders.fulfil(validOrderId(args.id)),
+      resolve: (_root, args, ctx) => {
+        requireAdmin(ctx.access, 'fulfil orders');
+        return ctx.orders.fulfil(validOrderId(args.id));
+      },
     }),
   }),
 });
@@ -145,7 +179,7 @@ builder.subscriptionType({
       args: { id: t.arg.id({ required: true }) },
       subscribe: async (_root, args, ctx) => {
         const id = validOrderId(args.id);
-        mustExist(await ctx.orders.byId(id), id);
+        mayActFor(ctx, mustExist(await ctx.orders.byId(id), id).customerId, 'follow');
         return pipe(
           ctx.pubsub.subscribe('statusChanged'),
           filter((change: StatusChange) => change.id === id),
@@ -159,6 +193,7 @@ builder.subscriptionType({
       args: { customerId: t.arg.id({ required: true }) },
       subscribe: (_root, args, ctx) => {
         const customerId = validCustomerId(String(args.customerId));
+        mayActFor(ctx, customerId, 'follow');
         return pipe(
           ctx.pubsub.subscribe('statusChanged'),
           filter((change: StatusChange) => change.customerId === customerId),

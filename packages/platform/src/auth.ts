@@ -1,0 +1,129 @@
+import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTVerifyGetKey } from 'jose';
+import { AppError, ConfigError } from './errors.ts';
+
+export const ROLES = ['admin', 'customer'] as const;
+export type Role = (typeof ROLES)[number];
+
+/**
+ * Who a GraphQL request acts as. `open` is the whole API, when authentication is switched off
+ * (the embedded `npm start`, or AUTH_DISABLED=true); otherwise the verified token's subject and
+ * role. A customer's subject is its customer id.
+ */
+export type Access = { open: true } | { open: false; sub: string; role: Role };
+
+export const OPEN_ACCESS: Access = { open: true };
+
+export interface AuthSettings {
+  AUTH_JWT_SECRET?: string | undefined;
+  AUTH_JWKS_URL?: string | undefined;
+  AUTH_JWT_ISSUER?: string | undefined;
+  AUTH_JWT_AUDIENCE?: string | undefined;
+  AUTH_DISABLED: 'true' | 'false';
+}
+
+export interface Authenticator {
+  /** 'jwt' when tokens are checked; 'disabled' when every request has open access. */
+  readonly mode: 'jwt' | 'disabled';
+  /** Verifies the Authorization header; throws UNAUTHENTICATED when it is missing or not valid. */
+  authenticate(authorization: string | undefined): Promise<Access>;
+}
+
+export class UnauthenticatedError extends AppError {
+  constructor(message: string) {
+    super('UNAUTHENTICATED', message);
+  }
+}
+
+export class ForbiddenError extends AppError {
+  constructor(message: string) {
+    super('FORBIDDEN', message);
+  }
+}
+
+/** Verified tokens kept, so a client sending the same token again costs a map lookup, not a signature check. */
+const TOKEN_CACHE_SIZE = 10_000;
+const HS256_MIN_SECRET_LENGTH = 32;
+
+/**
+ * The authenticator a service runs with. Tokens are JWTs: HS256 with AUTH_JWT_SECRET, or signed by
+ * a key from AUTH_JWKS_URL; `sub` names the user and `role` is `admin` or `customer`. With neither
+ * configured a service refuses to start, unless AUTH_DISABLED=true says so explicitly, or the
+ * caller allows it (the embedded `npm start`, with `optional`).
+ */
+export function createAuthenticator(settings: AuthSettings, options: { optional?: boolean } = {}): Authenticator {
+  const disabled = settings.AUTH_DISABLED === 'true';
+  if (disabled || (options.optional && !settings.AUTH_JWT_SECRET && !settings.AUTH_JWKS_URL)) {
+    return { mode: 'disabled', authenticate: () => Promise.resolve(OPEN_ACCESS) };
+  }
+  let key: Uint8Array | JWTVerifyGetKey;
+  let algorithms: string[];
+  if (settings.AUTH_JWT_SECRET && settings.AUTH_JWKS_URL) {
+    throw new ConfigError('Invalid configuration:\n  AUTH_JWT_SECRET and AUTH_JWKS_URL: set one of them, not both');
+  } else if (settings.AUTH_JWT_SECRET) {
+    if (settings.AUTH_JWT_SECRET.length < HS256_MIN_SECRET_LENGTH) {
+      throw new ConfigError(`Invalid configuration:\n  AUTH_JWT_SECRET: must be at least ${HS256_MIN_SECRET_LENGTH} characters`);
+    }
+    key = new TextEncoder().encode(settings.AUTH_JWT_SECRET);
+    algorithms = ['HS256'];
+  } else if (settings.AUTH_JWKS_URL) {
+    key = createRemoteJWKSet(new URL(settings.AUTH_JWKS_URL));
+    algorithms = ['RS256', 'ES256', 'PS256', 'EdDSA'];
+  } else {
+    throw new ConfigError(
+      'Invalid configuration:\n  authentication is not configured: set AUTH_JWT_SECRET (HS256) or AUTH_JWKS_URL, or AUTH_DISABLED=true to run without it',
+    );
+  }
+
+  const verified = new Map<string, { access: Access; expiresAt: number }>();
+  const verify = async (token: string): Promise<Access> => {
+    const cached = verified.get(token);
+    if (cached && cached.expiresAt > Date.now()) return cached.access;
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await jwtVerify(token, key as Uint8Array, {
+        algorithms,
+        ...(settings.AUTH_JWT_ISSUER ? { issuer: settings.AUTH_JWT_ISSUER } : {}),
+        ...(settings.AUTH_JWT_AUDIENCE ? { audience: settings.AUTH_JWT_AUDIENCE } : {}),
+        requiredClaims: ['sub', 'exp'],
+      }));
+    } catch (error) {
+      throw new UnauthenticatedError(`the token is not valid: ${(error as Error).message}`);
+    }
+    const { sub, role, exp } = payload;
+    if (typeof sub !== 'string' || sub.length === 0 || sub.length > 100) throw new UnauthenticatedError('the token has no usable sub');
+    if (!ROLES.includes(role as Role)) throw new UnauthenticatedError(`the token's role must be one of ${ROLES.join(', ')}`);
+    const access: Access = { open: false, sub, role: role as Role };
+    if (verified.size >= TOKEN_CACHE_SIZE) verified.delete(verified.keys().next().value as string);
+    verified.set(token, { access, expiresAt: (exp as number) * 1_000 });
+    return access;
+  };
+
+  return {
+    mode: 'jwt',
+    authenticate(authorization) {
+      const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
+      if (!match?.[1]) return Promise.reject(new UnauthenticatedError('a bearer token is required (Authorization: Bearer <token>)'));
+      return verify(match[1]);
+    },
+  };
+}
+
+/** Signs an HS256 token (the token CLI and tests). */
+export function signToken(secret: string, claims: { sub: string; role: Role }, expiresIn = '12h'): Promise<string> {
+  return new SignJWT({ role: claims.role })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(claims.sub)
+    .setIssuedAt()
+    .setExpirationTime(expiresIn)
+    .sign(new TextEncoder().encode(secret));
+}
+
+export const isAdmin = (access: Access) => access.open || access.role === 'admin';
+
+/** Throws FORBIDDEN unless the request may manage the platform (admin, or authentication off). */
+export function requireAdmin(access: Access, action: string): void {
+  if (!isAdmin(access)) throw new ForbiddenError(`only an admin may ${action}`);
+}
+
+/** The only customer a request may act for; undefined when it may act for any (admin, or off). */
+export const ownCustomer = (access: Access): string | undefined => (access.open || access.role === 'admin' ? undefined : access.sub);

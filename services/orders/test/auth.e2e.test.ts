@@ -1,0 +1,203 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createLogger, signToken, type RunningService } from '@stockflow/platform';
+import { createTestDatabase, eventually, graphqlClient, sseSubscribe, type TestDatabase } from '@stockflow/testing';
+import { loadInventoryConfig } from '../../inventory/src/config.ts';
+import { startInventoryService } from '../../inventory/src/service.ts';
+import { loadOrdersConfig } from '../src/config.ts';
+import { startOrdersService } from '../src/service.ts';
+
+const servicesUnavailable = inject('servicesUnavailable');
+const logger = createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const SECRET = 'a-test-secret-that-is-at-least-32-characters-long';
+
+type Client = ReturnType<typeof graphqlClient>;
+
+describe.skipIf(servicesUnavailable)('authentication and authorisation', () => {
+  let ordersDb: TestDatabase;
+  let inventoryDb: TestDatabase;
+  let orders: RunningService;
+  let inventory: RunningService;
+  const clients: Record<string, { orders: Client; inventory: Client }> = {};
+  let productId: number;
+
+  const base = (db: TestDatabase) => ({
+    DATABASE_URL: db.url,
+    AMQP_URL: inject('amqpUrl'),
+    PORT: '0',
+    HOST: '127.0.0.1',
+    OUTBOX_POLL_MS: '100',
+  });
+  const as = (who: 'anonymous' | 'admin' | 'alice' | 'bob') => clients[who] as { orders: Client; inventory: Client };
+
+  beforeAll(async () => {
+    ordersDb = await createTestDatabase('auth_orders');
+    inventoryDb = await createTestDatabase('auth_inventory');
+    inventory = await startInventoryService(loadInventoryConfig({ ...base(inventoryDb), AUTH_JWT_SECRET: SECRET }), logger);
+    orders = await startOrdersService(
+      loadOrdersConfig({ ...base(ordersDb), AUTH_JWT_SECRET: SECRET, CREATE_ORDER_RATE_LIMIT: '1', CREATE_ORDER_RATE_BURST: '3' }),
+      logger,
+    );
+    const tokens = {
+      anonymous: undefined,
+      admin: await signToken(SECRET, { sub: 'ops', role: 'admin' }),
+      alice: await signToken(SECRET, { sub: 'alice', role: 'customer' }),
+      bob: await signToken(SECRET, { sub: 'bob', role: 'customer' }),
+    };
+    for (const [who, token] of Object.entries(tokens)) {
+      clients[who] = {
+        orders: graphqlClient(`http://127.0.0.1:${orders.port}/graphql`, { token }),
+        inventory: graphqlClient(`http://127.0.0.1:${inventory.port}/graphql`, { token }),
+      };
+    }
+    productId = Number(
+      (
+        await as('admin').inventory.data<{ createProduct: { id: string } }>(
+          'mutation { createProduct(input: {sku: "AUTH-1", name: "Guarded", initialStock: 100}) { id } }',
+        )
+      ).createProduct.id,
+    );
+  });
+  afterAll(async () => {
+    await orders?.close();
+    await inventory?.close();
+    await ordersDb?.drop();
+    await inventoryDb?.drop();
+  });
+
+  const codeOf = async (client: Client, query: string, variables?: Record<string, unknown>) => {
+    const res = await client.request(query, variables);
+    return res.errors?.[0]?.extensions?.code;
+  };
+  const createOrder = (client: Client, customerId: string) =>
+    client.request<{ createOrder: { id: string } }>('mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }', {
+      input: { customerId, items: [{ productId: String(productId), quantity: 1 }] },
+    });
+
+  it('refuses every request without a valid token, with 401 and UNAUTHENTICATED, on both services', async () => {
+    const forged = await signToken('another-secret-that-is-also-32-characters-long', { sub: 'ops', role: 'admin' });
+    const expired = await signToken(SECRET, { sub: 'ops', role: 'admin' }, '-1m');
+    for (const port of [orders.port, inventory.port]) {
+      for (const token of [undefined, 'not-a-jwt', forged, expired]) {
+        const res = await graphqlClient(`http://127.0.0.1:${port}/graphql`, { token }).request('{ __typename }');
+        expect(res.status).toBe(401);
+        expect(res.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+      }
+    }
+    const sse = await fetch(`http://127.0.0.1:${orders.port}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({ query: 'subscription { customerOrderStatusChanged(customerId: "alice") { id } }' }),
+    });
+    expect(sse.status).toBe(401);
+  });
+
+  it.each([
+    ['createProduct', 'mutation { createProduct(input: {sku: "NOPE", name: "n", initialStock: 1}) { id } }'],
+    ['updateProduct', 'mutation { updateProduct(id: "1", input: {name: "x"}) { id } }'],
+    ['restock', 'mutation { restock(productId: "1", quantity: 5) { id } }'],
+    ['adjustStock', 'mutation { adjustStock(productId: "1", delta: -1, reason: "x") { id } }'],
+    ['deadLetters', '{ deadLetters(queue: "order.created.inventory") { id } }'],
+    ['replayDeadLetters', 'mutation { replayDeadLetters(queue: "order.created.inventory", all: true) }'],
+  ])('refuses %s in the Inventory Service to a customer (FORBIDDEN) and allows it to an admin', async (_name, query) => {
+    expect(await codeOf(as('alice').inventory, query)).toBe('FORBIDDEN');
+    expect(await codeOf(as('admin').inventory, query)).not.toBe('FORBIDDEN');
+  });
+
+  it.each([
+    ['fulfillOrder', 'mutation { fulfillOrder(id: "ORD-1") { id } }'],
+    ['deadLetters', '{ deadLetters(queue: "stock.orders") { id } }'],
+    ['replayDeadLetters', 'mutation { replayDeadLetters(queue: "stock.orders", all: true) }'],
+  ])('refuses %s in the Order Service to a customer (FORBIDDEN)', async (_name, query) => {
+    expect(await codeOf(as('alice').orders, query)).toBe('FORBIDDEN');
+    expect(await codeOf(as('admin').orders, query)).not.toBe('FORBIDDEN');
+  });
+
+  it('lets a customer browse the catalog', async () => {
+    const data = await as('bob').inventory.data<{ product: { sku: string } }>(`{ product(id: "${productId}") { sku } }`);
+    expect(data.product.sku).toBe('AUTH-1');
+  });
+
+  it('keeps each customer to its own orders: create, read, list, cancel, follow', async () => {
+    const res = await createOrder(as('alice').orders, 'alice');
+    const id = res.data?.createOrder.id as string;
+    expect(id).toMatch(/^ORD-/);
+
+    expect(
+      await codeOf(as('bob').orders, 'mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }', {
+        input: { customerId: 'alice', items: [{ productId: String(productId), quantity: 1 }] },
+      }),
+    ).toBe('FORBIDDEN');
+    expect((await as('bob').orders.data<{ order: unknown }>(`{ order(id: "${id}") { id } }`)).order).toBeNull();
+    expect(await codeOf(as('bob').orders, '{ orders(customerId: "alice") { totalCount } }')).toBe('FORBIDDEN');
+    expect((await as('bob').orders.data<{ orders: { totalCount: number } }>('{ orders { totalCount } }')).orders.totalCount).toBe(0);
+    expect(await codeOf(as('bob').orders, `mutation { cancelOrder(id: "${id}") { id } }`)).toBe('FORBIDDEN');
+    expect(await codeOf(as('bob').orders, `subscription { orderStatusChanged(id: "${id}") { id } }`)).toBe('FORBIDDEN');
+
+    expect((await as('alice').orders.data<{ order: { id: string } }>(`{ order(id: "${id}") { id } }`)).order.id).toBe(id);
+    const mine = await as('alice').orders.data<{ orders: { nodes: { id: string }[] } }>('{ orders { nodes { id } } }');
+    expect(mine.orders.nodes.map((o) => o.id)).toEqual([id]);
+    const all = await as('admin').orders.data<{ orders: { totalCount: number } }>('{ orders { totalCount } }');
+    expect(all.orders.totalCount).toBeGreaterThanOrEqual(1);
+
+    // A customer may follow its own orders over SSE, with its token.
+    const token = await signToken(SECRET, { sub: 'alice', role: 'customer' });
+    const sub = await sseSubscribe(
+      `http://127.0.0.1:${orders.port}/graphql`,
+      'subscription { customerOrderStatusChanged(customerId: "alice") { id status } }',
+      {},
+      { authorization: `Bearer ${token}` },
+    );
+    try {
+      const cancelled = await as('alice').orders.data<{ cancelOrder: { status: string } }>(
+        `mutation { cancelOrder(id: "${id}") { status } }`,
+      );
+      expect(cancelled.cancelOrder.status).toBe('CANCELLED');
+      await sub.waitFor((events) =>
+        events.some((e) => (e as { customerOrderStatusChanged: { status: string } }).customerOrderStatusChanged.status === 'CANCELLED'),
+      );
+    } finally {
+      sub.close();
+    }
+  });
+
+  it('limits how fast one customer creates orders (RATE_LIMITED), and not admins', async () => {
+    const results = [];
+    for (let i = 0; i < 6; i += 1) results.push(await createOrder(as('bob').orders, 'bob'));
+    const codes = results.map((r) => r.errors?.[0]?.extensions?.code ?? 'OK');
+    expect(codes.slice(0, 3)).toEqual(['OK', 'OK', 'OK']);
+    expect(codes).toContain('RATE_LIMITED');
+    const limited = results.find((r) => r.errors?.[0]?.extensions?.code === 'RATE_LIMITED');
+    expect(limited?.errors?.[0]?.extensions?.retryAfterMs).toBeGreaterThan(0);
+    for (let i = 0; i < 6; i += 1) expect((await createOrder(as('admin').orders, 'carol')).errors).toBeUndefined();
+  });
+
+  it('says in /ready that tokens are checked', async () => {
+    const ready = await eventually(
+      () => fetch(`http://127.0.0.1:${orders.port}/ready`).then((r) => r.json() as Promise<{ auth: string }>),
+      (body) => body.auth !== undefined,
+    );
+    expect(ready.auth).toBe('jwt');
+  });
+});
+
+describe.skipIf(servicesUnavailable)('starting without authentication', () => {
+  it('refuses to start unless authentication is configured or explicitly switched off, and says so when it is off', async () => {
+    const db = await createTestDatabase('auth_start');
+    const env = { DATABASE_URL: db.url, AMQP_URL: inject('amqpUrl'), PORT: '0', HOST: '127.0.0.1' };
+    try {
+      await expect(startOrdersService(loadOrdersConfig(env), logger)).rejects.toThrow(/authentication is not configured/);
+      await expect(startOrdersService(loadOrdersConfig({ ...env, AUTH_JWT_SECRET: 'too-short' }), logger)).rejects.toThrow(
+        /at least 32 characters/,
+      );
+      const open = await startOrdersService(loadOrdersConfig({ ...env, AUTH_DISABLED: 'true' }), logger);
+      try {
+        const ready = (await (await fetch(`http://127.0.0.1:${open.port}/ready`)).json()) as { auth: string };
+        expect(ready.auth).toMatch(/DISABLED/);
+      } finally {
+        await open.close();
+      }
+    } finally {
+      await db.drop();
+    }
+  });
+});
