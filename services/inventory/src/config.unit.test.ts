@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '@stockflow/platform';
 import { loadInventoryConfig } from './config.ts';
@@ -23,5 +26,20 @@ describe('inventory configuration', () => {
     expect(message).toContain('PORT ("eighty"): must be a port number');
     expect(message).toContain('AMQP_URL ("http://localhost"): must be a URL starting with amqp:// or amqps://');
     expect(message).toContain('CONSUMER_BATCH_SIZE ("0"): must be positive');
+  });
+
+  it('reads any option from a file named by X_FILE (Docker and Kubernetes secrets), and accepts TLS URLs', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'stockflow-secrets-'));
+    writeFileSync(path.join(dir, 'jwt'), 'a-secret-read-from-a-file-of-32-characters\n');
+    writeFileSync(path.join(dir, 'db'), 'postgres://u:p@db.internal:5432/inventory?sslmode=verify-full&sslrootcert=/etc/ca.pem');
+    const config = loadInventoryConfig({
+      AMQP_URL: 'amqps://user:pass@broker.internal:5671/prod',
+      AUTH_JWT_SECRET_FILE: path.join(dir, 'jwt'),
+      DATABASE_URL_FILE: path.join(dir, 'db'),
+    });
+    expect(config.AUTH_JWT_SECRET).toBe('a-secret-read-from-a-file-of-32-characters');
+    expect(config.DATABASE_URL).toContain('sslmode=verify-full');
+    expect(() => loadInventoryConfig({ ...valid, DATABASE_URL_FILE: path.join(dir, 'db') })).toThrow(/set one of them, not both/);
+    expect(() => loadInventoryConfig({ ...valid, AUTH_JWT_SECRET_FILE: path.join(dir, 'missing') })).toThrow(/cannot be read/);
   });
 });
