@@ -10,6 +10,11 @@ export function createMetrics(service: string) {
   registry.setDefaultLabels({ service });
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  /** What the gauges read when Prometheus scrapes; the runtime fills it in once it has a database and a broker. */
+  const sources: {
+    outbox?: () => Promise<{ backlog: number; oldestAgeSeconds: number }>;
+    deadLetters?: () => Promise<Record<string, number>>;
+  } = {};
 
   return {
     registry,
@@ -70,18 +75,32 @@ export function createMetrics(service: string) {
       labelNames: ['code'] as const,
       registers,
     }),
-    /** Gauges read when Prometheus scrapes (outbox backlog, dead letters): `collect` fills them. */
-    gauge(name: string, help: string, labelNames: string[], collect: (gauge: Gauge) => Promise<void>) {
-      return new Gauge({
-        name,
-        help,
-        labelNames,
-        registers,
-        async collect() {
-          await collect(this);
-        },
-      });
-    },
+    outboxBacklog: new Gauge({
+      name: 'stockflow_outbox_backlog',
+      help: 'Events written to the outbox and not yet confirmed by the broker.',
+      registers,
+      async collect() {
+        if (sources.outbox) this.set((await sources.outbox()).backlog);
+      },
+    }),
+    outboxOldestAge: new Gauge({
+      name: 'stockflow_outbox_oldest_age_seconds',
+      help: 'Age of the oldest event still in the outbox (0 when it is empty).',
+      registers,
+      async collect() {
+        if (sources.outbox) this.set((await sources.outbox()).oldestAgeSeconds);
+      },
+    }),
+    deadLetters: new Gauge({
+      name: 'stockflow_dead_letter_messages',
+      help: 'Messages parked in the dead-letter queue of each queue the service consumes.',
+      labelNames: ['queue'] as const,
+      registers,
+      async collect() {
+        for (const [queue, n] of Object.entries((await sources.deadLetters?.()) ?? {})) this.set({ queue }, n);
+      },
+    }),
+    sources,
   };
 }
 

@@ -127,29 +127,14 @@ export async function runService(options: {
   });
 
   const parts = await options.build({ db, transport, outbox, metrics, auth, waitForDatabase: () => databaseBreaker.waitUntilCallable() });
-  metrics.gauge('stockflow_outbox_backlog', 'Events written to the outbox and not yet confirmed by the broker.', [], async (g) => {
-    const { rows } = await rawDb.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox');
-    g.set(rows[0]?.n ?? 0);
-  });
-  metrics.gauge(
-    'stockflow_outbox_oldest_age_seconds',
-    'Age of the oldest event still in the outbox (0 when it is empty).',
-    [],
-    async (g) => {
-      const { rows } = await rawDb.query<{ age: number | null }>(
-        'SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM outbox',
-      );
-      g.set(rows[0]?.age ?? 0);
-    },
-  );
-  metrics.gauge(
-    'stockflow_dead_letter_messages',
-    'Messages parked in the dead-letter queue of each queue the service consumes.',
-    ['queue'],
-    async (g) => {
-      for (const queue of parts.consumedQueues) g.set({ queue: queue.queue }, await transport.deadLetters.count(queue));
-    },
-  );
+  metrics.sources.outbox = async () => {
+    const { rows } = await rawDb.query<{ backlog: number; age: number | null }>(
+      'SELECT count(*)::int AS backlog, extract(epoch FROM now() - min(created_at))::float8 AS age FROM outbox',
+    );
+    return { backlog: rows[0]?.backlog ?? 0, oldestAgeSeconds: rows[0]?.age ?? 0 };
+  };
+  metrics.sources.deadLetters = async () =>
+    Object.fromEntries(await Promise.all(parts.consumedQueues.map(async (q) => [q.queue, await transport.deadLetters.count(q)] as const)));
   const http = await startHttpServer({
     port: config.PORT,
     host: config.HOST,

@@ -1,0 +1,2 @@
+-- The Order Service's database is POSTGRES_DB; the Inventory Service gets its own.
+CREATE DATABASE stockflow_inventory OWNER stockflow;

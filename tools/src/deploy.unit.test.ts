@@ -1,0 +1,203 @@
+/**
+ * What can be checked of the deployment files without a Docker engine or a cluster: the
+ * Dockerfile's targets run the commands the tests run, the compose file is complete, every
+ * Kubernetes object validates against its schema, and dashboards and alerts use metrics the
+ * services really serve.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { queues } from '@stockflow/contracts';
+import { createMetrics } from '@stockflow/platform';
+import { repoRoot, runnableCommand } from '@stockflow/testing';
+
+const read = (file: string) => readFileSync(path.join(repoRoot, file), 'utf8');
+const SERVICES = ['inventory', 'orders'] as const;
+
+describe('Dockerfile', () => {
+  const dockerfile = read('Dockerfile');
+  const stages = Object.fromEntries(
+    dockerfile
+      .split(/^FROM /m)
+      .slice(1)
+      .map((stage) => [/ AS (\S+)/.exec(stage.split('\n')[0] ?? '')?.[1] ?? '', stage]),
+  );
+
+  it.each(SERVICES)('has a %s target that runs the command the tests start the service with', (service) => {
+    const stage = stages[service] ?? '';
+    const cmd = JSON.parse(/^CMD (.*)$/m.exec(stage)?.[1] ?? '[]') as string[];
+    const [, args] = runnableCommand(service);
+    expect(cmd).toEqual(['node', ...args.map((a) => (path.isAbsolute(a) ? path.relative(repoRoot, a) : a))]);
+    expect(stage).toContain(`COPY --from=build --chown=node:node /app/dist/${service} dist/${service}`);
+  });
+
+  it('runs as a non-root user with a health check and only production dependencies', () => {
+    const runtime = stages.runtime ?? '';
+    expect(runtime).toMatch(/^USER node$/m);
+    expect(runtime).toMatch(/^HEALTHCHECK /m);
+    expect(runtime).toContain('npm ci --omit=dev');
+  });
+
+  it("copies every workspace's package.json before installing, in both stages", () => {
+    const workspaces = (JSON.parse(read('package.json')) as { workspaces: string[] }).workspaces.flatMap((pattern) =>
+      pattern.endsWith('/*')
+        ? readdirSync(path.join(repoRoot, pattern.slice(0, -2))).map((d) => `${pattern.slice(0, -2)}/${d}`)
+        : [pattern],
+    );
+    for (const ws of workspaces) {
+      expect(stages.build).toContain(`COPY ${ws}/package.json ${ws}/`);
+      expect(stages.runtime).toContain(`COPY --from=build /app/${ws}/package.json ${ws}/`);
+    }
+  });
+});
+
+describe('docker-compose.yml', () => {
+  const compose = parseYaml(read('docker-compose.yml'), { merge: true }) as {
+    services: Record<
+      string,
+      {
+        image?: string;
+        build?: { target: string };
+        environment?: Record<string, string>;
+        healthcheck?: unknown;
+        env_file?: string;
+        depends_on?: Record<string, unknown>;
+      }
+    >;
+    volumes: Record<string, unknown>;
+  };
+
+  it('brings up PostgreSQL 16, RabbitMQ 3 with the management UI, the Order Service and two inventory replicas', () => {
+    expect(compose.services.postgres?.image).toBe('postgres:16');
+    expect(compose.services.rabbitmq?.image).toBe('rabbitmq:3-management');
+    const targets = Object.values(compose.services).map((s) => s.build?.target);
+    expect(targets.filter((t) => t === 'orders')).toHaveLength(1);
+    expect(targets.filter((t) => t === 'inventory')).toHaveLength(2);
+    expect(Object.keys(compose.volumes)).toEqual(['postgres-data', 'rabbitmq-data']);
+  });
+
+  it('gives every service a health check, its configuration, and a database of its own', () => {
+    const databases = new Set<string>();
+    for (const [name, service] of Object.entries(compose.services)) {
+      expect(service.healthcheck, name).toBeDefined();
+      if (!service.build) continue;
+      expect(service.env_file, name).toBe('.env');
+      expect(Object.keys(service.depends_on ?? {}), name).toEqual(['postgres', 'rabbitmq']);
+      expect(service.environment?.AMQP_URL, name).toMatch(/^amqp:\/\/.*@rabbitmq:5672$/);
+      databases.add(/\/(\w+)$/.exec(service.environment?.DATABASE_URL ?? '')?.[1] ?? '');
+    }
+    expect([...databases].sort()).toEqual(['stockflow_inventory', 'stockflow_orders']);
+    expect(read('deploy/compose/initdb/10-inventory-database.sql')).toContain('CREATE DATABASE stockflow_inventory');
+  });
+});
+
+describe('Kubernetes manifests', async () => {
+  const models = await import('kubernetes-models');
+  const keda = await import('@kubernetes-models/keda/keda.sh/v1alpha1');
+  // Each model's constructor takes its own object type; here they all receive parsed YAML.
+  const kinds: Record<string, new (data: never) => { validate(): void }> = {
+    'v1/Namespace': models.v1.Namespace,
+    'v1/ConfigMap': models.v1.ConfigMap,
+    'v1/Secret': models.v1.Secret,
+    'v1/Service': models.v1.Service,
+    'apps/v1/Deployment': models.apps.v1.Deployment,
+    'policy/v1/PodDisruptionBudget': models.policy.v1.PodDisruptionBudget,
+    'autoscaling/v2/HorizontalPodAutoscaler': models.autoscaling.v2.HorizontalPodAutoscaler,
+    'keda.sh/v1alpha1/ScaledObject': keda.ScaledObject,
+    'keda.sh/v1alpha1/TriggerAuthentication': keda.TriggerAuthentication,
+  };
+  const documents = readdirSync(path.join(repoRoot, 'deploy/k8s'))
+    .filter((f) => f.endsWith('.yaml'))
+    .flatMap((file) =>
+      parseAllDocuments(read(`deploy/k8s/${file}`)).map((d) => ({
+        file,
+        object: d.toJS() as { apiVersion: string; kind: string; metadata: { name: string }; spec?: Record<string, unknown> },
+      })),
+    );
+
+  it('validates every object against its schema', () => {
+    expect(documents.length).toBeGreaterThan(8);
+    for (const { file, object } of documents) {
+      const Model = kinds[`${object.apiVersion}/${object.kind}`];
+      expect(Model, `${file}: ${object.apiVersion}/${object.kind} has no schema here`).toBeDefined();
+      expect(
+        () => new (Model as NonNullable<typeof Model>)(object as never).validate(),
+        `${file}: ${object.kind} ${object.metadata.name}`,
+      ).not.toThrow();
+    }
+  });
+
+  it('probes /health and /ready, limits resources, and keeps a disruption budget for each service', () => {
+    for (const service of SERVICES) {
+      const deployment = documents.find((d) => d.object.kind === 'Deployment' && d.object.metadata.name === service)?.object as unknown as {
+        spec: {
+          template: {
+            spec: {
+              containers: {
+                livenessProbe: { httpGet: { path: string } };
+                readinessProbe: { httpGet: { path: string } };
+                resources: { limits: Record<string, string> };
+              }[];
+            };
+          };
+        };
+      };
+      const [container] = deployment.spec.template.spec.containers;
+      expect(container?.livenessProbe.httpGet.path).toBe('/health');
+      expect(container?.readinessProbe.httpGet.path).toBe('/ready');
+      expect(Object.keys(container?.resources.limits ?? {}).sort()).toEqual(['cpu', 'memory']);
+      expect(documents.some((d) => d.object.kind === 'PodDisruptionBudget' && d.object.metadata.name === service)).toBe(true);
+    }
+  });
+
+  it('scales the Inventory Service on the depth of the queue it consumes', () => {
+    const scaled = documents.find((d) => d.object.kind === 'ScaledObject')?.object as unknown as {
+      spec: { scaleTargetRef: { name: string }; triggers: { type: string; metadata: { queueName: string } }[] };
+    };
+    expect(scaled.spec.scaleTargetRef.name).toBe('inventory');
+    expect(scaled.spec.triggers[0]?.type).toBe('rabbitmq');
+    expect(scaled.spec.triggers[0]?.metadata.queueName).toBe(queues.orderCreatedInventory.queue);
+  });
+});
+
+describe('dashboards and alerts', () => {
+  const served = new Set(
+    createMetrics('check')
+      .registry.getMetricsAsArray()
+      .flatMap((m) => [m.name, `${m.name}_bucket`, `${m.name}_count`, `${m.name}_sum`]),
+  );
+  const used = (text: string) => [...new Set(text.match(/\b(stockflow_\w+|process_\w+)/g) ?? [])];
+
+  it('alert on metrics the services serve, each with a severity and a summary', () => {
+    const rules = (
+      parseYaml(read('deploy/observability/alerts.yaml')) as {
+        groups: { rules: { alert: string; expr: string; labels: { severity: string }; annotations: { summary: string } }[] }[];
+      }
+    ).groups.flatMap((g) => g.rules);
+    expect(rules.map((r) => r.alert)).toEqual(
+      expect.arrayContaining([
+        'StockflowOutboxBacklogGrowing',
+        'StockflowDeadLettersWaiting',
+        'StockflowInventoryConsumerAbsent',
+        'StockflowGraphqlLatencyHigh',
+      ]),
+    );
+    for (const rule of rules) {
+      expect(['warning', 'critical']).toContain(rule.labels.severity);
+      expect(rule.annotations.summary).toBeTruthy();
+      for (const metric of used(rule.expr)) expect(served.has(metric), `${rule.alert}: ${metric}`).toBe(true);
+    }
+  });
+
+  it('chart metrics the services serve', () => {
+    const dashboard = JSON.parse(read('deploy/observability/grafana-dashboard.json')) as {
+      panels: { title: string; targets: { expr: string }[] }[];
+    };
+    expect(dashboard.panels.length).toBeGreaterThan(8);
+    for (const panel of dashboard.panels) {
+      for (const target of panel.targets)
+        for (const metric of used(target.expr)) expect(served.has(metric), `${panel.title}: ${metric}`).toBe(true);
+    }
+  });
+});
