@@ -22,6 +22,7 @@ import {
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { OPEN_ACCESS, type Access } from './auth.ts';
 import { AppError } from './errors.ts';
+import { parseTraceparent, TRACEPARENT_HEADER, type TraceContext } from './trace.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -119,7 +120,8 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
   logger: Logger;
   graphiql: boolean;
   authenticate: (authorization: string | undefined) => Promise<Access>;
-  context: (access: Access) => Context;
+  /** The request's context: who asks, and the trace it belongs to (its `traceparent` header). */
+  context: (access: Access, request: { trace: TraceContext | undefined }) => Context;
   limits: GraphqlLimits;
   metrics?: Metrics;
 }): (req: IncomingMessage, res: ServerResponse) => void {
@@ -146,7 +148,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     graphiql: options.graphiql,
     landingPage: false,
     logging: false,
-    context: ({ req }) => options.context(req.access ?? OPEN_ACCESS),
+    context: ({ req }) => options.context(req.access ?? OPEN_ACCESS, { trace: parseTraceparent(req.headers[TRACEPARENT_HEADER]) }),
     maskedErrors: { maskError: mask, errorMessage: 'Unexpected error.' },
     plugins: [limitsPlugin],
   });
@@ -246,7 +248,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
       document: prepared.document,
       operationName: operationName ?? undefined,
       variableValues: (variables as Record<string, unknown> | null) ?? undefined,
-      contextValue: options.context(access),
+      contextValue: options.context(access, { trace: parseTraceparent(req.headers[TRACEPARENT_HEADER]) }),
     });
     if (result.errors) labels.outcome = 'error';
     send(res, 200, result.errors ? { errors: result.errors.map(mask), data: result.data } : { data: result.data });

@@ -14,3 +14,4 @@ export * from './batcher.ts';
 export * from './metrics.ts';
 export * from './auth.ts';
 export * from './rate-limit.ts';
+export * from './trace.ts';

@@ -34,7 +34,7 @@ export function startOrdersService(
     queues: Object.values(queues),
     deps,
     async build({ db, transport, outbox, metrics, auth, waitForDatabase }) {
-      const effects = { clock, outbox };
+      const effects = { clock, outbox, logger };
       const orders = ordersRepository(db, effects);
       // Status changes reach subscribers on every instance through LISTEN/NOTIFY on the shared
       // database, whichever instance made the change.
@@ -66,7 +66,15 @@ export function startOrdersService(
         metrics,
         authenticate: (authorization) => auth.authenticate(authorization),
         limits: graphqlLimits(config),
-        context: (access) => ({ access, orders, pubsub, transport, consumerQueues: [queues.stockOrders], createOrderLimiter }),
+        context: (access, { trace }) => ({
+          access,
+          trace,
+          orders,
+          pubsub,
+          transport,
+          consumerQueues: [queues.stockOrders],
+          createOrderLimiter,
+        }),
       });
       return { subscriptions, consumedQueues: [queues.stockOrders], http: graphql, beforeClose: unlisten };
     },

@@ -4,6 +4,7 @@ import { createBatcher } from '../batcher.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
+import { parseTraceparent, TRACEPARENT_HEADER, type TraceContext } from '../trace.ts';
 import { forward } from './dead-letters.ts';
 import type { IncomingMessage, Subscription, Transport } from './transport.ts';
 
@@ -12,8 +13,11 @@ export interface BatchConsumerOptions<T> {
   queue: QueueSpec;
   /** The contract the message must match; anything else is parked in the queue's DLQ. */
   schema: z.ZodType<T>;
-  /** Applies a batch in one go (one transaction); resolve only after the commit. */
-  handleBatch(items: T[]): Promise<void>;
+  /**
+   * Applies a batch in one go (one transaction); resolve only after the commit. `traces[i]` is
+   * the trace context `items[i]` arrived with (its `traceparent` header), if any.
+   */
+  handleBatch(items: T[], traces: (TraceContext | undefined)[]): Promise<void>;
   logger: Logger;
   prefetch: number;
   maxBatch: number;
@@ -70,6 +74,17 @@ interface Delivery<T> {
   message: IncomingMessage;
 }
 
+/** The order, event and correlation (trace) id a message belongs to, for its log lines. */
+export function flowOf(message: IncomingMessage): { order_id?: string; event_id?: string; correlation_id?: string } {
+  const body = message.body as { order_id?: unknown; event_id?: unknown } | null;
+  const trace = parseTraceparent(message.headers[TRACEPARENT_HEADER]);
+  return {
+    ...(typeof body?.order_id === 'string' ? { order_id: body.order_id } : {}),
+    ...(typeof body?.event_id === 'string' ? { event_id: body.event_id } : {}),
+    ...(trace ? { correlation_id: trace.traceId } : {}),
+  };
+}
+
 /** The event type of a message, for metrics: the contract's `event` field. */
 const eventOf = (body: unknown): string => {
   const event = (body as { event?: unknown } | null)?.event;
@@ -90,7 +105,7 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
   const counted = (event: string, outcome: 'applied' | 'retried' | 'parked' | 'requeued', n = 1) =>
     metrics?.messagesConsumed.inc({ queue: queue.queue, event, outcome }, n);
   const park = async (message: IncomingMessage, reason: string) => {
-    logger.warn({ queue: queue.queue, messageId: message.messageId, reason }, 'parking message in dead-letter queue');
+    logger.warn({ queue: queue.queue, messageId: message.messageId, ...flowOf(message), reason }, 'parking message in dead-letter queue');
     await transport.publish([
       forward(
         message,
@@ -115,7 +130,7 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
     const tier = queue.retryQueues[Math.min(attempts, queue.retryQueues.length) - 1];
     if (!tier) throw new Error(`queue ${queue.queue} has no retry queues`);
     logger.warn(
-      { queue: queue.queue, messageId: message.messageId, attempts, retryInMs: tier.delayMs, err: error },
+      { queue: queue.queue, messageId: message.messageId, ...flowOf(message), attempts, retryInMs: tier.delayMs, err: error },
       'handler failed; will retry',
     );
     await transport.publish([
@@ -132,7 +147,10 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
   const settle = async (batch: Delivery<T>[]): Promise<(undefined | Error)[]> => {
     try {
       const stopTimer = metrics?.batchDuration.startTimer({ queue: queue.queue });
-      await options.handleBatch(batch.map((d) => d.value));
+      await options.handleBatch(
+        batch.map((d) => d.value),
+        batch.map((d) => parseTraceparent(d.message.headers[TRACEPARENT_HEADER])),
+      );
       stopTimer?.();
       metrics?.batchSize.observe({ queue: queue.queue }, batch.length);
       const applied = new Map<string, number>();

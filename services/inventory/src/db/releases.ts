@@ -1,5 +1,5 @@
 import { EXCHANGES, ROUTING_KEYS, type OrderCancelled, type OrderFulfilled, type StockReleased } from '@stockflow/contracts';
-import type { Queryable, Transaction } from '@stockflow/platform';
+import { traceHeaders, type Queryable, type TraceContext, type Transaction } from '@stockflow/platform';
 import { answerFor } from '../messaging/answers.ts';
 import type { Decision } from '../domain/reservation.ts';
 import { countDecisions, type Effects } from './reservations.ts';
@@ -48,7 +48,12 @@ async function settleHeld(tx: Queryable, orderId: string, kind: Movement): Promi
  * overtakes its OrderCreated leaves a rejection decision behind, so the late OrderCreated reserves
  * nothing and is answered as rejected.
  */
-export async function applyOrderCancelled(tx: Transaction, event: OrderCancelled, { clock, outbox, metrics }: Effects): Promise<void> {
+export async function applyOrderCancelled(
+  tx: Transaction,
+  event: OrderCancelled,
+  { clock, outbox, metrics }: Effects,
+  trace?: TraceContext,
+): Promise<void> {
   const eventId = clock.newId();
   const rejection: Decision = { orderId: event.order_id, outcome: 'REJECTED', reason: CANCELLED_BEFORE_RESERVATION, lines: [] };
   const tombstone = answerFor(rejection, { eventId, occurredAt: clock.now() });
@@ -72,7 +77,13 @@ export async function applyOrderCancelled(tx: Transaction, event: OrderCancelled
     occurred_at: clock.now().toISOString(),
   };
   await outbox.enqueue(tx, [
-    { exchange: EXCHANGES.inventory, routingKey: ROUTING_KEYS.stockReleased, messageId: body.event_id as string, body },
+    {
+      exchange: EXCHANGES.inventory,
+      routingKey: ROUTING_KEYS.stockReleased,
+      messageId: body.event_id as string,
+      body,
+      headers: traceHeaders(trace),
+    },
   ]);
 }
 

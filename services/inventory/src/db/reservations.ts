@@ -1,5 +1,15 @@
 import { EXCHANGES, type OrderCreated } from '@stockflow/contracts';
-import { AppError, type Metrics, type OutboxWriter, type OutgoingMessage, type Queryable, type Transaction } from '@stockflow/platform';
+import {
+  AppError,
+  traceHeaders,
+  type Logger,
+  type Metrics,
+  type OutboxWriter,
+  type OutgoingMessage,
+  type Queryable,
+  type TraceContext,
+  type Transaction,
+} from '@stockflow/platform';
 import { decideOrders, type Decision, type OrderRequest } from '../domain/reservation.ts';
 import { answerFor } from '../messaging/answers.ts';
 
@@ -13,6 +23,8 @@ export interface Effects {
   clock: Clock;
   outbox: OutboxWriter;
   metrics?: Metrics;
+  /** For the per-order lines of a flow (debug level). */
+  logger?: Logger;
 }
 
 /** Counts decisions by outcome, and rejections by their first problem, once the transaction committed. */
@@ -47,8 +59,18 @@ interface ExistingDecision {
 export async function applyOrderCreatedBatch(
   tx: Transaction,
   events: readonly OrderCreated[],
-  { clock, outbox, metrics }: Effects,
+  { clock, outbox, metrics, logger }: Effects,
+  traces: readonly (TraceContext | undefined)[] = [],
 ): Promise<void> {
+  // Each answer continues the trace of the OrderCreated it answers.
+  const traceOf = new Map<string, TraceContext | undefined>();
+  events.forEach((e, i) => {
+    if (!traceOf.has(e.order_id)) traceOf.set(e.order_id, traces[i]);
+  });
+  const traced = (m: OutgoingMessage, orderId: string): OutgoingMessage => ({
+    ...m,
+    headers: { ...m.headers, ...traceHeaders(traceOf.get(orderId)) },
+  });
   const orderIds = [...new Set(events.map((e) => e.order_id))];
   const { rows: existing } = await tx.query<ExistingDecision>(
     'SELECT order_id, event, routing_key FROM order_decisions WHERE order_id = ANY($1::text[])',
@@ -78,12 +100,22 @@ export async function applyOrderCreatedBatch(
       [productIds],
     );
     const decisions = decideOrders(fresh, new Map(stock.map((s) => [s.id, s.available])));
-    newAnswers = decisions.map((d, i) => answerFor(d, { eventId: eventIds[i] as string, occurredAt: now }));
+    newAnswers = decisions.map((d, i) => traced(answerFor(d, { eventId: eventIds[i] as string, occurredAt: now }), d.orderId));
     decisions.forEach((d, i) => answerByOrder.set(d.orderId, newAnswers[i] as OutgoingMessage));
     await writeDecisions(tx, decisions, newAnswers);
     countDecisions(tx, metrics, decisions);
+    if (logger?.isLevelEnabled('debug')) {
+      tx.afterCommit(() => {
+        decisions.forEach((d, i) =>
+          logger.debug(
+            { order_id: d.orderId, event_id: eventIds[i], correlation_id: traceOf.get(d.orderId)?.traceId, outcome: d.outcome },
+            'order decided',
+          ),
+        );
+      });
+    }
   }
-  await outbox.enqueue(tx, [...newAnswers, ...repeats.map((id) => answerByOrder.get(id) as OutgoingMessage)]);
+  await outbox.enqueue(tx, [...newAnswers, ...repeats.map((id) => traced(answerByOrder.get(id) as OutgoingMessage, id))]);
 }
 
 function repeatAnswer(previous: ExistingDecision): OutgoingMessage {

@@ -35,7 +35,7 @@ export interface InventoryConsumerOptions {
  */
 export async function startInventoryConsumers(options: InventoryConsumerOptions): Promise<Subscription[]> {
   const { db, transport, logger, config } = options;
-  const effects = { clock: options.clock ?? systemClock, outbox: options.outbox, metrics: options.metrics };
+  const effects = { clock: options.clock ?? systemClock, outbox: options.outbox, metrics: options.metrics, logger };
   const common = {
     transport,
     logger,
@@ -52,8 +52,8 @@ export async function startInventoryConsumers(options: InventoryConsumerOptions)
       queue: queues.orderCreatedInventory,
       schema: OrderCreated,
       maxBatch: config.CONSUMER_BATCH_SIZE,
-      async handleBatch(events) {
-        await db.transaction((tx) => applyOrderCreatedBatch(tx, events, effects));
+      async handleBatch(events, traces) {
+        await db.transaction((tx) => applyOrderCreatedBatch(tx, events, effects, traces));
       },
     }),
     startBatchConsumer({
@@ -61,8 +61,8 @@ export async function startInventoryConsumers(options: InventoryConsumerOptions)
       queue: queues.orderCancelledInventory,
       schema: OrderCancelled,
       maxBatch: 1,
-      async handleBatch([event]) {
-        if (event) await db.transaction((tx) => applyOrderCancelled(tx, event, effects));
+      async handleBatch([event], [trace]) {
+        if (event) await db.transaction((tx) => applyOrderCancelled(tx, event, effects, trace));
       },
     }),
     startBatchConsumer({

@@ -4,9 +4,12 @@ import {
   createBatcher,
   NotFoundError,
   type Database,
+  traceHeaders,
+  type Logger,
   type OutboxWriter,
   type Page,
   type Queryable,
+  type TraceContext,
   type Transaction,
 } from '@stockflow/platform';
 import { allowedFrom, sameLines, transitionError, type NewOrder, type Order, type OrderStatus } from '../domain/order.ts';
@@ -33,7 +36,12 @@ export interface OrderFilter {
 export interface Effects {
   clock: Clock;
   outbox: OutboxWriter;
+  /** For the per-order lines of a flow (debug level). */
+  logger?: Logger;
 }
+
+/** A new order, with the trace of the request that created it. */
+type Intake = NewOrder & { trace: TraceContext | undefined };
 
 /** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
 const NOTIFY_PAYLOAD_BYTES = 7_000;
@@ -59,12 +67,25 @@ export function notifyPayloads(changes: StatusChange[]): string[] {
 }
 
 /** Writes the event and the notification an order owes on entering its current status. */
-async function announce(tx: Transaction, orders: Order[], { clock, outbox }: Effects): Promise<void> {
+async function announce(
+  tx: Transaction,
+  orders: Order[],
+  { clock, outbox, logger }: Effects,
+  traceOf: (orderId: string) => TraceContext | undefined,
+): Promise<void> {
   if (orders.length === 0) return;
-  await outbox.enqueue(
-    tx,
-    orders.map((o) => eventFor(o, clock)),
-  );
+  const events = orders.map((o) => ({ ...eventFor(o, clock), headers: traceHeaders(traceOf(o.id)) }));
+  await outbox.enqueue(tx, events);
+  if (logger?.isLevelEnabled('debug')) {
+    tx.afterCommit(() =>
+      orders.forEach((o, i) =>
+        logger.debug(
+          { order_id: o.id, event_id: events[i]?.messageId, correlation_id: traceOf(o.id)?.traceId, status: o.status },
+          'order status changed',
+        ),
+      ),
+    );
+  }
   const payloads = notifyPayloads(orders.map((o) => ({ id: o.id, customerId: o.customerId, status: o.status })));
   await tx.query(`SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, [ORDER_STATUS_CHANNEL, payloads]);
 }
@@ -81,7 +102,7 @@ async function transition(tx: Queryable, id: string, to: OrderStatus, reason: st
 
 const keyOf = (customerId: string, key: string) => `${customerId}\u0000${key}`;
 
-async function insertOrders(tx: Transaction, orders: NewOrder[], effects: Effects): Promise<(Order | Error)[]> {
+async function insertOrders(tx: Transaction, orders: Intake[], effects: Effects): Promise<(Order | Error)[]> {
   const rows = orders.map((o) => ({
     id: `ORD-${effects.clock.newId()}`,
     customer_id: o.customerId,
@@ -96,7 +117,8 @@ async function insertOrders(tx: Transaction, orders: NewOrder[], effects: Effect
     [JSON.stringify(rows)],
   );
   created.sort((a, b) => a.seq - b.seq);
-  await announce(tx, created, effects);
+  const traceById = new Map(rows.map((r, i) => [r.id, orders[i]?.trace]));
+  await announce(tx, created, effects, (id) => traceById.get(id));
   const byNewId = new Map(created.map((o) => [o.id, o]));
   // The rest repeat an idempotency key: answer with the order that key created before.
   const repeated = orders.filter((_, i) => !byNewId.has(rows[i]?.id as string));
@@ -126,7 +148,7 @@ export function ordersRepository(db: Database, effects: Effects) {
     (await q.query<Order>(`SELECT ${ORDER_COLUMNS} FROM orders WHERE id = $1`, [id])).rows[0];
 
   /** For operator and customer actions: a refused transition is an error the caller sees. */
-  const act = (id: string, to: OrderStatus, reason: string | null) =>
+  const act = (id: string, to: OrderStatus, reason: string | null, trace: TraceContext | undefined) =>
     db.transaction(async (tx) => {
       const moved = await transition(tx, id, to, reason);
       if (!moved) {
@@ -134,13 +156,13 @@ export function ordersRepository(db: Database, effects: Effects) {
         if (!current) throw new NotFoundError(`order ${id} does not exist`, { orderId: id });
         throw transitionError(current, to);
       }
-      await announce(tx, [moved], effects);
+      await announce(tx, [moved], effects, () => trace);
       return moved;
     });
 
   // Concurrent createOrder calls share one transaction (one commit) and one statement per table:
   // while a batch commits, the calls arriving meanwhile gather into the next.
-  const intake = createBatcher<NewOrder, Order>({
+  const intake = createBatcher<Intake, Order>({
     maxBatch: 200,
     maxInFlight: 2,
     run: (orders) => db.transaction((tx) => insertOrders(tx, orders, effects)),
@@ -176,10 +198,10 @@ export function ordersRepository(db: Database, effects: Effects) {
      * retried request returns the order the first one created; the same key with other lines is
      * refused rather than silently answered with a different order.
      */
-    create: (order: NewOrder) => intake.submit(order),
+    create: (order: NewOrder, trace?: TraceContext) => intake.submit({ ...order, trace }),
 
-    cancel: (id: string, reason: string | null) => act(id, 'CANCELLED', reason ?? 'Cancelled by request'),
-    fulfil: (id: string) => act(id, 'FULFILLED', null),
+    cancel: (id: string, reason: string | null, trace?: TraceContext) => act(id, 'CANCELLED', reason ?? 'Cancelled by request', trace),
+    fulfil: (id: string, trace?: TraceContext) => act(id, 'FULFILLED', null, trace),
   };
 }
 
@@ -190,7 +212,12 @@ export type OrdersRepository = ReturnType<typeof ordersRepository>;
  * instances never deadlock. Only a PENDING order moves: a late or repeated answer (the order was
  * cancelled meanwhile, or already confirmed) changes nothing.
  */
-export async function applyInventoryAnswers(tx: Transaction, answers: readonly InventoryAnswer[], effects: Effects): Promise<void> {
+export async function applyInventoryAnswers(
+  tx: Transaction,
+  answers: readonly InventoryAnswer[],
+  effects: Effects,
+  traces: readonly (TraceContext | undefined)[] = [],
+): Promise<void> {
   // Inventory decides PENDING orders only: a rejection must never cancel a confirmed order (a
   // customer may cancel one; a stray answer may not). The first answer for an order wins;
   // StockReleased needs nothing here (the order was already CANCELLED when it was asked for).
@@ -216,5 +243,10 @@ export async function applyInventoryAnswers(tx: Transaction, answers: readonly I
        .join(', ')}`,
     [JSON.stringify([...decided.values()])],
   );
-  await announce(tx, moved, effects);
+  // OrderConfirmed / OrderCancelled continue the trace of the answer that decided the order.
+  const traceOf = new Map<string, TraceContext | undefined>();
+  answers.forEach((a, i) => {
+    if (!traceOf.has(a.order_id)) traceOf.set(a.order_id, traces[i]);
+  });
+  await announce(tx, moved, effects, (id) => traceOf.get(id));
 }

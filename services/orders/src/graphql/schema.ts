@@ -14,6 +14,7 @@ import {
   requireAdmin,
   ValidationError,
   type StockflowSchemaTypes,
+  type TraceContext,
 } from '@stockflow/platform';
 import type { OrdersRepository, StatusChange } from '../db/orders.ts';
 import { validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
@@ -24,6 +25,8 @@ export type StatusPubSub = ReturnType<typeof createStatusPubSub>;
 export interface OrdersContext extends DeadLetterAdminContext {
   orders: OrdersRepository;
   pubsub: StatusPubSub;
+  /** The trace the request belongs to (its traceparent header); the events it causes continue it. */
+  trace: TraceContext | undefined;
   /** Limits how fast one customer may create orders (admins are not limited). */
   createOrderLimiter: { take(client: string): void } | undefined;
 }
@@ -142,7 +145,7 @@ builder.mutationType({
         mayActFor(ctx, order.customerId, 'create');
         const own = ownCustomer(ctx.access);
         if (own !== undefined) ctx.createOrderLimiter?.take(own);
-        return ctx.orders.create(order);
+        return ctx.orders.create(order, ctx.trace);
       },
     }),
     cancelOrder: t.field({
@@ -156,7 +159,7 @@ builder.mutationType({
           if (!order) throw new NotFoundError(`order ${id} does not exist`, { orderId: id });
           mayActFor(ctx, order.customerId, 'cancel');
         }
-        return ctx.orders.cancel(id, validReason(args.reason));
+        return ctx.orders.cancel(id, validReason(args.reason), ctx.trace);
       },
     }),
     fulfillOrder: t.field({
@@ -165,7 +168,7 @@ builder.mutationType({
       args: { id: t.arg.id({ required: true }) },
       resolve: (_root, args, ctx) => {
         requireAdmin(ctx.access, 'fulfil orders');
-        return ctx.orders.fulfil(validOrderId(args.id));
+        return ctx.orders.fulfil(validOrderId(args.id), ctx.trace);
       },
     }),
   }),

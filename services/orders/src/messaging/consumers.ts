@@ -34,8 +34,8 @@ export async function startOrdersConsumers(options: {
       maxAttempts: config.RETRY_MAX_ATTEMPTS,
       waitUntilAvailable: options.waitForDatabase,
       metrics: options.metrics,
-      async handleBatch(answers) {
-        await db.transaction((tx) => applyInventoryAnswers(tx, answers, effects));
+      async handleBatch(answers, traces) {
+        await db.transaction((tx) => applyInventoryAnswers(tx, answers, effects, traces));
       },
     }),
   ];

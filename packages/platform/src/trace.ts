@@ -1,0 +1,35 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * W3C trace context, carried in the `traceparent` header of HTTP requests and AMQP messages, so
+ * one order can be followed from createOrder through the Inventory Service's answer to the Order
+ * Service's OrderConfirmed. Its trace id is the correlation id on every log line of the flow.
+ */
+export interface TraceContext {
+  traceId: string;
+  spanId: string;
+}
+
+export const TRACEPARENT_HEADER = 'traceparent';
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+const ZEROS = /^0+$/;
+
+/** The context in a `traceparent` value, or undefined when it is absent or malformed. */
+export function parseTraceparent(value: unknown): TraceContext | undefined {
+  const match = typeof value === 'string' ? TRACEPARENT.exec(value.trim()) : null;
+  if (!match?.[1] || !match[2] || ZEROS.test(match[1]) || ZEROS.test(match[2])) return undefined;
+  return { traceId: match[1], spanId: match[2] };
+}
+
+/** A new span in the parent's trace, or the first span of a new trace. */
+export function childOf(parent: TraceContext | undefined): TraceContext {
+  return { traceId: parent?.traceId ?? randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex') };
+}
+
+export const formatTraceparent = (trace: TraceContext): string => `00-${trace.traceId}-${trace.spanId}-01`;
+
+/** Message headers carrying a new span of `parent`'s trace. */
+export const traceHeaders = (parent: TraceContext | undefined): Record<string, string> => ({
+  [TRACEPARENT_HEADER]: formatTraceparent(childOf(parent)),
+});

@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { childOf, formatTraceparent, parseTraceparent, traceHeaders } from './trace.ts';
+
+describe('W3C trace context', () => {
+  it('reads a traceparent and continues its trace in a new span', () => {
+    const parent = parseTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+    expect(parent).toEqual({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7' });
+    const child = childOf(parent);
+    expect(child.traceId).toBe(parent?.traceId);
+    expect(child.spanId).toMatch(/^[0-9a-f]{16}$/);
+    expect(child.spanId).not.toBe(parent?.spanId);
+    expect(parseTraceparent(traceHeaders(parent).traceparent)?.traceId).toBe(parent?.traceId);
+  });
+
+  it.each([
+    undefined,
+    42,
+    '',
+    'garbage',
+    '00-00000000000000000000000000000000-00f067aa0ba902b7-01',
+    '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01',
+  ])('ignores %j, starting a new trace instead', (value) => {
+    expect(parseTraceparent(value)).toBeUndefined();
+    expect(formatTraceparent(childOf(parseTraceparent(value)))).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  });
+});
