@@ -255,6 +255,15 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
   };
 
   const handle = async (req: RequestWithAccess, res: ServerResponse, plain: boolean, labels: Labels) => {
+    // The direct path counts bytes as they come; a declared size over the limit is refused here,
+    // whichever path the request would take.
+    if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BODY_BYTES) {
+      labels.outcome = 'error';
+      res.setHeader('connection', 'close');
+      return send(res, 413, {
+        errors: [{ message: `Request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`, extensions: { code: 'BAD_REQUEST' } }],
+      });
+    }
     const accept = req.headers.accept ?? '';
     const graphiqlPage = options.graphiql && req.method === 'GET' && accept.includes('text/html');
     if (req.method !== 'OPTIONS' && !graphiqlPage) {

@@ -84,6 +84,13 @@ describe.skipIf(servicesUnavailable)('request hardening (production settings)', 
       body: JSON.stringify({ query: '{ __typename }', variables: { pad: 'x'.repeat(MAX_REQUEST_BODY_BYTES) } }),
     });
     expect(res.status).toBe(413);
+    // Whatever the content type (other types go to graphql-yoga).
+    const plain = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain', authorization: `Bearer ${token}` },
+      body: 'x'.repeat(MAX_REQUEST_BODY_BYTES + 1),
+    });
+    expect(plain.status).toBe(413);
   });
 
   it('serves no GraphiQL page in production', async () => {
