@@ -14,6 +14,7 @@ COPY packages/testing/package.json packages/testing/
 COPY services/inventory/package.json services/inventory/
 COPY services/orders/package.json services/orders/
 COPY apps/stockflow/package.json apps/stockflow/
+COPY apps/dashboard/package.json apps/dashboard/
 COPY tools/package.json tools/
 RUN npm ci --no-audit --no-fund
 COPY . .
@@ -29,6 +30,7 @@ COPY --from=build /app/packages/testing/package.json packages/testing/
 COPY --from=build /app/services/inventory/package.json services/inventory/
 COPY --from=build /app/services/orders/package.json services/orders/
 COPY --from=build /app/apps/stockflow/package.json apps/stockflow/
+COPY --from=build /app/apps/dashboard/package.json apps/dashboard/
 COPY --from=build /app/tools/package.json tools/
 RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean --force
 USER node

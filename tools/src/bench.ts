@@ -76,7 +76,7 @@ async function embedded(): Promise<Platform> {
   const [command, commandArgs] = runnableCommand('stockflow');
   const child = spawn(command, commandArgs, {
     cwd: repoRoot,
-    env: { ...process.env, DATA_DIR: dir, INVENTORY_PORT: String(inventoryPort), ORDERS_PORT: String(ordersPort), LOG_LEVEL: 'warn' },
+    env: { ...process.env, DATA_DIR: dir, INVENTORY_PORT: String(inventoryPort), ORDERS_PORT: String(ordersPort), DASHBOARD_PORT: '0', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -2,11 +2,13 @@
  * `npm run build`: bundles each runnable into one ES module under dist/ (what the Dockerfiles
  * and the benchmark run), with its SQL migrations copied beside it. Running from a bundle with
  * plain `node` skips the TypeScript loader, which roughly halves a service's resident memory
- * (about 175 MB idle under tsx, 92 MB bundled). Third-party packages stay in node_modules.
+ * (about 175 MB idle under tsx, 92 MB bundled). Third-party packages stay in node_modules. The
+ * dashboard page is built with Vite and travels with the stockflow runnable.
  */
 import { cp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { build, type Plugin } from 'esbuild';
+import { build as buildPage } from 'vite';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 
@@ -31,6 +33,9 @@ const registryPackagesExternal: Plugin = {
 };
 
 await rm(path.join(root, 'dist'), { recursive: true, force: true });
+// The dashboard page (Vite), served by the stockflow runnable from dist/stockflow/dashboard.
+await buildPage({ configFile: path.join(root, 'apps/dashboard/vite.config.ts') });
+console.log('built apps/dashboard/dist');
 for (const { name, entry, migrations } of entries) {
   await build({
     entryPoints: [path.join(root, entry)],
@@ -43,6 +48,7 @@ for (const { name, entry, migrations } of entries) {
     plugins: [registryPackagesExternal],
     logLevel: 'warning',
   });
+  if (name === 'stockflow') await cp(path.join(root, 'apps/dashboard/dist'), path.join(root, 'dist', name, 'dashboard'), { recursive: true });
   for (const scope of migrations) {
     await cp(path.join(root, migrationDirs[scope] as string), path.join(root, 'dist', name, 'migrations', scope), { recursive: true });
   }

@@ -5,6 +5,7 @@ try {
   const platform = await startPlatform();
   const line = (label: string, value: string) => console.log(`  ${label.padEnd(22)} ${value}`);
   console.log(`\nStockflow is running (${platform.mode} mode)`);
+  line('Dashboard', `http://localhost:${platform.dashboard.port}/`);
   line('Order Service GraphQL', `http://localhost:${platform.orders.port}/graphql`);
   line('Inventory GraphQL', `http://localhost:${platform.inventory.port}/graphql`);
   line('Health', `http://localhost:${platform.orders.port}/ready  http://localhost:${platform.inventory.port}/ready`);

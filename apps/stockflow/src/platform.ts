@@ -11,6 +11,7 @@ import {
   type RunningService,
   type ServiceDependencies,
 } from '@stockflow/platform';
+import { startDashboard, type RunningDashboard } from '../../dashboard/server/dashboard-server.ts';
 import { loadInventoryConfig } from '../../../services/inventory/src/config.ts';
 import { catalogRepository } from '../../../services/inventory/src/db/catalog.ts';
 import { SAMPLE_CATALOG } from '../../../services/inventory/src/domain/sample-catalog.ts';
@@ -28,6 +29,7 @@ export const PlatformConfigSchema = z.object({
   ORDERS_DATABASE_URL: env.url(['postgres', 'postgresql']).optional(),
   AMQP_URL: env.url(['amqp', 'amqps']).optional(),
   SEED_SAMPLE_CATALOG: z.enum(['true', 'false']).default('true'),
+  DASHBOARD_PORT: env.port(8080),
 });
 
 export type PlatformConfig = z.infer<typeof PlatformConfigSchema>;
@@ -36,6 +38,7 @@ export interface RunningPlatform {
   mode: 'embedded' | 'distributed';
   inventory: RunningService;
   orders: RunningService;
+  dashboard: RunningDashboard;
   close(): Promise<void>;
 }
 
@@ -85,11 +88,20 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
     if (rows[0]?.n === 0) await catalogRepository(inventory.db).seed(SAMPLE_CATALOG);
   }
 
+  const dashboard = await startDashboard({
+    port: config.DASHBOARD_PORT,
+    ordersUrl: `http://127.0.0.1:${orders.port}`,
+    inventoryUrl: `http://127.0.0.1:${inventory.port}`,
+    logger: createLogger({ name: 'dashboard', level: config.LOG_LEVEL }),
+  });
+
   return {
     mode,
     inventory,
     orders,
+    dashboard,
     async close() {
+      await dashboard.close();
       await orders.close();
       await inventory.close();
       for (const resource of owned) await resource.close();

@@ -42,7 +42,13 @@ describe.each(['distributed', 'embedded'] as const)('order journey (%s)', (mode)
 
   beforeAll(async () => {
     if (mode === 'distributed' && servicesUnavailable) return;
-    const env: Record<string, string> = { INVENTORY_PORT: '0', ORDERS_PORT: '0', LOG_LEVEL: 'silent', SEED_SAMPLE_CATALOG: 'false' };
+    const env: Record<string, string> = {
+      INVENTORY_PORT: '0',
+      ORDERS_PORT: '0',
+      DASHBOARD_PORT: '0',
+      LOG_LEVEL: 'silent',
+      SEED_SAMPLE_CATALOG: 'false',
+    };
     if (mode === 'distributed') {
       const dbs: TestDatabase[] = [await createTestDatabase('journey_inventory'), await createTestDatabase('journey_orders')];
       cleanup.push(() => Promise.all(dbs.map((d) => d.drop())));

@@ -176,6 +176,24 @@ export function ordersRepository(db: Database, effects: Effects) {
       return rows;
     },
 
+    /** The newest orders first (of one customer, when given). */
+    async recent(customerId: string | undefined, limit: number): Promise<Order[]> {
+      const { rows } = await db.query<Order>(
+        `SELECT ${ORDER_COLUMNS} FROM orders WHERE ($1::text IS NULL OR customer_id = $1) ORDER BY seq DESC LIMIT $2`,
+        [customerId ?? null, limit],
+      );
+      return rows;
+    },
+
+    /** How many orders are in each status (of one customer, when given). */
+    async countsByStatus(customerId: string | undefined): Promise<{ status: OrderStatus; count: number }[]> {
+      const { rows } = await db.query<{ status: OrderStatus; count: number }>(
+        `SELECT status, count(*)::int AS count FROM orders WHERE ($1::text IS NULL OR customer_id = $1) GROUP BY status`,
+        [customerId ?? null],
+      );
+      return rows;
+    },
+
     async list(filter: OrderFilter, page: { after: number | undefined; limit: number }): Promise<Page<Order>> {
       const params: unknown[] = [];
       const conditions: string[] = [];

@@ -1,7 +1,8 @@
 import { MAX_INT32, ORDER_ID_MAX_LENGTH, type OrderLine } from '@stockflow/contracts';
 import { AppError, ValidationError } from '@stockflow/platform';
 
-export type OrderStatus = 'PENDING' | 'CONFIRMED' | 'CANCELLED' | 'FULFILLED';
+export const ORDER_STATUSES = ['PENDING', 'CONFIRMED', 'CANCELLED', 'FULFILLED'] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
 export interface Order {
   seq: number;

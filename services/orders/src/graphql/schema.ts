@@ -17,7 +17,7 @@ import {
   type TraceContext,
 } from '@stockflow/platform';
 import type { OrdersRepository, StatusChange } from '../db/orders.ts';
-import { validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
+import { ORDER_STATUSES, validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
 
 export const createStatusPubSub = () => createPubSub<{ statusChanged: [StatusChange] }>();
 export type StatusPubSub = ReturnType<typeof createStatusPubSub>;
@@ -93,8 +93,35 @@ const mustExist = (order: Order | undefined, id: string): Order => {
   return order;
 };
 
+const StatusCountRef = builder.objectRef<{ status: Order['status']; count: number }>('OrderStatusCount').implement({
+  fields: (t) => ({
+    status: t.field({ type: OrderStatusEnum, resolve: (c) => c.status }),
+    count: t.exposeInt('count'),
+  }),
+});
+
+const MAX_RECENT = 100;
+
 builder.queryType({
   fields: (t) => ({
+    recentOrders: t.field({
+      type: [OrderRef],
+      description: `The newest orders first (a customer sees its own), at most ${MAX_RECENT}.`,
+      args: { first: t.arg.int({ description: 'How many, default 20.' }) },
+      resolve: (_root, args, ctx) => {
+        const first = args.first ?? 20;
+        if (first < 1 || first > MAX_RECENT) throw new ValidationError(`first must be between 1 and ${MAX_RECENT}`, { field: 'first' });
+        return ctx.orders.recent(ownCustomer(ctx.access), first);
+      },
+    }),
+    orderCounts: t.field({
+      type: [StatusCountRef],
+      description: 'How many orders are in each status (a customer counts its own); every status is listed, zero included.',
+      resolve: async (_root, _args, ctx) => {
+        const counts = new Map((await ctx.orders.countsByStatus(ownCustomer(ctx.access))).map((c) => [c.status, c.count]));
+        return ORDER_STATUSES.map((status) => ({ status, count: counts.get(status) ?? 0 }));
+      },
+    }),
     order: t.field({
       type: OrderRef,
       nullable: true,
@@ -176,6 +203,15 @@ builder.mutationType({
 
 builder.subscriptionType({
   fields: (t) => ({
+    orderStatusChanges: t.field({
+      type: OrderRef,
+      description: 'Every order, each time its status changes, new orders included (admins only).',
+      subscribe: (_root, _args, ctx) => {
+        requireAdmin(ctx.access, 'follow every order');
+        return ctx.pubsub.subscribe('statusChanged');
+      },
+      resolve: async (change: StatusChange, _args, ctx) => mustExist(await ctx.orders.byId(change.id), change.id),
+    }),
     orderStatusChanged: t.field({
       type: OrderRef,
       description: 'The order, each time its status changes (on whichever instance processed it).',

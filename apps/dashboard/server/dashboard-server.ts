@@ -1,0 +1,270 @@
+/**
+ * The operations dashboard's server: the built page, the two GraphQL APIs behind one origin (so
+ * the browser needs no CORS and subscriptions stream through), a status summary read from the
+ * services' /ready and /metrics, and the Black-Friday rehearsal (the load generator) run on
+ * request. The embedded `npm start` runs it beside the services; `npm run start:dashboard` runs
+ * it alone in front of a distributed platform.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { z } from 'zod';
+import type { Logger } from '@stockflow/platform';
+import { runLoad, type LoadReport, type Progress } from '../../../tools/src/load.ts';
+
+export interface DashboardOptions {
+  port: number;
+  host?: string;
+  /** Where the services listen, e.g. http://127.0.0.1:8001 (without /graphql). */
+  ordersUrl: string;
+  inventoryUrl: string;
+  logger: Logger;
+  /** The built page; by default the one `npm run build` made. */
+  assetsDir?: string;
+}
+
+export interface RunningDashboard {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** The built page: beside the bundle in a build (dist/<runnable>/dashboard), else Vite's output. */
+export function dashboardAssets(): string {
+  const bundled = path.join(import.meta.dirname, 'dashboard');
+  return existsSync(bundled) ? bundled : path.join(import.meta.dirname, '..', 'dist');
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+};
+
+/** The samples of one metric in a Prometheus text exposition, by label set. */
+export function metricSamples(text: string, name: string): { labels: Record<string, string>; value: number }[] {
+  const out: { labels: Record<string, string>; value: number }[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
+    const match = /^[^{\s]+(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!match) continue;
+    const labels: Record<string, string> = {};
+    for (const m of (match[1] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[m[1] as string] = m[2] as string;
+    out.push({ labels, value: Number(match[2]) });
+  }
+  return out;
+}
+
+const RehearsalRequest = z.object({
+  orders: z.number().int().min(1).max(20_000).default(500),
+  rate: z.number().int().min(1).max(5_000).default(100),
+});
+
+interface Rehearsal {
+  startedAt: string;
+  progress: Progress | null;
+  report:
+    | (Pick<LoadReport, 'accepted' | 'failed' | 'acceptedPerSecond' | 'completedPerSecond' | 'latencyMs' | 'outcomes' | 'ok'> & {
+        stuck: number;
+        audit: 'passed' | 'failed' | 'skipped';
+      })
+    | null;
+  error: string | null;
+}
+
+export async function startDashboard(options: DashboardOptions): Promise<RunningDashboard> {
+  const { logger } = options;
+  const assets = options.assetsDir ?? dashboardAssets();
+  const upstream = { orders: new URL('/graphql', options.ordersUrl), inventory: new URL('/graphql', options.inventoryUrl) };
+  let rehearsal: (Rehearsal & { running: boolean }) | null = null;
+
+  const json = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(JSON.stringify(body));
+  };
+
+  /** Streams the request to a service's /graphql and its answer back (SSE included). */
+  const proxy = (req: IncomingMessage, res: ServerResponse, target: URL) => {
+    const headers = { ...req.headers, host: target.host };
+    const upstreamRequest = httpRequest(target, { method: req.method, headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstreamRequest.on('error', (error) => {
+      if (!res.headersSent)
+        json(res, 502, { errors: [{ message: `service unreachable: ${error.message}`, extensions: { code: 'UNAVAILABLE' } }] });
+      else res.destroy();
+    });
+    res.on('close', () => upstreamRequest.destroy());
+    req.pipe(upstreamRequest);
+  };
+
+  const fetchText = async (url: URL) => {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    return { status: res.status, text: await res.text() };
+  };
+
+  const status = async () => {
+    const services = await Promise.all(
+      (['orders', 'inventory'] as const).map(async (name) => {
+        try {
+          const [ready, metrics] = await Promise.all([
+            fetchText(new URL('/ready', upstream[name])),
+            fetchText(new URL('/metrics', upstream[name])),
+          ]);
+          const body = JSON.parse(ready.text) as { checks: Record<string, string>; auth?: string };
+          return { name, ready: ready.status === 200, checks: body.checks, auth: body.auth, metrics: metrics.text };
+        } catch (error) {
+          return { name, ready: false, checks: null, auth: undefined, metrics: '', error: (error as Error).message };
+        }
+      }),
+    );
+    const sum = (text: string, metric: string, filter: Record<string, string> = {}) =>
+      metricSamples(text, metric)
+        .filter((s) => Object.entries(filter).every(([k, v]) => s.labels[k] === v))
+        .reduce((total, s) => total + s.value, 0);
+    const [orders, inventory] = services as [(typeof services)[number], (typeof services)[number]];
+    return {
+      at: Date.now(),
+      auth: orders.auth === 'jwt' || inventory.auth === 'jwt' ? 'jwt' : 'disabled',
+      services: services.map(({ name, ready, checks, error }) => ({ name, ready, checks, ...(error ? { error } : {}) })),
+      outbox: { orders: sum(orders.metrics, 'stockflow_outbox_backlog'), inventory: sum(inventory.metrics, 'stockflow_outbox_backlog') },
+      deadLetters: Object.fromEntries(
+        [
+          ...metricSamples(orders.metrics, 'stockflow_dead_letter_messages'),
+          ...metricSamples(inventory.metrics, 'stockflow_dead_letter_messages'),
+        ].map((s): [string, number] => [s.labels.queue ?? '', s.value]),
+      ),
+      decisions: {
+        reserved: sum(inventory.metrics, 'stockflow_reservation_decisions_total', { outcome: 'reserved' }),
+        rejected: sum(inventory.metrics, 'stockflow_reservation_decisions_total', { outcome: 'rejected' }),
+      },
+    };
+  };
+
+  const readBody = async (req: IncomingMessage) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > 10_000) throw new Error('request body too large');
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  };
+
+  const startRehearsal = async (req: IncomingMessage, res: ServerResponse) => {
+    if (rehearsal?.running) return json(res, 409, { error: 'a rehearsal is already running' });
+    let params: z.infer<typeof RehearsalRequest>;
+    try {
+      const text = await readBody(req);
+      const parsed = RehearsalRequest.safeParse(text ? JSON.parse(text) : {});
+      if (!parsed.success) return json(res, 400, { error: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
+      params = parsed.data;
+    } catch {
+      return json(res, 400, { error: 'the body must be JSON: {"orders": 500, "rate": 100}' });
+    }
+    const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const current: Rehearsal & { running: boolean } = {
+      running: true,
+      startedAt: new Date().toISOString(),
+      progress: null,
+      report: null,
+      error: null,
+    };
+    rehearsal = current;
+    logger.info({ orders: params.orders, rate: params.rate }, 'Black-Friday rehearsal started from the dashboard');
+    runLoad(
+      {
+        ordersUrl: upstream.orders.toString(),
+        inventoryUrl: upstream.inventory.toString(),
+        orders: params.orders,
+        rate: params.rate,
+        concurrency: 200,
+        products: 50,
+        hot: 3,
+        hotShare: 0.5,
+        stock: 1_000_000,
+        hotStock: 50,
+        settleTimeoutMs: 120_000,
+        audit: true,
+        token,
+      },
+      (p) => {
+        current.progress = p;
+      },
+    ).then(
+      (report) => {
+        current.report = {
+          accepted: report.accepted,
+          failed: report.failed,
+          acceptedPerSecond: report.acceptedPerSecond,
+          completedPerSecond: report.completedPerSecond,
+          latencyMs: report.latencyMs,
+          outcomes: report.outcomes,
+          stuck: report.stuck.length,
+          audit: report.audit ? (report.audit.ok ? 'passed' : 'failed') : 'skipped',
+          ok: report.ok,
+        };
+        current.running = false;
+      },
+      (error: unknown) => {
+        current.error = error instanceof Error ? error.message : String(error);
+        current.running = false;
+      },
+    );
+    json(res, 202, { started: true });
+  };
+
+  const serveAsset = async (res: ServerResponse, urlPath: string) => {
+    const relative = urlPath === '/' ? 'index.html' : decodeURIComponent(urlPath).replace(/^\/+/, '');
+    const file = path.resolve(assets, relative);
+    if (!file.startsWith(path.resolve(assets) + path.sep)) return json(res, 404, { error: 'not found' });
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, {
+        'content-type': CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream',
+        'cache-control': relative.startsWith('assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
+      });
+      res.end(body);
+    } catch {
+      if (relative === 'index.html') return json(res, 503, { error: 'the dashboard is not built: run npm run build' });
+      json(res, 404, { error: 'not found' });
+    }
+  };
+
+  const server = createServer((req, res) => {
+    const urlPath = (req.url ?? '/').split('?')[0] ?? '/';
+    const handled = (async () => {
+      if (urlPath === '/api/orders/graphql') return proxy(req, res, upstream.orders);
+      if (urlPath === '/api/inventory/graphql') return proxy(req, res, upstream.inventory);
+      if (urlPath === '/api/status' && req.method === 'GET') return json(res, 200, await status());
+      if (urlPath === '/api/rehearsal' && req.method === 'POST') return startRehearsal(req, res);
+      if (urlPath === '/api/rehearsal' && req.method === 'GET') return json(res, 200, rehearsal ?? { running: false });
+      if (urlPath.startsWith('/api/')) return json(res, 404, { error: 'not found' });
+      if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method not allowed' });
+      return serveAsset(res, urlPath);
+    })();
+    handled.catch((error: unknown) => {
+      logger.error({ err: error }, 'dashboard request failed');
+      if (!res.headersSent) json(res, 500, { error: 'unexpected error' });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '0.0.0.0', () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,32 @@
+/** `npm run start:dashboard`: the operations dashboard alone, in front of a distributed platform. */
+import { z } from 'zod';
+import { createLogger, env, loadConfig } from '@stockflow/platform';
+import { startDashboard } from './dashboard-server.ts';
+
+const DashboardConfigSchema = z.object({
+  PORT: env.port(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  ORDERS_URL: env.url(['http', 'https']).default('http://127.0.0.1:8001'),
+  INVENTORY_URL: env.url(['http', 'https']).default('http://127.0.0.1:8000'),
+  LOG_LEVEL: env.logLevel(),
+});
+
+try {
+  const config = loadConfig(DashboardConfigSchema);
+  const dashboard = await startDashboard({
+    port: config.PORT,
+    host: config.HOST,
+    ordersUrl: config.ORDERS_URL,
+    inventoryUrl: config.INVENTORY_URL,
+    logger: createLogger({ name: 'dashboard', level: config.LOG_LEVEL }),
+  });
+  console.log(
+    `Stockflow dashboard on http://localhost:${dashboard.port}/ (Order Service ${config.ORDERS_URL}, Inventory ${config.INVENTORY_URL})`,
+  );
+  const stop = () => void dashboard.close().then(() => process.exit(0));
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+} catch (error) {
+  process.stderr.write(`dashboard failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,451 @@
+import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import {
+  ApiError,
+  fetchRehearsal,
+  fetchStatus,
+  gql,
+  ORDER_FIELDS,
+  session,
+  startRehearsal,
+  subscribe,
+  type Order,
+  type OrderStatus,
+  type Product,
+  type RehearsalState,
+  type Status,
+} from './api.ts';
+
+const POLL_MS = 2_000;
+const RECENT = 15;
+/** Points of the throughput chart: the last five minutes at one point per poll. */
+const HISTORY = (5 * 60_000) / POLL_MS;
+const STATUSES: OrderStatus[] = ['PENDING', 'CONFIRMED', 'CANCELLED', 'FULFILLED'];
+
+const lowStock = (p: Product) => p.availableStock <= Math.max(5, Math.floor(0.1 * (p.availableStock + p.reservedStock + p.soldStock)));
+const message = (error: unknown) =>
+  error instanceof ApiError && error.code ? `${error.message} (${error.code})` : (error as Error).message;
+
+/** Runs `fn` now and every `ms`, while mounted. */
+function usePoll(fn: () => Promise<void>, ms: number, deps: unknown[]) {
+  useEffect(() => {
+    let stopped = false;
+    const tick = async () => {
+      try {
+        await fn();
+      } catch {
+        /* shown by the panel that failed */
+      }
+      if (!stopped) timer = setTimeout(() => void tick(), ms);
+    };
+    let timer = setTimeout(() => void tick(), 0);
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, deps);
+}
+
+function SignIn({ auth, onChange }: { auth: Status['auth'] | undefined; onChange: () => void }) {
+  const [draft, setDraft] = useState('');
+  const identity = session.identity;
+  if (auth !== 'jwt') return <p className="auth">Authentication is off: full access.</p>;
+  if (identity) {
+    return (
+      <p className="auth">
+        Signed in as <strong>{identity.sub}</strong> ({identity.role}){' '}
+        <button
+          type="button"
+          onClick={() => {
+            session.token = null;
+            onChange();
+          }}
+        >
+          Sign out
+        </button>
+      </p>
+    );
+  }
+  return (
+    <form
+      className="auth"
+      onSubmit={(e) => {
+        e.preventDefault();
+        session.token = draft.trim();
+        setDraft('');
+        onChange();
+      }}
+    >
+      <label htmlFor="token">Bearer token</label>
+      <input
+        id="token"
+        type="password"
+        value={draft}
+        onChange={(e) => setDraft(e.target.value)}
+        placeholder="npm run token -- --role admin --sub me"
+      />
+      <button type="submit">Sign in</button>
+    </form>
+  );
+}
+
+function Health({ status }: { status: Status | null }) {
+  if (!status) return <p className="health">Checking the services…</p>;
+  const dead = Object.values(status.deadLetters).reduce((a, b) => a + b, 0);
+  return (
+    <ul className="health" aria-label="Health">
+      {status.services.map((s) => (
+        <li key={s.name} className={s.ready ? 'ok' : 'down'}>
+          {s.name === 'orders' ? 'Order Service' : 'Inventory Service'}: {s.ready ? 'ready' : 'not ready'}
+          {s.checks && !s.ready
+            ? ` (${Object.entries(s.checks)
+                .filter(([, v]) => v !== 'up')
+                .map(([k]) => `${k} down`)
+                .join(', ')})`
+            : ''}
+        </li>
+      ))}
+      <li className={status.services.every((s) => s.checks?.broker === 'up') ? 'ok' : 'down'}>
+        Broker: {status.services.every((s) => s.checks?.broker === 'up') ? 'connected' : 'unreachable'}
+      </li>
+      <li className={status.outbox.orders + status.outbox.inventory > 1000 ? 'warn' : 'ok'}>
+        Outbox backlog: {status.outbox.orders} orders, {status.outbox.inventory} inventory
+      </li>
+      <li className={dead > 0 ? 'warn' : 'ok'}>Dead letters: {dead}</li>
+    </ul>
+  );
+}
+
+function FlowChart({ history }: { history: [number[], number[], number[]] }) {
+  const box = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  useEffect(() => {
+    if (!box.current) return;
+    plot.current = new uPlot(
+      {
+        width: box.current.clientWidth,
+        height: 180,
+        series: [{}, { label: 'confirmed/s', stroke: '#1a7f37', width: 2 }, { label: 'rejected/s', stroke: '#cf222e', width: 2 }],
+        axes: [{}, { label: 'orders/s' }],
+      },
+      [[], [], []],
+      box.current,
+    );
+    const resize = () => plot.current?.setSize({ width: box.current?.clientWidth ?? 300, height: 180 });
+    window.addEventListener('resize', resize);
+    return () => {
+      window.removeEventListener('resize', resize);
+      plot.current?.destroy();
+    };
+  }, []);
+  useEffect(() => plot.current?.setData(history), [history]);
+  return <div ref={box} className="chart" role="img" aria-label="Orders confirmed and rejected per second over the last five minutes" />;
+}
+
+function Catalog({ products, error }: { products: Product[]; error: string | null }) {
+  return (
+    <section aria-labelledby="catalog-title">
+      <h2 id="catalog-title">Catalog</h2>
+      {error && <p role="alert">{error}</p>}
+      <div className="scroll">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Product</th>
+              <th scope="col">Available</th>
+              <th scope="col">Reserved</th>
+              <th scope="col">Sold</th>
+            </tr>
+          </thead>
+          <tbody>
+            {products.map((p) => (
+              <tr key={p.id} className={lowStock(p) ? 'low' : undefined} data-product={p.id}>
+                <th scope="row">
+                  {p.name} <span className="muted">{p.sku}</span>
+                  {lowStock(p) && <span className="badge">low stock</span>}
+                </th>
+                <td data-field="available">{p.availableStock}</td>
+                <td data-field="reserved">{p.reservedStock}</td>
+                <td data-field="sold">{p.soldStock}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  );
+}
+
+function OrderActions({ order, onDone }: { order: Order; onDone: (error?: string) => void }) {
+  const act = async (mutation: 'cancelOrder' | 'fulfillOrder') => {
+    try {
+      await gql('orders', `mutation($id: ID!) { ${mutation}(id: $id) { id } }`, { id: order.id });
+      onDone();
+    } catch (error) {
+      onDone(message(error));
+    }
+  };
+  return (
+    <span className="actions">
+      {(order.status === 'PENDING' || order.status === 'CONFIRMED') && (
+        <button type="button" onClick={() => void act('cancelOrder')}>
+          Cancel
+        </button>
+      )}
+      {order.status === 'CONFIRMED' && (
+        <button type="button" onClick={() => void act('fulfillOrder')}>
+          Fulfil
+        </button>
+      )}
+    </span>
+  );
+}
+
+function PlaceOrder({ products, onPlaced }: { products: Product[]; onPlaced: (order: Order) => void }) {
+  const identity = session.identity;
+  const [customerId, setCustomerId] = useState(identity?.role === 'customer' ? identity.sub : 'walk-in');
+  const [productId, setProductId] = useState('');
+  const [quantity, setQuantity] = useState(1);
+  const [error, setError] = useState<string | null>(null);
+  const chosen = productId || products[0]?.id || '';
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      const data = await gql<{ createOrder: Order }>(
+        'orders',
+        `mutation($input: CreateOrderInput!) { createOrder(input: $input) { ${ORDER_FIELDS} } }`,
+        {
+          input: { customerId, items: [{ productId: chosen, quantity }] },
+        },
+      );
+      onPlaced(data.createOrder);
+    } catch (err) {
+      setError(message(err));
+    }
+  };
+  return (
+    <section aria-labelledby="place-title">
+      <h2 id="place-title">Place an order</h2>
+      <form className="place" onSubmit={(e) => void submit(e)}>
+        <label>
+          Customer
+          <input value={customerId} onChange={(e) => setCustomerId(e.target.value)} required maxLength={100} />
+        </label>
+        <label>
+          Product
+          <select value={chosen} onChange={(e) => setProductId(e.target.value)}>
+            {products.map((p) => (
+              <option key={p.id} value={p.id}>
+                {p.name} ({p.availableStock} available)
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Quantity
+          <input type="number" min={1} value={quantity} onChange={(e) => setQuantity(Number(e.target.value))} required />
+        </label>
+        <button type="submit" disabled={!chosen}>
+          Place order
+        </button>
+      </form>
+      {error && <p role="alert">{error}</p>}
+    </section>
+  );
+}
+
+function RecentOrders({ orders, placed, onChanged }: { orders: Order[]; placed: string | null; onChanged: () => void }) {
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <section aria-labelledby="recent-title">
+      <h2 id="recent-title">Recent orders</h2>
+      {error && <p role="alert">{error}</p>}
+      <ol className="orders" aria-live="polite">
+        {orders.map((o) => (
+          <li key={o.id} className={o.id === placed ? 'placed' : undefined} data-order={o.id}>
+            <span className={`status ${o.status.toLowerCase()}`} data-field="status">
+              {o.status}
+            </span>{' '}
+            <code>{o.id.slice(0, 12)}…</code> {o.customerId}: {o.items.map((i) => `${i.quantity} × #${i.productId}`).join(', ')}
+            {o.reason && <span className="muted"> ({o.reason})</span>}{' '}
+            <OrderActions
+              order={o}
+              onDone={(err) => {
+                setError(err ?? null);
+                onChanged();
+              }}
+            />
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+function Rehearsal({ onError }: { onError: (m: string) => void }) {
+  const [orders, setOrders] = useState(500);
+  const [rate, setRate] = useState(100);
+  const [state, setState] = useState<RehearsalState>({ running: false });
+  usePoll(async () => setState(await fetchRehearsal()), 1_000, []);
+  const p = state.progress;
+  const r = state.report;
+  return (
+    <section aria-labelledby="rehearsal-title">
+      <h2 id="rehearsal-title">Black-Friday rehearsal</h2>
+      <form
+        className="place"
+        onSubmit={(e) => {
+          e.preventDefault();
+          startRehearsal(orders, rate).then(
+            () => setState({ running: true, progress: null }),
+            (err: unknown) => onError(message(err)),
+          );
+        }}
+      >
+        <label>
+          Orders
+          <input type="number" min={1} max={20000} value={orders} onChange={(e) => setOrders(Number(e.target.value))} />
+        </label>
+        <label>
+          Per second
+          <input type="number" min={1} max={5000} value={rate} onChange={(e) => setRate(Number(e.target.value))} />
+        </label>
+        <button type="submit" disabled={state.running}>
+          {state.running ? 'Running…' : 'Start rehearsal'}
+        </button>
+      </form>
+      <p aria-live="polite">
+        {p &&
+          `${Math.round(p.elapsedMs / 1000)} s: sent ${p.sent}, accepted ${p.accepted}, confirmed ${p.confirmed}, cancelled ${p.cancelled}, pending ${p.pending}`}
+      </p>
+      {r && (
+        <p className={r.ok ? 'ok' : 'down'}>
+          {r.accepted} accepted ({r.acceptedPerSecond.toFixed(0)}/s), completed {r.completedPerSecond.toFixed(0)}/s, latency p50{' '}
+          {Math.round(r.latencyMs.p50)} ms / p99 {Math.round(r.latencyMs.p99)} ms, {r.outcomes.CONFIRMED} confirmed, {r.outcomes.CANCELLED}{' '}
+          cancelled, {r.stuck} stuck, audit {r.audit}.
+        </p>
+      )}
+      {state.error && <p role="alert">{state.error}</p>}
+    </section>
+  );
+}
+
+export function App() {
+  const [, setSession] = useState(0);
+  const [status, setStatus] = useState<Status | null>(null);
+  const [counts, setCounts] = useState<Record<OrderStatus, number> | null>(null);
+  const [products, setProducts] = useState<Product[]>([]);
+  const [catalogError, setCatalogError] = useState<string | null>(null);
+  const [recent, setRecent] = useState<Order[]>([]);
+  const [placed, setPlaced] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [history, setHistory] = useState<[number[], number[], number[]]>([[], [], []]);
+  const last = useRef<Status | null>(null);
+  const signedIn = status?.auth !== 'jwt' || session.identity !== null;
+  const identity = session.identity;
+  const sessionKey = session.token ?? '';
+
+  usePoll(
+    async () => {
+      const next = await fetchStatus();
+      setStatus(next);
+      const prev = last.current;
+      last.current = next;
+      if (!prev) return;
+      const seconds = (next.at - prev.at) / 1000;
+      const rate = (a: number, b: number) => Math.max(0, (a - b) / seconds);
+      setHistory(([t, ok, bad]) => [
+        [...t, next.at / 1000].slice(-HISTORY),
+        [...ok, rate(next.decisions.reserved, prev.decisions.reserved)].slice(-HISTORY),
+        [...bad, rate(next.decisions.rejected, prev.decisions.rejected)].slice(-HISTORY),
+      ]);
+    },
+    POLL_MS,
+    [],
+  );
+
+  const refresh = useCallback(async () => {
+    if (!signedIn) return;
+    try {
+      const [catalog, orders] = await Promise.all([
+        gql<{ products: { nodes: Product[] } }>(
+          'inventory',
+          '{ products(first: 100) { nodes { id sku name availableStock reservedStock soldStock } } }',
+        ),
+        gql<{ orderCounts: { status: OrderStatus; count: number }[]; recentOrders: Order[] }>(
+          'orders',
+          `query($n: Int) { orderCounts { status count } recentOrders(first: $n) { ${ORDER_FIELDS} } }`,
+          { n: RECENT },
+        ),
+      ]);
+      setProducts(catalog.products.nodes);
+      setCatalogError(null);
+      setCounts(Object.fromEntries(orders.orderCounts.map((c) => [c.status, c.count])) as Record<OrderStatus, number>);
+      setRecent(orders.recentOrders);
+    } catch (error) {
+      setCatalogError(message(error));
+    }
+  }, [signedIn]);
+  usePoll(refresh, POLL_MS, [refresh, sessionKey]);
+
+  // Status changes as they happen: every order for an admin, its own for a customer.
+  useEffect(() => {
+    if (!signedIn || !status) return;
+    const own = identity?.role === 'customer' ? identity.sub : null;
+    const query = own
+      ? `subscription($c: ID!) { change: customerOrderStatusChanged(customerId: $c) { ${ORDER_FIELDS} } }`
+      : `subscription { change: orderStatusChanges { ${ORDER_FIELDS} } }`;
+    return subscribe<{ change: Order }>(query, own ? { c: own } : {}, ({ change }) =>
+      setRecent((list) =>
+        [change, ...list.filter((o) => o.id !== change.id)].sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, RECENT),
+      ),
+    );
+  }, [signedIn, sessionKey, status === null]);
+
+  return (
+    <>
+      <header>
+        <h1>Stockflow operations</h1>
+        <SignIn auth={status?.auth} onChange={() => setSession((n) => n + 1)} />
+      </header>
+      <main>
+        <section aria-labelledby="flow-title" className="wide">
+          <h2 id="flow-title">Order flow</h2>
+          <Health status={status} />
+          <dl className="tiles">
+            {STATUSES.map((s) => (
+              <div key={s} className={`tile ${s.toLowerCase()}`}>
+                <dt>{s}</dt>
+                <dd data-count={s}>{counts ? counts[s] : '…'}</dd>
+              </div>
+            ))}
+          </dl>
+          <FlowChart history={history} />
+        </section>
+        {notice && (
+          <p role="alert" className="wide">
+            {notice}
+          </p>
+        )}
+        {signedIn ? (
+          <>
+            <PlaceOrder
+              products={products}
+              onPlaced={(order) => {
+                setPlaced(order.id);
+                setRecent((list) => [order, ...list.filter((o) => o.id !== order.id)].slice(0, RECENT));
+              }}
+            />
+            <RecentOrders orders={recent} placed={placed} onChanged={() => void refresh()} />
+            <Catalog products={products} error={catalogError} />
+            <Rehearsal onError={setNotice} />
+          </>
+        ) : (
+          <p className="wide">Sign in with a token to see the catalog and the orders.</p>
+        )}
+      </main>
+    </>
+  );
+}

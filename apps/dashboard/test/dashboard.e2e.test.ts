@@ -1,0 +1,128 @@
+/**
+ * The operations dashboard in a real headless Chromium (Debian's chromium, driven by
+ * playwright-core), against the platform in each mode: load the page, place an order, see it
+ * confirm and the stock move, cancel it, see the stock return. Screenshots (desktop and phone
+ * widths) are written to test-results/.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { signToken } from '@stockflow/platform';
+import { createTestDatabase, repoRoot, servicesRequired, type TestDatabase } from '@stockflow/testing';
+import { startPlatform, type RunningPlatform } from '../../stockflow/src/platform.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const chromiumMissing = !existsSync(CHROMIUM);
+if (chromiumMissing && servicesRequired()) throw new Error(`${CHROMIUM} is required for the dashboard tests (apt-get install chromium)`);
+const servicesUnavailable = inject('servicesUnavailable');
+const SECRET = 'a-dashboard-test-secret-of-at-least-32-characters';
+const artifacts = path.join(repoRoot, 'test-results');
+
+describe.skipIf(chromiumMissing).each(['embedded', 'distributed'] as const)('operations dashboard (%s)', (mode) => {
+  let platform: RunningPlatform;
+  let browser: Browser;
+  let page: Page;
+  const cleanup: (() => Promise<unknown>)[] = [];
+  const skip = mode === 'distributed' && servicesUnavailable !== undefined;
+
+  beforeAll(async () => {
+    if (skip) return;
+    await mkdir(artifacts, { recursive: true });
+    const env: Record<string, string> = { INVENTORY_PORT: '0', ORDERS_PORT: '0', DASHBOARD_PORT: '0', LOG_LEVEL: 'silent' };
+    if (mode === 'distributed') {
+      const dbs: TestDatabase[] = [await createTestDatabase('dashboard_inventory'), await createTestDatabase('dashboard_orders')];
+      cleanup.push(() => Promise.all(dbs.map((d) => d.drop())));
+      Object.assign(env, {
+        AMQP_URL: inject('amqpUrl'),
+        INVENTORY_DATABASE_URL: dbs[0]?.url,
+        ORDERS_DATABASE_URL: dbs[1]?.url,
+        AUTH_JWT_SECRET: SECRET,
+      });
+    } else {
+      const dir = await mkdtemp(path.join(tmpdir(), 'stockflow-dashboard-'));
+      cleanup.push(() => rm(dir, { recursive: true, force: true }));
+      env.DATA_DIR = dir;
+    }
+    platform = await startPlatform(env);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`http://127.0.0.1:${platform.dashboard.port}/`);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await platform?.close();
+    for (const c of cleanup.reverse()) await c();
+  });
+
+  const stockOf = async (productId: string) => {
+    const row = page.locator(`tr[data-product="${productId}"]`);
+    return {
+      available: Number(await row.locator('[data-field="available"]').textContent()),
+      reserved: Number(await row.locator('[data-field="reserved"]').textContent()),
+    };
+  };
+
+  it.skipIf(skip)('shows the platform healthy, and asks for a token when authentication is on', async () => {
+    await expect.poll(() => page.getByRole('list', { name: 'Health' }).textContent()).toContain('Order Service: ready');
+    if (mode === 'distributed') {
+      await expect.poll(() => page.getByText('Sign in with a token').count()).toBe(1);
+      await page.getByLabel('Bearer token').fill(await signToken(SECRET, { sub: 'ops', role: 'admin' }));
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await expect.poll(() => page.locator('.auth').textContent()).toContain('Signed in as ops (admin)');
+    } else {
+      await expect.poll(() => page.locator('.auth').textContent()).toContain('Authentication is off');
+    }
+  });
+
+  it.skipIf(skip)('places an order, sees it confirm and the stock held, cancels it, sees the stock return', async () => {
+    await expect.poll(() => page.locator('tr[data-product]').count()).toBeGreaterThan(0);
+    const option = page.getByLabel('Product').locator('option', { hasText: 'Noise-cancelling headphones' });
+    const productId = (await option.getAttribute('value')) as string;
+    const before = await stockOf(productId);
+
+    await page.getByLabel('Customer').fill('dashboard-shopper');
+    await page.getByLabel('Product').selectOption(productId);
+    await page.getByLabel('Quantity').fill('2');
+    await page.getByRole('button', { name: 'Place order' }).click();
+
+    const placed = page.locator('ol.orders li.placed');
+    await expect.poll(() => placed.locator('[data-field="status"]').textContent(), { timeout: 15_000 }).toBe('CONFIRMED');
+    await expect
+      .poll(() => stockOf(productId), { timeout: 10_000 })
+      .toEqual({ available: before.available - 2, reserved: before.reserved + 2 });
+    await page.screenshot({ path: path.join(artifacts, `dashboard-${mode}-confirmed.png`), fullPage: true });
+
+    await placed.getByRole('button', { name: 'Cancel' }).click();
+    await expect.poll(() => placed.locator('[data-field="status"]').textContent(), { timeout: 15_000 }).toBe('CANCELLED');
+    await expect.poll(() => stockOf(productId), { timeout: 10_000 }).toEqual(before);
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: path.join(artifacts, `dashboard-${mode}-phone.png`), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it.skipIf(skip)('runs a short Black-Friday rehearsal from the page and shows its result', async () => {
+    await page.getByLabel('Orders', { exact: true }).fill('60');
+    await page.getByLabel('Per second', { exact: true }).fill('60');
+    await page.getByRole('button', { name: 'Start rehearsal' }).click();
+    await expect
+      .poll(() => page.locator('section[aria-labelledby="rehearsal-title"]').textContent(), { timeout: 60_000, interval: 500 })
+      .toMatch(/60 accepted .* audit passed/);
+    await expect.poll(() => page.locator('[data-count="CONFIRMED"]').textContent()).not.toBe('0');
+  });
+});
