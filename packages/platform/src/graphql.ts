@@ -190,6 +190,15 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     res.end(json);
   };
 
+  /** 413, then the connection is dropped rather than the rest of an oversized body read. */
+  const refuseTooLarge = (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader('connection', 'close');
+    res.once('finish', () => req.destroy());
+    send(res, 413, {
+      errors: [{ message: `Request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`, extensions: { code: 'BAD_REQUEST' } }],
+    });
+  };
+
   /** Yoga answers a request whose body was already read (anything the direct path leaves alone). */
   const viaYoga = async (req: RequestWithAccess, res: ServerResponse, body: Buffer) => {
     const headers = new Headers();
@@ -208,15 +217,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     let size = 0;
     for await (const chunk of req as AsyncIterable<Buffer>) {
       size += chunk.length;
-      if (size > MAX_REQUEST_BODY_BYTES) {
-        // Answer, then drop the connection rather than read the rest of an oversized body.
-        res.setHeader('connection', 'close');
-        res.once('finish', () => req.destroy());
-        send(res, 413, {
-          errors: [{ message: `Request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`, extensions: { code: 'BAD_REQUEST' } }],
-        });
-        return;
-      }
+      if (size > MAX_REQUEST_BODY_BYTES) return refuseTooLarge(req, res);
       chunks.push(chunk);
     }
     const body = Buffer.concat(chunks);
@@ -259,10 +260,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     // whichever path the request would take.
     if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BODY_BYTES) {
       labels.outcome = 'error';
-      res.setHeader('connection', 'close');
-      return send(res, 413, {
-        errors: [{ message: `Request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`, extensions: { code: 'BAD_REQUEST' } }],
-      });
+      return refuseTooLarge(req, res);
     }
     const accept = req.headers.accept ?? '';
     const graphiqlPage = options.graphiql && req.method === 'GET' && accept.includes('text/html');
