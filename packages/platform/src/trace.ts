@@ -33,3 +33,18 @@ export const formatTraceparent = (trace: TraceContext): string => `00-${trace.tr
 export const traceHeaders = (parent: TraceContext | undefined): Record<string, string> => ({
   [TRACEPARENT_HEADER]: formatTraceparent(childOf(parent)),
 });
+
+/**
+ * The trace each order's events continue, from a batch of deliveries and the trace each arrived
+ * with (`traces[i]` for `items[i]`); an order delivered twice keeps its first.
+ */
+export function tracesByOrder(
+  items: readonly { order_id: string }[],
+  traces: readonly (TraceContext | undefined)[],
+): Map<string, TraceContext | undefined> {
+  const byOrder = new Map<string, TraceContext | undefined>();
+  items.forEach((item, i) => {
+    if (!byOrder.has(item.order_id)) byOrder.set(item.order_id, traces[i]);
+  });
+  return byOrder;
+}

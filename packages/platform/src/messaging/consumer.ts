@@ -3,7 +3,7 @@ import { ATTEMPTS_HEADER, DEAD_LETTER_REASON_HEADER, ORIGINAL_ROUTING_KEY_HEADER
 import { createBatcher } from '../batcher.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import type { Metrics } from '../metrics.ts';
+import { tally, type Metrics } from '../metrics.ts';
 import { parseTraceparent, TRACEPARENT_HEADER, type TraceContext } from '../trace.ts';
 import { forward } from './dead-letters.ts';
 import type { IncomingMessage, Subscription, Transport } from './transport.ts';
@@ -153,9 +153,7 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
       );
       stopTimer?.();
       metrics?.batchSize.observe({ queue: queue.queue }, batch.length);
-      const applied = new Map<string, number>();
-      for (const d of batch) applied.set(eventOf(d.value), (applied.get(eventOf(d.value)) ?? 0) + 1);
-      for (const [event, n] of applied) counted(event, 'applied', n);
+      for (const [event, n] of tally(batch, (d) => eventOf(d.value))) counted(event, 'applied', n);
       return batch.map(() => undefined);
     } catch (error) {
       if (isOutage(error) && options.waitUntilAvailable) {

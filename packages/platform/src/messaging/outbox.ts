@@ -2,7 +2,7 @@ import { createBatcher } from '../batcher.ts';
 import type { CircuitBreaker } from '../breaker.ts';
 import type { Database, Transaction } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
-import type { Metrics } from '../metrics.ts';
+import { tally, type Metrics } from '../metrics.ts';
 import type { OutgoingMessage, Transport } from './transport.ts';
 
 export interface OutboxOptions {
@@ -93,9 +93,8 @@ export function startOutbox(options: OutboxOptions): Outbox {
 
   const count = (rows: OutboxRow[], outcome: 'confirmed' | 'failed') => {
     if (!options.metrics) return;
-    const byKey = new Map<string, number>();
-    for (const r of rows) byKey.set(r.message.routingKey, (byKey.get(r.message.routingKey) ?? 0) + 1);
-    for (const [key, n] of byKey) options.metrics.messagesPublished.inc({ routing_key: key, outcome }, n);
+    for (const [key, n] of tally(rows, (r) => r.message.routingKey))
+      options.metrics.messagesPublished.inc({ routing_key: key, outcome }, n);
   };
 
   /** Publishes claimed rows with confirms and deletes them; on failure gives their claim up and throws. */

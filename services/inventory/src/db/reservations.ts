@@ -2,6 +2,7 @@ import { EXCHANGES, type OrderCreated } from '@stockflow/contracts';
 import {
   AppError,
   traceHeaders,
+  tracesByOrder,
   type Logger,
   type Metrics,
   type OutboxWriter,
@@ -63,10 +64,7 @@ export async function applyOrderCreatedBatch(
   traces: readonly (TraceContext | undefined)[] = [],
 ): Promise<void> {
   // Each answer continues the trace of the OrderCreated it answers.
-  const traceOf = new Map<string, TraceContext | undefined>();
-  events.forEach((e, i) => {
-    if (!traceOf.has(e.order_id)) traceOf.set(e.order_id, traces[i]);
-  });
+  const traceOf = tracesByOrder(events, traces);
   const traced = (m: OutgoingMessage, orderId: string): OutgoingMessage => ({
     ...m,
     headers: { ...m.headers, ...traceHeaders(traceOf.get(orderId)) },

@@ -5,6 +5,7 @@ import {
   NotFoundError,
   type Database,
   traceHeaders,
+  tracesByOrder,
   type Logger,
   type OutboxWriter,
   type Page,
@@ -262,9 +263,6 @@ export async function applyInventoryAnswers(
     [JSON.stringify([...decided.values()])],
   );
   // OrderConfirmed / OrderCancelled continue the trace of the answer that decided the order.
-  const traceOf = new Map<string, TraceContext | undefined>();
-  answers.forEach((a, i) => {
-    if (!traceOf.has(a.order_id)) traceOf.set(a.order_id, traces[i]);
-  });
+  const traceOf = tracesByOrder(answers, traces);
   await announce(tx, moved, effects, (id) => traceOf.get(id));
 }
