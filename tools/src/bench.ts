@@ -2,7 +2,7 @@
  * `npm run bench`: starts the platform itself in each configuration (embedded; distributed with
  * one inventory instance; with two), runs fixed scenarios with the load generator, and prints one
  * table. Needs the local PostgreSQL and RabbitMQ (and rabbitmqctl) for the distributed runs.
- *   npm run bench -- [--orders 20000] [--backlog 20000] [--only embedded,distributed-1,distributed-2]
+ *   npm run bench -- [--orders 20000] [--backlog 20000] [--only distributed-1] [--scenarios even,drain]
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -27,22 +27,31 @@ import {
 import { parseCli, wholeNumber } from './cli.ts';
 import { runLoad, type LoadOptions } from './load.ts';
 
-const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--only LIST]
-  --orders N    orders per load scenario (default 5000; the targets are stated for 20000)
-  --backlog N   OrderCreated queued for the backlog-drain scenario (default 20000)
-  --only LIST   configurations to run, comma-separated: embedded, distributed-1, distributed-2`;
+const CONFIGURATIONS = ['embedded', 'distributed-1', 'distributed-2'] as const;
+const SCENARIOS = ['even', 'hot', 'steady', 'drain'] as const;
+
+const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--only LIST] [--scenarios LIST]
+  --orders N        orders per load scenario (default 5000; the targets are stated for 20000)
+  --backlog N       OrderCreated queued for the backlog-drain scenario (default 20000)
+  --only LIST       configurations to run, comma-separated: ${CONFIGURATIONS.join(', ')}
+  --scenarios LIST  scenarios to run, comma-separated: ${SCENARIOS.join(', ')} (default all)`;
+
+/** A comma-separated flag naming some of `choices` (all of them when absent). */
+const listOf = <T extends string>(choices: readonly [T, ...T[]]) =>
+  z
+    .string()
+    .default(choices.join(','))
+    .transform((s) => s.split(',').map((x) => x.trim()))
+    .pipe(z.array(z.enum(choices)).min(1));
 
 const args = parseCli(
   usage,
-  { orders: { type: 'string' }, backlog: { type: 'string' }, only: { type: 'string' } },
+  { orders: { type: 'string' }, backlog: { type: 'string' }, only: { type: 'string' }, scenarios: { type: 'string' } },
   z.object({
     orders: wholeNumber(1_000_000).default(5_000),
     backlog: wholeNumber(1_000_000).default(20_000),
-    only: z
-      .string()
-      .default('embedded,distributed-1,distributed-2')
-      .transform((s) => s.split(',').map((x) => x.trim()))
-      .pipe(z.array(z.enum(['embedded', 'distributed-1', 'distributed-2'])).min(1)),
+    only: listOf(CONFIGURATIONS),
+    scenarios: listOf(SCENARIOS),
   }),
 );
 
@@ -234,10 +243,15 @@ async function backlogDrain(platform: Platform, count: number) {
   }
 }
 
-const scenarios = (orders: number): { name: string; options: Partial<LoadOptions> }[] => [
-  { name: 'even catalog (concurrency 200)', options: { orders, concurrency: 200, products: 1_000, hot: 0, hotShare: 0 } },
-  { name: 'hot skew (5 hot, 90% of orders)', options: { orders, concurrency: 200, products: 1_000, hot: 5, hotShare: 0.9, hotStock: 100 } },
+const scenarios = (orders: number): { key: (typeof SCENARIOS)[number]; name: string; options: Partial<LoadOptions> }[] => [
+  { key: 'even', name: 'even catalog (concurrency 200)', options: { orders, concurrency: 200, products: 1_000, hot: 0, hotShare: 0 } },
   {
+    key: 'hot',
+    name: 'hot skew (5 hot, 90% of orders)',
+    options: { orders, concurrency: 200, products: 1_000, hot: 5, hotShare: 0.9, hotStock: 100 },
+  },
+  {
+    key: 'steady',
     name: 'steady 500/s',
     options: { orders: Math.min(orders, 10_000), rate: 500, concurrency: 1_000, products: 1_000, hot: 0, hotShare: 0 },
   },
@@ -252,7 +266,7 @@ for (const config of args.only) {
   process.stderr.write(`\n== ${config}\n`);
   const platform = config === 'embedded' ? await embedded() : await distributed(config === 'distributed-2' ? 2 : 1);
   try {
-    for (const scenario of scenarios(args.orders)) {
+    for (const scenario of scenarios(args.orders).filter((s) => args.scenarios.includes(s.key))) {
       process.stderr.write(`   ${scenario.name}...\n`);
       const [report, rss] = await peakRss(platform, () =>
         runLoad({
@@ -283,8 +297,8 @@ for (const config of args.only) {
         report.ok ? 'pass' : `FAIL (${report.stuck.length} stuck${report.audit?.ok === false ? ', audit' : ''})`,
       ]);
     }
-    const drain = await peakRss(platform, () => backlogDrain(platform, args.backlog));
-    if (drain[0]) {
+    const drain = args.scenarios.includes('drain') ? await peakRss(platform, () => backlogDrain(platform, args.backlog)) : undefined;
+    if (drain?.[0]) {
       rows.push([
         config,
         `backlog drain (${args.backlog} queued, 1 hot product)`,
