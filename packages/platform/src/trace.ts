@@ -22,9 +22,22 @@ export function parseTraceparent(value: unknown): TraceContext | undefined {
   return { traceId: match[1], spanId: match[2] };
 }
 
+// Every event takes a new span id; a randomBytes call for each was 3% of the Order Service's CPU
+// at peak (about 9 us a call), so ids are cut from a larger draw of the same generator.
+let entropy = Buffer.alloc(0);
+let used = 0;
+function randomHex(bytes: number): string {
+  if (used + bytes > entropy.length) {
+    entropy = randomBytes(4_096);
+    used = 0;
+  }
+  used += bytes;
+  return entropy.toString('hex', used - bytes, used);
+}
+
 /** A new span in the parent's trace, or the first span of a new trace. */
 export function childOf(parent: TraceContext | undefined): TraceContext {
-  return { traceId: parent?.traceId ?? randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex') };
+  return { traceId: parent?.traceId ?? randomHex(16), spanId: randomHex(8) };
 }
 
 export const formatTraceparent = (trace: TraceContext): string => `00-${trace.traceId}-${trace.spanId}-01`;

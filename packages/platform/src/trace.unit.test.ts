@@ -23,4 +23,11 @@ describe('W3C trace context', () => {
     expect(parseTraceparent(value)).toBeUndefined();
     expect(formatTraceparent(childOf(parseTraceparent(value)))).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
   });
+
+  it('gives every new trace and span its own id, across many draws of randomness', () => {
+    const traces = Array.from({ length: 2_000 }, () => childOf(undefined));
+    expect(new Set(traces.map((t) => t.traceId)).size).toBe(traces.length);
+    expect(new Set(traces.map((t) => t.spanId)).size).toBe(traces.length);
+    for (const t of traces) expect(parseTraceparent(formatTraceparent(t))).toEqual(t);
+  });
 });
