@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEAD_LETTER_REASON_HEADER, EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
+import { createPostgresDatabase } from '@stockflow/platform';
 import { eventually } from '@stockflow/testing';
 import { servicesUnavailable, startInventory, type InventoryHarness } from './harness.ts';
 
@@ -91,6 +92,63 @@ describe.skipIf(servicesUnavailable)('reservation on the real PostgreSQL and Rab
         orderId: 'ORD-LEDGER',
       },
     ]);
+  });
+
+  /** Another transaction holding a product's row lock (having set `available`, if given) until the returned function commits it. */
+  async function holdProductLock(productId: number, setAvailable?: number) {
+    const other = createPostgresDatabase({ url: h.database.url, poolSize: 1, applicationName: 'lock-holder' });
+    let commit = () => undefined as void;
+    const committing = new Promise<void>((resolve) => (commit = resolve));
+    let holding = () => undefined as void;
+    const held = new Promise<void>((resolve) => (holding = resolve));
+    const transaction = other.transaction(async (tx) => {
+      await (setAvailable === undefined
+        ? tx.query('SELECT 1 FROM products WHERE id = $1 FOR UPDATE', [productId])
+        : tx.query('UPDATE products SET available = $2 WHERE id = $1', [productId, setAvailable]));
+      holding();
+      await committing;
+    });
+    await held;
+    return async () => {
+      commit();
+      await transaction;
+      await other.close();
+    };
+  }
+
+  it('rejects orders for a sold-out product without waiting for that product row lock', async () => {
+    const productId = await h.createProduct('SOLD-OUT', 0);
+    const release = await holdProductLock(productId);
+    try {
+      await h.amqp.publish(
+        EXCHANGES.orders,
+        ROUTING_KEYS.orderCreated,
+        orderCreated('ORD-SOLD-OUT', [{ product_id: productId, quantity: 1 }]),
+      );
+      const [answer] = await waitForAnswers('ORD-SOLD-OUT', 1);
+      expect(answer?.routingKey).toBe('stock.rejected');
+      expect((answer?.json as { reason: string }).reason).toBe(`Insufficient stock: product ${productId} (requested 1, available 0)`);
+    } finally {
+      await release();
+    }
+  });
+
+  it('waits for the lock of a product that still has stock, and decides on what is left once it is released', async () => {
+    const productId = await h.createProduct('CONTENDED', 5);
+    // A concurrent writer takes 3 of the 5 and has not committed yet.
+    const release = await holdProductLock(productId, 2);
+    await h.amqp.publish(
+      EXCHANGES.orders,
+      ROUTING_KEYS.orderCreated,
+      orderCreated('ORD-CONTENDED', [{ product_id: productId, quantity: 3 }]),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    expect(h.answers.filter((m) => (m.json as { order_id?: string }).order_id === 'ORD-CONTENDED')).toEqual([]);
+    await release();
+    const [answer] = await waitForAnswers('ORD-CONTENDED', 1);
+    expect(answer?.routingKey).toBe('stock.rejected');
+    expect((answer?.json as { reason: string }).reason).toBe(`Insufficient stock: product ${productId} (requested 3, available 2)`);
+    expect(await stock(productId)).toEqual({ availableStock: 2, reservedStock: 0 });
   });
 
   it('parks malformed and wrong-schema messages in the DLQ with the reason, and keeps consuming', async () => {

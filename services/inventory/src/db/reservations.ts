@@ -48,8 +48,8 @@ interface ExistingDecision {
 
 /**
  * Applies a batch of OrderCreated in the caller's transaction. Orders already decided are
- * answered again with the stored event. For the new ones, every product row the batch touches is
- * locked in id order (so concurrent batches never deadlock and never read stale stock), the orders
+ * answered again with the stored event. For the new ones, every product row the batch may reserve
+ * from is locked in id order (so concurrent batches never deadlock and never read stale stock), the orders
  * are decided in arrival order, and the decisions, reservations and ledger rows are written in one
  * statement; every answer goes to the outbox in the same transaction.
  *
@@ -93,8 +93,20 @@ export async function applyOrderCreatedBatch(
   let newAnswers: OutgoingMessage[] = [];
   if (fresh.length > 0) {
     const productIds = [...new Set(fresh.flatMap((o) => o.items.map((i) => i.product_id)))].sort((a, b) => a - b);
+    // A product with nothing available cannot reserve a unit whatever is decided before, so it is
+    // read without its lock: once a doorbuster sells out, its rejections stop queueing behind one
+    // another for its row. A product that may still reserve is locked (in id order) and read again
+    // under the lock. Stock only grows by a restock or a release, after which this reading is still
+    // a true one of the moment this batch looked.
     const { rows: stock } = await tx.query<{ id: number; available: number }>(
-      'SELECT id, available FROM products WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE',
+      `WITH seen AS (
+         SELECT id, available FROM products WHERE id = ANY($1::int[])
+       ), locked AS (
+         SELECT id, available FROM products WHERE id IN (SELECT id FROM seen WHERE available > 0) ORDER BY id FOR UPDATE
+       )
+       SELECT id, available FROM locked
+       UNION ALL
+       SELECT id, available FROM seen WHERE available = 0`,
       [productIds],
     );
     const decisions = decideOrders(fresh, new Map(stock.map((s) => [s.id, s.available])));
