@@ -74,4 +74,30 @@ describe('createBatcher', () => {
     const results = await Promise.allSettled([1, 2, 3, 4, 5].map((n) => batcher.submit(n)));
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'rejected', 'fulfilled']);
   });
+
+  it('starts a run alongside a busy one only with at least half a batch waiting', async () => {
+    const runs: number[][] = [];
+    const gate = deferred();
+    const batcher = createBatcher<number, number>({
+      maxBatch: 4,
+      maxInFlight: 2,
+      run: async (items) => {
+        runs.push(items);
+        if (runs.length === 1) await gate.promise;
+        return items;
+      },
+    });
+    const first = batcher.submit(0);
+    await new Promise((r) => setImmediate(r));
+    // One waiting call is a trickle: it waits for the busy run rather than taking a commit of its own.
+    const second = batcher.submit(1);
+    await new Promise((r) => setImmediate(r));
+    expect(runs).toEqual([[0]]);
+    // Half a batch waiting is a backlog: it goes at once, alongside.
+    const third = batcher.submit(2);
+    await new Promise((r) => setImmediate(r));
+    expect(runs).toEqual([[0], [1, 2]]);
+    gate.release();
+    await Promise.all([first, second, third]);
+  });
 });
