@@ -30,8 +30,9 @@ import { runLoad, type LoadOptions } from './load.ts';
 const CONFIGURATIONS = ['embedded', 'distributed-1', 'distributed-2'] as const;
 const SCENARIOS = ['even', 'hot', 'steady', 'drain'] as const;
 
-const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--only LIST] [--scenarios LIST]
+const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--warmup N] [--only LIST] [--scenarios LIST]
   --orders N        orders per load scenario (default 5000; the targets are stated for 20000)
+  --warmup N        orders sent to each configuration before it is measured (default 2000; 0 for none)
   --backlog N       OrderCreated queued for the backlog-drain scenario (default 20000)
   --only LIST       configurations to run, comma-separated: ${CONFIGURATIONS.join(', ')}
   --scenarios LIST  scenarios to run, comma-separated: ${SCENARIOS.join(', ')} (default all)`;
@@ -46,10 +47,22 @@ const listOf = <T extends string>(choices: readonly [T, ...T[]]) =>
 
 const args = parseCli(
   usage,
-  { orders: { type: 'string' }, backlog: { type: 'string' }, only: { type: 'string' }, scenarios: { type: 'string' } },
+  {
+    orders: { type: 'string' },
+    backlog: { type: 'string' },
+    warmup: { type: 'string' },
+    only: { type: 'string' },
+    scenarios: { type: 'string' },
+  },
   z.object({
     orders: wholeNumber(1_000_000).default(5_000),
     backlog: wholeNumber(1_000_000).default(20_000),
+    warmup: z.coerce
+      .number({ error: 'must be a number' })
+      .int('must be a whole number')
+      .min(0, 'must be 0 or more')
+      .max(1_000_000, 'must be at most 1000000')
+      .default(2_000),
     only: listOf(CONFIGURATIONS),
     scenarios: listOf(SCENARIOS),
   }),
@@ -85,7 +98,14 @@ async function embedded(): Promise<Platform> {
   const [command, commandArgs] = runnableCommand('stockflow');
   const child = spawn(command, commandArgs, {
     cwd: repoRoot,
-    env: { ...process.env, DATA_DIR: dir, INVENTORY_PORT: String(inventoryPort), ORDERS_PORT: String(ordersPort), DASHBOARD_PORT: '0', LOG_LEVEL: 'warn' },
+    env: {
+      ...process.env,
+      DATA_DIR: dir,
+      INVENTORY_PORT: String(inventoryPort),
+      ORDERS_PORT: String(ordersPort),
+      DASHBOARD_PORT: '0',
+      LOG_LEVEL: 'warn',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -265,26 +285,33 @@ const fmt = (v: number, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) :
 for (const config of args.only) {
   process.stderr.write(`\n== ${config}\n`);
   const platform = config === 'embedded' ? await embedded() : await distributed(config === 'distributed-2' ? 2 : 1);
+  const load = (options: Partial<LoadOptions>) =>
+    runLoad({
+      ordersUrl: platform.ordersUrl,
+      inventoryUrl: platform.inventoryUrl,
+      orders: args.orders,
+      concurrency: 200,
+      products: 1_000,
+      hot: 0,
+      hotShare: 0,
+      stock: 1_000_000,
+      hotStock: 100,
+      settleTimeoutMs: 300_000,
+      audit: true,
+      token: platform.token,
+      ...options,
+    });
   try {
+    if (args.warmup > 0) {
+      // Measured from warm: a platform on Black Friday has been up for hours, its code compiled
+      // by the JIT and its pools and connections open; a cold start is a different question.
+      process.stderr.write(`   warm-up (${args.warmup} orders, not measured)...\n`);
+      const warm = await load({ orders: args.warmup, audit: false });
+      if (!warm.ok) throw new Error(`the warm-up did not complete: ${warm.stuck.length} orders stuck`);
+    }
     for (const scenario of scenarios(args.orders).filter((s) => args.scenarios.includes(s.key))) {
       process.stderr.write(`   ${scenario.name}...\n`);
-      const [report, rss] = await peakRss(platform, () =>
-        runLoad({
-          ordersUrl: platform.ordersUrl,
-          inventoryUrl: platform.inventoryUrl,
-          orders: args.orders,
-          concurrency: 200,
-          products: 1_000,
-          hot: 0,
-          hotShare: 0,
-          stock: 1_000_000,
-          hotStock: 100,
-          settleTimeoutMs: 300_000,
-          audit: true,
-          token: platform.token,
-          ...scenario.options,
-        }),
-      );
+      const [report, rss] = await peakRss(platform, () => load(scenario.options));
       results.push({ config, scenario: scenario.name, report: { ...report, timeline: undefined }, peakRssMb: rss });
       rows.push([
         config,
