@@ -5,7 +5,7 @@
  *   npm run bench -- [--orders 20000] [--backlog 20000] [--only distributed-1] [--scenarios even,drain]
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -25,15 +25,18 @@ import {
   type ServiceProcess,
 } from '@stockflow/testing';
 import { parseCli, wholeNumber } from './cli.ts';
-import { runLoad, type LoadOptions } from './load.ts';
+import { runLoad, type LoadOptions, type LoadReport } from './load.ts';
+import { percentile } from './stats.ts';
 
 const CONFIGURATIONS = ['embedded', 'distributed-1', 'distributed-2'] as const;
 const SCENARIOS = ['even', 'hot', 'steady', 'drain'] as const;
 
-const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--warmup N] [--only LIST] [--scenarios LIST]
+const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--warmup N] [--repeat N] [--only LIST] [--scenarios LIST]
   --orders N        orders per load scenario (default 5000; the targets are stated for 20000)
-  --warmup N        orders sent to each configuration before it is measured (default 2000; 0 for none)
   --backlog N       OrderCreated queued for the backlog-drain scenario (default 20000)
+  --warmup N        orders sent to each configuration before it is measured (default 2000; 0 for none)
+  --repeat N        rounds of the scenarios per configuration; the table shows each figure's median
+                    and, with more than one round, its range (default 1)
   --only LIST       configurations to run, comma-separated: ${CONFIGURATIONS.join(', ')}
   --scenarios LIST  scenarios to run, comma-separated: ${SCENARIOS.join(', ')} (default all)`;
 
@@ -51,6 +54,7 @@ const args = parseCli(
     orders: { type: 'string' },
     backlog: { type: 'string' },
     warmup: { type: 'string' },
+    repeat: { type: 'string' },
     only: { type: 'string' },
     scenarios: { type: 'string' },
   },
@@ -63,6 +67,7 @@ const args = parseCli(
       .min(0, 'must be 0 or more')
       .max(1_000_000, 'must be at most 1000000')
       .default(2_000),
+    repeat: wholeNumber(20).default(1),
     only: listOf(CONFIGURATIONS),
     scenarios: listOf(SCENARIOS),
   }),
@@ -200,7 +205,40 @@ async function peakRss<T>(platform: Platform, work: () => Promise<T>): Promise<[
  * answer published (the inventory's outbox is empty). Watched in the inventory's database, so the
  * measurement adds no consumer of its own to the broker's work.
  */
-async function backlogDrain(platform: Platform, count: number) {
+const meta = () => ({ event_id: randomUUID(), occurred_at: new Date().toISOString() });
+
+/** Publishes events on the orders exchange with confirms, a thousand in flight at a time. */
+async function publishAll(amqpUrl: string, routingKey: string, events: unknown[]): Promise<void> {
+  const connection = new Connection({ url: amqpUrl });
+  await connection.onConnect(5_000);
+  const publisher = connection.createPublisher({ confirm: true });
+  try {
+    for (let i = 0; i < events.length; i += 1_000) {
+      await Promise.all(
+        events
+          .slice(i, i + 1_000)
+          .map((event) =>
+            publisher.send(
+              { exchange: EXCHANGES.orders, routingKey, contentType: JSON_CONTENT_TYPE, durable: true },
+              JSON.stringify(event),
+            ),
+          ),
+      );
+    }
+  } finally {
+    await publisher.close();
+    await connection.close();
+  }
+}
+
+interface DrainResult {
+  perSecond: number;
+  seconds: number;
+  exact: boolean;
+  answers: { reserved: number; rejected: number };
+}
+
+async function backlogDrain(platform: Platform, count: number): Promise<DrainResult | undefined> {
   if (!platform.amqpUrl || !platform.inventoryDatabaseUrl || !platform.stopInventory || !platform.startInventory) return undefined;
   const inventory = graphqlClient(platform.inventoryUrl, { token: platform.token });
   const stock = Math.floor(count / 4);
@@ -209,22 +247,16 @@ async function backlogDrain(platform: Platform, count: number) {
   );
   const productId = Number(created.createProduct.id);
   await platform.stopInventory();
-  const connection = new Connection({ url: platform.amqpUrl });
-  await connection.onConnect(5_000);
-  const publisher = connection.createPublisher({ confirm: true });
   const prefix = `BL-${Date.now()}`;
-  for (let i = 0; i < count; i += 1_000) {
-    await Promise.all(
-      Array.from({ length: Math.min(1_000, count - i) }, (_, j) =>
-        publisher.send(
-          { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderCreated, contentType: JSON_CONTENT_TYPE, durable: true },
-          JSON.stringify({ event: 'OrderCreated', order_id: `${prefix}-${i + j}`, items: [{ product_id: productId, quantity: 1 }] }),
-        ),
-      ),
-    );
-  }
-  await publisher.close();
-  await connection.close();
+  await publishAll(
+    platform.amqpUrl,
+    ROUTING_KEYS.orderCreated,
+    Array.from({ length: count }, (_, i) => ({
+      event: 'OrderCreated',
+      order_id: `${prefix}-${i}`,
+      items: [{ product_id: productId, quantity: 1 }],
+    })),
+  );
 
   const db = new pg.Client({ connectionString: platform.inventoryDatabaseUrl });
   await db.connect();
@@ -252,23 +284,44 @@ async function backlogDrain(platform: Platform, count: number) {
     const product = await graphqlClient(platform.inventoryUrl, { token: platform.token }).data<{ product: { reservedStock: number } }>(
       `{ product(id: "${productId}") { reservedStock } }`,
     );
-    return {
+    const result = {
       perSecond: count / seconds,
       seconds,
       exact: last.decided === count && last.reserved === stock && product.product.reservedStock === stock,
       answers: { reserved: last.reserved, rejected: last.decided - last.reserved },
     };
+    // These orders exist only in the inventory: cancel the reserved ones, as the Order Service
+    // would, so the stock they hold goes back and the next round's audit finds the books balanced.
+    const { rows: reserved } = await db.query<{ order_id: string }>(
+      `SELECT order_id FROM order_decisions WHERE order_id LIKE $1 AND outcome = 'RESERVED'`,
+      [`${prefix}-%`],
+    );
+    await publishAll(
+      platform.amqpUrl,
+      ROUTING_KEYS.orderCancelled,
+      reserved.map((r) => ({ event: 'OrderCancelled', order_id: r.order_id, reason: 'benchmark backlog released', ...meta() })),
+    );
+    const releasedBy = Date.now() + 120_000;
+    for (;;) {
+      const { rows } = await db.query<{ reserved: number }>('SELECT reserved FROM products WHERE id = $1', [productId]);
+      if (rows[0]?.reserved === 0) break;
+      if (Date.now() > releasedBy) throw new Error(`the backlog's reservations were not released: ${rows[0]?.reserved} still held`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return result;
   } finally {
     await db.end();
   }
 }
 
-const scenarios = (orders: number): { key: (typeof SCENARIOS)[number]; name: string; options: Partial<LoadOptions> }[] => [
+const scenarios = (orders: number, round: number): { key: (typeof SCENARIOS)[number]; name: string; options: Partial<LoadOptions> }[] => [
   { key: 'even', name: 'even catalog (concurrency 200)', options: { orders, concurrency: 200, products: 1_000, hot: 0, hotShare: 0 } },
   {
     key: 'hot',
     name: 'hot skew (5 hot, 90% of orders)',
-    options: { orders, concurrency: 200, products: 1_000, hot: 5, hotShare: 0.9, hotStock: 100 },
+    // A catalog of its own each round, so its hot products start with their 100 units (the even
+    // catalog's products hold a million each, and a sold-out doorbuster is another scenario).
+    options: { orders, concurrency: 200, products: 1_000, hot: 5, hotShare: 0.9, hotStock: 100, catalog: `HOT${round}` },
   },
   {
     key: 'steady',
@@ -282,6 +335,12 @@ buildRunnables();
 const rows: string[][] = [];
 const results: unknown[] = [];
 const fmt = (v: number, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : 'n/a');
+/** The median of the rounds (nearest rank), with their range when there was more than one. */
+const figure = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const median = fmt(percentile(sorted, 50));
+  return sorted.length > 1 ? `${median} (${fmt(sorted[0] as number)}-${fmt(sorted.at(-1) as number)})` : median;
+};
 for (const config of args.only) {
   process.stderr.write(`\n== ${config}\n`);
   const platform = config === 'embedded' ? await embedded() : await distributed(config === 'distributed-2' ? 2 : 1);
@@ -309,34 +368,53 @@ for (const config of args.only) {
       const warm = await load({ orders: args.warmup, audit: false });
       if (!warm.ok) throw new Error(`the warm-up did not complete: ${warm.stuck.length} orders stuck`);
     }
-    for (const scenario of scenarios(args.orders).filter((s) => args.scenarios.includes(s.key))) {
-      process.stderr.write(`   ${scenario.name}...\n`);
-      const [report, rss] = await peakRss(platform, () => load(scenario.options));
-      results.push({ config, scenario: scenario.name, report: { ...report, timeline: undefined }, peakRssMb: rss });
+    // Rounds rather than one scenario N times in a row: this machine's speed drifts by the
+    // minute, and a drift should spread over every scenario instead of landing on one.
+    const chosen = (round: number) => scenarios(args.orders, round).filter((s) => args.scenarios.includes(s.key));
+    const loads = new Map(chosen(1).map((s) => [s.name, [] as { report: LoadReport; rss: number }[]]));
+    const drains: { result: DrainResult; rss: number }[] = [];
+    for (let round = 1; round <= args.repeat; round += 1) {
+      for (const scenario of chosen(round)) {
+        process.stderr.write(`   ${scenario.name}${args.repeat > 1 ? ` (round ${round})` : ''}...\n`);
+        const [report, rss] = await peakRss(platform, () => load(scenario.options));
+        results.push({ config, scenario: scenario.name, round, report: { ...report, timeline: undefined }, peakRssMb: rss });
+        loads.get(scenario.name)?.push({ report, rss });
+      }
+      if (args.scenarios.includes('drain')) {
+        process.stderr.write(`   backlog drain${args.repeat > 1 ? ` (round ${round})` : ''}...\n`);
+        const [result, rss] = await peakRss(platform, () => backlogDrain(platform, args.backlog));
+        if (result) {
+          results.push({ config, scenario: 'backlog drain', round, ...result, peakRssMb: rss });
+          drains.push({ result, rss });
+        }
+      }
+    }
+    for (const [name, runs] of loads) {
+      const failed = runs.filter((r) => !r.report.ok);
       rows.push([
         config,
-        scenario.name,
-        fmt(report.acceptedPerSecond),
-        fmt(report.completedPerSecond),
-        fmt(report.latencyMs.p50),
-        fmt(report.latencyMs.p99),
-        fmt(rss),
-        report.ok ? 'pass' : `FAIL (${report.stuck.length} stuck${report.audit?.ok === false ? ', audit' : ''})`,
+        name,
+        figure(runs.map((r) => r.report.acceptedPerSecond)),
+        figure(runs.map((r) => r.report.completedPerSecond)),
+        figure(runs.map((r) => r.report.latencyMs.p50)),
+        figure(runs.map((r) => r.report.latencyMs.p99)),
+        fmt(Math.max(...runs.map((r) => r.rss))),
+        failed.length === 0
+          ? 'pass'
+          : `FAIL (${failed.map((r) => `${r.report.stuck.length} stuck${r.report.audit?.ok === false ? ', audit' : ''}`).join('; ')})`,
       ]);
     }
-    const drain = args.scenarios.includes('drain') ? await peakRss(platform, () => backlogDrain(platform, args.backlog)) : undefined;
-    if (drain?.[0]) {
+    if (drains.length > 0) {
       rows.push([
         config,
         `backlog drain (${args.backlog} queued, 1 hot product)`,
         '-',
-        `${fmt(drain[0].perSecond)} reservations/s`,
+        `${figure(drains.map((d) => d.result.perSecond))} reservations/s`,
         '-',
         '-',
-        fmt(drain[1]),
-        drain[0].exact ? 'pass (exactly its stock confirmed)' : 'FAIL',
+        fmt(Math.max(...drains.map((d) => d.rss))),
+        drains.every((d) => d.result.exact) ? 'pass (exactly its stock confirmed)' : 'FAIL',
       ]);
-      results.push({ config, scenario: 'backlog drain', ...drain[0], peakRssMb: drain[1] });
     }
   } finally {
     await platform.close();

@@ -48,7 +48,8 @@ for (const { name, entry, migrations } of entries) {
     plugins: [registryPackagesExternal],
     logLevel: 'warning',
   });
-  if (name === 'stockflow') await cp(path.join(root, 'apps/dashboard/dist'), path.join(root, 'dist', name, 'dashboard'), { recursive: true });
+  if (name === 'stockflow')
+    await cp(path.join(root, 'apps/dashboard/dist'), path.join(root, 'dist', name, 'dashboard'), { recursive: true });
   for (const scope of migrations) {
     await cp(path.join(root, migrationDirs[scope] as string), path.join(root, 'dist', name, 'migrations', scope), { recursive: true });
   }

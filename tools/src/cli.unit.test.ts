@@ -11,6 +11,7 @@ describe('command-line tools refuse bad input with a clear message', () => {
     [['--hot-share', '2'], '--hot-share: must be from 0 to 1'],
     [['--orders-url', 'not a url'], '--orders-url: must be a URL'],
     [['--products', '3', '--hot', '5'], '--hot: cannot exceed --products'],
+    [['--catalog', 'LG"}'], '--catalog: must be 1 to 20 letters or digits'],
     [['--frobnicate'], "Unknown option '--frobnicate'"],
   ])('loadgen %j', (args, message) => {
     const result = run('loadgen.ts', args);
@@ -22,6 +23,17 @@ describe('command-line tools refuse bad input with a clear message', () => {
     const result = run('loadgen.ts', ['--orders-url', 'http://127.0.0.1:9/graphql']);
     expect(result.status).toBe(2);
     expect(result.stderr).toContain('cannot reach the Order Service at http://127.0.0.1:9/graphql');
+  });
+
+  it.each([
+    [['--repeat', '0'], '--repeat: must be positive'],
+    [['--warmup', 'some'], '--warmup: must be a number'],
+    [['--scenarios', 'even,rush'], '--scenarios'],
+    [['--only', 'distributed-3'], '--only'],
+  ])('bench %j', (args, message) => {
+    const result = run('bench.ts', args);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(message);
   });
 
   it('dlq refuses an unknown queue', () => {

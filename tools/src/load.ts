@@ -17,6 +17,8 @@ export interface LoadOptions {
   rate?: number | undefined;
   concurrency: number;
   products: number;
+  /** SKU prefix of the catalog (default `LG`): an existing catalog is reused as it stands. */
+  catalog?: string | undefined;
   hot: number;
   /** Share of orders that ask for a hot product. */
   hotShare: number;
@@ -65,15 +67,16 @@ const CREATE_ORDER = 'mutation($input: CreateOrderInput!) { createOrder(input: $
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Creates the products `LG-0000`... that do not exist yet; returns every id, hot ones first. */
+/** Creates the products `LG-00000`... (or of another catalog) that do not exist yet; returns every id, hot ones first. */
 async function ensureCatalog(inventory: GraphqlClient, options: LoadOptions): Promise<{ all: number[]; hot: number[] }> {
-  const skus = Array.from({ length: options.products }, (_, i) => `LG-${String(i).padStart(5, '0')}`);
+  const prefix = `${options.catalog ?? 'LG'}-`;
+  const skus = Array.from({ length: options.products }, (_, i) => `${prefix}${String(i).padStart(5, '0')}`);
   const existing = new Map<string, number>();
   let after: string | null = null;
   for (;;) {
     const data: { products: { nodes: { id: string; sku: string }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } } =
       await inventory.data(
-        `{ products(search: "LG-", first: 500${after ? `, after: "${after}"` : ''}) { nodes { id sku } pageInfo { hasNextPage endCursor } } }`,
+        `{ products(search: "${prefix}", first: 500${after ? `, after: "${after}"` : ''}) { nodes { id sku } pageInfo { hasNextPage endCursor } } }`,
       );
     for (const p of data.products.nodes) existing.set(p.sku, Number(p.id));
     if (!data.products.pageInfo.hasNextPage) break;
@@ -241,6 +244,7 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
       rate: options.rate,
       concurrency: options.concurrency,
       products: options.products,
+      catalog: options.catalog,
       hot: options.hot,
       hotShare: options.hotShare,
       stock: options.stock,

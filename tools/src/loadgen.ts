@@ -13,7 +13,9 @@ const usage = `Usage: npm run loadgen -- [options]
   --orders N           orders to send (default 1000)
   --rate N             orders per second (a fixed arrival rate); without it, --concurrency
   --concurrency N      requests in flight (default 50; with --rate, the most in flight)
-  --products N         catalog size, created if missing as LG-00000... (default 100)
+  --products N         catalog size, created if missing as <catalog>-00000... (default 100)
+  --catalog NAME       the catalog's SKU prefix, letters and digits (default LG); a catalog is
+                       reused as it stands, so name a new one for fresh stock
   --hot N              how many of them are hot (scarce) products (default 5)
   --hot-share F        share of orders asking for a hot product, 0..1 (default 0.5)
   --stock N            stock of an ordinary product when created (default 1000000)
@@ -35,6 +37,7 @@ const args = parseCli(
     rate: { type: 'string' },
     concurrency: { type: 'string' },
     products: { type: 'string' },
+    catalog: { type: 'string' },
     hot: { type: 'string' },
     'hot-share': { type: 'string' },
     stock: { type: 'string' },
@@ -52,6 +55,10 @@ const args = parseCli(
       rate: wholeNumber(100_000).optional(),
       concurrency: wholeNumber(5_000).default(50),
       products: wholeNumber(100_000).default(100),
+      catalog: z
+        .string()
+        .regex(/^[A-Za-z0-9]{1,20}$/, 'must be 1 to 20 letters or digits')
+        .default('LG'),
       hot: z.coerce.number({ error: 'must be a number' }).int().min(0).default(5),
       'hot-share': z.coerce.number({ error: 'must be a number' }).min(0, 'must be from 0 to 1').max(1, 'must be from 0 to 1').default(0.5),
       stock: wholeNumber(2_000_000_000).default(1_000_000),
@@ -99,6 +106,7 @@ const report = await runLoad(
     rate: args.rate,
     concurrency: args.concurrency,
     products: args.products,
+    catalog: args.catalog,
     hot: args.hot,
     hotShare: args['hot-share'],
     stock: args.stock,
