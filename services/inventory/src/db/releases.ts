@@ -1,5 +1,5 @@
 import { EXCHANGES, ROUTING_KEYS, type OrderCancelled, type OrderFulfilled, type StockReleased } from '@stockflow/contracts';
-import { traceHeaders, type Queryable, type TraceContext, type Transaction } from '@stockflow/platform';
+import { traceHeaders, tracesByOrder, type Queryable, type TraceContext, type Transaction } from '@stockflow/platform';
 import { answerFor } from '../messaging/answers.ts';
 import type { Decision } from '../domain/reservation.ts';
 import { countDecisions, type Effects } from './reservations.ts';
@@ -9,85 +9,131 @@ export const CANCELLED_BEFORE_RESERVATION = 'Order cancelled before stock was re
 type Movement = 'RELEASE' | 'SALE';
 
 /**
- * Moves what is held for an order out of `reserved`: back to `available` (RELEASE) or on to
- * `sold` (SALE), with a ledger row per product. Product rows are locked in id order.
+ * Moves what is held for the orders out of `reserved`: back to `available` (RELEASE) or on to
+ * `sold` (SALE), with a ledger row per order and product. Held lines are locked in order id
+ * order, then their products in id order, as every other writer takes them, so concurrent
+ * batches never deadlock on them. The ledger rows carry the counters after each line, computed
+ * with a running sum per product.
  */
-async function settleHeld(tx: Queryable, orderId: string, kind: Movement): Promise<void> {
-  const { rows: held } = await tx.query<{ product_id: number; quantity: number }>(
-    `SELECT product_id, quantity FROM reservations WHERE order_id = $1 AND status = 'HELD' ORDER BY product_id FOR UPDATE`,
-    [orderId],
+async function settleHeld(tx: Queryable, orderIds: readonly string[], kind: Movement): Promise<void> {
+  const { rows: held } = await tx.query<{ product_id: number }>(
+    `SELECT product_id FROM reservations WHERE order_id = ANY($1::text[]) AND status = 'HELD' ORDER BY order_id, product_id FOR UPDATE`,
+    [orderIds],
   );
   if (held.length === 0) return;
-  await tx.query('SELECT 1 FROM products WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE', [held.map((h) => h.product_id)]);
+  await tx.query('SELECT 1 FROM products WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE', [[...new Set(held.map((h) => h.product_id))]]);
   const release = kind === 'RELEASE';
   await tx.query(
     `WITH line AS (
-       SELECT product_id, quantity FROM reservations WHERE order_id = $1 AND status = 'HELD'
+       SELECT row_number() OVER (ORDER BY order_id, product_id) AS ord, order_id, product_id, quantity
+       FROM reservations WHERE order_id = ANY($1::text[]) AND status = 'HELD'
+     ), totals AS (
+       SELECT product_id, sum(quantity)::int AS quantity FROM line GROUP BY product_id
      ), updated AS (
        UPDATE products p SET
-         available = p.available + CASE WHEN $2 THEN l.quantity ELSE 0 END,
-         reserved = p.reserved - l.quantity,
-         sold = p.sold + CASE WHEN $2 THEN 0 ELSE l.quantity END,
+         available = p.available + CASE WHEN $2 THEN t.quantity ELSE 0 END,
+         reserved = p.reserved - t.quantity,
+         sold = p.sold + CASE WHEN $2 THEN 0 ELSE t.quantity END,
          updated_at = now()
-       FROM line l WHERE p.id = l.product_id
-       RETURNING p.id, l.quantity, p.available, p.reserved, p.sold
+       FROM totals t WHERE p.id = t.product_id
+       RETURNING p.id,
+                 p.available - CASE WHEN $2 THEN t.quantity ELSE 0 END AS available_before,
+                 p.reserved + t.quantity AS reserved_before,
+                 p.sold - CASE WHEN $2 THEN 0 ELSE t.quantity END AS sold_before
      ), settled AS (
-       UPDATE reservations SET status = $3, updated_at = now() WHERE order_id = $1 AND status = 'HELD'
+       UPDATE reservations SET status = $3, updated_at = now() WHERE order_id = ANY($1::text[]) AND status = 'HELD'
      )
      INSERT INTO stock_movements (product_id, kind, quantity, available_change, reserved_change, sold_change,
                                   available_after, reserved_after, sold_after, order_id)
-     SELECT id, $4, quantity, CASE WHEN $2 THEN quantity ELSE 0 END, -quantity, CASE WHEN $2 THEN 0 ELSE quantity END,
-            available, reserved, sold, $1
-     FROM updated ORDER BY id`,
-    [orderId, release, release ? 'RELEASED' : 'SOLD', kind],
+     SELECT l.product_id, $4, l.quantity,
+            CASE WHEN $2 THEN l.quantity ELSE 0 END, -l.quantity, CASE WHEN $2 THEN 0 ELSE l.quantity END,
+            u.available_before + CASE WHEN $2 THEN sum(l.quantity) OVER w ELSE 0 END,
+            u.reserved_before - sum(l.quantity) OVER w,
+            u.sold_before + CASE WHEN $2 THEN 0 ELSE sum(l.quantity) OVER w END,
+            l.order_id
+     FROM line l JOIN updated u ON u.id = l.product_id
+     WINDOW w AS (PARTITION BY l.product_id ORDER BY l.ord)
+     ORDER BY l.ord`,
+    [orderIds, release, release ? 'RELEASED' : 'SOLD', kind],
   );
 }
 
 /**
- * Releases everything held for a cancelled order and answers StockReleased. A cancellation that
- * overtakes its OrderCreated leaves a rejection decision behind, so the late OrderCreated reserves
- * nothing and is answered as rejected.
+ * Releases everything held for a batch of cancelled orders and answers each OrderCancelled with
+ * StockReleased. A cancellation that overtakes its OrderCreated leaves a rejection decision
+ * behind, so the late OrderCreated reserves nothing and is answered as rejected.
+ *
+ * On a sold-out doorbuster almost every order is rejected and then cancelled by the Order
+ * Service; applied one per transaction, those cancellations cost more than the orders did.
  */
-export async function applyOrderCancelled(
+export async function applyOrderCancelledBatch(
   tx: Transaction,
-  event: OrderCancelled,
+  events: readonly OrderCancelled[],
   { clock, outbox, metrics }: Effects,
-  trace?: TraceContext,
+  traces: readonly (TraceContext | undefined)[] = [],
 ): Promise<void> {
-  const eventId = clock.newId();
-  const rejection: Decision = { orderId: event.order_id, outcome: 'REJECTED', reason: CANCELLED_BEFORE_RESERVATION, lines: [] };
-  const tombstone = answerFor(rejection, { eventId, occurredAt: clock.now() });
-  // Waits for an OrderCreated of the same order being decided right now, then does nothing.
-  const { rowCount } = await tx.query(
-    `INSERT INTO order_decisions (order_id, outcome, reason, event, routing_key) VALUES ($1, 'REJECTED', $2, $3, $4)
-     ON CONFLICT (order_id) DO NOTHING`,
-    [event.order_id, CANCELLED_BEFORE_RESERVATION, JSON.stringify(tombstone.body), tombstone.routingKey],
+  const orderIds = [...new Set(events.map((e) => e.order_id))].sort();
+  const now = clock.now();
+  const tombstones = orderIds.map((orderId) => {
+    const rejection: Decision = { orderId, outcome: 'REJECTED', reason: CANCELLED_BEFORE_RESERVATION, lines: [] };
+    const answer = answerFor(rejection, { eventId: clock.newId(), occurredAt: now });
+    return {
+      rejection,
+      row: { order_id: orderId, reason: CANCELLED_BEFORE_RESERVATION, event: answer.body, routing_key: answer.routingKey },
+    };
+  });
+  // Inserted in order id order (two batches never wait on each other crosswise), each waiting for
+  // an OrderCreated of the same order being decided right now; an order decided before keeps its
+  // decision.
+  const { rows: recorded } = await tx.query<{ order_id: string }>(
+    `INSERT INTO order_decisions (order_id, outcome, reason, event, routing_key)
+     SELECT order_id, 'REJECTED', reason, event, routing_key
+     FROM json_to_recordset($1::json) AS x(order_id text, reason text, event json, routing_key text)
+     ON CONFLICT (order_id) DO NOTHING
+     RETURNING order_id`,
+    [JSON.stringify(tombstones.map((t) => t.row))],
   );
-  if (rowCount > 0) countDecisions(tx, metrics, [rejection]);
-  await settleHeld(tx, event.order_id, 'RELEASE');
-  const { rows } = await tx.query<{ product_id: number; quantity: number }>(
-    `SELECT product_id, quantity FROM reservations WHERE order_id = $1 AND status = 'RELEASED' ORDER BY product_id`,
-    [event.order_id],
+  const newlyRejected = new Set(recorded.map((r) => r.order_id));
+  countDecisions(
+    tx,
+    metrics,
+    tombstones.filter((t) => newlyRejected.has(t.rejection.orderId)).map((t) => t.rejection),
   );
-  const body: StockReleased = {
-    event: 'StockReleased',
-    order_id: event.order_id,
-    items: rows,
-    event_id: clock.newId(),
-    occurred_at: clock.now().toISOString(),
-  };
-  await outbox.enqueue(tx, [
-    {
-      exchange: EXCHANGES.inventory,
-      routingKey: ROUTING_KEYS.stockReleased,
-      messageId: body.event_id as string,
-      body,
-      headers: traceHeaders(trace),
-    },
-  ]);
+  await settleHeld(tx, orderIds, 'RELEASE');
+  const { rows: released } = await tx.query<{ order_id: string; product_id: number; quantity: number }>(
+    `SELECT order_id, product_id, quantity FROM reservations WHERE order_id = ANY($1::text[]) AND status = 'RELEASED' ORDER BY order_id, product_id`,
+    [orderIds],
+  );
+  const linesOf = new Map<string, { product_id: number; quantity: number }[]>();
+  for (const { order_id, product_id, quantity } of released) {
+    const lines = linesOf.get(order_id) ?? [];
+    lines.push({ product_id, quantity });
+    linesOf.set(order_id, lines);
+  }
+  // Every OrderCancelled is answered, a repeat within the batch too; each answer continues its trace.
+  const traceOf = tracesByOrder(events, traces);
+  await outbox.enqueue(
+    tx,
+    events.map((event) => {
+      const body: StockReleased = {
+        event: 'StockReleased',
+        order_id: event.order_id,
+        items: linesOf.get(event.order_id) ?? [],
+        event_id: clock.newId(),
+        occurred_at: now.toISOString(),
+      };
+      return {
+        exchange: EXCHANGES.inventory,
+        routingKey: ROUTING_KEYS.stockReleased,
+        messageId: body.event_id as string,
+        body,
+        headers: traceHeaders(traceOf.get(event.order_id)),
+      };
+    }),
+  );
 }
 
-/** The order shipped: what is held for it becomes sold. Repeats find nothing held and do nothing. */
-export async function applyOrderFulfilled(tx: Queryable, event: OrderFulfilled): Promise<void> {
-  await settleHeld(tx, event.order_id, 'SALE');
+/** The orders shipped: what is held for them becomes sold. Repeats find nothing held and do nothing. */
+export async function applyOrderFulfilledBatch(tx: Queryable, events: readonly OrderFulfilled[]): Promise<void> {
+  await settleHeld(tx, [...new Set(events.map((e) => e.order_id))].sort(), 'SALE');
 }

@@ -10,7 +10,7 @@ import {
   type Subscription,
   type Transport,
 } from '@stockflow/platform';
-import { applyOrderCancelled, applyOrderFulfilled } from '../db/releases.ts';
+import { applyOrderCancelledBatch, applyOrderFulfilledBatch } from '../db/releases.ts';
 import { applyOrderCreatedBatch, type Clock } from '../db/reservations.ts';
 
 /** The queues the Inventory Service consumes (and so whose dead letters it administers). */
@@ -29,10 +29,7 @@ export interface InventoryConsumerOptions {
   waitForDatabase: () => Promise<void>;
 }
 
-/**
- * Reservations run in batches (one transaction per batch). Cancellations and fulfilments are
- * rare next to them and run one per transaction, each locking only its own order's products.
- */
+/** Every consumer applies a batch of deliveries in one transaction. */
 export async function startInventoryConsumers(options: InventoryConsumerOptions): Promise<Subscription[]> {
   const { db, transport, logger, config } = options;
   const effects = { clock: options.clock ?? systemClock, outbox: options.outbox, metrics: options.metrics, logger };
@@ -60,18 +57,18 @@ export async function startInventoryConsumers(options: InventoryConsumerOptions)
       ...common,
       queue: queues.orderCancelledInventory,
       schema: OrderCancelled,
-      maxBatch: 1,
-      async handleBatch([event], [trace]) {
-        if (event) await db.transaction((tx) => applyOrderCancelled(tx, event, effects, trace));
+      maxBatch: config.CONSUMER_BATCH_SIZE,
+      async handleBatch(events, traces) {
+        await db.transaction((tx) => applyOrderCancelledBatch(tx, events, effects, traces));
       },
     }),
     startBatchConsumer({
       ...common,
       queue: queues.orderFulfilledInventory,
       schema: OrderFulfilled,
-      maxBatch: 1,
-      async handleBatch([event]) {
-        if (event) await db.transaction((tx) => applyOrderFulfilled(tx, event));
+      maxBatch: config.CONSUMER_BATCH_SIZE,
+      async handleBatch(events) {
+        await db.transaction((tx) => applyOrderFulfilledBatch(tx, events));
       },
     }),
   ]);
