@@ -7,6 +7,22 @@ const deferred = () => {
   return { promise, release };
 };
 
+/** A batcher whose first run stays busy until `gate.release()`; `runs` records every run's items. */
+const gatedBatcher = (maxBatch: number, maxInFlight: number) => {
+  const runs: number[][] = [];
+  const gate = deferred();
+  const batcher = createBatcher<number, number>({
+    maxBatch,
+    maxInFlight,
+    run: async (items) => {
+      runs.push(items);
+      if (runs.length === 1) await gate.promise;
+      return items;
+    },
+  });
+  return { batcher, runs, gate };
+};
+
 describe('createBatcher', () => {
   it('hands calls made together to one run and gives each caller its own result or error', async () => {
     const runs: number[][] = [];
@@ -24,17 +40,7 @@ describe('createBatcher', () => {
   });
 
   it('gathers what arrives while the runs in flight are busy into the next run, up to maxBatch', async () => {
-    const runs: number[][] = [];
-    const gate = deferred();
-    const batcher = createBatcher<number, number>({
-      maxBatch: 3,
-      maxInFlight: 1,
-      run: async (items) => {
-        runs.push(items);
-        if (runs.length === 1) await gate.promise;
-        return items;
-      },
-    });
+    const { batcher, runs, gate } = gatedBatcher(3, 1);
     const first = batcher.submit(0);
     await new Promise((r) => setImmediate(r));
     expect(runs).toEqual([[0]]);
@@ -76,17 +82,7 @@ describe('createBatcher', () => {
   });
 
   it('starts a run alongside a busy one only with at least half a batch waiting', async () => {
-    const runs: number[][] = [];
-    const gate = deferred();
-    const batcher = createBatcher<number, number>({
-      maxBatch: 4,
-      maxInFlight: 2,
-      run: async (items) => {
-        runs.push(items);
-        if (runs.length === 1) await gate.promise;
-        return items;
-      },
-    });
+    const { batcher, runs, gate } = gatedBatcher(4, 2);
     const first = batcher.submit(0);
     await new Promise((r) => setImmediate(r));
     // One waiting call is a trickle: it waits for the busy run rather than taking a commit of its own.
