@@ -11,7 +11,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
-import type { Logger } from '@stockflow/platform';
+import { metricSamples, type Logger } from '@stockflow/platform';
 import { runLoad, type LoadReport, type Progress } from '../../../tools/src/load.ts';
 
 export interface DashboardOptions {
@@ -45,20 +45,6 @@ const CONTENT_TYPES: Record<string, string> = {
   '.ico': 'image/x-icon',
   '.json': 'application/json',
 };
-
-/** The samples of one metric in a Prometheus text exposition, by label set. */
-export function metricSamples(text: string, name: string): { labels: Record<string, string>; value: number }[] {
-  const out: { labels: Record<string, string>; value: number }[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
-    const match = /^[^{\s]+(?:\{(.*)\})?\s+(\S+)/.exec(line);
-    if (!match) continue;
-    const labels: Record<string, string> = {};
-    for (const m of (match[1] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[m[1] as string] = m[2] as string;
-    out.push({ labels, value: Number(match[2]) });
-  }
-  return out;
-}
 
 const RehearsalRequest = z.object({
   orders: z.number().int().min(1).max(20_000).default(500),

@@ -115,3 +115,17 @@ export function tally<T>(items: readonly T[], key: (item: T) => string): Map<str
   }
   return counts;
 }
+
+/** The samples of one metric in a Prometheus text exposition, by label set. */
+export function metricSamples(text: string, name: string): { labels: Record<string, string>; value: number }[] {
+  const out: { labels: Record<string, string>; value: number }[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
+    const match = /^[^{\s]+(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!match) continue;
+    const labels: Record<string, string> = {};
+    for (const m of (match[1] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[m[1] as string] = m[2] as string;
+    out.push({ labels, value: Number(match[2]) });
+  }
+  return out;
+}

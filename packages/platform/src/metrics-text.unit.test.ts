@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { metricSamples } from '../server/dashboard-server.ts';
+import { metricSamples } from './metrics.ts';
 
 describe('metricSamples', () => {
   const text = [
