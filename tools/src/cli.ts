@@ -28,10 +28,10 @@ export function fail(message: string): never {
   process.exit(2);
 }
 
-/** A flag that takes a positive whole number up to `max`. */
-export const wholeNumber = (max: number) =>
+/** A flag that takes a whole number up to `max`: positive, or from 0 when `zero` is allowed. */
+export const wholeNumber = (max: number, { zero = false } = {}) =>
   z.coerce
     .number({ error: 'must be a number' })
     .int('must be a whole number')
-    .positive('must be positive')
+    .min(zero ? 0 : 1, zero ? 'must be 0 or more' : 'must be positive')
     .max(max, `must be at most ${max}`);
