@@ -64,16 +64,7 @@ const coded = (errors: readonly GraphQLError[], code: string) =>
     (e) => new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { ...e.extensions, code } }),
   );
 
-/**
- * The GraphQL endpoint (`/graphql`) of a service, as an HTTP handler.
- *
- * graphql-yoga serves GraphiQL, subscriptions over SSE, GET and anything unusual. The ordinary
- * request (a POST of JSON asking for JSON, a query or a mutation) takes a direct path: the body
- * is read, the document parsed and validated once per distinct text, and executed with graphql-js,
- * with the same error masking. Yoga's per-request machinery (fetch-API objects, abort signals,
- * plugin hooks) cost about 0.2 ms of CPU per request, the largest item of the Order Service under
- * load. A request the direct path does not recognise is handed to Yoga as it came.
- */
+/** What every document must keep within, on both paths. */
 export interface GraphqlLimits {
   maxDepth: number;
   maxAliases: number;
@@ -82,7 +73,7 @@ export interface GraphqlLimits {
   introspection: boolean;
 }
 
-/** The limits every document is validated against, on both paths. */
+/** The validation rules that enforce the limits (the token limit is the parser's). */
 function limitRules(limits: GraphqlLimits): ValidationRule[] {
   // Reported as validation errors (GRAPHQL_VALIDATION_FAILED) rather than thrown.
   const report = {
@@ -133,14 +124,15 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     metrics?.graphqlErrors.inc({ code: typeof code === 'string' ? code : 'UNKNOWN' });
     return masked;
   };
-  const rules = [...specifiedRules, ...limitRules(limits)];
+  const limitRuleList = limitRules(limits);
+  const rules = [...specifiedRules, ...limitRuleList];
   const parseLimited = (query: string) => parse(query, { maxTokens: limits.maxTokens });
   const limitsPlugin: Plugin = {
     onParse({ setParseFn }) {
       setParseFn(parseLimited);
     },
     onValidate({ addValidationRule }) {
-      for (const rule of limitRules(limits)) addValidationRule(rule);
+      for (const rule of limitRuleList) addValidationRule(rule);
     },
   };
   const yoga: YogaServerInstance<{ req: RequestWithAccess }, Context> = createYoga<{ req: RequestWithAccess }, Context>({

@@ -71,6 +71,17 @@ describe.skipIf(servicesUnavailable)('request hardening (production settings)', 
     expect(error?.message).toMatch(message);
   });
 
+  it('holds a request that graphql-yoga serves (a GET) to the same limits, several in a row', async () => {
+    for (let i = 0; i < 3; i += 1) {
+      const res = await fetch(`${url}?query=${encodeURIComponent('{ orders { nodes { items { productId } } } }')}`, {
+        headers: { accept: 'application/json', authorization: `Bearer ${token}` },
+      });
+      const body = (await res.json()) as { errors?: { message: string; extensions?: { code?: string } }[] };
+      expect(body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(body.errors?.[0]?.message).toMatch(/depth limit of 3/);
+    }
+  });
+
   it('refuses a document with more tokens than GRAPHQL_MAX_TOKENS', async () => {
     const error = await codeOf(`{ ${Array.from({ length: 400 }, () => '__typename').join(' ')} }`);
     expect(error?.extensions?.code).toBe('GRAPHQL_PARSE_FAILED');
