@@ -81,7 +81,7 @@ export async function consumeWithBatchedAcks(options: AckingConsumerOptions, han
   let retryCount = 0;
   let settingUp: Promise<void> | undefined;
 
-  const run = (ch: Channel, acks: ReturnType<typeof ackTracker>, msg: AsyncMessage) => {
+  const run = (acks: ReturnType<typeof ackTracker>, msg: AsyncMessage) => {
     const done = handler(incoming(msg)).then(
       () => acks.ack(msg.deliveryTag),
       (err: unknown) => {
@@ -109,7 +109,7 @@ export async function consumeWithBatchedAcks(options: AckingConsumerOptions, han
       for (const b of queue.bindings) await ch.queueBind({ queue: queue.queue, exchange: b.exchange, routingKey: b.routingKey });
       await ch.basicQos({ prefetchCount: options.prefetch });
       const acks = ackTracker(ch);
-      const ok = await ch.basicConsume({ queue: queue.queue }, (msg) => run(ch, acks, msg));
+      const ok = await ch.basicConsume({ queue: queue.queue }, (msg) => run(acks, msg));
       consumerTag = ok.consumerTag;
       // The broker cancels a consumer whose queue was deleted; start over on a fresh channel.
       ch.once('basic.cancel', () => void ch.close().catch(() => undefined));
