@@ -14,7 +14,7 @@ import pg from 'pg';
 import { Connection } from 'rabbitmq-client';
 import { z } from 'zod';
 import { EXCHANGES, JSON_CONTENT_TYPE, ROUTING_KEYS } from '@stockflow/contracts';
-import { graphqlClient, metricSamples, signToken } from '@stockflow/platform';
+import { graphqlClient, metricSum, signToken } from '@stockflow/platform';
 import {
   buildRunnables,
   createTestDatabase,
@@ -198,7 +198,7 @@ async function peakRss<T>(platform: Platform, work: () => Promise<T>): Promise<[
 }
 
 /** The answers a drained OrderCreated gets. */
-const ANSWER_KEYS = new Set<string>([ROUTING_KEYS.stockReserved, ROUTING_KEYS.stockRejected]);
+const ANSWER_KEYS = [ROUTING_KEYS.stockReserved, ROUTING_KEYS.stockRejected];
 
 const meta = () => ({ event_id: randomUUID(), occurred_at: new Date().toISOString() });
 
@@ -271,10 +271,9 @@ async function backlogDrain(platform: Platform, count: number): Promise<DrainRes
       let published = 0;
       for (const url of inventoryMetricsUrls()) {
         const text = await (await fetch(url)).text();
-        for (const { value } of metricSamples(text, 'stockflow_reservation_decisions_total')) decided += value;
-        for (const { labels, value } of metricSamples(text, 'stockflow_messages_published_total')) {
-          if (labels.outcome === 'confirmed' && ANSWER_KEYS.has(labels.routing_key ?? '')) published += value;
-        }
+        decided += metricSum(text, 'stockflow_reservation_decisions_total');
+        for (const key of ANSWER_KEYS)
+          published += metricSum(text, 'stockflow_messages_published_total', { routing_key: key, outcome: 'confirmed' });
       }
       return { decided, published };
     };

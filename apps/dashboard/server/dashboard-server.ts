@@ -11,7 +11,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
-import { metricSamples, type Logger } from '@stockflow/platform';
+import { metricSamples, metricSum, type Logger } from '@stockflow/platform';
 import { runLoad, type LoadReport, type Progress } from '../../../tools/src/load.ts';
 
 export interface DashboardOptions {
@@ -110,16 +110,15 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
         }
       }),
     );
-    const sum = (text: string, metric: string, filter: Record<string, string> = {}) =>
-      metricSamples(text, metric)
-        .filter((s) => Object.entries(filter).every(([k, v]) => s.labels[k] === v))
-        .reduce((total, s) => total + s.value, 0);
     const [orders, inventory] = services as [(typeof services)[number], (typeof services)[number]];
     return {
       at: Date.now(),
       auth: orders.auth === 'jwt' || inventory.auth === 'jwt' ? 'jwt' : 'disabled',
       services: services.map(({ name, ready, checks, error }) => ({ name, ready, checks, ...(error ? { error } : {}) })),
-      outbox: { orders: sum(orders.metrics, 'stockflow_outbox_backlog'), inventory: sum(inventory.metrics, 'stockflow_outbox_backlog') },
+      outbox: {
+        orders: metricSum(orders.metrics, 'stockflow_outbox_backlog'),
+        inventory: metricSum(inventory.metrics, 'stockflow_outbox_backlog'),
+      },
       deadLetters: Object.fromEntries(
         [
           ...metricSamples(orders.metrics, 'stockflow_dead_letter_messages'),
@@ -127,8 +126,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
         ].map((s): [string, number] => [s.labels.queue ?? '', s.value]),
       ),
       decisions: {
-        reserved: sum(inventory.metrics, 'stockflow_reservation_decisions_total', { outcome: 'reserved' }),
-        rejected: sum(inventory.metrics, 'stockflow_reservation_decisions_total', { outcome: 'rejected' }),
+        reserved: metricSum(inventory.metrics, 'stockflow_reservation_decisions_total', { outcome: 'reserved' }),
+        rejected: metricSum(inventory.metrics, 'stockflow_reservation_decisions_total', { outcome: 'rejected' }),
       },
     };
   };

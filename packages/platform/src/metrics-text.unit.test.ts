@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { metricSamples } from './metrics.ts';
+import { metricSamples, metricSum } from './metrics.ts';
 
 describe('metricSamples', () => {
   const text = [
@@ -19,5 +19,12 @@ describe('metricSamples', () => {
     ]);
     expect(metricSamples(text, 'stockflow_plain')).toEqual([{ labels: {}, value: 7 }]);
     expect(metricSamples(text, 'stockflow_missing')).toEqual([]);
+  });
+
+  it('sums the samples of one metric whose labels match, and only those', () => {
+    expect(metricSum(text, 'stockflow_dead_letter_messages')).toBe(3);
+    expect(metricSum(text, 'stockflow_dead_letter_messages', { service: 'orders' })).toBe(0);
+    expect(metricSum(text, 'stockflow_dead_letter_messages', { queue: 'order.created.inventory', service: 'inventory' })).toBe(3);
+    expect(metricSum(text, 'stockflow_missing')).toBe(0);
   });
 });

@@ -129,3 +129,9 @@ export function metricSamples(text: string, name: string): { labels: Record<stri
   }
   return out;
 }
+
+/** The sum of one metric's samples whose labels include `labels`, in a Prometheus text exposition. */
+export const metricSum = (text: string, name: string, labels: Record<string, string> = {}): number =>
+  metricSamples(text, name)
+    .filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+    .reduce((total, s) => total + s.value, 0);
