@@ -129,7 +129,9 @@ export async function runService(options: {
   const parts = await options.build({ db, transport, outbox, metrics, auth, waitForDatabase: () => databaseBreaker.waitUntilCallable() });
   metrics.sources.outbox = async () => {
     const { rows } = await rawDb.query<{ backlog: number; age: number | null }>(
-      'SELECT count(*)::int AS backlog, extract(epoch FROM now() - min(created_at))::float8 AS age FROM outbox',
+      `SELECT count(*)::int AS backlog, extract(epoch FROM now() - min(created_at))::float8 AS age
+       FROM outbox WHERE id <> ALL($1::bigint[])`,
+      [outbox.publishedNotDeleted()],
     );
     return { backlog: rows[0]?.backlog ?? 0, oldestAgeSeconds: rows[0]?.age ?? 0 };
   };

@@ -20,6 +20,8 @@ export interface Transaction extends Queryable {
    * what the outbox just stored) starts from here.
    */
   afterCommit(callback: () => void): void;
+  /** Calls `callback` once the transaction has rolled back (never if it commits); not awaited either. */
+  afterRollback(callback: () => void): void;
 }
 
 export interface Database extends Queryable {

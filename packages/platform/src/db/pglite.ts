@@ -26,15 +26,22 @@ export async function createPgliteDatabase(dataDir?: string): Promise<Database> 
     },
     async transaction(fn) {
       const committed: (() => void)[] = [];
-      const result = await db.transaction((tx) =>
-        fn({
-          query: (sql, params) => run(tx, sql, params),
-          exec: async (sql) => {
-            await tx.exec(sql);
-          },
-          afterCommit: (callback) => committed.push(callback),
-        } satisfies Transaction),
-      );
+      const rolledBack: (() => void)[] = [];
+      const result = await db
+        .transaction((tx) =>
+          fn({
+            query: (sql, params) => run(tx, sql, params),
+            exec: async (sql) => {
+              await tx.exec(sql);
+            },
+            afterCommit: (callback) => committed.push(callback),
+            afterRollback: (callback) => rolledBack.push(callback),
+          } satisfies Transaction),
+        )
+        .catch((error: unknown) => {
+          for (const callback of rolledBack) callback();
+          throw error;
+        });
       for (const callback of committed) callback();
       return result;
     },

@@ -59,6 +59,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
       };
       client.on('error', onError);
       const committed: (() => void)[] = [];
+      const rolledBack: (() => void)[] = [];
       try {
         await client.query('BEGIN');
         const tx: Transaction = {
@@ -67,6 +68,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
             await client.query(sql);
           },
           afterCommit: (callback) => committed.push(callback),
+          afterRollback: (callback) => rolledBack.push(callback),
         };
         const result = await fn(tx);
         await client.query('COMMIT');
@@ -78,6 +80,8 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
         } catch {
           broken = true;
         }
+        // A connection lost before COMMIT rolls the transaction back all the same.
+        for (const callback of rolledBack) callback();
         throw error;
       } finally {
         client.off('error', onError);

@@ -85,6 +85,71 @@ describe.skipIf(servicesUnavailable)('outbox', () => {
     }
   });
 
+  it('deletes confirmed rows in the statement of the next insert, not in a commit of their own', async () => {
+    const { published, transport } = recorder();
+    // No sweep within the test: only the next transaction can have deleted them.
+    const outbox = startOutbox(options(transport, { sweepDelayMs: 60_000 }));
+    try {
+      await db.transaction((tx) => outbox.enqueue(tx, [message('first')]));
+      await eventually(
+        () => Promise.resolve(published.length),
+        (n) => n === 1,
+      );
+      expect(await remaining()).toEqual(['first']);
+      // Left out of the backlog gauge: the broker has it.
+      expect(outbox.publishedNotDeleted()).toHaveLength(1);
+      await db.transaction((tx) => outbox.enqueue(tx, [message('second')]));
+      await eventually(
+        () => Promise.resolve(published.length),
+        (n) => n === 2,
+      );
+      expect(await remaining()).toEqual(['second']);
+    } finally {
+      await outbox.stop();
+    }
+    expect(await remaining()).toEqual([]);
+  });
+
+  it('keeps confirmed rows for a later delete when the transaction that was to delete them rolls back', async () => {
+    const { published, transport } = recorder();
+    const outbox = startOutbox(options(transport, { sweepDelayMs: 60_000 }));
+    try {
+      await db.transaction((tx) => outbox.enqueue(tx, [message('kept')]));
+      await eventually(
+        () => Promise.resolve(published.length),
+        (n) => n === 1,
+      );
+      await expect(
+        db.transaction(async (tx) => {
+          await outbox.enqueue(tx, [message('rolled-back')]);
+          throw new Error('the change failed');
+        }),
+      ).rejects.toThrow('the change failed');
+      expect(await remaining()).toEqual(['kept']);
+      await db.transaction((tx) => outbox.enqueue(tx, [message('next')]));
+      await eventually(
+        () => Promise.resolve(published.length),
+        (n) => n === 2,
+      );
+      expect(await remaining()).toEqual(['next']);
+      expect(published.map((m) => m.messageId)).toEqual(['kept', 'next']);
+    } finally {
+      await outbox.stop();
+    }
+  });
+
+  it('deletes confirmed rows by themselves when no transaction comes to take them', async () => {
+    const { published, transport } = recorder();
+    const outbox = startOutbox(options(transport, { sweepDelayMs: 20 }));
+    try {
+      await db.transaction((tx) => outbox.enqueue(tx, [message('alone')]));
+      await eventually(remaining, (ids) => ids.length === 0);
+      expect(published.map((m) => m.messageId)).toEqual(['alone']);
+    } finally {
+      await outbox.stop();
+    }
+  });
+
   it('keeps the rows when their publish fails, and the poll publishes them once the broker is back', async () => {
     const { published, transport } = recorder(1);
     const outbox = startOutbox(options(transport, { pollIntervalMs: 20 }));

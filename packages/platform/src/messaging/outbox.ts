@@ -13,6 +13,11 @@ export interface OutboxOptions {
   batchSize: number;
   /** How often the relay looks for rows nobody is publishing (their claim expired or was given up). */
   pollIntervalMs: number;
+  /**
+   * How long confirmed rows wait for a transaction of this instance to delete them before a
+   * statement of their own does (default 100 ms).
+   */
+  sweepDelayMs?: number;
   /** The broker's circuit breaker: while it is open nothing is tried and the relay waits. */
   breaker?: CircuitBreaker;
   metrics?: Metrics;
@@ -27,6 +32,12 @@ export interface OutboxWriter {
 }
 
 export interface Outbox extends OutboxWriter {
+  /**
+   * Rows this instance has published, confirmed by the broker, and not deleted yet: the backlog
+   * gauge leaves them out (another instance's such rows count until it deletes them, within its
+   * sweep delay).
+   */
+  publishedNotDeleted(): readonly number[];
   /** Publishes everything still pending; used at shutdown, after stop(). */
   drain(): Promise<void>;
   /** Stops the poll and waits for the publishes under way. */
@@ -77,6 +88,11 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
  * out. The relay's poll takes such rows (FOR UPDATE SKIP LOCKED, so several instances share them)
  * and publishes them. A crash between the confirm and the delete publishes a row twice, which
  * idempotent consumers absorb; nothing is deleted before the broker confirmed it.
+ *
+ * Confirmed rows are deleted by the next transaction that writes to the outbox, in the statement
+ * of its insert, and only when none comes soon (sweepDelayMs) by a statement of their own: a
+ * delete of its own was a round trip and a commit (a WAL flush) for every publish, as many as the
+ * transactions that wrote the rows. Until then they stay claimed, so no relay takes them.
  */
 export function startOutbox(options: OutboxOptions): Outbox {
   const { db, transport, logger } = options;
@@ -116,7 +132,38 @@ export function startOutbox(options: OutboxOptions): Outbox {
       throw error;
     }
     count(rows, 'confirmed');
-    await db.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [ids]);
+    forDeletion(ids);
+  };
+
+  let confirmed: number[] = [];
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<void> | undefined;
+  /** Deletes the confirmed rows no transaction took; on failure they wait for the next try. */
+  const sweep = async () => {
+    clearTimeout(sweepTimer);
+    sweepTimer = undefined;
+    if (confirmed.length === 0) return;
+    const ids = confirmed;
+    confirmed = [];
+    try {
+      await db.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [ids]);
+    } catch (error) {
+      // Once stopped there is no next try: the rows' claims run out and they are published again
+      // (a duplicate consumers absorb) by whichever instance polls next.
+      logger.warn({ err: error, count: ids.length }, 'deleting published outbox rows failed');
+      if (!stopped) forDeletion(ids, options.pollIntervalMs);
+    }
+  };
+  function forDeletion(ids: number[], delayMs = options.sweepDelayMs ?? 100) {
+    confirmed = confirmed.concat(ids);
+    sweepTimer ??= setTimeout(() => {
+      sweeping = sweep().finally(() => (sweeping = undefined));
+    }, delayMs);
+  }
+  /** Deletes every confirmed row now (shutdown), after a sweep already under way. */
+  const sweepNow = async () => {
+    await sweeping;
+    await sweep();
   };
 
   // Rows committed by concurrent transactions share a publish and a delete.
@@ -219,12 +266,17 @@ export function startOutbox(options: OutboxOptions): Outbox {
         payload: m.body,
         headers: m.headers ?? null,
       }));
+      // Rows confirmed earlier go with this insert; if this transaction rolls back, they wait again.
+      const published = confirmed;
+      confirmed = [];
+      if (published.length > 0) tx.afterRollback(() => forDeletion(published));
       const { rows: inserted } = await tx.query<{ id: number }>(
-        `INSERT INTO outbox (exchange, routing_key, message_id, payload, headers, claimed_until, attempts)
+        `WITH published AS (DELETE FROM outbox WHERE id = ANY($2::bigint[]))
+         INSERT INTO outbox (exchange, routing_key, message_id, payload, headers, claimed_until, attempts)
          SELECT exchange, routing_key, message_id, payload, headers, now() + interval '${CLAIM_SECONDS} seconds', 1
          FROM json_to_recordset($1::json) AS x(exchange text, routing_key text, message_id text, payload json, headers json)
          RETURNING id`,
-        [JSON.stringify(rows)],
+        [JSON.stringify(rows), published],
       );
       // Identities are drawn in the order the rows are inserted, which is the order given.
       const ids = inserted.map((r) => r.id).sort((a, b) => a - b);
@@ -236,9 +288,11 @@ export function startOutbox(options: OutboxOptions): Outbox {
         });
       });
     },
+    publishedNotDeleted: () => confirmed,
     async drain() {
       await Promise.allSettled(publishing);
       await drainOnce(false);
+      await sweepNow();
     },
     async stop() {
       stopped = true;
@@ -246,6 +300,7 @@ export function startOutbox(options: OutboxOptions): Outbox {
       wakeUp?.();
       await loop;
       await Promise.allSettled(publishing);
+      await sweepNow();
     },
   };
 }
