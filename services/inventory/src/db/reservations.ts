@@ -54,8 +54,9 @@ interface ExistingDecision {
  * statement; every answer goes to the outbox in the same transaction.
  *
  * On a hot product every batch waits for that row's lock, so the batch rate is one over the time
- * the lock is held: whatever does not need the lock (the repeat lookup, answer ids and time) is
- * done before taking it, and only one write and the outbox insert run under it.
+ * the lock is held: the repeat lookup is made by the statement that takes the locks, and only one
+ * write and the outbox insert run under them. Every round trip here also costs both processes
+ * CPU on a shared machine, which is why the lookup does not have one of its own.
  */
 export async function applyOrderCreatedBatch(
   tx: Transaction,
@@ -70,10 +71,31 @@ export async function applyOrderCreatedBatch(
     headers: { ...m.headers, ...traceHeaders(traceOf.get(orderId)) },
   });
   const orderIds = [...new Set(events.map((e) => e.order_id))];
-  const { rows: existing } = await tx.query<ExistingDecision>(
-    'SELECT order_id, event, routing_key FROM order_decisions WHERE order_id = ANY($1::text[])',
-    [orderIds],
+  const productIds = [...new Set(events.flatMap((e) => e.items.map((i) => i.product_id)))].sort((a, b) => a - b);
+  // One round trip: the orders decided before, and the stock of every product the batch names.
+  // A product with nothing available cannot reserve a unit whatever is decided before, so it is
+  // read without its lock: once a doorbuster sells out, its rejections stop queueing behind one
+  // another for its row. A product that may still reserve is locked (in id order) and read again
+  // under the lock. Stock only grows by a restock or a release, after which this reading is still
+  // a true one of the moment this batch looked. (The products of an order answered again are
+  // locked too; a redelivery is rare, and the lookup would otherwise cost a round trip of its own.)
+  const { rows: looked } = await tx.query<{ existing: ExistingDecision[]; stock: { id: number; available: number }[] }>(
+    `WITH existing AS (
+       SELECT order_id, event, routing_key FROM order_decisions WHERE order_id = ANY($1::text[])
+     ), seen AS (
+       SELECT id, available FROM products WHERE id = ANY($2::int[])
+     ), locked AS (
+       SELECT id, available FROM products WHERE id IN (SELECT id FROM seen WHERE available > 0) ORDER BY id FOR UPDATE
+     ), stock AS (
+       SELECT id, available FROM locked
+       UNION ALL
+       SELECT id, available FROM seen WHERE available = 0
+     )
+     SELECT (SELECT coalesce(json_agg(existing), '[]') FROM existing) AS existing,
+            (SELECT coalesce(json_agg(stock), '[]') FROM stock) AS stock`,
+    [orderIds, productIds],
   );
+  const { existing, stock } = looked[0] as (typeof looked)[number];
   const answerByOrder = new Map(existing.map((d) => [d.order_id, repeatAnswer(d)]));
   const fresh: OrderRequest[] = [];
   const freshIds = new Set<string>();
@@ -92,23 +114,6 @@ export async function applyOrderCreatedBatch(
 
   let newAnswers: OutgoingMessage[] = [];
   if (fresh.length > 0) {
-    const productIds = [...new Set(fresh.flatMap((o) => o.items.map((i) => i.product_id)))].sort((a, b) => a - b);
-    // A product with nothing available cannot reserve a unit whatever is decided before, so it is
-    // read without its lock: once a doorbuster sells out, its rejections stop queueing behind one
-    // another for its row. A product that may still reserve is locked (in id order) and read again
-    // under the lock. Stock only grows by a restock or a release, after which this reading is still
-    // a true one of the moment this batch looked.
-    const { rows: stock } = await tx.query<{ id: number; available: number }>(
-      `WITH seen AS (
-         SELECT id, available FROM products WHERE id = ANY($1::int[])
-       ), locked AS (
-         SELECT id, available FROM products WHERE id IN (SELECT id FROM seen WHERE available > 0) ORDER BY id FOR UPDATE
-       )
-       SELECT id, available FROM locked
-       UNION ALL
-       SELECT id, available FROM seen WHERE available = 0`,
-      [productIds],
-    );
     const decisions = decideOrders(fresh, new Map(stock.map((s) => [s.id, s.available])));
     newAnswers = decisions.map((d, i) => traced(answerFor(d, { eventId: eventIds[i] as string, occurredAt: now }), d.orderId));
     decisions.forEach((d, i) => answerByOrder.set(d.orderId, newAnswers[i] as OutgoingMessage));

@@ -250,17 +250,19 @@ export async function applyInventoryAnswers(
     });
   }
   if (decided.size === 0) return;
-  const ids = [...decided.keys()].sort();
-  // Locked in id order first, so two instances with overlapping batches never deadlock.
-  await tx.query(`SELECT 1 FROM orders WHERE id = ANY($1::text[]) AND status = 'PENDING' ORDER BY id FOR UPDATE`, [ids]);
+  // Locked in id order by the statement that updates them, so two instances with overlapping
+  // batches never deadlock, and the batch costs one round trip.
   const { rows: moved } = await tx.query<Order>(
-    `UPDATE orders o SET status = a.status, reason = COALESCE(a.reason, o.reason), updated_at = now()
-     FROM json_to_recordset($1::json) AS a(order_id text, status text, reason text)
-     WHERE o.id = a.order_id AND o.status = 'PENDING'
+    `WITH locked AS MATERIALIZED (
+       SELECT id FROM orders WHERE id = ANY($2::text[]) AND status = 'PENDING' ORDER BY id FOR UPDATE
+     )
+     UPDATE orders o SET status = a.status, reason = COALESCE(a.reason, o.reason), updated_at = now()
+     FROM locked l, json_to_recordset($1::json) AS a(order_id text, status text, reason text)
+     WHERE o.id = l.id AND a.order_id = l.id AND o.status = 'PENDING'
      RETURNING ${ORDER_COLUMNS.split(', ')
        .map((c) => `o.${c}`)
        .join(', ')}`,
-    [JSON.stringify([...decided.values()])],
+    [JSON.stringify([...decided.values()]), [...decided.keys()]],
   );
   // OrderConfirmed / OrderCancelled continue the trace of the answer that decided the order.
   const traceOf = tracesByOrder(answers, traces);
