@@ -38,6 +38,24 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
     return { cluster, catalog };
   };
 
+  /**
+   * Places ORDERS orders; `third` resolves once a third of them are placed. A fault injected then
+   * lands mid-load however fast this machine places them (a fixed sleep let a quick run finish the
+   * whole load before its fault).
+   */
+  const placeInBackground = (c: Cluster, catalog: { all: number[]; hot: number[] }) => {
+    let reached: () => void = () => undefined;
+    const third = new Promise<void>((resolve) => (reached = resolve));
+    const load = placeOrders(c.orders.url, catalog, {
+      count: ORDERS,
+      concurrency: 10,
+      onPlaced: (n) => {
+        if (n >= ORDERS / 3) reached();
+      },
+    });
+    return { load, third };
+  };
+
   const settleAndAudit = async (c: Cluster, timeoutMs = 60_000) => {
     const orders = graphqlClient(c.orders.url);
     await eventually(
@@ -75,8 +93,8 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
 
   it('2. survives every broker connection cut for several seconds mid-load', async () => {
     const { cluster: c, catalog } = await boot(2);
-    const load = placeOrders(c.orders.url, catalog, { count: ORDERS, concurrency: 10 });
-    await sleep(800);
+    const { load, third } = placeInBackground(c, catalog);
+    await third;
     c.cutBroker();
     await sleep(4_000);
     // Not ready while the broker is gone, yet alive and still taking orders.
@@ -92,8 +110,8 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
 
   it('3. survives the database connections cut mid-load', async () => {
     const { cluster: c, catalog } = await boot(2);
-    const load = placeOrders(c.orders.url, catalog, { count: ORDERS, concurrency: 10 });
-    await sleep(800);
+    const { load, third } = placeInBackground(c, catalog);
+    await third;
     c.cutDatabase();
     await sleep(1_500);
     const during = await graphqlClient(c.orders.url).request('{ orders(first: 1) { totalCount } }');
@@ -198,8 +216,8 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
 
   it('7. accepts orders while every inventory instance is down and processes them all when one returns', async () => {
     const { cluster: c, catalog } = await boot(2);
-    const load = placeOrders(c.orders.url, catalog, { count: ORDERS, concurrency: 10 });
-    await sleep(500);
+    const { load, third } = placeInBackground(c, catalog);
+    await third;
     // SIGTERM: each instance stops taking work, finishes its batch, flushes its outbox, exits 0.
     const codes = await Promise.all(c.inventory.map((m) => m.process.stop('SIGTERM')));
     expect(codes).toEqual([0, 0]);
