@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
@@ -86,6 +87,14 @@ export const serviceConfigShape = {
   DATABASE_POOL_SIZE: env.positiveInt(10),
   AMQP_URL: env.url(['amqp', 'amqps']).optional(),
   CONSUMER_PREFETCH: env.positiveInt(1_000),
+  // Drawn at start unless set: with several instances the one with the highest priority takes
+  // the deliveries, and the next one those that overflow its prefetch (see the README).
+  CONSUMER_PRIORITY: z.coerce
+    .number({ error: 'must be a whole number' })
+    .int('must be a whole number')
+    .min(0, 'must be between 0 and 1000000')
+    .max(1_000_000, 'must be between 0 and 1000000')
+    .default(() => randomInt(0, 1_000_001)),
   CONSUMER_BATCH_SIZE: env.positiveInt(250),
   CONSUMER_BATCHES_IN_FLIGHT: env.positiveInt(2),
   OUTBOX_POLL_MS: env.positiveInt(500),

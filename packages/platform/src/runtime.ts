@@ -151,7 +151,10 @@ export async function runService(options: {
       { name: 'broker circuit', check: () => brokerBreaker.state !== 'open' },
     ],
   });
-  logger.info({ port: http.port, graphql: `http://localhost:${http.port}/graphql` }, `${name} service listening`);
+  logger.info(
+    { port: http.port, graphql: `http://localhost:${http.port}/graphql`, consumerPriority: config.CONSUMER_PRIORITY },
+    `${name} service listening`,
+  );
 
   return {
     name,

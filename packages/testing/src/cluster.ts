@@ -28,7 +28,13 @@ export async function startCluster(options: { amqpUrl: string; inventoryInstance
   const databases = { inventory: await createTestDatabase('fault_inventory'), orders: await createTestDatabase('fault_orders') };
   const members: Member[] = [];
 
-  const start = async (name: string, entry: Runnable, db: TestDatabase, proxies?: { broker: Proxy; database: Proxy }) => {
+  const start = async (
+    name: string,
+    entry: Runnable,
+    db: TestDatabase,
+    proxies?: { broker: Proxy; database: Proxy },
+    env: Record<string, string> = {},
+  ) => {
     const broker = proxies?.broker ?? (await startTcpProxy(target(options.amqpUrl, 5672)));
     const database = proxies?.database ?? (await startTcpProxy(target(testServers.postgresAdminUrl, 5432)));
     const process = await startServiceProcess(entry, {
@@ -42,6 +48,7 @@ export async function startCluster(options: { amqpUrl: string; inventoryInstance
       BREAKER_OPEN_MS: '300',
       BREAKER_MAX_OPEN_MS: '2000',
       AUTH_DISABLED: 'true',
+      ...env,
       ...options.env,
     });
     const member = { name, process, broker, database, url: `http://127.0.0.1:${process.port}/graphql` };
@@ -49,9 +56,12 @@ export async function startCluster(options: { amqpUrl: string; inventoryInstance
     return member;
   };
 
+  // The first instance has the highest consumer priority, so it is the one taking the deliveries
+  // (the others take what overflows its prefetch): a test killing inventory[0] kills it mid-batch.
+  const priority = (i: number) => ({ CONSUMER_PRIORITY: String(options.inventoryInstances - i) });
   const inventory: Member[] = [];
   for (let i = 0; i < options.inventoryInstances; i += 1) {
-    inventory.push(await start(`inventory-${i + 1}`, 'inventory', databases.inventory));
+    inventory.push(await start(`inventory-${i + 1}`, 'inventory', databases.inventory, undefined, priority(i)));
   }
   let orders = await start('orders', 'orders', databases.orders);
 
@@ -70,7 +80,7 @@ export async function startCluster(options: { amqpUrl: string; inventoryInstance
     async restartInventory(i: number) {
       const old = inventory[i] as Member;
       members.splice(members.indexOf(old), 1);
-      inventory[i] = await start(old.name, 'inventory', databases.inventory, old);
+      inventory[i] = await start(old.name, 'inventory', databases.inventory, old, priority(i));
       return inventory[i];
     },
     /** Starts the Order Service again behind the same proxies (after a kill). */

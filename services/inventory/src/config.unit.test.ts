@@ -14,6 +14,16 @@ describe('inventory configuration', () => {
     expect(config.CONSUMER_BATCH_SIZE).toBe(250);
   });
 
+  it('draws a consumer priority per start unless one is set, and refuses one out of range', () => {
+    const drawn = new Set(Array.from({ length: 20 }, () => loadInventoryConfig(valid).CONSUMER_PRIORITY));
+    for (const p of drawn) expect(p >= 0 && p <= 1_000_000 && Number.isInteger(p)).toBe(true);
+    // Twenty draws from a million values: all alike would mean it is not drawn at all.
+    expect(drawn.size).toBeGreaterThan(1);
+    expect(loadInventoryConfig({ ...valid, CONSUMER_PRIORITY: '0' }).CONSUMER_PRIORITY).toBe(0);
+    expect(() => loadInventoryConfig({ ...valid, CONSUMER_PRIORITY: '-1' })).toThrow('CONSUMER_PRIORITY ("-1"): must be between 0 and 1000000');
+    expect(() => loadInventoryConfig({ ...valid, CONSUMER_PRIORITY: '2.5' })).toThrow('CONSUMER_PRIORITY ("2.5"): must be a whole number');
+  });
+
   it('names every bad variable in one message', () => {
     let error: unknown;
     try {

@@ -26,9 +26,11 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
       AMQP_URL: inject('amqpUrl'),
       PORT: '0',
       HOST: '127.0.0.1',
-      // Small batches and prefetch so the three processes interleave on the hot row.
+      // Small batches and prefetch, and one priority for all (deliveries dealt round-robin rather
+      // than the overflow of one), so the three processes interleave on the hot row.
       CONSUMER_PREFETCH: '10',
       CONSUMER_BATCH_SIZE: '5',
+      CONSUMER_PRIORITY: '0',
       OUTBOX_POLL_MS: '100',
       AUTH_DISABLED: 'true',
     };

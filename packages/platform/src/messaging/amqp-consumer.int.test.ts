@@ -60,6 +60,39 @@ describe.skipIf(servicesUnavailable)('AMQP consumer with batched acknowledgement
     await connection.queueDelete({ queue: queue.queue });
   });
 
+  it('delivers to the consumer of highest priority until its prefetch is full, then to the next', async () => {
+    const queue = queueSpec();
+    const received = { high: 0, low: 0 };
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // The first consumer holds every delivery unacknowledged until released: after 50 (its
+    // prefetch) it is blocked, and only then does the broker turn to the other one.
+    const high = await consumeWithBatchedAcks({ ...options(queue), priority: 10 }, async () => {
+      received.high += 1;
+      await held;
+    });
+    const low = await consumeWithBatchedAcks({ ...options(queue), priority: 1 }, () => {
+      received.low += 1;
+      return Promise.resolve();
+    });
+    await publish(queue.queue, Array.from({ length: 30 }, (_, n) => ({ n })));
+    await eventually(
+      () => Promise.resolve(received.high),
+      (n) => n === 30,
+    );
+    expect(received.low).toBe(0);
+    await publish(queue.queue, Array.from({ length: 40 }, (_, n) => ({ n: 30 + n })));
+    await eventually(
+      () => Promise.resolve(received.high + received.low),
+      (n) => n === 70,
+    );
+    expect(received).toEqual({ high: 50, low: 20 });
+    release();
+    await Promise.all([high.close(), low.close()]);
+    expect(await depth(queue.queue)).toBe(0);
+    await connection.queueDelete({ queue: queue.queue });
+  });
+
   it('hands a delivery back when its handler throws, and acknowledges the others', async () => {
     const queue = queueSpec();
     const attempts = new Map<number, boolean[]>();

@@ -9,6 +9,8 @@ export interface AckingConsumerOptions {
   /** Declared (idempotently) before consuming, so the queue's bindings have their exchanges. */
   exchanges: { exchange: string; type: string; durable: boolean }[];
   prefetch: number;
+  /** RabbitMQ's `x-priority` for this consumer (see ConsumeOptions.priority). */
+  priority?: number;
   logger: Logger;
   retryLowMs: number;
   retryHighMs: number;
@@ -109,7 +111,10 @@ export async function consumeWithBatchedAcks(options: AckingConsumerOptions, han
       for (const b of queue.bindings) await ch.queueBind({ queue: queue.queue, exchange: b.exchange, routingKey: b.routingKey });
       await ch.basicQos({ prefetchCount: options.prefetch });
       const acks = ackTracker(ch);
-      const ok = await ch.basicConsume({ queue: queue.queue }, (msg) => run(acks, msg));
+      const ok = await ch.basicConsume(
+        { queue: queue.queue, ...(options.priority === undefined ? {} : { arguments: { 'x-priority': options.priority } }) },
+        (msg) => run(acks, msg),
+      );
       consumerTag = ok.consumerTag;
       // The broker cancels a consumer whose queue was deleted; start over on a fresh channel.
       ch.once('basic.cancel', () => void ch.close().catch(() => undefined));

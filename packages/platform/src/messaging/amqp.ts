@@ -118,6 +118,7 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
           queue,
           exchanges: topology.exchanges,
           prefetch: consumeOptions.prefetch,
+          priority: consumeOptions.priority,
           logger,
           retryLowMs: RETRY_LOW_MS,
           retryHighMs: RETRY_HIGH_MS,

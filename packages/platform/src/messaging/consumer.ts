@@ -20,6 +20,8 @@ export interface BatchConsumerOptions<T> {
   handleBatch(items: T[], traces: (TraceContext | undefined)[]): Promise<void>;
   logger: Logger;
   prefetch: number;
+  /** The priority of this consumer among the instances consuming the queue (ConsumeOptions.priority). */
+  priority?: number;
   maxBatch: number;
   /**
    * Batches applied at once. Deliveries arriving while they run wait and form the next batch, so
@@ -184,7 +186,7 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
     run: settle,
   });
 
-  const subscription = await transport.consume(queue, { prefetch: options.prefetch }, async (message) => {
+  const subscription = await transport.consume(queue, { prefetch: options.prefetch, priority: options.priority }, async (message) => {
     const decoded = decodeBody(message.body, options.schema);
     if (!decoded.ok) {
       await park(message, decoded.reason);

@@ -26,6 +26,12 @@ export type DeliveryHandler = (message: IncomingMessage) => Promise<void>;
 export interface ConsumeOptions {
   /** Messages held unacknowledged at once (also the most a batch can gather). */
   prefetch: number;
+  /**
+   * The consumer's priority on a queue several instances consume (RabbitMQ's `x-priority`): the
+   * broker delivers to the highest one until it holds `prefetch` unacknowledged messages, and only
+   * then to the next. Equal priorities share deliveries round-robin.
+   */
+  priority?: number;
 }
 
 export interface Subscription {

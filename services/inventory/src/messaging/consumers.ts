@@ -37,6 +37,7 @@ export async function startInventoryConsumers(options: InventoryConsumerOptions)
     transport,
     logger,
     prefetch: config.CONSUMER_PREFETCH,
+    priority: config.CONSUMER_PRIORITY,
     batchesInFlight: config.CONSUMER_BATCHES_IN_FLIGHT,
     failureDelayMs: 1_000,
     maxAttempts: config.RETRY_MAX_ATTEMPTS,

@@ -28,6 +28,7 @@ export async function startOrdersConsumers(options: {
       queue: queues.stockOrders,
       schema: InventoryAnswer,
       prefetch: config.CONSUMER_PREFETCH,
+      priority: config.CONSUMER_PRIORITY,
       maxBatch: config.CONSUMER_BATCH_SIZE,
       batchesInFlight: config.CONSUMER_BATCHES_IN_FLIGHT,
       failureDelayMs: 1_000,
