@@ -166,7 +166,7 @@ export function startOutbox(options: OutboxOptions): Outbox {
     await sweep();
   };
 
-  // Rows committed by concurrent transactions share a publish and a delete.
+  // Rows committed by concurrent transactions share a publish.
   const publisher = createBatcher<OutboxRow, undefined>({
     maxBatch: options.batchSize,
     maxInFlight: PUBLISHES_IN_FLIGHT,
