@@ -39,7 +39,13 @@ describe.skipIf(servicesUnavailable)('outbox', () => {
         return Promise.resolve();
       },
     } as Transport;
-    return { published, transport };
+    /** Resolves once `n` messages have been published (confirmed). */
+    const untilPublished = (n: number) =>
+      eventually(
+        () => Promise.resolve(published.length),
+        (count) => count === n,
+      );
+    return { published, transport, untilPublished };
   };
   const options = (transport: Transport, overrides: Partial<OutboxOptions> = {}): OutboxOptions => ({
     db,
@@ -86,23 +92,17 @@ describe.skipIf(servicesUnavailable)('outbox', () => {
   });
 
   it('deletes confirmed rows in the statement of the next insert, not in a commit of their own', async () => {
-    const { published, transport } = recorder();
+    const { transport, untilPublished } = recorder();
     // No sweep within the test: only the next transaction can have deleted them.
     const outbox = startOutbox(options(transport, { sweepDelayMs: 60_000 }));
     try {
       await db.transaction((tx) => outbox.enqueue(tx, [message('first')]));
-      await eventually(
-        () => Promise.resolve(published.length),
-        (n) => n === 1,
-      );
+      await untilPublished(1);
       expect(await remaining()).toEqual(['first']);
       // Left out of the backlog gauge: the broker has it.
       expect(outbox.publishedNotDeleted()).toHaveLength(1);
       await db.transaction((tx) => outbox.enqueue(tx, [message('second')]));
-      await eventually(
-        () => Promise.resolve(published.length),
-        (n) => n === 2,
-      );
+      await untilPublished(2);
       expect(await remaining()).toEqual(['second']);
     } finally {
       await outbox.stop();
@@ -111,14 +111,11 @@ describe.skipIf(servicesUnavailable)('outbox', () => {
   });
 
   it('keeps confirmed rows for a later delete when the transaction that was to delete them rolls back', async () => {
-    const { published, transport } = recorder();
+    const { published, transport, untilPublished } = recorder();
     const outbox = startOutbox(options(transport, { sweepDelayMs: 60_000 }));
     try {
       await db.transaction((tx) => outbox.enqueue(tx, [message('kept')]));
-      await eventually(
-        () => Promise.resolve(published.length),
-        (n) => n === 1,
-      );
+      await untilPublished(1);
       await expect(
         db.transaction(async (tx) => {
           await outbox.enqueue(tx, [message('rolled-back')]);
@@ -127,10 +124,7 @@ describe.skipIf(servicesUnavailable)('outbox', () => {
       ).rejects.toThrow('the change failed');
       expect(await remaining()).toEqual(['kept']);
       await db.transaction((tx) => outbox.enqueue(tx, [message('next')]));
-      await eventually(
-        () => Promise.resolve(published.length),
-        (n) => n === 2,
-      );
+      await untilPublished(2);
       expect(await remaining()).toEqual(['next']);
       expect(published.map((m) => m.messageId)).toEqual(['kept', 'next']);
     } finally {
