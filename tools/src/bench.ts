@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: starts the platform itself in each configuration (embedded; distributed with
  * one inventory instance; with two), all at once, runs fixed scenarios with the load generator on
- * each in turn, round after round, and prints one table. Needs the local PostgreSQL and RabbitMQ (and rabbitmqctl) for the distributed runs.
+ * each in turn, round after round, and prints one table. Needs the local PostgreSQL and RabbitMQ
+ * (and rabbitmqctl) for the distributed runs.
  *   npm run bench -- [--orders 20000] [--backlog 20000] [--only distributed-1] [--scenarios even,drain]
  */
 import { spawn } from 'node:child_process';
