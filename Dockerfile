@@ -42,10 +42,10 @@ FROM runtime AS inventory
 COPY --from=build --chown=node:node /app/dist/inventory dist/inventory
 ENV PORT=8000
 EXPOSE 8000
-CMD ["node", "--enable-source-maps", "dist/inventory/main.mjs"]
+CMD ["node", "--max-old-space-size=192", "--enable-source-maps", "dist/inventory/main.mjs"]
 
 FROM runtime AS orders
 COPY --from=build --chown=node:node /app/dist/orders dist/orders
 ENV PORT=8001
 EXPOSE 8001
-CMD ["node", "--enable-source-maps", "dist/orders/main.mjs"]
+CMD ["node", "--max-old-space-size=192", "--enable-source-maps", "dist/orders/main.mjs"]
