@@ -4,7 +4,7 @@
  *   npm run dlq -- replay order.created.inventory --id <message id> [--id ...] | --all
  */
 import { parseArgs } from 'node:util';
-import { queues } from '@stockflow/contracts';
+import { QUEUE_TYPES, queues, type QueueType } from '@stockflow/contracts';
 import { createAmqpTransport, createLogger, safeUrl } from '@stockflow/platform';
 import { fail } from './cli.ts';
 
@@ -13,7 +13,8 @@ const usage = `Usage:
   npm run dlq -- list <queue> [--first N]
   npm run dlq -- replay <queue> --id ID [--id ID ...] | --all
 Options:
-  --amqp-url URL   broker (default $AMQP_URL or amqp://guest:guest@127.0.0.1:5672)
+  --amqp-url URL   broker (default $AMQP_URL or amqp://guest:guest@127.0.0.1:5672); a comma-separated list for a cluster
+  $AMQP_QUEUE_TYPE quorum (default) or classic, as the services declare the queues
 Queues: ${consumerQueues.map((q) => q.queue).join(', ')}`;
 
 let parsed;
@@ -45,11 +46,14 @@ if (!Number.isInteger(first) || first < 1 || first > 10_000) fail('--first must 
 if (command === 'replay' && !values.all && !values.id?.length) fail(`replay needs --id (one or more) or --all\n\n${usage}`);
 
 const url = values['amqp-url'] ?? process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const queueType = (process.env.AMQP_QUEUE_TYPE ?? 'quorum') as QueueType;
+if (!QUEUE_TYPES.includes(queueType)) fail(`AMQP_QUEUE_TYPE must be one of ${QUEUE_TYPES.join(', ')}`);
 let transport;
 try {
   transport = await createAmqpTransport({
     url,
     queues: consumerQueues,
+    queueType,
     connectionName: 'dlq-cli',
     logger: createLogger({ name: 'dlq', level: 'warn' }),
   });

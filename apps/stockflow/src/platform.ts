@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { queues } from '@stockflow/contracts';
+import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
 import {
   ConfigError,
   createInProcessTransport,
@@ -27,7 +27,7 @@ export const PlatformConfigSchema = z.object({
   ORDERS_PORT: env.port(8001),
   INVENTORY_DATABASE_URL: env.url(['postgres', 'postgresql']).optional(),
   ORDERS_DATABASE_URL: env.url(['postgres', 'postgresql']).optional(),
-  AMQP_URL: env.url(['amqp', 'amqps']).optional(),
+  AMQP_URL: env.amqpUrls().optional(),
   SEED_SAMPLE_CATALOG: z.enum(['true', 'false']).default('true'),
   DASHBOARD_PORT: env.port(8080),
 });
@@ -45,7 +45,7 @@ export interface RunningPlatform {
 /**
  * Runs both services in this process. With nothing configured: PostgreSQL in process (PGlite,
  * one database per service, kept in DATA_DIR) and events through the outbox over an in-process
- * transport. With AMQP_URL and both database URLs: the same code on RabbitMQ and PostgreSQL.
+ * transport, whose parked and delayed messages are kept in a third one. With AMQP_URL and both database URLs: the same code on RabbitMQ and PostgreSQL.
  */
 export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Promise<RunningPlatform> {
   const config = loadConfig(PlatformConfigSchema, source);
@@ -69,10 +69,20 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
   let deps: { inventory: ServiceDependencies; orders: ServiceDependencies } = { inventory: {}, orders: {} };
   if (mode === 'embedded') {
     const logger = createLogger({ name: 'embedded', level: config.LOG_LEVEL });
-    const transport = createInProcessTransport({ queues: Object.values(queues), logger });
+    // The broker's own database: what it holds (parked and delayed messages) outlives a restart
+    // and is no service's data.
+    const brokerDb = await createPgliteDatabase(path.resolve(config.DATA_DIR, 'broker'));
+    const transport = await createInProcessTransport({
+      queues: Object.values(queues),
+      logger,
+      store: brokerDb,
+      // OrderConfirmed is for services that do not run here; RabbitMQ would route it to their queue.
+      externalBindings: [{ exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderConfirmed }],
+    });
     const inventoryDb = await createPgliteDatabase(path.resolve(config.DATA_DIR, 'inventory'));
     const ordersDb = await createPgliteDatabase(path.resolve(config.DATA_DIR, 'orders'));
-    owned.push(transport, inventoryDb, ordersDb);
+    // The transport first, so that nothing it still writes finds its store closed.
+    owned.push(transport, brokerDb, inventoryDb, ordersDb);
     // Only the embedded platform may run without authentication configured (it says so).
     deps = { inventory: { db: inventoryDb, transport, authOptional: true }, orders: { db: ordersDb, transport, authOptional: true } };
   }

@@ -88,6 +88,52 @@ function consumerQueue(queue: string, bindings: QueueSpec['bindings']): QueueSpe
   };
 }
 
+/**
+ * How the queues are stored. `quorum` (the default in distributed mode): replicated by Raft over
+ * the cluster's nodes, a publish confirmed once a majority holds it, so losing a node loses no
+ * message. `classic`: one node's disk, for a single broker or a deployment not migrated yet.
+ */
+export const QUEUE_TYPES = ['quorum', 'classic'] as const;
+export type QueueType = (typeof QUEUE_TYPES)[number];
+
+/** One queue as it is declared on the broker (queue.declare's name, durability and arguments). */
+export interface QueueDeclaration {
+  queue: string;
+  durable: true;
+  arguments: Record<string, string | number>;
+}
+
+/**
+ * A quorum queue that dead-letters (a consumer queue on reject, a retry queue on expiry) does it
+ * at least once: the message leaves only once the target queue has confirmed it, so an expired
+ * retry is never dropped on the way back to its queue, even with that queue's leader down. The
+ * broker requires reject-publish overflow for it (no length limit is set, so it never rejects).
+ */
+const QUORUM_DEAD_LETTERING = { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' } as const;
+
+function declaredAs(type: QueueType, queue: string, args: Record<string, string | number>): QueueDeclaration {
+  if (type === 'classic') return { queue, durable: true, arguments: args };
+  const deadLetters = 'x-dead-letter-exchange' in args ? QUORUM_DEAD_LETTERING : {};
+  return { queue, durable: true, arguments: { 'x-queue-type': 'quorum', ...args, ...deadLetters } };
+}
+
+/**
+ * Every queue a consumer queue brings, as declared for `type`: the queue, its retry queues and its
+ * dead-letter queue. Each is declared with exactly these arguments by every service, tool and
+ * test; another declaration of the same name with other arguments is refused by the broker
+ * (docs/events.md lists them for other teams).
+ */
+export function queueDeclarations(
+  spec: QueueSpec,
+  type: QueueType,
+): { main: QueueDeclaration; retries: QueueDeclaration[]; deadLetter: QueueDeclaration } {
+  return {
+    main: declaredAs(type, spec.queue, spec.arguments),
+    retries: spec.retryQueues.map((r) => declaredAs(type, r.queue, r.arguments)),
+    deadLetter: declaredAs(type, spec.deadLetterQueue, {}),
+  };
+}
+
 export const queues = {
   orderCreatedInventory: consumerQueue(QUEUES.orderCreatedInventory, [
     { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderCreated },

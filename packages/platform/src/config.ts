@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { QUEUE_TYPES } from '@stockflow/contracts';
 import { ConfigError } from './errors.ts';
 
 /**
@@ -14,7 +15,8 @@ export function loadConfig<S extends z.ZodObject>(schema: S, source: NodeJS.Proc
   const problems = parsed.error.issues.map((issue) => {
     const variable = issue.path.join('.');
     const value = env[variable];
-    const shown = value === undefined ? 'unset' : `"${value.length > 60 ? `${value.slice(0, 60)}…` : value}"`;
+    const text = value === undefined ? undefined : withoutPasswords(value);
+    const shown = text === undefined ? 'unset' : `"${text.length > 60 ? `${text.slice(0, 60)}…` : text}"`;
     return `  ${variable} (${shown}): ${value === undefined ? 'is required' : issue.message}`;
   });
   return fail(`Invalid configuration:\n${problems.join('\n')}`);
@@ -39,6 +41,9 @@ function withSecretFiles(schema: z.ZodObject, source: NodeJS.ProcessEnv): NodeJS
   return env;
 }
 
+/** A URL's password (any `scheme://user:password@`) masked, so a config error never prints one. */
+const withoutPasswords = (value: string) => value.replace(/(\w+:\/\/[^:/@\s,]*):[^@\s,]*@/g, '$1:***@');
+
 function fail(message: string): never {
   throw new ConfigError(message);
 }
@@ -60,12 +65,47 @@ export const env = {
       },
       `must be a URL starting with ${protocols.map((p) => `${p}://`).join(' or ')}`,
     ),
+  /**
+   * One broker URL, or several comma-separated (the nodes of one cluster): the service connects
+   * to one and moves to the next when it is lost. They share scheme, credentials and vhost, and
+   * differ only in host and port, since one connection's settings apply to every node.
+   */
+  amqpUrls: () =>
+    z.string().superRefine((value, ctx) => {
+      const urls = value.split(',').map((u) => u.trim());
+      const parsed: URL[] = [];
+      for (const url of urls) {
+        try {
+          const u = new URL(url);
+          if (u.protocol !== 'amqp:' && u.protocol !== 'amqps:') throw new Error('scheme');
+          parsed.push(u);
+        } catch {
+          ctx.addIssue({
+            code: 'custom',
+            message: `must be a URL starting with amqp:// or amqps://, or several separated by commas ("${safeUrl(url)}" is not)`,
+          });
+          return;
+        }
+      }
+      const settings = (u: URL) => `${u.protocol}//${u.username}:${u.password}@${u.pathname}${u.search}`;
+      if (parsed.some((u) => settings(u) !== settings(parsed[0] as URL))) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'the URLs of a list must differ only in host and port (same scheme, user, password, vhost)',
+        });
+      }
+    }),
   logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   nodeEnv: () => z.enum(['development', 'production', 'test']).default('development'),
 };
 
-/** A URL fit for logs and error messages: scheme, host, port and path, never credentials. */
+/** A URL (or a comma-separated list) fit for logs and error messages: scheme, host, port and path, never credentials. */
 export function safeUrl(url: string): string {
+  if (url.includes(','))
+    return url
+      .split(',')
+      .map((u) => safeUrl(u.trim()))
+      .join(',');
   try {
     const u = new URL(url);
     return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
@@ -85,7 +125,8 @@ export const serviceConfigShape = {
   HOST: z.string().min(1).default('0.0.0.0'),
   DATABASE_URL: env.url(['postgres', 'postgresql']).optional(),
   DATABASE_POOL_SIZE: env.positiveInt(10),
-  AMQP_URL: env.url(['amqp', 'amqps']).optional(),
+  AMQP_URL: env.amqpUrls().optional(),
+  AMQP_QUEUE_TYPE: z.enum(QUEUE_TYPES).default('quorum'),
   CONSUMER_PREFETCH: env.positiveInt(1_000),
   // Drawn at start unless set: with several instances the one with the highest priority takes
   // the deliveries, and the next one those that overflow its prefetch (see the README).

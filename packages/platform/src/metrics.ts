@@ -26,7 +26,7 @@ export function createMetrics(service: string) {
     }),
     messagesPublished: new Counter({
       name: 'stockflow_messages_published_total',
-      help: 'Messages published from the outbox, by routing key and outcome (confirmed, failed).',
+      help: 'Messages published from the outbox, by routing key and outcome (confirmed; failed: not confirmed; unroutable: confirmed but taken by no queue, kept to retry).',
       labelNames: ['routing_key', 'outcome'] as const,
       registers,
     }),

@@ -11,7 +11,7 @@ import type { Database } from './db/database.ts';
 import { startHttpServer } from './http.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import { createAmqpTransport } from './messaging/amqp.ts';
+import { createAmqpTransport, UnroutableError } from './messaging/amqp.ts';
 import { startOutbox, type Outbox } from './messaging/outbox.ts';
 import type { Subscription, Transport } from './messaging/transport.ts';
 
@@ -91,8 +91,10 @@ export async function runService(options: {
       logger,
     });
   const databaseBreaker = breaker('database', isDatabaseOutage);
-  // A publish to a declared exchange fails only when the broker or the channel is down.
-  const brokerBreaker = breaker('broker', () => true);
+  // A publish to a declared exchange fails only when the broker or the channel is down, or when
+  // no queue takes the message: that one is a missing queue, not an outage, and the publishes
+  // that do route must go on.
+  const brokerBreaker = breaker('broker', (error) => !(error instanceof UnroutableError));
   const rawDb =
     options.deps.db ??
     createPostgresDatabase({
@@ -114,7 +116,13 @@ export async function runService(options: {
 
   const transport =
     options.deps.transport ??
-    (await createAmqpTransport({ url: required(config.AMQP_URL, 'AMQP_URL'), queues: options.queues, connectionName: name, logger }));
+    (await createAmqpTransport({
+      url: required(config.AMQP_URL, 'AMQP_URL'),
+      queues: options.queues,
+      queueType: config.AMQP_QUEUE_TYPE,
+      connectionName: name,
+      logger,
+    }));
 
   const outbox = startOutbox({
     db,
@@ -144,11 +152,14 @@ export async function runService(options: {
     metrics: metrics.registry,
     // Not a check: a service without authentication is ready, but says so wherever it is asked.
     info: { auth: auth.mode === 'jwt' ? 'jwt' : 'DISABLED: every request has full access' },
+    // Without the database a service can do nothing. Without the broker both still serve their
+    // APIs (the outbox keeps what they owe until it is back): above all the Order Service keeps
+    // accepting orders, which is what it promises during a broker outage.
     checks: [
       { name: 'database', check: () => rawDb.ping() },
-      { name: 'broker', check: () => transport.isConnected() },
       { name: 'database circuit', check: () => databaseBreaker.state !== 'open' },
-      { name: 'broker circuit', check: () => brokerBreaker.state !== 'open' },
+      { name: 'broker', check: () => transport.isConnected(), optional: true },
+      { name: 'broker circuit', check: () => brokerBreaker.state !== 'open', optional: true },
     ],
   });
   logger.info(

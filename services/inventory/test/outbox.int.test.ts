@@ -29,7 +29,13 @@ describe.skipIf(servicesUnavailable)('outbox between commit and publish', () => 
       OUTBOX_POLL_MS: '50',
       AUTH_DISABLED: 'true',
     });
-    const real = await createAmqpTransport({ url: inject('amqpUrl'), queues: Object.values(queues), connectionName: 'test', logger });
+    const real = await createAmqpTransport({
+      url: inject('amqpUrl'),
+      queues: Object.values(queues),
+      queueType: config.AMQP_QUEUE_TYPE,
+      connectionName: 'test',
+      logger,
+    });
     let consumed = 0;
     // Consumes for real but can never publish: what the outbox sees when the process dies right
     // after its commit, or the broker refuses publishes.

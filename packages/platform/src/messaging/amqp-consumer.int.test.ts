@@ -24,6 +24,7 @@ describe.skipIf(servicesUnavailable)('AMQP consumer with batched acknowledgement
     connection,
     queue,
     exchanges: [],
+    queueType: 'classic' as const,
     prefetch: 50,
     logger: createLogger({ name: 'test', level: 'silent' }),
     retryLowMs: 100,
@@ -75,13 +76,19 @@ describe.skipIf(servicesUnavailable)('AMQP consumer with batched acknowledgement
       received.low += 1;
       return Promise.resolve();
     });
-    await publish(queue.queue, Array.from({ length: 30 }, (_, n) => ({ n })));
+    await publish(
+      queue.queue,
+      Array.from({ length: 30 }, (_, n) => ({ n })),
+    );
     await eventually(
       () => Promise.resolve(received.high),
       (n) => n === 30,
     );
     expect(received.low).toBe(0);
-    await publish(queue.queue, Array.from({ length: 40 }, (_, n) => ({ n: 30 + n })));
+    await publish(
+      queue.queue,
+      Array.from({ length: 40 }, (_, n) => ({ n: 30 + n })),
+    );
     await eventually(
       () => Promise.resolve(received.high + received.low),
       (n) => n === 70,

@@ -1,11 +1,14 @@
 import type { AsyncMessage, Channel, Connection } from 'rabbitmq-client';
-import type { QueueSpec } from '@stockflow/contracts';
+import { queueDeclarations, type QueueSpec, type QueueType } from '@stockflow/contracts';
+import { declareQueue } from './amqp-topology.ts';
 import type { Logger } from '../logger.ts';
 import type { DeliveryHandler, IncomingMessage, Subscription } from './transport.ts';
 
 export interface AckingConsumerOptions {
   connection: Connection;
   queue: QueueSpec;
+  /** How the queue is declared (AMQP_QUEUE_TYPE). */
+  queueType: QueueType;
   /** Declared (idempotently) before consuming, so the queue's bindings have their exchanges. */
   exchanges: { exchange: string; type: string; durable: boolean }[];
   prefetch: number;
@@ -106,7 +109,8 @@ export async function consumeWithBatchedAcks(options: AckingConsumerOptions, han
       reconnect();
     });
     try {
-      await ch.queueDeclare({ queue: queue.queue, durable: queue.durable, arguments: queue.arguments });
+      // On the connection's own channel: a refused declaration closes the channel it was made on.
+      await declareQueue((d) => connection.queueDeclare(d), queueDeclarations(queue, options.queueType).main, logger);
       for (const e of options.exchanges) await ch.exchangeDeclare(e);
       for (const b of queue.bindings) await ch.queueBind({ queue: queue.queue, exchange: b.exchange, routingKey: b.routingKey });
       await ch.basicQos({ prefetchCount: options.prefetch });

@@ -1,41 +1,37 @@
 import type { Socket } from 'node:net';
 import { Connection, type Publisher, type SyncMessage } from 'rabbitmq-client';
-import { exchanges as topologyExchanges, JSON_CONTENT_TYPE, type QueueSpec } from '@stockflow/contracts';
+import { JSON_CONTENT_TYPE, type QueueSpec, type QueueType } from '@stockflow/contracts';
 import { safeUrl } from '../config.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { consumeWithBatchedAcks } from './amqp-consumer.ts';
+import { connectionTarget, declarations, declareExchanges, declareQueue } from './amqp-topology.ts';
 import { coalesceWrites } from './coalesce.ts';
 import { selected, replayMessage, toDeadLetter, type DeadLetter } from './dead-letters.ts';
 import type { ConsumeOptions, DeliveryHandler, OutgoingMessage, Subscription, Transport } from './transport.ts';
 
 export interface AmqpOptions {
+  /** One node's URL, or the comma-separated URLs of a cluster's nodes (see env.amqpUrls). */
   url: string;
   /** Every queue this service's topology needs declared before its first publish. */
   queues: QueueSpec[];
+  /** How those queues are declared (AMQP_QUEUE_TYPE). */
+  queueType: QueueType;
   connectionName: string;
   logger: Logger;
 }
 
-const declareExchanges = () => topologyExchanges.map((e) => ({ exchange: e.exchange, type: e.type, durable: e.durable }));
-
-/**
- * Queues and their parking queues are declared by publishers too: an event published before its
- * consumer ever started must still be routed to a durable queue, not dropped as unroutable.
- */
-function declarations(queues: QueueSpec[]) {
-  return {
-    exchanges: declareExchanges(),
-    queues: queues.flatMap((q) => [
-      { queue: q.queue, durable: q.durable, arguments: q.arguments },
-      { queue: q.deadLetterQueue, durable: true },
-      ...q.retryQueues.map((r) => ({ queue: r.queue, durable: true, arguments: r.arguments })),
-    ]),
-    queueBindings: queues.flatMap((q) => [
-      ...q.bindings.map((b) => ({ queue: q.queue, exchange: b.exchange, routingKey: b.routingKey })),
-      { queue: q.deadLetterQueue, exchange: q.arguments['x-dead-letter-exchange'] as string, routingKey: q.queue },
-    ]),
-  };
+/** A publish the broker confirmed but could route to no queue (published with `mandatory`). */
+export class UnroutableError extends AppError {
+  constructor(
+    readonly messages: OutgoingMessage[],
+    reason: string,
+  ) {
+    super(
+      'UNAVAILABLE',
+      `${messages.length} message${messages.length === 1 ? '' : 's'} reached no queue (${reason}): ${[...new Set(messages.map((m) => `${m.exchange || '(default)'}/${m.routingKey}`))].join(', ')}`,
+    );
+  }
 }
 
 const parked = (m: SyncMessage) => ({
@@ -57,7 +53,7 @@ const RETRY_HIGH_MS = 10_000;
 export async function createAmqpTransport(options: AmqpOptions): Promise<Transport> {
   const { logger } = options;
   const connection = new Connection({
-    url: options.url,
+    ...connectionTarget(options.url),
     connectionName: options.connectionName,
     retryLow: RETRY_LOW_MS,
     retryHigh: RETRY_HIGH_MS,
@@ -66,17 +62,48 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
   connection.on('error', (err: unknown) => logger.warn({ err }, 'amqp connection error'));
   // Each (re)connection has a new socket; rabbitmq-client keeps it in a private field.
   const coalesced = new WeakSet<Socket>();
+  const topology = declarations(options.queues, options.queueType);
+  const declareTopology = async () => {
+    for (const e of declareExchanges()) await connection.exchangeDeclare(e);
+    for (const q of topology.queues) await declareQueue((d) => connection.queueDeclare(d), q, logger);
+    for (const b of topology.queueBindings) await connection.queueBind(b);
+  };
+  let connectedOnce = false;
   connection.on('connection', () => {
     const socket = (connection as unknown as { _socket: Socket })._socket;
     if (!coalesced.has(socket)) {
       coalesced.add(socket);
       coalesceWrites(socket);
     }
-    logger.info('amqp connected');
+    logger.info({ node: `${socket.remoteAddress}:${socket.remotePort}` }, 'amqp connected');
+    // After a reconnect (perhaps to another node) the queues are declared again: one may have been
+    // deleted meanwhile. The first connection's declarations are awaited below instead.
+    if (connectedOnce)
+      void declareTopology().catch((err: unknown) => logger.warn({ err }, 'declaring the topology after a reconnect failed'));
+    connectedOnce = true;
   });
 
-  const topology = declarations(options.queues);
-  const publisher: Publisher = connection.createPublisher({ confirm: true, maxAttempts: 1, ...topology });
+  // Returns and confirms of one channel arrive in order, a message's return before its confirm:
+  // when a send resolves, whether the broker returned it is already known here. Counted per id,
+  // since one message may be in flight twice (a relay's retry beside a slow first try).
+  const returned = new Map<string, { count: number; reason: string }>();
+  const publisher: Publisher = connection.createPublisher({
+    confirm: true,
+    maxAttempts: 1,
+    exchanges: declareExchanges(),
+    onReturn: (msg) => {
+      if (!msg.messageId) return;
+      const seen = returned.get(msg.messageId);
+      returned.set(msg.messageId, { count: (seen?.count ?? 0) + 1, reason: `${msg.replyCode} ${msg.replyText}` });
+    },
+  });
+  const takeReturn = (messageId: string): string | undefined => {
+    const seen = returned.get(messageId);
+    if (!seen) return undefined;
+    if (seen.count > 1) seen.count -= 1;
+    else returned.delete(messageId);
+    return seen.reason;
+  };
   const consumers = new Set<Subscription>();
 
   // Fail fast at start when the broker is unreachable, and have every queue in place before the
@@ -86,19 +113,20 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
   } catch (error) {
     throw new AppError('UNAVAILABLE', `cannot reach RabbitMQ at ${safeUrl(options.url)}: ${(error as Error).message}`, { cause: error });
   }
-  for (const e of topology.exchanges) await connection.exchangeDeclare(e);
-  for (const q of topology.queues) await connection.queueDeclare(q);
-  for (const b of topology.queueBindings) await connection.queueBind(b);
+  await declareTopology();
 
   const transport: Transport = {
     async publish(messages: OutgoingMessage[]) {
-      // Streamed: every publish is in flight at once and the confirms arrive together.
-      await Promise.all(
+      // Streamed: every publish is in flight at once and the confirms arrive together. Mandatory:
+      // the broker confirms a message no queue took (nothing bound, a queue deleted) as readily as
+      // a stored one, and only a return tells them apart.
+      const results = await Promise.allSettled(
         messages.map((m) =>
           publisher.send(
             {
               exchange: m.exchange,
               routingKey: m.routingKey,
+              mandatory: true,
               messageId: m.messageId,
               contentType: JSON_CONTENT_TYPE,
               durable: true,
@@ -109,6 +137,19 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
           ),
         ),
       );
+      const failed = results.find((r) => r.status === 'rejected');
+      const unroutable: OutgoingMessage[] = [];
+      let reason = '';
+      results.forEach((r, i) => {
+        const m = messages[i] as OutgoingMessage;
+        const returnedWhy = takeReturn(m.messageId);
+        if (r.status === 'fulfilled' && returnedWhy) {
+          unroutable.push(m);
+          reason = returnedWhy;
+        }
+      });
+      if (failed) throw failed.reason;
+      if (unroutable.length > 0) throw new UnroutableError(unroutable, reason);
     },
 
     async consume(queue: QueueSpec, consumeOptions: ConsumeOptions, handler: DeliveryHandler): Promise<Subscription> {
@@ -116,7 +157,8 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
         {
           connection,
           queue,
-          exchanges: topology.exchanges,
+          queueType: options.queueType,
+          exchanges: declareExchanges(),
           prefetch: consumeOptions.prefetch,
           priority: consumeOptions.priority,
           logger,

@@ -3,6 +3,7 @@ import type { CircuitBreaker } from '../breaker.ts';
 import type { Database, Transaction } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import { tally, type Metrics } from '../metrics.ts';
+import { UnroutableError } from './amqp.ts';
 import type { OutgoingMessage, Transport } from './transport.ts';
 
 export interface OutboxOptions {
@@ -107,7 +108,7 @@ export function startOutbox(options: OutboxOptions): Outbox {
     else woken = true;
   };
 
-  const count = (rows: OutboxRow[], outcome: 'confirmed' | 'failed') => {
+  const count = (rows: OutboxRow[], outcome: 'confirmed' | 'failed' | 'unroutable') => {
     if (!options.metrics) return;
     for (const [key, n] of tally(rows, (r) => r.message.routingKey))
       options.metrics.messagesPublished.inc({ routing_key: key, outcome }, n);
@@ -125,9 +126,24 @@ export function startOutbox(options: OutboxOptions): Outbox {
     try {
       await (options.breaker ? options.breaker.run(publish) : publish());
     } catch (error) {
-      count(rows, 'failed');
+      // Unroutable: the broker took the others; only the returned ones stay for another try.
+      const returned = error instanceof UnroutableError ? new Set(error.messages) : undefined;
+      const kept = returned ? rows.filter((r) => returned.has(r.message)) : rows;
+      if (returned) {
+        const delivered = rows.filter((r) => !returned.has(r.message));
+        count(delivered, 'confirmed');
+        forDeletion(delivered.map((r) => r.id));
+        logger.error(
+          { err: error, routingKeys: [...new Set(kept.map((r) => r.message.routingKey))], count: kept.length },
+          'events reached no queue (is a consumer queue missing?); kept in the outbox and tried again',
+        );
+      }
+      count(kept, returned ? 'unroutable' : 'failed');
       await db
-        .query('UPDATE outbox SET claimed_until = NULL, last_error = $2 WHERE id = ANY($1::bigint[])', [ids, String(error).slice(0, 500)])
+        .query('UPDATE outbox SET claimed_until = NULL, last_error = $2 WHERE id = ANY($1::bigint[])', [
+          kept.map((r) => r.id),
+          String(error).slice(0, 500),
+        ])
         .catch(() => undefined);
       throw error;
     }

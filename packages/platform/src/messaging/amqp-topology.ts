@@ -1,0 +1,56 @@
+import {
+  exchanges as topologyExchanges,
+  queueDeclarations,
+  type QueueDeclaration,
+  type QueueSpec,
+  type QueueType,
+} from '@stockflow/contracts';
+import type { Logger } from '../logger.ts';
+
+export const declareExchanges = () => topologyExchanges.map((e) => ({ exchange: e.exchange, type: e.type, durable: e.durable }));
+
+/** Every queue of `queues` and its bindings, as declared for `type`. */
+export function declarations(queues: QueueSpec[], type: QueueType) {
+  return {
+    queues: queues.flatMap((q) => {
+      const d = queueDeclarations(q, type);
+      return [d.main, d.deadLetter, ...d.retries];
+    }),
+    queueBindings: queues.flatMap((q) => [
+      ...q.bindings.map((b) => ({ queue: q.queue, exchange: b.exchange, routingKey: b.routingKey })),
+      { queue: q.deadLetterQueue, exchange: q.arguments['x-dead-letter-exchange'] as string, routingKey: q.queue },
+    ]),
+  };
+}
+
+/** The options of rabbitmq-client for one URL or a list: credentials and vhost from the first, every node's host and port. */
+export function connectionTarget(url: string): { url: string; hosts: string[] } {
+  const urls = url.split(',').map((u) => u.trim());
+  return {
+    url: urls[0] as string,
+    hosts: urls.map((u) => new URL(u)).map((u) => `${u.hostname}:${u.port || (u.protocol === 'amqps:' ? 5671 : 5672)}`),
+  };
+}
+
+/**
+ * Declares a queue unless one of that name exists with other arguments (another queue type, most
+ * likely: a deployment that has not been migrated, see `npm run queues`). Then the existing queue
+ * is used as it is and the difference is logged, rather than the service refusing to start or to
+ * consume: the queue still holds and delivers the messages, only not as configured.
+ */
+export async function declareQueue(
+  declare: (d: QueueDeclaration & { passive?: boolean }) => Promise<unknown>,
+  queue: QueueDeclaration,
+  logger: Logger,
+): Promise<void> {
+  try {
+    await declare(queue);
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'PRECONDITION_FAILED') throw error;
+    await declare({ ...queue, passive: true });
+    logger.error(
+      { queue: queue.queue, wanted: queue.arguments, err: error },
+      'queue exists with other arguments than configured (AMQP_QUEUE_TYPE?); using it as it is: migrate it with npm run queues -- migrate',
+    );
+  }
+}
