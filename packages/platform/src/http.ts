@@ -5,6 +5,11 @@ import type { Registry } from 'prom-client';
 export interface ReadinessCheck {
   name: string;
   check(): Promise<boolean> | boolean;
+  /**
+   * Reported but not required: the instance can still do its work without it, so it stays in its
+   * load balancer while this one is down (the body says `degraded`).
+   */
+  optional?: boolean;
 }
 
 export interface HttpServerOptions {
@@ -31,8 +36,9 @@ function sendJson(res: ServerResponse, status: number, body: unknown) {
 }
 
 /**
- * `/health` answers while the process is alive; `/ready` only while every dependency answers,
- * so a load balancer stops sending traffic to an instance that cannot do its work.
+ * `/health` answers while the process is alive (a liveness probe: restarting would not help with
+ * anything else); `/ready` answers 200 while every required dependency answers, so a load balancer
+ * stops sending traffic to an instance that cannot do its work, and 503 otherwise.
  */
 export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
   const server = createServer((req, res) => {
@@ -53,8 +59,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       void Promise.all(options.checks.map(async (c) => [c.name, await Promise.resolve(c.check()).catch(() => false)] as const)).then(
         (results) => {
           const checks = Object.fromEntries(results.map(([name, ok]) => [name, ok ? 'up' : 'down']));
-          const ready = results.every(([, ok]) => ok);
-          sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks, ...options.info });
+          const ready = results.every(([, ok], i) => ok || options.checks[i]?.optional);
+          const degraded = ready && results.some(([, ok]) => !ok);
+          sendJson(res, ready ? 200 : 503, { status: ready ? (degraded ? 'degraded' : 'ready') : 'not ready', checks, ...options.info });
         },
       );
       return;
