@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { Gauge } from 'prom-client';
 import { queues } from '@stockflow/contracts';
 import {
   createGraphqlServer,
@@ -45,6 +46,14 @@ export function startOrdersService(
         } catch (err) {
           logger.warn({ err, payload }, 'ignoring a malformed status notification');
         }
+      });
+      new Gauge({
+        name: 'stockflow_oldest_pending_order_age_seconds',
+        help: 'Age of the oldest order still PENDING (0 when none): an order nobody answered shows here; see npm run reconcile.',
+        registers: [metrics.registry],
+        async collect() {
+          this.set(await orders.oldestPendingAgeSeconds());
+        },
       });
       const subscriptions = await startOrdersConsumers({
         db,

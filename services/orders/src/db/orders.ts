@@ -219,6 +219,51 @@ export function ordersRepository(db: Database, effects: Effects) {
      */
     create: (order: NewOrder, trace?: TraceContext) => intake.submit({ ...order, trace }),
 
+    /**
+     * The repair for orders nobody answered: sends the OrderCreated of every order PENDING for
+     * longer than `olderThanSeconds` again (a new event id, the same order id and lines), through
+     * the outbox, in batches of `batchSize`. Inventory answers a repeat with its stored decision,
+     * so nothing is reserved twice. An order sent again waits out the same threshold before the
+     * next run sends it once more, and rows locked by a concurrent run are skipped: safe to run at
+     * any time, from any number of instances. Returns the ids, oldest first.
+     */
+    async republishPending(olderThanSeconds: number, batchSize = 500): Promise<string[]> {
+      const ids: string[] = [];
+      for (;;) {
+        const batch = await db.transaction(async (tx) => {
+          const { rows } = await tx.query<Order>(
+            `WITH due AS (
+               SELECT id FROM orders
+               WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => $1)
+                 AND (republished_at IS NULL OR republished_at < now() - make_interval(secs => $1))
+               ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE orders o SET republished_at = now() FROM due WHERE o.id = due.id
+             RETURNING ${ORDER_COLUMNS.split(', ')
+               .map((c) => `o.${c}`)
+               .join(', ')}`,
+            [olderThanSeconds, batchSize],
+          );
+          rows.sort((a, b) => a.seq - b.seq);
+          await effects.outbox.enqueue(
+            tx,
+            rows.map((o) => eventFor(o, effects.clock)),
+          );
+          return rows.map((o) => o.id);
+        });
+        ids.push(...batch);
+        if (batch.length < batchSize) return ids;
+      }
+    },
+
+    /** Seconds since the oldest PENDING order was accepted (0 when there is none). */
+    async oldestPendingAgeSeconds(): Promise<number> {
+      const { rows } = await db.query<{ age: number | null }>(
+        `SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM orders WHERE status = 'PENDING'`,
+      );
+      return rows[0]?.age ?? 0;
+    },
+
     cancel: (id: string, reason: string | null, trace?: TraceContext) => act(id, 'CANCELLED', reason ?? 'Cancelled by request', trace),
     fulfil: (id: string, trace?: TraceContext) => act(id, 'FULFILLED', null, trace),
   };

@@ -19,6 +19,8 @@ import {
 import type { OrdersRepository, StatusChange } from '../db/orders.ts';
 import { ORDER_STATUSES, validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
 
+const MAX_RECONCILED_LISTED = 1_000;
+
 export const createStatusPubSub = () => createPubSub<{ statusChanged: [StatusChange] }>();
 export type StatusPubSub = ReturnType<typeof createStatusPubSub>;
 
@@ -200,6 +202,34 @@ builder.mutationType({
     }),
   }),
 });
+
+const ReconcileResultRef = builder.objectRef<{ ids: string[] }>('ReconcileResult').implement({
+  description: 'What reconcilePendingOrders sent again.',
+  fields: (t) => ({
+    republished: t.int({ description: 'How many OrderCreated events were sent again.', resolve: (r) => r.ids.length }),
+    orderIds: t.idList({
+      description: `The orders concerned, oldest first (the first ${MAX_RECONCILED_LISTED}).`,
+      resolve: (r) => r.ids.slice(0, MAX_RECONCILED_LISTED),
+    }),
+  }),
+});
+
+builder.mutationField('reconcilePendingOrders', (t) =>
+  t.field({
+    type: ReconcileResultRef,
+    description:
+      'Sends again the OrderCreated of every order PENDING for longer than olderThanSeconds (default 300), for orders whose event or answer was lost or parked. Inventory answers a repeat with its first decision, so nothing is reserved twice; safe to run at any time, on any instance (admins only).',
+    args: { olderThanSeconds: t.arg.int() },
+    resolve: async (_root, args, ctx) => {
+      requireAdmin(ctx.access, 'reconcile orders');
+      const olderThan = args.olderThanSeconds ?? 300;
+      if (olderThan < 0 || olderThan > 30 * 86_400) {
+        throw new ValidationError('olderThanSeconds must be between 0 and 2592000 (30 days)', { field: 'olderThanSeconds' });
+      }
+      return { ids: await ctx.orders.republishPending(olderThan) };
+    },
+  }),
+);
 
 builder.subscriptionType({
   fields: (t) => ({
