@@ -148,6 +148,18 @@ export const queues = {
   stockOrders: consumerQueue(QUEUES.stockOrders, [{ exchange: EXCHANGES.inventory, routingKey: 'stock.*' }]),
 } satisfies Record<string, QueueSpec>;
 
+/**
+ * Does the platform's own topology give a message a queue? Sent to a queue by name (the default
+ * exchange), parked (the dead-letter exchange), or matching a consumer queue's binding. Events
+ * only other teams may subscribe to (OrderConfirmed) have none here, and are not expected to.
+ */
+export function platformQueueFor(exchange: string, routingKey: string): boolean {
+  if (exchange === '') return true;
+  const specs = Object.values(queues);
+  if (exchange === EXCHANGES.deadLetter) return specs.some((q) => q.queue === routingKey);
+  return specs.some((q) => q.bindings.some((b) => b.exchange === exchange && topicMatches(b.routingKey, routingKey)));
+}
+
 /** Header carrying why a message was parked, set on everything we publish to a DLQ. */
 export const DEAD_LETTER_REASON_HEADER = 'x-stockflow-reason';
 /** Header keeping the routing key a parked or retried message first arrived with. */

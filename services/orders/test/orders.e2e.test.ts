@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
-import { createLogger, type RunningService } from '@stockflow/platform';
+import { createLogger, metricSum, type RunningService } from '@stockflow/platform';
 import {
   createTestDatabase,
   eventually,
@@ -26,7 +26,14 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
   const amqpUrl = inject('amqpUrl');
 
   const ordersConfig = (url = amqpUrl) =>
-    loadOrdersConfig({ DATABASE_URL: ordersDb.url, AMQP_URL: url, PORT: '0', HOST: '127.0.0.1', OUTBOX_POLL_MS: '100', AUTH_DISABLED: 'true' });
+    loadOrdersConfig({
+      DATABASE_URL: ordersDb.url,
+      AMQP_URL: url,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      OUTBOX_POLL_MS: '100',
+      AUTH_DISABLED: 'true',
+    });
   const startOrders = async (url?: string) => {
     const s = await startOrdersService(ordersConfig(url), logger);
     running.push(s);
@@ -80,7 +87,7 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
     await inventoryDb?.drop();
   });
 
-  it('keeps accepting orders while the broker is unreachable and confirms them once it is back', async () => {
+  it('keeps accepting orders, and stays ready, while the broker is unreachable; confirms them once it is back', async () => {
     const inventory = await startInventory();
     const productId = await createProduct(inventory.gql, 'OUTAGE', 100);
     const broker = new URL(amqpUrl);
@@ -88,10 +95,14 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
     try {
       const orders = await startOrders(viaProxy(amqpUrl, proxy.port));
       proxy.cut();
-      await eventually(
-        () => fetch(`http://127.0.0.1:${orders.service.port}/ready`).then((r) => r.status),
-        (status) => status === 503,
-      );
+      const ready = () =>
+        fetch(`http://127.0.0.1:${orders.service.port}/ready`).then(async (r) => ({
+          code: r.status,
+          ...((await r.json()) as { status: string; checks: Record<string, string> }),
+        }));
+      // In its load balancer still (200), saying what is missing.
+      const during = await eventually(ready, (r) => r.checks.broker === 'down');
+      expect(during).toMatchObject({ code: 200, status: 'degraded', checks: { database: 'up', broker: 'down' } });
       const accepted = [];
       for (let i = 0; i < 5; i += 1) accepted.push(await createOrder(orders.gql, productId));
       expect(accepted.map((o) => o.status)).toEqual(Array(5).fill('PENDING'));
@@ -106,9 +117,85 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
           30_000,
         );
       }
-      expect((await fetch(`http://127.0.0.1:${orders.service.port}/ready`)).status).toBe(200);
+      expect(await eventually(ready, (r) => r.checks.broker === 'up')).toMatchObject({ code: 200, status: 'ready' });
     } finally {
       await proxy.close();
+    }
+  });
+
+  it('keeps an OrderCreated that reaches no queue in the outbox, counts it, and publishes it once its queue is back', async () => {
+    const orders = await startOrders();
+    const amqp = await rawAmqp(amqpUrl);
+    try {
+      // The queue deleted (by an operator, a migration): the broker confirms, and returns, what it cannot route.
+      await amqp.connection.queueDelete({ queue: queues.orderCreatedInventory.queue });
+      const created = await createOrder(orders.gql, 1);
+      const metrics = () => fetch(`http://127.0.0.1:${orders.service.port}/metrics`).then((r) => r.text());
+      const unroutable = (text: string) =>
+        metricSum(text, 'stockflow_messages_published_total', { routing_key: ROUTING_KEYS.orderCreated, outcome: 'unroutable' });
+      await eventually(metrics, (text) => unroutable(text) >= 2);
+      const { rows } = await orders.service.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM outbox WHERE routing_key = $1 AND last_error LIKE '%reached no queue%'`,
+        [ROUTING_KEYS.orderCreated],
+      );
+      expect(rows[0]?.n).toBe(1);
+      expect(
+        metricSum(await metrics(), 'stockflow_messages_published_total', { routing_key: ROUTING_KEYS.orderCreated, outcome: 'confirmed' }),
+      ).toBe(0);
+      // An inventory start declares the queue again; the kept event gets there and is decided.
+      const inventory = await startInventory();
+      await createProduct(inventory.gql, 'UNROUTABLE', 5);
+      await eventually(
+        () => statusOf(orders.gql, created.id),
+        (s) => s === 'CONFIRMED' || s === 'CANCELLED',
+        30_000,
+      );
+      await eventually(
+        () => orders.service.db.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox').then((r) => r.rows[0]?.n),
+        (n) => n === 0,
+      );
+    } finally {
+      await amqp.close();
+    }
+  });
+
+  it('sends the OrderCreated of stale PENDING orders again exactly once, however many instances reconcile at once', async () => {
+    const a = await startOrders();
+    const b = await startOrders();
+    const amqp = await rawAmqp(amqpUrl);
+    try {
+      const wire = await amqp.listen(EXCHANGES.orders, ROUTING_KEYS.orderCreated);
+      const stale = [];
+      for (let i = 0; i < 30; i += 1) stale.push((await createOrder(a.gql, 1)).id);
+      const fresh = (await createOrder(a.gql, 1)).id;
+      await wire.waitFor(31);
+      const gauge = async () =>
+        metricSum(
+          await fetch(`http://127.0.0.1:${a.service.port}/metrics`).then((r) => r.text()),
+          'stockflow_oldest_pending_order_age_seconds',
+        );
+      expect(await gauge()).toBeLessThan(60);
+      // Nobody answered them for ten minutes (no inventory runs here).
+      await a.service.db.query(`UPDATE orders SET created_at = now() - interval '10 minutes' WHERE id = ANY($1::text[])`, [stale]);
+      expect(await gauge()).toBeGreaterThanOrEqual(600);
+
+      const reconcile = (gql: ReturnType<typeof graphqlClient>) =>
+        gql.data<{ reconcilePendingOrders: { republished: number; orderIds: string[] } }>(
+          'mutation { reconcilePendingOrders(olderThanSeconds: 300) { republished orderIds } }',
+        );
+      const [fromA, fromB] = await Promise.all([reconcile(a.gql), reconcile(b.gql)]);
+      const ids = [...fromA.reconcilePendingOrders.orderIds, ...fromB.reconcilePendingOrders.orderIds];
+      expect(ids.sort()).toEqual([...stale].sort());
+      expect(fromA.reconcilePendingOrders.republished + fromB.reconcilePendingOrders.republished).toBe(30);
+      // A run straight after sends nothing: each was sent again just now.
+      expect((await reconcile(a.gql)).reconcilePendingOrders.republished).toBe(0);
+      const again = (await wire.waitFor(61)).slice(31).map((m) => (m.json as { order_id: string }).order_id);
+      expect(again.sort()).toEqual([...stale].sort());
+      expect(again).not.toContain(fresh);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(wire.received).toHaveLength(61);
+    } finally {
+      await amqp.close();
     }
   });
 

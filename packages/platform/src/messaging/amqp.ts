@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { Connection, type Publisher, type SyncMessage } from 'rabbitmq-client';
-import { JSON_CONTENT_TYPE, type QueueSpec, type QueueType } from '@stockflow/contracts';
+import { JSON_CONTENT_TYPE, platformQueueFor, type QueueSpec, type QueueType } from '@stockflow/contracts';
 import { safeUrl } from '../config.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -83,19 +83,16 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
     connectedOnce = true;
   });
 
-  // Returns and confirms of one channel arrive in order, a message's return before its confirm:
-  // when a send resolves, whether the broker returned it is already known here. Counted per id,
-  // since one message may be in flight twice (a relay's retry beside a slow first try).
+  // A message's return arrives before its confirm, but rabbitmq-client emits the return on a
+  // later turn of the event loop (setImmediate) than it settles the confirm: publish waits one
+  // turn more before it asks whether a message came back. Counted per id, since one message may
+  // be in flight twice (a relay's retry beside a slow first try).
   const returned = new Map<string, { count: number; reason: string }>();
-  const publisher: Publisher = connection.createPublisher({
-    confirm: true,
-    maxAttempts: 1,
-    exchanges: declareExchanges(),
-    onReturn: (msg) => {
-      if (!msg.messageId) return;
-      const seen = returned.get(msg.messageId);
-      returned.set(msg.messageId, { count: (seen?.count ?? 0) + 1, reason: `${msg.replyCode} ${msg.replyText}` });
-    },
+  const publisher: Publisher = connection.createPublisher({ confirm: true, maxAttempts: 1, exchanges: declareExchanges() });
+  publisher.on('basic.return', (msg) => {
+    if (!msg.messageId) return;
+    const seen = returned.get(msg.messageId);
+    returned.set(msg.messageId, { count: (seen?.count ?? 0) + 1, reason: `${msg.replyCode} ${msg.replyText}` });
   });
   const takeReturn = (messageId: string): string | undefined => {
     const seen = returned.get(messageId);
@@ -105,6 +102,13 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
     return seen.reason;
   };
   const consumers = new Set<Subscription>();
+  const routed = new Map<string, boolean>();
+  const mandatory = (exchange: string, routingKey: string) => {
+    const key = `${exchange}\u0000${routingKey}`;
+    let expected = routed.get(key);
+    if (expected === undefined) routed.set(key, (expected = platformQueueFor(exchange, routingKey)));
+    return expected;
+  };
 
   // Fail fast at start when the broker is unreachable, and have every queue in place before the
   // first publish or consume; the publisher declares it all again after each reconnect.
@@ -117,16 +121,18 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
 
   const transport: Transport = {
     async publish(messages: OutgoingMessage[]) {
-      // Streamed: every publish is in flight at once and the confirms arrive together. Mandatory:
-      // the broker confirms a message no queue took (nothing bound, a queue deleted) as readily as
-      // a stored one, and only a return tells them apart.
+      // Streamed: every publish is in flight at once and the confirms arrive together. Mandatory
+      // where the platform has a queue for the message: the broker confirms a message no queue
+      // took (its queue deleted, or not declared yet) as readily as a stored one, and only a
+      // return tells them apart. Events no queue of ours is for (OrderConfirmed, for other teams)
+      // are not expected to be routed, and not refused for it.
       const results = await Promise.allSettled(
         messages.map((m) =>
           publisher.send(
             {
               exchange: m.exchange,
               routingKey: m.routingKey,
-              mandatory: true,
+              mandatory: mandatory(m.exchange, m.routingKey),
               messageId: m.messageId,
               contentType: JSON_CONTENT_TYPE,
               durable: true,
@@ -137,6 +143,7 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
           ),
         ),
       );
+      await new Promise((resolve) => setImmediate(resolve));
       const failed = results.find((r) => r.status === 'rejected');
       const unroutable: OutgoingMessage[] = [];
       let reason = '';

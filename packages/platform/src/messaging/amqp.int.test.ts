@@ -1,0 +1,45 @@
+import { Connection } from 'rabbitmq-client';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
+import { createLogger } from '../logger.ts';
+import { createAmqpTransport, UnroutableError } from './amqp.ts';
+import type { Transport } from './transport.ts';
+
+const servicesUnavailable = inject('servicesUnavailable');
+
+describe.skipIf(servicesUnavailable)('AMQP transport publishing', () => {
+  let transport: Transport;
+  beforeAll(async () => {
+    transport = await createAmqpTransport({
+      url: inject('amqpUrl'),
+      queues: [queues.orderCancelledInventory],
+      queueType: 'quorum',
+      connectionName: 'test',
+      logger: createLogger({ name: 'test', level: 'silent' }),
+    });
+  });
+  afterAll(async () => {
+    await transport?.close();
+  });
+
+  it('rejects exactly the messages no queue took, though the broker confirmed them all', async () => {
+    const routed = { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderCancelled, messageId: 'routed', body: { n: 1 } };
+    // order.fulfilled has a platform queue, only not in this vhost now (deleted, or its consumer never started).
+    const admin = new Connection(inject('amqpUrl'));
+    await admin.queueDelete({ queue: queues.orderFulfilledInventory.queue });
+    await admin.close();
+    const lost = { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderFulfilled, messageId: 'lost', body: { n: 2 } };
+    const error = await transport.publish([routed, lost, { ...routed, messageId: 'routed-2' }]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(UnroutableError);
+    expect((error as UnroutableError).messages).toEqual([lost]);
+    expect((error as UnroutableError).message).toMatch(/NO_ROUTE.*orders\/order\.fulfilled/);
+    // Routed messages alone go through, and so do events no platform queue is for (other teams may bind them, or nobody).
+    await expect(transport.publish([routed])).resolves.toBeUndefined();
+    await expect(
+      transport.publish([{ exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderConfirmed, messageId: 'informational', body: {} }]),
+    ).resolves.toBeUndefined();
+  });
+});
