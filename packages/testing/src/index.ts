@@ -4,3 +4,4 @@ export * from './process.ts';
 export * from './graphql.ts';
 export * from './proxy.ts';
 export * from './cluster.ts';
+export * from './broker-cluster.ts';
