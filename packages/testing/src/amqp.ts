@@ -1,4 +1,5 @@
 import { Connection, type AsyncMessage, type SyncMessage } from 'rabbitmq-client';
+import { connectionTarget } from '@stockflow/platform';
 
 export interface ReceivedMessage {
   routingKey: string;
@@ -16,7 +17,8 @@ export interface ReceivedMessage {
  * raw bytes out, raw bytes in, nothing from our own messaging code.
  */
 export async function rawAmqp(url: string) {
-  const connection = new Connection({ url, retryLow: 100, retryHigh: 1_000 });
+  // A cluster's nodes (comma-separated) are tried in turn, as the services do.
+  const connection = new Connection({ ...connectionTarget(url), retryLow: 100, retryHigh: 1_000 });
   await connection.onConnect(5_000);
   const publisher = connection.createPublisher({ confirm: true });
   const closers: (() => Promise<void>)[] = [];
@@ -42,9 +44,17 @@ export async function rawAmqp(url: string) {
 
   return {
     connection,
-    async publish(exchange: string, routingKey: string, body: string | object, options: { contentType?: string } = {}) {
+    async publish(
+      exchange: string,
+      routingKey: string,
+      body: string | object,
+      options: { contentType?: string; headers?: Record<string, string> } = {},
+    ) {
       const bytes = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-      await publisher.send({ exchange, routingKey, contentType: options.contentType ?? 'application/json', durable: true }, bytes);
+      await publisher.send(
+        { exchange, routingKey, contentType: options.contentType ?? 'application/json', durable: true, headers: options.headers },
+        bytes,
+      );
     },
 
     /**

@@ -9,7 +9,8 @@ type Proxy = Awaited<ReturnType<typeof startTcpProxy>>;
 export interface Member {
   name: string;
   process: ServiceProcess;
-  broker: Proxy;
+  /** The member's own proxy to the broker; none when it connects to a cluster's nodes directly. */
+  broker: Proxy | undefined;
   database: Proxy;
   url: string;
 }
@@ -24,7 +25,13 @@ const target = (url: string, defaultPort: number) => {
  * through proxies of its own, so a fault test can kill -9 a process or cut its connections
  * while the shared servers stay up for everyone else.
  */
-export async function startCluster(options: { amqpUrl: string; inventoryInstances: number; env?: Record<string, string> }) {
+export async function startCluster(options: {
+  /** One broker (each process reaches it through a proxy of its own) or a cluster's nodes, comma-separated (reached directly). */
+  amqpUrl: string;
+  inventoryInstances: number;
+  env?: Record<string, string>;
+}) {
+  const viaOwnProxy = !options.amqpUrl.includes(',');
   const databases = { inventory: await createTestDatabase('fault_inventory'), orders: await createTestDatabase('fault_orders') };
   const members: Member[] = [];
 
@@ -32,14 +39,14 @@ export async function startCluster(options: { amqpUrl: string; inventoryInstance
     name: string,
     entry: Runnable,
     db: TestDatabase,
-    proxies?: { broker: Proxy; database: Proxy },
+    proxies?: { broker: Proxy | undefined; database: Proxy },
     env: Record<string, string> = {},
   ) => {
-    const broker = proxies?.broker ?? (await startTcpProxy(target(options.amqpUrl, 5672)));
+    const broker = proxies ? proxies.broker : viaOwnProxy ? await startTcpProxy(target(options.amqpUrl, 5672)) : undefined;
     const database = proxies?.database ?? (await startTcpProxy(target(testServers.postgresAdminUrl, 5432)));
     const process = await startServiceProcess(entry, {
       DATABASE_URL: viaProxy(db.url, database.port),
-      AMQP_URL: viaProxy(options.amqpUrl, broker.port),
+      AMQP_URL: broker ? viaProxy(options.amqpUrl, broker.port) : options.amqpUrl,
       PORT: '0',
       HOST: '127.0.0.1',
       CONSUMER_PREFETCH: '50',
@@ -89,8 +96,8 @@ export async function startCluster(options: { amqpUrl: string; inventoryInstance
       orders = await start('orders', 'orders', databases.orders, orders);
       return orders;
     },
-    cutBroker: () => members.forEach((m) => m.broker.cut()),
-    restoreBroker: () => members.forEach((m) => m.broker.restore()),
+    cutBroker: () => members.forEach((m) => m.broker?.cut()),
+    restoreBroker: () => members.forEach((m) => m.broker?.restore()),
     cutDatabase: () => members.forEach((m) => m.database.cut()),
     restoreDatabase: () => members.forEach((m) => m.database.restore()),
     /** Every process's log, for a failing test's message. */
@@ -98,7 +105,7 @@ export async function startCluster(options: { amqpUrl: string; inventoryInstance
     async close() {
       await Promise.all(members.map((m) => m.process.stop('SIGKILL')));
       for (const m of members) {
-        await m.broker.close();
+        await m.broker?.close();
         await m.database.close();
       }
       await databases.inventory.drop();

@@ -1,6 +1,7 @@
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
 import { buildRunnables } from './process.ts';
+import { brokerClusterReachable, ensureBrokerCluster } from './broker-cluster.ts';
 import { amqpReachable, createTestVhost, postgresReachable, servicesRequired, testServers } from './services.ts';
 
 declare module 'vitest' {
@@ -9,6 +10,8 @@ declare module 'vitest' {
     servicesUnavailable: string | undefined;
     /** The AMQP URL of this run's own virtual host. */
     amqpUrl: string;
+    /** Why the 3-node RabbitMQ cluster cannot be used here; undefined when it runs. */
+    brokerClusterUnavailable: string | undefined;
   }
 }
 
@@ -29,6 +32,18 @@ export default async function setup(project: TestProject) {
   if (reason && servicesRequired()) throw new Error(`Real services are required for this run: ${reason}`);
   if (reason) console.warn(`\n[stockflow] service tests will be SKIPPED: ${reason}\n`);
   project.provide('servicesUnavailable', reason);
+  // The cluster scenarios need the 3-node cluster beside the default node; started here when it
+  // is not running (about 20 s, or 40 s the first time), as .ci/run does.
+  let clusterReason = reason;
+  if (!reason) {
+    clusterReason = await ensureBrokerCluster().then(
+      () => brokerClusterReachable(),
+      (error: unknown) => `could not start the RabbitMQ cluster with tools/rabbitmq-cluster.sh: ${(error as Error).message}`,
+    );
+    if (clusterReason && servicesRequired()) throw new Error(`The RabbitMQ cluster is required for this run: ${clusterReason}`);
+    if (clusterReason) console.warn(`\n[stockflow] cluster tests will be SKIPPED: ${clusterReason}\n`);
+  }
+  project.provide('brokerClusterUnavailable', clusterReason);
   project.provide('amqpUrl', vhost?.url ?? '');
   return async () => {
     await vhost?.remove();

@@ -1,0 +1,46 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EXCHANGES, platformQueueFor, queueDeclarations, queues, ROUTING_KEYS } from './topology.ts';
+
+const eventsDoc = readFileSync(path.join(import.meta.dirname, '..', '..', '..', 'docs', 'events.md'), 'utf8');
+
+describe('queue declarations', () => {
+  it('are stated in docs/events.md exactly as declared, for both queue types', () => {
+    for (const spec of Object.values(queues)) {
+      const quorum = queueDeclarations(spec, 'quorum');
+      const classic = queueDeclarations(spec, 'classic');
+      const pairs = [
+        [quorum.main, classic.main],
+        ...quorum.retries.map((r, i) => [r, classic.retries[i]]),
+        [quorum.deadLetter, classic.deadLetter],
+      ];
+      for (const [q, c] of pairs) {
+        const row = `| \`${q?.queue}\` | \`${JSON.stringify(q?.arguments)}\` | \`${JSON.stringify(c?.arguments)}\` |`;
+        expect(eventsDoc, `docs/events.md lacks the row for ${q?.queue}`).toContain(row);
+      }
+    }
+  });
+
+  it('make every quorum queue replicated and dead-letter at least once, and leave classic ones as they were', () => {
+    const { main, retries, deadLetter } = queueDeclarations(queues.orderCreatedInventory, 'quorum');
+    for (const d of [main, ...retries, deadLetter]) expect(d.arguments['x-queue-type']).toBe('quorum');
+    for (const d of [main, ...retries]) {
+      expect(d.arguments).toMatchObject({ 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' });
+    }
+    const classic = queueDeclarations(queues.orderCreatedInventory, 'classic');
+    expect(classic.main.arguments).toEqual(queues.orderCreatedInventory.arguments);
+    expect(classic.deadLetter.arguments).toEqual({});
+  });
+});
+
+describe('platformQueueFor', () => {
+  it('expects a queue for what the platform consumes, by name and when parked, and none for OrderConfirmed', () => {
+    expect(platformQueueFor(EXCHANGES.orders, ROUTING_KEYS.orderCreated)).toBe(true);
+    expect(platformQueueFor(EXCHANGES.inventory, ROUTING_KEYS.stockReleased)).toBe(true);
+    expect(platformQueueFor('', 'order.created.inventory.retry.5s')).toBe(true);
+    expect(platformQueueFor(EXCHANGES.deadLetter, queues.stockOrders.queue)).toBe(true);
+    expect(platformQueueFor(EXCHANGES.deadLetter, 'someone.elses.queue')).toBe(false);
+    expect(platformQueueFor(EXCHANGES.orders, ROUTING_KEYS.orderConfirmed)).toBe(false);
+  });
+});
