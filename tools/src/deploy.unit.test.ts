@@ -11,6 +11,7 @@ import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { queues } from '@stockflow/contracts';
 import { createMetrics } from '@stockflow/platform';
 import { repoRoot, runnableCommand } from '@stockflow/testing';
+import { registerOrdersMetrics } from '../../services/orders/src/metrics.ts';
 
 const read = (file: string) => readFileSync(path.join(repoRoot, file), 'utf8');
 const SERVICES = ['inventory', 'orders'] as const;
@@ -162,10 +163,10 @@ describe('Kubernetes manifests', async () => {
 });
 
 describe('dashboards and alerts', () => {
+  const metrics = createMetrics('check');
+  registerOrdersMetrics(metrics, { oldestPendingAgeSeconds: () => Promise.resolve(0) });
   const served = new Set(
-    createMetrics('check')
-      .registry.getMetricsAsArray()
-      .flatMap((m) => [m.name, `${m.name}_bucket`, `${m.name}_count`, `${m.name}_sum`]),
+    metrics.registry.getMetricsAsArray().flatMap((m) => [m.name, `${m.name}_bucket`, `${m.name}_count`, `${m.name}_sum`]),
   );
   const used = (text: string) => [...new Set(text.match(/\b(stockflow_\w+|process_\w+)/g) ?? [])];
 
@@ -181,6 +182,8 @@ describe('dashboards and alerts', () => {
         'StockflowDeadLettersWaiting',
         'StockflowInventoryConsumerAbsent',
         'StockflowGraphqlLatencyHigh',
+        'StockflowEventsUnroutable',
+        'StockflowOrdersStuckPending',
       ]),
     );
     for (const rule of rules) {

@@ -106,6 +106,18 @@ export function createMetrics(service: string) {
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/** A gauge read when Prometheus scrapes, for a metric one service alone serves. */
+export function scrapedGauge(metrics: Metrics, options: { name: string; help: string; read: () => Promise<number> }): void {
+  new Gauge({
+    name: options.name,
+    help: options.help,
+    registers: [metrics.registry],
+    async collect() {
+      this.set(await options.read());
+    },
+  });
+}
+
 /** How many of `items` fall under each key, so a counter is incremented once per label set, not per item. */
 export function tally<T>(items: readonly T[], key: (item: T) => string): Map<string, number> {
   const counts = new Map<string, number>();

@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { Gauge } from 'prom-client';
 import { queues } from '@stockflow/contracts';
 import {
   createGraphqlServer,
@@ -17,6 +16,7 @@ import type { OrdersConfig } from './config.ts';
 import { ORDER_STATUS_CHANNEL, ordersRepository, type StatusChange } from './db/orders.ts';
 import { createStatusPubSub, ordersSchema } from './graphql/schema.ts';
 import { startOrdersConsumers } from './messaging/consumers.ts';
+import { registerOrdersMetrics } from './metrics.ts';
 import { systemClock, type Clock } from './messaging/events.ts';
 
 export const ordersMigrations = [platformMigrations, migrationSource('orders', path.join(import.meta.dirname, 'db', 'migrations'))];
@@ -47,14 +47,7 @@ export function startOrdersService(
           logger.warn({ err, payload }, 'ignoring a malformed status notification');
         }
       });
-      new Gauge({
-        name: 'stockflow_oldest_pending_order_age_seconds',
-        help: 'Age of the oldest order still PENDING (0 when none): an order nobody answered shows here; see npm run reconcile.',
-        registers: [metrics.registry],
-        async collect() {
-          this.set(await orders.oldestPendingAgeSeconds());
-        },
-      });
+      registerOrdersMetrics(metrics, orders);
       const subscriptions = await startOrdersConsumers({
         db,
         transport,
