@@ -15,13 +15,14 @@ const root = path.resolve(import.meta.dirname, '..', '..');
 const entries = [
   { name: 'inventory', entry: 'services/inventory/src/main.ts', migrations: ['platform', 'inventory'] },
   { name: 'orders', entry: 'services/orders/src/main.ts', migrations: ['platform', 'orders'] },
-  { name: 'stockflow', entry: 'apps/stockflow/src/main.ts', migrations: ['platform', 'inventory', 'orders'] },
+  { name: 'stockflow', entry: 'apps/stockflow/src/main.ts', migrations: ['platform', 'inventory', 'orders', 'broker'] },
 ];
 
 const migrationDirs: Record<string, string> = {
   platform: 'packages/platform/src/db/migrations',
   inventory: 'services/inventory/src/db/migrations',
   orders: 'services/orders/src/db/migrations',
+  broker: 'packages/platform/src/messaging/migrations',
 };
 
 /** Our workspace packages are bundled; everything from the registry is imported at run time. */

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
+import { queues } from '@stockflow/contracts';
 import {
   ConfigError,
   createInProcessTransport,
@@ -72,13 +72,7 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
     // The broker's own database: what it holds (parked and delayed messages) outlives a restart
     // and is no service's data.
     const brokerDb = await createPgliteDatabase(path.resolve(config.DATA_DIR, 'broker'));
-    const transport = await createInProcessTransport({
-      queues: Object.values(queues),
-      logger,
-      store: brokerDb,
-      // OrderConfirmed is for services that do not run here; RabbitMQ would route it to their queue.
-      externalBindings: [{ exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderConfirmed }],
-    });
+    const transport = await createInProcessTransport({ queues: Object.values(queues), logger, store: brokerDb });
     const inventoryDb = await createPgliteDatabase(path.resolve(config.DATA_DIR, 'inventory'));
     const ordersDb = await createPgliteDatabase(path.resolve(config.DATA_DIR, 'orders'));
     // The transport first, so that nothing it still writes finds its store closed.
