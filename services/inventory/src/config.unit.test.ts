@@ -20,7 +20,9 @@ describe('inventory configuration', () => {
     // Twenty draws from a million values: all alike would mean it is not drawn at all.
     expect(drawn.size).toBeGreaterThan(1);
     expect(loadInventoryConfig({ ...valid, CONSUMER_PRIORITY: '0' }).CONSUMER_PRIORITY).toBe(0);
-    expect(() => loadInventoryConfig({ ...valid, CONSUMER_PRIORITY: '-1' })).toThrow('CONSUMER_PRIORITY ("-1"): must be between 0 and 1000000');
+    expect(() => loadInventoryConfig({ ...valid, CONSUMER_PRIORITY: '-1' })).toThrow(
+      'CONSUMER_PRIORITY ("-1"): must be between 0 and 1000000',
+    );
     expect(() => loadInventoryConfig({ ...valid, CONSUMER_PRIORITY: '2.5' })).toThrow('CONSUMER_PRIORITY ("2.5"): must be a whole number');
   });
 
@@ -51,5 +53,28 @@ describe('inventory configuration', () => {
     expect(config.DATABASE_URL).toContain('sslmode=verify-full');
     expect(() => loadInventoryConfig({ ...valid, DATABASE_URL_FILE: path.join(dir, 'db') })).toThrow(/set one of them, not both/);
     expect(() => loadInventoryConfig({ ...valid, AUTH_JWT_SECRET_FILE: path.join(dir, 'missing') })).toThrow(/cannot be read/);
+  });
+
+  it("takes the URLs of a cluster's nodes, comma-separated, sharing credentials and vhost, and never prints a password", () => {
+    const nodes = 'amqp://app:s3cret@rabbit-0:5672/shop, amqp://app:s3cret@rabbit-1:5672/shop,amqp://app:s3cret@rabbit-2/shop';
+    expect(loadInventoryConfig({ ...valid, AMQP_URL: nodes }).AMQP_URL).toBe(nodes);
+    const refused = (url: string) => {
+      try {
+        loadInventoryConfig({ ...valid, AMQP_URL: url });
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error(`${url} was accepted`);
+    };
+    const mixed = refused('amqp://app:s3cret@rabbit-0:5672/shop,amqp://other:s3cret@rabbit-1:5672/shop');
+    expect(mixed).toContain('must differ only in host and port');
+    expect(refused('amqp://app:s3cret@rabbit-0:5672,http://app:s3cret@rabbit-1')).toContain('"http://rabbit-1" is not');
+    for (const message of [mixed, refused('amqp://app:s3cret@rabbit-0:5672,nonsense')]) expect(message).not.toContain('s3cret');
+  });
+
+  it('declares quorum queues unless told classic, and refuses another type', () => {
+    expect(loadInventoryConfig(valid).AMQP_QUEUE_TYPE).toBe('quorum');
+    expect(loadInventoryConfig({ ...valid, AMQP_QUEUE_TYPE: 'classic' }).AMQP_QUEUE_TYPE).toBe('classic');
+    expect(() => loadInventoryConfig({ ...valid, AMQP_QUEUE_TYPE: 'stream' })).toThrow(/AMQP_QUEUE_TYPE \("stream"\)/);
   });
 });
