@@ -1,24 +1,28 @@
 /**
  * `npm run bench`: starts the platform itself in each configuration (embedded; distributed with
- * one inventory instance; with two), all at once, runs fixed scenarios with the load generator on
- * each in turn, round after round, and prints one table. Needs the local PostgreSQL and RabbitMQ
- * (and rabbitmqctl) for the distributed runs.
+ * one inventory instance; with two; on quorum queues; on the 3-node cluster), all at once, runs
+ * fixed scenarios with the load generator on each in turn, round after round, and prints one
+ * table, with the CPU each kind of process spent per completed order. Needs the local PostgreSQL
+ * and RabbitMQ (and rabbitmqctl) for the distributed runs, and starts the 3-node cluster for
+ * cluster-1.
  *   npm run bench -- [--orders 20000] [--backlog 20000] [--only distributed-1] [--scenarios even,drain]
  */
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { Connection } from 'rabbitmq-client';
 import { z } from 'zod';
-import { EXCHANGES, JSON_CONTENT_TYPE, ROUTING_KEYS } from '@stockflow/contracts';
-import { graphqlClient, metricSum, signToken } from '@stockflow/platform';
+import { EXCHANGES, JSON_CONTENT_TYPE, ROUTING_KEYS, type QueueType } from '@stockflow/contracts';
+import { connectionTarget, graphqlClient, metricSum, signToken } from '@stockflow/platform';
 import {
   buildRunnables,
+  createClusterVhost,
   createTestDatabase,
+  ensureBrokerCluster,
   createTestVhost,
   repoRoot,
   runnableCommand,
@@ -26,10 +30,17 @@ import {
   type ServiceProcess,
 } from '@stockflow/testing';
 import { parseCli, wholeNumber } from './cli.ts';
+import { auditPlatform } from './audit.ts';
 import { runLoad, type LoadOptions, type LoadReport } from './load.ts';
 import { percentile } from './stats.ts';
 
-const CONFIGURATIONS = ['embedded', 'distributed-1', 'distributed-2'] as const;
+/**
+ * distributed-N: N inventory instances on the single local RabbitMQ node with classic queues (as
+ * measured before quorum queues became the default); quorum-1: the same node with quorum queues;
+ * cluster-1: quorum queues replicated over the 3-node cluster (tools/rabbitmq-cluster.sh), the
+ * production topology. The three share this machine's two cores with everything else.
+ */
+const CONFIGURATIONS = ['embedded', 'distributed-1', 'distributed-2', 'quorum-1', 'cluster-1'] as const;
 const SCENARIOS = ['even', 'hot', 'steady', 'drain'] as const;
 
 const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--warmup N] [--repeat N] [--only LIST] [--scenarios LIST]
@@ -71,6 +82,8 @@ const args = parseCli(
 
 interface Platform {
   name: string;
+  /** The platform's own processes by kind, for the CPU they spend (RabbitMQ and PostgreSQL are counted machine-wide). */
+  servicePids(): Record<string, number[]>;
   /** An admin token, when the platform requires one. */
   token?: string;
   ordersUrl: string;
@@ -124,6 +137,7 @@ async function embedded(): Promise<Platform> {
     ordersUrl: `http://127.0.0.1:${ordersPort}/graphql`,
     inventoryUrl: `http://127.0.0.1:${inventoryPort}/graphql`,
     pids: () => [child.pid as number],
+    servicePids: () => ({ platform: [child.pid as number] }),
     async close() {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
@@ -132,8 +146,9 @@ async function embedded(): Promise<Platform> {
   };
 }
 
-async function distributed(instances: number): Promise<Platform> {
-  const vhost = await createTestVhost();
+async function distributed(name: string, instances: number, broker: 'node' | 'cluster', queueType: QueueType): Promise<Platform> {
+  if (broker === 'cluster') await ensureBrokerCluster();
+  const vhost = broker === 'cluster' ? await createClusterVhost('bench') : await createTestVhost();
   const dbs = { inventory: await createTestDatabase('bench_inventory'), orders: await createTestDatabase('bench_orders') };
   // info: the start-up line with the port is what startServiceProcess waits for.
   // As deployed: every request carries a token, checked by the service.
@@ -141,6 +156,7 @@ async function distributed(instances: number): Promise<Platform> {
   const env = (url: string) => ({
     DATABASE_URL: url,
     AMQP_URL: vhost.url,
+    AMQP_QUEUE_TYPE: queueType,
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'info',
@@ -152,7 +168,7 @@ async function distributed(instances: number): Promise<Platform> {
   const orders = await startServiceProcess('orders', env(dbs.orders.url));
   const stable = inventory[0] as ServiceProcess;
   return {
-    name: `distributed-${instances}`,
+    name,
     token: await signToken(secret, { sub: 'bench', role: 'admin' }),
     ordersUrl: `http://127.0.0.1:${orders.port}/graphql`,
     get inventoryUrl() {
@@ -162,6 +178,7 @@ async function distributed(instances: number): Promise<Platform> {
     inventoryDatabaseUrl: dbs.inventory.url,
     inventoryMetricsUrls: () => inventory.map((p) => `http://127.0.0.1:${p.port}/metrics`),
     pids: () => [...inventory, orders].map((p) => p.child.pid as number),
+    servicePids: () => ({ orders: [orders.child.pid as number], inventory: inventory.map((p) => p.child.pid as number) }),
     async stopInventory() {
       await Promise.all(inventory.map((p) => p.stop()));
     },
@@ -176,6 +193,57 @@ async function distributed(instances: number): Promise<Platform> {
       await vhost.remove();
     },
   };
+}
+
+/** CPU time (user + system) of a process so far, in ms; 0 once it is gone. */
+async function cpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (!stat) return 0;
+  // Fields after the command (which may hold spaces), 1-based: utime is the 14th, stime the 15th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1_000) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100;
+
+/** Every process whose command is `name` (the RabbitMQ nodes' beam.smp, PostgreSQL's backends). */
+async function pidsNamed(name: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const comm = await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '');
+    if (comm.trim() === name) out.push(Number(entry));
+  }
+  return out;
+}
+
+/**
+ * CPU spent while `work` runs, in ms, by kind of process: the platform's own, every RabbitMQ node
+ * and every PostgreSQL process on the machine (idle configurations cost them little), and the load
+ * generator (this process). Counted per process from /proc, so it does not depend on how fast
+ * the machine happens to be this hour the way a rate does.
+ */
+async function cpuDuring<T>(platform: Platform, work: () => Promise<T>): Promise<[T, Record<string, number>]> {
+  const kinds = async () => ({ ...platform.servicePids(), rabbitmq: await pidsNamed('beam.smp'), postgres: await pidsNamed('postgres') });
+  const read = async (pids: Record<string, number[]>) =>
+    new Map(
+      await Promise.all(
+        Object.values(pids)
+          .flat()
+          .map(async (pid) => [pid, await cpuMs(pid)] as const),
+      ),
+    );
+  const before = await read(await kinds());
+  const self = process.cpuUsage();
+  const result = await work();
+  const loadgen = process.cpuUsage(self);
+  // Processes that started meanwhile (a restarted instance, a new PostgreSQL backend) count from zero.
+  const pidsAfter = await kinds();
+  const after = await read(pidsAfter);
+  const spent: Record<string, number> = { loadgen: (loadgen.user + loadgen.system) / 1_000 };
+  for (const [kind, pids] of Object.entries(pidsAfter)) {
+    spent[kind] = pids.reduce((sum, pid) => sum + Math.max(0, (after.get(pid) ?? 0) - (before.get(pid) ?? 0)), 0);
+  }
+  return [result, spent];
 }
 
 /** Samples the resident memory of the platform's processes while `work` runs; returns the peak in MB. */
@@ -205,7 +273,7 @@ const meta = () => ({ event_id: randomUUID(), occurred_at: new Date().toISOStrin
 
 /** Publishes events on the orders exchange with confirms, a thousand in flight at a time. */
 async function publishAll(amqpUrl: string, routingKey: string, events: unknown[]): Promise<void> {
-  const connection = new Connection({ url: amqpUrl });
+  const connection = new Connection(connectionTarget(amqpUrl));
   await connection.onConnect(5_000);
   const publisher = connection.createPublisher({ confirm: true });
   try {
@@ -368,11 +436,36 @@ const figure = (values: number[]) => {
   const median = fmt(percentile(sorted, 50));
   return sorted.length > 1 ? `${median} (${fmt(sorted[0] as number)}-${fmt(sorted.at(-1) as number)})` : median;
 };
+/** Each kind's median CPU ms per order over the rounds, largest first, with their sum. */
+const cpuColumn = (rounds: Record<string, number>[]) => {
+  const kinds = [...new Set(rounds.flatMap((r) => Object.keys(r)))];
+  const medians = kinds
+    .map(
+      (k) =>
+        [
+          k,
+          percentile(
+            [...rounds.map((r) => r[k] ?? 0)].sort((a, b) => a - b),
+            50,
+          ),
+        ] as const,
+    )
+    .sort((a, b) => b[1] - a[1]);
+  const total = medians.reduce((sum, [, ms]) => sum + ms, 0);
+  return `${total.toFixed(2)}: ${medians.map(([k, ms]) => `${k} ${ms.toFixed(2)}`).join(', ')}`;
+};
 const started: { config: (typeof CONFIGURATIONS)[number]; platform: Platform }[] = [];
 try {
   for (const config of args.only) {
     process.stderr.write(`\n== starting ${config}\n`);
-    const platform = config === 'embedded' ? await embedded() : await distributed(config === 'distributed-2' ? 2 : 1);
+    const platform =
+      config === 'embedded'
+        ? await embedded()
+        : config === 'cluster-1'
+          ? await distributed(config, 1, 'cluster', 'quorum')
+          : config === 'quorum-1'
+            ? await distributed(config, 1, 'node', 'quorum')
+            : await distributed(config, config === 'distributed-2' ? 2 : 1, 'node', 'classic');
     started.push({ config, platform });
     if (args.warmup > 0) {
       // Measured from warm: a platform on Black Friday has been up for hours, its code compiled
@@ -388,7 +481,12 @@ try {
   // differ by as much as the second inventory instance was meant to show. (The idle platforms
   // cost about 1% of the machine: outbox polls and heartbeats.)
   const chosen = (round: number) => scenarios(args.orders, round).filter((s) => args.scenarios.includes(s.key));
-  const loads = new Map(started.map(({ config }) => [config, new Map(chosen(1).map((s) => [s.name, [] as { report: LoadReport; rss: number }[]]))]));
+  const loads = new Map(
+    started.map(({ config }) => [
+      config,
+      new Map(chosen(1).map((s) => [s.name, [] as { report: LoadReport; rss: number; cpuPerOrder: Record<string, number> }[]])),
+    ]),
+  );
   const drains = new Map(started.map(({ config }) => [config, [] as { result: DrainResult; rss: number }[]]));
   for (let round = 1; round <= args.repeat; round += 1) {
     // Each round starts with the next configuration. With a fixed order the one running second
@@ -400,9 +498,22 @@ try {
       process.stderr.write(`\n== ${config}${args.repeat > 1 ? `, round ${round}` : ''}\n`);
       for (const scenario of chosen(round)) {
         process.stderr.write(`   ${scenario.name}...\n`);
-        const [report, rss] = await peakRss(platform, () => load(platform, scenario.options));
-        results.push({ config, scenario: scenario.name, round, report: { ...report, timeline: undefined }, peakRssMb: rss });
-        loads.get(config)?.get(scenario.name)?.push({ report, rss });
+        // Timed and counted without the audit (it reads every order and product); audited after.
+        const [[unaudited, rss], cpu] = await cpuDuring(platform, () =>
+          peakRss(platform, () => load(platform, { ...scenario.options, audit: false })),
+        );
+        const audit = await auditPlatform({ orders: platform.ordersUrl, inventory: platform.inventoryUrl, token: platform.token });
+        const report = { ...unaudited, audit, ok: unaudited.ok && audit.ok };
+        const cpuPerOrder = Object.fromEntries(Object.entries(cpu).map(([k, ms]) => [k, ms / Math.max(report.accepted, 1)]));
+        results.push({
+          config,
+          scenario: scenario.name,
+          round,
+          report: { ...report, timeline: undefined },
+          peakRssMb: rss,
+          cpuMsPerOrder: cpuPerOrder,
+        });
+        loads.get(config)?.get(scenario.name)?.push({ report, rss, cpuPerOrder });
       }
       // The embedded platform has no broker to queue a backlog in.
       if (args.scenarios.includes('drain') && platform.amqpUrl) {
@@ -426,6 +537,7 @@ try {
         figure(runs.map((r) => r.report.latencyMs.p50)),
         figure(runs.map((r) => r.report.latencyMs.p99)),
         fmt(Math.max(...runs.map((r) => r.rss))),
+        cpuColumn(runs.map((r) => r.cpuPerOrder)),
         failed.length === 0
           ? 'pass'
           : `FAIL (${failed.map((r) => `${r.report.stuck.length} stuck${r.report.audit?.ok === false ? ', audit' : ''}`).join('; ')})`,
@@ -441,6 +553,7 @@ try {
         '-',
         '-',
         fmt(Math.max(...drained.map((d) => d.rss))),
+        '-',
         drained.every((d) => d.result.exact) ? 'pass (exactly its stock confirmed)' : 'FAIL',
       ]);
     }
@@ -449,7 +562,17 @@ try {
   for (const { platform } of started) await platform.close();
 }
 
-const header = ['configuration', 'scenario', 'accepted/s', 'completed/s', 'p50 ms', 'p99 ms', 'peak RSS MB', 'audit'];
+const header = [
+  'configuration',
+  'scenario',
+  'accepted/s',
+  'completed/s',
+  'p50 ms',
+  'p99 ms',
+  'peak RSS MB',
+  'CPU ms per accepted order (median)',
+  'audit',
+];
 const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
 console.log(`\n${table}\n`);
 await mkdir(path.join(repoRoot, 'bench-results'), { recursive: true });
