@@ -11,9 +11,9 @@ import type { Database } from './db/database.ts';
 import { startHttpServer } from './http.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import { createAmqpTransport, UnroutableError } from './messaging/amqp.ts';
+import { createAmqpTransport } from './messaging/amqp.ts';
 import { startOutbox, type Outbox } from './messaging/outbox.ts';
-import type { Subscription, Transport } from './messaging/transport.ts';
+import { UnroutableError, type Subscription, type Transport } from './messaging/transport.ts';
 
 export interface ServiceDependencies {
   /** Given by the embedded runner (PGlite); otherwise a pool on DATABASE_URL. */

@@ -18,7 +18,7 @@ export type Runnable = 'inventory' | 'orders' | 'stockflow';
  * The services' old generation is capped: their live heap is ~27 MB, yet under load V8 let the
  * Order Service's garbage grow it past 256 MB resident over a long run. With a cap V8 collects
  * sooner (measured: peak RSS 220-261 -> at most 146 MB, throughput 6-13% lower). The embedded
- * platform, two services and two databases in one process, keeps V8's default.
+ * platform, two services and their databases in one process, keeps V8's default.
  */
 const SERVICE_HEAP_FLAGS = ['--max-old-space-size=192'];
 

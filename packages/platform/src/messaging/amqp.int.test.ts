@@ -2,8 +2,8 @@ import { Connection } from 'rabbitmq-client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
 import { createLogger } from '../logger.ts';
-import { createAmqpTransport, UnroutableError } from './amqp.ts';
-import type { Transport } from './transport.ts';
+import { createAmqpTransport } from './amqp.ts';
+import { UnroutableError, type Transport } from './transport.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
 

@@ -8,7 +8,14 @@ import { consumeWithBatchedAcks } from './amqp-consumer.ts';
 import { connectionTarget, declarations, declareExchanges, declareQueue } from './amqp-topology.ts';
 import { coalesceWrites } from './coalesce.ts';
 import { selected, replayMessage, toDeadLetter, type DeadLetter } from './dead-letters.ts';
-import type { ConsumeOptions, DeliveryHandler, OutgoingMessage, Subscription, Transport } from './transport.ts';
+import {
+  UnroutableError,
+  type ConsumeOptions,
+  type DeliveryHandler,
+  type OutgoingMessage,
+  type Subscription,
+  type Transport,
+} from './transport.ts';
 
 export interface AmqpOptions {
   /** One node's URL, or the comma-separated URLs of a cluster's nodes (see env.amqpUrls). */
@@ -19,19 +26,6 @@ export interface AmqpOptions {
   queueType: QueueType;
   connectionName: string;
   logger: Logger;
-}
-
-/** A publish the broker confirmed but could route to no queue (published with `mandatory`). */
-export class UnroutableError extends AppError {
-  constructor(
-    readonly messages: OutgoingMessage[],
-    reason: string,
-  ) {
-    super(
-      'UNAVAILABLE',
-      `${messages.length} message${messages.length === 1 ? '' : 's'} reached no queue (${reason}): ${[...new Set(messages.map((m) => `${m.exchange || '(default)'}/${m.routingKey}`))].join(', ')}`,
-    );
-  }
 }
 
 const parked = (m: SyncMessage) => ({

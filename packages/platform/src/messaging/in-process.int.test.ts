@@ -7,7 +7,7 @@ import { eventually } from '@stockflow/testing';
 import type { Database } from '../db/database.ts';
 import { createPgliteDatabase } from '../db/pglite.ts';
 import { createLogger } from '../logger.ts';
-import { UnroutableError } from './amqp.ts';
+import { UnroutableError } from './transport.ts';
 import { createInProcessTransport } from './in-process.ts';
 import type { IncomingMessage, OutgoingMessage, Transport } from './transport.ts';
 

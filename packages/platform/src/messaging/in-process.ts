@@ -3,7 +3,7 @@ import { exchanges, platformQueueFor, topicMatches, type QueueSpec } from '@stoc
 import type { Database } from '../db/database.ts';
 import { migrate, migrationSource } from '../db/migrate.ts';
 import type { Logger } from '../logger.ts';
-import { UnroutableError } from './amqp.ts';
+import { UnroutableError } from './transport.ts';
 import { replayMessage, selected, toDeadLetter } from './dead-letters.ts';
 import type { ConsumeOptions, DeliveryHandler, IncomingMessage, OutgoingMessage, Subscription, Transport } from './transport.ts';
 

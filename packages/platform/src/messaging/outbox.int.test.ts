@@ -5,7 +5,7 @@ import { createPostgresDatabase } from '../db/postgres.ts';
 import { migrate, platformMigrations } from '../db/migrate.ts';
 import { createLogger } from '../logger.ts';
 import { startOutbox, type OutboxOptions } from './outbox.ts';
-import type { OutgoingMessage, Transport } from './transport.ts';
+import { UnroutableError, type OutgoingMessage, type Transport } from './transport.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
 
@@ -199,5 +199,58 @@ describe.skipIf(servicesUnavailable)('outbox', () => {
     await outbox.drain();
     expect(published.map((m) => m.messageId)).toHaveLength(125);
     expect(await remaining()).toEqual([]);
+  });
+
+  /** A broker with no queue for `order.missing`: it takes the rest of a publish and returns those. */
+  const missingQueue = () => {
+    const published: OutgoingMessage[] = [];
+    let returned = 0;
+    const transport = {
+      publish: (messages: OutgoingMessage[]) => {
+        const lost = messages.filter((m) => m.routingKey === 'order.missing');
+        published.push(...messages.filter((m) => !lost.includes(m)));
+        returned += lost.length;
+        return lost.length > 0 ? Promise.reject(new UnroutableError(lost, '312 NO_ROUTE')) : Promise.resolve();
+      },
+    } as Transport;
+    return { published, transport, returned: () => returned };
+  };
+
+  it('deletes the rows of a publish the broker took, and keeps only those it returned', async () => {
+    const broker = missingQueue();
+    const outbox = startOutbox(options(broker.transport));
+    try {
+      await db.transaction((tx) => outbox.enqueue(tx, [message('a'), { ...message('lost'), routingKey: 'order.missing' }, message('b')]));
+      await eventually(remaining, (ids) => ids.length === 1);
+      expect(await remaining()).toEqual(['lost']);
+      expect(broker.published.map((m) => m.messageId)).toEqual(['a', 'b']);
+      const { rows } = await db.query<{ last_error: string }>('SELECT last_error FROM outbox');
+      expect(rows[0]?.last_error).toMatch(/reached no queue/);
+    } finally {
+      await outbox.stop();
+    }
+  });
+
+  it('passes rows whose queue is missing to reach the rows behind them, and sends those again only after a pause', async () => {
+    // More returned rows at the head than a poll takes, as after a queue was deleted under load.
+    await db.query(`INSERT INTO outbox (exchange, routing_key, message_id, payload)
+      SELECT 'orders', 'order.missing', 'lost-' || g, '{}' FROM generate_series(1, 120) g`);
+    await db.query(`INSERT INTO outbox (exchange, routing_key, message_id, payload) VALUES ('orders', 'order.cancelled', 'behind', '{}')`);
+    const broker = missingQueue();
+    const outbox = startOutbox(options(broker.transport, { pollIntervalMs: 20 }));
+    try {
+      await eventually(
+        () => Promise.resolve(broker.published.map((m) => m.messageId)),
+        (ids) => ids.includes('behind'),
+        5_000,
+      );
+      await eventually(remaining, (ids) => !ids.includes('behind'));
+      // Each returned row was tried once: it waits out its pause instead of being sent every poll.
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(broker.returned()).toBe(120);
+      expect(await remaining()).toHaveLength(120);
+    } finally {
+      await outbox.stop();
+    }
   });
 });

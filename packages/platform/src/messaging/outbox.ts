@@ -3,8 +3,7 @@ import type { CircuitBreaker } from '../breaker.ts';
 import type { Database, Transaction } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import { tally, type Metrics } from '../metrics.ts';
-import { UnroutableError } from './amqp.ts';
-import type { OutgoingMessage, Transport } from './transport.ts';
+import { UnroutableError, type OutgoingMessage, type Transport } from './transport.ts';
 
 export interface OutboxOptions {
   db: Database;
@@ -67,6 +66,8 @@ const PUBLISH_TIMEOUT_MS = 5_000;
  * picked up soon by another or by its restart.
  */
 const CLAIM_SECONDS = 10;
+/** How long an event the broker returned (its queue is missing) waits before it is sent again. */
+const UNROUTABLE_RETRY_SECONDS = 5;
 /** Publishes started right after commits, running at once; later commits join the next one. */
 const PUBLISHES_IN_FLIGHT = 2;
 
@@ -139,11 +140,15 @@ export function startOutbox(options: OutboxOptions): Outbox {
         );
       }
       count(kept, returned ? 'unroutable' : 'failed');
+      // An unreachable broker: the claim is given up, for the relay to try again. A missing queue:
+      // the rows wait out a claim of their own, so the relay's poll (oldest first) passes them
+      // and reaches the rows behind them, and a missing queue is not asked every poll.
       await db
-        .query('UPDATE outbox SET claimed_until = NULL, last_error = $2 WHERE id = ANY($1::bigint[])', [
-          kept.map((r) => r.id),
-          String(error).slice(0, 500),
-        ])
+        .query(
+          `UPDATE outbox SET claimed_until = CASE WHEN $3::int > 0 THEN now() + make_interval(secs => $3::int) END, last_error = $2
+           WHERE id = ANY($1::bigint[])`,
+          [kept.map((r) => r.id), String(error).slice(0, 500), returned ? UNROUTABLE_RETRY_SECONDS : 0],
+        )
         .catch(() => undefined);
       throw error;
     }
@@ -190,8 +195,11 @@ export function startOutbox(options: OutboxOptions): Outbox {
       try {
         await publishRows(rows);
       } catch (error) {
-        logger.warn({ err: error, count: rows.length }, 'publishing after commit failed; the outbox relay will retry');
-        wake();
+        // Returned rows wait out their own claim; waking the relay for them would only send them again.
+        if (!(error instanceof UnroutableError)) {
+          logger.warn({ err: error, count: rows.length }, 'publishing after commit failed; the outbox relay will retry');
+          wake();
+        }
       }
       return rows.map(() => undefined);
     },

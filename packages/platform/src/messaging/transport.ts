@@ -1,4 +1,5 @@
 import type { QueueSpec } from '@stockflow/contracts';
+import { AppError } from '../errors.ts';
 import type { DeadLetterStore } from './dead-letters.ts';
 
 /** One message to publish. A Buffer or string body goes out as it is; anything else as JSON. */
@@ -51,4 +52,20 @@ export interface Transport {
   /** Inspect and replay what consumers parked. */
   deadLetters: DeadLetterStore;
   close(): Promise<void>;
+}
+
+/**
+ * Messages a publish could route to no queue although a platform queue is for them (RabbitMQ
+ * returns them, published `mandatory`): a failed publish of those messages only.
+ */
+export class UnroutableError extends AppError {
+  constructor(
+    readonly messages: OutgoingMessage[],
+    reason: string,
+  ) {
+    super(
+      'UNAVAILABLE',
+      `${messages.length} message${messages.length === 1 ? '' : 's'} reached no queue (${reason}): ${[...new Set(messages.map((m) => `${m.exchange || '(default)'}/${m.routingKey}`))].join(', ')}`,
+    );
+  }
 }
