@@ -122,6 +122,7 @@ export async function runService(options: {
       queueType: config.AMQP_QUEUE_TYPE,
       connectionName: name,
       logger,
+      startWithoutBroker: true,
     }));
 
   const outbox = startOutbox({

@@ -25,7 +25,7 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
   const running: RunningService[] = [];
   const amqpUrl = inject('amqpUrl');
 
-  const ordersConfig = (url = amqpUrl) =>
+  const ordersConfig = (url = amqpUrl, env: Record<string, string> = {}) =>
     loadOrdersConfig({
       DATABASE_URL: ordersDb.url,
       AMQP_URL: url,
@@ -33,9 +33,10 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
       HOST: '127.0.0.1',
       OUTBOX_POLL_MS: '100',
       AUTH_DISABLED: 'true',
+      ...env,
     });
-  const startOrders = async (url?: string) => {
-    const s = await startOrdersService(ordersConfig(url), logger);
+  const startOrders = async (url?: string, env?: Record<string, string>) => {
+    const s = await startOrdersService(ordersConfig(url, env), logger);
     running.push(s);
     return { service: s, gql: graphqlClient(`http://127.0.0.1:${s.port}/graphql`) };
   };
@@ -118,6 +119,38 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
         );
       }
       expect(await eventually(ready, (r) => r.checks.broker === 'up')).toMatchObject({ code: 200, status: 'ready' });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('starts during a broker outage, takes orders and stays ready (degraded), and publishes them once the broker answers', async () => {
+    const inventory = await startInventory();
+    const productId = await createProduct(inventory.gql, 'COLD-START', 100);
+    const broker = new URL(amqpUrl);
+    const proxy = await startTcpProxy({ host: broker.hostname, port: Number(broker.port || 5672) });
+    try {
+      proxy.cut();
+      // A pod scheduled while the broker is down: it must come up and serve, not crash-loop.
+      const orders = await startOrders(viaProxy(amqpUrl, proxy.port), { BREAKER_FAILURE_THRESHOLD: '1' });
+      const accepted = [];
+      for (let i = 0; i < 3; i += 1) accepted.push(await createOrder(orders.gql, productId));
+      const ready = () =>
+        fetch(`http://127.0.0.1:${orders.service.port}/ready`).then(async (r) => ({
+          code: r.status,
+          ...((await r.json()) as { status: string; checks: Record<string, string> }),
+        }));
+      // Once its publishes have failed the broker's circuit opens: still in the load balancer.
+      const during = await eventually(ready, (r) => r.checks['broker circuit'] === 'down', 30_000);
+      expect(during).toMatchObject({ code: 200, status: 'degraded', checks: { database: 'up', broker: 'down' } });
+      proxy.restore();
+      for (const o of accepted) {
+        await eventually(
+          () => statusOf(orders.gql, o.id),
+          (s) => s === 'CONFIRMED',
+          30_000,
+        );
+      }
     } finally {
       await proxy.close();
     }

@@ -151,9 +151,10 @@ export async function consumeWithBatchedAcks(options: AckingConsumerOptions, han
   }
 
   // The first attempt is awaited so that a started service is consuming; if it failed, the
-  // retries go on in the background.
+  // retries go on in the background. Without a connection (a service started during a broker
+  // outage) it waits for one in the background instead of holding up the start.
   start();
-  await settingUp;
+  if (connection.ready) await settingUp;
 
   return {
     async close() {

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Connection, type Publisher, type SyncMessage } from 'rabbitmq-client';
 import { JSON_CONTENT_TYPE, platformQueueFor, type QueueSpec, type QueueType } from '@stockflow/contracts';
@@ -26,7 +27,15 @@ export interface AmqpOptions {
   queueType: QueueType;
   connectionName: string;
   logger: Logger;
+  /**
+   * Start even when no node answers, and connect once one does (the services: the Order Service
+   * takes orders meanwhile, its outbox keeping the events). Tools fail at once instead.
+   */
+  startWithoutBroker?: boolean;
 }
+
+/** How long one node may take to accept a connection before the next is tried. */
+const CONNECT_TIMEOUT_MS = 5_000;
 
 const parked = (m: SyncMessage) => ({
   body: m.body as unknown,
@@ -46,8 +55,14 @@ const RETRY_HIGH_MS = 10_000;
 
 export async function createAmqpTransport(options: AmqpOptions): Promise<Transport> {
   const { logger } = options;
+  const target = connectionTarget(options.url);
+  // Each process starts at a node of its own, then goes round the list: connections, and the
+  // quorum queues RabbitMQ places on the node that declares them, spread over the cluster.
+  const first = randomInt(target.hosts.length);
   const connection = new Connection({
-    ...connectionTarget(options.url),
+    ...target,
+    hosts: [...target.hosts.slice(first), ...target.hosts.slice(0, first)],
+    connectionTimeout: CONNECT_TIMEOUT_MS,
     connectionName: options.connectionName,
     retryLow: RETRY_LOW_MS,
     retryHigh: RETRY_HIGH_MS,
@@ -62,7 +77,8 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
     for (const q of topology.queues) await declareQueue((d) => connection.queueDeclare(d), q, logger);
     for (const b of topology.queueBindings) await connection.queueBind(b);
   };
-  let connectedOnce = false;
+  let starting = true;
+  let declaredAtStart = false;
   connection.on('connection', () => {
     const socket = (connection as unknown as { _socket: Socket })._socket;
     if (!coalesced.has(socket)) {
@@ -71,11 +87,11 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
     }
     logger.info({ node: `${socket.remoteAddress}:${socket.remotePort}` }, 'amqp connected');
     // After a reconnect (perhaps to another node) the queues are declared again: one may have been
-    // deleted meanwhile. The first connection's declarations are awaited below instead.
-    if (connectedOnce)
-      void declareTopology().catch((err: unknown) => logger.warn({ err }, 'declaring the topology after a reconnect failed'));
-    connectedOnce = true;
+    // deleted meanwhile. The declarations of a connection made at start are awaited below instead.
+    if (!starting) declareInBackground();
   });
+  const declareInBackground = () =>
+    void declareTopology().catch((err: unknown) => logger.warn({ err }, 'declaring the topology after a reconnect failed'));
 
   // A message's return arrives before its confirm, but rabbitmq-client emits the return on a
   // later turn of the event loop (setImmediate) than it settles the confirm: publish waits one
@@ -104,14 +120,26 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
     return expected;
   };
 
-  // Fail fast at start when the broker is unreachable, and have every queue in place before the
-  // first publish or consume; the publisher declares it all again after each reconnect.
+  // Every queue in place before the first publish or consume (and again after each reconnect).
+  // Every node gets its chance before the broker counts as unreachable.
   try {
-    await connection.onConnect(10_000);
+    await connection.onConnect(target.hosts.length * CONNECT_TIMEOUT_MS + 2_000, options.startWithoutBroker);
+    await declareTopology();
+    declaredAtStart = true;
   } catch (error) {
-    throw new AppError('UNAVAILABLE', `cannot reach RabbitMQ at ${safeUrl(options.url)}: ${(error as Error).message}`, { cause: error });
+    if (!options.startWithoutBroker || connection.ready) {
+      await connection.close().catch(() => undefined);
+      throw new AppError('UNAVAILABLE', `cannot reach RabbitMQ at ${safeUrl(options.url)}: ${(error as Error).message}`, { cause: error });
+    }
+    logger.warn(
+      { broker: safeUrl(options.url) },
+      'no RabbitMQ node answers; starting without it: events wait in the outbox and consumers start once a node is reached',
+    );
+  } finally {
+    starting = false;
   }
-  await declareTopology();
+  // Connected between the wait's end and here: declare for that connection too.
+  if (connection.ready && !declaredAtStart) declareInBackground();
 
   const transport: Transport = {
     async publish(messages: OutgoingMessage[]) {
