@@ -1,6 +1,15 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
+ * A gauge read from the database or the broker keeps its last value when that read fails: a
+ * failed collect made the whole of /metrics answer 500, so every metric, the breakers' and the
+ * consumers' included, went missing during exactly the outage the alerts are for.
+ */
+async function keepLastOnFailure(read: () => Promise<void>): Promise<void> {
+  await read().catch(() => undefined);
+}
+
+/**
  * The Prometheus metrics of one service, served at /metrics. Each service has its own registry
  * (the embedded mode runs two in one process), labelled with the service's name. Names and labels
  * are what the Grafana dashboard and the alert rules under deploy/observability use.
@@ -80,7 +89,9 @@ export function createMetrics(service: string) {
       help: 'Events written to the outbox and not yet confirmed by the broker.',
       registers,
       async collect() {
-        if (sources.outbox) this.set((await sources.outbox()).backlog);
+        await keepLastOnFailure(async () => {
+          if (sources.outbox) this.set((await sources.outbox()).backlog);
+        });
       },
     }),
     outboxOldestAge: new Gauge({
@@ -88,7 +99,9 @@ export function createMetrics(service: string) {
       help: 'Age of the oldest event still in the outbox (0 when it is empty).',
       registers,
       async collect() {
-        if (sources.outbox) this.set((await sources.outbox()).oldestAgeSeconds);
+        await keepLastOnFailure(async () => {
+          if (sources.outbox) this.set((await sources.outbox()).oldestAgeSeconds);
+        });
       },
     }),
     deadLetters: new Gauge({
@@ -97,7 +110,9 @@ export function createMetrics(service: string) {
       labelNames: ['queue'] as const,
       registers,
       async collect() {
-        for (const [queue, n] of Object.entries((await sources.deadLetters?.()) ?? {})) this.set({ queue }, n);
+        await keepLastOnFailure(async () => {
+          for (const [queue, n] of Object.entries((await sources.deadLetters?.()) ?? {})) this.set({ queue }, n);
+        });
       },
     }),
     sources,
@@ -113,7 +128,7 @@ export function scrapedGauge(metrics: Metrics, options: { name: string; help: st
     help: options.help,
     registers: [metrics.registry],
     async collect() {
-      this.set(await options.read());
+      await keepLastOnFailure(async () => this.set(await options.read()));
     },
   });
 }

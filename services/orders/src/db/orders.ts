@@ -258,8 +258,10 @@ export function ordersRepository(db: Database, effects: Effects) {
 
     /** Seconds since the oldest PENDING order was accepted (0 when there is none). */
     async oldestPendingAgeSeconds(): Promise<number> {
-      const { rows } = await db.query<{ age: number | null }>(
-        `SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM orders WHERE status = 'PENDING'`,
+      // The first by seq (insertion order) through the (status, seq) index: one row read per
+      // scrape, however many orders are PENDING during a peak.
+      const { rows } = await db.query<{ age: number }>(
+        `SELECT extract(epoch FROM now() - created_at)::float8 AS age FROM orders WHERE status = 'PENDING' ORDER BY seq LIMIT 1`,
       );
       return rows[0]?.age ?? 0;
     },
