@@ -41,8 +41,17 @@ function withSecretFiles(schema: z.ZodObject, source: NodeJS.ProcessEnv): NodeJS
   return env;
 }
 
-/** A URL's password (any `scheme://user:password@`) masked, so a config error never prints one. */
-const withoutPasswords = (value: string) => value.replace(/(\w+:\/\/[^:/@\s,]*):[^@\s,]*@/g, '$1:***@');
+/**
+ * A list of URLs, split at the commas that begin another URL (`,amqp://...`): a password may hold
+ * a comma of its own.
+ */
+export const splitUrlList = (value: string): string[] => value.split(/,(?=\s*[a-z][a-z0-9+.-]*:\/\/)/i).map((u) => u.trim());
+
+/** Every URL's password masked (up to the last `@` before its host), so a config error never prints one. */
+const withoutPasswords = (value: string) =>
+  splitUrlList(value)
+    .map((u) => u.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):.*@/i, '$1:***@'))
+    .join(',');
 
 function fail(message: string): never {
   throw new ConfigError(message);
@@ -72,7 +81,7 @@ export const env = {
    */
   amqpUrls: () =>
     z.string().superRefine((value, ctx) => {
-      const urls = value.split(',').map((u) => u.trim());
+      const urls = splitUrlList(value);
       const parsed: URL[] = [];
       for (const url of urls) {
         try {

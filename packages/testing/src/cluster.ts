@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { graphqlClient } from '@stockflow/platform';
+import { graphqlClient, splitUrlList } from '@stockflow/platform';
 import { startServiceProcess, type Runnable, type ServiceProcess } from './process.ts';
 import { startTcpProxy, viaProxy } from './proxy.ts';
 import { createTestDatabase, testServers, type TestDatabase } from './services.ts';
@@ -31,7 +31,7 @@ export async function startCluster(options: {
   inventoryInstances: number;
   env?: Record<string, string>;
 }) {
-  const viaOwnProxy = !options.amqpUrl.includes(',');
+  const viaOwnProxy = splitUrlList(options.amqpUrl).length === 1;
   const databases = { inventory: await createTestDatabase('fault_inventory'), orders: await createTestDatabase('fault_orders') };
   const members: Member[] = [];
 

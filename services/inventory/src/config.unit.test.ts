@@ -70,6 +70,13 @@ describe('inventory configuration', () => {
     expect(mixed).toContain('must differ only in host and port');
     expect(refused('amqp://app:s3cret@rabbit-0:5672,http://app:s3cret@rabbit-1')).toContain('"http://rabbit-1" is not');
     for (const message of [mixed, refused('amqp://app:s3cret@rabbit-0:5672,nonsense')]) expect(message).not.toContain('s3cret');
+    // A password may hold a comma or an at sign of its own: the list is split before each URL,
+    // and what is masked runs to the last @ before the host.
+    const odd = 'amqp://app:p,s@ss@rabbit-0:5672/shop,amqp://app:p,s@ss@rabbit-1:5672/shop';
+    expect(loadInventoryConfig({ ...valid, AMQP_URL: odd }).AMQP_URL).toBe(odd);
+    const oddMixed = refused('amqp://app:p,s@ss@rabbit-0:5672/shop,amqp://other:p,s@ss@rabbit-1:5672/shop');
+    expect(oddMixed).not.toMatch(/p,s|s@ss|ss@rabbit/);
+    expect(oddMixed).toContain('amqp://app:***@rabbit-0:5672/shop');
   });
 
   it('declares quorum queues unless told classic, and refuses another type', () => {

@@ -5,6 +5,7 @@ import {
   type QueueSpec,
   type QueueType,
 } from '@stockflow/contracts';
+import { splitUrlList } from '../config.ts';
 import type { Logger } from '../logger.ts';
 
 export const declareExchanges = () => topologyExchanges.map((e) => ({ exchange: e.exchange, type: e.type, durable: e.durable }));
@@ -25,7 +26,7 @@ export function declarations(queues: QueueSpec[], type: QueueType) {
 
 /** The options of rabbitmq-client for one URL or a list: credentials and vhost from the first, every node's host and port. */
 export function connectionTarget(url: string): { url: string; hosts: string[] } {
-  const urls = url.split(',').map((u) => u.trim());
+  const urls = splitUrlList(url);
   return {
     url: urls[0] as string,
     hosts: urls.map((u) => new URL(u)).map((u) => `${u.hostname}:${u.port || (u.protocol === 'amqps:' ? 5671 : 5672)}`),
