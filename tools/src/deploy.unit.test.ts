@@ -159,6 +159,13 @@ describe('Kubernetes manifests', async () => {
     expect(scaled.spec.scaleTargetRef.name).toBe('inventory');
     expect(scaled.spec.triggers[0]?.type).toBe('rabbitmq');
     expect(scaled.spec.triggers[0]?.metadata.queueName).toBe(queues.orderCreatedInventory.queue);
+    // KEDA reads one URL; the services' AMQP_URL may list every node of the cluster.
+    const auth = documents.find((d) => d.object.kind === 'TriggerAuthentication')?.object as unknown as {
+      spec: { secretTargetRef: { parameter: string; key: string }[] };
+    };
+    const secret = documents.find((d) => d.object.kind === 'Secret')?.object as unknown as { stringData: Record<string, string> };
+    const hostKey = auth.spec.secretTargetRef.find((r) => r.parameter === 'host')?.key as string;
+    expect(secret.stringData[hostKey]).toMatch(/^amqps?:\/\/[^,]+$/);
   });
 });
 
