@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
-import { createAmqpTransport, createLogger, type Transport } from '@stockflow/platform';
+import { createAmqpTransport, createLogger, type OutgoingMessage, type Transport } from '@stockflow/platform';
 import { createTestVhost } from '@stockflow/testing';
 import { migrateToQuorum, openBroker, queueStates } from './queue-migration.ts';
 
@@ -16,7 +16,7 @@ async function typesOnBroker(vhost: string): Promise<Record<string, string>> {
   return Object.fromEntries((JSON.parse(stdout) as { name: string; type: string }[]).map((q) => [q.name, q.type]));
 }
 
-const created = (id: string) => ({
+const created = (id: string): OutgoingMessage => ({
   exchange: EXCHANGES.orders,
   routingKey: ROUTING_KEYS.orderCreated,
   messageId: id,
@@ -53,7 +53,7 @@ describe.skipIf(servicesUnavailable)('moving classic queues to quorum queues', (
     await vhost?.remove();
   });
 
-  it('loses no message waiting, retrying, parked or published during the move', async () => {
+  it('loses no message waiting, retrying, parked or published during the move', { timeout: 180_000 }, async () => {
     const target = queues.orderCreatedInventory;
     const waiting = Array.from({ length: 300 }, (_, i) => `waiting-${i}`);
     await classic.publish(waiting.map(created));
@@ -69,24 +69,36 @@ describe.skipIf(servicesUnavailable)('moving classic queues to quorum queues', (
     // broker confirms it and no return says it reached no queue.
     const confirmed: string[] = [];
     let stop = false;
-    const publishing = (async () => {
-      for (let i = 0; !stop; i += 1) {
-        const id = `live-${i}`;
-        for (;;) {
-          try {
-            await upgraded.publish([created(id)]);
-            confirmed.push(id);
-            break;
-          } catch {
-            await new Promise((r) => setTimeout(r, 5));
+    const keepPublishing = (prefix: string, to: (id: string) => OutgoingMessage) =>
+      (async () => {
+        for (let i = 0; !stop; i += 1) {
+          const id = `${prefix}-${i}`;
+          for (;;) {
+            try {
+              await upgraded.publish([to(id)]);
+              confirmed.push(id);
+              break;
+            } catch {
+              await new Promise((r) => setTimeout(r, 5));
+            }
           }
         }
-      }
-    })();
+      })();
+    const publishing = keepPublishing('live', created);
     while (confirmed.length < 50) await new Promise((r) => setTimeout(r, 5));
 
     const connection = await openBroker(vhost.url);
-    const steps = await migrateToQuorum(connection);
+    // And a replay (sent by the queue's name) is stored in the consumer queue between its last
+    // move and its delete: "delete if empty" must refuse, and the message be moved.
+    let raced = false;
+    const steps = await migrateToQuorum(connection, undefined, {
+      async beforeDelete(queue) {
+        if (queue !== target.queue || raced) return;
+        raced = true;
+        await classic.publish([{ ...created('racing'), exchange: '', routingKey: target.queue }]);
+      },
+    });
+    expect(raced).toBe(true);
     await new Promise((r) => setTimeout(r, 200));
     stop = true;
     await publishing;
@@ -114,7 +126,7 @@ describe.skipIf(servicesUnavailable)('moving classic queues to quorum queues', (
       await new Promise((r) => setTimeout(r, 250));
     }
     const onQueue = new Set(await ids(target.queue));
-    const missing = [...waiting, ...retrying, ...confirmed].filter((id) => !onQueue.has(id));
+    const missing = [...waiting, ...retrying, ...confirmed, 'racing'].filter((id) => !onQueue.has(id));
     expect(missing).toEqual([]);
     expect(confirmed.length).toBeGreaterThan(50);
     await connection.close();

@@ -26,7 +26,8 @@ interface Binding {
 
 export interface QueueState {
   queue: string;
-  type: QueueType | 'missing';
+  /** `holding`: left by an interrupted migration (run it again). */
+  type: QueueType | 'missing' | 'holding';
   messages: number;
   consumers: number;
 }
@@ -68,7 +69,14 @@ function platformQueues(): PlatformQueue[] {
 }
 
 export async function openBroker(url: string) {
-  const connection = new Connection({ ...connectionTarget(url), connectionName: 'stockflow-queues', retryLow: 200, retryHigh: 2_000 });
+  // noDelay: a move is a round trip per message, which Nagle's algorithm slowed to tens a second.
+  const connection = new Connection({
+    ...connectionTarget(url),
+    connectionName: 'stockflow-queues',
+    retryLow: 200,
+    retryHigh: 2_000,
+    noDelay: true,
+  });
   await connection.onConnect(10_000);
   return connection;
 }
@@ -101,7 +109,14 @@ async function stateOf(connection: Connection, queue: PlatformQueue): Promise<Qu
 
 export async function queueStates(connection: Connection): Promise<QueueState[]> {
   const out: QueueState[] = [];
-  for (const queue of platformQueues()) out.push(await stateOf(connection, queue));
+  for (const queue of platformQueues()) {
+    out.push(await stateOf(connection, queue));
+    // A holding queue left by an interrupted migration: it takes the queue's new messages and no
+    // consumer reads it until the migration is run again.
+    const holding = `${queue.name}${HOLDING_SUFFIX}`;
+    const left = await connection.queueDeclare({ queue: holding, passive: true }).catch(() => undefined);
+    if (left) out.push({ queue: holding, type: 'holding', messages: left.messageCount, consumers: left.consumerCount });
+  }
   return out;
 }
 
@@ -111,20 +126,27 @@ export async function queueStates(connection: Connection): Promise<QueueState[]>
  * used, and crashes publishing to a new queue of another type under the same name.
  */
 async function move(connection: Connection, from: string, to: string): Promise<number> {
+  // What is there now, and what arrives meanwhile up to a batch more: a queue that something
+  // keeps sending to by name is not chased for ever (the caller's "delete if empty" says so).
+  const { messageCount } = await connection.queueDeclare({ queue: from, passive: true });
   const channel = await connection.acquire();
   try {
     await channel.confirmSelect();
-    return await moveOn(channel, from, to);
+    return await moveOn(channel, from, to, messageCount + MOVE_BATCH);
   } finally {
     await channel.close().catch(() => undefined);
   }
 }
 
-async function moveOn(channel: Channel, from: string, to: string): Promise<number> {
+async function moveOn(channel: Channel, from: string, to: string, limit: number): Promise<number> {
+  // A message returned (its target missing: deleted by someone else meanwhile) is confirmed all
+  // the same: nothing is acknowledged from `from` then, and closing the channel puts it back.
+  let returned = 0;
+  channel.on('basic.return', () => (returned += 1));
   let moved = 0;
   for (;;) {
     const batch: SyncMessage[] = [];
-    while (batch.length < MOVE_BATCH) {
+    while (batch.length < Math.min(MOVE_BATCH, limit - moved)) {
       const message = await channel.basicGet({ queue: from });
       if (!message) break;
       batch.push(message);
@@ -151,6 +173,9 @@ async function moveOn(channel: Channel, from: string, to: string): Promise<numbe
         ),
       ),
     );
+    // rabbitmq-client emits a return a turn of the event loop after it settles the confirm.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (returned > 0) throw new Error(`${to} does not exist (any more): nothing was taken from ${from}; run the migration again`);
     channel.basicAck({ deliveryTag: (batch.at(-1) as SyncMessage).deliveryTag, multiple: true });
     moved += batch.length;
   }
@@ -160,31 +185,45 @@ async function moveOn(channel: Channel, from: string, to: string): Promise<numbe
  * Moves everything from the classic queue `from` to `to`, then deletes `from` only if it is
  * empty, moving again what arrived in between.
  */
-async function emptyAndDelete(connection: Connection, from: string, to: string): Promise<number> {
+async function emptyAndDelete(connection: Connection, from: string, to: string, beforeDelete?: Hook): Promise<number> {
   let moved = 0;
   for (let attempt = 1; ; attempt += 1) {
     moved += await move(connection, from, to);
+    await beforeDelete?.(from);
     try {
       await connection.queueDelete({ queue: from, ifEmpty: true });
       return moved;
     } catch (error) {
       // PRECONDITION_FAILED: not empty (a message arrived after the move); move that one too.
-      if (errorCode(error) !== 'PRECONDITION_FAILED' || attempt >= 50) throw error;
+      if (errorCode(error) !== 'PRECONDITION_FAILED') throw error;
+      if (attempt >= 50) {
+        throw new Error(
+          `${from} kept receiving messages by name (replays, retries) while it was being emptied; it is unbound and its messages are in the holding queue: stop what sends to it and run the migration again`,
+        );
+      }
     }
   }
 }
 
+/** How long a message routed just before an unbind may take to be stored in its queue. */
+const SETTLE_MS = 1_000;
+
 /**
  * Empties a holding queue back into `to` and deletes it. Quorum queues refuse a delete "if empty"
- * (and the refusal closes the connection); none is needed: the holding queue has no binding left
- * and nothing but this tool sends to it by name, so once empty it stays empty.
+ * (and the refusal closes the connection). The holding queue has no binding left and nothing but
+ * this tool sends to it by name: once a message routed before its unbind has been stored (a
+ * pause, when it had bindings), and it is empty, it stays empty.
  */
-async function emptyHolding(connection: Connection, holding: string, to: string): Promise<number> {
+async function emptyHolding(connection: Connection, holding: string, to: string, wasBound: boolean): Promise<number> {
+  if (wasBound) await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   const moved = await move(connection, holding, to);
   const { messageCount } = await connection.queueDelete({ queue: holding });
   if (messageCount > 0) throw new Error(`${holding} received ${messageCount} messages after it was emptied; it should receive none`);
   return moved;
 }
+
+/** Called with a queue's name between its last move and its delete (tests send a message there). */
+type Hook = (queue: string) => Promise<void>;
 
 export interface MigrationStep {
   queue: string;
@@ -197,7 +236,11 @@ export interface MigrationStep {
  * message sent to it by name in the last moment from being lost. Resumable: a holding queue left
  * by an interrupted run is emptied into its queue.
  */
-export async function migrateToQuorum(connection: Connection, log: (line: string) => void = () => undefined) {
+export async function migrateToQuorum(
+  connection: Connection,
+  log: (line: string) => void = () => undefined,
+  hooks: { beforeDelete?: Hook } = {},
+) {
   const to = 'quorum';
   const steps: MigrationStep[] = [];
   for (const e of exchanges) await connection.exchangeDeclare({ exchange: e.exchange, type: e.type, durable: e.durable });
@@ -215,7 +258,7 @@ export async function migrateToQuorum(connection: Connection, log: (line: string
           for (const b of bindings) await connection.queueBind({ queue: declaration.queue, ...b });
         }
         for (const b of bindings) await connection.queueUnbind({ queue: holding, ...b });
-        const moved = await emptyHolding(connection, holding, declaration.queue);
+        const moved = await emptyHolding(connection, holding, declaration.queue, bindings.length > 0);
         log(`${declaration.queue}: ${moved} messages back from an interrupted run's ${holding}`);
       }
       continue;
@@ -224,7 +267,7 @@ export async function migrateToQuorum(connection: Connection, log: (line: string
     await connection.queueDeclare({ queue: holding, durable: true, arguments: { 'x-queue-type': 'quorum' } });
     for (const b of bindings) await connection.queueBind({ queue: holding, ...b });
     for (const b of bindings) await connection.queueUnbind({ queue: declaration.queue, ...b });
-    let moved = await emptyAndDelete(connection, declaration.queue, holding);
+    let moved = await emptyAndDelete(connection, declaration.queue, holding, hooks.beforeDelete);
     try {
       await connection.queueDeclare(declaration);
     } catch (error) {
@@ -232,14 +275,14 @@ export async function migrateToQuorum(connection: Connection, log: (line: string
       // A running service declared it again first, with the old type: put the messages back
       // and say what to do.
       for (const b of bindings) await connection.queueBind({ queue: declaration.queue, ...b });
-      await emptyHolding(connection, holding, declaration.queue);
+      await emptyHolding(connection, holding, declaration.queue, bindings.length > 0);
       throw new Error(
         `${declaration.queue} was declared again as ${state.type} by a running service: set AMQP_QUEUE_TYPE=${to} on every service first (they keep using the ${state.type} queues until migrated), then run this again`,
       );
     }
     for (const b of bindings) await connection.queueBind({ queue: declaration.queue, ...b });
     for (const b of bindings) await connection.queueUnbind({ queue: holding, ...b });
-    moved = Math.max(moved, await emptyHolding(connection, holding, declaration.queue));
+    moved = Math.max(moved, await emptyHolding(connection, holding, declaration.queue, bindings.length > 0));
     steps.push({ queue: declaration.queue, moved });
     log(`${declaration.queue}: classic -> quorum, ${moved} messages moved`);
   }
