@@ -212,21 +212,30 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
       await a.service.db.query(`UPDATE orders SET created_at = now() - interval '10 minutes' WHERE id = ANY($1::text[])`, [stale]);
       expect(await gauge()).toBeGreaterThanOrEqual(600);
 
+      // And two thousand more, so that the runs below take several batches each and overlap.
+      await a.service.db.query(
+        `INSERT INTO orders (id, customer_id, status, items, created_at)
+         SELECT 'ORD-bulk-' || g, 'bulk', 'PENDING', '[{"product_id": 1, "quantity": 1}]', now() - interval '10 minutes'
+         FROM generate_series(1, 2000) g`,
+      );
+      const allStale = [...stale, ...Array.from({ length: 2000 }, (_, i) => `ORD-bulk-${i + 1}`)];
+
       const reconcile = (gql: ReturnType<typeof graphqlClient>) =>
-        gql.data<{ reconcilePendingOrders: { republished: number; orderIds: string[] } }>(
-          'mutation { reconcilePendingOrders(olderThanSeconds: 300) { republished orderIds } }',
-        );
-      const [fromA, fromB] = await Promise.all([reconcile(a.gql), reconcile(b.gql)]);
-      const ids = [...fromA.reconcilePendingOrders.orderIds, ...fromB.reconcilePendingOrders.orderIds];
-      expect(ids.sort()).toEqual([...stale].sort());
-      expect(fromA.reconcilePendingOrders.republished + fromB.reconcilePendingOrders.republished).toBe(30);
+        gql
+          .data<{ reconcilePendingOrders: { republished: number } }>(
+            'mutation { reconcilePendingOrders(olderThanSeconds: 300) { republished } }',
+          )
+          .then((d) => d.reconcilePendingOrders.republished);
+      const counts = await Promise.all([reconcile(a.gql), reconcile(b.gql), reconcile(a.gql), reconcile(b.gql)]);
+      expect(counts.reduce((x, y) => x + y, 0)).toBe(allStale.length);
       // A run straight after sends nothing: each was sent again just now.
-      expect((await reconcile(a.gql)).reconcilePendingOrders.republished).toBe(0);
-      const again = (await wire.waitFor(61)).slice(31).map((m) => (m.json as { order_id: string }).order_id);
-      expect(again.sort()).toEqual([...stale].sort());
+      expect(await reconcile(a.gql)).toBe(0);
+      const again = (await wire.waitFor(31 + allStale.length, 30_000)).slice(31).map((m) => (m.json as { order_id: string }).order_id);
+      expect(new Set(again).size).toBe(again.length);
+      expect(again.sort()).toEqual(allStale.sort());
       expect(again).not.toContain(fresh);
       await new Promise((r) => setTimeout(r, 300));
-      expect(wire.received).toHaveLength(61);
+      expect(wire.received).toHaveLength(31 + allStale.length);
     } finally {
       await amqp.close();
     }

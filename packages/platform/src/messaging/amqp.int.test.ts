@@ -1,6 +1,6 @@
 import { Connection } from 'rabbitmq-client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
+import { EXCHANGES, queueDeclarations, queues, ROUTING_KEYS } from '@stockflow/contracts';
 import { createLogger } from '../logger.ts';
 import { createAmqpTransport } from './amqp.ts';
 import { UnroutableError, type Transport } from './transport.ts';
@@ -27,7 +27,6 @@ describe.skipIf(servicesUnavailable)('AMQP transport publishing', () => {
     // order.fulfilled has a platform queue, only not in this vhost now (deleted, or its consumer never started).
     const admin = new Connection(inject('amqpUrl'));
     await admin.queueDelete({ queue: queues.orderFulfilledInventory.queue });
-    await admin.close();
     const lost = { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderFulfilled, messageId: 'lost', body: { n: 2 } };
     const error = await transport.publish([routed, lost, { ...routed, messageId: 'routed-2' }]).then(
       () => undefined,
@@ -41,5 +40,8 @@ describe.skipIf(servicesUnavailable)('AMQP transport publishing', () => {
     await expect(
       transport.publish([{ exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderConfirmed, messageId: 'informational', body: {} }]),
     ).resolves.toBeUndefined();
+    // Back as the services declare it, for the files that run after this one in the same vhost.
+    await admin.queueDeclare(queueDeclarations(queues.orderFulfilledInventory, 'quorum').main);
+    await admin.close();
   });
 });
