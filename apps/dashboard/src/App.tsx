@@ -95,17 +95,17 @@ function Health({ status }: { status: Status | null }) {
   const dead = Object.values(status.deadLetters).reduce((a, b) => a + b, 0);
   return (
     <ul className="health" aria-label="Health">
-      {status.services.map((s) => (
-        <li key={s.name} className={s.ready ? 'ok' : 'down'}>
-          {s.name === 'orders' ? 'Order Service' : 'Inventory Service'}: {s.ready ? 'ready' : 'not ready'}
-          {s.checks && !s.ready
-            ? ` (${Object.entries(s.checks)
-                .filter(([, v]) => v !== 'up')
-                .map(([k]) => `${k} down`)
-                .join(', ')})`
-            : ''}
-        </li>
-      ))}
+      {status.services.map((s) => {
+        // Ready without the broker: it still serves (the outbox keeps the events), degraded.
+        const down = Object.entries(s.checks ?? {}).filter(([, v]) => v !== 'up');
+        return (
+          <li key={s.name} className={!s.ready ? 'down' : down.length > 0 ? 'warn' : 'ok'}>
+            {s.name === 'orders' ? 'Order Service' : 'Inventory Service'}:{' '}
+            {!s.ready ? 'not ready' : down.length > 0 ? 'ready, degraded' : 'ready'}
+            {down.length > 0 ? ` (${down.map(([k]) => `${k} down`).join(', ')})` : ''}
+          </li>
+        );
+      })}
       <li className={status.services.every((s) => s.checks?.broker === 'up') ? 'ok' : 'down'}>
         Broker: {status.services.every((s) => s.checks?.broker === 'up') ? 'connected' : 'unreachable'}
       </li>
