@@ -23,6 +23,24 @@ export function parseCli<S extends z.ZodObject>(usage: string, options: ParseArg
   return parsed.data;
 }
 
+/**
+ * A tool taking a command word and flags (`npm run dlq -- list <queue>`): the positionals and the
+ * flags, a sentence and the usage on a bad flag, the usage on --help.
+ */
+export function parseCommand<O extends NonNullable<ParseArgsConfig['options']>>(usage: string, options: O) {
+  let parsed;
+  try {
+    parsed = parseArgs({ allowPositionals: true, strict: true, options: { ...options, help: { type: 'boolean', short: 'h' } } });
+  } catch (error) {
+    fail(`${(error as Error).message}\n\n${usage}`);
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  return parsed;
+}
+
 export function fail(message: string): never {
   process.stderr.write(`${message}\n`);
   process.exit(2);

@@ -3,10 +3,9 @@
  *   npm run dlq -- list order.created.inventory [--first 50]
  *   npm run dlq -- replay order.created.inventory --id <message id> [--id ...] | --all
  */
-import { parseArgs } from 'node:util';
 import { QUEUE_TYPES, queues, type QueueType } from '@stockflow/contracts';
 import { createAmqpTransport, createLogger, safeUrl } from '@stockflow/platform';
-import { fail } from './cli.ts';
+import { fail, parseCommand } from './cli.ts';
 
 const consumerQueues = Object.values(queues);
 const usage = `Usage:
@@ -17,26 +16,12 @@ Options:
   $AMQP_QUEUE_TYPE quorum (default) or classic, as the services declare the queues
 Queues: ${consumerQueues.map((q) => q.queue).join(', ')}`;
 
-let parsed;
-try {
-  parsed = parseArgs({
-    allowPositionals: true,
-    options: {
-      first: { type: 'string' },
-      id: { type: 'string', multiple: true },
-      all: { type: 'boolean' },
-      'amqp-url': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-} catch (error) {
-  fail(`${(error as Error).message}\n\n${usage}`);
-}
-const { values, positionals } = parsed;
-if (values.help) {
-  console.log(usage);
-  process.exit(0);
-}
+const { values, positionals } = parseCommand(usage, {
+  first: { type: 'string' },
+  id: { type: 'string', multiple: true },
+  all: { type: 'boolean' },
+  'amqp-url': { type: 'string' },
+});
 const [command, queueName] = positionals;
 if (command !== 'list' && command !== 'replay') fail(`the first argument must be list or replay\n\n${usage}`);
 const queue = consumerQueues.find((q) => q.queue === queueName);

@@ -6,9 +6,8 @@
  * Exits 0 when done, 1 when the migration stopped (it says why; run it again), 2 on bad flags or
  * an unreachable broker.
  */
-import { parseArgs } from 'node:util';
 import { safeUrl } from '@stockflow/platform';
-import { fail } from './cli.ts';
+import { fail, parseCommand } from './cli.ts';
 import { migrateToQuorum, openBroker, queueStates } from './queue-migration.ts';
 
 const usage = `Usage:
@@ -20,20 +19,7 @@ Migrating: first set AMQP_QUEUE_TYPE=quorum on every service and roll them out (
 keep using the existing queues, and log that they differ); then migrate. See README, "Moving to
 quorum queues".`;
 
-let parsed;
-try {
-  parsed = parseArgs({
-    allowPositionals: true,
-    options: { to: { type: 'string' }, 'amqp-url': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  });
-} catch (error) {
-  fail(`${(error as Error).message}\n\n${usage}`);
-}
-const { values, positionals } = parsed;
-if (values.help) {
-  console.log(usage);
-  process.exit(0);
-}
+const { values, positionals } = parseCommand(usage, { to: { type: 'string' }, 'amqp-url': { type: 'string' } });
 const [command, ...rest] = positionals;
 if ((command !== 'status' && command !== 'migrate') || rest.length > 0) fail(`the first argument must be status or migrate\n\n${usage}`);
 // Only to quorum: see migrateToQuorum. AMQP_QUEUE_TYPE=classic serves new deployments that want classic queues.

@@ -70,6 +70,16 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
         { input: { customerId: 'shopper', items: [{ productId: String(productId), quantity }], idempotencyKey } },
       )
     ).createOrder;
+  /** A proxy of the test's own to the broker, to cut and restore. */
+  const brokerProxy = () => {
+    const broker = new URL(amqpUrl);
+    return startTcpProxy({ host: broker.hostname, port: Number(broker.port || 5672) });
+  };
+  /** A service's /ready: its HTTP status and its body. */
+  const readyOf = (service: RunningService) => async () => {
+    const r = await fetch(`http://127.0.0.1:${service.port}/ready`);
+    return { code: r.status, ...((await r.json()) as { status: string; checks: Record<string, string> }) };
+  };
   const statusOf = async (gql: ReturnType<typeof graphqlClient>, id: string) =>
     (await gql.data<{ order: { status: string } }>(`{ order(id: "${id}") { status } }`)).order.status;
 
@@ -91,16 +101,11 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
   it('keeps accepting orders, and stays ready, while the broker is unreachable; confirms them once it is back', async () => {
     const inventory = await startInventory();
     const productId = await createProduct(inventory.gql, 'OUTAGE', 100);
-    const broker = new URL(amqpUrl);
-    const proxy = await startTcpProxy({ host: broker.hostname, port: Number(broker.port || 5672) });
+    const proxy = await brokerProxy();
     try {
       const orders = await startOrders(viaProxy(amqpUrl, proxy.port));
       proxy.cut();
-      const ready = () =>
-        fetch(`http://127.0.0.1:${orders.service.port}/ready`).then(async (r) => ({
-          code: r.status,
-          ...((await r.json()) as { status: string; checks: Record<string, string> }),
-        }));
+      const ready = readyOf(orders.service);
       // In its load balancer still (200), saying what is missing.
       const during = await eventually(ready, (r) => r.checks.broker === 'down');
       expect(during).toMatchObject({ code: 200, status: 'degraded', checks: { database: 'up', broker: 'down' } });
@@ -127,19 +132,14 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
   it('starts during a broker outage, takes orders and stays ready (degraded), and publishes them once the broker answers', async () => {
     const inventory = await startInventory();
     const productId = await createProduct(inventory.gql, 'COLD-START', 100);
-    const broker = new URL(amqpUrl);
-    const proxy = await startTcpProxy({ host: broker.hostname, port: Number(broker.port || 5672) });
+    const proxy = await brokerProxy();
     try {
       proxy.cut();
       // A pod scheduled while the broker is down: it must come up and serve, not crash-loop.
       const orders = await startOrders(viaProxy(amqpUrl, proxy.port), { BREAKER_FAILURE_THRESHOLD: '1' });
       const accepted = [];
       for (let i = 0; i < 3; i += 1) accepted.push(await createOrder(orders.gql, productId));
-      const ready = () =>
-        fetch(`http://127.0.0.1:${orders.service.port}/ready`).then(async (r) => ({
-          code: r.status,
-          ...((await r.json()) as { status: string; checks: Record<string, string> }),
-        }));
+      const ready = readyOf(orders.service);
       // Once its publishes have failed the broker's circuit opens: still in the load balancer.
       const during = await eventually(ready, (r) => r.checks['broker circuit'] === 'down', 30_000);
       expect(during).toMatchObject({ code: 200, status: 'degraded', checks: { database: 'up', broker: 'down' } });
