@@ -9,6 +9,7 @@ import {
   connectionNodes,
   createCatalog,
   createClusterVhost,
+  awaitQueuesHealthy,
   ensureBrokerCluster,
   eventually,
   killNode,
@@ -43,8 +44,9 @@ describe.skipIf(clusterUnavailable)('on a 3-node RabbitMQ cluster with quorum qu
   afterEach(async () => {
     await cluster?.close();
     cluster = undefined;
-    // Whatever a scenario stopped is running again for the next one.
+    // Whatever a scenario stopped is running again, and caught up, for the next one.
     await ensureBrokerCluster();
+    await awaitQueuesHealthy(vhost.vhost);
   });
   afterAll(async () => {
     await vhost?.remove();
@@ -114,7 +116,9 @@ describe.skipIf(clusterUnavailable)('on a 3-node RabbitMQ cluster with quorum qu
       (backlog) => backlog === 0,
       60_000,
       250,
-    );
+    ).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message}\n${c.logs()}`);
+    });
     await startNode(before as string);
     await settleAndAudit(c, 120_000);
   });
@@ -142,7 +146,7 @@ describe.skipIf(clusterUnavailable)('on a 3-node RabbitMQ cluster with quorum qu
     // whatever it held: those events are gone from the broker, as an operator's delete makes them.
     expect(await Promise.all(c.inventory.map((m) => m.process.stop('SIGTERM')))).toEqual([0, 0]);
     const amqp = await rawAmqp(vhost.url);
-    const { messageCount: dropped } = await amqp.connection.queueDelete({ queue: queues.orderCreatedInventory.queue });
+    await amqp.connection.queueDelete({ queue: queues.orderCreatedInventory.queue });
     await amqp.close();
     const { accepted, failed } = await load;
     expect(failed).toBe(0);
@@ -156,16 +160,33 @@ describe.skipIf(clusterUnavailable)('on a 3-node RabbitMQ cluster with quorum qu
     expect(metricSum(await metricsOf(c.orders.url), 'stockflow_outbox_backlog')).toBeGreaterThan(0);
 
     await c.restartInventory(0);
-    // Every order kept in the outbox is decided; only those the delete took with it wait, and
-    // the repair sends them again.
-    const orders = graphqlClient(c.orders.url);
-    const pending = () =>
-      orders.data<{ orders: { totalCount: number } }>('{ orders(status: PENDING) { totalCount } }').then((d) => d.orders.totalCount);
-    await eventually(pending, (n) => n === dropped, 60_000, 250);
+    // Every event kept in the outbox gets through once the queue is back.
     await eventually(
       () => metricsOf(c.orders.url).then((text) => metricSum(text, 'stockflow_outbox_backlog')),
       (n) => n === 0,
+      60_000,
+      250,
     );
+    // Left PENDING: the orders whose events the delete took with it, and any whose event was on
+    // its way into the queue as it was deleted (RabbitMQ confirms such a message: docs/events.md).
+    // (How many the delete took says little: redeliveries put some orders in the queue twice, and
+    // some it held were decided already.)
+    const orders = graphqlClient(c.orders.url);
+    const pending = () =>
+      orders.data<{ orders: { totalCount: number } }>('{ orders(status: PENDING) { totalCount } }').then((d) => d.orders.totalCount);
+    let last = -1;
+    const stuck = await eventually(
+      pending,
+      (n) => {
+        const settled = n === last;
+        last = n;
+        return settled;
+      },
+      60_000,
+      1_000,
+    );
+    expect(stuck).toBeLessThan(accepted.length / 2);
+    // The repair sends them again.
     await run(
       process.execPath,
       ['--import', 'tsx', path.join(repoRoot, 'tools', 'src', 'reconcile.ts'), '--older-than', '0s', '--orders-url', c.orders.url],

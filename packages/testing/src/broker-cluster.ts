@@ -244,3 +244,22 @@ export async function connectionNodes(vhost: string): Promise<{ name: string; cl
       return { name, clientName: typeof clientName === 'string' ? clientName : undefined, node };
     });
 }
+
+/**
+ * Resolves once every quorum queue of the vhost has a leader and all three members online: a
+ * scenario that loses one node must start from a cluster that has caught up from the last one
+ * (a queue with two of its three members down is unavailable, as Raft wants).
+ */
+export async function awaitQueuesHealthy(vhost: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = jsonRows(await rabbitmqctlAny(['list_queues', '-p', vhost, 'name', 'type', 'leader', 'online', '--formatter', 'json']));
+    const behind = rows.filter(
+      (r) => r.type === 'quorum' && (!r.leader || !Array.isArray(r.online) || r.online.length < brokerNodes.length),
+    );
+    if (behind.length === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(`quorum queues not healthy after ${timeoutMs} ms: ${behind.map((r) => String(r.name)).join(', ')}`);
+    await sleep(500);
+  }
+}
