@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
 import { createLogger, metricSum, type RunningService } from '@stockflow/platform';
 import {
@@ -84,17 +84,21 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
     (await gql.data<{ order: { status: string } }>(`{ order(id: "${id}") { status } }`)).order.status;
 
   beforeAll(async () => {
-    ordersDb = await createTestDatabase('orders_e2e');
     inventoryDb = await createTestDatabase('orders_e2e_inventory');
+  });
+  // An orders database per test: what one test leaves (an order PENDING, an outbox row a relay
+  // publishes later) must not count in the next one's gauges and metrics.
+  beforeEach(async () => {
+    ordersDb = await createTestDatabase('orders_e2e');
   });
   afterEach(async () => {
     while (running.length > 0) await running.pop()?.close();
     const amqp = await rawAmqp(amqpUrl);
     for (const q of Object.values(queues)) await amqp.connection.queuePurge(q.queue).catch(() => undefined);
     await amqp.close();
+    await ordersDb?.drop();
   });
   afterAll(async () => {
-    await ordersDb?.drop();
     await inventoryDb?.drop();
   });
 
