@@ -82,6 +82,15 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
   };
   const statusOf = async (gql: ReturnType<typeof graphqlClient>, id: string) =>
     (await gql.data<{ order: { status: string } }>(`{ order(id: "${id}") { status } }`)).order.status;
+  const untilConfirmed = async (gql: ReturnType<typeof graphqlClient>, orders: { id: string }[]) => {
+    for (const o of orders) {
+      await eventually(
+        () => statusOf(gql, o.id),
+        (s) => s === 'CONFIRMED',
+        30_000,
+      );
+    }
+  };
 
   beforeAll(async () => {
     inventoryDb = await createTestDatabase('orders_e2e_inventory');
@@ -120,13 +129,7 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
       for (const o of accepted) expect(await statusOf(orders.gql, o.id)).toBe('PENDING');
 
       proxy.restore();
-      for (const o of accepted) {
-        await eventually(
-          () => statusOf(orders.gql, o.id),
-          (s) => s === 'CONFIRMED',
-          30_000,
-        );
-      }
+      await untilConfirmed(orders.gql, accepted);
       expect(await eventually(ready, (r) => r.checks.broker === 'up')).toMatchObject({ code: 200, status: 'ready' });
     } finally {
       await proxy.close();
@@ -148,13 +151,7 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
       const during = await eventually(ready, (r) => r.checks['broker circuit'] === 'down', 30_000);
       expect(during).toMatchObject({ code: 200, status: 'degraded', checks: { database: 'up', broker: 'down' } });
       proxy.restore();
-      for (const o of accepted) {
-        await eventually(
-          () => statusOf(orders.gql, o.id),
-          (s) => s === 'CONFIRMED',
-          30_000,
-        );
-      }
+      await untilConfirmed(orders.gql, accepted);
     } finally {
       await proxy.close();
     }
