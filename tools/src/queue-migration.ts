@@ -10,6 +10,7 @@
  */
 import { Connection, type Channel, type SyncMessage } from 'rabbitmq-client';
 import {
+  deadLetterRoute,
   exchanges,
   QUEUE_TYPES,
   queueDeclarations,
@@ -17,7 +18,7 @@ import {
   type QueueDeclaration,
   type QueueType,
 } from '@stockflow/contracts';
-import { connectionTarget, encodeBody } from '@stockflow/platform';
+import { amqpErrorCode, connectionTarget, encodeBody } from '@stockflow/platform';
 
 interface Binding {
   exchange: string;
@@ -36,8 +37,6 @@ const HOLDING_SUFFIX = '.migrating';
 /** Messages moved per confirm round trip. */
 const MOVE_BATCH = 200;
 
-const errorCode = (error: unknown) => (error as { code?: string }).code;
-
 interface PlatformQueue {
   name: string;
   declared: Record<QueueType, QueueDeclaration>;
@@ -51,7 +50,6 @@ function platformQueues(): PlatformQueue[] {
   return Object.values(topologyQueues).flatMap((spec) => {
     const quorum = queueDeclarations(spec, 'quorum');
     const classic = queueDeclarations(spec, 'classic');
-    const dlx = spec.arguments['x-dead-letter-exchange'] as string;
     return [
       ...quorum.retries.map((q, i) => ({
         name: q.queue,
@@ -62,7 +60,7 @@ function platformQueues(): PlatformQueue[] {
       {
         name: spec.deadLetterQueue,
         declared: { quorum: quorum.deadLetter, classic: classic.deadLetter },
-        bindings: [{ exchange: dlx, routingKey: spec.queue }],
+        bindings: [deadLetterRoute(spec)],
       },
     ];
   });
@@ -91,7 +89,7 @@ async function stateOf(connection: Connection, queue: PlatformQueue): Promise<Qu
   try {
     depth = await connection.queueDeclare({ queue: queue.name, passive: true });
   } catch (error) {
-    if (errorCode(error) === 'NOT_FOUND') return { queue: queue.name, type: 'missing', messages: 0, consumers: 0 };
+    if (amqpErrorCode(error) === 'NOT_FOUND') return { queue: queue.name, type: 'missing', messages: 0, consumers: 0 };
     throw error;
   }
   for (const type of QUEUE_TYPES) {
@@ -99,7 +97,7 @@ async function stateOf(connection: Connection, queue: PlatformQueue): Promise<Qu
       await connection.queueDeclare(queue.declared[type]);
       return { queue: queue.name, type, messages: depth.messageCount, consumers: depth.consumerCount };
     } catch (error) {
-      if (errorCode(error) !== 'PRECONDITION_FAILED') throw error;
+      if (amqpErrorCode(error) !== 'PRECONDITION_FAILED') throw error;
     }
   }
   throw new Error(
@@ -195,7 +193,7 @@ async function emptyAndDelete(connection: Connection, from: string, to: string, 
       return moved;
     } catch (error) {
       // PRECONDITION_FAILED: not empty (a message arrived after the move); move that one too.
-      if (errorCode(error) !== 'PRECONDITION_FAILED') throw error;
+      if (amqpErrorCode(error) !== 'PRECONDITION_FAILED') throw error;
       if (attempt >= 50) {
         throw new Error(
           `${from} kept receiving messages by name (replays, retries) while it was being emptied; it is unbound and its messages are in the holding queue: stop what sends to it and run the migration again`,
@@ -271,7 +269,7 @@ export async function migrateToQuorum(
     try {
       await connection.queueDeclare(declaration);
     } catch (error) {
-      if (errorCode(error) !== 'PRECONDITION_FAILED') throw error;
+      if (amqpErrorCode(error) !== 'PRECONDITION_FAILED') throw error;
       // A running service declared it again first, with the old type: put the messages back
       // and say what to do.
       for (const b of bindings) await connection.queueBind({ queue: declaration.queue, ...b });

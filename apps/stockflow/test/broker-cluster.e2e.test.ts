@@ -23,7 +23,7 @@ import {
   stopNode,
   type Cluster,
 } from '@stockflow/testing';
-import { keepPlacing, placeInBackground, purgeQueues, settleAndAudit } from './under-load.ts';
+import { keepPlacing, outboxBacklog, pendingCount, placeInBackground, purgeQueues, settleAndAudit } from './under-load.ts';
 
 const run = promisify(execFile);
 const clusterUnavailable = inject('brokerClusterUnavailable');
@@ -59,6 +59,15 @@ describe.skipIf(clusterUnavailable)('on a 3-node RabbitMQ cluster with quorum qu
     const catalog = await createCatalog(cluster.inventory[0]?.url as string, { products: 12, hot: 3, hotStock: 25, stock: 500 });
     return { c: cluster, catalog };
   };
+  /** `npm run reconcile -- --older-than D` against the cluster's Order Service; its output. */
+  const reconcileCommand = async (c: Cluster, olderThan: string) =>
+    (
+      await run(
+        process.execPath,
+        ['--import', 'tsx', path.join(repoRoot, 'tools', 'src', 'reconcile.ts'), '--older-than', olderThan, '--orders-url', c.orders.url],
+        { cwd: repoRoot },
+      )
+    ).stdout;
   const metricsOf = (url: string) => fetch(url.replace('/graphql', '/metrics')).then((r) => r.text());
 
   it('declares every queue as a quorum queue', async () => {
@@ -112,7 +121,7 @@ describe.skipIf(clusterUnavailable)('on a 3-node RabbitMQ cluster with quorum qu
     expect(after).not.toBe(before);
     // Its outbox is empty again: everything it accepted was published through the other node.
     await eventually(
-      () => metricsOf(c.orders.url).then((text) => metricSum(text, 'stockflow_outbox_backlog')),
+      () => outboxBacklog(c),
       (backlog) => backlog === 0,
       60_000,
       250,
@@ -157,12 +166,12 @@ describe.skipIf(clusterUnavailable)('on a 3-node RabbitMQ cluster with quorum qu
       (text) =>
         metricSum(text, 'stockflow_messages_published_total', { routing_key: ROUTING_KEYS.orderCreated, outcome: 'unroutable' }) > 0,
     );
-    expect(metricSum(await metricsOf(c.orders.url), 'stockflow_outbox_backlog')).toBeGreaterThan(0);
+    expect(await outboxBacklog(c)).toBeGreaterThan(0);
 
     await c.restartInventory(0);
     // Every event kept in the outbox gets through once the queue is back.
     await eventually(
-      () => metricsOf(c.orders.url).then((text) => metricSum(text, 'stockflow_outbox_backlog')),
+      () => outboxBacklog(c),
       (n) => n === 0,
       60_000,
       250,
@@ -171,12 +180,9 @@ describe.skipIf(clusterUnavailable)('on a 3-node RabbitMQ cluster with quorum qu
     // its way into the queue as it was deleted (RabbitMQ confirms such a message: docs/events.md).
     // (How many the delete took says little: redeliveries put some orders in the queue twice, and
     // some it held were decided already.)
-    const orders = graphqlClient(c.orders.url);
-    const pending = () =>
-      orders.data<{ orders: { totalCount: number } }>('{ orders(status: PENDING) { totalCount } }').then((d) => d.orders.totalCount);
     let last = -1;
     const stuck = await eventually(
-      pending,
+      () => pendingCount(c),
       (n) => {
         const settled = n === last;
         last = n;
@@ -187,13 +193,7 @@ describe.skipIf(clusterUnavailable)('on a 3-node RabbitMQ cluster with quorum qu
     );
     expect(stuck).toBeLessThan(accepted.length / 2);
     // The repair sends them again.
-    await run(
-      process.execPath,
-      ['--import', 'tsx', path.join(repoRoot, 'tools', 'src', 'reconcile.ts'), '--older-than', '0s', '--orders-url', c.orders.url],
-      {
-        cwd: repoRoot,
-      },
-    );
+    await reconcileCommand(c, '0s');
     await settleAndAudit(c, 120_000);
   });
 
@@ -204,7 +204,7 @@ describe.skipIf(clusterUnavailable)('on a 3-node RabbitMQ cluster with quorum qu
     await Promise.all(c.inventory.map((m) => m.process.stop('SIGTERM')));
     const { accepted } = await placeOrders(c.orders.url, catalog, { count: 60, concurrency: 10 });
     await eventually(
-      () => metricsOf(c.orders.url).then((text) => metricSum(text, 'stockflow_outbox_backlog')),
+      () => outboxBacklog(c),
       (n) => n === 0,
     );
     await c.orders.process.stop('SIGKILL');
@@ -242,11 +242,7 @@ describe.skipIf(clusterUnavailable)('on a 3-node RabbitMQ cluster with quorum qu
     expect(metricSum(await metricsOf(c.orders.url), 'stockflow_oldest_pending_order_age_seconds')).toBeGreaterThan(0);
 
     await new Promise((r) => setTimeout(r, 1_100));
-    const { stdout } = await run(
-      process.execPath,
-      ['--import', 'tsx', path.join(repoRoot, 'tools', 'src', 'reconcile.ts'), '--older-than', '1s', '--orders-url', c.orders.url],
-      { cwd: repoRoot },
-    );
+    const stdout = await reconcileCommand(c, '1s');
     expect(stdout).toContain(`sent OrderCreated again for ${parked.length} orders`);
     // Inventory answers each repeat with its first decision: the audit finds nothing held twice.
     const report = await settleAndAudit(c, 60_000);

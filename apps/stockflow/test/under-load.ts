@@ -1,7 +1,7 @@
 /** What the fault scenarios share: a load placed in the background, and the audit once it settled. */
 import { expect } from 'vitest';
 import { queues } from '@stockflow/contracts';
-import { graphqlClient } from '@stockflow/platform';
+import { graphqlClient, metricSum } from '@stockflow/platform';
 import { eventually, placeOrders, rawAmqp, type Cluster } from '@stockflow/testing';
 import { auditPlatform } from '../../../tools/src/audit.ts';
 
@@ -33,11 +33,22 @@ export function placeInBackground(c: Cluster, catalog: { all: number[]; hot: num
   return { load, third };
 }
 
+/** How many orders the Order Service holds PENDING. */
+export const pendingCount = (c: Cluster) =>
+  graphqlClient(c.orders.url)
+    .data<{ orders: { totalCount: number } }>('{ orders(status: PENDING) { totalCount } }')
+    .then((d) => d.orders.totalCount);
+
+/** What the Order Service's outbox still holds, as its metric reports it. */
+export const outboxBacklog = (c: Cluster) =>
+  fetch(c.orders.url.replace('/graphql', '/metrics'))
+    .then((r) => r.text())
+    .then((text) => metricSum(text, 'stockflow_outbox_backlog'));
+
 /** Waits until no order is PENDING, then runs the stock audit: it must find no problem. */
 export async function settleAndAudit(c: Cluster, timeoutMs = 60_000) {
-  const orders = graphqlClient(c.orders.url);
   await eventually(
-    () => orders.data<{ orders: { totalCount: number } }>('{ orders(status: PENDING) { totalCount } }').then((d) => d.orders.totalCount),
+    () => pendingCount(c),
     (pending) => pending === 0,
     timeoutMs,
     250,

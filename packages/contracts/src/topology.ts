@@ -88,6 +88,12 @@ function consumerQueue(queue: string, bindings: QueueSpec['bindings']): QueueSpe
   };
 }
 
+/** Where a queue's consumer parks a message, and how its DLQ is bound: the dead-letter exchange, keyed by the queue's name. */
+export const deadLetterRoute = (spec: QueueSpec): { exchange: string; routingKey: string } => ({
+  exchange: spec.arguments['x-dead-letter-exchange'] as string,
+  routingKey: spec.queue,
+});
+
 /**
  * How the queues are stored. `quorum` (the default in distributed mode): replicated by Raft over
  * the cluster's nodes, a publish confirmed once a majority holds it, so losing a node loses no

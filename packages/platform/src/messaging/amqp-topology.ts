@@ -1,4 +1,5 @@
 import {
+  deadLetterRoute,
   exchanges as topologyExchanges,
   queueDeclarations,
   type QueueDeclaration,
@@ -19,7 +20,7 @@ export function declarations(queues: QueueSpec[], type: QueueType) {
     }),
     queueBindings: queues.flatMap((q) => [
       ...q.bindings.map((b) => ({ queue: q.queue, exchange: b.exchange, routingKey: b.routingKey })),
-      { queue: q.deadLetterQueue, exchange: q.arguments['x-dead-letter-exchange'] as string, routingKey: q.queue },
+      { queue: q.deadLetterQueue, ...deadLetterRoute(q) },
     ]),
   };
 }
@@ -32,6 +33,9 @@ export function connectionTarget(url: string): { url: string; hosts: string[] } 
     hosts: urls.map((u) => new URL(u)).map((u) => `${u.hostname}:${u.port || (u.protocol === 'amqps:' ? 5671 : 5672)}`),
   };
 }
+
+/** The reply code of a broker's refusal (`PRECONDITION_FAILED`, `NOT_FOUND`...), if it is one. */
+export const amqpErrorCode = (error: unknown): string | undefined => (error as { code?: string }).code;
 
 /**
  * Declares a queue unless one of that name exists with other arguments (another queue type, most
@@ -47,7 +51,7 @@ export async function declareQueue(
   try {
     await declare(queue);
   } catch (error) {
-    if ((error as { code?: string }).code !== 'PRECONDITION_FAILED') throw error;
+    if (amqpErrorCode(error) !== 'PRECONDITION_FAILED') throw error;
     await declare({ ...queue, passive: true });
     logger.error(
       { queue: queue.queue, wanted: queue.arguments, err: error },

@@ -1,5 +1,11 @@
 import type { z } from 'zod';
-import { ATTEMPTS_HEADER, DEAD_LETTER_REASON_HEADER, ORIGINAL_ROUTING_KEY_HEADER, type QueueSpec } from '@stockflow/contracts';
+import {
+  ATTEMPTS_HEADER,
+  DEAD_LETTER_REASON_HEADER,
+  deadLetterRoute,
+  ORIGINAL_ROUTING_KEY_HEADER,
+  type QueueSpec,
+} from '@stockflow/contracts';
 import { createBatcher } from '../batcher.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -109,11 +115,9 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
   const park = async (message: IncomingMessage, reason: string) => {
     logger.warn({ queue: queue.queue, messageId: message.messageId, ...flowOf(message), reason }, 'parking message in dead-letter queue');
     await transport.publish([
-      forward(
-        message,
-        { exchange: queue.arguments['x-dead-letter-exchange'] as string, routingKey: queue.queue },
-        { add: { [DEAD_LETTER_REASON_HEADER]: reason, [ORIGINAL_ROUTING_KEY_HEADER]: originalRoutingKey(message) } },
-      ),
+      forward(message, deadLetterRoute(queue), {
+        add: { [DEAD_LETTER_REASON_HEADER]: reason, [ORIGINAL_ROUTING_KEY_HEADER]: originalRoutingKey(message) },
+      }),
     ]);
   };
 

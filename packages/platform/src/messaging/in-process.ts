@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { exchanges, platformQueueFor, topicMatches, type QueueSpec } from '@stockflow/contracts';
+import { deadLetterRoute, exchanges, platformQueueFor, topicMatches, type QueueSpec } from '@stockflow/contracts';
 import type { Database } from '../db/database.ts';
 import { migrate, migrationSource } from '../db/migrate.ts';
 import type { Logger } from '../logger.ts';
@@ -196,7 +196,7 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
       ...spec,
       queue: spec.deadLetterQueue,
       arguments: {},
-      bindings: [{ exchange: String(spec.arguments['x-dead-letter-exchange']), routingKey: spec.queue }],
+      bindings: [deadLetterRoute(spec)],
       retryQueues: [],
     });
     for (const r of spec.retryQueues) retryTiers.set(r.queue, { target: spec.queue, delayMs: r.delayMs });
