@@ -26,6 +26,10 @@ export interface StatusChange {
 }
 
 const ORDER_COLUMNS = `seq, id, customer_id AS "customerId", status, reason, items, created_at AS "createdAt", updated_at AS "updatedAt"`;
+/** The same, of the table aliased `o` (an UPDATE ... FROM, where a bare column name would be ambiguous). */
+const ORDER_COLUMNS_OF_O = ORDER_COLUMNS.split(', ')
+  .map((c) => `o.${c}`)
+  .join(', ');
 
 export interface OrderFilter {
   ids?: string[] | undefined;
@@ -239,9 +243,7 @@ export function ordersRepository(db: Database, effects: Effects) {
                ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED
              )
              UPDATE orders o SET republished_at = now() FROM due WHERE o.id = due.id
-             RETURNING ${ORDER_COLUMNS.split(', ')
-               .map((c) => `o.${c}`)
-               .join(', ')}`,
+             RETURNING ${ORDER_COLUMNS_OF_O}`,
             [olderThanSeconds, batchSize],
           );
           rows.sort((a, b) => a.seq - b.seq);
@@ -306,9 +308,7 @@ export async function applyInventoryAnswers(
      UPDATE orders o SET status = a.status, reason = COALESCE(a.reason, o.reason), updated_at = now()
      FROM locked l, json_to_recordset($1::json) AS a(order_id text, status text, reason text)
      WHERE o.id = l.id AND a.order_id = l.id AND o.status = 'PENDING'
-     RETURNING ${ORDER_COLUMNS.split(', ')
-       .map((c) => `o.${c}`)
-       .join(', ')}`,
+     RETURNING ${ORDER_COLUMNS_OF_O}`,
     [JSON.stringify([...decided.values()]), [...decided.keys()]],
   );
   // OrderConfirmed / OrderCancelled continue the trace of the answer that decided the order.
