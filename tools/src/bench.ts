@@ -41,11 +41,11 @@ import { percentile } from './stats.ts';
  * production topology. The three share this machine's two cores with everything else.
  */
 const CONFIGURATIONS = ['embedded', 'distributed-1', 'distributed-2', 'quorum-1', 'cluster-1'] as const;
-const SCENARIOS = ['even', 'hot', 'steady', 'drain'] as const;
+const SCENARIOS = ['even', 'hot', 'steady', 'drain', 'drain-reservable', 'drain-spread'] as const;
 
 const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--warmup N] [--repeat N] [--only LIST] [--scenarios LIST]
   --orders N        orders per load scenario (default 5000; the targets are stated for 20000)
-  --backlog N       OrderCreated queued for the backlog-drain scenario (default 20000)
+  --backlog N       OrderCreated queued for each backlog-drain scenario (default 20000)
   --warmup N        orders sent to each configuration before it is measured (default 2000; 0 for none)
   --repeat N        rounds of the scenarios per configuration; the table shows each figure's median
                     and, with more than one round, its range (default 1)
@@ -217,12 +217,13 @@ async function pidsNamed(name: string): Promise<number[]> {
 }
 
 /**
- * CPU spent while `work` runs, in ms, by kind of process: the platform's own, every RabbitMQ node
- * and every PostgreSQL process on the machine (idle configurations cost them little), and the load
- * generator (this process). Counted per process from /proc, so it does not depend on how fast
- * the machine happens to be this hour the way a rate does.
+ * Starts counting CPU, in ms by kind of process: the platform's own, every RabbitMQ node and every
+ * PostgreSQL process on the machine (idle configurations cost them little), and the load
+ * generator (this process). Counted per process from /proc, so it does not depend on how fast the
+ * machine happens to be this hour the way a rate does. The returned function reads what each kind
+ * spent since.
  */
-async function cpuDuring<T>(platform: Platform, work: () => Promise<T>): Promise<[T, Record<string, number>]> {
+async function cpuMeter(platform: Platform): Promise<() => Promise<Record<string, number>>> {
   const kinds = async () => ({ ...platform.servicePids(), rabbitmq: await pidsNamed('beam.smp'), postgres: await pidsNamed('postgres') });
   const read = async (pids: Record<string, number[]>) =>
     new Map(
@@ -234,17 +235,22 @@ async function cpuDuring<T>(platform: Platform, work: () => Promise<T>): Promise
     );
   const before = await read(await kinds());
   const self = process.cpuUsage();
-  const result = await work();
-  const loadgen = process.cpuUsage(self);
-  // Processes that started meanwhile (a restarted instance, a new PostgreSQL backend) count from zero.
-  const pidsAfter = await kinds();
-  const after = await read(pidsAfter);
-  const spent: Record<string, number> = { loadgen: (loadgen.user + loadgen.system) / 1_000 };
-  for (const [kind, pids] of Object.entries(pidsAfter)) {
-    spent[kind] = pids.reduce((sum, pid) => sum + Math.max(0, (after.get(pid) ?? 0) - (before.get(pid) ?? 0)), 0);
-  }
-  return [result, spent];
+  return async () => {
+    const loadgen = process.cpuUsage(self);
+    // Processes that started meanwhile (a restarted instance, a new PostgreSQL backend) count from zero.
+    const pidsAfter = await kinds();
+    const after = await read(pidsAfter);
+    const spent: Record<string, number> = { loadgen: (loadgen.user + loadgen.system) / 1_000 };
+    for (const [kind, pids] of Object.entries(pidsAfter)) {
+      spent[kind] = pids.reduce((sum, pid) => sum + Math.max(0, (after.get(pid) ?? 0) - (before.get(pid) ?? 0)), 0);
+    }
+    return spent;
+  };
 }
+
+/** CPU ms by kind divided by the orders completed. */
+const perOrder = (cpu: Record<string, number>, orders: number) =>
+  Object.fromEntries(Object.entries(cpu).map(([k, ms]) => [k, ms / Math.max(orders, 1)]));
 
 /** Samples the resident memory of the platform's processes while `work` runs; returns the peak in MB. */
 async function peakRss<T>(platform: Platform, work: () => Promise<T>): Promise<[T, number]> {
@@ -296,27 +302,52 @@ async function publishAll(amqpUrl: string, routingKey: string, events: unknown[]
 }
 
 interface DrainResult {
-  perSecond: number;
+  /** Orders answered (reserved or rejected) per second, from the first decision to the last answer confirmed. */
+  decisionsPerSecond: number;
+  /** Units reserved per second while stock lasts: from the first decision to the one that took the last unit. */
+  reservationsPerSecond: number;
   seconds: number;
   exact: boolean;
   answers: { reserved: number; rejected: number };
+  /** CPU ms by kind of process per order answered, over the drain. */
+  cpuPerOrder: Record<string, number>;
 }
 
+/** A backlog: how many products the orders spread over, and what share of them the stock covers. */
+interface Backlog {
+  key: 'drain' | 'drain-reservable' | 'drain-spread';
+  name: string;
+  products: number;
+  reservable: number;
+}
+
+const BACKLOGS: Backlog[] = [
+  { key: 'drain', name: '1 hot product, a quarter reservable', products: 1, reservable: 0.25 },
+  { key: 'drain-reservable', name: '1 hot product, every order reservable', products: 1, reservable: 1 },
+  { key: 'drain-spread', name: '1,000 products, every order reservable', products: 1_000, reservable: 1 },
+];
+
 /**
- * Queues `count` OrderCreated for one hot product with every inventory instance stopped, starts
- * them again and times the drain: from the first decision until every order is answered (each
- * answer confirmed by the broker). Watched through the instances' metrics, so the measurement adds
- * no consumer of its own to the broker's work and no scan to the database's.
+ * Queues `count` OrderCreated of one unit each, spread over the backlog's products, with every
+ * inventory instance stopped, starts them again and times the drain: from the first decision
+ * until every order is answered (each answer confirmed by the broker), and until the last unit is
+ * reserved. Watched through the instances' metrics, so the measurement adds no consumer of its own
+ * to the broker's work and no scan to the database's.
  */
-async function backlogDrain(platform: Platform, count: number): Promise<DrainResult | undefined> {
+async function backlogDrain(platform: Platform, count: number, backlog: Backlog): Promise<DrainResult | undefined> {
   const { amqpUrl, inventoryDatabaseUrl, inventoryMetricsUrls, stopInventory, startInventory } = platform;
   if (!amqpUrl || !inventoryDatabaseUrl || !inventoryMetricsUrls || !stopInventory || !startInventory) return undefined;
   const inventory = graphqlClient(platform.inventoryUrl, { token: platform.token });
-  const stock = Math.floor(count / 4);
-  const created = await inventory.data<{ createProduct: { id: string } }>(
-    `mutation { createProduct(input: {sku: "BACKLOG-${Date.now()}", name: "Backlog doorbuster", initialStock: ${stock}}) { id } }`,
-  );
-  const productId = Number(created.createProduct.id);
+  const perProduct = Math.floor((count * backlog.reservable) / backlog.products);
+  const stock = perProduct * backlog.products;
+  const sku = `BACKLOG-${Date.now()}`;
+  const productIds: number[] = [];
+  for (let i = 0; i < backlog.products; i += 1) {
+    const created = await inventory.data<{ createProduct: { id: string } }>(
+      `mutation { createProduct(input: {sku: "${sku}-${i}", name: "Backlog product ${i}", initialStock: ${perProduct}}) { id } }`,
+    );
+    productIds.push(Number(created.createProduct.id));
+  }
   await stopInventory();
   const prefix = `BL-${Date.now()}`;
   await publishAll(
@@ -325,51 +356,66 @@ async function backlogDrain(platform: Platform, count: number): Promise<DrainRes
     Array.from({ length: count }, (_, i) => ({
       event: 'OrderCreated',
       order_id: `${prefix}-${i}`,
-      items: [{ product_id: productId, quantity: 1 }],
+      items: [{ product_id: productIds[i % productIds.length], quantity: 1 }],
     })),
   );
 
   const db = new pg.Client({ connectionString: inventoryDatabaseUrl });
   await db.connect();
+  const reservedNow = async () =>
+    (
+      await db.query<{ reserved: number }>('SELECT coalesce(sum(reserved), 0)::int AS reserved FROM products WHERE id = ANY($1)', [
+        productIds,
+      ])
+    ).rows[0]?.reserved ?? 0;
   try {
     // Watched through the restarted instances' own counters (they start at zero): a query of the
     // decisions table every few milliseconds scanned it whole and, late in a long benchmark, took
     // a good part of a core from the drain it was timing.
     const answered = async () => {
       let decided = 0;
+      let reserved = 0;
       let published = 0;
       for (const url of inventoryMetricsUrls()) {
         const text = await (await fetch(url)).text();
         decided += metricSum(text, 'stockflow_reservation_decisions_total');
+        reserved += metricSum(text, 'stockflow_reservation_decisions_total', { outcome: 'reserved' });
         for (const key of ANSWER_KEYS)
           published += metricSum(text, 'stockflow_messages_published_total', { routing_key: key, outcome: 'confirmed' });
       }
-      return { decided, published };
+      return { decided, reserved, published };
     };
     await startInventory();
+    // Counted from the instances' start-up line, printed once their consumers are subscribed: their
+    // own start (loading code, connecting) is not the drain's. The first batches may be decided
+    // while the counters are read (a scan of /proc): a few ms of a drain of seconds.
+    const cpuSince = await cpuMeter(platform);
     let firstDecisionAt: number | undefined;
+    let stockGoneAt: number | undefined;
     const deadline = Date.now() + 600_000;
     for (let seen = await answered(); seen.published < count; seen = await answered()) {
       if (Date.now() > deadline) throw new Error(`the backlog did not drain within 10 minutes: ${seen.published} of ${count} answered`);
       if (seen.decided > 0) firstDecisionAt ??= Date.now();
+      if (seen.reserved >= stock) stockGoneAt ??= Date.now();
       await new Promise((r) => setTimeout(r, 25));
     }
-    const seconds = (Date.now() - (firstDecisionAt ?? Date.now())) / 1_000;
+    const end = Date.now();
+    const cpu = await cpuSince();
+    const start = firstDecisionAt ?? end;
+    const seconds = (end - start) / 1_000;
     const { rows } = await db.query<{ decided: number; reserved: string[] }>(
       `SELECT count(*)::int AS decided, coalesce(array_agg(order_id) FILTER (WHERE outcome = 'RESERVED'), '{}') AS reserved
        FROM order_decisions WHERE order_id LIKE $1`,
       [`${prefix}-%`],
     );
     const { decided, reserved } = rows[0] as { decided: number; reserved: string[] };
-    // The restarted instances listen on new ports.
-    const product = await graphqlClient(platform.inventoryUrl, { token: platform.token }).data<{ product: { reservedStock: number } }>(
-      `{ product(id: "${productId}") { reservedStock } }`,
-    );
-    const result = {
-      perSecond: count / seconds,
+    const result: DrainResult = {
+      decisionsPerSecond: count / seconds,
+      reservationsPerSecond: stock / (((stockGoneAt ?? end) - start) / 1_000),
       seconds,
-      exact: decided === count && reserved.length === stock && product.product.reservedStock === stock,
+      exact: decided === count && reserved.length === stock && (await reservedNow()) === stock,
       answers: { reserved: reserved.length, rejected: decided - reserved.length },
+      cpuPerOrder: perOrder(cpu, count),
     };
     // These orders exist only in the inventory: cancel the reserved ones, as the Order Service
     // would, so the stock they hold goes back and the next round's audit finds the books balanced.
@@ -379,10 +425,8 @@ async function backlogDrain(platform: Platform, count: number): Promise<DrainRes
       reserved.map((orderId) => ({ event: 'OrderCancelled', order_id: orderId, reason: 'benchmark backlog released', ...meta() })),
     );
     const releasedBy = Date.now() + 120_000;
-    for (;;) {
-      const { rows } = await db.query<{ reserved: number }>('SELECT reserved FROM products WHERE id = $1', [productId]);
-      if (rows[0]?.reserved === 0) break;
-      if (Date.now() > releasedBy) throw new Error(`the backlog's reservations were not released: ${rows[0]?.reserved} still held`);
+    for (let held = await reservedNow(); held > 0; held = await reservedNow()) {
+      if (Date.now() > releasedBy) throw new Error(`the backlog's reservations were not released: ${held} still held`);
       await new Promise((r) => setTimeout(r, 100));
     }
     return result;
@@ -487,7 +531,10 @@ try {
       new Map(chosen(1).map((s) => [s.name, [] as { report: LoadReport; rss: number; cpuPerOrder: Record<string, number> }[]])),
     ]),
   );
-  const drains = new Map(started.map(({ config }) => [config, [] as { result: DrainResult; rss: number }[]]));
+  const chosenBacklogs = BACKLOGS.filter((b) => args.scenarios.includes(b.key));
+  const drains = new Map(
+    started.map(({ config }) => [config, new Map(chosenBacklogs.map((b) => [b, [] as { result: DrainResult; rss: number }[]]))]),
+  );
   for (let round = 1; round <= args.repeat; round += 1) {
     // Each round starts with the next configuration. With a fixed order the one running second
     // lost every round (two inventory instances after one: 7-10% lower on the hot skew; with the
@@ -499,12 +546,13 @@ try {
       for (const scenario of chosen(round)) {
         process.stderr.write(`   ${scenario.name}...\n`);
         // Timed and counted without the audit (it reads every order and product); audited after.
-        const [[unaudited, rss], cpu] = await cpuDuring(platform, () =>
-          peakRss(platform, () => load(platform, { ...scenario.options, audit: false })),
-        );
+        const cpuSince = await cpuMeter(platform);
+        const [unaudited, rss] = await peakRss(platform, () => load(platform, { ...scenario.options, audit: false }));
+        const cpu = await cpuSince();
         const audit = await auditPlatform({ orders: platform.ordersUrl, inventory: platform.inventoryUrl, token: platform.token });
         const report = { ...unaudited, audit, ok: unaudited.ok && audit.ok };
-        const cpuPerOrder = Object.fromEntries(Object.entries(cpu).map(([k, ms]) => [k, ms / Math.max(report.accepted, 1)]));
+        const { CONFIRMED, CANCELLED, FULFILLED } = report.outcomes;
+        const cpuPerOrder = perOrder(cpu, CONFIRMED + CANCELLED + FULFILLED);
         results.push({
           config,
           scenario: scenario.name,
@@ -516,12 +564,12 @@ try {
         loads.get(config)?.get(scenario.name)?.push({ report, rss, cpuPerOrder });
       }
       // The embedded platform has no broker to queue a backlog in.
-      if (args.scenarios.includes('drain') && platform.amqpUrl) {
-        process.stderr.write('   backlog drain...\n');
-        const [result, rss] = await peakRss(platform, () => backlogDrain(platform, args.backlog));
+      for (const backlog of platform.amqpUrl ? chosenBacklogs : []) {
+        process.stderr.write(`   backlog drain, ${backlog.name}...\n`);
+        const [result, rss] = await peakRss(platform, () => backlogDrain(platform, args.backlog, backlog));
         if (result) {
-          results.push({ config, scenario: 'backlog drain', round, ...result, peakRssMb: rss });
-          drains.get(config)?.push({ result, rss });
+          results.push({ config, scenario: `backlog drain, ${backlog.name}`, round, ...result, peakRssMb: rss });
+          drains.get(config)?.get(backlog)?.push({ result, rss });
         }
       }
     }
@@ -543,18 +591,18 @@ try {
           : `FAIL (${failed.map((r) => `${r.report.stuck.length} stuck${r.report.audit?.ok === false ? ', audit' : ''}`).join('; ')})`,
       ]);
     }
-    const drained = drains.get(config) ?? [];
-    if (drained.length > 0) {
+    for (const [backlog, drained] of drains.get(config) ?? []) {
+      if (drained.length === 0) continue;
       rows.push([
         config,
-        `backlog drain (${args.backlog} queued, 1 hot product)`,
+        `backlog drain (${args.backlog} queued; ${backlog.name})`,
         '-',
-        `${figure(drained.map((d) => d.result.perSecond))} reservations/s`,
+        `${figure(drained.map((d) => d.result.decisionsPerSecond))} decisions/s; ${figure(drained.map((d) => d.result.reservationsPerSecond))} reservations/s while stock lasts`,
         '-',
         '-',
         fmt(Math.max(...drained.map((d) => d.rss))),
-        '-',
-        drained.every((d) => d.result.exact) ? 'pass (exactly its stock confirmed)' : 'FAIL',
+        cpuColumn(drained.map((d) => d.result.cpuPerOrder)),
+        drained.every((d) => d.result.exact) ? 'pass (exactly its stock reserved)' : 'FAIL',
       ]);
     }
   }
@@ -570,7 +618,7 @@ const header = [
   'p50 ms',
   'p99 ms',
   'peak RSS MB',
-  'CPU ms per accepted order (median)',
+  'CPU ms per completed order (median)',
   'audit',
 ];
 const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
