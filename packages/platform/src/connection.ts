@@ -32,10 +32,6 @@ export const afterPosition = (after: string | null | undefined) => (after ? curs
 
 const pageInfoRefs = new WeakMap<object, ObjectRef<SchemaTypes, { hasNextPage: boolean; endCursor: string | null }>>();
 
-/**
- * Adds `<Name>Connection` and `<Name>Edge` to a Pothos schema: edges with cursors, nodes,
- * pageInfo and totalCount, the shape shop front ends expect.
- */
 /** The Pothos settings every Stockflow schema uses; only the context differs per service. */
 export type StockflowSchemaTypes<Context extends object> = PothosSchemaTypes.ExtendDefaultTypes<{
   Context: Context;
@@ -43,6 +39,10 @@ export type StockflowSchemaTypes<Context extends object> = PothosSchemaTypes.Ext
   DefaultFieldNullability: false;
 }>;
 
+/**
+ * Adds `<Name>Connection` and `<Name>Edge` to a Pothos schema: edges with cursors, nodes,
+ * pageInfo and totalCount, the shape shop front ends expect.
+ */
 export function connectionType<Context extends object, Node>(
   builder: PothosSchemaTypes.SchemaBuilder<StockflowSchemaTypes<Context>>,
   name: string,

@@ -10,7 +10,6 @@ export type ErrorCode =
   | 'INVALID_TRANSITION'
   | 'UNAVAILABLE'
   | 'CONFIG_INVALID'
-  | 'CONTRACT_VIOLATION'
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
   | 'RATE_LIMITED';
@@ -48,12 +47,5 @@ export class ConflictError extends AppError {
 export class ConfigError extends AppError {
   constructor(message: string) {
     super('CONFIG_INVALID', message);
-  }
-}
-
-/** A message on the wire that does not match the contract; it is parked, never retried. */
-export class ContractViolation extends AppError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('CONTRACT_VIOLATION', message, options);
   }
 }
