@@ -171,7 +171,7 @@ describe('Kubernetes manifests', async () => {
 
 describe('dashboards and alerts', () => {
   const metrics = createMetrics('check');
-  registerOrdersMetrics(metrics, { oldestPendingAgeSeconds: () => Promise.resolve(0) });
+  registerOrdersMetrics(metrics, { oldestPendingAgeSeconds: () => Promise.resolve(0), overdueHoldSeconds: () => Promise.resolve(0) });
   const served = new Set(
     metrics.registry.getMetricsAsArray().flatMap((m) => [m.name, `${m.name}_bucket`, `${m.name}_count`, `${m.name}_sum`]),
   );

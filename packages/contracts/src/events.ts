@@ -35,13 +35,29 @@ const Meta = {
   occurred_at: z.string().optional(),
 };
 
-/** An event about an order's lines: `OrderCreated`, `StockReserved`, `OrderConfirmed`. */
+/** An event about an order's lines: `OrderCreated`, `OrderConfirmed`. */
 const linesEvent = <Name extends string>(name: Name) => z.object({ event: z.literal(name), order_id: OrderId, items: Lines, ...Meta });
 
 export const OrderCreated = linesEvent('OrderCreated');
 export type OrderCreated = z.infer<typeof OrderCreated>;
 
-export const StockReserved = linesEvent('StockReserved');
+/** Cents of the shop's currency; a Postgres `integer` holds it. */
+export const Cents = z.number().int('must be a whole number of cents').nonnegative('must not be negative').max(MAX_INT32);
+
+/**
+ * A line as reserved, priced: `unit_price_cents` is the product's price when it was reserved
+ * (absent for a product without a price). Consumers of the seed contract read only `product_id`
+ * and `quantity`.
+ */
+export const ReservedLine = OrderLine.extend({ unit_price_cents: Cents.optional() });
+export type ReservedLine = z.infer<typeof ReservedLine>;
+
+export const StockReserved = z.object({
+  event: z.literal('StockReserved'),
+  order_id: OrderId,
+  items: z.array(ReservedLine).min(1, 'items must not be empty').max(MAX_LINES_PER_ORDER),
+  ...Meta,
+});
 export type StockReserved = z.infer<typeof StockReserved>;
 
 /** Why one line of a rejected order could not be served. */
@@ -96,3 +112,61 @@ export type StockReleased = z.infer<typeof StockReleased>;
 /** Everything the Order Service consumes from `inventory`, told apart by `event`. */
 export const InventoryAnswer = z.discriminatedUnion('event', [StockReserved, StockRejected, StockReleased]);
 export type InventoryAnswer = z.infer<typeof InventoryAnswer>;
+
+/** ISO 4217: three capital letters. */
+export const Currency = z.string().regex(/^[A-Z]{3}$/, 'currency must be an ISO 4217 code (three capital letters)');
+export const PaymentId = z.string().min(1, 'payment_id must not be empty').max(200, 'payment_id must be at most 200 characters');
+
+/** A payment service took the money for an order (consumed by the Order Service). */
+export const PaymentSucceeded = z.object({
+  event: z.literal('PaymentSucceeded'),
+  payment_id: PaymentId,
+  order_id: OrderId,
+  amount_cents: Cents,
+  currency: Currency,
+  occurred_at: z.string().optional(),
+  event_id: Meta.event_id,
+});
+export type PaymentSucceeded = z.infer<typeof PaymentSucceeded>;
+
+/** A payment attempt for an order failed; the order may still be paid until its hold expires. */
+export const PaymentFailed = z.object({
+  event: z.literal('PaymentFailed'),
+  payment_id: PaymentId,
+  order_id: OrderId,
+  reason: z.string().min(1).max(500),
+  occurred_at: z.string().optional(),
+  event_id: Meta.event_id,
+});
+export type PaymentFailed = z.infer<typeof PaymentFailed>;
+
+/** Everything the Order Service consumes from `payments`, told apart by `event`. */
+export const PaymentEvent = z.discriminatedUnion('event', [PaymentSucceeded, PaymentFailed]);
+export type PaymentEvent = z.infer<typeof PaymentEvent>;
+
+/** The order was paid in full; its units stay held until it is fulfilled. */
+export const OrderPaid = z.object({
+  event: z.literal('OrderPaid'),
+  order_id: OrderId,
+  payment_id: PaymentId,
+  amount_cents: Cents,
+  currency: Currency,
+  ...Meta,
+});
+export type OrderPaid = z.infer<typeof OrderPaid>;
+
+/**
+ * The Order Service holds money it cannot keep (a payment for an order cancelled, expired or
+ * unknown, of the wrong amount or currency, a second payment, a paid order cancelled): the payment
+ * service should give `amount_cents` of `payment_id` back.
+ */
+export const RefundRequested = z.object({
+  event: z.literal('RefundRequested'),
+  payment_id: PaymentId,
+  order_id: OrderId,
+  amount_cents: Cents,
+  currency: Currency,
+  reason: z.string().min(1),
+  ...Meta,
+});
+export type RefundRequested = z.infer<typeof RefundRequested>;

@@ -7,6 +7,8 @@
 export const EXCHANGES = {
   orders: 'orders',
   inventory: 'inventory',
+  /** Where payment services publish what happened to a payment. */
+  payments: 'payments',
   /** Where parked messages go; direct, keyed by the name of the queue they came from. */
   deadLetter: 'stockflow.dlx',
 } as const;
@@ -19,6 +21,10 @@ export const ROUTING_KEYS = {
   stockReserved: 'stock.reserved',
   stockRejected: 'stock.rejected',
   stockReleased: 'stock.released',
+  orderPaid: 'order.paid',
+  refundRequested: 'order.refund_requested',
+  paymentSucceeded: 'payment.succeeded',
+  paymentFailed: 'payment.failed',
 } as const;
 
 export const QUEUES = {
@@ -26,6 +32,7 @@ export const QUEUES = {
   orderCancelledInventory: 'order.cancelled.inventory',
   orderFulfilledInventory: 'order.fulfilled.inventory',
   stockOrders: 'stock.orders',
+  paymentOrders: 'payment.orders',
 } as const;
 
 export const dlqName = (queue: string): string => `${queue}.dlq`;
@@ -66,6 +73,7 @@ export const ATTEMPTS_HEADER = 'x-stockflow-attempts';
 export const exchanges: ExchangeSpec[] = [
   { exchange: EXCHANGES.orders, type: 'topic', durable: true },
   { exchange: EXCHANGES.inventory, type: 'topic', durable: true },
+  { exchange: EXCHANGES.payments, type: 'topic', durable: true },
   { exchange: EXCHANGES.deadLetter, type: 'direct', durable: true },
 ];
 
@@ -152,12 +160,14 @@ export const queues = {
   ]),
   /** The Order Service's answers from inventory: reserved, rejected, released. */
   stockOrders: consumerQueue(QUEUES.stockOrders, [{ exchange: EXCHANGES.inventory, routingKey: 'stock.*' }]),
+  /** The Order Service's payments: succeeded, failed. */
+  paymentOrders: consumerQueue(QUEUES.paymentOrders, [{ exchange: EXCHANGES.payments, routingKey: 'payment.*' }]),
 } satisfies Record<string, QueueSpec>;
 
 /**
  * Does the platform's own topology give a message a queue? Sent to a queue by name (the default
  * exchange), parked (the dead-letter exchange), or matching a consumer queue's binding. Events
- * only other teams may subscribe to (OrderConfirmed) have none here, and are not expected to.
+ * only other teams may subscribe to (OrderConfirmed, OrderPaid, RefundRequested) have none here, and are not expected to.
  */
 export function platformQueueFor(exchange: string, routingKey: string): boolean {
   if (exchange === '') return true;

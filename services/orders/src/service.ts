@@ -18,6 +18,9 @@ import { createStatusPubSub, ordersSchema } from './graphql/schema.ts';
 import { startOrdersConsumers } from './messaging/consumers.ts';
 import { registerOrdersMetrics } from './metrics.ts';
 import { systemClock, type Clock } from './messaging/events.ts';
+import { startHoldExpiry } from './hold-expiry.ts';
+
+const CONSUMED_QUEUES = [queues.stockOrders, queues.paymentOrders];
 
 export const ordersMigrations = [platformMigrations, migrationSource('orders', path.join(import.meta.dirname, 'db', 'migrations'))];
 
@@ -35,7 +38,17 @@ export function startOrdersService(
     queues: Object.values(queues),
     deps,
     async build({ db, transport, outbox, metrics, auth, waitForDatabase }) {
-      const effects = { clock, outbox, logger };
+      const ordersMetrics = registerOrdersMetrics(metrics, {
+        oldestPendingAgeSeconds: () => orders.oldestPendingAgeSeconds(),
+        overdueHoldSeconds: () => orders.overdueHoldSeconds(),
+      });
+      const effects = {
+        clock,
+        outbox,
+        logger,
+        metrics: ordersMetrics,
+        payments: { holdSeconds: config.PAYMENT_HOLD_SECONDS, currency: config.CURRENCY },
+      };
       const orders = ordersRepository(db, effects);
       // Status changes reach subscribers on every instance through LISTEN/NOTIFY on the shared
       // database, whichever instance made the change.
@@ -47,7 +60,6 @@ export function startOrdersService(
           logger.warn({ err, payload }, 'ignoring a malformed status notification');
         }
       });
-      registerOrdersMetrics(metrics, orders);
       const subscriptions = await startOrdersConsumers({
         db,
         transport,
@@ -57,6 +69,12 @@ export function startOrdersService(
         waitForDatabase,
         metrics,
       });
+      // With payments off nothing ever falls due; the sweep would only poll.
+      if (config.PAYMENT_HOLD_SECONDS > 0) {
+        subscriptions.push(
+          startHoldExpiry({ expireHolds: () => orders.expireHolds(), intervalMs: config.PAYMENT_EXPIRY_INTERVAL_MS, logger }),
+        );
+      }
       const createOrderLimiter =
         config.CREATE_ORDER_RATE_LIMIT > 0
           ? createRateLimiter({ perSecond: config.CREATE_ORDER_RATE_LIMIT, burst: config.CREATE_ORDER_RATE_BURST })
@@ -74,11 +92,13 @@ export function startOrdersService(
           orders,
           pubsub,
           transport,
-          consumerQueues: [queues.stockOrders],
+          consumerQueues: CONSUMED_QUEUES,
+          paymentsOn: config.PAYMENT_HOLD_SECONDS > 0,
+          currency: config.CURRENCY,
           createOrderLimiter,
         }),
       });
-      return { subscriptions, consumedQueues: [queues.stockOrders], http: graphql, beforeClose: unlisten };
+      return { subscriptions, consumedQueues: CONSUMED_QUEUES, http: graphql, beforeClose: unlisten };
     },
   });
 }

@@ -79,17 +79,20 @@ export async function applyOrderCreatedBatch(
   // under the lock. Stock only grows by a restock or a release, after which this reading is still
   // a true one of the moment this batch looked. (The products of an order answered again are
   // locked too; a redelivery is rare, and the lookup would otherwise cost a round trip of its own.)
-  const { rows: looked } = await tx.query<{ existing: ExistingDecision[]; stock: { id: number; available: number }[] }>(
+  const { rows: looked } = await tx.query<{
+    existing: ExistingDecision[];
+    stock: { id: number; available: number; price_cents: number | null }[];
+  }>(
     `WITH existing AS (
        SELECT order_id, event, routing_key FROM order_decisions WHERE order_id = ANY($1::text[])
      ), seen AS (
-       SELECT id, available FROM products WHERE id = ANY($2::int[])
+       SELECT id, available, price_cents FROM products WHERE id = ANY($2::int[])
      ), locked AS (
-       SELECT id, available FROM products WHERE id IN (SELECT id FROM seen WHERE available > 0) ORDER BY id FOR UPDATE
+       SELECT id, available, price_cents FROM products WHERE id IN (SELECT id FROM seen WHERE available > 0) ORDER BY id FOR UPDATE
      ), stock AS (
-       SELECT id, available FROM locked
+       SELECT id, available, price_cents FROM locked
        UNION ALL
-       SELECT id, available FROM seen WHERE available = 0
+       SELECT id, available, price_cents FROM seen WHERE available = 0
      )
      SELECT (SELECT coalesce(json_agg(existing), '[]') FROM existing) AS existing,
             (SELECT coalesce(json_agg(stock), '[]') FROM stock) AS stock`,
@@ -115,7 +118,8 @@ export async function applyOrderCreatedBatch(
   let newAnswers: OutgoingMessage[] = [];
   if (fresh.length > 0) {
     const decisions = decideOrders(fresh, new Map(stock.map((s) => [s.id, s.available])));
-    newAnswers = decisions.map((d, i) => traced(answerFor(d, { eventId: eventIds[i] as string, occurredAt: now }), d.orderId));
+    const prices = new Map(stock.map((s) => [s.id, s.price_cents]));
+    newAnswers = decisions.map((d, i) => traced(answerFor(d, { eventId: eventIds[i] as string, occurredAt: now }, prices), d.orderId));
     decisions.forEach((d, i) => answerByOrder.set(d.orderId, newAnswers[i] as OutgoingMessage));
     await writeDecisions(tx, decisions, newAnswers);
     countDecisions(tx, metrics, decisions);

@@ -7,11 +7,19 @@ export interface EventMeta {
   occurredAt: Date;
 }
 
-/** The answer the Inventory Service owes for a decision, in the wire contract's shape. */
-export function answerFor(decision: Decision, meta: EventMeta): OutgoingMessage {
+/**
+ * The answer the Inventory Service owes for a decision, in the wire contract's shape. A reserved
+ * line carries its product's price at this moment (`prices`, by product id; a product without a
+ * price has none), which is what the order costs whatever the price becomes later.
+ */
+export function answerFor(decision: Decision, meta: EventMeta, prices: ReadonlyMap<number, number | null> = new Map()): OutgoingMessage {
   const common = { event_id: meta.eventId, occurred_at: meta.occurredAt.toISOString() };
   if (decision.outcome === 'RESERVED') {
-    const body: StockReserved = { event: 'StockReserved', order_id: decision.orderId, items: decision.items, ...common };
+    const items = decision.items.map((line) => {
+      const price = prices.get(line.product_id);
+      return price === undefined || price === null ? line : { ...line, unit_price_cents: price };
+    });
+    const body: StockReserved = { event: 'StockReserved', order_id: decision.orderId, items, ...common };
     return { exchange: EXCHANGES.inventory, routingKey: ROUTING_KEYS.stockReserved, messageId: meta.eventId, body };
   }
   const body: StockRejected = {

@@ -1,4 +1,4 @@
-import type { InventoryAnswer } from '@stockflow/contracts';
+import type { InventoryAnswer, PaymentEvent } from '@stockflow/contracts';
 import {
   ConflictError,
   createBatcher,
@@ -14,7 +14,9 @@ import {
   type Transaction,
 } from '@stockflow/platform';
 import { allowedFrom, sameLines, transitionError, type NewOrder, type Order, type OrderStatus } from '../domain/order.ts';
-import { eventFor, type Clock } from '../messaging/events.ts';
+import { judgePayment, orderTotal, type Payment, type PayableOrder } from '../domain/payment.ts';
+import { eventFor, refundFor, type Clock } from '../messaging/events.ts';
+import type { OrdersMetrics } from '../metrics.ts';
 
 /** Channel of the NOTIFY sent on every status change; every instance LISTENs to it. */
 export const ORDER_STATUS_CHANNEL = 'order_status';
@@ -25,7 +27,9 @@ export interface StatusChange {
   status: OrderStatus;
 }
 
-const ORDER_COLUMNS = `seq, id, customer_id AS "customerId", status, reason, items, created_at AS "createdAt", updated_at AS "updatedAt"`;
+const ORDER_COLUMNS = `seq, id, customer_id AS "customerId", status, reason, items, priced_items AS "pricedItems",
+  total_cents AS "totalCents", currency, payment_due_at AS "paymentDueAt", paid_at AS "paidAt",
+  created_at AS "createdAt", updated_at AS "updatedAt"`.replace(/\s+/g, ' ');
 /** The same, of the table aliased `o` (an UPDATE ... FROM, where a bare column name would be ambiguous). */
 const ORDER_COLUMNS_OF_O = ORDER_COLUMNS.split(', ')
   .map((c) => `o.${c}`)
@@ -37,13 +41,29 @@ export interface OrderFilter {
   customerId?: string | undefined;
 }
 
-/** What order writes need besides the transaction: time and ids, and the outbox for their events. */
+/** How the shop takes payment. */
+export interface PaymentSettings {
+  /** How long a CONFIRMED order holds its units for payment; 0: payments are off (taken elsewhere). */
+  holdSeconds: number;
+  /** ISO 4217 code of the shop's prices. */
+  currency: string;
+}
+
+/** What order writes need besides the transaction: time and ids, payment settings, and the outbox for their events. */
 export interface Effects {
   clock: Clock;
   outbox: OutboxWriter;
+  payments: PaymentSettings;
   /** For the per-order lines of a flow (debug level). */
   logger?: Logger;
+  metrics?: OrdersMetrics;
 }
+
+/** Why an order whose hold ran out was cancelled, from its row (`o`). */
+const EXPIRY_REASON = `'Payment not received by ' || to_char(o.payment_due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+const PAYMENT_COLUMNS = `payment_id AS "paymentId", order_id AS "orderId", amount_cents AS "amountCents", currency, outcome, reason,
+  created_at AS "createdAt", updated_at AS "updatedAt"`.replace(/\s+/g, ' ');
 
 /** A new order, with the trace of the request that created it. */
 type Intake = NewOrder & { trace: TraceContext | undefined };
@@ -77,9 +97,10 @@ async function announce(
   orders: Order[],
   { clock, outbox, logger }: Effects,
   traceOf: (orderId: string) => TraceContext | undefined,
+  paymentOf: (orderId: string) => Payment | undefined = () => undefined,
 ): Promise<void> {
   if (orders.length === 0) return;
-  const events = orders.map((o) => ({ ...eventFor(o, clock), headers: traceHeaders(traceOf(o.id)) }));
+  const events = orders.map((o) => ({ ...eventFor(o, clock, paymentOf(o.id)), headers: traceHeaders(traceOf(o.id)) }));
   await outbox.enqueue(tx, events);
   if (logger?.isLevelEnabled('debug')) {
     tx.afterCommit(() =>
@@ -95,14 +116,34 @@ async function announce(
   await tx.query(`SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, [ORDER_STATUS_CHANNEL, payloads]);
 }
 
+const paymentsOn = (effects: Effects) => effects.payments.holdSeconds > 0;
+
 /** Moves one order to `to` if the lifecycle allows it from where it is; undefined if not found or not allowed. */
-async function transition(tx: Queryable, id: string, to: OrderStatus, reason: string | null): Promise<Order | undefined> {
+async function transition(tx: Queryable, id: string, to: OrderStatus, reason: string | null, effects: Effects): Promise<Order | undefined> {
   const { rows } = await tx.query<Order>(
     `UPDATE orders SET status = $2, reason = COALESCE($3, reason), updated_at = now()
      WHERE id = $1 AND status = ANY($4::text[]) RETURNING ${ORDER_COLUMNS}`,
-    [id, to, reason, allowedFrom(to)],
+    [id, to, reason, allowedFrom(to, paymentsOn(effects))],
   );
   return rows[0];
+}
+
+/**
+ * Money kept for orders that were just cancelled after being paid goes back: their payment is
+ * marked for refund and a RefundRequested is written, in the cancellation's transaction.
+ */
+async function refundCancelled(tx: Transaction, cancelled: readonly Order[], effects: Effects): Promise<void> {
+  const paid = cancelled.filter((o) => o.paidAt !== null).map((o) => o.id);
+  if (paid.length === 0) return;
+  const { rows } = await tx.query<Payment>(
+    `UPDATE payments SET outcome = 'REFUND_REQUESTED', reason = 'the order was cancelled after it was paid', updated_at = now()
+     WHERE order_id = ANY($1::text[]) AND outcome = 'PAID' RETURNING ${PAYMENT_COLUMNS}`,
+    [paid],
+  );
+  await effects.outbox.enqueue(
+    tx,
+    rows.map((p) => refundFor(p, effects.clock)),
+  );
 }
 
 const keyOf = (customerId: string, key: string) => `${customerId}\u0000${key}`;
@@ -155,13 +196,14 @@ export function ordersRepository(db: Database, effects: Effects) {
   /** For operator and customer actions: a refused transition is an error the caller sees. */
   const act = (id: string, to: OrderStatus, reason: string | null, trace: TraceContext | undefined) =>
     db.transaction(async (tx) => {
-      const moved = await transition(tx, id, to, reason);
+      const moved = await transition(tx, id, to, reason, effects);
       if (!moved) {
         const current = await byId(tx, id);
         if (!current) throw new NotFoundError(`order ${id} does not exist`, { orderId: id });
-        throw transitionError(current, to);
+        throw transitionError(current, to, paymentsOn(effects));
       }
       await announce(tx, [moved], effects, () => trace);
+      if (to === 'CANCELLED') await refundCancelled(tx, [moved], effects);
       return moved;
     });
 
@@ -268,6 +310,67 @@ export function ordersRepository(db: Database, effects: Effects) {
       return rows[0]?.age ?? 0;
     },
 
+    /** The payment attempts of these orders, oldest first. */
+    async paymentsOf(orderIds: readonly string[]): Promise<Payment[]> {
+      const { rows } = await db.query<Payment>(
+        `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE order_id = ANY($1::text[]) ORDER BY created_at, payment_id`,
+        [orderIds],
+      );
+      return rows;
+    },
+
+    /**
+     * A payment reported over HTTP (a provider's callback, through the recordPayment mutation):
+     * judged exactly as a PaymentSucceeded from the broker. Returns the payment as recorded (the
+     * first record, for a repeated payment id).
+     */
+    recordPayment: (payment: PaymentEvent, trace?: TraceContext): Promise<Payment> =>
+      db.transaction(async (tx) => {
+        await applyPayments(tx, [payment], effects, [trace]);
+        const { rows } = await tx.query<Payment>(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1`, [payment.payment_id]);
+        return rows[0] as Payment;
+      }),
+
+    /**
+     * Cancels CONFIRMED orders whose payment hold is over, `batchSize` per transaction, until none
+     * is due; their units go back through OrderCancelled -> StockReleased. Rows another instance
+     * (or a payment) holds are skipped, so any number of instances may sweep at once and each
+     * order is cancelled once. Returns how many were cancelled.
+     */
+    async expireHolds(batchSize = 500): Promise<number> {
+      let expired = 0;
+      for (;;) {
+        const batch = await db.transaction(async (tx) => {
+          const { rows } = await tx.query<Order>(
+            `WITH due AS (
+               SELECT id FROM orders
+               WHERE status = 'CONFIRMED' AND payment_due_at IS NOT NULL AND payment_due_at <= now()
+               ORDER BY payment_due_at LIMIT $1 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE orders o SET status = 'CANCELLED', updated_at = now(), reason = ${EXPIRY_REASON}
+             FROM due WHERE o.id = due.id
+             RETURNING ${ORDER_COLUMNS_OF_O}`,
+            [batchSize],
+          );
+          rows.sort((a, b) => a.seq - b.seq);
+          await announce(tx, rows, effects, () => undefined);
+          tx.afterCommit(() => effects.metrics?.holdsExpired.inc(rows.length));
+          return rows.length;
+        });
+        expired += batch;
+        if (batch < batchSize) return expired;
+      }
+    },
+
+    /** Seconds since the oldest unpaid hold should have been released (0 when none is overdue). */
+    async overdueHoldSeconds(): Promise<number> {
+      const { rows } = await db.query<{ overdue: number }>(
+        `SELECT greatest(extract(epoch FROM now() - payment_due_at), 0)::float8 AS overdue FROM orders
+         WHERE status = 'CONFIRMED' AND payment_due_at IS NOT NULL ORDER BY payment_due_at LIMIT 1`,
+      );
+      return rows[0]?.overdue ?? 0;
+    },
+
     cancel: (id: string, reason: string | null, trace?: TraceContext) => act(id, 'CANCELLED', reason ?? 'Cancelled by request', trace),
     fulfil: (id: string, trace?: TraceContext) => act(id, 'FULFILLED', null, trace),
   };
@@ -289,13 +392,19 @@ export async function applyInventoryAnswers(
   // Inventory decides PENDING orders only: a rejection must never cancel a confirmed order (a
   // customer may cancel one; a stray answer may not). The first answer for an order wins;
   // StockReleased needs nothing here (the order was already CANCELLED when it was asked for).
-  const decided = new Map<string, { order_id: string; status: OrderStatus; reason: string | null }>();
+  // A reservation brings the prices: the order's total is fixed here, and its hold starts.
+  const decided = new Map<
+    string,
+    { order_id: string; status: OrderStatus; reason: string | null; priced_items: unknown; total_cents: number | null }
+  >();
   for (const a of answers) {
     if (decided.has(a.order_id) || a.event === 'StockReleased') continue;
     decided.set(a.order_id, {
       order_id: a.order_id,
       status: a.event === 'StockReserved' ? 'CONFIRMED' : 'CANCELLED',
       reason: a.event === 'StockRejected' ? a.reason : null,
+      priced_items: a.event === 'StockReserved' ? a.items : null,
+      total_cents: a.event === 'StockReserved' ? orderTotal(a.items) : null,
     });
   }
   if (decided.size === 0) return;
@@ -305,13 +414,134 @@ export async function applyInventoryAnswers(
     `WITH locked AS MATERIALIZED (
        SELECT id FROM orders WHERE id = ANY($2::text[]) AND status = 'PENDING' ORDER BY id FOR UPDATE
      )
-     UPDATE orders o SET status = a.status, reason = COALESCE(a.reason, o.reason), updated_at = now()
-     FROM locked l, json_to_recordset($1::json) AS a(order_id text, status text, reason text)
+     UPDATE orders o SET status = a.status, reason = COALESCE(a.reason, o.reason), updated_at = now(),
+       priced_items = a.priced_items, total_cents = a.total_cents,
+       currency = CASE WHEN a.status = 'CONFIRMED' THEN $3 END,
+       payment_due_at = CASE WHEN a.status = 'CONFIRMED' AND $4::int > 0 THEN now() + make_interval(secs => $4::int) END
+     FROM locked l, json_to_recordset($1::json) AS a(order_id text, status text, reason text, priced_items json, total_cents int)
      WHERE o.id = l.id AND a.order_id = l.id AND o.status = 'PENDING'
      RETURNING ${ORDER_COLUMNS_OF_O}`,
-    [JSON.stringify([...decided.values()]), [...decided.keys()]],
+    [JSON.stringify([...decided.values()]), [...decided.keys()], effects.payments.currency, effects.payments.holdSeconds],
   );
   // OrderConfirmed / OrderCancelled continue the trace of the answer that decided the order.
   const traceOf = tracesByOrder(answers, traces);
   await announce(tx, moved, effects, (id) => traceOf.get(id));
+}
+
+/**
+ * Applies payments in one transaction. The orders they name are locked first, in id order (as
+ * every other writer of orders does), so a payment and the expiry sweep, or two instances with
+ * the same payment, are decided one after the other: a payment racing its order's expiry ends in
+ * exactly one outcome. A payment id already recorded changes nothing, unless it was recorded as
+ * failed and now succeeded (the provider's retry of one attempt). Each payment's verdict is
+ * recorded with it; what the order cannot keep is asked back with RefundRequested, and a
+ * payment that arrives after the hold is over cancels the order at once.
+ */
+export async function applyPayments(
+  tx: Transaction,
+  payments: readonly PaymentEvent[],
+  effects: Effects,
+  traces: readonly (TraceContext | undefined)[] = [],
+): Promise<void> {
+  const orderIds = [...new Set(payments.map((p) => p.order_id))];
+  const paymentIds = [...new Set(payments.map((p) => p.payment_id))];
+  const { rows: looked } = await tx.query<{ orders: (PayableOrder & { id: string })[]; known: Payment[] }>(
+    `WITH locked AS MATERIALIZED (
+       SELECT id, status, total_cents AS "totalCents", currency,
+              payment_due_at IS NOT NULL AND payment_due_at <= now() AS "holdExpired"
+       FROM orders WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
+     )
+     SELECT (SELECT coalesce(json_agg(locked), '[]') FROM locked) AS orders,
+            (SELECT coalesce(json_agg(p), '[]') FROM (SELECT ${PAYMENT_COLUMNS} FROM payments WHERE payment_id = ANY($2::text[])) p) AS known`,
+    [orderIds, paymentIds],
+  );
+  const { orders, known } = looked[0] as (typeof looked)[number];
+  const orderById = new Map(orders.map((o) => [o.id, o]));
+  const recorded = new Map(known.map((p) => [p.paymentId, p.outcome]));
+  // By payment id: one row each, so a failure and its success in one batch are one upsert.
+  const decided = new Map<
+    string,
+    { payment: PaymentEvent; outcome: Payment['outcome']; reason: string | null; trace: TraceContext | undefined }
+  >();
+  const paid = new Map<string, PaymentEvent>();
+  const expired = new Set<string>();
+  payments.forEach((payment, i) => {
+    const before = recorded.get(payment.payment_id);
+    if (before !== undefined && !(before === 'FAILED' && payment.event === 'PaymentSucceeded')) return;
+    const order = orderById.get(payment.order_id);
+    const verdict = judgePayment(order, payment);
+    recorded.set(payment.payment_id, verdict.outcome);
+    decided.set(payment.payment_id, { payment, outcome: verdict.outcome, reason: verdict.reason, trace: traces[i] });
+    // Later payments of this batch see what this one did to the order.
+    if (order && verdict.outcome === 'PAID') {
+      order.status = 'PAID';
+      paid.set(payment.order_id, payment);
+    }
+    if (order && verdict.expireOrder) {
+      order.status = 'CANCELLED';
+      expired.add(payment.order_id);
+    }
+  });
+  if (decided.size === 0) return;
+
+  const { rows: written } = await tx.query<Payment>(
+    `INSERT INTO payments (payment_id, order_id, amount_cents, currency, outcome, reason)
+     SELECT payment_id, order_id, amount_cents, currency, outcome, reason
+     FROM json_to_recordset($1::json) AS x(payment_id text, order_id text, amount_cents int, currency text, outcome text, reason text)
+     ON CONFLICT (payment_id) DO UPDATE SET
+       amount_cents = excluded.amount_cents, currency = excluded.currency, outcome = excluded.outcome,
+       reason = excluded.reason, updated_at = now()
+     WHERE payments.outcome = 'FAILED'
+     RETURNING ${PAYMENT_COLUMNS}`,
+    [
+      JSON.stringify(
+        [...decided.values()].map(({ payment, outcome, reason }) => ({
+          payment_id: payment.payment_id,
+          order_id: payment.order_id,
+          amount_cents: payment.event === 'PaymentSucceeded' ? payment.amount_cents : null,
+          currency: payment.event === 'PaymentSucceeded' ? payment.currency : null,
+          outcome,
+          reason,
+        })),
+      ),
+    ],
+  );
+  if (written.length !== decided.size) {
+    // A payment for an order that does not exist locks no row: another instance recorded the same
+    // payment id meanwhile. Roll back; the retry finds it recorded.
+    throw new ConflictError('a payment in this batch was recorded concurrently; retrying');
+  }
+  const writtenById = new Map(written.map((p) => [p.paymentId, p]));
+  tx.afterCommit(() => {
+    for (const p of written) effects.metrics?.payments.inc({ outcome: p.outcome });
+    if (expired.size > 0) effects.metrics?.holdsExpired.inc(expired.size);
+  });
+  const traceByPayment = new Map([...decided].map(([id, d]) => [id, d.trace]));
+
+  const { rows: moved } = await tx.query<Order>(
+    `UPDATE orders o SET status = x.status, updated_at = now(),
+       paid_at = CASE WHEN x.status = 'PAID' THEN now() ELSE o.paid_at END,
+       reason = CASE WHEN x.status = 'CANCELLED' THEN ${EXPIRY_REASON} ELSE o.reason END
+     FROM json_to_recordset($1::json) AS x(id text, status text)
+     WHERE o.id = x.id AND o.status = 'CONFIRMED'
+     RETURNING ${ORDER_COLUMNS_OF_O}`,
+    [
+      JSON.stringify([
+        ...[...paid.keys()].map((id) => ({ id, status: 'PAID' })),
+        ...[...expired].map((id) => ({ id, status: 'CANCELLED' })),
+      ]),
+    ],
+  );
+  moved.sort((a, b) => a.seq - b.seq);
+  const paymentOf = (orderId: string) => {
+    const payment = paid.get(orderId);
+    return payment ? writtenById.get(payment.payment_id) : undefined;
+  };
+  await announce(tx, moved, effects, (orderId) => traceByPayment.get(paid.get(orderId)?.payment_id ?? ''), paymentOf);
+  await effects.outbox.enqueue(
+    tx,
+    written
+      .filter((p) => p.outcome === 'REFUND_REQUESTED')
+      .map((p) => ({ ...refundFor(p, effects.clock), headers: traceHeaders(traceByPayment.get(p.paymentId)) })),
+  );
 }

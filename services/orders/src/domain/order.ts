@@ -1,7 +1,7 @@
-import { MAX_INT32, ORDER_ID_MAX_LENGTH, type OrderLine } from '@stockflow/contracts';
+import { MAX_INT32, ORDER_ID_MAX_LENGTH, type OrderLine, type ReservedLine } from '@stockflow/contracts';
 import { AppError, ValidationError } from '@stockflow/platform';
 
-export const ORDER_STATUSES = ['PENDING', 'CONFIRMED', 'CANCELLED', 'FULFILLED'] as const;
+export const ORDER_STATUSES = ['PENDING', 'CONFIRMED', 'PAID', 'CANCELLED', 'FULFILLED'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
 export interface Order {
@@ -11,6 +11,14 @@ export interface Order {
   status: OrderStatus;
   reason: string | null;
   items: OrderLine[];
+  /** The lines as reserved, with their unit prices; null until the order is confirmed. */
+  pricedItems: ReservedLine[] | null;
+  /** What the customer owes; null until confirmed, and when a line had no price. */
+  totalCents: number | null;
+  currency: string | null;
+  /** When an unpaid CONFIRMED order is cancelled; null when payments are off. */
+  paymentDueAt: Date | null;
+  paidAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -23,23 +31,31 @@ export const ORDER_LIMITS = {
   reasonLength: 500,
 } as const;
 
-/** The lifecycle. Anything not listed here is refused. */
+/**
+ * The lifecycle. Anything not listed here is refused. With payments on, a CONFIRMED order must be
+ * paid before it is fulfilled; with them off (PAYMENT_HOLD_SECONDS=0, payment taken elsewhere) it
+ * may be fulfilled directly, as before payments existed.
+ */
 const NEXT: Record<OrderStatus, readonly OrderStatus[]> = {
   PENDING: ['CONFIRMED', 'CANCELLED'],
-  CONFIRMED: ['CANCELLED', 'FULFILLED'],
+  CONFIRMED: ['PAID', 'CANCELLED', 'FULFILLED'],
+  PAID: ['FULFILLED', 'CANCELLED'],
   CANCELLED: [],
   FULFILLED: [],
 };
 
 /** The statuses from which an order may move to `to`. */
-export const allowedFrom = (to: OrderStatus): OrderStatus[] =>
-  (Object.keys(NEXT) as OrderStatus[]).filter((from) => NEXT[from].includes(to));
+export const allowedFrom = (to: OrderStatus, paymentsOn = false): OrderStatus[] =>
+  (Object.keys(NEXT) as OrderStatus[]).filter(
+    (from) => NEXT[from].includes(to) && !(paymentsOn && from === 'CONFIRMED' && to === 'FULFILLED'),
+  );
 
 const VERB: Partial<Record<OrderStatus, string>> = { CANCELLED: 'cancel', FULFILLED: 'fulfil', CONFIRMED: 'confirm' };
 
-export function transitionError(order: Pick<Order, 'id' | 'status'>, to: OrderStatus): AppError {
-  return new AppError('INVALID_TRANSITION', `cannot ${VERB[to] ?? to} order ${order.id}: it is ${order.status}`, {
-    details: { status: order.status, allowedFrom: allowedFrom(to) },
+export function transitionError(order: Pick<Order, 'id' | 'status'>, to: OrderStatus, paymentsOn = false): AppError {
+  const unpaid = paymentsOn && order.status === 'CONFIRMED' && to === 'FULFILLED' ? ' and not paid yet' : '';
+  return new AppError('INVALID_TRANSITION', `cannot ${VERB[to] ?? to} order ${order.id}: it is ${order.status}${unpaid}`, {
+    details: { status: order.status, allowedFrom: allowedFrom(to, paymentsOn) },
   });
 }
 

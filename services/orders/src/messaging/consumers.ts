@@ -1,4 +1,4 @@
-import { InventoryAnswer, queues } from '@stockflow/contracts';
+import { InventoryAnswer, PaymentEvent, queues } from '@stockflow/contracts';
 import {
   startBatchConsumer,
   type Database,
@@ -8,9 +8,9 @@ import {
   type Subscription,
   type Transport,
 } from '@stockflow/platform';
-import { applyInventoryAnswers, type Effects } from '../db/orders.ts';
+import { applyInventoryAnswers, applyPayments, type Effects } from '../db/orders.ts';
 
-/** Consumes StockReserved / StockRejected / StockReleased in batches, one transaction each. */
+/** Consumes StockReserved / StockRejected / StockReleased, and PaymentSucceeded / PaymentFailed, in batches, one transaction each. */
 export async function startOrdersConsumers(options: {
   db: Database;
   transport: Transport;
@@ -21,22 +21,33 @@ export async function startOrdersConsumers(options: {
   metrics: Metrics;
 }): Promise<Subscription[]> {
   const { db, config, effects } = options;
+  const common = {
+    transport: options.transport,
+    logger: options.logger,
+    prefetch: config.CONSUMER_PREFETCH,
+    priority: config.CONSUMER_PRIORITY,
+    maxBatch: config.CONSUMER_BATCH_SIZE,
+    batchesInFlight: config.CONSUMER_BATCHES_IN_FLIGHT,
+    failureDelayMs: 1_000,
+    maxAttempts: config.RETRY_MAX_ATTEMPTS,
+    waitUntilAvailable: options.waitForDatabase,
+    metrics: options.metrics,
+  };
   return [
     await startBatchConsumer({
-      transport: options.transport,
-      logger: options.logger,
+      ...common,
       queue: queues.stockOrders,
       schema: InventoryAnswer,
-      prefetch: config.CONSUMER_PREFETCH,
-      priority: config.CONSUMER_PRIORITY,
-      maxBatch: config.CONSUMER_BATCH_SIZE,
-      batchesInFlight: config.CONSUMER_BATCHES_IN_FLIGHT,
-      failureDelayMs: 1_000,
-      maxAttempts: config.RETRY_MAX_ATTEMPTS,
-      waitUntilAvailable: options.waitForDatabase,
-      metrics: options.metrics,
       async handleBatch(answers, traces) {
         await db.transaction((tx) => applyInventoryAnswers(tx, answers, effects, traces));
+      },
+    }),
+    await startBatchConsumer({
+      ...common,
+      queue: queues.paymentOrders,
+      schema: PaymentEvent,
+      async handleBatch(payments, traces) {
+        await db.transaction((tx) => applyPayments(tx, payments, effects, traces));
       },
     }),
   ];

@@ -6,9 +6,12 @@ import {
   type OrderConfirmed,
   type OrderCreated,
   type OrderFulfilled,
+  type OrderPaid,
+  type RefundRequested,
 } from '@stockflow/contracts';
 import type { OutgoingMessage } from '@stockflow/platform';
 import type { Order } from '../domain/order.ts';
+import type { Payment } from '../domain/payment.ts';
 
 export interface Clock {
   now(): Date;
@@ -24,9 +27,14 @@ const message = (routingKey: string, body: { event_id?: string }): OutgoingMessa
   body,
 });
 
-/** The event an order owes the world on entering its current status (PENDING: just created). */
-export function eventFor(order: Order, clock: Clock): OutgoingMessage {
-  const meta = { event_id: clock.newId(), occurred_at: clock.now().toISOString() };
+const metaOf = (clock: Clock) => ({ event_id: clock.newId(), occurred_at: clock.now().toISOString() });
+
+/**
+ * The event an order owes the world on entering its current status (PENDING: just created;
+ * PAID: with the payment that paid it).
+ */
+export function eventFor(order: Order, clock: Clock, payment?: Payment): OutgoingMessage {
+  const meta = metaOf(clock);
   switch (order.status) {
     case 'PENDING': {
       const body: OrderCreated = { event: 'OrderCreated', order_id: order.id, items: order.items, ...meta };
@@ -49,5 +57,34 @@ export function eventFor(order: Order, clock: Clock): OutgoingMessage {
       const body: OrderFulfilled = { event: 'OrderFulfilled', order_id: order.id, ...meta };
       return message(ROUTING_KEYS.orderFulfilled, body);
     }
+    case 'PAID': {
+      if (!payment || payment.amountCents === null || payment.currency === null) {
+        throw new Error(`order ${order.id} is PAID without the payment that paid it`);
+      }
+      const body: OrderPaid = {
+        event: 'OrderPaid',
+        order_id: order.id,
+        payment_id: payment.paymentId,
+        amount_cents: payment.amountCents,
+        currency: payment.currency,
+        ...meta,
+      };
+      return message(ROUTING_KEYS.orderPaid, body);
+    }
   }
+}
+
+/** Asks the payment service to give back money the order cannot keep. */
+export function refundFor(payment: Payment, clock: Clock): OutgoingMessage {
+  if (payment.amountCents === null || payment.currency === null) throw new Error(`payment ${payment.paymentId} took no money to refund`);
+  const body: RefundRequested = {
+    event: 'RefundRequested',
+    payment_id: payment.paymentId,
+    order_id: payment.orderId,
+    amount_cents: payment.amountCents,
+    currency: payment.currency,
+    reason: payment.reason ?? 'refund',
+    ...metaOf(clock),
+  };
+  return message(ROUTING_KEYS.refundRequested, body);
 }
