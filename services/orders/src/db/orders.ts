@@ -118,12 +118,22 @@ async function announce(
 
 const paymentsOn = (effects: Effects) => effects.payments.holdSeconds > 0;
 
-/** Moves one order to `to` if the lifecycle allows it from where it is; undefined if not found or not allowed. */
-async function transition(tx: Queryable, id: string, to: OrderStatus, reason: string | null, effects: Effects): Promise<Order | undefined> {
+/**
+ * Moves one order to `to` if the lifecycle allows it from where it is, and it belongs to
+ * `customerId` when one is given; undefined if not.
+ */
+async function transition(
+  tx: Queryable,
+  id: string,
+  to: OrderStatus,
+  reason: string | null,
+  customerId: string | undefined,
+  effects: Effects,
+): Promise<Order | undefined> {
   const { rows } = await tx.query<Order>(
     `UPDATE orders SET status = $2, reason = COALESCE($3, reason), updated_at = now()
-     WHERE id = $1 AND status = ANY($4::text[]) RETURNING ${ORDER_COLUMNS}`,
-    [id, to, reason, allowedFrom(to, paymentsOn(effects))],
+     WHERE id = $1 AND status = ANY($4::text[]) AND ($5::text IS NULL OR customer_id = $5) RETURNING ${ORDER_COLUMNS}`,
+    [id, to, reason, allowedFrom(to, paymentsOn(effects)), customerId ?? null],
   );
   return rows[0];
 }
@@ -193,13 +203,19 @@ export function ordersRepository(db: Database, effects: Effects) {
   const byId = async (q: Queryable, id: string) =>
     (await q.query<Order>(`SELECT ${ORDER_COLUMNS} FROM orders WHERE id = $1`, [id])).rows[0];
 
-  /** For operator and customer actions: a refused transition is an error the caller sees. */
-  const act = (id: string, to: OrderStatus, reason: string | null, trace: TraceContext | undefined) =>
+  /**
+   * For operator and customer actions: a refused transition is an error the caller sees. Acting
+   * for a customer, another customer's order is answered as one that does not exist, so that
+   * neither the error nor the status tells that it does.
+   */
+  const act = (id: string, to: OrderStatus, reason: string | null, trace: TraceContext | undefined, customerId?: string) =>
     db.transaction(async (tx) => {
-      const moved = await transition(tx, id, to, reason, effects);
+      const moved = await transition(tx, id, to, reason, customerId, effects);
       if (!moved) {
         const current = await byId(tx, id);
-        if (!current) throw new NotFoundError(`order ${id} does not exist`, { orderId: id });
+        if (!current || (customerId !== undefined && current.customerId !== customerId)) {
+          throw new NotFoundError(`order ${id} does not exist`, { orderId: id });
+        }
         throw transitionError(current, to, paymentsOn(effects));
       }
       await announce(tx, [moved], effects, () => trace);
@@ -371,7 +387,9 @@ export function ordersRepository(db: Database, effects: Effects) {
       return rows[0]?.overdue ?? 0;
     },
 
-    cancel: (id: string, reason: string | null, trace?: TraceContext) => act(id, 'CANCELLED', reason ?? 'Cancelled by request', trace),
+    /** Cancels the order; with `customerId`, only if it is that customer's. */
+    cancel: (id: string, reason: string | null, trace?: TraceContext, customerId?: string) =>
+      act(id, 'CANCELLED', reason ?? 'Cancelled by request', trace, customerId),
     fulfil: (id: string, trace?: TraceContext) => act(id, 'FULFILLED', null, trace),
   };
 }
