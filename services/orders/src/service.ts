@@ -14,7 +14,7 @@ import {
 } from '@stockflow/platform';
 import type { OrdersConfig } from './config.ts';
 import { ORDER_STATUS_CHANNEL, ordersRepository, type StatusChange } from './db/orders.ts';
-import { createStatusPubSub, ordersSchema } from './graphql/schema.ts';
+import { createStatusPubSub, ordersSchema, paymentsLoader } from './graphql/schema.ts';
 import { startOrdersConsumers } from './messaging/consumers.ts';
 import { registerOrdersMetrics } from './metrics.ts';
 import { systemClock, type Clock } from './messaging/events.ts';
@@ -93,9 +93,8 @@ export function startOrdersService(
           pubsub,
           transport,
           consumerQueues: CONSUMED_QUEUES,
-          paymentsOn: config.PAYMENT_HOLD_SECONDS > 0,
-          currency: config.CURRENCY,
           createOrderLimiter,
+          paymentsOf: paymentsLoader(orders),
         }),
       });
       return { subscriptions, consumedQueues: CONSUMED_QUEUES, http: graphql, beforeClose: unlisten };

@@ -16,8 +16,10 @@ import {
   type StockflowSchemaTypes,
   type TraceContext,
 } from '@stockflow/platform';
+import { PaymentSucceeded } from '@stockflow/contracts';
 import type { OrdersRepository, StatusChange } from '../db/orders.ts';
 import { ORDER_STATUSES, validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
+import { PAYMENT_OUTCOMES, type Payment } from '../domain/payment.ts';
 
 const MAX_RECONCILED_LISTED = 1_000;
 
@@ -31,6 +33,28 @@ export interface OrdersContext extends DeadLetterAdminContext {
   trace: TraceContext | undefined;
   /** Limits how fast one customer may create orders (admins are not limited). */
   createOrderLimiter: { take(client: string): void } | undefined;
+  /** The payments of an order, fetched once per request for every order it lists. */
+  paymentsOf: (orderId: string) => Promise<Payment[]>;
+}
+
+/**
+ * Collects the order ids asked for in one turn of the event loop and fetches their payments in
+ * one query: a page of 100 orders costs one round trip, not 100.
+ */
+export function paymentsLoader(orders: Pick<OrdersRepository, 'paymentsOf'>): (orderId: string) => Promise<Payment[]> {
+  let queued: { ids: Set<string>; rows: Promise<Payment[]> } | undefined;
+  return async (orderId) => {
+    if (!queued) {
+      const ids = new Set<string>();
+      const rows = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        queued = undefined;
+        return orders.paymentsOf([...ids]);
+      });
+      queued = { ids, rows };
+    }
+    queued.ids.add(orderId);
+    return (await queued.rows).filter((p) => p.orderId === orderId);
+  };
 }
 
 /** A customer acts only for itself; an admin (or open access) for anyone. */
@@ -51,16 +75,48 @@ builder.addScalarType('DateTime', DateTimeScalar);
 const OrderStatusEnum = builder.enumType('OrderStatus', {
   values: {
     PENDING: { description: 'Accepted; waiting for the Inventory Service.' },
-    CONFIRMED: { description: 'Every line is reserved.' },
-    CANCELLED: { description: 'Rejected by inventory, or cancelled; nothing is held. See reason.' },
+    CONFIRMED: {
+      description: 'Every line is reserved; awaiting payment until paymentDueAt (when payments are on), then CANCELLED if unpaid.',
+    },
+    PAID: { description: 'Paid in full; the units stay held until the order is fulfilled.' },
+    CANCELLED: {
+      description: 'Rejected by inventory, cancelled, or not paid in time; nothing is held, money taken is asked back. See reason.',
+    },
     FULFILLED: { description: 'Shipped; the reserved units are sold.' },
   } as const,
 });
 
-const OrderLineRef = builder.objectRef<{ product_id: number; quantity: number }>('OrderLine').implement({
+const OrderLineRef = builder.objectRef<{ product_id: number; quantity: number; unit_price_cents?: number }>('OrderLine').implement({
   fields: (t) => ({
     productId: t.id({ resolve: (l) => l.product_id }),
     quantity: t.exposeInt('quantity'),
+    unitPriceCents: t.int({
+      nullable: true,
+      description: "The product's price when it was reserved; null before, and for a product without a price.",
+      resolve: (l) => l.unit_price_cents ?? null,
+    }),
+  }),
+});
+
+const PaymentOutcomeEnum = builder.enumType('PaymentOutcome', {
+  values: {
+    PAID: { description: 'The money pays the order.' },
+    FAILED: { description: 'The attempt failed; no money was taken.' },
+    REFUND_REQUESTED: { description: 'Money the order cannot keep (see reason); asked back with RefundRequested.' },
+  } satisfies Record<(typeof PAYMENT_OUTCOMES)[number], { description: string }>,
+});
+
+const PaymentRef = builder.objectRef<Payment>('Payment').implement({
+  description: 'One attempt to pay an order, as the payment service reported it.',
+  fields: (t) => ({
+    paymentId: t.exposeID('paymentId'),
+    orderId: t.exposeID('orderId'),
+    amountCents: t.exposeInt('amountCents', { nullable: true, description: 'Null for a failed attempt.' }),
+    currency: t.exposeString('currency', { nullable: true }),
+    outcome: t.field({ type: PaymentOutcomeEnum, resolve: (p) => p.outcome }),
+    reason: t.exposeString('reason', { nullable: true, description: 'Why it failed, or why its money is asked back.' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime', description: 'When the outcome last changed (a paid order cancelled).' }),
   }),
 });
 
@@ -70,7 +126,23 @@ const OrderRef = builder.objectRef<Order>('Order').implement({
     customerId: t.exposeID('customerId'),
     status: t.field({ type: OrderStatusEnum, resolve: (o) => o.status }),
     reason: t.exposeString('reason', { nullable: true, description: 'Why the order was cancelled.' }),
-    items: t.field({ type: [OrderLineRef], resolve: (o) => o.items }),
+    items: t.field({ type: [OrderLineRef], resolve: (o) => o.pricedItems ?? o.items }),
+    totalCents: t.exposeInt('totalCents', {
+      nullable: true,
+      description: 'What the customer owes, fixed when stock is reserved; null before, and when a product had no price.',
+    }),
+    currency: t.exposeString('currency', { nullable: true, description: 'ISO 4217, set when the order is confirmed.' }),
+    paymentDueAt: t.expose('paymentDueAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When a CONFIRMED order not paid by then is cancelled; null when payments are off.',
+    }),
+    paidAt: t.expose('paidAt', { type: 'DateTime', nullable: true }),
+    payments: t.field({
+      type: [PaymentRef],
+      description: 'Every payment attempt, oldest first, with its outcome.',
+      resolve: (o, _args, ctx) => ctx.paymentsOf(o.id),
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime', description: 'When the status last changed.' }),
   }),
@@ -179,13 +251,13 @@ builder.mutationType({
     }),
     cancelOrder: t.field({
       type: OrderRef,
-      description: 'PENDING or CONFIRMED to CANCELLED; whatever stock is held for it is released.',
+      description: 'PENDING, CONFIRMED or PAID to CANCELLED; whatever stock is held for it is released, and a payment taken is asked back.',
       args: { id: t.arg.id({ required: true }), reason: t.arg.string() },
       resolve: (_root, args, ctx) => ctx.orders.cancel(validOrderId(args.id), validReason(args.reason), ctx.trace, ownCustomer(ctx.access)),
     }),
     fulfillOrder: t.field({
       type: OrderRef,
-      description: 'CONFIRMED to FULFILLED (shipped); the reservation becomes a sale.',
+      description: 'PAID (or CONFIRMED, when payments are off) to FULFILLED (shipped); the reservation becomes a sale.',
       args: { id: t.arg.id({ required: true }) },
       resolve: (_root, args, ctx) => {
         requireAdmin(ctx.access, 'fulfil orders');
@@ -205,6 +277,40 @@ const ReconcileResultRef = builder.objectRef<{ ids: string[] }>('ReconcileResult
     }),
   }),
 });
+
+const RecordPaymentInput = builder.inputType('RecordPaymentInput', {
+  fields: (t) => ({
+    orderId: t.id({ required: true }),
+    paymentId: t.id({ required: true, description: "The payment service's id of the payment: a repeat is recorded once." }),
+    amountCents: t.int({ required: true }),
+    currency: t.string({ required: true, description: 'ISO 4217, e.g. EUR.' }),
+  }),
+});
+
+builder.mutationField('recordPayment', (t) =>
+  t.field({
+    type: PaymentRef,
+    description:
+      'A payment a provider reported over HTTP, judged as a PaymentSucceeded event: it pays a CONFIRMED order whose hold is not over for exactly its total; any other money is asked back (RefundRequested). Idempotent by paymentId: a repeat returns the first record (admins only).',
+    args: { input: t.arg({ type: RecordPaymentInput, required: true }) },
+    resolve: (_root, { input }, ctx) => {
+      requireAdmin(ctx.access, 'record payments');
+      const parsed = PaymentSucceeded.safeParse({
+        event: 'PaymentSucceeded',
+        payment_id: String(input.paymentId).trim(),
+        order_id: validOrderId(String(input.orderId), 'orderId'),
+        amount_cents: input.amountCents,
+        currency: input.currency.trim(),
+      });
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const field = { payment_id: 'paymentId', amount_cents: 'amountCents', currency: 'currency' }[String(issue?.path[0])] ?? 'input';
+        throw new ValidationError(`${field}: ${issue?.message ?? 'invalid'}`, { field });
+      }
+      return ctx.orders.recordPayment(parsed.data, ctx.trace);
+    },
+  }),
+);
 
 builder.mutationField('reconcilePendingOrders', (t) =>
   t.field({

@@ -1,0 +1,382 @@
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { EXCHANGES, queues, ROUTING_KEYS, type RefundRequested } from '@stockflow/contracts';
+import { createLogger, type RunningService } from '@stockflow/platform';
+import { createTestDatabase, eventually, graphqlClient, rawAmqp, type GraphqlClient, type TestDatabase } from '@stockflow/testing';
+import { loadInventoryConfig } from '../../inventory/src/config.ts';
+import { startInventoryService } from '../../inventory/src/service.ts';
+import { loadOrdersConfig } from '../src/config.ts';
+import { startOrdersService } from '../src/service.ts';
+
+const servicesUnavailable = inject('servicesUnavailable');
+const logger = createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+interface PaymentView {
+  paymentId: string;
+  amountCents: number | null;
+  currency: string | null;
+  outcome: 'PAID' | 'FAILED' | 'REFUND_REQUESTED';
+  reason: string | null;
+}
+interface OrderView {
+  id: string;
+  status: string;
+  reason: string | null;
+  totalCents: number | null;
+  currency: string | null;
+  paymentDueAt: string | null;
+  paidAt: string | null;
+  items: { productId: string; quantity: number; unitPriceCents: number | null }[];
+  payments: PaymentView[];
+}
+const ORDER_FIELDS = `id status reason totalCents currency paymentDueAt paidAt
+  items { productId quantity unitPriceCents } payments { paymentId amountCents currency outcome reason }`;
+
+describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ and PostgreSQL', () => {
+  let ordersDb: TestDatabase;
+  let inventoryDb: TestDatabase;
+  const running: RunningService[] = [];
+  const amqpUrl = inject('amqpUrl');
+  let amqp: Awaited<ReturnType<typeof rawAmqp>>;
+  let inventory: GraphqlClient;
+
+  const startOrders = async (env: Record<string, string> = {}) => {
+    const service = await startOrdersService(
+      loadOrdersConfig({
+        DATABASE_URL: ordersDb.url,
+        AMQP_URL: amqpUrl,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        OUTBOX_POLL_MS: '100',
+        AUTH_DISABLED: 'true',
+        CURRENCY: 'EUR',
+        PAYMENT_EXPIRY_INTERVAL_MS: '200',
+        ...env,
+      }),
+      logger,
+    );
+    running.push(service);
+    return graphqlClient(`http://127.0.0.1:${service.port}/graphql`);
+  };
+  const product = async (priceCents: number | null, stock: number) =>
+    Number(
+      (
+        await inventory.data<{ createProduct: { id: string } }>(
+          'mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }',
+          { input: { sku: `PAY-${Math.random().toString(36).slice(2)}`, name: 'Paid thing', priceCents, initialStock: stock } },
+        )
+      ).createProduct.id,
+    );
+  const reservedOf = async (productId: number) =>
+    (await inventory.data<{ product: { reservedStock: number } }>(`{ product(id: "${productId}") { reservedStock } }`)).product
+      .reservedStock;
+  const order = async (gql: GraphqlClient, id: string) =>
+    (await gql.data<{ order: OrderView }>(`query($id: ID!) { order(id: $id) { ${ORDER_FIELDS} } }`, { id })).order;
+  const place = async (gql: GraphqlClient, items: { productId: number; quantity: number }[]) =>
+    (
+      await gql.data<{ createOrder: { id: string } }>('mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }', {
+        input: { customerId: 'payer', items: items.map((i) => ({ productId: String(i.productId), quantity: i.quantity })) },
+      })
+    ).createOrder.id;
+  const until = (gql: GraphqlClient, id: string, status: string) =>
+    eventually(
+      () => order(gql, id),
+      (o) => o.status === status,
+      30_000,
+    );
+  const recordPayment = (gql: GraphqlClient, input: { orderId: string; paymentId: string; amountCents: number; currency: string }) =>
+    gql.request<{ recordPayment: PaymentView }>(
+      'mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { paymentId amountCents currency outcome reason } }',
+      { input },
+    );
+  const publishPayment = (body: object) =>
+    amqp.publish(
+      EXCHANGES.payments,
+      (body as { event: string }).event === 'PaymentFailed' ? ROUTING_KEYS.paymentFailed : ROUTING_KEYS.paymentSucceeded,
+      body,
+    );
+
+  beforeAll(async () => {
+    amqp = await rawAmqp(amqpUrl);
+  });
+  beforeEach(async () => {
+    ordersDb = await createTestDatabase('payments_orders');
+    inventoryDb = await createTestDatabase('payments_inventory');
+    const service = await startInventoryService(
+      loadInventoryConfig({
+        DATABASE_URL: inventoryDb.url,
+        AMQP_URL: amqpUrl,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        OUTBOX_POLL_MS: '100',
+        AUTH_DISABLED: 'true',
+      }),
+      logger,
+    );
+    running.push(service);
+    inventory = graphqlClient(`http://127.0.0.1:${service.port}/graphql`);
+  });
+  afterEach(async () => {
+    while (running.length > 0) await running.pop()?.close();
+    for (const q of Object.values(queues)) await amqp.connection.queuePurge(q.queue).catch(() => undefined);
+    await ordersDb.drop();
+    await inventoryDb.drop();
+  });
+  afterAll(async () => {
+    await amqp.close();
+  });
+
+  it('prices a confirmed order, holds it until paymentDueAt, takes the payment once, and fulfils it only when paid', async () => {
+    const orders = await startOrders({ PAYMENT_HOLD_SECONDS: '600' });
+    const paidEvents = await amqp.listen(EXCHANGES.orders, ROUTING_KEYS.orderPaid);
+    const [tv, cable] = [await product(19_900, 5), await product(900, 50)];
+    const id = await place(orders, [
+      { productId: tv, quantity: 1 },
+      { productId: cable, quantity: 3 },
+    ]);
+    const confirmed = await until(orders, id, 'CONFIRMED');
+    expect(confirmed).toMatchObject({ totalCents: 19_900 + 3 * 900, currency: 'EUR', paidAt: null, payments: [] });
+    expect(confirmed.items.map((l) => l.unitPriceCents)).toEqual([19_900, 900]);
+    const hold = Date.parse(confirmed.paymentDueAt as string) - Date.now();
+    expect(hold).toBeGreaterThan(590_000);
+    expect(hold).toBeLessThanOrEqual(600_000);
+
+    // Not paid yet: it cannot be shipped.
+    const early = await orders.request(`mutation { fulfillOrder(id: "${id}") { id } }`);
+    expect(early.errors?.[0]?.extensions?.code).toBe('INVALID_TRANSITION');
+
+    const payment = { orderId: id, paymentId: `pay-${id}`, amountCents: 22_600, currency: 'EUR' };
+    const first = await recordPayment(orders, payment);
+    expect(first.data?.recordPayment).toMatchObject({ outcome: 'PAID', amountCents: 22_600 });
+    // The provider calls back twice: the same payment is recorded once.
+    const again = await recordPayment(orders, payment);
+    expect(again.data?.recordPayment.outcome).toBe('PAID');
+    const paid = await order(orders, id);
+    expect(paid.status).toBe('PAID');
+    expect(paid.paidAt).not.toBeNull();
+    expect(paid.payments).toHaveLength(1);
+    await paidEvents.waitFor(1);
+    expect(paidEvents.received[0]?.json).toMatchObject({
+      event: 'OrderPaid',
+      order_id: id,
+      payment_id: payment.paymentId,
+      amount_cents: 22_600,
+      currency: 'EUR',
+    });
+
+    const shipped = await orders.data<{ fulfillOrder: { status: string } }>(`mutation { fulfillOrder(id: "${id}") { status } }`);
+    expect(shipped.fulfillOrder.status).toBe('FULFILLED');
+    await eventually(
+      () => reservedOf(tv),
+      (r) => r === 0,
+    );
+  });
+
+  it('applies payments from the broker by the contract: duplicates once, failures recorded, and asks back money it cannot keep', async () => {
+    const orders = await startOrders({ PAYMENT_HOLD_SECONDS: '600' });
+    const refunds = await amqp.listen(EXCHANGES.orders, ROUTING_KEYS.refundRequested);
+    const thing = await product(1_000, 10);
+    const id = await place(orders, [{ productId: thing, quantity: 2 }]);
+    await until(orders, id, 'CONFIRMED');
+
+    const succeeded = (paymentId: string, amount: number, currency = 'EUR', orderId = id) => ({
+      event: 'PaymentSucceeded',
+      payment_id: paymentId,
+      order_id: orderId,
+      amount_cents: amount,
+      currency,
+      occurred_at: new Date().toISOString(),
+    });
+    await publishPayment({ event: 'PaymentFailed', payment_id: 'p-declined', order_id: id, reason: 'card declined' });
+    await publishPayment(succeeded('p-short', 1_999));
+    await publishPayment(succeeded('p-dollars', 2_000, 'USD'));
+    await publishPayment(succeeded('p-unknown', 500, 'EUR', 'ORD-nobody'));
+    await refunds.waitFor(3);
+    // None of those paid it: it is still waiting.
+    expect((await order(orders, id)).status).toBe('CONFIRMED');
+
+    await publishPayment(succeeded('p-good', 2_000));
+    await publishPayment(succeeded('p-good', 2_000));
+    await publishPayment(succeeded('p-second', 2_000));
+    await until(orders, id, 'PAID');
+    await refunds.waitFor(4);
+    const settled = await eventually(
+      () => order(orders, id),
+      (o) => o.payments.length === 5,
+    );
+    const byId = Object.fromEntries(settled.payments.map((p) => [p.paymentId, p]));
+    expect(byId['p-declined']).toMatchObject({ outcome: 'FAILED', reason: 'card declined', amountCents: null });
+    expect(byId['p-short']?.outcome).toBe('REFUND_REQUESTED');
+    expect(byId['p-short']?.reason).toContain("does not match the order's total of 2000 EUR");
+    expect(byId['p-dollars']?.outcome).toBe('REFUND_REQUESTED');
+    expect(byId['p-good']?.outcome).toBe('PAID');
+    expect(byId['p-second']).toMatchObject({ outcome: 'REFUND_REQUESTED', reason: 'the order is already paid' });
+
+    // Every refund asked for money taken that the shop did not keep, exactly once each.
+    await new Promise((r) => setTimeout(r, 500));
+    const asked = refunds.received.map((m) => m.json as RefundRequested);
+    expect(asked.map((r) => r.payment_id).sort()).toEqual(['p-dollars', 'p-second', 'p-short', 'p-unknown']);
+    expect(asked.find((r) => r.payment_id === 'p-unknown')).toMatchObject({
+      order_id: 'ORD-nobody',
+      amount_cents: 500,
+      reason: 'no such order',
+    });
+  });
+
+  it('cancels an unpaid order when its hold runs out, puts its units back on sale, and refunds a payment that comes too late', async () => {
+    const orders = await startOrders({ PAYMENT_HOLD_SECONDS: '1' });
+    const thing = await product(4_200, 3);
+    const id = await place(orders, [{ productId: thing, quantity: 2 }]);
+    const confirmed = await until(orders, id, 'CONFIRMED');
+    expect(await reservedOf(thing)).toBe(2);
+    const expired = await until(orders, id, 'CANCELLED');
+    expect(expired.reason).toBe(`Payment not received by ${new Date(confirmed.paymentDueAt as string).toISOString()}`);
+    await eventually(
+      () => reservedOf(thing),
+      (r) => r === 0,
+    );
+    const late = await recordPayment(orders, { orderId: id, paymentId: 'late', amountCents: 8_400, currency: 'EUR' });
+    expect(late.data?.recordPayment).toMatchObject({ outcome: 'REFUND_REQUESTED', reason: 'the order is cancelled' });
+    expect((await order(orders, id)).status).toBe('CANCELLED');
+  });
+
+  it('refunds the payment of a paid order that is cancelled, and releases its units', async () => {
+    const orders = await startOrders({ PAYMENT_HOLD_SECONDS: '600' });
+    const refunds = await amqp.listen(EXCHANGES.orders, ROUTING_KEYS.refundRequested);
+    const thing = await product(750, 4);
+    const id = await place(orders, [{ productId: thing, quantity: 4 }]);
+    await until(orders, id, 'CONFIRMED');
+    await recordPayment(orders, { orderId: id, paymentId: 'paid-then-cancelled', amountCents: 3_000, currency: 'EUR' });
+    await until(orders, id, 'PAID');
+    const cancelled = await orders.data<{ cancelOrder: OrderView }>(`mutation { cancelOrder(id: "${id}") { ${ORDER_FIELDS} } }`);
+    expect(cancelled.cancelOrder.status).toBe('CANCELLED');
+    expect(cancelled.cancelOrder.payments[0]).toMatchObject({ outcome: 'REFUND_REQUESTED', amountCents: 3_000 });
+    await refunds.waitFor(1);
+    expect(refunds.received[0]?.json).toMatchObject({
+      event: 'RefundRequested',
+      payment_id: 'paid-then-cancelled',
+      order_id: id,
+      amount_cents: 3_000,
+      currency: 'EUR',
+    });
+    await eventually(
+      () => reservedOf(thing),
+      (r) => r === 0,
+    );
+  });
+
+  it('with PAYMENT_HOLD_SECONDS=0 keeps the flow without payment: no hold, and a confirmed order is fulfilled directly', async () => {
+    const orders = await startOrders({ PAYMENT_HOLD_SECONDS: '0' });
+    const thing = await product(100, 2);
+    const id = await place(orders, [{ productId: thing, quantity: 1 }]);
+    const confirmed = await until(orders, id, 'CONFIRMED');
+    expect(confirmed).toMatchObject({ paymentDueAt: null, totalCents: 100 });
+    const shipped = await orders.data<{ fulfillOrder: { status: string } }>(`mutation { fulfillOrder(id: "${id}") { status } }`);
+    expect(shipped.fulfillOrder.status).toBe('FULFILLED');
+  });
+
+  it('ends a payment racing its hold in exactly one outcome, with two instances sweeping: paid, or cancelled with the money asked back', async () => {
+    const [a, b] = [await startOrders({ PAYMENT_HOLD_SECONDS: '600' }), await startOrders({ PAYMENT_HOLD_SECONDS: '600' })];
+    const refunds = await amqp.listen(EXCHANGES.orders, ROUTING_KEYS.refundRequested);
+    const paidEvents = await amqp.listen(EXCHANGES.orders, ROUTING_KEYS.orderPaid);
+    const count = 200;
+    const thing = await product(500, count);
+    const ids: string[] = [];
+    for (let i = 0; i < count; i += 1) ids.push(await place(i % 2 ? a : b, [{ productId: thing, quantity: 1 }]));
+    for (const id of ids) await until(a, id, 'CONFIRMED');
+
+    // Every hold falls due in the same moment, and the payments arrive spread from 300 ms before
+    // it to 300 ms after (half over HTTP, half from the broker): the sweeps of both instances and
+    // the payments meet on the rows around the due time.
+    const db = new pg.Client({ connectionString: ordersDb.url });
+    await db.connect();
+    const due = Date.now() + 1_000;
+    await db.query('UPDATE orders SET payment_due_at = $1 WHERE id = ANY($2)', [new Date(due), ids]);
+    await db.end();
+    const pay = (id: string, i: number) =>
+      i % 2
+        ? recordPayment(i % 4 === 1 ? a : b, { orderId: id, paymentId: `race-${id}`, amountCents: 500, currency: 'EUR' })
+        : publishPayment({ event: 'PaymentSucceeded', payment_id: `race-${id}`, order_id: id, amount_cents: 500, currency: 'EUR' });
+    await Promise.all(
+      ids.map(async (id, i) => {
+        await new Promise((r) => setTimeout(r, due - 300 + (600 * i) / count - Date.now()));
+        await pay(id, i);
+      }),
+    );
+    const settled = await eventually(
+      async () => Promise.all(ids.map((id) => order(a, id))),
+      (all) => all.every((o) => o.status !== 'CONFIRMED' && o.payments.length === 1),
+      60_000,
+    );
+    let paid = 0;
+    for (const o of settled) {
+      const [payment] = o.payments;
+      if (o.status === 'PAID') {
+        paid += 1;
+        expect(payment?.outcome).toBe('PAID');
+        // Paid in time: a payment after the due moment never pays, swept yet or not.
+        expect(Date.parse(o.paidAt as string)).toBeLessThan(Date.parse(o.paymentDueAt as string));
+      } else {
+        expect(o.status).toBe('CANCELLED');
+        expect(o.reason).toMatch(/^Payment not received by /);
+        expect(payment?.outcome).toBe('REFUND_REQUESTED');
+      }
+    }
+    // Both outcomes happened, or the test did not race anything.
+    expect(paid).toBeGreaterThan(0);
+    expect(paid).toBeLessThan(count);
+    await paidEvents.waitFor(paid);
+    await refunds.waitFor(count - paid);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(paidEvents.received).toHaveLength(paid);
+    expect(refunds.received).toHaveLength(count - paid);
+    await eventually(
+      () => reservedOf(thing),
+      (r) => r === paid,
+    );
+  });
+
+  it('cancels every due hold once with three instances sweeping, across a restart', async () => {
+    const env = { PAYMENT_HOLD_SECONDS: '600' };
+    const first = await startOrders(env);
+    const cancelledEvents = await amqp.listen(EXCHANGES.orders, ROUTING_KEYS.orderCancelled);
+    const count = 600;
+    const thing = await product(100, count);
+    const ids = await Promise.all(Array.from({ length: count }, () => place(first, [{ productId: thing, quantity: 1 }])));
+    for (const id of ids) await until(first, id, 'CONFIRMED');
+    const db = new pg.Client({ connectionString: ordersDb.url });
+    await db.connect();
+    try {
+      // Half fall due now; the other half while an instance is restarted.
+      await db.query(`UPDATE orders SET payment_due_at = now() WHERE id = ANY($1)`, [ids.slice(0, count / 2)]);
+      await startOrders(env);
+      await startOrders(env);
+      // The newest instance stops (its sweep may be mid-batch) while the rest keep sweeping.
+      await running.pop()?.close();
+      await db.query(`UPDATE orders SET payment_due_at = now() WHERE id = ANY($1)`, [ids.slice(count / 2)]);
+      await startOrders(env);
+      await eventually(
+        async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM orders WHERE status = 'CANCELLED'`)).rows[0]?.n,
+        (n) => n === count,
+        60_000,
+      );
+    } finally {
+      await db.end();
+    }
+    await cancelledEvents.waitFor(count);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const ours = new Set(ids);
+    const perOrder = new Map<string, number>();
+    for (const m of cancelledEvents.received) {
+      const id = (m.json as { order_id: string }).order_id;
+      if (ours.has(id)) perOrder.set(id, (perOrder.get(id) ?? 0) + 1);
+    }
+    expect(perOrder.size).toBe(count);
+    expect([...perOrder.values()].every((n) => n === 1)).toBe(true);
+    await eventually(
+      () => reservedOf(thing),
+      (r) => r === 0,
+      30_000,
+    );
+  });
+});
