@@ -81,7 +81,7 @@ describe.each(['distributed', 'embedded'] as const)('order journey (%s)', (mode)
     Number(
       (
         await inventory.data<{ createProduct: { id: string } }>(
-          `mutation { createProduct(input: {sku: "${sku}", name: "${sku}", initialStock: ${initialStock}}) { id } }`,
+          `mutation { createProduct(input: {sku: "${sku}", name: "${sku}", priceCents: 1500, initialStock: ${initialStock}}) { id } }`,
         )
       ).createProduct.id,
     );
@@ -183,10 +183,20 @@ describe.each(['distributed', 'embedded'] as const)('order journey (%s)', (mode)
     expect(await stock(p)).toEqual({ availableStock: 50, reservedStock: 0, soldStock: 0 });
   });
 
-  it.skipIf(skip)('fulfils a confirmed order: reserved becomes sold; a cancelled order cannot be fulfilled', async () => {
+  it.skipIf(skip)('fulfils a paid order, not an unpaid one: reserved becomes sold; a cancelled order cannot be fulfilled', async () => {
     const p = await product(`SHIP-${mode}`, 6);
     const created = await createOrder('c3', [{ productId: p, quantity: 2 }]);
     await settled(created.id, 'CONFIRMED');
+    const unpaid = await orders.request(`mutation { fulfillOrder(id: "${created.id}") { id } }`);
+    expect(unpaid.errors?.[0]?.message).toBe(`cannot fulfil order ${created.id}: it is CONFIRMED and not paid yet`);
+    const { order } = await orders.data<{ order: { totalCents: number; currency: string } }>(
+      `{ order(id: "${created.id}") { totalCents currency } }`,
+    );
+    const payment = await orders.data<{ recordPayment: { outcome: string } }>(
+      `mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { outcome } }`,
+      { input: { orderId: created.id, paymentId: `pay-${created.id}`, amountCents: order.totalCents, currency: order.currency } },
+    );
+    expect(payment.recordPayment.outcome).toBe('PAID');
     const shipped = await orders.data<{ fulfillOrder: OrderView }>(`mutation { fulfillOrder(id: "${created.id}") { ${ORDER_FIELDS} } }`);
     expect(shipped.fulfillOrder.status).toBe('FULFILLED');
     await eventually(

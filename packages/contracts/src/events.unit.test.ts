@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OrderCreated, StockRejected, StockReserved } from './events.ts';
+import { OrderCreated, PaymentEvent, RefundRequested, StockRejected, StockReserved } from './events.ts';
 
 describe('event contract', () => {
   it('accepts the documented examples carrying exactly their fields', () => {
@@ -35,5 +35,35 @@ describe('event contract', () => {
     ['a quantity beyond 32 bits', { event: 'OrderCreated', order_id: 'A', items: [{ product_id: 1, quantity: 2 ** 31 }] }],
   ])('refuses %s', (_label, body) => {
     expect(OrderCreated.safeParse(body).success).toBe(false);
+  });
+});
+
+describe('payment contract', () => {
+  it('accepts the documented payment events and refuses a bad amount, currency or id', () => {
+    const succeeded = {
+      event: 'PaymentSucceeded',
+      payment_id: 'pay_8f2a',
+      order_id: 'ORD-12345',
+      amount_cents: 39_800,
+      currency: 'EUR',
+      occurred_at: '2026-11-27T09:34:10.000Z',
+    };
+    expect(PaymentEvent.parse(succeeded)).toEqual(succeeded);
+    expect(PaymentEvent.parse({ event: 'PaymentFailed', payment_id: 'p', order_id: 'O', reason: 'card declined' }).event).toBe(
+      'PaymentFailed',
+    );
+    for (const bad of [{ amount_cents: -1 }, { amount_cents: 1.5 }, { currency: 'eur' }, { currency: 'EURO' }, { payment_id: '' }]) {
+      expect(PaymentEvent.safeParse({ ...succeeded, ...bad }).success, JSON.stringify(bad)).toBe(false);
+    }
+    expect(RefundRequested.safeParse({ ...succeeded, event: 'RefundRequested', reason: 'the order is already paid' }).success).toBe(true);
+  });
+
+  it('keeps a StockReserved line price optional, so the seed contract still parses', () => {
+    const line = { product_id: 1, quantity: 2 };
+    expect(StockReserved.parse({ event: 'StockReserved', order_id: 'O', items: [line] }).items).toEqual([line]);
+    expect(
+      StockReserved.parse({ event: 'StockReserved', order_id: 'O', items: [{ ...line, unit_price_cents: 19_900 }] }).items[0]
+        ?.unit_price_cents,
+    ).toBe(19_900);
   });
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXCHANGES, ROUTING_KEYS, StockRejected } from '@stockflow/contracts';
+import { EXCHANGES, ROUTING_KEYS, StockRejected, StockReserved } from '@stockflow/contracts';
 import type { ReceivedMessage } from '@stockflow/testing';
 import { servicesUnavailable, startInventory, type InventoryHarness } from './harness.ts';
 
@@ -13,7 +13,7 @@ describe.skipIf(servicesUnavailable)('wire contract with other teams (raw AMQP)'
 
   const answerFor = async (orderId: string) => (await h.answersFor(orderId))[0] as ReceivedMessage;
 
-  it('answers the documented OrderCreated, with no extra fields, with exactly the documented StockReserved', async () => {
+  it('answers the documented OrderCreated, with no extra fields, with exactly the documented StockReserved, each line priced', async () => {
     const productId = await h.createProduct('CONTRACT-1', 10);
     const raw = `{"event": "OrderCreated", "order_id": "ORD-12345", "items": [{"product_id": ${productId}, "quantity": 2}]}`;
     await h.amqp.publish(EXCHANGES.orders, ROUTING_KEYS.orderCreated, raw);
@@ -27,7 +27,8 @@ describe.skipIf(servicesUnavailable)('wire contract with other teams (raw AMQP)'
     expect({ event: body.event, order_id: body.order_id, items: body.items }).toEqual({
       event: 'StockReserved',
       order_id: 'ORD-12345',
-      items: [{ product_id: productId, quantity: 2 }],
+      // The seed's fields, and the product's price at reservation (the harness prices at 999).
+      items: [{ product_id: productId, quantity: 2, unit_price_cents: 999 }],
     });
     // Only the extras the contract allows a producer to add.
     expect(Object.keys(body).sort()).toEqual(['event', 'event_id', 'items', 'occurred_at', 'order_id']);
@@ -86,6 +87,26 @@ describe.skipIf(servicesUnavailable)('wire contract with other teams (raw AMQP)'
     });
     const answer = await answerFor('ORD-EXTRA');
     expect(answer.routingKey).toBe('stock.reserved');
-    expect((answer.json as { items: unknown }).items).toEqual([{ product_id: productId, quantity: 1 }]);
+    expect((answer.json as { items: unknown }).items).toEqual([{ product_id: productId, quantity: 1, unit_price_cents: 999 }]);
+  });
+
+  it('prices each line at the price of the moment it is reserved, and leaves a line of a product without a price unpriced', async () => {
+    const priced = await h.createProduct('CONTRACT-PRICE', 10);
+    await h.gql.data(`mutation { updateProduct(id: "${priced}", input: {priceCents: 1250}) { id } }`);
+    const unpriced = await h.createProduct('CONTRACT-NO-PRICE', 10);
+    await h.gql.data(`mutation { updateProduct(id: "${unpriced}", input: {priceCents: null}) { id } }`);
+    await h.amqp.publish(EXCHANGES.orders, ROUTING_KEYS.orderCreated, {
+      event: 'OrderCreated',
+      order_id: 'ORD-PRICED',
+      items: [
+        { product_id: priced, quantity: 2 },
+        { product_id: unpriced, quantity: 1 },
+      ],
+    });
+    const answer = await answerFor('ORD-PRICED');
+    expect(StockReserved.parse(answer.json).items).toEqual([
+      { product_id: priced, quantity: 2, unit_price_cents: 1250 },
+      { product_id: unpriced, quantity: 1 },
+    ]);
   });
 });
