@@ -313,6 +313,11 @@ describe.skipIf(servicesUnavailable)('starting without authentication', () => {
       await expect(startOrdersService(loadOrdersConfig({ ...env, AUTH_JWT_SECRET: 'too-short' }), logger)).rejects.toThrow(
         /at least 32 characters/,
       );
+      // What a .env copied from an older .env.example holds.
+      const placeholder = 'change-me-to-a-long-random-secret-of-32-chars-or-more';
+      await expect(startOrdersService(loadOrdersConfig({ ...env, AUTH_JWT_SECRET: placeholder }), logger)).rejects.toThrow(
+        /AUTH_JWT_SECRET: is an example value.*openssl rand -base64 48/,
+      );
       const open = await startOrdersService(loadOrdersConfig({ ...env, AUTH_DISABLED: 'true' }), logger);
       try {
         const ready = (await (await fetch(`http://127.0.0.1:${open.port}/ready`)).json()) as { auth: string };
