@@ -6,10 +6,11 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { parseEnv } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { queues } from '@stockflow/contracts';
-import { createMetrics } from '@stockflow/platform';
+import { ConfigError, createAuthenticator, createMetrics, EXAMPLE_SECRETS } from '@stockflow/platform';
 import { repoRoot, runnableCommand } from '@stockflow/testing';
 import { registerOrdersMetrics } from '../../services/orders/src/metrics.ts';
 
@@ -91,7 +92,84 @@ describe('docker-compose.yml', () => {
     expect([...databases].sort()).toEqual(['stockflow_inventory', 'stockflow_orders']);
     expect(read('deploy/compose/initdb/10-inventory-database.sql')).toContain('CREATE DATABASE stockflow_inventory');
   });
+
+  it('does not come up from a copied .env.example: the secret and both passwords must be set, and reach the services', () => {
+    const copied = parseEnv(read('.env.example'));
+    const up = (env: Record<string, string | undefined>) =>
+      interpolate(parseYaml(read('docker-compose.yml'), { merge: true }), env) as typeof compose;
+    expect(() => up(copied)).toThrow(/required variable \w+ is missing a value: set \w+ in \.env/);
+    const secrets = { AUTH_JWT_SECRET: 'k'.repeat(48), POSTGRES_PASSWORD: 'pg-password', RABBITMQ_PASSWORD: 'mq-password' };
+    for (const variable of Object.keys(secrets)) {
+      expect(() => up({ ...copied, ...secrets, [variable]: '' })).toThrow(`${variable} is missing a value`);
+      expect(() => up({ ...secrets, [variable]: undefined })).toThrow(`${variable} is missing a value`);
+    }
+    const services = up({ ...copied, ...secrets }).services;
+    expect(services.postgres?.environment?.POSTGRES_PASSWORD).toBe('pg-password');
+    expect(services.rabbitmq?.environment?.RABBITMQ_DEFAULT_PASS).toBe('mq-password');
+    for (const service of Object.values(services).filter((s) => s.build)) {
+      expect(service.environment?.AUTH_JWT_SECRET).toBe(secrets.AUTH_JWT_SECRET);
+      expect(service.environment?.DATABASE_URL).toContain(':pg-password@postgres:5432/');
+      expect(service.environment?.AMQP_URL).toContain(':mq-password@rabbitmq:5672');
+    }
+  });
 });
+
+/**
+ * What `docker compose` does to every string of the file before using it: `$$` is a dollar sign,
+ * `${X:-default}` / `${X-default}` a default when X is unset (or, with `:`, empty), `${X:?message}`
+ * / `${X?message}` an error instead.
+ */
+function interpolate(value: unknown, env: Record<string, string | undefined>): unknown {
+  if (Array.isArray(value)) return value.map((v) => interpolate(v, env));
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env)]));
+  if (typeof value !== 'string') return value;
+  return value.replace(
+    /\$\$|\$\{(\w+)(?:(:?)([-?])([^}]*))?\}|\$(\w+)/g,
+    (match, braced?: string, colon?: string, op?: string, arg?: string, bare?: string) => {
+      if (match === '$$') return '$';
+      const name = (braced ?? bare) as string;
+      const current = env[name];
+      const missing = current === undefined || (colon === ':' && current === '');
+      if (op === '-' && missing) return arg as string;
+      if (op === '?' && missing) throw new Error(`required variable ${name} is missing a value: ${arg}`);
+      return current ?? '';
+    },
+  );
+}
+
+describe('example secrets', () => {
+  // Every AUTH_JWT_SECRET (or its Kubernetes key) the repository shows outside the tests.
+  const files = ['README.md', '.env.example', 'docker-compose.yml', 'Dockerfile', ...listed('docs'), ...listed('deploy')];
+  const shown = files.flatMap((file) =>
+    [...read(file).matchAll(/(?:AUTH_JWT_SECRET|auth-jwt-secret)["']?[ \t]*[=:][ \t]*["']?([^\s"'`]+)/g)].map((m) => ({
+      file,
+      value: m[1] as string,
+    })),
+  );
+  const k8sExample = (parseYaml(read('deploy/k8s/secret.example.yaml')) as { stringData: Record<string, string> }).stringData[
+    'auth-jwt-secret'
+  ];
+
+  it('are each refused by the services, the exact values being listed', () => {
+    expect(shown.map((s) => s.value)).toContain(k8sExample);
+    for (const { file, value } of shown.filter((s) => !s.value.startsWith('$'))) {
+      expect(() => createAuthenticator({ AUTH_JWT_SECRET: value, AUTH_DISABLED: 'false' }), `${file}: ${value}`).toThrow(ConfigError);
+      // Long enough to pass the length check: refused for being an example, whatever its wording.
+      if (value.length >= 32) expect(EXAMPLE_SECRETS, `${file}: ${value}`).toContain(value);
+    }
+  });
+
+  it('are not shipped in .env.example, which is copied to .env as it is', () => {
+    expect(parseEnv(read('.env.example')).AUTH_JWT_SECRET).toBe('');
+  });
+});
+
+/** Every text file under a directory of the repository, as paths from its root. */
+function listed(dir: string): string[] {
+  return readdirSync(path.join(repoRoot, dir), { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile() && /\.(md|ya?ml|json|sql|conf|txt)$/.test(entry.name))
+    .map((entry) => path.relative(repoRoot, path.join(entry.parentPath, entry.name)));
+}
 
 describe('Kubernetes manifests', async () => {
   const models = await import('kubernetes-models');

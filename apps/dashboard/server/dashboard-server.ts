@@ -4,19 +4,27 @@
  * services' /ready and /metrics, and the Black-Friday rehearsal (the load generator) run on
  * request. The embedded `npm start` runs it beside the services; `npm run start:dashboard` runs
  * it alone in front of a distributed platform.
+ *
+ * What changes state here follows the GraphQL APIs' rules: with authentication on, the services
+ * judge the proxied requests by their token and the rehearsal needs an admin's; with it off,
+ * anyone who reaches the port has full access, so only the dashboard's own page is answered (no
+ * other site's page may drive it from a visitor's browser).
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
-import { metricSamples, metricSum, type Logger } from '@stockflow/platform';
+import { isAdmin, metricSamples, metricSum, UnauthenticatedError, type Authenticator, type Logger } from '@stockflow/platform';
 import { runLoad, type LoadReport, type Progress } from '../../../tools/src/load.ts';
 
 export interface DashboardOptions {
   port: number;
+  /** Loopback unless said otherwise. */
   host?: string;
+  /** Verifies bearer tokens as the services do (the same settings). */
+  auth: Authenticator;
   /** Where the services listen, e.g. http://127.0.0.1:8001 (without /graphql). */
   ordersUrl: string;
   inventoryUrl: string;
@@ -27,6 +35,8 @@ export interface DashboardOptions {
 
 export interface RunningDashboard {
   port: number;
+  /** The address it is bound to, e.g. 127.0.0.1. */
+  address: string;
   close(): Promise<void>;
 }
 
@@ -50,6 +60,30 @@ const RehearsalRequest = z.object({
   orders: z.number().int().min(1).max(20_000).default(500),
   rate: z.number().int().min(1).max(5_000).default(100),
 });
+
+/**
+ * Whether a browser sent the request from this dashboard's own page. Browsers say which site a
+ * request comes from (Sec-Fetch-Site, or only Origin in older ones) and no page can forge either;
+ * a request with neither comes from no browser, so from no other site's page.
+ */
+function fromOwnPage(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined) return site === 'same-origin';
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+/** An HTML form can send only form-encoded, multipart or text/plain bodies: a JSON one comes from a script. */
+const isJsonRequest = (req: IncomingMessage) => /^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '');
+
+/** The page is on this origin: no other site's page is let read an answer, whatever a service would allow. */
+const withoutCors = (headers: IncomingHttpHeaders) =>
+  Object.fromEntries(Object.entries(headers).filter(([name]) => !name.startsWith('access-control-')));
 
 interface Rehearsal {
   startedAt: string;
@@ -78,7 +112,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   const proxy = (req: IncomingMessage, res: ServerResponse, target: URL) => {
     const headers = { ...req.headers, host: target.host };
     const upstreamRequest = httpRequest(target, { method: req.method, headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      res.writeHead(answer.statusCode ?? 502, withoutCors(answer.headers));
       answer.pipe(res);
     });
     upstreamRequest.on('error', (error) => {
@@ -143,7 +177,26 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     return Buffer.concat(chunks).toString('utf8');
   };
 
+  /** Why a rehearsal may not be started by this request, if it may not: the GraphQL APIs' rules, and a JSON body. */
+  const rehearsalRefusal = async (req: IncomingMessage): Promise<{ status: number; error: string } | undefined> => {
+    if (options.auth.mode === 'jwt') {
+      try {
+        if (!isAdmin(await options.auth.authenticate(req.headers.authorization)))
+          return { status: 403, error: 'only an admin may start a rehearsal' };
+      } catch (error) {
+        if (error instanceof UnauthenticatedError) return { status: 401, error: error.message };
+        throw error;
+      }
+    } else if (!fromOwnPage(req)) {
+      return { status: 403, error: "authentication is off: only the dashboard's own page may start a rehearsal" };
+    }
+    if (!isJsonRequest(req)) return { status: 415, error: 'the body must be JSON (content-type: application/json)' };
+    return undefined;
+  };
+
   const startRehearsal = async (req: IncomingMessage, res: ServerResponse) => {
+    const refusal = await rehearsalRefusal(req);
+    if (refusal) return json(res, refusal.status, { error: refusal.error });
     if (rehearsal?.running) return json(res, 409, { error: 'a rehearsal is already running' });
     let params: z.infer<typeof RehearsalRequest>;
     try {
@@ -226,8 +279,18 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   const server = createServer((req, res) => {
     const urlPath = (req.url ?? '/').split('?')[0] ?? '/';
     const handled = (async () => {
-      if (urlPath === '/api/orders/graphql') return proxy(req, res, upstream.orders);
-      if (urlPath === '/api/inventory/graphql') return proxy(req, res, upstream.inventory);
+      const api =
+        urlPath === '/api/orders/graphql' ? upstream.orders : urlPath === '/api/inventory/graphql' ? upstream.inventory : undefined;
+      if (api) {
+        // With authentication off a request needs nothing but to arrive; a token is what no other site's page has.
+        if (options.auth.mode === 'disabled' && req.method !== 'GET' && req.method !== 'HEAD' && !fromOwnPage(req))
+          return json(res, 403, {
+            errors: [
+              { message: "authentication is off: only the dashboard's own page may use its APIs", extensions: { code: 'FORBIDDEN' } },
+            ],
+          });
+        return proxy(req, res, api);
+      }
       if (urlPath === '/api/status' && req.method === 'GET') return json(res, 200, await status());
       if (urlPath === '/api/rehearsal' && req.method === 'POST') return startRehearsal(req, res);
       if (urlPath === '/api/rehearsal' && req.method === 'GET') return json(res, 200, rehearsal ?? { running: false });
@@ -242,10 +305,12 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host ?? '0.0.0.0', () => resolve());
+    server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
   });
+  const { port, address } = server.address() as AddressInfo;
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
+    address,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -1,6 +1,6 @@
 /** `npm run start:dashboard`: the operations dashboard alone, in front of a distributed platform. */
 import { z } from 'zod';
-import { createLogger, env, loadConfig } from '@stockflow/platform';
+import { createAuthenticator, createLogger, env, loadConfig, serviceConfigShape } from '@stockflow/platform';
 import { startDashboard } from './dashboard-server.ts';
 
 const DashboardConfigSchema = z.object({
@@ -9,13 +9,21 @@ const DashboardConfigSchema = z.object({
   ORDERS_URL: env.url(['http', 'https']).default('http://127.0.0.1:8001'),
   INVENTORY_URL: env.url(['http', 'https']).default('http://127.0.0.1:8000'),
   LOG_LEVEL: env.logLevel(),
+  // The services' authentication settings: the rehearsal needs an admin's token as they would.
+  AUTH_JWT_SECRET: serviceConfigShape.AUTH_JWT_SECRET,
+  AUTH_JWKS_URL: serviceConfigShape.AUTH_JWKS_URL,
+  AUTH_JWT_ISSUER: serviceConfigShape.AUTH_JWT_ISSUER,
+  AUTH_JWT_AUDIENCE: serviceConfigShape.AUTH_JWT_AUDIENCE,
+  AUTH_DISABLED: serviceConfigShape.AUTH_DISABLED,
 });
 
 try {
   const config = loadConfig(DashboardConfigSchema);
+  const auth = createAuthenticator(config);
   const dashboard = await startDashboard({
     port: config.PORT,
     host: config.HOST,
+    auth,
     ordersUrl: config.ORDERS_URL,
     inventoryUrl: config.INVENTORY_URL,
     logger: createLogger({ name: 'dashboard', level: config.LOG_LEVEL }),
@@ -23,6 +31,8 @@ try {
   console.log(
     `Stockflow dashboard on http://localhost:${dashboard.port}/ (Order Service ${config.ORDERS_URL}, Inventory ${config.INVENTORY_URL})`,
   );
+  if (auth.mode === 'disabled' && !/^(127\.|::1$|localhost$)/.test(dashboard.address))
+    console.warn(`WARNING: listening on ${dashboard.address} with authentication OFF: anyone who can reach it may start a rehearsal.`);
   const stop = () => void dashboard.close().then(() => process.exit(0));
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

@@ -6,6 +6,8 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -124,5 +126,47 @@ describe.skipIf(chromiumMissing).each(['embedded', 'distributed'] as const)('ope
       .poll(() => page.locator('section[aria-labelledby="rehearsal-title"]').textContent(), { timeout: 60_000, interval: 500 })
       .toMatch(/60 accepted .* audit passed/);
     await expect.poll(() => page.locator('[data-count="CONFIRMED"]').textContent()).not.toBe('0');
+  });
+
+  it.skipIf(skip)('lets a page of another site neither start a rehearsal nor change stock, by form or by script', async () => {
+    const dashboard = `http://127.0.0.1:${platform.dashboard.port}`;
+    // Another origin (another port) whose page posts a JSON-looking text/plain form, the classic
+    // way round a JSON API, and a form-encoded GraphQL mutation.
+    const forms = {
+      rehearsal: `<form method="post" action="${dashboard}/api/rehearsal" enctype="text/plain"><input name='{"orders":1,"rate":1,"x":"' value='"}'></form>`,
+      mutation: `<form method="post" action="${dashboard}/api/inventory/graphql"><input name="query" value='mutation { createProduct(input: { sku: "FORGED-1", name: "forged", initialStock: 5 }) { id } }'></form>`,
+    };
+    const attacker = createServer((req, res) => {
+      const form = forms[(req.url ?? '').slice(1) as keyof typeof forms] ?? '';
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<!doctype html><body>${form}<script>document.forms[0]?.submit()</script></body>`);
+    });
+    await new Promise<void>((resolve) => attacker.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => attacker.close(resolve)));
+    const site = `http://127.0.0.1:${(attacker.address() as AddressInfo).port}`;
+    const lastRehearsal = async () => ((await (await fetch(`${dashboard}/api/rehearsal`)).json()) as { startedAt?: string }).startedAt;
+    const forged = async () =>
+      (await platform.inventory.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM products WHERE sku = 'FORGED-1'`)).rows[0]?.n;
+    const before = await lastRehearsal();
+
+    const other = await browser.newPage();
+    for (const name of ['rehearsal', 'mutation']) {
+      await other.goto(`${site}/${name}`);
+      await other.waitForURL((url) => url.origin === dashboard);
+    }
+    await other.goto(`${site}/`);
+    const scripted = await other.evaluate(
+      (url) =>
+        fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"orders":1,"rate":1}' }).then(
+          (r) => r.status,
+          () => 'blocked by the browser',
+        ),
+      `${dashboard}/api/rehearsal`,
+    );
+    await other.close();
+
+    expect(scripted).toBe('blocked by the browser');
+    expect(await lastRehearsal()).toBe(before);
+    expect(await forged()).toBe(0);
   });
 });

@@ -1,5 +1,5 @@
 /** `npm start`: the whole platform in one process (embedded unless RabbitMQ and PostgreSQL are configured). */
-import { startPlatform } from './platform.ts';
+import { exposureWarning, startPlatform } from './platform.ts';
 
 try {
   const platform = await startPlatform();
@@ -15,6 +15,8 @@ try {
   );
   if (platform.mode === 'embedded') line('Data', `${process.env.DATA_DIR ?? '.data'} (delete it to start afresh)`);
   console.log('  Stop with Ctrl+C.\n');
+  const warning = exposureWarning(platform);
+  if (warning) console.warn(`  WARNING: ${warning}\n`);
   let stopping = false;
   const stop = () => {
     if (stopping) return;

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { queues } from '@stockflow/contracts';
 import {
   ConfigError,
+  createAuthenticator,
   createInProcessTransport,
   createLogger,
   createPgliteDatabase,
@@ -22,6 +23,9 @@ import { startOrdersService } from '../../../services/orders/src/service.ts';
 /** Options of `npm start`; each service's own options (see README) apply to both. */
 export const PlatformConfigSchema = z.object({
   LOG_LEVEL: env.logLevel(),
+  // Loopback unless told: the embedded mode runs without authentication unless it is configured.
+  // Both services and the dashboard listen on it (a service run alone keeps its own default).
+  HOST: z.string().min(1).default('127.0.0.1'),
   DATA_DIR: z.string().min(1).default('.data'),
   INVENTORY_PORT: env.port(8000),
   ORDERS_PORT: env.port(8001),
@@ -36,10 +40,20 @@ export type PlatformConfig = z.infer<typeof PlatformConfigSchema>;
 
 export interface RunningPlatform {
   mode: 'embedded' | 'distributed';
+  /** The interface every listener is bound to (HOST). */
+  host: string;
   inventory: RunningService;
   orders: RunningService;
   dashboard: RunningDashboard;
   close(): Promise<void>;
+}
+
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
+
+/** What `npm start` warns of: listening beyond loopback while every request has full access. */
+export function exposureWarning(platform: Pick<RunningPlatform, 'host' | 'inventory' | 'orders'>): string | undefined {
+  if (isLoopback(platform.host) || (platform.inventory.auth === 'jwt' && platform.orders.auth === 'jwt')) return undefined;
+  return `listening on ${platform.host} with authentication OFF: anyone who can reach this machine on these ports can change stock, cancel orders and replay dead letters. Set AUTH_JWT_SECRET (README, "Authentication"), or leave HOST unset to listen on loopback only.`;
 }
 
 /**
@@ -58,6 +72,7 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
   const mode = external.every(Boolean) ? 'distributed' : 'embedded';
   const serviceEnv = (port: number, databaseUrl: string | undefined) => ({
     ...source,
+    HOST: config.HOST,
     PORT: String(port),
     DATABASE_URL: databaseUrl,
     AMQP_URL: config.AMQP_URL,
@@ -92,15 +107,23 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
     if (rows[0]?.n === 0) await catalogRepository(inventory.db).seed(SAMPLE_CATALOG);
   }
 
+  // Where the services are reached from here: the interface they are bound to, or loopback when
+  // they are bound to every interface.
+  const reachable =
+    config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
   const dashboard = await startDashboard({
     port: config.DASHBOARD_PORT,
-    ordersUrl: `http://127.0.0.1:${orders.port}`,
-    inventoryUrl: `http://127.0.0.1:${inventory.port}`,
+    host: config.HOST,
+    // The services' own settings, so the rehearsal asks for the token they would.
+    auth: createAuthenticator(inventoryConfig, { optional: mode === 'embedded' }),
+    ordersUrl: `http://${reachable}:${orders.port}`,
+    inventoryUrl: `http://${reachable}:${inventory.port}`,
     logger: createLogger({ name: 'dashboard', level: config.LOG_LEVEL }),
   });
 
   return {
     mode,
+    host: config.HOST,
     inventory,
     orders,
     dashboard,

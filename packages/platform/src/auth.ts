@@ -45,6 +45,18 @@ const TOKEN_CACHE_SIZE = 10_000;
 const HS256_MIN_SECRET_LENGTH = 32;
 
 /**
+ * The example secrets this repository ships or has shipped (.env.example, the Kubernetes example
+ * Secret): anyone who has read them could sign an admin token for a service that runs with one.
+ * tools/src/deploy.unit.test.ts checks that every secret the repository's files show is here.
+ */
+export const EXAMPLE_SECRETS: readonly string[] = [
+  'change-me-to-a-long-random-secret-of-32-chars-or-more',
+  'replace-with-a-random-secret-of-at-least-32-characters',
+];
+/** What marks a placeholder whichever example it was copied from. */
+const PLACEHOLDER = /change-?me|replace-?(with|me)|placeholder/i;
+
+/**
  * The authenticator a service runs with. Tokens are JWTs: HS256 with AUTH_JWT_SECRET, or signed by
  * a key from AUTH_JWKS_URL; `sub` names the user and `role` is `admin` or `customer`. With neither
  * configured a service refuses to start, unless AUTH_DISABLED=true says so explicitly, or the
@@ -62,6 +74,11 @@ export function createAuthenticator(settings: AuthSettings, options: { optional?
   } else if (settings.AUTH_JWT_SECRET) {
     if (settings.AUTH_JWT_SECRET.length < HS256_MIN_SECRET_LENGTH) {
       throw new ConfigError(`Invalid configuration:\n  AUTH_JWT_SECRET: must be at least ${HS256_MIN_SECRET_LENGTH} characters`);
+    }
+    if (EXAMPLE_SECRETS.includes(settings.AUTH_JWT_SECRET.trim()) || PLACEHOLDER.test(settings.AUTH_JWT_SECRET)) {
+      throw new ConfigError(
+        'Invalid configuration:\n  AUTH_JWT_SECRET: is an example value, which anyone can sign tokens with: set a random one, e.g. the output of `openssl rand -base64 48`',
+      );
     }
     key = new TextEncoder().encode(settings.AUTH_JWT_SECRET);
     algorithms = ['HS256'];

@@ -2,7 +2,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAuthenticator, signToken } from './auth.ts';
+import { createAuthenticator, EXAMPLE_SECRETS, signToken } from './auth.ts';
+import { ConfigError } from './errors.ts';
 
 describe('authenticator', () => {
   const secret = 'a-unit-test-secret-of-at-least-32-chars';
@@ -36,6 +37,24 @@ describe('authenticator', () => {
     expect(() => createAuthenticator({ AUTH_JWT_SECRET: secret, AUTH_JWKS_URL: 'https://x/jwks', AUTH_DISABLED: 'false' })).toThrow(
       /not both/,
     );
+  });
+
+  it('refuses an example secret, exactly as shipped or any placeholder, and says how to make one', () => {
+    const refused = (secret: string) => () => createAuthenticator({ AUTH_JWT_SECRET: secret, AUTH_DISABLED: 'false' });
+    for (const secret of [
+      ...EXAMPLE_SECRETS,
+      // What .env.example shipped until it shipped none: still in .env files copied from it.
+      'change-me-to-a-long-random-secret-of-32-chars-or-more',
+      `${EXAMPLE_SECRETS[0]}\r`,
+      'please-CHANGE-ME-this-is-not-a-secret-at-all',
+      'changeme-changeme-changeme-changeme',
+      'replace-me-with-something-random-and-long-enough',
+      'placeholder-secret-for-the-staging-environment',
+    ]) {
+      expect(refused(secret), secret).toThrow(/AUTH_JWT_SECRET: is an example value.*openssl rand/);
+      expect(refused(secret)).toThrow(ConfigError);
+    }
+    expect(refused(secret)).not.toThrow();
   });
 
   describe('with keys from a JWKS URL', () => {

@@ -16,7 +16,8 @@ export function loadConfig<S extends z.ZodObject>(schema: S, source: NodeJS.Proc
     const variable = issue.path.join('.');
     const value = env[variable];
     const text = value === undefined ? undefined : withoutPasswords(value);
-    const shown = text === undefined ? 'unset' : `"${text.length > 60 ? `${text.slice(0, 60)}…` : text}"`;
+    let shown = text === undefined ? 'unset' : `"${text.length > 60 ? `${text.slice(0, 60)}…` : text}"`;
+    if (value !== undefined && SECRET_NAME.test(variable)) shown = 'set';
     return `  ${variable} (${shown}): ${value === undefined ? 'is required' : issue.message}`;
   });
   return fail(`Invalid configuration:\n${problems.join('\n')}`);
@@ -47,15 +48,33 @@ function withSecretFiles(schema: z.ZodObject, source: NodeJS.ProcessEnv): NodeJS
  */
 export const splitUrlList = (value: string): string[] => value.split(/,(?=\s*[a-z][a-z0-9+.-]*:\/\/)/i).map((u) => u.trim());
 
-/** Every URL's password masked (up to the last `@` before its host), so a config error never prints one. */
-const withoutPasswords = (value: string) =>
-  splitUrlList(value)
-    .map((u) => u.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):.*@/i, '$1:***@'))
-    .join(',');
+/** Variables whose value is shown in no error, whatever their schema. */
+const SECRET_NAME = /SECRET|PASSWORD|TOKEN|PRIVATE_KEY/i;
+
+/** Every URL's password masked, so a config error never prints one. */
+const withoutPasswords = (value: string) => splitUrlList(value).map(withoutPassword).join(',');
+
+/**
+ * Masks by position, not by parsing: the value being shown is often one that does not parse.
+ * Everything from the first `:` after the scheme (or the start, when it has none) to the last
+ * `@` goes, or, without an `@` in a URL that does not parse, to the end of the host part (which
+ * may then be `user:password` with the host left out); and any `password=` parameter.
+ */
+function withoutPassword(url: string): string {
+  const start = url.includes('://') ? url.indexOf('://') + 3 : 0;
+  const at = url.lastIndexOf('@');
+  let end = at;
+  if (at < start) end = start > 0 && !URL.canParse(url) ? start + (/^[^/?#]*/.exec(url.slice(start))?.[0].length ?? 0) : -1;
+  const colon = url.indexOf(':', start);
+  const masked = end >= 0 && colon >= 0 && colon < end ? `${url.slice(0, colon)}:***${url.slice(end)}` : url;
+  return masked.replace(/(password=)[^&#]*/gi, '$1***');
+}
 
 function fail(message: string): never {
   throw new ConfigError(message);
 }
+
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
 
 /** Building blocks for config schemas, so every service reads the same variables the same way. */
 export const env = {
@@ -104,19 +123,29 @@ export const env = {
         });
       }
     }),
+  /** An https URL; http only to this machine, where nothing on the way could change what it returns. */
+  httpsUrl: () =>
+    z.string().refine((value) => {
+      try {
+        const u = new URL(value);
+        return u.protocol === 'https:' || (u.protocol === 'http:' && LOOPBACK_HOSTS.includes(u.hostname));
+      } catch {
+        return false;
+      }
+    }, 'must be an https:// URL (http:// only for localhost, 127.0.0.1 or [::1])'),
   logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   nodeEnv: () => z.enum(['development', 'production', 'test']).default('development'),
 };
 
 /** A URL (or a comma-separated list) fit for logs and error messages: scheme, host, port and path, never credentials. */
 export function safeUrl(url: string): string {
-  if (url.includes(','))
-    return url
-      .split(',')
-      .map((u) => safeUrl(u.trim()))
-      .join(',');
+  const urls = splitUrlList(url);
+  if (urls.length > 1) return urls.map(safeUrl).join(',');
   try {
     const u = new URL(url);
+    // An @ after the host: a password with an unencoded / ? or # ended the host early, so what
+    // parsed as host, port and path holds part of it.
+    if ((u.pathname + u.search + u.hash).includes('@')) return `${u.protocol}//(a URL whose password is not URL-encoded)`;
     return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
   } catch {
     return '(unparseable URL)';
@@ -155,7 +184,7 @@ export const serviceConfigShape = {
   BREAKER_OPEN_MS: env.positiveInt(1_000),
   BREAKER_MAX_OPEN_MS: env.positiveInt(10_000),
   AUTH_JWT_SECRET: z.string().optional(),
-  AUTH_JWKS_URL: env.url(['https', 'http']).optional(),
+  AUTH_JWKS_URL: env.httpsUrl().optional(),
   AUTH_JWT_ISSUER: z.string().min(1).optional(),
   AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
   AUTH_DISABLED: z.enum(['true', 'false']).default('false'),

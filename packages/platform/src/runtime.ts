@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { QueueSpec } from '@stockflow/contracts';
 import { createAuthenticator, type Authenticator } from './auth.ts';
 import { ConfigError, AppError } from './errors.ts';
@@ -49,6 +50,8 @@ export interface ServiceRuntime {
 export interface RunningService {
   name: string;
   port: number;
+  /** The address its HTTP server is bound to, e.g. 127.0.0.1 or 0.0.0.0. */
+  address: string;
   /** 'jwt' when GraphQL requests need a token, 'disabled' when they all have full access. */
   auth: Authenticator['mode'];
   db: Database;
@@ -171,6 +174,7 @@ export async function runService(options: {
   return {
     name,
     port: http.port,
+    address: (http.server.address() as AddressInfo).address,
     auth: auth.mode,
     db: rawDb,
     transport,

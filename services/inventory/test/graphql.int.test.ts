@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPostgresDatabase } from '@stockflow/platform';
+import { eventually, testServers } from '@stockflow/testing';
 import { servicesUnavailable, startInventory, type InventoryHarness } from './harness.ts';
 
 describe.skipIf(servicesUnavailable)('Inventory GraphQL API', () => {
@@ -156,14 +158,39 @@ describe.skipIf(servicesUnavailable)('Inventory GraphQL API', () => {
     expect((await errorOf('mutation { updateProduct(id: "999999", input: {name: "x"}) { id } }')).code).toBe('NOT_FOUND');
   });
 
-  it('reports itself ready only while database and broker answer', async () => {
-    const res = await fetch(`http://127.0.0.1:${h.service.port}/ready`);
-    expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({
-      status: 'ready',
-      checks: { database: 'up', broker: 'up', 'database circuit': 'up', 'broker circuit': 'up' },
-      auth: 'DISABLED: every request has full access',
+  it('reports itself ready while its database answers, and not ready (503) while it does not', async () => {
+    const ready = async () => {
+      const res = await fetch(`http://127.0.0.1:${h.service.port}/ready`);
+      return { code: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const health = async () => (await fetch(`http://127.0.0.1:${h.service.port}/health`)).status;
+    expect(await ready()).toEqual({
+      code: 200,
+      body: {
+        status: 'ready',
+        checks: { database: 'up', broker: 'up', 'database circuit': 'up', 'broker circuit': 'up' },
+        auth: 'DISABLED: every request has full access',
+      },
     });
-    expect((await fetch(`http://127.0.0.1:${h.service.port}/health`)).status).toBe(200);
+    expect(await health()).toBe(200);
+
+    // The service's own database stops answering it: no new connection is allowed, the open ones are ended.
+    const admin = createPostgresDatabase({ url: testServers.postgresAdminUrl, poolSize: 1, applicationName: 'ready-test' });
+    const allowConnections = (allow: boolean) => admin.query(`ALTER DATABASE "${h.database.name}" ALLOW_CONNECTIONS ${allow}`);
+    try {
+      await allowConnections(false);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [h.database.name]);
+      const down = await eventually(ready, (r) => r.code !== 200);
+      expect(down.code).toBe(503);
+      expect(down.body).toMatchObject({ status: 'not ready', checks: { database: 'down', broker: 'up' } });
+      // Alive all the same: restarting it would not bring the database back.
+      expect(await health()).toBe(200);
+    } finally {
+      await allowConnections(true);
+      await admin.close();
+    }
+    expect(await eventually(ready, (r) => r.code === 200 && (r.body as { status: string }).status === 'ready')).toMatchObject({
+      body: { checks: { database: 'up', 'database circuit': 'up' } },
+    });
   });
 });

@@ -170,10 +170,14 @@ async function writeDecisions(tx: Queryable, decisions: Decision[], answers: Out
        SELECT order_id, outcome, reason, event, routing_key
        FROM json_to_recordset($1::json) AS x(order_id text, outcome text, reason text, event json, routing_key text)
        ON CONFLICT (order_id) DO NOTHING
-       RETURNING 1
+       RETURNING order_id
      ), line AS (
+       -- Only the lines of orders recorded here: the held lines of an order another instance has
+       -- just decided are there already, and inserting them again would fail on their key
+       -- instead of as the conflict it is.
        SELECT ord, order_id, product_id, quantity
        FROM json_to_recordset($2::json) AS x(ord int, order_id text, product_id int, quantity int)
+       WHERE order_id IN (SELECT order_id FROM recorded)
      ), totals AS (
        SELECT product_id, sum(quantity)::int AS quantity FROM line GROUP BY product_id
      ), updated AS (

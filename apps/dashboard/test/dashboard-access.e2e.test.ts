@@ -1,0 +1,140 @@
+/**
+ * Who may change state through the dashboard server: with authentication off only its own page
+ * (no other site's page, through a visitor's browser), with it on what the token allows. Plain
+ * HTTP requests that carry the headers a browser would send; the embedded platform behind.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signToken } from '@stockflow/platform';
+import { startPlatform, type RunningPlatform } from '../../stockflow/src/platform.ts';
+
+const SECRET = 'a-dashboard-access-test-secret-of-32-characters';
+const EVIL = { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' };
+const JSON_BODY = { 'content-type': 'application/json' };
+/** As small as a rehearsal gets, so the test does not load the machine. */
+const REHEARSAL = JSON.stringify({ orders: 1, rate: 1 });
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+const send = (port: number, method: string, urlPath: string, headers: Record<string, string> = {}, body?: string) =>
+  new Promise<Answer>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path: urlPath, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+
+describe.each([
+  { auth: 'off', env: {} },
+  { auth: 'on', env: { AUTH_JWT_SECRET: SECRET } },
+])('dashboard server, authentication $auth', ({ auth, env }) => {
+  let platform: RunningPlatform;
+  let dir: string;
+  let port: number;
+  /** The headers the dashboard's own page sends from Chromium. */
+  let own: Record<string, string>;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'stockflow-dashboard-access-'));
+    platform = await startPlatform({
+      INVENTORY_PORT: '0',
+      ORDERS_PORT: '0',
+      DASHBOARD_PORT: '0',
+      LOG_LEVEL: 'silent',
+      SEED_SAMPLE_CATALOG: 'false',
+      DATA_DIR: dir,
+      ...env,
+    });
+    port = platform.dashboard.port;
+    own = { origin: `http://127.0.0.1:${port}`, 'sec-fetch-site': 'same-origin' };
+  });
+  afterAll(async () => {
+    await platform?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Starts a rehearsal with these headers and, once it is accepted, waits for it to end so nothing runs on at close. */
+  const rehearse = async (headers: Record<string, string>) => {
+    const answer = await send(port, 'POST', '/api/rehearsal', headers, REHEARSAL);
+    if (answer.status === 202) {
+      await expect
+        .poll(async () => (JSON.parse((await send(port, 'GET', '/api/rehearsal')).body) as { running: boolean }).running, {
+          timeout: 60_000,
+          interval: 250,
+        })
+        .toBe(false);
+    }
+    return answer;
+  };
+  const productsNamed = async (sku: string) =>
+    (await platform.inventory.db.query<{ n: number }>('SELECT count(*)::int AS n FROM products WHERE sku = $1', [sku])).rows[0]?.n;
+
+  it('answers no other site with CORS headers, through either proxied API', async () => {
+    for (const api of ['orders', 'inventory']) {
+      const preflight = await send(port, 'OPTIONS', `/api/${api}/graphql`, {
+        ...EVIL,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type, authorization',
+      });
+      expect(Object.keys(preflight.headers).filter((h) => h.startsWith('access-control-'))).toEqual([]);
+      const answer = await send(port, 'POST', `/api/${api}/graphql`, { ...EVIL, ...JSON_BODY }, '{"query":"{ __typename }"}');
+      expect(answer.headers['access-control-allow-origin']).toBeUndefined();
+    }
+  });
+
+  it('lets no cross-site form post change stock through the proxy', async () => {
+    const form = new URLSearchParams({
+      query: 'mutation { createProduct(input: { sku: "CSRF-1", name: "forged", initialStock: 5 }) { id } }',
+    });
+    const answer = await send(
+      port,
+      'POST',
+      '/api/inventory/graphql',
+      { ...EVIL, 'content-type': 'application/x-www-form-urlencoded' },
+      form.toString(),
+    );
+    // With authentication on the service refuses it for want of a token; with it off nothing else would.
+    if (auth === 'off') expect(answer.status).toBe(403);
+    expect(await productsNamed('CSRF-1')).toBe(0);
+  });
+
+  if (auth === 'off') {
+    it('refuses a rehearsal asked for by another site’s page', async () => {
+      expect((await rehearse({ ...EVIL, ...JSON_BODY })).status).toBe(403);
+      // A browser without Fetch Metadata still sends Origin.
+      expect((await rehearse({ origin: EVIL.origin, ...JSON_BODY })).status).toBe(403);
+      expect((await rehearse({ origin: 'null', ...JSON_BODY })).status).toBe(403);
+    });
+
+    it('refuses a rehearsal whose body is not JSON, which is all an HTML form can send', async () => {
+      expect((await rehearse({ 'content-type': 'application/x-www-form-urlencoded' })).status).toBe(415);
+      expect((await rehearse({ 'content-type': 'text/plain' })).status).toBe(415);
+      expect((await rehearse({ ...own, 'content-type': 'multipart/form-data; boundary=x' })).status).toBe(415);
+    });
+
+    it('starts a rehearsal for its own page', async () => {
+      expect((await rehearse({ ...own, ...JSON_BODY })).status).toBe(202);
+      expect((JSON.parse((await send(port, 'GET', '/api/rehearsal')).body) as { report: { accepted: number } }).report.accepted).toBe(1);
+    });
+  } else {
+    it('asks for a token to start a rehearsal, and an admin’s', async () => {
+      expect((await rehearse({ ...own, ...JSON_BODY })).status).toBe(401);
+      const customer = await signToken(SECRET, { sub: 'alice', role: 'customer' });
+      expect((await rehearse({ ...own, ...JSON_BODY, authorization: `Bearer ${customer}` })).status).toBe(403);
+      const admin = await signToken(SECRET, { sub: 'ops', role: 'admin' });
+      expect((await rehearse({ ...own, ...JSON_BODY, authorization: `Bearer ${admin}` })).status).toBe(202);
+      expect((JSON.parse((await send(port, 'GET', '/api/rehearsal')).body) as { report: { accepted: number } }).report.accepted).toBe(1);
+    });
+  }
+});

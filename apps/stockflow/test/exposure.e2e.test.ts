@@ -1,0 +1,73 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { networkInterfaces, tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exposureWarning, startPlatform, type RunningPlatform } from '../src/platform.ts';
+
+/** This machine's first address that is not loopback, if it has one. */
+const external = Object.values(networkInterfaces())
+  .flat()
+  .find((i) => i?.family === 'IPv4' && !i.internal)?.address;
+
+/** Resolves when a TCP connection to host:port is accepted, rejects with the socket's error otherwise. */
+const reach = (host: string, port: number) =>
+  new Promise<void>((resolve, reject) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once('error', reject);
+  });
+
+/** The embedded `npm start` is reachable from this machine only, unless HOST says otherwise. */
+describe('embedded platform exposure', () => {
+  let dir: string;
+  let platform: RunningPlatform | undefined;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'stockflow-exposure-'));
+  });
+  afterAll(async () => {
+    await platform?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const start = async (env: Record<string, string> = {}) => {
+    await platform?.close();
+    platform = await startPlatform({
+      INVENTORY_PORT: '0',
+      ORDERS_PORT: '0',
+      DASHBOARD_PORT: '0',
+      LOG_LEVEL: 'silent',
+      SEED_SAMPLE_CATALOG: 'false',
+      DATA_DIR: dir,
+      ...env,
+    });
+    return platform;
+  };
+  const listeners = (p: RunningPlatform) => [p.inventory, p.orders, p.dashboard].map(({ address, port }) => ({ address, port }));
+
+  it('listens on loopback only by default', async () => {
+    const p = await start();
+    expect(listeners(p).map((l) => l.address)).toEqual(['127.0.0.1', '127.0.0.1', '127.0.0.1']);
+    for (const { port } of listeners(p)) await reach('127.0.0.1', port);
+    expect(exposureWarning(p)).toBeUndefined();
+  });
+
+  it.skipIf(external === undefined)('refuses connections to the machine’s other addresses by default', async () => {
+    const p = platform ?? (await start());
+    for (const { port } of listeners(p)) await expect(reach(external as string, port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+
+  it('listens on every interface with HOST=0.0.0.0, and warns when authentication is off', async () => {
+    const p = await start({ HOST: '0.0.0.0' });
+    expect(listeners(p).map((l) => l.address)).toEqual(['0.0.0.0', '0.0.0.0', '0.0.0.0']);
+    for (const { port } of listeners(p)) await reach(external ?? '127.0.0.1', port);
+    // The dashboard still reaches the services behind it.
+    const status = (await (await fetch(`http://127.0.0.1:${p.dashboard.port}/api/status`)).json()) as { services: { ready: boolean }[] };
+    expect(status.services.map((s) => s.ready)).toEqual([true, true]);
+    expect(exposureWarning(p)).toMatch(/listening on 0\.0\.0\.0 with authentication OFF/);
+  });
+});
