@@ -1,0 +1,114 @@
+import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
+import { parse, specifiedRules, validate, type GraphQLError } from 'graphql';
+import { describe, expect, it } from 'vitest';
+import { serviceConfigShape } from '@stockflow/platform';
+import { auditBooks, auditQueries, type AuditedOrder, type AuditedProduct } from './audit.ts';
+import { sdlFiles } from './schemas.ts';
+
+type Payment = AuditedOrder['payments'][number];
+const payment = (paymentId: string, outcome: Payment['outcome'], amountCents: number | null = 1_000, currency: string | null = 'EUR') => ({
+  paymentId,
+  outcome,
+  amountCents: outcome === 'FAILED' ? null : amountCents,
+  currency: outcome === 'FAILED' ? null : currency,
+});
+const order = (id: string, status: AuditedOrder['status'], quantity: number, extra: Partial<AuditedOrder> = {}): AuditedOrder => ({
+  id,
+  status,
+  items: [{ productId: '1', quantity }],
+  totalCents: status === 'PENDING' ? null : 1_000,
+  currency: status === 'PENDING' ? null : 'EUR',
+  paidAt: null,
+  payments: [],
+  ...extra,
+});
+const PAID_AT = '2026-11-30T12:00:00.000Z';
+/** Product 1 received 100 units; reserved and sold as given, the rest available. */
+const product = (reserved: number, sold: number): AuditedProduct => ({
+  id: '1',
+  availableStock: 100 - reserved - sold,
+  reservedStock: reserved,
+  soldStock: sold,
+  movements: { totalCount: 1, nodes: [{ availableChange: 100 }] },
+});
+
+/** A shop's books after payments, every order as the lifecycle leaves it. */
+const books = (): AuditedOrder[] => [
+  order('ORD-confirmed', 'CONFIRMED', 1, { payments: [payment('p1', 'FAILED')] }),
+  order('ORD-paid', 'PAID', 2, { paidAt: PAID_AT, payments: [payment('p2', 'FAILED'), payment('p3', 'PAID')] }),
+  order('ORD-paid-twice', 'PAID', 1, { paidAt: PAID_AT, payments: [payment('p4', 'PAID'), payment('p5', 'REFUND_REQUESTED')] }),
+  order('ORD-shipped', 'FULFILLED', 4, { paidAt: PAID_AT, payments: [payment('p6', 'PAID')] }),
+  order('ORD-shipped-payments-off', 'FULFILLED', 1),
+  order('ORD-expired-paid-late', 'CANCELLED', 3, { payments: [payment('p7', 'REFUND_REQUESTED')] }),
+  order('ORD-cancelled-after-paying', 'CANCELLED', 2, { paidAt: PAID_AT, payments: [payment('p8', 'REFUND_REQUESTED')] }),
+];
+/** What inventory shows for those books: CONFIRMED and PAID hold 1 + 2 + 1, FULFILLED sold 4 + 1. */
+const balanced = () => [product(4, 5)];
+
+describe('audit of stock and money', () => {
+  it('passes books where each order holds, sells and keeps what its status says', () => {
+    const report = auditBooks(books(), balanced());
+    expect(report.problems).toEqual([]);
+    expect(report.orders).toEqual({ PENDING: 0, CONFIRMED: 1, PAID: 2, CANCELLED: 2, FULFILLED: 2 });
+    expect(report.payments).toEqual({ PAID: 3, FAILED: 2, REFUND_REQUESTED: 3 });
+  });
+
+  it('counts the units of PAID orders as held: reserved must cover them, not only those of CONFIRMED ones', () => {
+    expect(auditBooks(books(), [product(1, 5)]).problems).toEqual(['product 1: reserved 1, but its CONFIRMED and PAID orders hold 4']);
+  });
+
+  it('finds a PAID order whose payments do not add up to its total, or are in another currency', () => {
+    const short = books().map((o) => (o.id === 'ORD-paid' ? { ...o, payments: [payment('p3', 'PAID', 999)] } : o));
+    expect(auditBooks(short, balanced()).problems).toEqual([
+      '1 paid orders whose PAID payments do not add up to exactly their total (e.g. ORD-paid (PAID: 999 paid of 1000 EUR))',
+    ]);
+    const dollars = books().map((o) => (o.id === 'ORD-paid' ? { ...o, payments: [payment('p3', 'PAID', 1_000, 'USD')] } : o));
+    expect(auditBooks(dollars, balanced()).problems).toHaveLength(1);
+  });
+
+  it('finds a FULFILLED order that was paid but keeps no payment; one fulfilled with payments off needs none', () => {
+    const unpaid = books().map((o) => (o.id === 'ORD-shipped' ? { ...o, payments: [payment('p6', 'REFUND_REQUESTED')] } : o));
+    expect(auditBooks(unpaid, balanced()).problems).toEqual([
+      '1 paid orders whose PAID payments do not add up to exactly their total (e.g. ORD-shipped (FULFILLED: 0 paid of 1000 EUR))',
+    ]);
+  });
+
+  it('finds money kept by an order that did not go through: a CANCELLED order whose payment was not asked back', () => {
+    const kept = books().map((o) => (o.id === 'ORD-cancelled-after-paying' ? { ...o, payments: [payment('p8', 'PAID')] } : o));
+    expect(auditBooks(kept, balanced()).problems).toEqual([
+      '1 orders that did not go through yet keep a PAID payment (its money is neither earned nor asked back) (e.g. ORD-cancelled-after-paying (CANCELLED: p8))',
+    ]);
+    const confirmed = books().map((o) => (o.id === 'ORD-confirmed' ? { ...o, payments: [payment('p1', 'PAID')] } : o));
+    expect(auditBooks(confirmed, balanced()).problems).toHaveLength(1);
+  });
+
+  it('finds a refund request without an amount to give back', () => {
+    const blank = books().map((o) =>
+      o.id === 'ORD-expired-paid-late' ? { ...o, payments: [{ ...payment('p7', 'REFUND_REQUESTED'), amountCents: null }] } : o,
+    );
+    expect(auditBooks(blank, balanced()).problems).toEqual([
+      '1 refund requests without an amount to give back (e.g. p7 of ORD-expired-paid-late)',
+    ]);
+  });
+
+  it('finds a PAID order without paidAt', () => {
+    const noDate = books().map((o) => (o.id === 'ORD-paid' ? { ...o, paidAt: null } : o));
+    expect(auditBooks(noDate, balanced()).problems).toEqual(['1 PAID orders without paidAt (e.g. ORD-paid)']);
+  });
+
+  it.each(Object.entries(auditQueries))(
+    'reads its %s pages with a query the service accepts, within the default GRAPHQL_MAX_COST',
+    (field, query) => {
+      const schema = sdlFiles.find((f) => f.file.includes(field === 'orders' ? 'orders' : 'inventory'))?.schema;
+      if (!schema) throw new Error(`no schema for ${field}`);
+      const maxCost = serviceConfigShape.GRAPHQL_MAX_COST.parse(undefined);
+      const errors: GraphQLError[] = [];
+      const rule = costLimitRule({ maxCost, propagateOnRejection: false, onReject: [(_context, error) => errors.push(error)] });
+      // A later page (with a cursor) costs what the first does.
+      for (const text of [query(null), query('Yzo1MDA')]) {
+        expect(validate(schema, parse(text), [...specifiedRules, rule]).map((e) => e.message)).toEqual([]);
+      }
+      expect(errors.map((e) => e.message)).toEqual([]);
+    },
+  );
+});
