@@ -240,6 +240,33 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
     expect((await order(orders, id)).status).toBe('CANCELLED');
   });
 
+  it('counts the orders cancelled for want of payment, and not one cancelled by hand with a reason that reads alike', async () => {
+    const orders = await startOrders({ PAYMENT_HOLD_SECONDS: '600' });
+    const thing = await product(500, 5);
+    const [unpaid, withdrawn] = [
+      await place(orders, [{ productId: thing, quantity: 1 }]),
+      await place(orders, [{ productId: thing, quantity: 1 }]),
+    ];
+    await until(orders, unpaid, 'CONFIRMED');
+    await until(orders, withdrawn, 'CONFIRMED');
+    await orders.data(`mutation { cancelOrder(id: "${withdrawn}", reason: "Payment not received by the bank, says the customer") { id } }`);
+    // Its hold is brought forward rather than waited out: a hold short enough to wait for could run
+    // out on the other order too before it is cancelled by hand.
+    const db = new pg.Client({ connectionString: ordersDb.url });
+    await db.connect();
+    try {
+      await db.query(`UPDATE orders SET payment_due_at = now() WHERE id = $1`, [unpaid]);
+    } finally {
+      await db.end();
+    }
+    await until(orders, unpaid, 'CANCELLED');
+    const counts = await orders.data<{ expiredOrderCount: number; orderCounts: { status: string; count: number }[] }>(
+      '{ expiredOrderCount orderCounts { status count } }',
+    );
+    expect(counts.orderCounts.find((c) => c.status === 'CANCELLED')?.count).toBe(2);
+    expect(counts.expiredOrderCount).toBe(1);
+  });
+
   it('refunds the payment of a paid order that is cancelled, and releases its units', async () => {
     const orders = await startOrders({ PAYMENT_HOLD_SECONDS: '600' });
     const refunds = await amqp.listen(EXCHANGES.orders, ROUTING_KEYS.refundRequested);

@@ -257,6 +257,20 @@ export function ordersRepository(db: Database, effects: Effects) {
       return rows;
     },
 
+    /**
+     * How many orders the expiry sweep cancelled (of one customer, when given). Matched on the
+     * exact reason the sweep writes, which names the order's own due time: a reason typed into
+     * cancelOrder that merely reads alike is not counted.
+     */
+    async expiredCount(customerId: string | undefined): Promise<number> {
+      const { rows } = await db.query<{ count: number }>(
+        `SELECT count(*)::int AS count FROM orders o
+         WHERE status = 'CANCELLED' AND payment_due_at IS NOT NULL AND reason = ${EXPIRY_REASON} AND ($1::text IS NULL OR customer_id = $1)`,
+        [customerId ?? null],
+      );
+      return rows[0]?.count ?? 0;
+    },
+
     async list(filter: OrderFilter, page: { after: number | undefined; limit: number }): Promise<Page<Order>> {
       const params: unknown[] = [];
       const conditions: string[] = [];

@@ -19,7 +19,7 @@ import {
 import { PaymentSucceeded } from '@stockflow/contracts';
 import type { OrdersRepository, StatusChange } from '../db/orders.ts';
 import { ORDER_STATUSES, validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
-import { PAYMENT_OUTCOMES, type Payment } from '../domain/payment.ts';
+import type { PAYMENT_OUTCOMES, Payment } from '../domain/payment.ts';
 
 const MAX_RECONCILED_LISTED = 1_000;
 
@@ -195,6 +195,10 @@ builder.queryType({
         const counts = new Map((await ctx.orders.countsByStatus(ownCustomer(ctx.access))).map((c) => [c.status, c.count]));
         return ORDER_STATUSES.map((status) => ({ status, count: counts.get(status) ?? 0 }));
       },
+    }),
+    expiredOrderCount: t.int({
+      description: 'How many orders were cancelled because they were not paid by their paymentDueAt (a customer counts its own).',
+      resolve: (_root, _args, ctx) => ctx.orders.expiredCount(ownCustomer(ctx.access)),
     }),
     order: t.field({
       type: OrderRef,
