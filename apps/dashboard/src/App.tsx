@@ -3,15 +3,18 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import {
   ApiError,
+  expired,
   fetchRehearsal,
   fetchStatus,
   gql,
+  newPaymentId,
   ORDER_FIELDS,
   session,
   startRehearsal,
   subscribe,
   type Order,
   type OrderStatus,
+  type Payment,
   type Product,
   type RehearsalState,
   type Status,
@@ -21,11 +24,28 @@ const POLL_MS = 2_000;
 const RECENT = 15;
 /** Points of the throughput chart: the last five minutes at one point per poll. */
 const HISTORY = (5 * 60_000) / POLL_MS;
-const STATUSES: OrderStatus[] = ['PENDING', 'CONFIRMED', 'CANCELLED', 'FULFILLED'];
+const STATUSES: OrderStatus[] = ['PENDING', 'CONFIRMED', 'PAID', 'FULFILLED', 'CANCELLED'];
 
 const lowStock = (p: Product) => p.availableStock <= Math.max(5, Math.floor(0.1 * (p.availableStock + p.reservedStock + p.soldStock)));
 const message = (error: unknown) =>
   error instanceof ApiError && error.code ? `${error.message} (${error.code})` : (error as Error).message;
+const money = (cents: number, currency: string) => new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(cents / 100);
+const clock = (iso: string) => new Date(iso).toLocaleTimeString();
+
+/** Where an order stands with its payment; null where payment plays no part (not confirmed yet, or payments off). */
+function paymentState(o: Order): { text: string; tone: 'ok' | 'warn' | 'down' } | null {
+  const refund = o.payments.some((p) => p.outcome === 'REFUND_REQUESTED');
+  if (expired(o)) return { text: refund ? 'expired, late payment refunded' : 'expired', tone: 'down' };
+  if (o.status === 'CONFIRMED' && o.paymentDueAt) {
+    const last = o.payments.at(-1);
+    const failed = last?.outcome === 'FAILED' ? `; last attempt failed (${last.reason ?? 'no reason given'})` : '';
+    const unpayable = o.totalCents === null ? ': no total, a product had no price' : '';
+    return { text: `awaiting payment until ${clock(o.paymentDueAt)}${unpayable}${failed}`, tone: 'warn' };
+  }
+  if (o.status === 'CANCELLED' && refund) return { text: 'refund requested', tone: 'warn' };
+  if (o.paidAt) return { text: `paid ${clock(o.paidAt)}`, tone: 'ok' };
+  return null;
+}
 
 /** Runs `fn` now and every `ms`, while mounted. */
 function usePoll(fn: () => Promise<void>, ms: number, deps: unknown[]) {
@@ -177,25 +197,52 @@ function Catalog({ products, error }: { products: Product[]; error: string | nul
   );
 }
 
-function OrderActions({ order, onDone }: { order: Order; onDone: (error?: string) => void }) {
-  const act = async (mutation: 'cancelOrder' | 'fulfillOrder') => {
+/** `admin`: may fulfil and record payments (the Order Service lets only admins, or anyone with authentication off). */
+function OrderActions({ order, admin, onDone }: { order: Order; admin: boolean; onDone: (error?: string) => void }) {
+  const [busy, setBusy] = useState(false);
+  const act = async (run: () => Promise<string | undefined>) => {
+    setBusy(true);
     try {
-      await gql('orders', `mutation($id: ID!) { ${mutation}(id: $id) { id } }`, { id: order.id });
-      onDone();
+      onDone(await run());
     } catch (error) {
       onDone(message(error));
+    } finally {
+      setBusy(false);
     }
   };
+  const change = (mutation: 'cancelOrder' | 'fulfillOrder') =>
+    act(async () => {
+      await gql('orders', `mutation($id: ID!) { ${mutation}(id: $id) { id } }`, { id: order.id });
+      return undefined;
+    });
+  // The order's own total and currency: anything else would be refunded rather than pay it.
+  const pay = () =>
+    act(async () => {
+      const { recordPayment } = await gql<{ recordPayment: Payment }>(
+        'orders',
+        'mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { paymentId amountCents currency outcome reason } }',
+        { input: { orderId: order.id, paymentId: newPaymentId(), amountCents: order.totalCents, currency: order.currency } },
+      );
+      return recordPayment.outcome === 'PAID' ? undefined : `The payment was not kept, its refund is requested: ${recordPayment.reason}`;
+    });
+  const payable = order.status === 'CONFIRMED' && order.paymentDueAt !== null && order.totalCents !== null && order.currency !== null;
+  // Without a due time a CONFIRMED order was confirmed with payments off, so it ships unpaid.
+  const fulfillable = order.status === 'PAID' || (order.status === 'CONFIRMED' && order.paymentDueAt === null);
   return (
     <span className="actions">
-      {(order.status === 'PENDING' || order.status === 'CONFIRMED') && (
-        <button type="button" onClick={() => void act('cancelOrder')}>
-          Cancel
+      {admin && payable && (
+        <button type="button" disabled={busy} onClick={() => void pay()}>
+          Pay
         </button>
       )}
-      {order.status === 'CONFIRMED' && (
-        <button type="button" onClick={() => void act('fulfillOrder')}>
+      {admin && fulfillable && (
+        <button type="button" disabled={busy} onClick={() => void change('fulfillOrder')}>
           Fulfil
+        </button>
+      )}
+      {(order.status === 'PENDING' || order.status === 'CONFIRMED' || order.status === 'PAID') && (
+        <button type="button" disabled={busy} onClick={() => void change('cancelOrder')}>
+          Cancel
         </button>
       )}
     </span>
@@ -256,29 +303,58 @@ function PlaceOrder({ products, onPlaced }: { products: Product[]; onPlaced: (or
   );
 }
 
-function RecentOrders({ orders, placed, onChanged }: { orders: Order[]; placed: string | null; onChanged: () => void }) {
+function RecentOrders({
+  orders,
+  placed,
+  admin,
+  onChanged,
+}: {
+  orders: Order[];
+  placed: string | null;
+  admin: boolean;
+  onChanged: () => void;
+}) {
   const [error, setError] = useState<string | null>(null);
   return (
     <section aria-labelledby="recent-title">
       <h2 id="recent-title">Recent orders</h2>
       {error && <p role="alert">{error}</p>}
       <ol className="orders" aria-live="polite">
-        {orders.map((o) => (
-          <li key={o.id} className={o.id === placed ? 'placed' : undefined} data-order={o.id}>
-            <span className={`status ${o.status.toLowerCase()}`} data-field="status">
-              {o.status}
-            </span>{' '}
-            <code>{o.id.slice(0, 12)}…</code> {o.customerId}: {o.items.map((i) => `${i.quantity} × #${i.productId}`).join(', ')}
-            {o.reason && <span className="muted"> ({o.reason})</span>}{' '}
-            <OrderActions
-              order={o}
-              onDone={(err) => {
-                setError(err ?? null);
-                onChanged();
-              }}
-            />
-          </li>
-        ))}
+        {orders.map((o) => {
+          const payment = paymentState(o);
+          return (
+            <li key={o.id} className={o.id === placed ? 'placed' : undefined} data-order={o.id}>
+              <span className={`status ${o.status.toLowerCase()}`} data-field="status">
+                {o.status}
+              </span>{' '}
+              <code>{o.id.slice(0, 12)}…</code> {o.customerId}: {o.items.map((i) => `${i.quantity} × #${i.productId}`).join(', ')}
+              {o.totalCents !== null && o.currency && (
+                <>
+                  {' '}
+                  · <span data-field="total">{money(o.totalCents, o.currency)}</span>
+                </>
+              )}
+              {payment && (
+                <>
+                  {' '}
+                  ·{' '}
+                  <span className={payment.tone} data-field="payment" title={o.paymentDueAt ?? undefined}>
+                    {payment.text}
+                  </span>
+                </>
+              )}
+              {o.reason && <span className="muted"> ({o.reason})</span>}{' '}
+              <OrderActions
+                order={o}
+                admin={admin}
+                onDone={(err) => {
+                  setError(err ?? null);
+                  onChanged();
+                }}
+              />
+            </li>
+          );
+        })}
       </ol>
     </section>
   );
@@ -336,6 +412,7 @@ export function App() {
   const [, setSession] = useState(0);
   const [status, setStatus] = useState<Status | null>(null);
   const [counts, setCounts] = useState<Record<OrderStatus, number> | null>(null);
+  const [expiredCount, setExpiredCount] = useState<number | null>(null);
   const [products, setProducts] = useState<Product[]>([]);
   const [catalogError, setCatalogError] = useState<string | null>(null);
   const [recent, setRecent] = useState<Order[]>([]);
@@ -345,7 +422,10 @@ export function App() {
   const last = useRef<Status | null>(null);
   const signedIn = status?.auth !== 'jwt' || session.identity !== null;
   const identity = session.identity;
+  const admin = status?.auth !== 'jwt' || identity?.role === 'admin';
   const sessionKey = session.token ?? '';
+  // The Order Service does not say whether it takes payments; an order with a due time, or one paid or expired, shows it does.
+  const paymentsOn = recent.some((o) => o.paymentDueAt !== null) || (counts?.PAID ?? 0) > 0 || (expiredCount ?? 0) > 0;
 
   usePoll(
     async () => {
@@ -374,15 +454,16 @@ export function App() {
           'inventory',
           '{ products(first: 100) { nodes { id sku name availableStock reservedStock soldStock } } }',
         ),
-        gql<{ orderCounts: { status: OrderStatus; count: number }[]; recentOrders: Order[] }>(
+        gql<{ orderCounts: { status: OrderStatus; count: number }[]; expiredOrderCount: number; recentOrders: Order[] }>(
           'orders',
-          `query($n: Int) { orderCounts { status count } recentOrders(first: $n) { ${ORDER_FIELDS} } }`,
+          `query($n: Int) { orderCounts { status count } expiredOrderCount recentOrders(first: $n) { ${ORDER_FIELDS} } }`,
           { n: RECENT },
         ),
       ]);
       setProducts(catalog.products.nodes);
       setCatalogError(null);
       setCounts(Object.fromEntries(orders.orderCounts.map((c) => [c.status, c.count])) as Record<OrderStatus, number>);
+      setExpiredCount(orders.expiredOrderCount);
       setRecent(orders.recentOrders);
     } catch (error) {
       setCatalogError(message(error));
@@ -417,10 +498,19 @@ export function App() {
           <dl className="tiles">
             {STATUSES.map((s) => (
               <div key={s} className={`tile ${s.toLowerCase()}`}>
-                <dt>{s}</dt>
+                <dt>
+                  {s}
+                  {s === 'CONFIRMED' && paymentsOn && <span className="hint">awaiting payment</span>}
+                </dt>
                 <dd data-count={s}>{counts ? counts[s] : '…'}</dd>
               </div>
             ))}
+            <div className="tile expired">
+              <dt>
+                EXPIRED<span className="hint">cancelled unpaid</span>
+              </dt>
+              <dd data-count="EXPIRED">{expiredCount ?? '…'}</dd>
+            </div>
           </dl>
           <FlowChart history={history} />
         </section>
@@ -438,7 +528,7 @@ export function App() {
                 setRecent((list) => [order, ...list.filter((o) => o.id !== order.id)].slice(0, RECENT));
               }}
             />
-            <RecentOrders orders={recent} placed={placed} onChanged={() => void refresh()} />
+            <RecentOrders orders={recent} placed={placed} admin={admin} onChanged={() => void refresh()} />
             <Catalog products={products} error={catalogError} />
             <Rehearsal onError={setNotice} />
           </>

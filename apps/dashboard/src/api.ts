@@ -1,7 +1,15 @@
 /** The dashboard's side of the platform: both GraphQL APIs (through the dashboard server), SSE subscriptions, status. */
 
 export type Service = 'orders' | 'inventory';
-export type OrderStatus = 'PENDING' | 'CONFIRMED' | 'CANCELLED' | 'FULFILLED';
+export type OrderStatus = 'PENDING' | 'CONFIRMED' | 'PAID' | 'CANCELLED' | 'FULFILLED';
+
+export interface Payment {
+  paymentId: string;
+  amountCents: number | null;
+  currency: string | null;
+  outcome: 'PAID' | 'FAILED' | 'REFUND_REQUESTED';
+  reason: string | null;
+}
 
 export interface Order {
   id: string;
@@ -9,6 +17,12 @@ export interface Order {
   status: OrderStatus;
   reason: string | null;
   items: { productId: string; quantity: number }[];
+  totalCents: number | null;
+  currency: string | null;
+  /** Null when payments are off (the shop takes them elsewhere): nothing expires then. */
+  paymentDueAt: string | null;
+  paidAt: string | null;
+  payments: Payment[];
   createdAt: string;
   updatedAt: string;
 }
@@ -31,7 +45,19 @@ export interface Status {
   decisions: { reserved: number; rejected: number };
 }
 
-export const ORDER_FIELDS = 'id customerId status reason items { productId quantity } createdAt updatedAt';
+export const ORDER_FIELDS =
+  'id customerId status reason items { productId quantity } totalCents currency paymentDueAt paidAt payments { paymentId amountCents currency outcome reason } createdAt updatedAt';
+
+/** The start of the reason the Order Service gives an order whose payment hold ran out. */
+const EXPIRED_REASON = 'Payment not received by ';
+export const expired = (order: Order) => order.status === 'CANCELLED' && order.reason?.startsWith(EXPIRED_REASON) === true;
+
+/**
+ * A payment id of the dashboard's own. Not crypto.randomUUID: that exists only in a secure
+ * context, and a dashboard opened to the network (HOST=0.0.0.0) is reached over plain http.
+ */
+export const newPaymentId = () =>
+  `dashboard-${Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('')}`;
 
 const TOKEN_KEY = 'stockflow-token';
 

@@ -1,8 +1,9 @@
 /**
  * The operations dashboard in a real headless Chromium (Debian's chromium, driven by
  * playwright-core), against the platform in each mode: load the page, place an order, see it
- * confirm and the stock move, cancel it, see the stock return. Screenshots (desktop and phone
- * widths) are written to test-results/.
+ * confirm and the stock move, cancel it, see the stock return; pay an order and fulfil it; and,
+ * with a short payment hold, see an unpaid order expire. Screenshots (desktop and phone widths)
+ * are written to test-results/.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -22,6 +23,42 @@ if (chromiumMissing && servicesRequired()) throw new Error(`${CHROMIUM} is requi
 const servicesUnavailable = inject('servicesUnavailable');
 const SECRET = 'a-dashboard-test-secret-of-at-least-32-characters';
 const artifacts = path.join(repoRoot, 'test-results');
+
+const launchChromium = () =>
+  chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+
+const stockIn = async (page: Page, productId: string) => {
+  const row = page.locator(`tr[data-product="${productId}"]`);
+  return {
+    available: Number(await row.locator('[data-field="available"]').textContent()),
+    reserved: Number(await row.locator('[data-field="reserved"]').textContent()),
+    sold: Number(await row.locator('[data-field="sold"]').textContent()),
+  };
+};
+
+/** Places an order of `quantity` of the product named `name` from the page's form; returns the product's id. */
+const placeFromPage = async (page: Page, customer: string, name: string, quantity: number) => {
+  await expect.poll(() => page.locator('tr[data-product]').count()).toBeGreaterThan(0);
+  const productId = (await page.getByLabel('Product').locator('option', { hasText: name }).getAttribute('value')) as string;
+  const before = await stockIn(page, productId);
+  await page.getByLabel('Customer').fill(customer);
+  await page.getByLabel('Product').selectOption(productId);
+  await page.getByLabel('Quantity').fill(String(quantity));
+  await page.getByRole('button', { name: 'Place order' }).click();
+  return { productId, before };
+};
 
 describe.skipIf(chromiumMissing).each(['embedded', 'distributed'] as const)('operations dashboard (%s)', (mode) => {
   let platform: RunningPlatform;
@@ -49,19 +86,7 @@ describe.skipIf(chromiumMissing).each(['embedded', 'distributed'] as const)('ope
       env.DATA_DIR = dir;
     }
     platform = await startPlatform(env);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`http://127.0.0.1:${platform.dashboard.port}/`);
   });
@@ -72,11 +97,8 @@ describe.skipIf(chromiumMissing).each(['embedded', 'distributed'] as const)('ope
   });
 
   const stockOf = async (productId: string) => {
-    const row = page.locator(`tr[data-product="${productId}"]`);
-    return {
-      available: Number(await row.locator('[data-field="available"]').textContent()),
-      reserved: Number(await row.locator('[data-field="reserved"]').textContent()),
-    };
+    const { available, reserved } = await stockIn(page, productId);
+    return { available, reserved };
   };
 
   it.skipIf(skip)('shows the platform healthy, and asks for a token when authentication is on', async () => {
@@ -117,6 +139,38 @@ describe.skipIf(chromiumMissing).each(['embedded', 'distributed'] as const)('ope
     await page.screenshot({ path: path.join(artifacts, `dashboard-${mode}-phone.png`), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 900 });
   });
+
+  it.skipIf(skip)(
+    'shows a confirmed order with its total and due time, pays it for its total, and only then offers to fulfil it',
+    async () => {
+      // Two burr grinders at 89.00 each.
+      const { productId, before } = await placeFromPage(page, 'dashboard-payer', 'Burr coffee grinder', 2);
+      const placed = page.locator('ol.orders li.placed');
+      await expect.poll(() => placed.locator('[data-field="status"]').textContent(), { timeout: 15_000 }).toBe('CONFIRMED');
+      const orderId = (await placed.getAttribute('data-order')) as string;
+      expect(await placed.locator('[data-field="total"]').textContent()).toMatch(/178[.,]00/);
+      expect(await placed.locator('[data-field="payment"]').textContent()).toMatch(/^awaiting payment until /);
+      expect(await placed.getByRole('button', { name: 'Fulfil' }).count()).toBe(0);
+
+      await placed.getByRole('button', { name: 'Pay' }).click();
+      await expect.poll(() => placed.locator('[data-field="status"]').textContent(), { timeout: 15_000 }).toBe('PAID');
+      await expect.poll(() => placed.locator('[data-field="payment"]').textContent()).toMatch(/^paid /);
+      expect(await placed.getByRole('button', { name: 'Pay' }).count()).toBe(0);
+      const payments = await platform.orders.db.query<{ amount_cents: number; currency: string; outcome: string }>(
+        'SELECT amount_cents, currency, outcome FROM payments WHERE order_id = $1',
+        [orderId],
+      );
+      expect(payments.rows).toEqual([{ amount_cents: 17_800, currency: 'EUR', outcome: 'PAID' }]);
+      await expect.poll(() => page.locator('[data-count="PAID"]').textContent(), { timeout: 10_000 }).toBe('1');
+      await page.screenshot({ path: path.join(artifacts, `dashboard-${mode}-paid.png`), fullPage: true });
+
+      await placed.getByRole('button', { name: 'Fulfil' }).click();
+      await expect.poll(() => placed.locator('[data-field="status"]').textContent(), { timeout: 15_000 }).toBe('FULFILLED');
+      await expect
+        .poll(() => stockIn(page, productId), { timeout: 10_000 })
+        .toEqual({ available: before.available - 2, reserved: before.reserved, sold: before.sold + 2 });
+    },
+  );
 
   it.skipIf(skip)('runs a short Black-Friday rehearsal from the page and shows its result', async () => {
     await page.getByLabel('Orders', { exact: true }).fill('60');
@@ -168,5 +222,45 @@ describe.skipIf(chromiumMissing).each(['embedded', 'distributed'] as const)('ope
     expect(scripted).toBe('blocked by the browser');
     expect(await lastRehearsal()).toBe(before);
     expect(await forged()).toBe(0);
+  });
+});
+
+describe.skipIf(chromiumMissing)('operations dashboard, payment holds that run out (embedded)', () => {
+  let platform: RunningPlatform;
+  let browser: Browser;
+  let page: Page;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'stockflow-dashboard-expiry-'));
+    platform = await startPlatform({
+      INVENTORY_PORT: '0',
+      ORDERS_PORT: '0',
+      DASHBOARD_PORT: '0',
+      LOG_LEVEL: 'silent',
+      DATA_DIR: dir,
+      PAYMENT_HOLD_SECONDS: '2',
+    });
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`http://127.0.0.1:${platform.dashboard.port}/`);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await platform?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('shows an order not paid in time as expired, counts it, offers no payment for it, and puts its units back on sale', async () => {
+    const { productId, before } = await placeFromPage(page, 'dashboard-dawdler', 'Smart speaker', 3);
+    const placed = page.locator('ol.orders li.placed');
+    await expect.poll(() => placed.locator('[data-field="status"]').textContent(), { timeout: 20_000 }).toBe('CANCELLED');
+    expect(await placed.locator('[data-field="payment"]').textContent()).toBe('expired');
+    expect(await placed.textContent()).toContain('Payment not received by ');
+    expect(await placed.getByRole('button').count()).toBe(0);
+    await expect.poll(() => page.locator('[data-count="EXPIRED"]').textContent(), { timeout: 10_000 }).toBe('1');
+    await expect.poll(() => page.locator('[data-count="CANCELLED"]').textContent(), { timeout: 10_000 }).toBe('1');
+    await expect.poll(() => stockIn(page, productId), { timeout: 10_000 }).toEqual(before);
+    await page.screenshot({ path: path.join(artifacts, 'dashboard-embedded-expired.png'), fullPage: true });
   });
 });
