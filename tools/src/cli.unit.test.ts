@@ -13,6 +13,8 @@ describe('command-line tools refuse bad input with a clear message', () => {
     [['--products', '3', '--hot', '5'], '--hot: cannot exceed --products'],
     [['--catalog', 'LG"}'], '--catalog: must be 1 to 20 letters or digits'],
     [['--frobnicate'], "Unknown option '--frobnicate'"],
+    [['--pay-share', '1.5'], '--pay-share: must be from 0 to 1'],
+    [['--pay-after-ms=-5'], '--pay-after-ms: must be 0 or more'],
   ])('loadgen %j', (args, message) => {
     const result = run('loadgen.ts', args);
     expect(result.status).toBe(2);
@@ -34,6 +36,24 @@ describe('command-line tools refuse bad input with a clear message', () => {
     const result = run('bench.ts', args);
     expect(result.status).toBe(2);
     expect(result.stderr).toContain(message);
+  });
+
+  it.each([
+    [['refunds'], 'unknown mode "refunds": one of orders, payments'],
+    [['payments', '--late-share', 'some'], '--late-share: must be a number'],
+    [['payments', '--pay-share', '0.8', '--fail-share', '0.3'], '--pay-share: the five shares add up to more than 1'],
+    [['payments', '--orders', '5'], "Unknown option '--orders'"],
+    [['--pay-share', '1'], "Unknown option '--pay-share'"],
+  ])('simulate %j', (args, message) => {
+    const result = run('simulate.ts', args);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(message);
+  });
+
+  it('simulate payments names the Order API it cannot reach', () => {
+    const result = run('simulate.ts', ['payments', '--orders-url', 'http://127.0.0.1:9/graphql']);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('cannot reach the Order Service at http://127.0.0.1:9/graphql');
   });
 
   it('dlq refuses an unknown queue', () => {

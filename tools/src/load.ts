@@ -30,6 +30,26 @@ export interface LoadOptions {
   audit: boolean;
   /** An admin bearer token, when the platform requires authentication. */
   token?: string | undefined;
+  /** Share of the confirmed orders to pay (recordPayment, for their total), 0..1; default 0. */
+  payShare?: number | undefined;
+  /** How long after seeing an order confirmed it is paid. */
+  payAfterMs?: number | undefined;
+}
+
+/** What the payment behaviour did. */
+export interface PaymentsReport {
+  share: number;
+  afterMs: number;
+  /** Orders of the run seen CONFIRMED (the ones a share of which is paid). */
+  confirmed: number;
+  /** recordPayment answered PAID. */
+  paid: number;
+  /** recordPayment answered REFUND_REQUESTED, by reason (the hold was over, most likely). */
+  refused: Record<string, number>;
+  /** recordPayment failed, by error code; or the order had no total to pay. */
+  errors: Record<string, number>;
+  /** Orders of the run cancelled because their payment hold ran out. */
+  expired: number;
 }
 
 export interface LoadReport {
@@ -40,7 +60,8 @@ export interface LoadReport {
   accepted: number;
   failed: number;
   errors: Record<string, number>;
-  outcomes: { CONFIRMED: number; CANCELLED: number; FULFILLED: number; PENDING: number };
+  outcomes: Record<OrderStatus, number>;
+  payments: PaymentsReport;
   stuck: string[];
   acceptSeconds: number;
   completeSeconds: number;
@@ -59,11 +80,17 @@ export interface Progress {
   accepted: number;
   failed: number;
   confirmed: number;
+  paid: number;
   cancelled: number;
   pending: number;
 }
 
+type OrderStatus = 'PENDING' | 'CONFIRMED' | 'PAID' | 'CANCELLED' | 'FULFILLED';
+
 const CREATE_ORDER = 'mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }';
+const RECORD_PAYMENT = 'mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { outcome reason } }';
+/** The Order Service's reason for an order whose payment hold ran out. */
+const EXPIRED_REASON = /^Payment not received by /;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -102,9 +129,102 @@ async function ensureCatalog(inventory: GraphqlClient, options: LoadOptions): Pr
 
 interface FinalOrder {
   id: string;
-  status: 'PENDING' | 'CONFIRMED' | 'CANCELLED' | 'FULFILLED';
+  status: OrderStatus;
+  reason: string | null;
   createdAt: string;
   updatedAt: string;
+}
+
+interface DecidedOrder {
+  id: string;
+  status: OrderStatus;
+  totalCents: number | null;
+  currency: string | null;
+  updatedAt: string;
+}
+
+/**
+ * The payment behaviour: follows the run's orders until inventory decides them (their ids polled,
+ * oldest first) and pays `share` of the confirmed ones `afterMs` after seeing them confirmed,
+ * through recordPayment for their total. Also keeps when each order was decided, so that the
+ * latency stays creation to decision when a payment moves the order again later.
+ */
+function payer(orders: GraphqlClient, runId: string, share: number, afterMs: number, concurrency: number) {
+  const undecided = new Set<string>();
+  const decidedAt = new Map<string, number>();
+  const due: { order: DecidedOrder; at: number }[] = [];
+  const inFlight = new Set<Promise<void>>();
+  const report: Omit<PaymentsReport, 'expired'> = { share, afterMs, confirmed: 0, paid: 0, refused: {}, errors: {} };
+  let chosen = 0;
+  let placing = true;
+  let stopBy = Infinity;
+  const count = (into: Record<string, number>, key: string) => (into[key] = (into[key] ?? 0) + 1);
+
+  const poll = async () => {
+    // Oldest first, a few pages a round: those are the ones inventory decides first.
+    const ids = [...undecided].slice(0, 2_500);
+    for (let i = 0; i < ids.length; i += 500) {
+      const data = await orders.data<{ orders: { nodes: DecidedOrder[] } }>(
+        'query($ids: [ID!]) { orders(ids: $ids, first: 500) { nodes { id status totalCents currency updatedAt } } }',
+        { ids: ids.slice(i, i + 500) },
+      );
+      for (const o of data.orders.nodes) {
+        if (o.status === 'PENDING') continue;
+        undecided.delete(o.id);
+        decidedAt.set(o.id, Date.parse(o.updatedAt));
+        if (o.status !== 'CONFIRMED') continue;
+        report.confirmed += 1;
+        // Exactly the share of those confirmed so far, rather than a coin toss per order.
+        if (chosen + 1 > share * report.confirmed + 1e-9) continue;
+        chosen += 1;
+        due.push({ order: o, at: Date.now() + afterMs });
+      }
+    }
+  };
+
+  const pay = async (order: DecidedOrder) => {
+    if (order.totalCents === null || order.currency === null) {
+      count(report.errors, 'NO_TOTAL');
+      return;
+    }
+    try {
+      const res = await orders.request<{ recordPayment: { outcome: string; reason: string | null } }>(RECORD_PAYMENT, {
+        input: { orderId: order.id, paymentId: `loadgen-${runId}-${order.id}`, amountCents: order.totalCents, currency: order.currency },
+      });
+      const recorded = res.data?.recordPayment;
+      if (recorded?.outcome === 'PAID') report.paid += 1;
+      else if (recorded) count(report.refused, recorded.reason ?? recorded.outcome);
+      else count(report.errors, String(res.errors?.[0]?.extensions?.code ?? `HTTP ${res.status}`));
+    } catch (error) {
+      count(report.errors, (error as { code?: string }).code ?? 'NETWORK');
+    }
+  };
+
+  const running = (async () => {
+    while (Date.now() < stopBy && (placing || undecided.size > 0 || due.length > 0 || inFlight.size > 0)) {
+      if (undecided.size > 0) await poll().catch(() => undefined);
+      while (due.length > 0 && (due[0] as (typeof due)[number]).at <= Date.now() && inFlight.size < concurrency) {
+        const p = pay((due.shift() as (typeof due)[number]).order).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+      await sleep(inFlight.size >= concurrency ? 20 : 250);
+    }
+    await Promise.all(inFlight);
+    // Chosen but never sent: the run ended first (orders still PENDING at the settle timeout).
+    if (due.length > 0) report.errors.NOT_SENT = (report.errors.NOT_SENT ?? 0) + due.length;
+  })();
+
+  return {
+    report,
+    decidedAt,
+    follow: (id: string) => undecided.add(id),
+    /** Every order is placed: ends once each is decided and its payment sent, or at `by` (ms since the epoch). */
+    async finish(by: number) {
+      placing = false;
+      stopBy = by;
+      await running;
+    },
+  };
 }
 
 export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) => void): Promise<LoadReport> {
@@ -116,6 +236,11 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
   const catalog = await ensureCatalog(inventory, options);
   const normal = catalog.all.slice(options.hot);
   const pick = (list: number[]) => list[randomInt(list.length)] as number;
+
+  const payShare = options.payShare ?? 0;
+  const payAfterMs = options.payAfterMs ?? 0;
+  // Only a run that pays follows its orders one by one: the others keep today's requests.
+  const payments = payShare > 0 ? payer(orders, runId, payShare, payAfterMs, Math.min(options.concurrency, 100)) : undefined;
 
   const start = Date.now();
   const startedAt = new Date(start).toISOString();
@@ -137,8 +262,10 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
       } catch {
         /* counted below by its HTTP status */
       }
-      if (body.data?.createOrder) accepted.push({ id: body.data.createOrder.id, at: Date.now() });
-      else {
+      if (body.data?.createOrder) {
+        accepted.push({ id: body.data.createOrder.id, at: Date.now() });
+        payments?.follow(body.data.createOrder.id);
+      } else {
         failed += 1;
         const code = String(body.errors?.[0]?.extensions?.code ?? `HTTP ${res.status}`);
         errors[code] = (errors[code] ?? 0) + 1;
@@ -150,7 +277,7 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
     }
   };
 
-  const counts = { confirmed: 0, cancelled: 0, pending: 0 };
+  const counts = { confirmed: 0, paid: 0, cancelled: 0, pending: 0 };
   const count = async (status: string) =>
     (
       await orders.data<{ orders: { totalCount: number } }>(
@@ -161,8 +288,9 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
   const watcher = (async () => {
     while (watching) {
       try {
-        [counts.confirmed, counts.cancelled, counts.pending] = await Promise.all([
+        [counts.confirmed, counts.paid, counts.cancelled, counts.pending] = await Promise.all([
           count('CONFIRMED'),
+          count('PAID'),
           count('CANCELLED'),
           count('PENDING'),
         ]);
@@ -205,6 +333,8 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
     if (pending === 0) break;
     await sleep(200);
   }
+  // The last payments are due payAfterMs after the last confirmation; a little more for their answers.
+  await payments?.finish(Date.now() + payAfterMs + 30_000);
   watching = false;
   await watcher;
 
@@ -212,22 +342,24 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
   const finals: FinalOrder[] = [];
   for (let i = 0; i < ids.length; i += 500) {
     const data = await orders.data<{ orders: { nodes: FinalOrder[] } }>(
-      'query($ids: [ID!]) { orders(ids: $ids, first: 500) { nodes { id status createdAt updatedAt } } }',
+      'query($ids: [ID!]) { orders(ids: $ids, first: 500) { nodes { id status reason createdAt updatedAt } } }',
       { ids: ids.slice(i, i + 500) },
     );
     finals.push(...data.orders.nodes);
   }
-  const outcomes = { CONFIRMED: 0, CANCELLED: 0, FULFILLED: 0, PENDING: 0 };
+  const outcomes: Record<OrderStatus, number> = { CONFIRMED: 0, PAID: 0, CANCELLED: 0, FULFILLED: 0, PENDING: 0 };
   for (const o of finals) outcomes[o.status] += 1;
   const done = finals.filter((o) => o.status !== 'PENDING');
-  const latencies = done.map((o) => Date.parse(o.updatedAt) - Date.parse(o.createdAt));
-  const lastCompletion = Math.max(start, ...done.map((o) => Date.parse(o.updatedAt)));
+  // Completed when inventory decided it: a payment or an expiry later moves updatedAt again.
+  const completedAt = (o: FinalOrder) => payments?.decidedAt.get(o.id) ?? Date.parse(o.updatedAt);
+  const latencies = done.map((o) => completedAt(o) - Date.parse(o.createdAt));
+  const lastCompletion = Math.max(start, ...done.map(completedAt));
 
   const seconds = Math.max(1, Math.ceil((Math.max(lastCompletion, acceptDone) - start) / 1_000));
   const timeline = Array.from({ length: seconds }, (_, second) => {
     const inSecond = (t: number) => t >= start + second * 1_000 && t < start + (second + 1) * 1_000;
-    const completed = done.filter((o) => inSecond(Date.parse(o.updatedAt)));
-    const l = summarize(completed.map((o) => Date.parse(o.updatedAt) - Date.parse(o.createdAt)));
+    const completed = done.filter((o) => inSecond(completedAt(o)));
+    const l = summarize(completed.map((o) => completedAt(o) - Date.parse(o.createdAt)));
     return { second, accepted: accepted.filter((a) => inSecond(a.at)).length, completed: completed.length, p50: l.p50, p99: l.p99 };
   });
 
@@ -251,6 +383,8 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
       hotStock: options.hotStock,
       settleTimeoutMs: options.settleTimeoutMs,
       audit: options.audit,
+      payShare,
+      payAfterMs,
     },
     startedAt,
     sent,
@@ -258,6 +392,10 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
     failed,
     errors,
     outcomes,
+    payments: {
+      ...(payments?.report ?? { share: 0, afterMs: payAfterMs, confirmed: 0, paid: 0, refused: {}, errors: {} }),
+      expired: finals.filter((o) => o.status === 'CANCELLED' && EXPIRED_REASON.test(o.reason ?? '')).length,
+    },
     stuck,
     acceptSeconds,
     completeSeconds,

@@ -5,8 +5,8 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { fail, parseCli, wholeNumber } from './cli.ts';
-import { runLoad } from './load.ts';
+import { fraction, parseCli, requireApi, wholeNumber } from './cli.ts';
+import { runLoad, type PaymentsReport } from './load.ts';
 import { renderHtmlReport } from './report-html.ts';
 
 const usage = `Usage: npm run loadgen -- [options]
@@ -26,6 +26,10 @@ const usage = `Usage: npm run loadgen -- [options]
   --out PATH           writes PATH.json and PATH.html (default loadgen-result)
   --token TOKEN        admin bearer token, when the platform requires one (default $STOCKFLOW_TOKEN;
                        make one with: npm run token -- --role admin --sub loadgen)
+  --pay-share F        share of the confirmed orders to pay, 0..1 (default 0): each through the
+                       recordPayment mutation for its total (needs an admin token when auth is on)
+  --pay-after-ms N     how long after seeing an order confirmed it is paid (default 1000); past
+                       PAYMENT_HOLD_SECONDS the payment is refunded and the order expires
   --no-audit           skip the stock audit`;
 
 const url = z.string().url('must be a URL like http://localhost:8001/graphql');
@@ -48,6 +52,8 @@ const args = parseCli(
     out: { type: 'string' },
     'no-audit': { type: 'boolean' },
     token: { type: 'string' },
+    'pay-share': { type: 'string' },
+    'pay-after-ms': { type: 'string' },
   },
   z
     .object({
@@ -60,7 +66,7 @@ const args = parseCli(
         .regex(/^[A-Za-z0-9]{1,20}$/, 'must be 1 to 20 letters or digits')
         .default('LG'),
       hot: z.coerce.number({ error: 'must be a number' }).int().min(0).default(5),
-      'hot-share': z.coerce.number({ error: 'must be a number' }).min(0, 'must be from 0 to 1').max(1, 'must be from 0 to 1').default(0.5),
+      'hot-share': fraction.default(0.5),
       stock: wholeNumber(2_000_000_000).default(1_000_000),
       'hot-stock': z.coerce.number({ error: 'must be a number' }).int().min(0).default(100),
       'orders-url': url.default('http://localhost:8001/graphql'),
@@ -69,33 +75,15 @@ const args = parseCli(
       out: z.string().min(1).default('loadgen-result'),
       'no-audit': z.boolean().default(false),
       token: z.string().min(1, 'must not be empty').optional(),
+      'pay-share': fraction.default(0),
+      'pay-after-ms': wholeNumber(3_600_000, { zero: true }).default(1_000),
     })
     .refine((a) => a.hot <= a.products, { message: 'cannot exceed --products', path: ['hot'] }),
 );
 
 const token = args.token ?? (process.env.STOCKFLOW_TOKEN || undefined);
-for (const [name, target] of [
-  ['Order Service', args['orders-url']],
-  ['Inventory Service', args['inventory-url']],
-] as const) {
-  try {
-    const res = await fetch(target, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: '{"query":"{ __typename }"}',
-    });
-    if (res.status === 401) {
-      fail(
-        `the ${name} at ${target} requires a token${token ? ' and refused this one' : ''}: pass --token or set STOCKFLOW_TOKEN (npm run token -- --role admin --sub loadgen)`,
-      );
-    }
-    if (!res.ok) fail(`the ${name} at ${target} answered HTTP ${res.status}`);
-  } catch (error) {
-    fail(
-      `cannot reach the ${name} at ${target} (${(error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message}); is the platform running (npm start)?`,
-    );
-  }
-}
+await requireApi('Order Service', args['orders-url'], token, 'npm run token -- --role admin --sub loadgen');
+await requireApi('Inventory Service', args['inventory-url'], token, 'npm run token -- --role admin --sub loadgen');
 
 const tty = process.stderr.isTTY;
 const report = await runLoad(
@@ -114,21 +102,32 @@ const report = await runLoad(
     settleTimeoutMs: args['settle-timeout'] * 1_000,
     audit: !args['no-audit'],
     token,
+    payShare: args['pay-share'],
+    payAfterMs: args['pay-after-ms'],
   },
   (p) => {
-    const line = `${(p.elapsedMs / 1_000).toFixed(0).padStart(4)} s  sent ${p.sent}  accepted ${p.accepted}  failed ${p.failed}  confirmed ${p.confirmed}  cancelled ${p.cancelled}  pending ${p.pending}  rate ${(p.accepted / Math.max(p.elapsedMs / 1_000, 0.001)).toFixed(0)}/s`;
+    const line = `${(p.elapsedMs / 1_000).toFixed(0).padStart(4)} s  sent ${p.sent}  accepted ${p.accepted}  failed ${p.failed}  confirmed ${p.confirmed}  paid ${p.paid}  cancelled ${p.cancelled}  pending ${p.pending}  rate ${(p.accepted / Math.max(p.elapsedMs / 1_000, 0.001)).toFixed(0)}/s`;
     process.stderr.write(tty ? `\r${line}\u001b[K` : `${line}\n`);
   },
 );
 if (tty) process.stderr.write('\n');
 
+const listed = (counts: Record<string, number>) =>
+  Object.entries(counts)
+    .map(([k, n]) => `${n} ${k}`)
+    .join(', ');
+const paymentsLine = (p: PaymentsReport) =>
+  `${p.share > 0 ? `paid ${p.paid} of ${p.confirmed} confirmed (share ${p.share}, after ${p.afterMs} ms)` : 'none sent'}` +
+  `${Object.keys(p.refused).length ? `; refused: ${listed(p.refused)}` : ''}${Object.keys(p.errors).length ? `; failed: ${listed(p.errors)}` : ''}` +
+  `; expired ${p.expired}`;
 const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : 'n/a');
 console.log(`
 run ${report.runId}: ${report.accepted} accepted of ${report.sent} (${report.failed} failed${Object.keys(report.errors).length ? `: ${JSON.stringify(report.errors)}` : ''})
   accepted/s   ${report.acceptedPerSecond.toFixed(0)}   (over ${report.acceptSeconds.toFixed(1)} s)
   completed/s  ${report.completedPerSecond.toFixed(0)}   (over ${report.completeSeconds.toFixed(1)} s)
   latency      p50 ${ms(report.latencyMs.p50)}  p95 ${ms(report.latencyMs.p95)}  p99 ${ms(report.latencyMs.p99)}  max ${ms(report.latencyMs.max)}
-  outcomes     confirmed ${report.outcomes.CONFIRMED}  cancelled ${report.outcomes.CANCELLED}  stuck ${report.stuck.length}
+  outcomes     confirmed ${report.outcomes.CONFIRMED}  paid ${report.outcomes.PAID}  cancelled ${report.outcomes.CANCELLED}  stuck ${report.stuck.length}
+  payments     ${paymentsLine(report.payments)}
   audit        ${report.audit ? (report.audit.ok ? 'passed' : `FAILED: ${report.audit.problems.join('; ')}`) : 'skipped'}`);
 await writeFile(`${args.out}.json`, JSON.stringify(report, null, 2));
 await writeFile(`${args.out}.html`, renderHtmlReport(report));

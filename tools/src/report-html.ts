@@ -47,7 +47,9 @@ ${report.options.products} products (${report.options.hot} hot, ${Math.round(rep
 <table>${row('accepted', `${report.accepted} of ${report.sent} (${report.failed} failed)`)}
 ${row('accepted/s', report.acceptedPerSecond.toFixed(0))}${row('completed/s', report.completedPerSecond.toFixed(0))}
 ${row('latency p50 / p95 / p99 / max', `${ms(report.latencyMs.p50)} / ${ms(report.latencyMs.p95)} / ${ms(report.latencyMs.p99)} / ${ms(report.latencyMs.max)}`)}
-${row('confirmed / cancelled', `${report.outcomes.CONFIRMED} / ${report.outcomes.CANCELLED}`)}
+${row('confirmed / paid / cancelled', `${report.outcomes.CONFIRMED} / ${report.outcomes.PAID} / ${report.outcomes.CANCELLED}`)}
+${row('payments', report.payments.share > 0 ? `${report.payments.paid} paid of ${report.payments.confirmed} confirmed, after ${report.payments.afterMs} ms` : 'none sent')}
+${row('expired (not paid in time)', report.payments.expired)}
 ${row('stuck (still PENDING)', report.stuck.length)}
 ${row('audit', report.audit ? (report.audit.ok ? 'passed' : report.audit.problems.join('; ')) : 'skipped')}</table>
 ${lineChart('Throughput', 'orders', [

@@ -1,0 +1,96 @@
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { queues } from '@stockflow/contracts';
+import { createLogger, signToken, type RunningService } from '@stockflow/platform';
+import { createTestDatabase, rawAmqp, type TestDatabase } from '@stockflow/testing';
+import { loadInventoryConfig } from '../../services/inventory/src/config.ts';
+import { startInventoryService } from '../../services/inventory/src/service.ts';
+import { loadOrdersConfig } from '../../services/orders/src/config.ts';
+import { startOrdersService } from '../../services/orders/src/service.ts';
+import { runLoad, type LoadOptions } from './load.ts';
+
+const servicesUnavailable = inject('servicesUnavailable');
+const logger = createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const SECRET = randomBytes(32).toString('hex');
+
+describe.skipIf(servicesUnavailable)("the load generator's payment behaviour, against the real broker and services", () => {
+  const amqpUrl = inject('amqpUrl');
+  const dbs: TestDatabase[] = [];
+  const running: RunningService[] = [];
+
+  /** A fresh platform (its own databases) whose holds last `holdSeconds`, with authentication on. */
+  const platform = async (holdSeconds: number) => {
+    const [inventoryDb, ordersDb] = [await createTestDatabase('loadpay_inventory'), await createTestDatabase('loadpay_orders')];
+    dbs.push(inventoryDb, ordersDb);
+    const base = (db: TestDatabase) => ({
+      DATABASE_URL: db.url,
+      AMQP_URL: amqpUrl,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      OUTBOX_POLL_MS: '100',
+      AUTH_JWT_SECRET: SECRET,
+    });
+    const inventory = await startInventoryService(loadInventoryConfig(base(inventoryDb)), logger);
+    running.push(inventory);
+    const orders = await startOrdersService(
+      loadOrdersConfig({ ...base(ordersDb), PAYMENT_HOLD_SECONDS: String(holdSeconds), PAYMENT_EXPIRY_INTERVAL_MS: '200' }),
+      logger,
+    );
+    running.push(orders);
+    return {
+      ordersUrl: `http://127.0.0.1:${orders.port}/graphql`,
+      inventoryUrl: `http://127.0.0.1:${inventory.port}/graphql`,
+      token: await signToken(SECRET, { sub: 'loadgen', role: 'admin' }),
+    };
+  };
+  const load = (urls: Awaited<ReturnType<typeof platform>>, options: Partial<LoadOptions>) =>
+    runLoad({
+      ...urls,
+      orders: 40,
+      concurrency: 10,
+      products: 5,
+      hot: 0,
+      hotShare: 0,
+      stock: 100_000,
+      hotStock: 0,
+      settleTimeoutMs: 30_000,
+      audit: true,
+      ...options,
+    });
+
+  afterEach(async () => {
+    while (running.length > 0) await running.pop()?.close();
+    const amqp = await rawAmqp(amqpUrl);
+    for (const q of Object.values(queues)) await amqp.connection.queuePurge(q.queue).catch(() => undefined);
+    await amqp.close();
+    while (dbs.length > 0) await dbs.pop()?.drop();
+  });
+
+  it('pays exactly its share of the confirmed orders for their totals, and still times orders to their confirmation', async () => {
+    const payAfterMs = 2_500;
+    const report = await load(await platform(600), { payShare: 0.5, payAfterMs });
+    expect(report.stuck).toEqual([]);
+    expect(report.outcomes).toEqual({ PENDING: 0, CONFIRMED: 20, PAID: 20, CANCELLED: 0, FULFILLED: 0 });
+    expect(report.payments).toEqual({ share: 0.5, afterMs: payAfterMs, confirmed: 40, paid: 20, refused: {}, errors: {}, expired: 0 });
+    expect(report.audit?.problems).toEqual([]);
+    expect(report.audit?.payments.PAID).toBe(20);
+    // A payment moves the order again seconds later; the latency is still to the inventory's decision.
+    expect(report.latencyMs.max).toBeLessThan(payAfterMs);
+  });
+
+  it('reports payments sent after the hold as refused, and the orders as expired', async () => {
+    const report = await load(await platform(1), { orders: 10, payShare: 1, payAfterMs: 3_000 });
+    expect(report.outcomes).toMatchObject({ CANCELLED: 10, PAID: 0, CONFIRMED: 0 });
+    expect(report.payments).toMatchObject({ confirmed: 10, paid: 0, errors: {}, expired: 10 });
+    // Refused by the expired hold, or by the order already cancelled by the sweep: the money is asked back either way.
+    expect(Object.values(report.payments.refused).reduce((a, b) => a + b, 0)).toBe(10);
+    expect(report.audit?.problems).toEqual([]);
+    expect(report.audit?.payments.REFUND_REQUESTED).toBe(10);
+  });
+
+  it('leaves orders alone without --pay-share', async () => {
+    const report = await load(await platform(600), { orders: 10 });
+    expect(report.outcomes).toMatchObject({ CONFIRMED: 10, PAID: 0 });
+    expect(report.payments).toEqual({ share: 0, afterMs: 0, confirmed: 0, paid: 0, refused: {}, errors: {}, expired: 0 });
+  });
+});
