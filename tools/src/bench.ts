@@ -41,16 +41,18 @@ import { percentile } from './stats.ts';
  * production topology. The three share this machine's two cores with everything else.
  */
 const CONFIGURATIONS = ['embedded', 'distributed-1', 'distributed-2', 'quorum-1', 'cluster-1'] as const;
-const SCENARIOS = ['even', 'hot', 'steady', 'drain', 'drain-reservable', 'drain-spread'] as const;
+const SCENARIOS = ['even', 'hot', 'steady', 'drain', 'drain-reservable', 'drain-spread', 'expiry'] as const;
 
 const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--warmup N] [--repeat N] [--only LIST] [--scenarios LIST]
-  --orders N        orders per load scenario (default 5000; the targets are stated for 20000)
+  --orders N        orders per load scenario, and holds falling due at once in expiry (default 5000;
+                    the targets are stated for 20000)
   --backlog N       OrderCreated queued for each backlog-drain scenario (default 20000)
   --warmup N        orders sent to each configuration before it is measured (default 2000; 0 for none)
   --repeat N        rounds of the scenarios per configuration; the table shows each figure's median
                     and, with more than one round, its range (default 1)
   --only LIST       configurations to run, comma-separated: ${CONFIGURATIONS.join(', ')}
-  --scenarios LIST  scenarios to run, comma-separated: ${SCENARIOS.join(', ')} (default all)`;
+  --scenarios LIST  scenarios to run, comma-separated: ${SCENARIOS.join(', ')} (default all;
+                    the drains and expiry need a broker and PostgreSQL: distributed configurations only)`;
 
 /** A comma-separated flag naming some of `choices` (all of them when absent). */
 const listOf = <T extends string>(choices: readonly [T, ...T[]]) =>
@@ -95,6 +97,10 @@ interface Platform {
   amqpUrl?: string;
   /** The inventory's database, where the backlog drain checks the decisions that landed. */
   inventoryDatabaseUrl?: string;
+  /** The Order Service's database, where the expiry scenario makes holds fall due. */
+  ordersDatabaseUrl?: string;
+  /** Where the Order Service serves its metrics. */
+  ordersMetricsUrl?: string;
   /** Where each running inventory instance serves its metrics. */
   inventoryMetricsUrls?: () => string[];
   close(): Promise<void>;
@@ -107,6 +113,13 @@ const freePort = () =>
       s.close(() => resolve(port));
     });
   });
+
+/**
+ * Holds last the longest the services allow: the default 15 minutes would run out in the middle of
+ * later scenarios (a full bench runs for an hour) and put thousands of cancellations into whatever
+ * they were measuring. The expiry scenario makes its own holds fall due.
+ */
+const PAYMENT_HOLD_SECONDS = String(30 * 86_400);
 
 async function embedded(): Promise<Platform> {
   const dir = await mkdtemp(path.join(tmpdir(), 'stockflow-bench-'));
@@ -121,6 +134,7 @@ async function embedded(): Promise<Platform> {
       ORDERS_PORT: String(ordersPort),
       DASHBOARD_PORT: '0',
       LOG_LEVEL: 'warn',
+      PAYMENT_HOLD_SECONDS,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -161,6 +175,7 @@ async function distributed(name: string, instances: number, broker: 'node' | 'cl
     HOST: '127.0.0.1',
     LOG_LEVEL: 'info',
     AUTH_JWT_SECRET: secret,
+    PAYMENT_HOLD_SECONDS,
   });
   const startInventory = () => startServiceProcess('inventory', env(dbs.inventory.url));
   let inventory: ServiceProcess[] = [];
@@ -176,6 +191,8 @@ async function distributed(name: string, instances: number, broker: 'node' | 'cl
     },
     amqpUrl: vhost.url,
     inventoryDatabaseUrl: dbs.inventory.url,
+    ordersDatabaseUrl: dbs.orders.url,
+    ordersMetricsUrl: `http://127.0.0.1:${orders.port}/metrics`,
     inventoryMetricsUrls: () => inventory.map((p) => `http://127.0.0.1:${p.port}/metrics`),
     pids: () => [...inventory, orders].map((p) => p.child.pid as number),
     servicePids: () => ({ orders: [orders.child.pid as number], inventory: inventory.map((p) => p.child.pid as number) }),
@@ -435,6 +452,100 @@ async function backlogDrain(platform: Platform, count: number, backlog: Backlog)
   }
 }
 
+interface ExpiryResult {
+  /** Confirmed orders whose holds fell due at once. */
+  holds: number;
+  /** From the commit that made them due until inventory held none of their units. */
+  seconds: number;
+  releasedPerSecond: number;
+  /** From the same commit until the Order Service had cancelled them all. */
+  cancelledSeconds: number;
+  /** Every one of them cancelled once, for its hold, and every unit back. */
+  exact: boolean;
+  /** CPU ms by kind of process per hold released. */
+  cpuPerHold: Record<string, number>;
+}
+
+/**
+ * A flash sale's holds all running out in the same moment: `count` orders confirmed through the
+ * load generator over a catalog of their own, then one UPDATE in the orders database sets their
+ * payment_due_at to now(). Timed from that commit until the inventory's reserved units of the
+ * catalog are back to what they were before the orders' units (the whole path: the Order
+ * Service's sweep, OrderCancelled through the outbox and the broker, the Inventory Service's
+ * release). Watched by a sum over the catalog's 100 product rows in the inventory database and the
+ * Order Service's expiry counter: neither scans the orders.
+ */
+async function expiry(platform: Platform, count: number): Promise<ExpiryResult | undefined> {
+  const { ordersDatabaseUrl, inventoryDatabaseUrl, ordersMetricsUrl } = platform;
+  if (!ordersDatabaseUrl || !inventoryDatabaseUrl || !ordersMetricsUrl) return undefined;
+  const catalog = `EXP${Date.now().toString(36)}`;
+  const made = await load(platform, { orders: count, concurrency: 200, products: 100, hot: 0, hotShare: 0, catalog, audit: false });
+  if (!made.ok || made.outcomes.CONFIRMED !== made.accepted) {
+    throw new Error(`expiry: the orders were not all confirmed: ${JSON.stringify(made.outcomes)}, ${made.stuck.length} stuck`);
+  }
+  const customerId = `loadgen-${made.runId}`;
+  const orders = new pg.Client({ connectionString: ordersDatabaseUrl });
+  const inventory = new pg.Client({ connectionString: inventoryDatabaseUrl });
+  await orders.connect();
+  await inventory.connect();
+  try {
+    const productIds = (await inventory.query<{ id: number }>('SELECT id FROM products WHERE sku LIKE $1', [`${catalog}-%`])).rows.map(
+      (r) => r.id,
+    );
+    const reservedNow = async () =>
+      (
+        await inventory.query<{ reserved: number }>('SELECT coalesce(sum(reserved), 0)::int AS reserved FROM products WHERE id = ANY($1)', [
+          productIds,
+        ])
+      ).rows[0]?.reserved ?? 0;
+    const expiredSoFar = async () => metricSum(await (await fetch(ordersMetricsUrl)).text(), 'stockflow_payment_holds_expired_total');
+    const units =
+      (
+        await orders.query<{ units: number }>(
+          `SELECT coalesce(sum((l->>'quantity')::int), 0)::int AS units FROM orders o, json_array_elements(o.items) l
+           WHERE o.customer_id = $1 AND o.status = 'CONFIRMED'`,
+          [customerId],
+        )
+      ).rows[0]?.units ?? 0;
+    const reservedBefore = (await reservedNow()) - units;
+    const expiredBefore = await expiredSoFar();
+
+    const due = await orders.query(`UPDATE orders SET payment_due_at = now() WHERE customer_id = $1 AND status = 'CONFIRMED'`, [
+      customerId,
+    ]);
+    // From the commit: before it no sweep sees them due, and the UPDATE is the test's, not the platform's work.
+    const start = Date.now();
+    const cpuSince = await cpuMeter(platform);
+    const holds = due.rowCount ?? 0;
+    let cancelledAt: number | undefined;
+    const deadline = start + 600_000;
+    for (let reserved = await reservedNow(); reserved > reservedBefore; reserved = await reservedNow()) {
+      if (Date.now() > deadline) throw new Error(`expiry: not released within 10 minutes: ${reserved - reservedBefore} units still held`);
+      if (cancelledAt === undefined && (await expiredSoFar()) - expiredBefore >= holds) cancelledAt = Date.now();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const end = Date.now();
+    const cpu = await cpuSince();
+    const { rows } = await orders.query<{ expired: number }>(
+      `SELECT count(*) FILTER (WHERE status = 'CANCELLED' AND reason LIKE 'Payment not received by %')::int AS expired
+       FROM orders WHERE customer_id = $1`,
+      [customerId],
+    );
+    const seconds = (end - start) / 1_000;
+    return {
+      holds,
+      seconds,
+      releasedPerSecond: holds / seconds,
+      cancelledSeconds: ((cancelledAt ?? end) - start) / 1_000,
+      exact: holds === made.accepted && rows[0]?.expired === holds && (await reservedNow()) === reservedBefore,
+      cpuPerHold: perOrder(cpu, holds),
+    };
+  } finally {
+    await orders.end();
+    await inventory.end();
+  }
+}
+
 const scenarios = (orders: number, round: number): { key: (typeof SCENARIOS)[number]; name: string; options: Partial<LoadOptions> }[] => [
   { key: 'even', name: 'even catalog (concurrency 200)', options: { orders, concurrency: 200, products: 1_000, hot: 0, hotShare: 0 } },
   {
@@ -475,10 +586,10 @@ const rows: string[][] = [];
 const results: unknown[] = [];
 const fmt = (v: number, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : 'n/a');
 /** The median of the rounds (nearest rank), with their range when there was more than one. */
-const figure = (values: number[]) => {
+const figure = (values: number[], digits = 0) => {
   const sorted = [...values].sort((a, b) => a - b);
-  const median = fmt(percentile(sorted, 50));
-  return sorted.length > 1 ? `${median} (${fmt(sorted[0] as number)}-${fmt(sorted.at(-1) as number)})` : median;
+  const median = fmt(percentile(sorted, 50), digits);
+  return sorted.length > 1 ? `${median} (${fmt(sorted[0] as number, digits)}-${fmt(sorted.at(-1) as number, digits)})` : median;
 };
 /** Each kind's median CPU ms per order over the rounds, largest first, with their sum. */
 const cpuColumn = (rounds: Record<string, number>[]) => {
@@ -535,6 +646,7 @@ try {
   const drains = new Map(
     started.map(({ config }) => [config, new Map(chosenBacklogs.map((b) => [b, [] as { result: DrainResult; rss: number }[]]))]),
   );
+  const expiries = new Map(started.map(({ config }) => [config, [] as { result: ExpiryResult; rss: number }[]]));
   for (let round = 1; round <= args.repeat; round += 1) {
     // Each round starts with the next configuration. With a fixed order the one running second
     // lost every round (two inventory instances after one: 7-10% lower on the hot skew; with the
@@ -572,6 +684,14 @@ try {
           drains.get(config)?.get(backlog)?.push({ result, rss });
         }
       }
+      if (args.scenarios.includes('expiry') && platform.ordersDatabaseUrl) {
+        process.stderr.write(`   expiry, ${args.orders} holds due at once...\n`);
+        const [result, rss] = await peakRss(platform, () => expiry(platform, args.orders));
+        if (result) {
+          results.push({ config, scenario: 'expiry', round, ...result, peakRssMb: rss });
+          expiries.get(config)?.push({ result, rss });
+        }
+      }
     }
   }
   for (const { config } of started) {
@@ -603,6 +723,26 @@ try {
         fmt(Math.max(...drained.map((d) => d.rss))),
         cpuColumn(drained.map((d) => d.result.cpuPerOrder)),
         drained.every((d) => d.result.exact) ? 'pass (exactly its stock reserved)' : 'FAIL',
+      ]);
+    }
+    const expired = expiries.get(config) ?? [];
+    if (expired.length > 0) {
+      rows.push([
+        config,
+        `expiry (${figure(expired.map((e) => e.result.holds))} holds due at once; CPU per hold released)`,
+        '-',
+        `${figure(expired.map((e) => e.result.releasedPerSecond))} holds released/s: all released in ${figure(
+          expired.map((e) => e.result.seconds),
+          1,
+        )} s, cancelled in ${figure(
+          expired.map((e) => e.result.cancelledSeconds),
+          1,
+        )} s`,
+        '-',
+        '-',
+        fmt(Math.max(...expired.map((e) => e.rss))),
+        cpuColumn(expired.map((e) => e.result.cpuPerHold)),
+        expired.every((e) => e.result.exact) ? 'pass (each cancelled once, every unit back)' : 'FAIL',
       ]);
     }
   }
