@@ -7,6 +7,7 @@ import {
   connectionType,
   DateTimeScalar,
   ForbiddenError,
+  MAX_ITEMS_EXTENSION,
   NotFoundError,
   ownCustomer,
   PAGE_LIMITS,
@@ -17,7 +18,7 @@ import {
   type TraceContext,
 } from '@stockflow/platform';
 import type { OrdersRepository, StatusChange } from '../db/orders.ts';
-import { ORDER_STATUSES, validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
+import { ORDER_LIMITS, ORDER_STATUSES, validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
 
 const MAX_RECONCILED_LISTED = 1_000;
 
@@ -70,7 +71,7 @@ const OrderRef = builder.objectRef<Order>('Order').implement({
     customerId: t.exposeID('customerId'),
     status: t.field({ type: OrderStatusEnum, resolve: (o) => o.status }),
     reason: t.exposeString('reason', { nullable: true, description: 'Why the order was cancelled.' }),
-    items: t.field({ type: [OrderLineRef], resolve: (o) => o.items }),
+    items: t.field({ type: [OrderLineRef], extensions: { [MAX_ITEMS_EXTENSION]: ORDER_LIMITS.maxLines }, resolve: (o) => o.items }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime', description: 'When the status last changed.' }),
   }),
@@ -119,6 +120,7 @@ builder.queryType({
     orderCounts: t.field({
       type: [StatusCountRef],
       description: 'How many orders are in each status (a customer counts its own); every status is listed, zero included.',
+      extensions: { [MAX_ITEMS_EXTENSION]: ORDER_STATUSES.length },
       resolve: async (_root, _args, ctx) => {
         const counts = new Map((await ctx.orders.countsByStatus(ownCustomer(ctx.access))).map((c) => [c.status, c.count]));
         return ORDER_STATUSES.map((status) => ({ status, count: counts.get(status) ?? 0 }));
@@ -201,6 +203,7 @@ const ReconcileResultRef = builder.objectRef<{ ids: string[] }>('ReconcileResult
     republished: t.int({ description: 'How many OrderCreated events were sent again.', resolve: (r) => r.ids.length }),
     orderIds: t.idList({
       description: `The orders concerned, oldest first (the first ${MAX_RECONCILED_LISTED}).`,
+      extensions: { [MAX_ITEMS_EXTENSION]: MAX_RECONCILED_LISTED },
       resolve: (r) => r.ids.slice(0, MAX_RECONCILED_LISTED),
     }),
   }),
