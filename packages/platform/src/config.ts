@@ -211,6 +211,7 @@ export const serviceConfigShape = {
   BREAKER_FAILURE_THRESHOLD: env.positiveInt(3),
   BREAKER_OPEN_MS: env.positiveInt(1_000),
   BREAKER_MAX_OPEN_MS: env.positiveInt(10_000),
+  SHUTDOWN_TIMEOUT_MS: env.positiveInt(10_000),
   AUTH_JWT_SECRET: z.string().optional(),
   AUTH_JWKS_URL: env.httpsUrl().optional(),
   AUTH_JWT_ISSUER: z.string().min(1).optional(),
