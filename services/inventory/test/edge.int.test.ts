@@ -1,10 +1,12 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXCHANGES, ROUTING_KEYS } from '@stockflow/contracts';
 import { MAX_REQUEST_BODY_BYTES, signToken } from '@stockflow/platform';
 import { graphqlClient } from '@stockflow/testing';
 import { servicesUnavailable, startInventory, type InventoryHarness } from './harness.ts';
 
 const SECRET = 'a-test-secret-that-is-at-least-32-characters-long';
+const urlOf = (h: InventoryHarness) => `http://127.0.0.1:${h.service.port}/graphql`;
 
 /** Every page of products, and every product's ledger, as deep as `$n` asks. */
 const LEDGER = 'query($n: Int) { products(first: $n) { nodes { id movements(first: $n) { nodes { id quantity availableAfter } } } } }';
@@ -25,8 +27,6 @@ describe.skipIf(servicesUnavailable)('the HTTP edge of /graphql (real Inventory 
     await secured?.close();
     await open?.close();
   });
-
-  const urlOf = (h: InventoryHarness) => `http://127.0.0.1:${h.service.port}/graphql`;
 
   describe('the cost limit counts what a query asks for', () => {
     const refusal = (body: { errors?: { message: string; extensions?: { code?: string } }[] }) => body.errors?.[0];
@@ -168,6 +168,58 @@ describe.skipIf(servicesUnavailable)('the HTTP edge of /graphql (real Inventory 
       expect(mutation.status).toBe(405);
       expect((await (await get('{ __typename }')).json()) as unknown).toEqual({ data: { __typename: 'Query' } });
     });
+  });
+});
+
+// An instance of its own, started once the others are closed: they all consume the one
+// OrderCreated queue, and the order must reach this one.
+describe.skipIf(servicesUnavailable)('the ledger tells a customer nothing about orders (real Inventory Service)', () => {
+  let secured: InventoryHarness;
+  let admin: string;
+  let customer: string;
+
+  beforeAll(async () => {
+    secured = await startInventory({ AUTH_DISABLED: 'false', AUTH_JWT_SECRET: SECRET });
+    admin = await signToken(SECRET, { sub: 'ops', role: 'admin' });
+    customer = await signToken(SECRET, { sub: 'shopper-1', role: 'customer' });
+  });
+  afterAll(async () => secured?.close());
+
+  it("shows a customer the movements of another customer's order without its order id, and an admin with it", async () => {
+    const asAdmin = graphqlClient(urlOf(secured), { token: admin });
+    const created = await asAdmin.data<{ createProduct: { id: string } }>(
+      'mutation { createProduct(input: { sku: "LEDGER-PRIVATE", name: "Ledger", initialStock: 5 }) { id } }',
+    );
+    const productId = Number(created.createProduct.id);
+    await secured.amqp.publish(EXCHANGES.orders, ROUTING_KEYS.orderCreated, {
+      event: 'OrderCreated',
+      order_id: 'ORD-SOMEONE-ELSE',
+      items: [{ product_id: productId, quantity: 2 }],
+    });
+    await secured.answersFor('ORD-SOMEONE-ELSE');
+    const ledger = `{
+      stockMovements(productId: "${productId}") { nodes { kind orderId } }
+      product(id: "${productId}") { movements { nodes { kind orderId } } }
+    }`;
+    type Ledger = {
+      stockMovements: { nodes: { kind: string; orderId: string | null }[] };
+      product: { movements: Ledger['stockMovements'] };
+    };
+    const seen = (data: Ledger) => [data.stockMovements.nodes, data.product.movements.nodes];
+
+    const asCustomer = await graphqlClient(urlOf(secured), { token: customer }).data<Ledger>(ledger);
+    for (const nodes of seen(asCustomer)) {
+      expect(nodes).toEqual([
+        { kind: 'INITIAL', orderId: null },
+        { kind: 'RESERVATION', orderId: null },
+      ]);
+    }
+    for (const nodes of seen(await asAdmin.data<Ledger>(ledger))) {
+      expect(nodes).toEqual([
+        { kind: 'INITIAL', orderId: null },
+        { kind: 'RESERVATION', orderId: 'ORD-SOMEONE-ELSE' },
+      ]);
+    }
   });
 });
 
