@@ -46,6 +46,17 @@ async function allPages<T>(client: GraphqlClient, field: string, query: (after: 
 
 const afterArg = (after: string | null) => (after ? `, after: "${after}"` : '');
 
+/** The pages the audit reads; query-cost.unit.test.ts holds them to the services' default cost limit. */
+export const auditPages = {
+  orders: (after: string | null) =>
+    `{ orders(first: ${PAGE}${afterArg(after)}) { nodes { id status items { productId quantity } } pageInfo { hasNextPage endCursor } } }`,
+  // 100 products a page: with 500 ledger rows each, a page stays within the APIs' cost limit.
+  products: (after: string | null) =>
+    `{ products(first: ${PRODUCT_PAGE}${afterArg(after)}) { nodes { id availableStock reservedStock soldStock
+       movements(kinds: [INITIAL, RESTOCK, ADJUSTMENT], first: ${PAGE}) { totalCount nodes { availableChange } } }
+       pageInfo { hasNextPage endCursor } } }`,
+};
+
 /**
  * Reads every order and every product and checks: no order is stuck PENDING; for each product,
  * reserved equals the units of its CONFIRMED orders, sold equals the units of its FULFILLED
@@ -57,21 +68,8 @@ export async function auditPlatform(urls: { orders: string; inventory: string; t
   const inventory = graphqlClient(urls.inventory, { token: urls.token });
   const problems: string[] = [];
 
-  const orderRows = await allPages<OrderRow>(
-    orders,
-    'orders',
-    (after) =>
-      `{ orders(first: ${PAGE}${afterArg(after)}) { nodes { id status items { productId quantity } } pageInfo { hasNextPage endCursor } } }`,
-  );
-  const productRows = await allPages<ProductRow>(
-    inventory,
-    'products',
-    (after) =>
-      // 100 products a page: with 500 ledger rows each, a page stays within the APIs' cost limit.
-      `{ products(first: ${PRODUCT_PAGE}${afterArg(after)}) { nodes { id availableStock reservedStock soldStock
-         movements(kinds: [INITIAL, RESTOCK, ADJUSTMENT], first: ${PAGE}) { totalCount nodes { availableChange } } }
-         pageInfo { hasNextPage endCursor } } }`,
-  );
+  const orderRows = await allPages<OrderRow>(orders, 'orders', auditPages.orders);
+  const productRows = await allPages<ProductRow>(inventory, 'products', auditPages.products);
 
   const counts: AuditReport['orders'] = { PENDING: 0, CONFIRMED: 0, CANCELLED: 0, FULFILLED: 0 };
   const held = new Map<string, number>();

@@ -31,8 +31,6 @@ export interface Status {
   decisions: { reserved: number; rejected: number };
 }
 
-export const ORDER_FIELDS = 'id customerId status reason items { productId quantity } createdAt updatedAt';
-
 const TOKEN_KEY = 'stockflow-token';
 
 /** The bearer token the operator signed in with, kept for this browser tab only. */

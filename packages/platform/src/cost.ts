@@ -28,6 +28,16 @@ import { PAGE_LIMITS } from './connection.ts';
 export const MAX_ITEMS_EXTENSION = 'maxItems';
 
 /**
+ * What one database query weighs, in fields. A paged field (one that takes `first`) runs its
+ * page's query each time it appears, and a connection a count of its whole list as well, however
+ * few rows it asks for: 20 aliases of `products(first: 500) { nodes { movements(first: 0) {
+ * totalCount } } }` return 40,000 fields but run 20,000 queries. At 100, a request within the
+ * default limit runs at most about 2,000; the audit's pages (100 products, each with 500 ledger
+ * rows) stay within it.
+ */
+export const QUERY_COST = 100;
+
+/**
  * What an operation asks the server to produce, counted before it runs with the request's own
  * variables: every field counts 1 each time it appears in the answer, so a field inside lists
  * counts once per item of every list it is in.
@@ -36,6 +46,8 @@ export const MAX_ITEMS_EXTENSION = 'maxItems';
  *   (or the variable's default), or the argument's schema default; with none of them, the
  *   default page size. A connection (a field with `first` that returns an object) counts its
  *   page's rows as well, and the lists in it (`nodes`, `edges`) are that page.
+ * - A field that takes `first` also counts QUERY_COST for its page's query, a connection twice
+ *   that (its page and its count), wherever it appears.
  * - Any other list counts as its declared most (MAX_ITEMS_EXTENSION), else the largest page.
  * - Aliases count separately; fragments count where they are spread; introspection fields
  *   (`__schema`, `__type`, `__typename`) count 1, whatever they select.
@@ -97,9 +109,9 @@ export function operationCost(
         if (getNullableType(field.type) instanceof GraphQLList) {
           const items = first ?? page ?? maxItems(field);
           const each = selection.selectionSet && isCompositeType(type) ? selectionCost(type, selection.selectionSet, undefined) : 0;
-          cost += items * (1 + each);
+          cost += items * (1 + each) + (first === undefined ? 0 : QUERY_COST);
         } else if (selection.selectionSet && isCompositeType(type)) {
-          cost += 1 + (first ?? 0) + selectionCost(type, selection.selectionSet, first);
+          cost += 1 + (first === undefined ? 0 : first + 2 * QUERY_COST) + selectionCost(type, selection.selectionSet, first);
         } else {
           cost += 1;
         }
@@ -144,7 +156,7 @@ export function costLimit(schema: GraphQLSchema, maxCost: number) {
     }
     if (cost <= maxCost) return undefined;
     return new GraphQLError(
-      `Cost limit of ${maxCost} exceeded: this request asks for ${Math.round(cost)} (each field counted once per item of the lists it is in).`,
+      `Cost limit of ${maxCost} exceeded: this request asks for ${Math.round(cost)} (each field counted once per item of the lists it is in, each database query ${QUERY_COST}).`,
       { extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } },
     );
   };

@@ -39,6 +39,12 @@ describe.skipIf(servicesUnavailable)('the HTTP edge of /graphql (real Inventory 
         `query($n: Int) { ${Array.from({ length: 20 }, (_, i) => `a${i}: products(first: $n) { nodes { movements(first: $n) { nodes { id } } } }`).join(' ')} }`,
         { n: 150 },
       ],
+      [
+        // No rows, but a page query and a count for each of 10,000 ledgers.
+        'twenty aliases of ledgers that ask for no rows',
+        `{ ${Array.from({ length: 20 }, (_, i) => `a${i}: products(first: 500) { nodes { movements(first: 0) { totalCount } } }`).join(' ')} }`,
+        {},
+      ],
     ])('refuses %s to a customer', async (_label, query, variables) => {
       const res = await graphqlClient(urlOf(secured), { token: customer }).request(query, variables);
       expect(refusal(res)?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
