@@ -35,6 +35,8 @@ export interface AuditedProduct {
 }
 
 const PAGE = 500;
+/** Orders a page: with their lines and payments, a page stays within the cost limit. */
+const ORDER_PAGE = 200;
 const PRODUCT_PAGE = 100;
 /** Orders named per kind of problem: a broken run can have thousands. */
 const EXAMPLES = 5;
@@ -47,7 +49,7 @@ const afterArg = (after: string | null) => (after ? `, after: "${after}"` : '');
  */
 export const auditQueries = {
   orders: (after: string | null) =>
-    `{ orders(first: ${PAGE}${afterArg(after)}) { nodes { id status totalCents currency paidAt items { productId quantity }
+    `{ orders(first: ${ORDER_PAGE}${afterArg(after)}) { nodes { id status totalCents currency paidAt items { productId quantity }
        payments { paymentId amountCents currency outcome } } pageInfo { hasNextPage endCursor } } }`,
   // 100 products a page: with 500 ledger rows each, a page stays within the cost limit.
   products: (after: string | null) =>

@@ -72,14 +72,19 @@ const args = parseCli(
     only: { type: 'string' },
     scenarios: { type: 'string' },
   },
-  z.object({
-    orders: wholeNumber(1_000_000).default(5_000),
-    backlog: wholeNumber(1_000_000).default(20_000),
-    warmup: wholeNumber(1_000_000, { zero: true }).default(2_000),
-    repeat: wholeNumber(20).default(1),
-    only: listOf(CONFIGURATIONS),
-    scenarios: listOf(SCENARIOS),
-  }),
+  z
+    .object({
+      orders: wholeNumber(1_000_000).default(5_000),
+      backlog: wholeNumber(1_000_000).default(20_000),
+      warmup: wholeNumber(1_000_000, { zero: true }).default(2_000),
+      repeat: wholeNumber(20).default(1),
+      only: listOf(CONFIGURATIONS),
+      scenarios: listOf(SCENARIOS),
+    })
+    .refine((a) => !a.scenarios.includes('drain-spread') || a.backlog >= 1_000, {
+      path: ['backlog'],
+      message: 'drain-spread spreads the backlog over 1,000 products, one unit each at least: it needs 1000 or more',
+    }),
 );
 
 interface Platform {
@@ -234,14 +239,23 @@ async function pidsNamed(name: string): Promise<number[]> {
 }
 
 /**
+ * The RabbitMQ nodes and PostgreSQL processes on the machine, for a platform that uses them (the
+ * embedded one uses neither). A scan of /proc: slow enough to take before a measurement starts.
+ */
+async function machinePids(platform: Platform): Promise<Record<string, number[]>> {
+  return platform.amqpUrl ? { rabbitmq: await pidsNamed('beam.smp'), postgres: await pidsNamed('postgres') } : {};
+}
+
+/**
  * Starts counting CPU, in ms by kind of process: the platform's own, every RabbitMQ node and every
  * PostgreSQL process on the machine (idle configurations cost them little), and the load
  * generator (this process). Counted per process from /proc, so it does not depend on how fast the
  * machine happens to be this hour the way a rate does. The returned function reads what each kind
- * spent since.
+ * spent since. `machine`, when given, is a scan of the RabbitMQ and PostgreSQL processes taken
+ * earlier, so that the start is a few reads, not a scan.
  */
-async function cpuMeter(platform: Platform): Promise<() => Promise<Record<string, number>>> {
-  const kinds = async () => ({ ...platform.servicePids(), rabbitmq: await pidsNamed('beam.smp'), postgres: await pidsNamed('postgres') });
+async function cpuMeter(platform: Platform, machine?: Record<string, number[]>): Promise<() => Promise<Record<string, number>>> {
+  const kinds = async (known?: Record<string, number[]>) => ({ ...platform.servicePids(), ...(known ?? (await machinePids(platform))) });
   const read = async (pids: Record<string, number[]>) =>
     new Map(
       await Promise.all(
@@ -250,7 +264,7 @@ async function cpuMeter(platform: Platform): Promise<() => Promise<Record<string
           .map(async (pid) => [pid, await cpuMs(pid)] as const),
       ),
     );
-  const before = await read(await kinds());
+  const before = await read(await kinds(machine));
   const self = process.cpuUsage();
   return async () => {
     const loadgen = process.cpuUsage(self);
@@ -402,11 +416,12 @@ async function backlogDrain(platform: Platform, count: number, backlog: Backlog)
       }
       return { decided, reserved, published };
     };
+    const machine = await machinePids(platform);
     await startInventory();
     // Counted from the instances' start-up line, printed once their consumers are subscribed: their
-    // own start (loading code, connecting) is not the drain's. The first batches may be decided
-    // while the counters are read (a scan of /proc): a few ms of a drain of seconds.
-    const cpuSince = await cpuMeter(platform);
+    // own start (loading code, connecting) is not the drain's. The processes were found before, so
+    // the start is a few reads of /proc, and the first poll for a decision follows at once.
+    const cpuSince = await cpuMeter(platform, machine);
     let firstDecisionAt: number | undefined;
     let stockGoneAt: number | undefined;
     const deadline = Date.now() + 600_000;

@@ -8,7 +8,6 @@ import {
   fetchStatus,
   gql,
   newPaymentId,
-  ORDER_FIELDS,
   session,
   startRehearsal,
   subscribe,
@@ -19,9 +18,9 @@ import {
   type RehearsalState,
   type Status,
 } from './api.ts';
+import { CATALOG_QUERY, ORDER_FIELDS, ORDERS_QUERY, RECENT } from './queries.ts';
 
 const POLL_MS = 2_000;
-const RECENT = 15;
 /** Points of the throughput chart: the last five minutes at one point per poll. */
 const HISTORY = (5 * 60_000) / POLL_MS;
 const STATUSES: OrderStatus[] = ['PENDING', 'CONFIRMED', 'PAID', 'FULFILLED', 'CANCELLED'];
@@ -450,13 +449,10 @@ export function App() {
     if (!signedIn) return;
     try {
       const [catalog, orders] = await Promise.all([
-        gql<{ products: { nodes: Product[] } }>(
-          'inventory',
-          '{ products(first: 100) { nodes { id sku name availableStock reservedStock soldStock } } }',
-        ),
+        gql<{ products: { nodes: Product[] } }>('inventory', CATALOG_QUERY),
         gql<{ orderCounts: { status: OrderStatus; count: number }[]; expiredOrderCount: number; recentOrders: Order[] }>(
           'orders',
-          `query($n: Int) { orderCounts { status count } expiredOrderCount recentOrders(first: $n) { ${ORDER_FIELDS} } }`,
+          ORDERS_QUERY,
           { n: RECENT },
         ),
       ]);

@@ -45,9 +45,6 @@ export interface Status {
   decisions: { reserved: number; rejected: number };
 }
 
-export const ORDER_FIELDS =
-  'id customerId status reason items { productId quantity } totalCents currency paymentDueAt paidAt payments { paymentId amountCents currency outcome reason } createdAt updatedAt';
-
 /** The start of the reason the Order Service gives an order whose payment hold ran out. */
 const EXPIRED_REASON = 'Payment not received by ';
 export const expired = (order: Order) => order.status === 'CANCELLED' && order.reason?.startsWith(EXPIRED_REASON) === true;

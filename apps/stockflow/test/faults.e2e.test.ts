@@ -1,13 +1,73 @@
+import pg from 'pg';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
 import { graphqlClient } from '@stockflow/platform';
-import { createCatalog, eventually, placeOrders, rawAmqp, startCluster, type Cluster, type Member } from '@stockflow/testing';
-import { pendingCount, placeInBackground, purgeQueues, settleAndAudit } from './under-load.ts';
+import {
+  createCatalog,
+  eventually,
+  placeOrders,
+  rawAmqp,
+  startCluster,
+  type Cluster,
+  type Member,
+  type ReceivedMessage,
+} from '@stockflow/testing';
+import { outboxBacklog, pendingCount, placeInBackground, purgeQueues, settleAndAudit } from './under-load.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
 const amqpUrl = inject('amqpUrl');
 const ORDERS = 300;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const run = promisify(execFile);
+/** The consumer priority startCluster gives inventory[0] of two: the highest, so it takes the deliveries. */
+const INVENTORY_0_PRIORITY = 2;
+
+/** rabbitmqctl's JSON rows for this run's vhost, the way the test setup already uses rabbitmqctl. */
+async function rabbitmqctl<Row>(args: string[]): Promise<Row[]> {
+  const { stdout } = await run('rabbitmqctl', ['-q', ...args, '--formatter', 'json'], { timeout: 30_000 });
+  return JSON.parse(stdout) as Row[];
+}
+
+/** The deliveries of order.created.inventory that the consumer with this priority holds unacknowledged. */
+async function unacknowledgedBy(priority: number): Promise<number> {
+  const vhost = decodeURIComponent(new URL(amqpUrl).pathname.slice(1));
+  const consumers = await rabbitmqctl<{ queue_name: string; channel_pid: string; arguments: [string, string, unknown][] }>([
+    'list_consumers',
+    '-p',
+    vhost,
+    'queue_name',
+    'channel_pid',
+    'arguments',
+  ]);
+  const consumer = consumers.find(
+    (row) =>
+      row.queue_name === queues.orderCreatedInventory.queue &&
+      row.arguments.some(([key, , value]) => key === 'x-priority' && value === priority),
+  );
+  if (!consumer) return 0;
+  const channels = await rabbitmqctl<{ pid: string; messages_unacknowledged: number }>(['list_channels', 'pid', 'messages_unacknowledged']);
+  return channels.find((ch) => ch.pid === consumer.channel_pid)?.messages_unacknowledged ?? 0;
+}
+
+/** The ids of the orders the Order Service holds PENDING. */
+const pendingIds = (c: Cluster) =>
+  graphqlClient(c.orders.url)
+    .data<{ orders: { nodes: { id: string }[] } }>('{ orders(status: PENDING, first: 500) { nodes { id } } }')
+    .then((d) => d.orders.nodes.map((o) => o.id));
+
+/** For each order, the event ids of the decisions it was answered with (StockReserved or StockRejected). */
+function decisionEvents(answers: readonly ReceivedMessage[]): Map<string, Set<string>> {
+  const byOrder = new Map<string, Set<string>>();
+  for (const m of answers) {
+    if (m.routingKey === ROUTING_KEYS.stockReleased) continue;
+    const { order_id, event_id } = m.json as { order_id: string; event_id: string };
+    byOrder.set(order_id, (byOrder.get(order_id) ?? new Set()).add(event_id));
+  }
+  return byOrder;
+}
 
 /**
  * Each scenario: the distributed platform as separate processes behind proxies of the test's own,
@@ -31,22 +91,41 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
 
   it('1. survives kill -9 of one of two inventory instances mid-batch', async () => {
     const { cluster: c, catalog } = await boot(2);
-    let killed = false;
-    const load = await placeOrders(c.orders.url, catalog, {
-      count: ORDERS,
-      concurrency: 10,
-      onPlaced: (n) => {
-        if (n === ORDERS / 3 && !killed) {
-          killed = true;
-          void c.inventory[0]?.process.stop('SIGKILL');
-        }
-      },
-    });
-    expect(killed).toBe(true);
-    expect(load.failed).toBe(0);
+    const amqp = await rawAmqp(amqpUrl);
+    const answers = await amqp.listen(EXCHANGES.inventory, 'stock.*');
+    const { load, third } = placeInBackground(c, catalog, ORDERS);
+    await third;
+    // The instance taking the deliveries loses its database: the batch it is applying can then
+    // neither commit nor fail, and it holds that batch, and what arrives after it, unacknowledged
+    // until it is killed. The other instance takes what overflows.
+    const victim = c.inventory[0] as Member;
+    victim.database.cut();
+    const { accepted, failed } = await load;
+    expect(failed).toBe(0);
+    // Once the other has answered everything else, the orders still PENDING are exactly those
+    // whose OrderCreated the victim holds (RabbitMQ's count of its unacknowledged deliveries).
+    const { held } = await eventually(
+      async () => ({ pending: await pendingCount(c), held: await unacknowledgedBy(INVENTORY_0_PRIORITY) }),
+      (s) => s.held > 0 && s.pending === s.held,
+      60_000,
+      500,
+    );
+    const heldOrders = await pendingIds(c);
+    expect(heldOrders).toHaveLength(held);
+    await victim.process.stop('SIGKILL');
+
+    // Redelivered to the survivor: every order decided, each exactly once (one decision event,
+    // however often it was answered), and the stock audit finds nothing wrong.
     const report = await settleAndAudit(c);
     expect(report.orders.CONFIRMED + report.orders.CANCELLED).toBe(ORDERS);
     expect(report.orders.CANCELLED).toBeGreaterThan(0);
+    const decisions = await eventually(
+      () => Promise.resolve(decisionEvents(answers.received)),
+      (byOrder) => accepted.every((id) => byOrder.has(id)),
+    );
+    for (const id of accepted) expect(decisions.get(id)?.size, id).toBe(1);
+    expect(heldOrders.every((id) => decisions.get(id)?.size === 1)).toBe(true);
+    await amqp.close();
   });
 
   it('2. survives every broker connection cut for several seconds mid-load', async () => {
@@ -194,6 +273,25 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
     expect(failed).toBe(0);
     expect(accepted).toHaveLength(ORDERS);
     expect(await pendingCount(c)).toBeGreaterThan(0);
+    // What the instances were deciding was committed and acknowledged, and the rest handed back:
+    // each OrderCreated is decided or still in the queue, never both (committed, not acknowledged)
+    // nor neither (acknowledged, not committed). Their answers left with the outbox before the exit.
+    await eventually(
+      () => outboxBacklog(c),
+      (n) => n === 0,
+    );
+    const inventoryDb = new pg.Client({ connectionString: c.databases.inventory.url });
+    await inventoryDb.connect();
+    const decided = (await inventoryDb.query<{ n: number }>('SELECT count(*)::int AS n FROM order_decisions')).rows[0]?.n ?? 0;
+    const unpublished = (await inventoryDb.query('SELECT id FROM outbox')).rows;
+    await inventoryDb.end();
+    expect(decided).toBeGreaterThan(0);
+    expect(unpublished).toEqual([]);
+    const amqp = await rawAmqp(amqpUrl);
+    const waiting = () =>
+      amqp.connection.queueDeclare({ queue: queues.orderCreatedInventory.queue, passive: true }).then((r) => r.messageCount);
+    expect(await eventually(waiting, (n) => n === ORDERS - decided).catch(waiting), c.logs()).toBe(ORDERS - decided);
+    await amqp.close();
     await c.restartInventory(0);
     await settleAndAudit(c);
   });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { queues } from '@stockflow/contracts';
+import { metricSum, type Transaction } from '@stockflow/platform';
 import {
   createTestDatabase,
   eventually,
@@ -12,6 +13,7 @@ import {
   type GraphqlClient,
   type TestDatabase,
 } from '@stockflow/testing';
+import { CANCELLED_BEFORE_RESERVATION } from '../../../services/inventory/src/db/releases.ts';
 import { startPlatform, type RunningPlatform } from '../src/platform.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
@@ -164,23 +166,94 @@ describe.each(['distributed', 'embedded'] as const)('order journey (%s)', (mode)
   });
 
   it.skipIf(skip)('holds nothing when the cancellation overtakes the reservation', async () => {
-    const p = await product(`RACE-${mode}`, 50);
-    const ids: string[] = [];
-    for (let i = 0; i < 10; i += 1) {
-      const created = await createOrder('racer', [{ productId: p, quantity: 1 }]);
-      // Cancelled at once, usually while still PENDING.
-      await orders.data(`mutation { cancelOrder(id: "${created.id}") { id } }`);
-      ids.push(created.id);
+    const p = await product(`RACE-${mode}`, 5);
+    const answersDecided = async (event: 'StockReserved' | 'StockRejected') =>
+      metricSum(await (await fetch(`http://127.0.0.1:${platform.orders.port}/metrics`)).text(), 'stockflow_messages_consumed_total', {
+        queue: 'stock.orders',
+        event,
+        outcome: 'applied',
+      });
+    const before = { StockReserved: await answersDecided('StockReserved'), StockRejected: await answersDecided('StockRejected') };
+
+    // While this transaction holds the product's row the inventory cannot decide an order for it
+    // (in the embedded mode, PGlite's one connection, it can do nothing at all), so the customer's
+    // cancellation comes before any reservation, however fast the inventory is.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let holdingWith: (tx: Transaction) => void = () => undefined;
+    const held = new Promise<Transaction>((resolve) => (holdingWith = resolve));
+    const holding = platform.inventory.db.transaction(async (tx) => {
+      await tx.query('SELECT 1 FROM products WHERE id = $1 FOR UPDATE', [p]);
+      holdingWith(tx);
+      await released;
+    });
+    const tx = await held;
+    let created: OrderView;
+    let cancelled: OrderView;
+    try {
+      created = await createOrder('racer', [{ productId: p, quantity: 3 }]);
+      cancelled = (
+        await orders.data<{ cancelOrder: OrderView }>(
+          `mutation { cancelOrder(id: "${created.id}", reason: "changed my mind") { ${ORDER_FIELDS} } }`,
+        )
+      ).cancelOrder;
+      const recorded = async () =>
+        (
+          await tx.query<{ outcome: string; reason: string }>('SELECT outcome, reason FROM order_decisions WHERE order_id = $1', [
+            created.id,
+          ])
+        ).rows;
+      const moved = await tx.query('SELECT 1 FROM stock_movements WHERE order_id = $1', [created.id]);
+      // The overtake: the order was cancelled while nothing was reserved for it.
+      expect(cancelled).toMatchObject({ status: 'CANCELLED', reason: 'changed my mind' });
+      expect(moved.rows).toEqual([]);
+      if (mode === 'distributed') {
+        // The cancellation needs no product row: it reaches the inventory and leaves its
+        // rejection there while the OrderCreated still waits for the row.
+        expect(await eventually(recorded, (rows) => rows.length > 0)).toEqual([
+          { outcome: 'REJECTED', reason: CANCELLED_BEFORE_RESERVATION },
+        ]);
+      } else {
+        expect(await recorded()).toEqual([]);
+      }
+    } finally {
+      release();
+      await holding;
     }
-    for (const id of ids) expect((await order(id)).status).toBe('CANCELLED');
+
+    // The inventory decides the late OrderCreated, and the Order Service consumes that answer.
+    const [decision] = (
+      await eventually(
+        () => platform.inventory.db.query<{ outcome: string }>('SELECT outcome FROM order_decisions WHERE order_id = $1', [created.id]),
+        (r) => r.rows.length > 0,
+      )
+    ).rows as [{ outcome: string }];
+    const answer = decision.outcome === 'RESERVED' ? 'StockReserved' : 'StockRejected';
+    if (mode === 'distributed') expect(answer).toBe('StockRejected');
     await eventually(
-      () => stock(p),
-      (s) => s.reservedStock === 0 && s.availableStock === 50,
+      () => answersDecided(answer),
+      (n) => n === before[answer] + 1,
       20_000,
     );
-    // And it stays that way once every late answer has been processed.
-    await new Promise((r) => setTimeout(r, 500));
-    expect(await stock(p)).toEqual({ availableStock: 50, reservedStock: 0, soldStock: 0 });
+    // The late answer changed nothing: the order is as the customer's cancellation left it...
+    expect(await order(created.id)).toEqual(cancelled);
+    // ...and nothing is held for it: a reservation made after all was released.
+    await eventually(
+      () => stock(p),
+      (s) => s.reservedStock === 0,
+    );
+    expect(await stock(p)).toEqual({ availableStock: 5, reservedStock: 0, soldStock: 0 });
+    const ledger = await inventory.data<{ stockMovements: { nodes: { kind: string; quantity: number; orderId: string | null }[] } }>(
+      `{ stockMovements(productId: "${p}") { nodes { kind quantity orderId } } }`,
+    );
+    expect(ledger.stockMovements.nodes.filter((m) => m.orderId === created.id)).toEqual(
+      decision.outcome === 'RESERVED'
+        ? [
+            { kind: 'RESERVATION', quantity: 3, orderId: created.id },
+            { kind: 'RELEASE', quantity: 3, orderId: created.id },
+          ]
+        : [],
+    );
   });
 
   it.skipIf(skip)('fulfils a paid order, not an unpaid one: reserved becomes sold; a cancelled order cannot be fulfilled', async () => {

@@ -133,9 +133,37 @@ export const env = {
         return false;
       }
     }, 'must be an https:// URL (http:// only for localhost, 127.0.0.1 or [::1])'),
+  /**
+   * Origins, comma-separated, each exactly as a browser sends it in `Origin` (scheme, host, port
+   * if not the default; no path); empty for none.
+   */
+  origins: () =>
+    z
+      .string()
+      .default('')
+      .refine(
+        (value) => listOf(value).every(isOrigin),
+        'must be origins such as https://shop.example.com (lower case, no path or trailing slash), separated by commas',
+      )
+      .transform(listOf),
   logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   nodeEnv: () => z.enum(['development', 'production', 'test']).default('development'),
 };
+
+const listOf = (value: string) =>
+  value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}
 
 /** A URL (or a comma-separated list) fit for logs and error messages: scheme, host, port and path, never credentials. */
 export function safeUrl(url: string): string {
@@ -183,6 +211,7 @@ export const serviceConfigShape = {
   BREAKER_FAILURE_THRESHOLD: env.positiveInt(3),
   BREAKER_OPEN_MS: env.positiveInt(1_000),
   BREAKER_MAX_OPEN_MS: env.positiveInt(10_000),
+  SHUTDOWN_TIMEOUT_MS: env.positiveInt(10_000),
   AUTH_JWT_SECRET: z.string().optional(),
   AUTH_JWKS_URL: env.httpsUrl().optional(),
   AUTH_JWT_ISSUER: z.string().min(1).optional(),
@@ -191,8 +220,10 @@ export const serviceConfigShape = {
   GRAPHQL_INTROSPECTION: z.enum(['true', 'false']).optional(),
   GRAPHQL_MAX_DEPTH: env.positiveInt(10),
   GRAPHQL_MAX_ALIASES: env.positiveInt(20),
-  GRAPHQL_MAX_COST: env.positiveInt(1_000_000),
+  GRAPHQL_MAX_COST: env.positiveInt(200_000),
   GRAPHQL_MAX_TOKENS: env.positiveInt(2_000),
+  // The web pages (other than the service's own origin) that may call the API from a browser.
+  CORS_ORIGINS: env.origins(),
 };
 
 export type ServiceConfig = z.infer<z.ZodObject<typeof serviceConfigShape>> & { PORT: number };

@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
 import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import {
@@ -14,6 +13,8 @@ import {
   specifiedRules,
   validate,
   type DocumentNode,
+  type ExecutionArgs,
+  type ExecutionResult,
   type GraphQLSchema,
   type OperationDefinitionNode,
   type ValidationContext,
@@ -21,6 +22,7 @@ import {
 } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { OPEN_ACCESS, type Access } from './auth.ts';
+import { costLimit } from './cost.ts';
 import { AppError } from './errors.ts';
 import { parseTraceparent, TRACEPARENT_HEADER, type TraceContext } from './trace.ts';
 import type { Logger } from './logger.ts';
@@ -59,6 +61,8 @@ function jsonAccepted(accept: string | undefined): boolean {
   return !accept || accept.includes('application/json') || accept.includes('*/*');
 }
 
+const isJson = (contentType: string | undefined) => contentType?.split(';')[0]?.trim().toLowerCase() === 'application/json';
+
 const coded = (errors: readonly GraphQLError[], code: string) =>
   errors.map(
     (e) => new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { ...e.extensions, code } }),
@@ -73,7 +77,10 @@ export interface GraphqlLimits {
   introspection: boolean;
 }
 
-/** The validation rules that enforce the limits (the token limit is the parser's). */
+/**
+ * The validation rules that enforce the limits (the token limit is the parser's; the cost, which
+ * depends on the variables, is counted before each execution by `costLimit`).
+ */
 function limitRules(limits: GraphqlLimits): ValidationRule[] {
   // Reported as validation errors (GRAPHQL_VALIDATION_FAILED) rather than thrown.
   const report = {
@@ -84,13 +91,15 @@ function limitRules(limits: GraphqlLimits): ValidationRule[] {
   return [
     maxDepthRule({ n: limits.maxDepth, ignoreIntrospection: true, ...report }),
     maxAliasesRule({ n: limits.maxAliases, ...report }),
-    // graphql-armor's estimate: fields weighted by depth, lists multiplied by their `first`.
-    costLimitRule({ maxCost: limits.maxCost, ...report }),
     ...(limits.introspection ? [] : [NoSchemaIntrospectionCustomRule]),
   ];
 }
 
-type RequestWithAccess = IncomingMessage & { access?: Access };
+/**
+ * What Yoga is handed: who asks, and the body already read within the limit (@whatwg-node/server
+ * takes a `body` found on the request instead of reading the stream).
+ */
+type RequestWithAccess = IncomingMessage & { access?: Access; body?: Buffer };
 
 /**
  * The GraphQL endpoint (`/graphql`) of a service, as an HTTP handler.
@@ -104,7 +113,11 @@ type RequestWithAccess = IncomingMessage & { access?: Access };
  *
  * Every operation, on either path, first passes `authenticate` (401 UNAUTHENTICATED otherwise)
  * and the limits (depth, aliases, cost, tokens, introspection); the GraphiQL page itself needs
- * no token.
+ * no token. Every body is read here, within MAX_REQUEST_BODY_BYTES, whichever path takes it.
+ *
+ * A web page of another site gets nothing from a browser: a POST must be application/json (no
+ * form, multipart or text/plain operation, which a page could send without asking), so its
+ * request needs a CORS preflight, and CORS headers go only to the origins in `corsOrigins`.
  */
 export function createGraphqlServer<Context extends Record<string, unknown>>(options: {
   schema: GraphQLSchema;
@@ -114,9 +127,12 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
   /** The request's context: who asks, and the trace it belongs to (its `traceparent` header). */
   context: (access: Access, request: { trace: TraceContext | undefined }) => Context;
   limits: GraphqlLimits;
+  /** Origins (scheme://host[:port]) whose pages may call the API from a browser; none by default. */
+  corsOrigins?: readonly string[];
   metrics?: Metrics;
 }): (req: IncomingMessage, res: ServerResponse) => void {
   const { metrics, limits } = options;
+  const corsOrigins = new Set(options.corsOrigins);
   const maskOnly = maskError(options.logger);
   const mask = (error: unknown): Error => {
     const masked = maskOnly(error) as GraphQLError;
@@ -127,6 +143,11 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
   const limitRuleList = limitRules(limits);
   const rules = [...specifiedRules, ...limitRuleList];
   const parseLimited = (query: string) => parse(query, { maxTokens: limits.maxTokens });
+  const tooCostly = costLimit(options.schema, limits.maxCost);
+  const stopIfTooCostly = (hook: { args: ExecutionArgs; setResultAndStopExecution: (result: ExecutionResult) => void }) => {
+    const error = tooCostly(hook.args.document, hook.args.operationName, hook.args.variableValues);
+    if (error) hook.setResultAndStopExecution({ errors: [error] });
+  };
   const limitsPlugin: Plugin = {
     onParse({ setParseFn }) {
       setParseFn(parseLimited);
@@ -134,6 +155,8 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     onValidate({ addValidationRule }) {
       for (const rule of limitRuleList) addValidationRule(rule);
     },
+    onExecute: stopIfTooCostly,
+    onSubscribe: stopIfTooCostly,
   };
   const yoga: YogaServerInstance<{ req: RequestWithAccess }, Context> = createYoga<{ req: RequestWithAccess }, Context>({
     schema: options.schema,
@@ -142,6 +165,8 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     logging: false,
     context: ({ req }) => options.context(req.access ?? OPEN_ACCESS, { trace: parseTraceparent(req.headers[TRACEPARENT_HEADER]) }),
     maskedErrors: { maskError: mask, errorMessage: 'Unexpected error.' },
+    // Answered here, the same on both paths; Yoga's own reflects any origin.
+    cors: false,
     plugins: [limitsPlugin],
   });
 
@@ -191,28 +216,52 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     });
   };
 
-  /** Yoga answers a request whose body was already read (anything the direct path leaves alone). */
-  const viaYoga = async (req: RequestWithAccess, res: ServerResponse, body: Buffer) => {
-    const headers = new Headers();
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (value !== undefined && name !== 'content-length') headers.set(name, Array.isArray(value) ? value.join(', ') : value);
-    }
-    const url = new URL(req.url ?? '/graphql', `http://${req.headers.host ?? 'localhost'}`);
-    const response = await yoga.fetch(url, { method: 'POST', headers, body: new Uint8Array(body) }, { req });
-    res.writeHead(response.status, Object.fromEntries(response.headers));
-    res.end(Buffer.from(await response.arrayBuffer()));
-  };
-
-  type Labels = { operation: string; outcome: 'ok' | 'error' };
-  const direct = async (req: RequestWithAccess, res: ServerResponse, labels: Labels, access: Access) => {
+  /** The body, counted as it comes in; null once it passes the limit. */
+  const readBody = async (req: IncomingMessage): Promise<Buffer | null> => {
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req as AsyncIterable<Buffer>) {
       size += chunk.length;
-      if (size > MAX_REQUEST_BODY_BYTES) return refuseTooLarge(req, res);
+      if (size > MAX_REQUEST_BODY_BYTES) return null;
       chunks.push(chunk);
     }
-    const body = Buffer.concat(chunks);
+    return Buffer.concat(chunks);
+  };
+
+  /**
+   * CORS for an origin on the allow-list (set before any answer, so errors are readable too);
+   * nothing for any other, so the browser keeps that page from the answer and from sending
+   * anything a preflight guards. True when the request was a preflight, now answered.
+   */
+  const cors = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const origin = req.headers.origin;
+    const allowed = origin !== undefined && corsOrigins.has(origin);
+    if (corsOrigins.size > 0) res.setHeader('vary', 'Origin');
+    if (allowed) res.setHeader('access-control-allow-origin', origin);
+    if (req.method !== 'OPTIONS') return false;
+    const requested = req.headers['access-control-request-headers'];
+    res.writeHead(
+      204,
+      allowed
+        ? {
+            'access-control-allow-methods': 'GET, POST',
+            ...(requested ? { 'access-control-allow-headers': requested } : {}),
+            'access-control-max-age': '600',
+          }
+        : {},
+    );
+    res.end();
+    return true;
+  };
+
+  /** Yoga answers a request whose body (if any) was read here. */
+  const viaYoga = (req: RequestWithAccess, res: ServerResponse, body: Buffer | undefined) => {
+    if (body) req.body = body;
+    return yoga.handle(req, res);
+  };
+
+  type Labels = { operation: string; outcome: 'ok' | 'error' };
+  const direct = async (req: RequestWithAccess, res: ServerResponse, labels: Labels, access: Access, body: Buffer) => {
     let params: unknown;
     try {
       params = JSON.parse(body.toString('utf8'));
@@ -236,6 +285,11 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     }
     labels.operation = prepared.operation.operation;
     if (prepared.operation.operation === OperationTypeNode.SUBSCRIPTION) return viaYoga(req, res, body);
+    const costError = tooCostly(prepared.document, operationName, variables);
+    if (costError) {
+      labels.outcome = 'error';
+      return send(res, 200, { errors: [mask(costError)] });
+    }
     const result = await execute({
       schema: options.schema,
       document: prepared.document,
@@ -248,15 +302,16 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
   };
 
   const handle = async (req: RequestWithAccess, res: ServerResponse, plain: boolean, labels: Labels) => {
-    // The direct path counts bytes as they come; a declared size over the limit is refused here,
-    // whichever path the request would take.
+    if (cors(req, res)) return;
+    // A declared size over the limit is refused before anything else; a body sent without one
+    // (chunked) is counted as it comes (readBody).
     if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BODY_BYTES) {
       labels.outcome = 'error';
       return refuseTooLarge(req, res);
     }
     const accept = req.headers.accept ?? '';
     const graphiqlPage = options.graphiql && req.method === 'GET' && accept.includes('text/html');
-    if (req.method !== 'OPTIONS' && !graphiqlPage) {
+    if (!graphiqlPage) {
       try {
         req.access = await options.authenticate(req.headers.authorization);
       } catch (error) {
@@ -265,17 +320,30 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
         return send(res, 401, { errors: [masked.toJSON()] }, { 'www-authenticate': 'Bearer' });
       }
     }
-    if (plain) return direct(req, res, labels, req.access ?? OPEN_ACCESS);
-    return yoga.handle(req, res);
+    const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await readBody(req);
+    if (body === null) {
+      labels.outcome = 'error';
+      return refuseTooLarge(req, res);
+    }
+    if (req.method === 'POST' && !isJson(req.headers['content-type'])) {
+      labels.outcome = 'error';
+      const type = req.headers['content-type'];
+      return send(res, 415, {
+        errors: [
+          {
+            message: `A POST body must be application/json${type ? ` (this one is ${type})` : ''}: operations are not taken from forms or plain text, which any web page can send.`,
+            extensions: { code: 'BAD_REQUEST' },
+          },
+        ],
+      });
+    }
+    if (plain && body) return direct(req, res, labels, req.access ?? OPEN_ACCESS, body);
+    return viaYoga(req, res, body);
   };
 
   return (req, res) => {
     const path = req.url?.split('?')[0];
-    const plain =
-      req.method === 'POST' &&
-      path === '/graphql' &&
-      (req.headers['content-type'] ?? '').startsWith('application/json') &&
-      jsonAccepted(req.headers.accept);
+    const plain = req.method === 'POST' && path === '/graphql' && isJson(req.headers['content-type']) && jsonAccepted(req.headers.accept);
     const labels: Labels = {
       operation: plain ? 'other' : req.headers.accept?.includes('text/event-stream') ? 'subscription' : 'other',
       outcome: 'ok',

@@ -27,7 +27,11 @@ export interface HttpServerOptions {
 export interface RunningHttpServer {
   server: Server;
   port: number;
-  close(): Promise<void>;
+  /**
+   * Stops taking requests and resolves once those under way are answered; when `giveUp` aborts,
+   * the connections still open are cut.
+   */
+  close(giveUp?: AbortSignal): Promise<void>;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown) {
@@ -41,7 +45,21 @@ function sendJson(res: ServerResponse, status: number, body: unknown) {
  * stops sending traffic to an instance that cannot do its work, and 503 otherwise.
  */
 export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
+  let closing = false;
+  const inFlight = new Map<ServerResponse, IncomingMessage>();
   const server = createServer((req, res) => {
+    if (closing) {
+      // Refused before anything is done, so the client can safely send it to another instance.
+      res.writeHead(503, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1' });
+      res.end(JSON.stringify({ status: 'shutting down' }));
+      return;
+    }
+    inFlight.set(res, req);
+    res.once('close', () => {
+      inFlight.delete(res);
+      // Node keeps a connection alive after its last response even once the server is closing.
+      if (closing) server.closeIdleConnections();
+    });
     const url = req.url ?? '/';
     if (url === '/health') return sendJson(res, 200, { status: 'ok' });
     if (url === '/metrics' && options.metrics) {
@@ -75,10 +93,19 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   return {
     server,
     port: (server.address() as AddressInfo).port,
-    close: () =>
+    close: (giveUp) =>
       new Promise<void>((resolve) => {
+        closing = true;
+        // Stops listening and closes the idle connections; resolves once no connection is left.
         server.close(() => resolve());
-        server.closeAllConnections();
+        for (const [res, req] of inFlight) {
+          // A subscription's event stream never ends by itself: its client reconnects elsewhere.
+          if (req.headers.accept?.includes('text/event-stream')) res.destroy();
+          else if (!res.headersSent) res.setHeader('connection', 'close');
+        }
+        const cut = () => server.closeAllConnections();
+        if (giveUp?.aborted) cut();
+        else giveUp?.addEventListener('abort', cut, { once: true });
       }),
   };
 }

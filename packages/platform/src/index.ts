@@ -5,6 +5,7 @@ export * from './http.ts';
 export * from './db/index.ts';
 export * from './messaging/index.ts';
 export * from './graphql.ts';
+export * from './cost.ts';
 export * from './runtime.ts';
 export * from './connection.ts';
 export * from './breaker.ts';

@@ -57,7 +57,10 @@ export interface RunningService {
   db: Database;
   transport: Transport;
   outbox: Outbox;
-  /** Stops taking work, lets in-flight work finish, flushes the outbox, closes connections. */
+  /**
+   * Stops taking work, lets in-flight requests and batches finish (within SHUTDOWN_TIMEOUT_MS),
+   * flushes the outbox, closes connections.
+   */
   close(): Promise<void>;
 }
 
@@ -180,9 +183,13 @@ export async function runService(options: {
     transport,
     outbox,
     async close() {
+      // Nothing new is taken from here on. What is under way (requests, consumer batches) gets
+      // SHUTDOWN_TIMEOUT_MS to finish; then the requests' connections are cut and the batches go
+      // back to their queues unacknowledged, for another instance to apply.
+      const giveUp = AbortSignal.timeout(config.SHUTDOWN_TIMEOUT_MS);
       await parts.beforeClose?.();
-      for (const s of parts.subscriptions) await s.close();
-      await http.close();
+      await Promise.all([http.close(giveUp), ...parts.subscriptions.map((s) => s.close(giveUp))]);
+      if (giveUp.aborted) logger.warn({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'work still under way at the shutdown timeout was cut');
       await outbox.stop();
       await outbox.drain();
       if (!options.deps.transport) await transport.close();
@@ -198,7 +205,9 @@ function required(value: string | undefined, variable: string): string {
 
 /**
  * The entry point of a service running alone: configuration from the environment, a clear
- * message and exit code 1 when it cannot start, and a graceful stop on SIGTERM or SIGINT.
+ * message and exit code 1 when it cannot start, and a graceful stop on SIGTERM or SIGINT: exit
+ * code 0 once it is done, 1 when it fails or is not done within twice SHUTDOWN_TIMEOUT_MS (the
+ * timeout for the work under way, as long again to flush the outbox and close connections).
  */
 export function runMain<Config extends ServiceConfig>(
   name: string,
@@ -213,7 +222,12 @@ export function runMain<Config extends ServiceConfig>(
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      logger.info({ signal }, 'shutting down');
+      logger.info({ signal, timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'shutting down');
+      // A database or broker that stops answering mid-shutdown must not keep the process alive.
+      setTimeout(() => {
+        logger.error({ timeoutMs: 2 * config.SHUTDOWN_TIMEOUT_MS }, 'shutdown did not finish in time; exiting');
+        process.exit(1);
+      }, 2 * config.SHUTDOWN_TIMEOUT_MS);
       service.close().then(
         () => process.exit(0),
         (err: unknown) => {

@@ -74,6 +74,8 @@ export async function startCluster(options: {
 
   return {
     inventory,
+    /** The services' databases (reached directly), for a test to read what was committed. */
+    databases,
     get orders() {
       return orders;
     },

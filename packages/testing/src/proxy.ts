@@ -6,13 +6,18 @@ import net from 'node:net';
  */
 export async function startTcpProxy(target: { host: string; port: number }) {
   const sockets = new Set<net.Socket>();
+  const upstreams = new Set<net.Socket>();
   let open = true;
+  let holding = false;
   const server = net.createServer((client) => {
     if (!open) {
       client.destroy();
       return;
     }
     const upstream = net.connect(target.port, target.host);
+    upstreams.add(upstream);
+    upstream.on('close', () => upstreams.delete(upstream));
+    if (holding) upstream.pause();
     for (const s of [client, upstream]) {
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
@@ -34,6 +39,16 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     },
     restore() {
       open = true;
+    },
+    /** Holds what the server sends (the client's requests still reach it) until `release`. */
+    hold() {
+      holding = true;
+      for (const s of upstreams) s.pause();
+    },
+    /** Passes on everything held at once: the client reads it in one go. */
+    release() {
+      holding = false;
+      for (const s of upstreams) s.resume();
     },
     async close() {
       this.cut();

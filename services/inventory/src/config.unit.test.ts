@@ -26,6 +26,17 @@ describe('inventory configuration', () => {
     expect(() => loadInventoryConfig({ ...valid, CONSUMER_PRIORITY: '2.5' })).toThrow('CONSUMER_PRIORITY ("2.5"): must be a whole number');
   });
 
+  it('takes the origins whose pages may call from a browser (CORS_ORIGINS) exactly as browsers send them, none by default', () => {
+    expect(loadInventoryConfig(valid).CORS_ORIGINS).toEqual([]);
+    expect(loadInventoryConfig({ ...valid, CORS_ORIGINS: 'https://shop.example.com, http://localhost:5173' }).CORS_ORIGINS).toEqual([
+      'https://shop.example.com',
+      'http://localhost:5173',
+    ]);
+    for (const bad of ['*', 'shop.example.com', 'https://shop.example.com/', 'https://Shop.example.com', 'https://shop.example.com/app']) {
+      expect(() => loadInventoryConfig({ ...valid, CORS_ORIGINS: bad }), bad).toThrow(/CORS_ORIGINS \(.*\): must be origins such as/);
+    }
+  });
+
   it('names every bad variable in one message', () => {
     let error: unknown;
     try {

@@ -44,6 +44,7 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
         metrics,
         authenticate: (authorization) => auth.authenticate(authorization),
         limits: graphqlLimits(config),
+        corsOrigins: config.CORS_ORIGINS,
         context: (access) => ({ access, catalog, transport, consumerQueues: INVENTORY_QUEUES }),
       });
       return { subscriptions, consumedQueues: INVENTORY_QUEUES, http: graphql };

@@ -86,6 +86,7 @@ export function startOrdersService(
         metrics,
         authenticate: (authorization) => auth.authenticate(authorization),
         limits: graphqlLimits(config),
+        corsOrigins: config.CORS_ORIGINS,
         context: (access, { trace }) => ({
           access,
           trace,

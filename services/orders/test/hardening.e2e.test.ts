@@ -61,7 +61,7 @@ describe.skipIf(servicesUnavailable)('request hardening (production settings)', 
     ],
     [
       'a query costlier than GRAPHQL_MAX_COST',
-      '{ orders(first: 500) { nodes { id status reason createdAt updatedAt } } }',
+      '{ a: orders(first: 500) { nodes { id status reason createdAt updatedAt } } b: orders(first: 500) { nodes { id status reason createdAt updatedAt } } }',
       /Cost limit of 5000/,
     ],
     ['introspection in production', '{ __schema { types { name } } }', /introspection/i],

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Connection } from 'rabbitmq-client';
 import type { QueueSpec } from '@stockflow/contracts';
-import { eventually, uniqueName } from '@stockflow/testing';
+import { eventually, startTcpProxy, uniqueName, viaProxy } from '@stockflow/testing';
 import { createLogger } from '../logger.ts';
 import { consumeWithBatchedAcks } from './amqp-consumer.ts';
 import type { IncomingMessage } from './transport.ts';
@@ -119,6 +119,43 @@ describe.skipIf(servicesUnavailable)('AMQP consumer with batched acknowledgement
     await subscription.close();
     expect(attempts.get(3)).toEqual([false, true]);
     for (const n of [0, 1, 2, 4, 5]) expect(attempts.get(n)).toEqual([false]);
+    expect(await depth(queue.queue)).toBe(0);
+    await connection.queueDelete({ queue: queue.queue });
+  });
+
+  it('acknowledges before it closes the deliveries that reach it together with the answer to its cancel', async () => {
+    const queue = queueSpec();
+    const url = new URL(inject('amqpUrl'));
+    const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5672) });
+    const own = new Connection({ url: viaProxy(url.toString(), proxy.port), retryLow: 100, retryHigh: 500 });
+    await own.onConnect(5_000);
+    const handled: number[] = [];
+    const subscription = await consumeWithBatchedAcks({ ...options(queue), connection: own }, async (m: IncomingMessage) => {
+      await new Promise((r) => setTimeout(r, 50));
+      handled.push((m.body as { n: number }).n);
+    });
+    // What the broker sends the consumer waits at its proxy: the deliveries, then the answer to
+    // the cancel, all read in one go when released.
+    proxy.hold();
+    await publish(
+      queue.queue,
+      Array.from({ length: 10 }, (_, n) => ({ n })),
+    );
+    await eventually(
+      () => depth(queue.queue),
+      (n) => n === 0,
+    );
+    const closed = subscription.close();
+    await eventually(
+      async () => (await connection.queueDeclare({ queue: queue.queue, durable: true })).consumerCount,
+      (n) => n === 0,
+    );
+    proxy.release();
+    await closed;
+    await own.close();
+    await proxy.close();
+    // Each was handled and acknowledged before the channel closed: none came back to the queue.
+    expect(handled).toHaveLength(10);
     expect(await depth(queue.queue)).toBe(0);
     await connection.queueDelete({ queue: queue.queue });
   });

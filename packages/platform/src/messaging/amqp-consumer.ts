@@ -61,6 +61,8 @@ function ackTracker(channel: Channel) {
   };
 }
 
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
 const incoming = (msg: AsyncMessage): IncomingMessage => ({
   body: msg.body,
   exchange: msg.exchange,
@@ -157,15 +159,23 @@ export async function consumeWithBatchedAcks(options: AckingConsumerOptions, han
   if (connection.ready) await settingUp;
 
   return {
-    async close() {
+    async close(giveUp) {
       closing = true;
       if (retryTimer) clearTimeout(retryTimer);
-      await settingUp;
+      const givenUp = new Promise<void>((resolve) => {
+        if (giveUp?.aborted) resolve();
+        else giveUp?.addEventListener('abort', () => resolve(), { once: true });
+      });
+      await Promise.race([settingUp, givenUp]);
       const ch = channel;
-      if (ch?.active && consumerTag) await ch.basicCancel(consumerTag).catch(() => undefined);
+      if (ch?.active && consumerTag) await Promise.race([ch.basicCancel(consumerTag).catch(() => undefined), givenUp]);
+      // rabbitmq-client hands each delivery to us on a later turn of the event loop (setImmediate):
+      // those that came just before the cancel's answer join `processing` only then.
+      await nextTurn();
       // In-flight deliveries finish and are acknowledged before the channel closes.
-      await Promise.allSettled(processing);
-      await new Promise((resolve) => setImmediate(resolve));
+      while (processing.size > 0 && !giveUp?.aborted) await Promise.race([Promise.allSettled(processing), givenUp]);
+      // The acknowledgements go out on the next turn (ackTracker).
+      await nextTurn();
       if (ch?.active) await ch.close().catch(() => undefined);
     },
   };

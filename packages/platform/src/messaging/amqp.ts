@@ -198,9 +198,9 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
       );
       consumers.add(consumer);
       return {
-        async close() {
+        async close(giveUp) {
           consumers.delete(consumer);
-          await consumer.close();
+          await consumer.close(giveUp);
         },
       };
     },

@@ -149,6 +149,10 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
     counted(eventOf(message.body), 'retried');
   };
 
+  let closing = false;
+  let closed: () => void = () => undefined;
+  const whenClosing = new Promise<void>((resolve) => (closed = resolve));
+
   /** Applies a batch; one result per delivery: acknowledge it (undefined) or hand it back (an Error). */
   const settle = async (batch: Delivery<T>[]): Promise<(undefined | Error)[]> => {
     try {
@@ -163,9 +167,16 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
       return batch.map(() => undefined);
     } catch (error) {
       if (isOutage(error) && options.waitUntilAvailable) {
-        logger.warn({ queue: queue.queue, size: batch.length }, 'database unavailable; holding the batch until it is back');
-        await options.waitUntilAvailable();
-        return settle(batch);
+        if (!closing) {
+          logger.warn({ queue: queue.queue, size: batch.length }, 'database unavailable; holding the batch until it is back');
+          await Promise.race([options.waitUntilAvailable(), whenClosing]);
+        }
+        // Shutting down: waiting for the database would only hold up the exit, and another
+        // instance (or this one's restart) applies the batch once it is back.
+        if (!closing) return settle(batch);
+        logger.warn({ queue: queue.queue, size: batch.length }, 'database unavailable at shutdown; handing the batch back to the broker');
+        for (const [event, n] of tally(batch, (d) => eventOf(d.value))) counted(event, 'requeued', n);
+        return batch.map(() => asError(error));
       }
       const [only] = batch;
       if (batch.length === 1 && only) {
@@ -201,8 +212,10 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
   });
   metrics?.consumersUp.set({ queue: queue.queue }, 1);
   return {
-    async close() {
-      await subscription.close();
+    async close(giveUp) {
+      closing = true;
+      closed();
+      await subscription.close(giveUp);
       metrics?.consumersUp.set({ queue: queue.queue }, 0);
     },
   };

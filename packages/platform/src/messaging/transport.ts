@@ -36,7 +36,11 @@ export interface ConsumeOptions {
 }
 
 export interface Subscription {
-  close(): Promise<void>;
+  /**
+   * Takes no new deliveries and resolves once those being handled are acknowledged. When `giveUp`
+   * aborts it waits no longer: what is still unacknowledged goes back to the queue.
+   */
+  close(giveUp?: AbortSignal): Promise<void>;
 }
 
 /**

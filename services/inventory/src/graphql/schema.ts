@@ -5,6 +5,7 @@ import {
   afterPosition,
   connectionType,
   DateTimeScalar,
+  isAdmin,
   pageSize,
   requireAdmin,
   ValidationError,
@@ -48,7 +49,12 @@ const StockMovementRef = builder.objectRef<StockMovement>('StockMovement').imple
     availableAfter: t.exposeInt('availableAfter'),
     reservedAfter: t.exposeInt('reservedAfter'),
     soldAfter: t.exposeInt('soldAfter'),
-    orderId: t.exposeString('orderId', { nullable: true, description: 'The order, for reservations, releases and sales.' }),
+    orderId: t.string({
+      nullable: true,
+      description: 'The order, for reservations, releases and sales; null unless the caller is an admin.',
+      // Inventory cannot tell whose order it is: to a customer any order id would be someone else's news.
+      resolve: (m, _args, ctx) => (isAdmin(ctx.access) ? m.orderId : null),
+    }),
     reason: t.exposeString('reason', { nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),

@@ -2,6 +2,9 @@ import { MAX_INT32, type PaymentEvent, type ReservedLine } from '@stockflow/cont
 import type { OrderStatus } from './order.ts';
 
 export const PAYMENT_OUTCOMES = ['PAID', 'FAILED', 'REFUND_REQUESTED'] as const;
+
+/** The payment attempts an order lists: a page holds enough for any real order, and its cost stays bounded. */
+export const MAX_PAYMENTS_LISTED = 50;
 export type PaymentOutcome = (typeof PAYMENT_OUTCOMES)[number];
 
 /** One attempt to pay an order, as recorded. */

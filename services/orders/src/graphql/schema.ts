@@ -7,6 +7,7 @@ import {
   connectionType,
   DateTimeScalar,
   ForbiddenError,
+  MAX_ITEMS_EXTENSION,
   NotFoundError,
   ownCustomer,
   PAGE_LIMITS,
@@ -18,8 +19,8 @@ import {
 } from '@stockflow/platform';
 import { PaymentSucceeded } from '@stockflow/contracts';
 import type { OrdersRepository, StatusChange } from '../db/orders.ts';
-import { ORDER_STATUSES, validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
-import type { PAYMENT_OUTCOMES, Payment } from '../domain/payment.ts';
+import { ORDER_LIMITS, ORDER_STATUSES, validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
+import { MAX_PAYMENTS_LISTED, type PAYMENT_OUTCOMES, type Payment } from '../domain/payment.ts';
 
 const MAX_RECONCILED_LISTED = 1_000;
 
@@ -126,7 +127,11 @@ const OrderRef = builder.objectRef<Order>('Order').implement({
     customerId: t.exposeID('customerId'),
     status: t.field({ type: OrderStatusEnum, resolve: (o) => o.status }),
     reason: t.exposeString('reason', { nullable: true, description: 'Why the order was cancelled.' }),
-    items: t.field({ type: [OrderLineRef], resolve: (o) => o.pricedItems ?? o.items }),
+    items: t.field({
+      type: [OrderLineRef],
+      extensions: { [MAX_ITEMS_EXTENSION]: ORDER_LIMITS.maxLines },
+      resolve: (o) => o.pricedItems ?? o.items,
+    }),
     totalCents: t.exposeInt('totalCents', {
       nullable: true,
       description: 'What the customer owes, fixed when stock is reserved; null before, and when a product had no price.',
@@ -140,8 +145,9 @@ const OrderRef = builder.objectRef<Order>('Order').implement({
     paidAt: t.expose('paidAt', { type: 'DateTime', nullable: true }),
     payments: t.field({
       type: [PaymentRef],
-      description: 'Every payment attempt, oldest first, with its outcome.',
-      resolve: (o, _args, ctx) => ctx.paymentsOf(o.id),
+      description: `The payment attempts, oldest first, with their outcome (the first ${MAX_PAYMENTS_LISTED}).`,
+      extensions: { [MAX_ITEMS_EXTENSION]: MAX_PAYMENTS_LISTED },
+      resolve: async (o, _args, ctx) => (await ctx.paymentsOf(o.id)).slice(0, MAX_PAYMENTS_LISTED),
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime', description: 'When the status last changed.' }),
@@ -191,6 +197,7 @@ builder.queryType({
     orderCounts: t.field({
       type: [StatusCountRef],
       description: 'How many orders are in each status (a customer counts its own); every status is listed, zero included.',
+      extensions: { [MAX_ITEMS_EXTENSION]: ORDER_STATUSES.length },
       resolve: async (_root, _args, ctx) => {
         const counts = new Map((await ctx.orders.countsByStatus(ownCustomer(ctx.access))).map((c) => [c.status, c.count]));
         return ORDER_STATUSES.map((status) => ({ status, count: counts.get(status) ?? 0 }));
@@ -277,6 +284,7 @@ const ReconcileResultRef = builder.objectRef<{ ids: string[] }>('ReconcileResult
     republished: t.int({ description: 'How many OrderCreated events were sent again.', resolve: (r) => r.ids.length }),
     orderIds: t.idList({
       description: `The orders concerned, oldest first (the first ${MAX_RECONCILED_LISTED}).`,
+      extensions: { [MAX_ITEMS_EXTENSION]: MAX_RECONCILED_LISTED },
       resolve: (r) => r.ids.slice(0, MAX_RECONCILED_LISTED),
     }),
   }),
