@@ -17,6 +17,7 @@ import {
   OrderPaid,
   PaymentFailed,
   PaymentSucceeded,
+  QUEUES,
   RefundRequested,
   ROUTING_KEYS,
   type PaymentEvent,
@@ -322,7 +323,7 @@ export async function simulatePayments(options: PaymentSimulationOptions): Promi
       queue: '',
       queueOptions: { exclusive: true, autoDelete: true },
       exchanges: exchanges.map((e) => ({ exchange: e.exchange, type: e.type, durable: e.durable })),
-      queueBindings: [ROUTING_KEYS.orderConfirmed, ROUTING_KEYS.orderPaid, ROUTING_KEYS.refundRequested].map((routingKey) => ({
+      queueBindings: [ROUTING_KEYS.orderConfirmed, ROUTING_KEYS.orderPaid].map((routingKey) => ({
         exchange: EXCHANGES.orders,
         routingKey,
       })),
@@ -341,17 +342,22 @@ export async function simulatePayments(options: PaymentSimulationOptions): Promi
         if (!order || order.paid) return;
         order.paid = true;
         log(`${msg.routingKey.padEnd(22)} ${JSON.stringify(body)}`);
-      } else {
-        const refund = RefundRequested.safeParse(body);
-        if (!refund.success) return;
-        refunds.push(refund.data);
-        byPayment.get(refund.data.payment_id)?.refunds.push(refund.data);
-        log(`${msg.routingKey.padEnd(22)} ${JSON.stringify(body)}`);
       }
       wake();
     },
   );
-  await new Promise<void>((resolve) => listener.once('ready', () => resolve()));
+  // Refunds are taken from the queue Stockflow declares for the payment service (a passive
+  // declare: it checks the queue is there and leaves its arguments alone), as a real one would.
+  const refundTaker = connection.createConsumer({ queue: QUEUES.refundRequestsPayments, queueOptions: { passive: true } }, (msg) => {
+    const body = decode(msg);
+    const refund = RefundRequested.safeParse(body);
+    if (!refund.success) return;
+    refunds.push(refund.data);
+    byPayment.get(refund.data.payment_id)?.refunds.push(refund.data);
+    log(`${msg.routingKey.padEnd(22)} ${JSON.stringify(body)}`);
+    wake();
+  });
+  await Promise.all([listener, refundTaker].map((c) => new Promise<void>((resolve) => c.once('ready', () => resolve()))));
   log(`watching ${EXCHANGES.orders}/${ROUTING_KEYS.orderConfirmed}; paying on ${EXCHANGES.payments}...`);
   options.onReady?.();
 
@@ -381,6 +387,7 @@ export async function simulatePayments(options: PaymentSimulationOptions): Promi
     if (timers.size > 0) problems.push(`${timers.size} payments were not sent: the run ended first`);
     for (const timer of timers) clearTimeout(timer);
     await listener.close();
+    await refundTaker.close();
     await publisher.close();
     await connection.close();
   }

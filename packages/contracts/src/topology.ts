@@ -33,6 +33,7 @@ export const QUEUES = {
   orderFulfilledInventory: 'order.fulfilled.inventory',
   stockOrders: 'stock.orders',
   paymentOrders: 'payment.orders',
+  refundRequestsPayments: 'order.refund_requested.payments',
 } as const;
 
 export const dlqName = (queue: string): string => `${queue}.dlq`;
@@ -162,12 +163,20 @@ export const queues = {
   stockOrders: consumerQueue(QUEUES.stockOrders, [{ exchange: EXCHANGES.inventory, routingKey: 'stock.*' }]),
   /** The Order Service's payments: succeeded, failed. */
   paymentOrders: consumerQueue(QUEUES.paymentOrders, [{ exchange: EXCHANGES.payments, routingKey: 'payment.*' }]),
+  /**
+   * The payment service's refund requests. Declared by Stockflow, which consumes nothing from it:
+   * a refund is money owed, so it is published mandatory into a durable queue that holds it until
+   * the payment service takes it, instead of being dropped while that service's own queue is missing.
+   */
+  refundRequestsPayments: consumerQueue(QUEUES.refundRequestsPayments, [
+    { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.refundRequested },
+  ]),
 } satisfies Record<string, QueueSpec>;
 
 /**
  * Does the platform's own topology give a message a queue? Sent to a queue by name (the default
  * exchange), parked (the dead-letter exchange), or matching a consumer queue's binding. Events
- * only other teams may subscribe to (OrderConfirmed, OrderPaid, RefundRequested) have none here, and are not expected to.
+ * only other teams may subscribe to (OrderConfirmed, OrderPaid) have none here, and are not expected to.
  */
 export function platformQueueFor(exchange: string, routingKey: string): boolean {
   if (exchange === '') return true;

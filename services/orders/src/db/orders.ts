@@ -14,7 +14,7 @@ import {
   type Transaction,
 } from '@stockflow/platform';
 import { allowedFrom, sameLines, transitionError, type NewOrder, type Order, type OrderStatus } from '../domain/order.ts';
-import { judgePayment, orderTotal, type Payment, type PayableOrder } from '../domain/payment.ts';
+import { judgePayment, MAX_PAYMENTS_LISTED, orderTotal, type Payment, type PayableOrder } from '../domain/payment.ts';
 import { eventFor, refundFor, type Clock } from '../messaging/events.ts';
 import type { OrdersMetrics } from '../metrics.ts';
 
@@ -130,10 +130,13 @@ async function transition(
   customerId: string | undefined,
   effects: Effects,
 ): Promise<Order | undefined> {
+  // A CONFIRMED order with a payment hold is fulfilled only once paid (awaitsPayment).
   const { rows } = await tx.query<Order>(
     `UPDATE orders SET status = $2, reason = COALESCE($3, reason), updated_at = now()
-     WHERE id = $1 AND status = ANY($4::text[]) AND ($5::text IS NULL OR customer_id = $5) RETURNING ${ORDER_COLUMNS}`,
-    [id, to, reason, allowedFrom(to, paymentsOn(effects)), customerId ?? null],
+     WHERE id = $1 AND status = ANY($4::text[]) AND ($5::text IS NULL OR customer_id = $5)
+       AND NOT ($2 = 'FULFILLED' AND $6::boolean AND status = 'CONFIRMED' AND payment_due_at IS NOT NULL)
+     RETURNING ${ORDER_COLUMNS}`,
+    [id, to, reason, allowedFrom(to), customerId ?? null, paymentsOn(effects)],
   );
   return rows[0];
 }
@@ -264,8 +267,7 @@ export function ordersRepository(db: Database, effects: Effects) {
      */
     async expiredCount(customerId: string | undefined): Promise<number> {
       const { rows } = await db.query<{ count: number }>(
-        `SELECT count(*)::int AS count FROM orders o
-         WHERE status = 'CANCELLED' AND payment_due_at IS NOT NULL AND reason = ${EXPIRY_REASON} AND ($1::text IS NULL OR customer_id = $1)`,
+        `SELECT count(*)::int AS count FROM orders WHERE expired_at IS NOT NULL AND ($1::text IS NULL OR customer_id = $1)`,
         [customerId ?? null],
       );
       return rows[0]?.count ?? 0;
@@ -341,10 +343,15 @@ export function ordersRepository(db: Database, effects: Effects) {
     },
 
     /** The payment attempts of these orders, oldest first. */
-    async paymentsOf(orderIds: readonly string[]): Promise<Payment[]> {
+    async paymentsOf(orderIds: readonly string[], perOrder = MAX_PAYMENTS_LISTED): Promise<Payment[]> {
+      // At most `perOrder` each, read through the index: an order flooded with failed attempts
+      // costs a page, not all of them.
       const { rows } = await db.query<Payment>(
-        `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE order_id = ANY($1::text[]) ORDER BY created_at, payment_id`,
-        [orderIds],
+        `SELECT p.* FROM unnest($1::text[]) AS o(id)
+         CROSS JOIN LATERAL (
+           SELECT ${PAYMENT_COLUMNS} FROM payments WHERE order_id = o.id ORDER BY created_at, payment_id LIMIT $2
+         ) p`,
+        [orderIds, perOrder],
       );
       return rows;
     },
@@ -377,7 +384,7 @@ export function ordersRepository(db: Database, effects: Effects) {
                WHERE status = 'CONFIRMED' AND payment_due_at IS NOT NULL AND payment_due_at <= now()
                ORDER BY payment_due_at LIMIT $1 FOR UPDATE SKIP LOCKED
              )
-             UPDATE orders o SET status = 'CANCELLED', updated_at = now(), reason = ${EXPIRY_REASON}
+             UPDATE orders o SET status = 'CANCELLED', updated_at = now(), expired_at = now(), reason = ${EXPIRY_REASON}
              FROM due WHERE o.id = due.id
              RETURNING ${ORDER_COLUMNS_OF_O}`,
             [batchSize],
@@ -477,19 +484,32 @@ export async function applyPayments(
 ): Promise<void> {
   const orderIds = [...new Set(payments.map((p) => p.order_id))];
   const paymentIds = [...new Set(payments.map((p) => p.payment_id))];
-  const { rows: looked } = await tx.query<{ orders: (PayableOrder & { id: string })[]; known: Payment[] }>(
-    `WITH locked AS MATERIALIZED (
-       SELECT id, status, total_cents AS "totalCents", currency,
-              payment_due_at IS NOT NULL AND payment_due_at <= now() AS "holdExpired"
-       FROM orders WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
-     )
-     SELECT (SELECT coalesce(json_agg(locked), '[]') FROM locked) AS orders,
-            (SELECT coalesce(json_agg(p), '[]') FROM (SELECT ${PAYMENT_COLUMNS} FROM payments WHERE payment_id = ANY($2::text[])) p) AS known`,
-    [orderIds, paymentIds],
+  // Two statements: the payments are read after the locks are granted, so a payment recorded by
+  // the transaction this one waited for is seen (a statement's snapshot predates its lock wait).
+  const { rows: orders } = await tx.query<PayableOrder & { id: string }>(
+    `SELECT id, status, total_cents AS "totalCents", currency,
+            $2::boolean AND payment_due_at IS NOT NULL AND payment_due_at <= now() AS "holdExpired"
+     FROM orders WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
+    [orderIds, paymentsOn(effects)],
   );
-  const { orders, known } = looked[0] as (typeof looked)[number];
+  const { rows: known } = await tx.query<Payment>(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE payment_id = ANY($1::text[])`, [
+    paymentIds,
+  ]);
   const orderById = new Map(orders.map((o) => [o.id, o]));
   const recorded = new Map(known.map((p) => [p.paymentId, p.outcome]));
+  const recordedFor = new Map(known.map((p) => [p.paymentId, p.orderId]));
+  // A payment id names one payment of one order: the same id for another order is the payment
+  // service's mistake, and applying it would file money under the wrong order.
+  for (const payment of payments) {
+    const first = recordedFor.get(payment.payment_id) ?? payment.order_id;
+    if (first !== payment.order_id) {
+      throw new ConflictError(`payment ${payment.payment_id} was recorded for order ${first}, not ${payment.order_id}`, {
+        paymentId: payment.payment_id,
+        orderId: first,
+      });
+    }
+    recordedFor.set(payment.payment_id, first);
+  }
   // By payment id: one row each, so a failure and its success in one batch are one upsert.
   const decided = new Map<
     string,
@@ -523,18 +543,21 @@ export async function applyPayments(
      ON CONFLICT (payment_id) DO UPDATE SET
        amount_cents = excluded.amount_cents, currency = excluded.currency, outcome = excluded.outcome,
        reason = excluded.reason, updated_at = now()
-     WHERE payments.outcome = 'FAILED'
+     WHERE payments.outcome = 'FAILED' AND payments.order_id = excluded.order_id
      RETURNING ${PAYMENT_COLUMNS}`,
     [
       JSON.stringify(
-        [...decided.values()].map(({ payment, outcome, reason }) => ({
-          payment_id: payment.payment_id,
-          order_id: payment.order_id,
-          amount_cents: payment.event === 'PaymentSucceeded' ? payment.amount_cents : null,
-          currency: payment.event === 'PaymentSucceeded' ? payment.currency : null,
-          outcome,
-          reason,
-        })),
+        // In payment id order, so two transactions inserting the same ids never deadlock.
+        [...decided.values()]
+          .sort((a, b) => (a.payment.payment_id < b.payment.payment_id ? -1 : 1))
+          .map(({ payment, outcome, reason }) => ({
+            payment_id: payment.payment_id,
+            order_id: payment.order_id,
+            amount_cents: payment.event === 'PaymentSucceeded' ? payment.amount_cents : null,
+            currency: payment.event === 'PaymentSucceeded' ? payment.currency : null,
+            outcome,
+            reason,
+          })),
       ),
     ],
   );
@@ -553,7 +576,8 @@ export async function applyPayments(
   const { rows: moved } = await tx.query<Order>(
     `UPDATE orders o SET status = x.status, updated_at = now(),
        paid_at = CASE WHEN x.status = 'PAID' THEN now() ELSE o.paid_at END,
-       reason = CASE WHEN x.status = 'CANCELLED' THEN ${EXPIRY_REASON} ELSE o.reason END
+       reason = CASE WHEN x.status = 'CANCELLED' THEN ${EXPIRY_REASON} ELSE o.reason END,
+       expired_at = CASE WHEN x.status = 'CANCELLED' THEN now() END
      FROM json_to_recordset($1::json) AS x(id text, status text)
      WHERE o.id = x.id AND o.status = 'CONFIRMED'
      RETURNING ${ORDER_COLUMNS_OF_O}`,

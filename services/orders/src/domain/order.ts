@@ -32,9 +32,10 @@ export const ORDER_LIMITS = {
 } as const;
 
 /**
- * The lifecycle. Anything not listed here is refused. With payments on, a CONFIRMED order must be
- * paid before it is fulfilled; with them off (PAYMENT_HOLD_SECONDS=0, payment taken elsewhere) it
- * may be fulfilled directly, as before payments existed.
+ * The lifecycle. Anything not listed here is refused. One more rule is the order's own: a
+ * CONFIRMED order that was given a payment hold (`paymentDueAt`) must be paid before it is
+ * fulfilled while payments are on; one confirmed without a hold (payments off, or before
+ * payments existed) may be fulfilled directly.
  */
 const NEXT: Record<OrderStatus, readonly OrderStatus[]> = {
   PENDING: ['CONFIRMED', 'CANCELLED'],
@@ -45,17 +46,19 @@ const NEXT: Record<OrderStatus, readonly OrderStatus[]> = {
 };
 
 /** The statuses from which an order may move to `to`. */
-export const allowedFrom = (to: OrderStatus, paymentsOn = false): OrderStatus[] =>
-  (Object.keys(NEXT) as OrderStatus[]).filter(
-    (from) => NEXT[from].includes(to) && !(paymentsOn && from === 'CONFIRMED' && to === 'FULFILLED'),
-  );
+export const allowedFrom = (to: OrderStatus): OrderStatus[] =>
+  (Object.keys(NEXT) as OrderStatus[]).filter((from) => NEXT[from].includes(to));
+
+/** Must this order be paid before it can be fulfilled? */
+export const awaitsPayment = (order: Pick<Order, 'status' | 'paymentDueAt'>, paymentsOn: boolean): boolean =>
+  paymentsOn && order.status === 'CONFIRMED' && order.paymentDueAt !== null;
 
 const VERB: Partial<Record<OrderStatus, string>> = { CANCELLED: 'cancel', FULFILLED: 'fulfil', CONFIRMED: 'confirm' };
 
-export function transitionError(order: Pick<Order, 'id' | 'status'>, to: OrderStatus, paymentsOn = false): AppError {
-  const unpaid = paymentsOn && order.status === 'CONFIRMED' && to === 'FULFILLED' ? ' and not paid yet' : '';
+export function transitionError(order: Pick<Order, 'id' | 'status' | 'paymentDueAt'>, to: OrderStatus, paymentsOn = false): AppError {
+  const unpaid = to === 'FULFILLED' && awaitsPayment(order, paymentsOn) ? ' and not paid yet' : '';
   return new AppError('INVALID_TRANSITION', `cannot ${VERB[to] ?? to} order ${order.id}: it is ${order.status}${unpaid}`, {
-    details: { status: order.status, allowedFrom: allowedFrom(to, paymentsOn) },
+    details: { status: order.status, allowedFrom: allowedFrom(to) },
   });
 }
 
