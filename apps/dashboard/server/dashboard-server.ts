@@ -8,7 +8,8 @@
  * What changes state here follows the GraphQL APIs' rules: with authentication on, the services
  * judge the proxied requests by their token and the rehearsal needs an admin's; with it off,
  * anyone who reaches the port has full access, so only the dashboard's own page is answered (no
- * other site's page may drive it from a visitor's browser).
+ * other site's page may drive it from a visitor's browser), and only at localhost or an IP address
+ * (no other site's name may be rebound to it).
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -16,7 +17,15 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders, type In
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
-import { isAdmin, metricSamples, metricSum, UnauthenticatedError, type Authenticator, type Logger } from '@stockflow/platform';
+import {
+  isAdmin,
+  metricSamples,
+  metricSum,
+  refuseRebindableHost,
+  UnauthenticatedError,
+  type Authenticator,
+  type Logger,
+} from '@stockflow/platform';
 import { runLoad, type LoadReport, type Progress } from '../../../tools/src/load.ts';
 
 export interface DashboardOptions {
@@ -277,6 +286,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   };
 
   const server = createServer((req, res) => {
+    // Without authentication, Sec-Fetch-Site and Origin say same-origin for a page whose name is rebound to this address.
+    if (options.auth.mode === 'disabled' && refuseRebindableHost(req, res)) return;
     const urlPath = (req.url ?? '/').split('?')[0] ?? '/';
     const handled = (async () => {
       const api =

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { refuseRebindableHost } from './host.ts';
 
 export interface ReadinessCheck {
   name: string;
@@ -22,6 +23,8 @@ export interface HttpServerOptions {
   metrics?: Registry;
   /** Facts added to every /ready answer. */
   info?: Record<string, string>;
+  /** Answer only requests addressed to localhost or an IP address, /health excepted (authentication off: see refuseRebindableHost). */
+  refuseRebindableHosts?: boolean;
 }
 
 export interface RunningHttpServer {
@@ -62,6 +65,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     });
     const url = req.url ?? '/';
     if (url === '/health') return sendJson(res, 200, { status: 'ok' });
+    if (options.refuseRebindableHosts && refuseRebindableHost(req, res)) return;
     if (url === '/metrics' && options.metrics) {
       const registry = options.metrics;
       registry.metrics().then(

@@ -159,6 +159,7 @@ export async function runService(options: {
     metrics: metrics.registry,
     // Not a check: a service without authentication is ready, but says so wherever it is asked.
     info: { auth: auth.mode === 'jwt' ? 'jwt' : 'DISABLED: every request has full access' },
+    refuseRebindableHosts: auth.mode === 'disabled',
     // Without the database a service can do nothing. Without the broker both still serve their
     // APIs (the outbox keeps what they owe until it is back): above all the Order Service keeps
     // accepting orders, which is what it promises during a broker outage.
