@@ -79,7 +79,7 @@ export function startOrdersService(
           createOrderLimiter,
         }),
       });
-      return { subscriptions, consumedQueues: [queues.stockOrders], http: graphql, beforeClose: unlisten };
+      return { subscriptions, consumedQueues: [queues.stockOrders], http: graphql, onClose: unlisten };
     },
   });
 }
