@@ -13,11 +13,12 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import {
+  createDrainingServer,
   isAdmin,
   metricSamples,
   metricSum,
@@ -46,7 +47,11 @@ export interface RunningDashboard {
   port: number;
   /** The address it is bound to, e.g. 127.0.0.1. */
   address: string;
-  close(): Promise<void>;
+  /**
+   * Stops listening and resolves once the requests under way are answered (a subscription it
+   * passes on ends when its service closes it); when `giveUp` aborts, what is still open is cut.
+   */
+  close(giveUp?: AbortSignal): Promise<void>;
 }
 
 /** The built page: beside the bundle in a build (dist/<runnable>/dashboard), else Vite's output. */
@@ -123,6 +128,10 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     const upstreamRequest = httpRequest(target, { method: req.method, headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, withoutCors(answer.headers));
       answer.pipe(res);
+      // Cut short upstream (a subscription its service closed as it stopped): cut short here too.
+      answer.once('close', () => {
+        if (!answer.complete) res.destroy();
+      });
     });
     upstreamRequest.on('error', (error) => {
       if (!res.headersSent)
@@ -285,7 +294,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     }
   };
 
-  const server = createServer((req, res) => {
+  const drainable = createDrainingServer((req, res) => {
     // Without authentication, Sec-Fetch-Site and Origin say same-origin for a page whose name is rebound to this address.
     if (options.auth.mode === 'disabled' && refuseRebindableHost(req, res)) return;
     const urlPath = (req.url ?? '/').split('?')[0] ?? '/';
@@ -314,18 +323,11 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
       if (!res.headersSent) json(res, 500, { error: 'unexpected error' });
     });
   });
+  const { server } = drainable;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
   });
   const { port, address } = server.address() as AddressInfo;
-  return {
-    port,
-    address,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return { port, address, close: (giveUp) => drainable.close(giveUp) };
 }
