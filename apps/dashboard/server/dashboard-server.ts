@@ -8,15 +8,25 @@
  * What changes state here follows the GraphQL APIs' rules: with authentication on, the services
  * judge the proxied requests by their token and the rehearsal needs an admin's; with it off,
  * anyone who reaches the port has full access, so only the dashboard's own page is answered (no
- * other site's page may drive it from a visitor's browser).
+ * other site's page may drive it from a visitor's browser), and only at localhost or an IP address
+ * (no other site's name may be rebound to it).
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
-import { isAdmin, metricSamples, metricSum, UnauthenticatedError, type Authenticator, type Logger } from '@stockflow/platform';
+import {
+  createDrainingServer,
+  isAdmin,
+  metricSamples,
+  metricSum,
+  refuseRebindableHost,
+  UnauthenticatedError,
+  type Authenticator,
+  type Logger,
+} from '@stockflow/platform';
 import { runLoad, type LoadReport, type Progress } from '../../../tools/src/load.ts';
 
 export interface DashboardOptions {
@@ -37,7 +47,11 @@ export interface RunningDashboard {
   port: number;
   /** The address it is bound to, e.g. 127.0.0.1. */
   address: string;
-  close(): Promise<void>;
+  /**
+   * Stops listening and resolves once the requests under way are answered (a subscription it
+   * passes on ends when its service closes it); when `giveUp` aborts, what is still open is cut.
+   */
+  close(giveUp?: AbortSignal): Promise<void>;
 }
 
 /** The built page: beside the bundle in a build (dist/<runnable>/dashboard), else Vite's output. */
@@ -114,6 +128,10 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     const upstreamRequest = httpRequest(target, { method: req.method, headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, withoutCors(answer.headers));
       answer.pipe(res);
+      // Cut short upstream (a subscription its service closed as it stopped): cut short here too.
+      answer.once('close', () => {
+        if (!answer.complete) res.destroy();
+      });
     });
     upstreamRequest.on('error', (error) => {
       if (!res.headersSent)
@@ -276,7 +294,9 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     }
   };
 
-  const server = createServer((req, res) => {
+  const drainable = createDrainingServer((req, res) => {
+    // Without authentication, Sec-Fetch-Site and Origin say same-origin for a page whose name is rebound to this address.
+    if (options.auth.mode === 'disabled' && refuseRebindableHost(req, res)) return;
     const urlPath = (req.url ?? '/').split('?')[0] ?? '/';
     const handled = (async () => {
       const api =
@@ -303,18 +323,11 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
       if (!res.headersSent) json(res, 500, { error: 'unexpected error' });
     });
   });
+  const { server } = drainable;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
   });
   const { port, address } = server.address() as AddressInfo;
-  return {
-    port,
-    address,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return { port, address, close: (giveUp) => drainable.close(giveUp) };
 }

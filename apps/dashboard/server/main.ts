@@ -1,6 +1,6 @@
 /** `npm run start:dashboard`: the operations dashboard alone, in front of a distributed platform. */
 import { z } from 'zod';
-import { createAuthenticator, createLogger, env, loadConfig, serviceConfigShape } from '@stockflow/platform';
+import { createAuthenticator, createLogger, env, loadConfig, serviceConfigShape, stopOnSignals } from '@stockflow/platform';
 import { startDashboard } from './dashboard-server.ts';
 
 const DashboardConfigSchema = z.object({
@@ -15,27 +15,28 @@ const DashboardConfigSchema = z.object({
   AUTH_JWT_ISSUER: serviceConfigShape.AUTH_JWT_ISSUER,
   AUTH_JWT_AUDIENCE: serviceConfigShape.AUTH_JWT_AUDIENCE,
   AUTH_DISABLED: serviceConfigShape.AUTH_DISABLED,
+  SHUTDOWN_TIMEOUT_MS: serviceConfigShape.SHUTDOWN_TIMEOUT_MS,
 });
 
 try {
   const config = loadConfig(DashboardConfigSchema);
   const auth = createAuthenticator(config);
+  const logger = createLogger({ name: 'dashboard', level: config.LOG_LEVEL });
   const dashboard = await startDashboard({
     port: config.PORT,
     host: config.HOST,
     auth,
     ordersUrl: config.ORDERS_URL,
     inventoryUrl: config.INVENTORY_URL,
-    logger: createLogger({ name: 'dashboard', level: config.LOG_LEVEL }),
+    logger,
   });
   console.log(
     `Stockflow dashboard on http://localhost:${dashboard.port}/ (Order Service ${config.ORDERS_URL}, Inventory ${config.INVENTORY_URL})`,
   );
   if (auth.mode === 'disabled' && !/^(127\.|::1$|localhost$)/.test(dashboard.address))
     console.warn(`WARNING: listening on ${dashboard.address} with authentication OFF: anyone who can reach it may start a rehearsal.`);
-  const stop = () => void dashboard.close().then(() => process.exit(0));
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  // A subscription it passes on ends only when its client or its service ends it: cut at the timeout.
+  stopOnSignals(logger, config.SHUTDOWN_TIMEOUT_MS, () => dashboard.close(AbortSignal.timeout(config.SHUTDOWN_TIMEOUT_MS)));
 } catch (error) {
   process.stderr.write(`dashboard failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);

@@ -109,7 +109,43 @@ describe.each([
     expect(await productsNamed('CSRF-1')).toBe(0);
   });
 
+  /** A script on a page of evil.example, whose name now resolves to 127.0.0.1: the browser calls that same-origin. */
+  const rebound = () => {
+    const host = `evil.example:${port}`;
+    return { host, origin: `http://${host}`, 'sec-fetch-site': 'same-origin' };
+  };
+  const typename = (headers: Record<string, string>) =>
+    send(port, 'POST', '/api/inventory/graphql', { ...headers, ...JSON_BODY }, '{"query":"{ __typename }"}');
+
   if (auth === 'off') {
+    it('answers no request addressed to another name (DNS rebinding), 421 on every path', async () => {
+      const mutation = JSON.stringify({
+        query: 'mutation { createProduct(input: { sku: "REBOUND-1", name: "forged", initialStock: 5 }) { id } }',
+      });
+      const answers = [
+        await send(port, 'GET', '/', rebound()),
+        await send(port, 'GET', '/api/status', rebound()),
+        await send(port, 'POST', '/api/inventory/graphql', { ...rebound(), ...JSON_BODY }, mutation),
+        await rehearse({ ...rebound(), ...JSON_BODY }),
+        // The embedded services themselves, reached directly.
+        await send(platform.inventory.port, 'POST', '/graphql', { ...rebound(), ...JSON_BODY }, mutation),
+        await send(platform.orders.port, 'GET', '/ready', rebound()),
+      ];
+      for (const answer of answers) {
+        expect(answer.status).toBe(421);
+        expect(answer.body).toMatch(/only requests addressed to localhost or an IP address/);
+      }
+      expect(await productsNamed('REBOUND-1')).toBe(0);
+    });
+
+    it('answers its own page at localhost and at 127.0.0.1, and passes its API calls on to the services', async () => {
+      for (const host of [`localhost:${port}`, `127.0.0.1:${port}`]) {
+        const answer = await typename({ host, origin: `http://${host}`, 'sec-fetch-site': 'same-origin' });
+        expect(answer.status, host).toBe(200);
+        expect(JSON.parse(answer.body), host).toEqual({ data: { __typename: 'Query' } });
+      }
+    });
+
     it('refuses a rehearsal asked for by another site’s page', async () => {
       expect((await rehearse({ ...EVIL, ...JSON_BODY })).status).toBe(403);
       // A browser without Fetch Metadata still sends Origin.
@@ -128,6 +164,13 @@ describe.each([
       expect((JSON.parse((await send(port, 'GET', '/api/rehearsal')).body) as { report: { accepted: number } }).report.accepted).toBe(1);
     });
   } else {
+    it('answers a request addressed to any name: what it may do is the token’s', async () => {
+      const admin = await signToken(SECRET, { sub: 'ops', role: 'admin' });
+      const answer = await typename({ ...rebound(), authorization: `Bearer ${admin}` });
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.body)).toEqual({ data: { __typename: 'Query' } });
+    });
+
     it('asks for a token to start a rehearsal, and an admin’s', async () => {
       expect((await rehearse({ ...own, ...JSON_BODY })).status).toBe(401);
       const customer = await signToken(SECRET, { sub: 'alice', role: 'customer' });

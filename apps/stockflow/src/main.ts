@@ -1,4 +1,5 @@
 /** `npm start`: the whole platform in one process (embedded unless RabbitMQ and PostgreSQL are configured). */
+import { stopOnSignals } from '@stockflow/platform';
 import { exposureWarning, startPlatform } from './platform.ts';
 
 try {
@@ -17,20 +18,7 @@ try {
   console.log('  Stop with Ctrl+C.\n');
   const warning = exposureWarning(platform);
   if (warning) console.warn(`  WARNING: ${warning}\n`);
-  let stopping = false;
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
-    platform.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        console.error('shutdown failed:', error);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  stopOnSignals(platform.logger, platform.shutdownTimeoutMs, () => platform.close());
 } catch (error) {
   process.stderr.write(`stockflow failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);

@@ -9,6 +9,7 @@ import {
   createPgliteDatabase,
   env,
   loadConfig,
+  type Logger,
   type RunningService,
   type ServiceDependencies,
 } from '@stockflow/platform';
@@ -45,6 +46,11 @@ export interface RunningPlatform {
   inventory: RunningService;
   orders: RunningService;
   dashboard: RunningDashboard;
+  /** SHUTDOWN_TIMEOUT_MS, as both services read it. */
+  shutdownTimeoutMs: number;
+  /** For what concerns the whole platform (its shutdown). */
+  logger: Logger;
+  /** Stops taking requests everywhere, lets what is under way finish, then closes the services and their stores. */
   close(): Promise<void>;
 }
 
@@ -127,10 +133,17 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
     inventory,
     orders,
     dashboard,
+    shutdownTimeoutMs: ordersConfig.SHUTDOWN_TIMEOUT_MS,
+    logger: createLogger({ name: 'stockflow', level: config.LOG_LEVEL }),
     async close() {
-      await dashboard.close();
-      await orders.close();
-      await inventory.close();
+      // The dashboard stops listening with the services; what it passes on finishes as they finish
+      // theirs (a subscription it passes on ends when the Order Service closes it). The Order
+      // Service first: the OrderCreated its outbox publishes on the way out still reaches a running
+      // Inventory Service.
+      await Promise.all([
+        dashboard.close(AbortSignal.timeout(ordersConfig.SHUTDOWN_TIMEOUT_MS)),
+        orders.close().then(() => inventory.close()),
+      ]);
       for (const resource of owned) await resource.close();
     },
   };

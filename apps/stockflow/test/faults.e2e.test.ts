@@ -12,6 +12,7 @@ import {
   startCluster,
   type Cluster,
   type Member,
+  type RawAmqp,
   type ReceivedMessage,
 } from '@stockflow/testing';
 import { outboxBacklog, pendingCount, placeInBackground, purgeQueues, settleAndAudit } from './under-load.ts';
@@ -31,9 +32,19 @@ async function rabbitmqctl<Row>(args: string[]): Promise<Row[]> {
   return JSON.parse(stdout) as Row[];
 }
 
+const vhost = decodeURIComponent(new URL(amqpUrl).pathname.slice(1));
+
+/**
+ * How many consumers RabbitMQ lists on a queue. One that was cancelled is gone from here at once;
+ * a quorum queue still counts it in queue.declare's answer while it holds unacknowledged deliveries.
+ */
+async function consumersOf(queue: string): Promise<number> {
+  const consumers = await rabbitmqctl<{ queue_name: string }>(['list_consumers', '-p', vhost, 'queue_name']);
+  return consumers.filter((row) => row.queue_name === queue).length;
+}
+
 /** The deliveries of order.created.inventory that the consumer with this priority holds unacknowledged. */
 async function unacknowledgedBy(priority: number): Promise<number> {
-  const vhost = decodeURIComponent(new URL(amqpUrl).pathname.slice(1));
   const consumers = await rabbitmqctl<{ queue_name: string; channel_pid: string; arguments: [string, string, unknown][] }>([
     'list_consumers',
     '-p',
@@ -69,6 +80,33 @@ function decisionEvents(answers: readonly ReceivedMessage[]): Map<string, Set<st
   return byOrder;
 }
 
+/** For each order, how many decisions (StockReserved or StockRejected) were published for it. */
+function answerCounts(answers: readonly ReceivedMessage[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const m of answers) {
+    if (m.routingKey === ROUTING_KEYS.stockReleased) continue;
+    const { order_id } = m.json as { order_id: string };
+    counts.set(order_id, (counts.get(order_id) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** The order ids of the OrderCreated messages waiting in `queue`, read and left there. */
+async function queuedOrderIds(amqp: RawAmqp, queue: string): Promise<string[]> {
+  // Unacknowledged on a channel of its own, they go back to the queue when it closes.
+  const channel = await amqp.connection.acquire();
+  const ids: string[] = [];
+  for (;;) {
+    const message = await channel.basicGet({ queue });
+    if (!message) break;
+    const raw: unknown = message.body;
+    const body = Buffer.isBuffer(raw) || typeof raw === 'string' ? (JSON.parse(raw.toString()) as unknown) : raw;
+    ids.push((body as { order_id: string }).order_id);
+  }
+  await channel.close();
+  return ids;
+}
+
 /**
  * Each scenario: the distributed platform as separate processes behind proxies of the test's own,
  * several hundred orders with hot products, a fault in the middle, then the audit: nothing
@@ -82,9 +120,9 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
     cluster = undefined;
   });
 
-  const boot = async (inventoryInstances = 2) => {
+  const boot = async (inventoryInstances = 2, env: Record<string, string> = {}) => {
     await purgeQueues(amqpUrl);
-    cluster = await startCluster({ amqpUrl, inventoryInstances });
+    cluster = await startCluster({ amqpUrl, inventoryInstances, env });
     const catalog = await createCatalog(cluster.inventory[0]?.url as string, { products: 12, hot: 3, hotStock: 25, stock: 500 });
     return { cluster, catalog };
   };
@@ -262,37 +300,95 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
   });
 
   it('7. accepts orders while every inventory instance is down and processes them all when one returns', async () => {
-    const { cluster: c, catalog } = await boot(2);
+    // Time enough for the test to see the held batch across the SIGTERM before it lets it go.
+    const { cluster: c, catalog } = await boot(2, { SHUTDOWN_TIMEOUT_MS: '30000' });
+    const amqp = await rawAmqp(amqpUrl);
+    const answers = await amqp.listen(EXCHANGES.inventory, 'stock.*');
+    const inventoryDb = new pg.Client({ connectionString: c.databases.inventory.url });
+    const ordersDb = new pg.Client({ connectionString: c.databases.orders.url });
+    const holder = new pg.Client({ connectionString: c.databases.inventory.url });
+    for (const client of [inventoryDb, ordersDb, holder]) {
+      client.on('error', () => undefined);
+      await client.connect();
+    }
+    const decided = async () =>
+      new Set((await inventoryDb.query<{ order_id: string }>('SELECT order_id FROM order_decisions')).rows.map((r) => r.order_id));
+    const order = queues.orderCreatedInventory.queue;
     const { load, third } = placeInBackground(c, catalog, ORDERS);
     await third;
-    // SIGTERM: each instance stops taking work, finishes its batch, flushes its outbox, exits 0.
-    const codes = await Promise.all(c.inventory.map((m) => m.process.stop('SIGTERM')));
-    expect(codes).toEqual([0, 0]);
+
+    // A plentiful product's row held, as a customer's transaction might: every batch naming it
+    // waits for the lock, read but not committed, its deliveries unacknowledged.
+    const product = catalog.all.find((id) => !catalog.hot.includes(id)) as number;
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM products WHERE id = $1 FOR UPDATE', [product]);
+    const holderPid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+    // No order naming it is decided from here until the lock is let go.
+    const decidedBefore = await decided();
+    const waitingForIt = async () =>
+      (
+        await inventoryDb.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [
+          holderPid,
+        ])
+      ).rows[0]?.n ?? 0;
+    await eventually(waitingForIt, (n) => n > 0);
+
+    // SIGTERM: each instance stops taking work, finishes its batches, flushes its outbox, exits 0.
+    const exits = c.inventory.map((m) => m.process.stop('SIGTERM'));
+    await eventually(
+      () => consumersOf(order),
+      (n) => n === 0,
+      30_000,
+      250,
+    );
+    // Neither instance takes deliveries any more, and a batch still waits for the row.
+    expect(await waitingForIt()).toBeGreaterThan(0);
+    await holder.query('COMMIT');
+    expect(await Promise.all(exits)).toEqual([0, 0]);
     expect(c.inventory.every((m) => m.process.output().includes('shutting down'))).toBe(true);
     const { accepted, failed } = await load;
     expect(failed).toBe(0);
     expect(accepted).toHaveLength(ORDERS);
     expect(await pendingCount(c)).toBeGreaterThan(0);
-    // What the instances were deciding was committed and acknowledged, and the rest handed back:
-    // each OrderCreated is decided or still in the queue, never both (committed, not acknowledged)
-    // nor neither (acknowledged, not committed). Their answers left with the outbox before the exit.
+
+    // The held batch was committed after the SIGTERM: orders naming the product were decided then.
+    const decidedAfter = await decided();
+    const namingProduct = new Set(
+      (
+        await ordersDb.query<{ id: string }>(`SELECT id FROM orders WHERE items::jsonb @> $1::jsonb`, [
+          JSON.stringify([{ product_id: product }]),
+        ])
+      ).rows.map((r) => r.id),
+    );
+    const heldThrough = [...decidedAfter].filter((id) => !decidedBefore.has(id) && namingProduct.has(id));
+    expect(heldThrough.length).toBeGreaterThan(0);
+    // Every OrderCreated is decided or still in the queue, never both (committed but handed back,
+    // so redelivered) nor neither (acknowledged but not committed).
     await eventually(
       () => outboxBacklog(c),
       (n) => n === 0,
     );
-    const inventoryDb = new pg.Client({ connectionString: c.databases.inventory.url });
-    await inventoryDb.connect();
-    const decided = (await inventoryDb.query<{ n: number }>('SELECT count(*)::int AS n FROM order_decisions')).rows[0]?.n ?? 0;
-    const unpublished = (await inventoryDb.query('SELECT id FROM outbox')).rows;
-    await inventoryDb.end();
-    expect(decided).toBeGreaterThan(0);
-    expect(unpublished).toEqual([]);
-    const amqp = await rawAmqp(amqpUrl);
-    const waiting = () =>
-      amqp.connection.queueDeclare({ queue: queues.orderCreatedInventory.queue, passive: true }).then((r) => r.messageCount);
-    expect(await eventually(waiting, (n) => n === ORDERS - decided).catch(waiting), c.logs()).toBe(ORDERS - decided);
-    await amqp.close();
+    await eventually(
+      () => amqp.connection.queueDeclare({ queue: order, passive: true }).then((r) => r.messageCount),
+      (n) => n === ORDERS - decidedAfter.size,
+    ).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message}\n${c.logs()}`);
+    });
+    const queued = await queuedOrderIds(amqp, order);
+    expect(queued.filter((id) => decidedAfter.has(id))).toEqual([]);
+    expect(new Set(queued).size).toBe(queued.length);
+    expect([...queued, ...decidedAfter].sort()).toEqual([...accepted].sort());
+    // Answered before the exit: nothing left in the outbox, one answer for each decided order.
+    expect((await inventoryDb.query('SELECT id FROM outbox')).rows).toEqual([]);
+    const answered = await eventually(
+      () => Promise.resolve(answerCounts(answers.received)),
+      (counts) => [...decidedAfter].every((id) => counts.has(id)),
+    );
+    for (const id of decidedAfter) expect(answered.get(id), id).toBe(1);
+
+    for (const client of [inventoryDb, ordersDb, holder]) await client.end();
     await c.restartInventory(0);
     await settleAndAudit(c);
+    await amqp.close();
   });
 });

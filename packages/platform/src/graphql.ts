@@ -24,6 +24,7 @@ import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { OPEN_ACCESS, type Access } from './auth.ts';
 import { costLimit } from './cost.ts';
 import { AppError } from './errors.ts';
+import { markSubscription } from './http.ts';
 import { parseTraceparent, TRACEPARENT_HEADER, type TraceContext } from './trace.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -156,7 +157,13 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
       for (const rule of limitRuleList) addValidationRule(rule);
     },
     onExecute: stopIfTooCostly,
-    onSubscribe: stopIfTooCostly,
+    onSubscribe(hook) {
+      // Its stream never ends by itself: a shutdown closes it rather than wait for it. (A query
+      // or mutation sent over SSE too is answered and its stream ended.)
+      const { req } = hook.args.contextValue as { req?: IncomingMessage };
+      if (req) markSubscription(req);
+      stopIfTooCostly(hook);
+    },
   };
   const yoga: YogaServerInstance<{ req: RequestWithAccess }, Context> = createYoga<{ req: RequestWithAccess }, Context>({
     schema: options.schema,

@@ -1,6 +1,7 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { refuseRebindableHost } from './host.ts';
 
 export interface ReadinessCheck {
   name: string;
@@ -22,16 +23,12 @@ export interface HttpServerOptions {
   metrics?: Registry;
   /** Facts added to every /ready answer. */
   info?: Record<string, string>;
+  /** Answer only requests addressed to localhost or an IP address, /health excepted (authentication off: see refuseRebindableHost). */
+  refuseRebindableHosts?: boolean;
 }
 
-export interface RunningHttpServer {
-  server: Server;
+export interface RunningHttpServer extends DrainingServer {
   port: number;
-  /**
-   * Stops taking requests and resolves once those under way are answered; when `giveUp` aborts,
-   * the connections still open are cut.
-   */
-  close(giveUp?: AbortSignal): Promise<void>;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown) {
@@ -39,12 +36,36 @@ function sendJson(res: ServerResponse, status: number, body: unknown) {
   res.end(JSON.stringify(body));
 }
 
+const subscriptions = new WeakSet<IncomingMessage>();
+/** The responses under way on a server that is closing, by request. */
+const draining = new WeakMap<IncomingMessage, ServerResponse>();
+
 /**
- * `/health` answers while the process is alive (a liveness probe: restarting would not help with
- * anything else); `/ready` answers 200 while every required dependency answers, so a load balancer
- * stops sending traffic to an instance that cannot do its work, and 503 otherwise.
+ * Marks a request as a subscription: its answer is a stream that ends only when its client
+ * leaves, so a shutdown closes it rather than wait for it (the client reconnects elsewhere).
  */
-export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
+export function markSubscription(req: IncomingMessage): void {
+  subscriptions.add(req);
+  // Found to be one only after its server began to close.
+  draining.get(req)?.destroy();
+}
+
+export interface DrainingServer {
+  server: Server;
+  /**
+   * Stops listening and resolves once the requests under way are answered; when `giveUp` aborts,
+   * the connections still open are cut.
+   */
+  close(giveUp?: AbortSignal): Promise<void>;
+}
+
+/**
+ * An HTTP server that stops gracefully. Once `close` is called a request still arriving on an open
+ * connection is refused (503, `Connection: close`) before `handler` sees it; those under way
+ * finish and their responses close their connections; subscriptions (`markSubscription`) are
+ * closed at once.
+ */
+export function createDrainingServer(handler: RequestListener): DrainingServer {
   let closing = false;
   const inFlight = new Map<ServerResponse, IncomingMessage>();
   const server = createServer((req, res) => {
@@ -60,8 +81,40 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       // Node keeps a connection alive after its last response even once the server is closing.
       if (closing) server.closeIdleConnections();
     });
+    handler(req, res);
+  });
+  return {
+    server,
+    close: (giveUp) =>
+      new Promise<void>((resolve) => {
+        closing = true;
+        // Stops listening and closes the idle connections; resolves once no connection is left.
+        server.close(() => resolve());
+        for (const [res, req] of inFlight) {
+          if (subscriptions.has(req)) {
+            res.destroy();
+            continue;
+          }
+          draining.set(req, res);
+          if (!res.headersSent) res.setHeader('connection', 'close');
+        }
+        const cut = () => server.closeAllConnections();
+        if (giveUp?.aborted) cut();
+        else giveUp?.addEventListener('abort', cut, { once: true });
+      }),
+  };
+}
+
+/**
+ * `/health` answers while the process is alive (a liveness probe: restarting would not help with
+ * anything else); `/ready` answers 200 while every required dependency answers, so a load balancer
+ * stops sending traffic to an instance that cannot do its work, and 503 otherwise.
+ */
+export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
+  const drainable = createDrainingServer((req, res) => {
     const url = req.url ?? '/';
     if (url === '/health') return sendJson(res, 200, { status: 'ok' });
+    if (options.refuseRebindableHosts && refuseRebindableHost(req, res)) return;
     if (url === '/metrics' && options.metrics) {
       const registry = options.metrics;
       registry.metrics().then(
@@ -86,26 +139,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     }
     options.handler(req, res);
   });
+  const { server } = drainable;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host ?? '0.0.0.0', () => resolve());
   });
-  return {
-    server,
-    port: (server.address() as AddressInfo).port,
-    close: (giveUp) =>
-      new Promise<void>((resolve) => {
-        closing = true;
-        // Stops listening and closes the idle connections; resolves once no connection is left.
-        server.close(() => resolve());
-        for (const [res, req] of inFlight) {
-          // A subscription's event stream never ends by itself: its client reconnects elsewhere.
-          if (req.headers.accept?.includes('text/event-stream')) res.destroy();
-          else if (!res.headersSent) res.setHeader('connection', 'close');
-        }
-        const cut = () => server.closeAllConnections();
-        if (giveUp?.aborted) cut();
-        else giveUp?.addEventListener('abort', cut, { once: true });
-      }),
-  };
+  return { ...drainable, port: (server.address() as AddressInfo).port };
 }

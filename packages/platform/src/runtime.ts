@@ -14,7 +14,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createAmqpTransport } from './messaging/amqp.ts';
 import { startOutbox, type Outbox } from './messaging/outbox.ts';
-import { UnroutableError, type Subscription, type Transport } from './messaging/transport.ts';
+import { UnroutableError, whenAborted, type Subscription, type Transport } from './messaging/transport.ts';
 
 export interface ServiceDependencies {
   /** Given by the embedded runner (PGlite); otherwise a pool on DATABASE_URL. */
@@ -30,8 +30,11 @@ export interface ServiceParts {
   /** The queues the service consumes: /metrics reports their dead-letter queues' depth. */
   consumedQueues: QueueSpec[];
   http(req: IncomingMessage, res: ServerResponse): void;
-  /** Runs first when the service stops (e.g. ending LISTEN connections). */
-  beforeClose?: () => Promise<void>;
+  /**
+   * Ends what the service opened for itself (e.g. its LISTEN connection) when it stops, alongside
+   * the HTTP server and the consumers; no longer waited for after SHUTDOWN_TIMEOUT_MS.
+   */
+  onClose?: () => Promise<void>;
 }
 
 export interface ServiceRuntime {
@@ -159,6 +162,7 @@ export async function runService(options: {
     metrics: metrics.registry,
     // Not a check: a service without authentication is ready, but says so wherever it is asked.
     info: { auth: auth.mode === 'jwt' ? 'jwt' : 'DISABLED: every request has full access' },
+    refuseRebindableHosts: auth.mode === 'disabled',
     // Without the database a service can do nothing. Without the broker both still serve their
     // APIs (the outbox keeps what they owe until it is back): above all the Order Service keeps
     // accepting orders, which is what it promises during a broker outage.
@@ -187,8 +191,12 @@ export async function runService(options: {
       // SHUTDOWN_TIMEOUT_MS to finish; then the requests' connections are cut and the batches go
       // back to their queues unacknowledged, for another instance to apply.
       const giveUp = AbortSignal.timeout(config.SHUTDOWN_TIMEOUT_MS);
-      await parts.beforeClose?.();
-      await Promise.all([http.close(giveUp), ...parts.subscriptions.map((s) => s.close(giveUp))]);
+      await Promise.all([
+        http.close(giveUp),
+        ...parts.subscriptions.map((s) => s.close(giveUp)),
+        // Not before the server stops listening: a database that stops answering can hold it.
+        Promise.race([parts.onClose?.(), whenAborted(giveUp)]),
+      ]);
       if (giveUp.aborted) logger.warn({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'work still under way at the shutdown timeout was cut');
       await outbox.stop();
       await outbox.drain();
@@ -204,10 +212,37 @@ function required(value: string | undefined, variable: string): string {
 }
 
 /**
+ * A graceful stop on SIGTERM or SIGINT: `close`, then exit code 0; 1 when it fails or is not done
+ * within twice `timeoutMs` (the timeout for the work under way, as long again to flush the outbox
+ * and close connections).
+ */
+export function stopOnSignals(logger: Logger, timeoutMs: number, close: () => Promise<void>): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal, timeoutMs }, 'shutting down');
+    // A database or broker that stops answering mid-shutdown must not keep the process alive.
+    setTimeout(() => {
+      logger.error({ timeoutMs: 2 * timeoutMs }, 'shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, 2 * timeoutMs);
+    close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/**
  * The entry point of a service running alone: configuration from the environment, a clear
- * message and exit code 1 when it cannot start, and a graceful stop on SIGTERM or SIGINT: exit
- * code 0 once it is done, 1 when it fails or is not done within twice SHUTDOWN_TIMEOUT_MS (the
- * timeout for the work under way, as long again to flush the outbox and close connections).
+ * message and exit code 1 when it cannot start, and a graceful stop on SIGTERM or SIGINT
+ * (stopOnSignals, with SHUTDOWN_TIMEOUT_MS).
  */
 export function runMain<Config extends ServiceConfig>(
   name: string,
@@ -218,26 +253,7 @@ export function runMain<Config extends ServiceConfig>(
     const config = load();
     const logger = createLogger({ name, level: config.LOG_LEVEL });
     const service = await start(config, logger);
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ signal, timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'shutting down');
-      // A database or broker that stops answering mid-shutdown must not keep the process alive.
-      setTimeout(() => {
-        logger.error({ timeoutMs: 2 * config.SHUTDOWN_TIMEOUT_MS }, 'shutdown did not finish in time; exiting');
-        process.exit(1);
-      }, 2 * config.SHUTDOWN_TIMEOUT_MS);
-      service.close().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ err }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    stopOnSignals(logger, config.SHUTDOWN_TIMEOUT_MS, () => service.close());
   };
   boot().catch((error: unknown) => {
     process.stderr.write(`${name} service failed to start: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -9,12 +9,22 @@ export async function startTcpProxy(target: { host: string; port: number }) {
   const upstreams = new Set<net.Socket>();
   let open = true;
   let holding = false;
-  const server = net.createServer((client) => {
+  let blackholed = false;
+  // Half-closes are passed on by the pipes, not answered by the sockets themselves: a blackholed
+  // connection must not answer its client's FIN either.
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
     if (!open) {
       client.destroy();
       return;
     }
-    const upstream = net.connect(target.port, target.host);
+    if (blackholed) {
+      sockets.add(client);
+      client.on('close', () => sockets.delete(client));
+      client.on('error', () => undefined);
+      client.pause();
+      return;
+    }
+    const upstream = net.connect({ port: target.port, host: target.host, allowHalfOpen: true });
     upstreams.add(upstream);
     upstream.on('close', () => upstreams.delete(upstream));
     if (holding) upstream.pause();
@@ -49,6 +59,17 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     release() {
       holding = false;
       for (const s of upstreams) s.resume();
+    },
+    /**
+     * Passes nothing more either way, and leaves every connection open: a server that stops
+     * answering (unlike `cut`, which the client notices at once). Lasts until `close`.
+     */
+    blackhole() {
+      blackholed = true;
+      for (const s of sockets) {
+        s.unpipe();
+        s.pause();
+      }
     },
     async close() {
       this.cut();

@@ -70,6 +70,57 @@ describe.skipIf(servicesUnavailable)('the HTTP edge of /graphql (real Inventory 
     });
   });
 
+  describe('a page whose name is rebound to this address gets nothing while authentication is off (DNS rebinding)', () => {
+    /** What a script on http://evil.example:<port>/ sends once evil.example resolves to 127.0.0.1. */
+    const send = (h: InventoryHarness, method: string, path: string, headers: Record<string, string>, body?: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: h.service.port, method, path, headers }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    const graphql = (h: InventoryHarness, host: string, token?: string) =>
+      send(
+        h,
+        'POST',
+        '/graphql',
+        { host, 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        '{"query":"{ __typename }"}',
+      );
+
+    it('refuses a request for another name with 421 on every path but /health', async () => {
+      const host = `evil.example:${open.service.port}`;
+      const answer = await graphql(open, host);
+      expect(answer.status).toBe(421);
+      expect((JSON.parse(answer.body) as { errors: { message: string }[] }).errors[0]?.message).toMatch(
+        /answers only requests addressed to localhost or an IP address, not to "evil\.example:\d+"/,
+      );
+      for (const path of ['/ready', '/metrics', '/graphql?query=%7B__typename%7D']) {
+        expect((await send(open, 'GET', path, { host, accept: 'application/json' })).status, path).toBe(421);
+      }
+      expect((await send(open, 'GET', '/health', { host })).status).toBe(200);
+    });
+
+    it('answers requests for localhost and IP addresses', async () => {
+      const port = open.service.port;
+      for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, `app.localhost:${port}`]) {
+        const answer = await graphql(open, host);
+        expect(answer.status, host).toBe(200);
+        expect(JSON.parse(answer.body), host).toEqual({ data: { __typename: 'Query' } });
+      }
+    });
+
+    it('answers any name with authentication on: a rebound page has no token', async () => {
+      const answer = await graphql(secured, `evil.example:${secured.service.port}`, customer);
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.body)).toEqual({ data: { __typename: 'Query' } });
+    });
+  });
+
   describe('the body limit holds whatever the content type', () => {
     /**
      * Sends one byte more than the limit in chunks (no content-length) and keeps the request

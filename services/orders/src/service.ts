@@ -98,7 +98,7 @@ export function startOrdersService(
           paymentsOf: paymentsLoader(orders),
         }),
       });
-      return { subscriptions, consumedQueues: CONSUMED_QUEUES, http: graphql, beforeClose: unlisten };
+      return { subscriptions, consumedQueues: CONSUMED_QUEUES, http: graphql, onClose: unlisten };
     },
   });
 }

@@ -2,7 +2,7 @@ import type { AsyncMessage, Channel, Connection } from 'rabbitmq-client';
 import { queueDeclarations, type QueueSpec, type QueueType } from '@stockflow/contracts';
 import { declareQueue } from './amqp-topology.ts';
 import type { Logger } from '../logger.ts';
-import type { DeliveryHandler, IncomingMessage, Subscription } from './transport.ts';
+import { whenAborted, type DeliveryHandler, type IncomingMessage, type Subscription } from './transport.ts';
 
 export interface AckingConsumerOptions {
   connection: Connection;
@@ -162,10 +162,7 @@ export async function consumeWithBatchedAcks(options: AckingConsumerOptions, han
     async close(giveUp) {
       closing = true;
       if (retryTimer) clearTimeout(retryTimer);
-      const givenUp = new Promise<void>((resolve) => {
-        if (giveUp?.aborted) resolve();
-        else giveUp?.addEventListener('abort', () => resolve(), { once: true });
-      });
+      const givenUp = whenAborted(giveUp);
       await Promise.race([settingUp, givenUp]);
       const ch = channel;
       if (ch?.active && consumerTag) await Promise.race([ch.basicCancel(consumerTag).catch(() => undefined), givenUp]);

@@ -198,6 +198,42 @@ describe('in-process transport routing', () => {
     await transport.close();
   });
 
+  it('when a consumer stops, finishes what it is handling and refuses what waits for it, so no publisher waits on', async () => {
+    const transport = await createInProcessTransport({ queues: [spec], logger });
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const { received, handler } = recorder(() => released);
+    const subscription = await transport.consume(spec, { prefetch: 1 }, handler);
+    const message = (messageId: string): OutgoingMessage => ({ exchange: EXCHANGES.orders, routingKey: 'thing.made', messageId, body: {} });
+    const settled: Record<string, string> = {};
+    const publish = (id: string) =>
+      transport.publish([message(id)]).then(
+        () => (settled[id] = 'delivered'),
+        (error: unknown) => (settled[id] = (error as Error).message),
+      );
+    // One being handled, one waiting for the prefetch slot.
+    const published = [publish('handled'), publish('waiting')];
+    await eventually(
+      () => Promise.resolve(received.length),
+      (n) => n === 1,
+    );
+
+    let closed = false;
+    const closing = subscription.close().then(() => (closed = true));
+    // The one waiting is refused at once: its publisher (an outbox) keeps it for the next start.
+    await published[1];
+    expect(settled).toEqual({ waiting: 'the consumer of things has stopped' });
+    expect(closed).toBe(false);
+    release();
+    await closing;
+    await published[0];
+    expect(settled).toEqual({ handled: 'delivered', waiting: 'the consumer of things has stopped' });
+    // And so is whatever comes for it later.
+    await expect(transport.publish([message('later')])).rejects.toThrow('the consumer of things has stopped');
+    expect(received.map((r) => r.message.messageId)).toEqual(['handled']);
+    await transport.close();
+  });
+
   it('keeps parked messages in memory without a store', async () => {
     const transport = await createInProcessTransport({ queues: [spec], logger });
     await transport.publish([

@@ -3,7 +3,7 @@ import { deadLetterRoute, exchanges, platformQueueFor, topicMatches, type QueueS
 import type { Database } from '../db/database.ts';
 import { migrate, migrationSource } from '../db/migrate.ts';
 import type { Logger } from '../logger.ts';
-import { UnroutableError } from './transport.ts';
+import { UnroutableError, whenAborted } from './transport.ts';
 import { replayMessage, selected, toDeadLetter } from './dead-letters.ts';
 import type { ConsumeOptions, DeliveryHandler, IncomingMessage, OutgoingMessage, Subscription, Transport } from './transport.ts';
 
@@ -26,8 +26,12 @@ interface Queue {
   handler: DeliveryHandler | undefined;
   prefetch: number;
   inFlight: number;
+  /** The deliveries being handled, each resolved once handled. */
+  handling: Set<Promise<void>>;
+  /** Its consumer has stopped: a message for it is refused rather than kept waiting (see `close`). */
+  stopped: boolean;
   /** Messages waiting for a consumer or a free slot, each with the publisher waiting on it. */
-  waiting: { message: IncomingMessage; delivered: () => void }[];
+  waiting: { message: IncomingMessage; delivered: () => void; refused: (error: Error) => void }[];
 }
 
 /** A message held rather than handed to a consumer: parked in a DLQ, or waiting in a retry queue. */
@@ -187,7 +191,8 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
   const retryTiers = new Map<string, { target: string; delayMs: number }>();
   const exchangeType = new Map(exchanges.map((e) => [e.exchange, e.type]));
   const add = (spec: QueueSpec) => {
-    if (!queues.has(spec.queue)) queues.set(spec.queue, { spec, handler: undefined, prefetch: 1, inFlight: 0, waiting: [] });
+    if (!queues.has(spec.queue))
+      queues.set(spec.queue, { spec, handler: undefined, prefetch: 1, inFlight: 0, handling: new Set(), stopped: false, waiting: [] });
   };
   /** A queue with its DLQ and its retry queues, as a publisher of RabbitMQ declares them. */
   const declare = (spec: QueueSpec) => {
@@ -222,29 +227,41 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
       const item = queue.waiting.shift() as Queue['waiting'][number];
       queue.inFlight += 1;
       const handler = queue.handler;
-      const attempt = (redelivered: boolean) => {
-        handler({ ...item.message, redelivered }).then(
-          () => {
-            queue.inFlight -= 1;
-            item.delivered();
-            pump(queue);
-          },
-          (error: unknown) => {
-            logger.warn({ err: error, queue: queue.spec.queue }, 'in-process delivery failed; retrying');
-            setTimeout(() => (closed ? undefined : attempt(true)), retryDelayMs);
-          },
-        );
-      };
-      attempt(false);
+      const handled = new Promise<void>((done) => {
+        const attempt = (redelivered: boolean) => {
+          handler({ ...item.message, redelivered }).then(
+            () => {
+              queue.inFlight -= 1;
+              item.delivered();
+              done();
+              pump(queue);
+            },
+            (error: unknown) => {
+              logger.warn({ err: error, queue: queue.spec.queue }, 'in-process delivery failed; retrying');
+              setTimeout(() => (closed ? undefined : attempt(true)), retryDelayMs);
+            },
+          );
+        };
+        attempt(false);
+      });
+      queue.handling.add(handled);
+      void handled.finally(() => queue.handling.delete(handled));
     }
   };
 
+  const consumerStopped = (queue: Queue) => new Error(`the consumer of ${queue.spec.queue} has stopped`);
+
   /** Resolves once the queue's handler has handled the message. */
   const deliver = (queue: Queue, message: IncomingMessage) =>
-    new Promise<void>((delivered) => {
-      queue.waiting.push({ message, delivered });
+    new Promise<void>((delivered, refused) => {
+      if (queue.stopped) return refused(consumerStopped(queue));
+      queue.waiting.push({ message, delivered, refused });
       pump(queue);
     });
+
+  /** Its consumer stopped (the process is stopping): the stored copy is delivered at the next start. */
+  const keepStored = (held: Held) => () =>
+    logger.info({ queue: held.message.routingKey, messageId: held.message.messageId }, 'delayed message kept for the next start');
 
   const schedule = (held: Held) => {
     if (closed) return;
@@ -257,7 +274,7 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
           logger.warn({ queue: held.message.routingKey, messageId: held.message.messageId }, 'delayed message for an unknown queue; kept');
           return;
         }
-        void deliver(queue, held.message).then(() => {
+        deliver(queue, held.message).then(() => {
           const removal = hold
             .remove([held.id])
             // It stays stored and is delivered again at the next start: a duplicate consumers absorb.
@@ -266,7 +283,7 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
             )
             .finally(() => removals.delete(removal));
           removals.add(removal);
-        });
+        }, keepStored(held));
       },
       Math.max(0, (held.dueAt ?? 0) - Date.now()),
     );
@@ -314,12 +331,17 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
       declare(spec);
       const queue = queues.get(spec.queue) as Queue;
       queue.handler = handler;
+      queue.stopped = false;
       queue.prefetch = consumeOptions.prefetch;
       pump(queue);
       return Promise.resolve({
-        close() {
+        async close(giveUp) {
           queue.handler = undefined;
-          return Promise.resolve();
+          // A publish waiting for it fails instead of holding its publisher (another service
+          // stopping in this process): an outbox keeps the message for the next start.
+          queue.stopped = true;
+          for (const item of queue.waiting.splice(0)) item.refused(consumerStopped(queue));
+          await Promise.race([Promise.allSettled(queue.handling), whenAborted(giveUp)]);
         },
       });
     },

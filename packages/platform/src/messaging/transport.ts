@@ -43,6 +43,14 @@ export interface Subscription {
   close(giveUp?: AbortSignal): Promise<void>;
 }
 
+/** Resolves when `signal` aborts; never without one. */
+export function whenAborted(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal?.aborted) resolve();
+    else signal?.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
 /**
  * How events leave and reach a service. The AMQP transport is RabbitMQ; the embedded mode swaps in
  * an in-process one. Both confirm a publish only once the message is safely routed, and both

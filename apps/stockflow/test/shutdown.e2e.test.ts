@@ -1,0 +1,185 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { graphqlClient } from '@stockflow/platform';
+import {
+  createTestDatabase,
+  eventually,
+  sseSubscribe,
+  startServiceProcess,
+  startTcpProxy,
+  testServers,
+  viaProxy,
+  type ServiceProcess,
+} from '@stockflow/testing';
+import { startPlatform, type RunningPlatform } from '../src/platform.ts';
+import { purgeQueues } from './under-load.ts';
+
+const servicesUnavailable = inject('servicesUnavailable');
+const CREATE_ORDER = 'mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }';
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const SHUTDOWN_TIMEOUT_MS = 3_000;
+
+/** `npm start` stopped: the dashboard beside the services, and the whole within bounded time. */
+describe('the whole platform in one process, stopped', { timeout: 120_000 }, () => {
+  let platform: RunningPlatform | undefined;
+  const cleanup: (() => Promise<unknown>)[] = [];
+
+  afterEach(async () => {
+    await platform?.close();
+    platform = undefined;
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+
+  const embeddedEnv = async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'stockflow-shutdown-'));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    return { INVENTORY_PORT: '0', ORDERS_PORT: '0', DASHBOARD_PORT: '0', LOG_LEVEL: 'silent', SEED_SAMPLE_CATALOG: 'false', DATA_DIR: dir };
+  };
+  const databases = async () => {
+    const dbs = {
+      inventory: await createTestDatabase('platform_shutdown_inventory'),
+      orders: await createTestDatabase('platform_shutdown_orders'),
+    };
+    cleanup.push(() => Promise.all([dbs.inventory.drop(), dbs.orders.drop()]));
+    return dbs;
+  };
+  const refused = (port: number) =>
+    fetch(`http://127.0.0.1:${port}/`).then(
+      () => 'answered',
+      (error: unknown) => String((error as { cause?: { code?: string } }).cause?.code),
+    );
+
+  it.skipIf(servicesUnavailable)(
+    'lets a request under way through the dashboard finish, ends a subscription it passes on, and no longer listens',
+    async () => {
+      const dbs = await databases();
+      await purgeQueues(inject('amqpUrl'));
+      platform = await startPlatform({
+        ...(await embeddedEnv()),
+        AMQP_URL: inject('amqpUrl'),
+        INVENTORY_DATABASE_URL: dbs.inventory.url,
+        ORDERS_DATABASE_URL: dbs.orders.url,
+        AUTH_DISABLED: 'true',
+        // Far longer than the test waits: nothing may have to be cut.
+        SHUTDOWN_TIMEOUT_MS: '60000',
+      });
+      const running = platform;
+      const watched = await graphqlClient(`http://127.0.0.1:${running.orders.port}/graphql`).data<{ createOrder: { id: string } }>(
+        CREATE_ORDER,
+        { input: { customerId: 'c', items: [{ productId: '1', quantity: 1 }] } },
+      );
+      const subscription = await sseSubscribe(
+        `http://127.0.0.1:${running.dashboard.port}/api/orders/graphql`,
+        'subscription($id: ID!) { orderStatusChanged(id: $id) { id } }',
+        { id: watched.createOrder.id },
+      );
+      cleanup.push(() => Promise.resolve(subscription.close()));
+      const lock = new pg.Client({ connectionString: dbs.orders.url });
+      await lock.connect();
+      cleanup.push(() => lock.end());
+      // Every insert into `orders` waits for this transaction: the createOrder is accepted and under way.
+      await lock.query('BEGIN');
+      await lock.query('LOCK TABLE orders IN SHARE MODE');
+      const answer = fetch(`http://127.0.0.1:${running.dashboard.port}/api/orders/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: CREATE_ORDER, variables: { input: { customerId: 'c', items: [{ productId: '1', quantity: 1 }] } } }),
+      }).then(
+        async (res) => ({ status: res.status, body: (await res.json()) as { data?: { createOrder?: { id: string } } } }),
+        (error: unknown) => ({ status: 0, body: String(error) }),
+      );
+      await eventually(
+        async () =>
+          (await lock.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND relation = 'orders'::regclass`))
+            .rows[0]?.n ?? 0,
+        (n) => n > 0,
+      );
+
+      const closed = running.close();
+      platform = undefined;
+      cleanup.push(() => closed.catch(() => undefined));
+      await eventually(
+        () => refused(running.dashboard.port),
+        (outcome) => outcome === 'ECONNREFUSED',
+      );
+      await lock.query('COMMIT');
+      const { status, body } = await answer;
+      expect(status, JSON.stringify(body)).toBe(200);
+      expect(body).toMatchObject({ data: { createOrder: { id: expect.any(String) as string } } });
+      // The subscription ended with the Order Service's: the dashboard waited for nothing else.
+      expect(await Promise.race([closed.then(() => 'closed'), sleep(30_000).then(() => 'still closing')])).toBe('closed');
+    },
+  );
+
+  it('embedded: stops in time though an answer can no longer reach the Order Service, and delivers it at the next start', async () => {
+    const env = { ...(await embeddedEnv()), SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) };
+    platform = await startPlatform(env);
+    const first = platform;
+    const product = (
+      await graphqlClient(`http://127.0.0.1:${first.inventory.port}/graphql`).data<{ createProduct: { id: string } }>(
+        'mutation { createProduct(input: {sku: "S", name: "S", initialStock: 5}) { id } }',
+      )
+    ).createProduct.id;
+    // The Inventory Service's database held (PGlite has one connection): it takes the OrderCreated
+    // but cannot decide it before the Order Service's consumers have stopped.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const holding = first.inventory.db.transaction(() => released);
+    const { id } = (
+      await graphqlClient(`http://127.0.0.1:${first.orders.port}/graphql`).data<{ createOrder: { id: string } }>(CREATE_ORDER, {
+        input: { customerId: 'c', items: [{ productId: product, quantity: 1 }] },
+      })
+    ).createOrder;
+
+    const closed = first.close();
+    platform = undefined;
+    release();
+    await holding;
+    // Within what `npm start` gives it before it exits with code 1. (It waited for a publish to
+    // time out, twice, before the Inventory Service's outbox gave up and kept the answer.)
+    expect(await Promise.race([closed.then(() => 'closed'), sleep(2 * SHUTDOWN_TIMEOUT_MS).then(() => 'still closing')])).toBe('closed');
+
+    // The answer stayed in the Inventory Service's outbox; the next start delivers it.
+    platform = await startPlatform(env);
+    const orders = graphqlClient(`http://127.0.0.1:${platform.orders.port}/graphql`);
+    expect(
+      await eventually(
+        async () => (await orders.data<{ order: { status: string } }>(`{ order(id: "${id}") { status } }`)).order.status,
+        (status) => status === 'CONFIRMED',
+      ),
+    ).toBe('CONFIRMED');
+  });
+
+  it.skipIf(servicesUnavailable)('exits with code 1 within twice SHUTDOWN_TIMEOUT_MS when its databases stop answering', async () => {
+    const dbs = await databases();
+    const postgres = new URL(testServers.postgresAdminUrl);
+    const proxy = await startTcpProxy({ host: postgres.hostname, port: Number(postgres.port || 5432) });
+    cleanup.push(() => proxy.close());
+    await purgeQueues(inject('amqpUrl'));
+    const timeoutMs = 2_000;
+    const stockflow: ServiceProcess = await startServiceProcess('stockflow', {
+      ...(await embeddedEnv()),
+      LOG_LEVEL: 'info',
+      AMQP_URL: inject('amqpUrl'),
+      INVENTORY_DATABASE_URL: viaProxy(dbs.inventory.url, proxy.port),
+      ORDERS_DATABASE_URL: viaProxy(dbs.orders.url, proxy.port),
+      AUTH_DISABLED: 'true',
+      SHUTDOWN_TIMEOUT_MS: String(timeoutMs),
+    });
+    cleanup.push(() => stockflow.stop('SIGKILL'));
+    await eventually(
+      () => Promise.resolve(stockflow.output()),
+      (output) => output.includes('Stockflow is running'),
+    );
+    proxy.blackhole();
+
+    const exited = stockflow.stop('SIGTERM');
+    // A generous margin: what is checked is that it exits at all while the databases hang.
+    const code = await Promise.race([exited, sleep(2 * timeoutMs + 15_000).then(() => 'still running')]);
+    expect(code, stockflow.output()).toBe(1);
+    expect(stockflow.output()).toMatch(/shutdown did not finish in time/);
+  });
+});
