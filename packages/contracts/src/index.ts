@@ -1,2 +1,3 @@
 export * from './events.ts';
 export * from './topology.ts';
+export * from './asyncapi.ts';

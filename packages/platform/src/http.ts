@@ -25,6 +25,8 @@ export interface HttpServerOptions {
   info?: Record<string, string>;
   /** Answer only requests addressed to localhost or an IP address, /health excepted (authentication off: see refuseRebindableHost). */
   refuseRebindableHosts?: boolean;
+  /** Served at /asyncapi.json: the event contract, for other teams to read or generate clients from. */
+  asyncApi?: object;
 }
 
 export interface RunningHttpServer extends DrainingServer {
@@ -111,6 +113,7 @@ export function createDrainingServer(handler: RequestListener): DrainingServer {
  * stops sending traffic to an instance that cannot do its work, and 503 otherwise.
  */
 export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
+  const asyncApi = options.asyncApi && JSON.stringify(options.asyncApi);
   const drainable = createDrainingServer((req, res) => {
     const url = req.url ?? '/';
     if (url === '/health') return sendJson(res, 200, { status: 'ok' });
@@ -124,6 +127,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
         },
         () => sendJson(res, 500, { status: 'metrics unavailable' }),
       );
+      return;
+    }
+    if (url === '/asyncapi.json' && asyncApi) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(asyncApi);
       return;
     }
     if (url === '/ready') {

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { QueueSpec } from '@stockflow/contracts';
+import { asyncApiDocument, type QueueSpec } from '@stockflow/contracts';
 import { createAuthenticator, type Authenticator } from './auth.ts';
 import { ConfigError, AppError } from './errors.ts';
 import { safeUrl, type ServiceConfig } from './config.ts';
@@ -163,6 +163,7 @@ export async function runService(options: {
     // Not a check: a service without authentication is ready, but says so wherever it is asked.
     info: { auth: auth.mode === 'jwt' ? 'jwt' : 'DISABLED: every request has full access' },
     refuseRebindableHosts: auth.mode === 'disabled',
+    asyncApi: asyncApiDocument(),
     // Without the database a service can do nothing. Without the broker both still serve their
     // APIs (the outbox keeps what they owe until it is back): above all the Order Service keeps
     // accepting orders, which is what it promises during a broker outage.
