@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# One Dockerfile, one final stage per service (targets `inventory` and `orders`), so the build is
+# One Dockerfile, one final stage per service (targets `inventory`, `orders` and `gateway`), so the build is
 # written once:  docker build --target orders -t stockflow-orders .
 # Each image runs its service's bundle (npm run build) with plain node, as a non-root user, with
 # only the production dependencies installed. The CMD is the command the test suite starts the
@@ -15,6 +15,7 @@ COPY services/inventory/package.json services/inventory/
 COPY services/orders/package.json services/orders/
 COPY apps/stockflow/package.json apps/stockflow/
 COPY apps/dashboard/package.json apps/dashboard/
+COPY apps/gateway/package.json apps/gateway/
 COPY tools/package.json tools/
 RUN npm ci --no-audit --no-fund
 COPY . .
@@ -31,6 +32,7 @@ COPY --from=build /app/services/inventory/package.json services/inventory/
 COPY --from=build /app/services/orders/package.json services/orders/
 COPY --from=build /app/apps/stockflow/package.json apps/stockflow/
 COPY --from=build /app/apps/dashboard/package.json apps/dashboard/
+COPY --from=build /app/apps/gateway/package.json apps/gateway/
 COPY --from=build /app/tools/package.json tools/
 RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean --force
 USER node
@@ -49,3 +51,9 @@ COPY --from=build --chown=node:node /app/dist/orders dist/orders
 ENV PORT=8001
 EXPOSE 8001
 CMD ["node", "--max-old-space-size=192", "--enable-source-maps", "dist/orders/main.mjs"]
+
+FROM runtime AS gateway
+COPY --from=build --chown=node:node /app/dist/gateway dist/gateway
+ENV PORT=4000
+EXPOSE 4000
+CMD ["node", "--max-old-space-size=192", "--enable-source-maps", "dist/gateway/main.mjs"]

@@ -16,6 +16,7 @@ const entries = [
   { name: 'inventory', entry: 'services/inventory/src/main.ts', migrations: ['platform', 'inventory'] },
   { name: 'orders', entry: 'services/orders/src/main.ts', migrations: ['platform', 'orders'] },
   { name: 'stockflow', entry: 'apps/stockflow/src/main.ts', migrations: ['platform', 'inventory', 'orders', 'broker'] },
+  { name: 'gateway', entry: 'apps/gateway/src/main.ts', migrations: [] },
 ];
 
 const migrationDirs: Record<string, string> = {
@@ -51,6 +52,9 @@ for (const { name, entry, migrations } of entries) {
   });
   if (name === 'stockflow')
     await cp(path.join(root, 'apps/dashboard/dist'), path.join(root, 'dist', name, 'dashboard'), { recursive: true });
+  // The gateway's supergraph travels with both runnables that serve it.
+  if (name === 'stockflow' || name === 'gateway')
+    await cp(path.join(root, 'apps/gateway/supergraph.graphql'), path.join(root, 'dist', name, 'supergraph.graphql'));
   for (const scope of migrations) {
     await cp(path.join(root, migrationDirs[scope] as string), path.join(root, 'dist', name, 'migrations', scope), { recursive: true });
   }

@@ -34,6 +34,13 @@ describe('Dockerfile', () => {
     expect(stage).toContain(`COPY --from=build --chown=node:node /app/dist/${service} dist/${service}`);
   });
 
+  it('has a gateway target that runs its bundle, with the supergraph the build copies beside it', () => {
+    const stage = stages.gateway ?? '';
+    expect(JSON.parse(/^CMD (.*)$/m.exec(stage)?.[1] ?? '[]')).toContain('dist/gateway/main.mjs');
+    expect(stage).toContain('COPY --from=build --chown=node:node /app/dist/gateway dist/gateway');
+    expect(read('tools/src/build.ts')).toContain("'apps/gateway/supergraph.graphql'");
+  });
+
   it('runs as a non-root user with a health check and only production dependencies', () => {
     const runtime = stages.runtime ?? '';
     expect(runtime).toMatch(/^USER node$/m);
@@ -75,6 +82,7 @@ describe('docker-compose.yml', () => {
     expect(compose.services.rabbitmq?.image).toBe('rabbitmq:3-management');
     const targets = Object.values(compose.services).map((s) => s.build?.target);
     expect(targets.filter((t) => t === 'orders')).toHaveLength(1);
+    expect(targets.filter((t) => t === 'gateway')).toHaveLength(1);
     expect(targets.filter((t) => t === 'inventory')).toHaveLength(2);
     expect(Object.keys(compose.volumes)).toEqual(['postgres-data', 'rabbitmq-data']);
   });
@@ -83,7 +91,7 @@ describe('docker-compose.yml', () => {
     const databases = new Set<string>();
     for (const [name, service] of Object.entries(compose.services)) {
       expect(service.healthcheck, name).toBeDefined();
-      if (!service.build) continue;
+      if (!service.build || service.build.target === 'gateway') continue;
       expect(service.env_file, name).toBe('.env');
       expect(Object.keys(service.depends_on ?? {}), name).toEqual(['postgres', 'rabbitmq']);
       expect(service.environment?.AMQP_URL, name).toMatch(/^amqp:\/\/.*@rabbitmq:5672$/);
@@ -106,7 +114,8 @@ describe('docker-compose.yml', () => {
     const services = up({ ...copied, ...secrets }).services;
     expect(services.postgres?.environment?.POSTGRES_PASSWORD).toBe('pg-password');
     expect(services.rabbitmq?.environment?.RABBITMQ_DEFAULT_PASS).toBe('mq-password');
-    for (const service of Object.values(services).filter((s) => s.build)) {
+    expect(services.gateway?.environment?.AUTH_JWT_SECRET).toBe(secrets.AUTH_JWT_SECRET);
+    for (const service of Object.values(services).filter((s) => s.build && s.build.target !== 'gateway')) {
       expect(service.environment?.AUTH_JWT_SECRET).toBe(secrets.AUTH_JWT_SECRET);
       expect(service.environment?.DATABASE_URL).toContain(':pg-password@postgres:5432/');
       expect(service.environment?.AMQP_URL).toContain(':mq-password@rabbitmq:5672');
@@ -207,8 +216,8 @@ describe('Kubernetes manifests', async () => {
     }
   });
 
-  it('probes /health and /ready, limits resources, and keeps a disruption budget for each service', () => {
-    for (const service of SERVICES) {
+  it('probes /health and /ready, limits resources, and keeps a disruption budget for each service and the gateway', () => {
+    for (const service of [...SERVICES, 'gateway']) {
       const deployment = documents.find((d) => d.object.kind === 'Deployment' && d.object.metadata.name === service)?.object as unknown as {
         spec: {
           template: {

@@ -1,5 +1,7 @@
 import path from 'node:path';
-import { printSchema, type GraphQLSchema } from 'graphql';
+import type { GraphQLSchema } from 'graphql';
+import { subgraphSdl } from '@stockflow/platform';
+import { composeSupergraph, DEFAULT_SUBGRAPH_URLS } from '../../apps/gateway/src/compose.ts';
 import { inventorySchema } from '../../services/inventory/src/graphql/schema.ts';
 import { ordersSchema } from '../../services/orders/src/graphql/schema.ts';
 
@@ -11,5 +13,15 @@ export const sdlFiles: { file: string; schema: GraphQLSchema }[] = [
   { file: path.join(root, 'services', 'orders', 'schema.graphql'), schema: ordersSchema },
 ];
 
-export const renderSdl = (schema: GraphQLSchema) => `${printSchema(schema)}\n`;
+/** The subgraph SDL, federation directives included: what `_service { sdl }` answers and the supergraph is composed from. */
+export const renderSdl = (schema: GraphQLSchema) => `${subgraphSdl(schema)}\n`;
+/** The supergraph the gateway serves, composed from both subgraphs' SDL. */
+export const supergraphFile = path.join(root, 'apps', 'gateway', 'supergraph.graphql');
+
+export const renderSupergraph = () =>
+  `${composeSupergraph([
+    { name: 'inventory', sdl: renderSdl(inventorySchema), url: DEFAULT_SUBGRAPH_URLS.inventory },
+    { name: 'orders', sdl: renderSdl(ordersSchema), url: DEFAULT_SUBGRAPH_URLS.orders },
+  ])}\n`;
+
 export const relativeToRoot = (file: string) => path.relative(root, file);

@@ -7,6 +7,7 @@ try {
   const line = (label: string, value: string) => console.log(`  ${label.padEnd(22)} ${value}`);
   console.log(`\nStockflow is running (${platform.mode} mode)`);
   line('Dashboard', `http://localhost:${platform.dashboard.port}/`);
+  line('GraphQL (one graph)', `http://localhost:${platform.gateway.port}/graphql`);
   line('Order Service GraphQL', `http://localhost:${platform.orders.port}/graphql`);
   line('Inventory GraphQL', `http://localhost:${platform.inventory.port}/graphql`);
   line('Health', `http://localhost:${platform.orders.port}/ready  http://localhost:${platform.inventory.port}/ready`);

@@ -14,6 +14,7 @@ import {
   type ServiceDependencies,
 } from '@stockflow/platform';
 import { startDashboard, type RunningDashboard } from '../../dashboard/server/dashboard-server.ts';
+import { loadGatewayConfig, startGateway, type RunningGateway } from '../../gateway/src/gateway.ts';
 import { loadInventoryConfig } from '../../../services/inventory/src/config.ts';
 import { catalogRepository } from '../../../services/inventory/src/db/catalog.ts';
 import { SAMPLE_CATALOG } from '../../../services/inventory/src/domain/sample-catalog.ts';
@@ -35,6 +36,7 @@ export const PlatformConfigSchema = z.object({
   AMQP_URL: env.amqpUrls().optional(),
   SEED_SAMPLE_CATALOG: z.enum(['true', 'false']).default('true'),
   DASHBOARD_PORT: env.port(8080),
+  GATEWAY_PORT: env.port(4000),
 });
 
 export type PlatformConfig = z.infer<typeof PlatformConfigSchema>;
@@ -46,6 +48,8 @@ export interface RunningPlatform {
   inventory: RunningService;
   orders: RunningService;
   dashboard: RunningDashboard;
+  /** One GraphQL endpoint for both services (Hive Gateway over the supergraph). */
+  gateway: RunningGateway;
   /** SHUTDOWN_TIMEOUT_MS, as both services read it. */
   shutdownTimeoutMs: number;
   /** For what concerns the whole platform (its shutdown). */
@@ -126,6 +130,17 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
     inventoryUrl: `http://${reachable}:${inventory.port}`,
     logger: createLogger({ name: 'dashboard', level: config.LOG_LEVEL }),
   });
+  const gateway = await startGateway(
+    loadGatewayConfig({
+      ...source,
+      HOST: config.HOST,
+      PORT: String(config.GATEWAY_PORT),
+      ORDERS_URL: `http://${reachable}:${orders.port}/graphql`,
+      INVENTORY_URL: `http://${reachable}:${inventory.port}/graphql`,
+    }),
+    createLogger({ name: 'gateway', level: config.LOG_LEVEL }),
+    { authOptional: mode === 'embedded' },
+  );
 
   return {
     mode,
@@ -133,6 +148,7 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
     inventory,
     orders,
     dashboard,
+    gateway,
     shutdownTimeoutMs: ordersConfig.SHUTDOWN_TIMEOUT_MS,
     logger: createLogger({ name: 'stockflow', level: config.LOG_LEVEL }),
     async close() {
@@ -142,6 +158,7 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
       // Inventory Service.
       await Promise.all([
         dashboard.close(AbortSignal.timeout(ordersConfig.SHUTDOWN_TIMEOUT_MS)),
+        gateway.close(),
         orders.close().then(() => inventory.close()),
       ]);
       for (const resource of owned) await resource.close();

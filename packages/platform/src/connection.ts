@@ -1,5 +1,6 @@
 import type { ObjectRef, SchemaTypes } from '@pothos/core';
 import { ValidationError } from './errors.ts';
+import { SHAREABLE } from './federation/index.ts';
 
 /** One page of a cursor connection, as repositories return it. */
 export interface Page<T> {
@@ -53,6 +54,8 @@ export function connectionType<Context extends object, Node>(
     ObjectRef<StockflowSchemaTypes<Context>, { hasNextPage: boolean; endCursor: string | null }> | undefined;
   if (!pageInfo) {
     pageInfo = builder.objectRef<{ hasNextPage: boolean; endCursor: string | null }>('PageInfo').implement({
+      // Both subgraphs define it: the gateway may take it from either.
+      ...SHAREABLE,
       fields: (t) => ({
         hasNextPage: t.boolean({ resolve: (p) => p.hasNextPage }),
         endCursor: t.string({ nullable: true, resolve: (p) => p.endCursor }),

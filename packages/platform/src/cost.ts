@@ -37,6 +37,9 @@ export const MAX_ITEMS_EXTENSION = 'maxItems';
  */
 export const QUERY_COST = 100;
 
+/** The federation field through which the gateway asks a subgraph for the entities another one refers to. */
+const ENTITIES_FIELD = '_entities';
+
 /**
  * What an operation asks the server to produce, counted before it runs with the request's own
  * variables: every field counts 1 each time it appears in the answer, so a field inside lists
@@ -49,6 +52,7 @@ export const QUERY_COST = 100;
  * - A field that takes `first` also counts QUERY_COST for its page's query, a connection twice
  *   that (its page and its count), wherever it appears.
  * - Any other list counts as its declared most (MAX_ITEMS_EXTENSION), else the largest page.
+ * - `_entities` (federation) counts one item per representation it is given, and one query.
  * - Aliases count separately; fragments count where they are spread; introspection fields
  *   (`__schema`, `__type`, `__typename`) count 1, whatever they select.
  *
@@ -81,6 +85,20 @@ export function operationCost(
     }
   };
 
+  /**
+   * The gateway's `_entities(representations: [...])` returns one entity per representation, read
+   * in one batched query per request: many representations cost as many items as they are.
+   */
+  const representationsOf = (field: GraphQLField<unknown, unknown>, node: Parameters<typeof getArgumentValues>[1]): number => {
+    if (node.arguments?.some((arg) => arg.value.kind === Kind.VARIABLE)) dependsOnVariables = true;
+    try {
+      const { representations } = getArgumentValues(field, node, variables);
+      return Array.isArray(representations) ? representations.length : 0;
+    } catch {
+      return 0;
+    }
+  };
+
   const selectionCost = (parent: GraphQLCompositeType, selectionSet: SelectionSetNode, page: number | undefined): number => {
     let cost = 0;
     for (const selection of selectionSet.selections) {
@@ -106,7 +124,10 @@ export function operationCost(
         }
         const first = firstOf(field, selection);
         const type = getNamedType(field.type);
-        if (getNullableType(field.type) instanceof GraphQLList) {
+        if (name === ENTITIES_FIELD && parent === schema.getQueryType()) {
+          const each = selection.selectionSet && isCompositeType(type) ? selectionCost(type, selection.selectionSet, undefined) : 0;
+          cost += representationsOf(field, selection) * (1 + each) + QUERY_COST;
+        } else if (getNullableType(field.type) instanceof GraphQLList) {
           const items = first ?? page ?? maxItems(field);
           const each = selection.selectionSet && isCompositeType(type) ? selectionCost(type, selection.selectionSet, undefined) : 0;
           cost += items * (1 + each) + (first === undefined ? 0 : QUERY_COST);

@@ -2,6 +2,7 @@ import type { QueueSpec } from '@stockflow/contracts';
 import { requireAdmin, type Access } from './auth.ts';
 import type { StockflowSchemaTypes } from './connection.ts';
 import { ValidationError } from './errors.ts';
+import { SHAREABLE, SHAREABLE_INACCESSIBLE } from './federation/index.ts';
 import type { DeadLetter } from './messaging/dead-letters.ts';
 import type { Transport } from './messaging/transport.ts';
 
@@ -24,6 +25,7 @@ export function addDeadLetterAdmin<Context extends DeadLetterAdminContext>(
 ) {
   const DeadLetterRef = builder.objectRef<DeadLetter>('DeadLetter').implement({
     description: "A message a consumer gave up on, parked in its queue's dead-letter queue.",
+    ...SHAREABLE,
     fields: (t) => ({
       id: t.id({ resolve: (d) => d.id, description: 'The message id; pass it to replayDeadLetters.' }),
       queue: t.string({ resolve: (d) => d.queue }),
@@ -41,10 +43,13 @@ export function addDeadLetterAdmin<Context extends DeadLetterAdminContext>(
     return spec;
   };
 
+  // Both services have these fields, each for its own queues, and the gateway cannot tell which
+  // service a queue belongs to: they stay out of the one graph, asked of each service's own endpoint.
   builder.queryField('deadLetters', (t) =>
     t.field({
       type: [DeadLetterRef],
       description: `Parked messages of one of this service's queues, oldest first (at most ${MAX_LISTED}).`,
+      ...SHAREABLE_INACCESSIBLE,
       args: { queue: t.arg.string({ required: true }), first: t.arg.int() },
       resolve: (_root, args, ctx) => {
         requireAdmin(ctx.access, 'see parked messages');
@@ -59,6 +64,7 @@ export function addDeadLetterAdmin<Context extends DeadLetterAdminContext>(
     t.field({
       type: 'Int',
       description: 'Sends parked messages back to their queue (once their cause is fixed). Returns how many.',
+      ...SHAREABLE_INACCESSIBLE,
       args: { queue: t.arg.string({ required: true }), ids: t.arg.idList(), all: t.arg.boolean() },
       resolve: (_root, args, ctx) => {
         requireAdmin(ctx.access, 'replay parked messages');

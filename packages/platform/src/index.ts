@@ -17,3 +17,4 @@ export * from './metrics.ts';
 export * from './auth.ts';
 export * from './rate-limit.ts';
 export * from './trace.ts';
+export * from './federation/index.ts';

@@ -13,7 +13,7 @@ import {
 } from '@stockflow/platform';
 import type { InventoryConfig } from './config.ts';
 import { catalogRepository } from './db/catalog.ts';
-import { inventorySchema } from './graphql/schema.ts';
+import { inventorySchema, productLoader } from './graphql/schema.ts';
 import { INVENTORY_QUEUES, startInventoryConsumers } from './messaging/consumers.ts';
 
 export const inventoryMigrations = [platformMigrations, migrationSource('inventory', path.join(import.meta.dirname, 'db', 'migrations'))];
@@ -45,7 +45,7 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
         authenticate: (authorization) => auth.authenticate(authorization),
         limits: graphqlLimits(config),
         corsOrigins: config.CORS_ORIGINS,
-        context: (access) => ({ access, catalog, transport, consumerQueues: INVENTORY_QUEUES }),
+        context: (access) => ({ access, catalog, productById: productLoader(catalog), transport, consumerQueues: INVENTORY_QUEUES }),
       });
       return { subscriptions, consumedQueues: INVENTORY_QUEUES, http: graphql };
     },

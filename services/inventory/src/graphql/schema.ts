@@ -8,6 +8,8 @@ import {
   isAdmin,
   pageSize,
   requireAdmin,
+  entity,
+  subgraphSchema,
   ValidationError,
   type StockflowSchemaTypes,
 } from '@stockflow/platform';
@@ -16,6 +18,28 @@ import type { CatalogRepository, Product, StockMovement } from '../db/catalog.ts
 
 export interface InventoryContext extends DeadLetterAdminContext {
   catalog: CatalogRepository;
+  /** The products another subgraph refers to (`_entities`), read in one query per request. */
+  productById: (id: number) => Promise<Product | undefined>;
+}
+
+/**
+ * Collects the product ids asked for in one turn of the event loop and reads them in one query:
+ * the gateway asks for every product of a page of orders in one `_entities` request.
+ */
+export function productLoader(catalog: Pick<CatalogRepository, 'byIds'>): (id: number) => Promise<Product | undefined> {
+  let queued: { ids: Set<number>; rows: Promise<Map<number, Product>> } | undefined;
+  return async (id) => {
+    if (!queued) {
+      const ids = new Set<number>();
+      const rows = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+        queued = undefined;
+        return new Map((await catalog.byIds([...ids])).map((p) => [p.id, p]));
+      });
+      queued = { ids, rows };
+    }
+    queued.ids.add(id);
+    return (await queued.rows).get(id);
+  };
 }
 
 const manage = (ctx: InventoryContext) => requireAdmin(ctx.access, 'manage products and stock');
@@ -61,6 +85,8 @@ const StockMovementRef = builder.objectRef<StockMovement>('StockMovement').imple
 });
 
 const ProductRef = builder.objectRef<Product>('Product').implement({
+  // The entity the Order Service's order lines point to: the gateway joins them here by id.
+  ...entity('id', async (reference, ctx: InventoryContext) => (await ctx.productById(parseProductId(reference.id))) ?? null),
   fields: (t) => ({
     id: t.exposeID('id', { description: 'The integer product id used in events.' }),
     sku: t.exposeString('sku'),
@@ -221,4 +247,4 @@ builder.mutationType({
 
 addDeadLetterAdmin(builder);
 
-export const inventorySchema = builder.toSchema({ sortSchema: false });
+export const inventorySchema = subgraphSchema(builder.toSchema({ sortSchema: false }));

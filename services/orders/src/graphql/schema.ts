@@ -13,6 +13,8 @@ import {
   PAGE_LIMITS,
   pageSize,
   requireAdmin,
+  entityStub,
+  subgraphSchema,
   ValidationError,
   type StockflowSchemaTypes,
   type TraceContext,
@@ -87,9 +89,25 @@ const OrderStatusEnum = builder.enumType('OrderStatus', {
   } as const,
 });
 
+/**
+ * The Inventory Service's entity, known here by its id only: through the gateway an order line's
+ * product has every field Inventory has (name, price, stock); this service resolves none of them.
+ */
+const ProductRef = builder.objectRef<{ id: string }>('Product').implement({
+  ...entityStub('id'),
+  fields: (t) => ({ id: t.exposeID('id') }),
+});
+
 const OrderLineRef = builder.objectRef<{ product_id: number; quantity: number; unit_price_cents?: number }>('OrderLine').implement({
   fields: (t) => ({
     productId: t.id({ resolve: (l) => l.product_id }),
+    product: t.field({
+      type: ProductRef,
+      nullable: true,
+      description:
+        'The product, from the Inventory Service through the gateway (here only its id); null when Inventory has no such product.',
+      resolve: (l) => ({ id: String(l.product_id) }),
+    }),
     quantity: t.exposeInt('quantity'),
     unitPriceCents: t.int({
       nullable: true,
@@ -385,4 +403,4 @@ builder.subscriptionType({
 
 addDeadLetterAdmin(builder);
 
-export const ordersSchema = builder.toSchema({ sortSchema: false });
+export const ordersSchema = subgraphSchema(builder.toSchema({ sortSchema: false }));

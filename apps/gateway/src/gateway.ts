@@ -1,0 +1,195 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
+import { createGatewayRuntime } from '@graphql-hive/gateway-runtime';
+import { buildHTTPExecutor, type AsyncFetchFn } from '@graphql-tools/executor-http';
+import { z } from 'zod';
+import {
+  createAuthenticator,
+  env,
+  loadConfig,
+  markSubscription,
+  MAX_REQUEST_BODY_BYTES,
+  serviceConfigShape,
+  startHttpServer,
+  TRACEPARENT_HEADER,
+  type Logger,
+} from '@stockflow/platform';
+import { DEFAULT_SUBGRAPH_URLS } from './compose.ts';
+
+/** Beside the bundle (npm run build copies it there), else the one committed in apps/gateway. */
+const bundledSupergraph = path.join(import.meta.dirname, 'supergraph.graphql');
+const committedSupergraph = existsSync(bundledSupergraph) ? bundledSupergraph : path.join(import.meta.dirname, '..', 'supergraph.graphql');
+
+const { NODE_ENV, LOG_LEVEL, HOST, GRAPHIQL, SHUTDOWN_TIMEOUT_MS, CORS_ORIGINS } = serviceConfigShape;
+const { AUTH_JWT_SECRET, AUTH_JWKS_URL, AUTH_JWT_ISSUER, AUTH_JWT_AUDIENCE, AUTH_DISABLED } = serviceConfigShape;
+
+/** Every option of the gateway; the README's configuration table mirrors this. */
+export const GatewayConfigSchema = z.object({
+  NODE_ENV,
+  LOG_LEVEL,
+  HOST,
+  PORT: env.port(4000),
+  /** The Order and Inventory Services' GraphQL endpoints (the subgraphs). */
+  ORDERS_URL: env.url(['http', 'https']).default(DEFAULT_SUBGRAPH_URLS.orders),
+  INVENTORY_URL: env.url(['http', 'https']).default(DEFAULT_SUBGRAPH_URLS.inventory),
+  /** The composed supergraph (`npm run supergraph`); the one committed next to this app by default. */
+  SUPERGRAPH_PATH: z.string().min(1).default(committedSupergraph),
+  GRAPHIQL,
+  SHUTDOWN_TIMEOUT_MS,
+  CORS_ORIGINS,
+  // The same settings as the services': the gateway refuses a request they would refuse, before planning it.
+  AUTH_JWT_SECRET,
+  AUTH_JWKS_URL,
+  AUTH_JWT_ISSUER,
+  AUTH_JWT_AUDIENCE,
+  AUTH_DISABLED,
+});
+
+export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
+
+export const loadGatewayConfig = (source: NodeJS.ProcessEnv = process.env) => loadConfig(GatewayConfigSchema, source);
+
+export interface RunningGateway {
+  port: number;
+  address: string;
+  auth: 'jwt' | 'disabled';
+  close(): Promise<void>;
+}
+
+const sendJson = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
+  res.end(JSON.stringify(body));
+};
+
+const refuseTooLarge = (req: IncomingMessage, res: ServerResponse) => {
+  res.once('finish', () => req.destroy());
+  sendJson(
+    res,
+    413,
+    { errors: [{ message: `Request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`, extensions: { code: 'BAD_REQUEST' } }] },
+    { connection: 'close' },
+  );
+};
+
+/** The body, counted as it comes in; null once it passes the limit. */
+async function readBody(req: IncomingMessage): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_REQUEST_BODY_BYTES) return null;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Whether a subgraph's process answers its liveness probe (`/health` next to its `/graphql`). */
+async function healthy(graphqlUrl: string): Promise<boolean> {
+  try {
+    const res = await fetch(new URL('/health', graphqlUrl), { signal: AbortSignal.timeout(2_000) });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * One GraphQL endpoint for both services: Hive Gateway's runtime over the committed supergraph,
+ * sending each part of an operation to the service that owns it (an order's lines to the Order
+ * Service, their products to the Inventory Service through `_entities`).
+ *
+ * The services keep every rule: the gateway forwards the Authorization header (and traceparent),
+ * so they check the token, a customer's scope and their limits (depth, aliases, cost, body size)
+ * on what they are asked. The gateway checks the token too, so a request without one is refused
+ * before it is planned, and bodies over MAX_REQUEST_BODY_BYTES, like the services. Subscriptions
+ * go to the Order Service over SSE and come back over SSE.
+ */
+export async function startGateway(
+  config: GatewayConfig,
+  logger: Logger,
+  options: { authOptional?: boolean } = {},
+): Promise<RunningGateway> {
+  const auth = createAuthenticator(config, { optional: options.authOptional });
+  const supergraph = await readFile(config.SUPERGRAPH_PATH, 'utf8');
+  const graphiql = config.GRAPHIQL ? config.GRAPHIQL === 'true' : config.NODE_ENV !== 'production';
+  const runtime = createGatewayRuntime({
+    supergraph,
+    transportEntries: { orders: { location: config.ORDERS_URL }, inventory: { location: config.INVENTORY_URL } },
+    // The subgraphs are plain GraphQL over HTTP; subscriptions over SSE (executor-http's own).
+    transports: {
+      http: {
+        // The gateway's fetch, which carries its hooks (the headers it forwards).
+        getSubgraphExecutor: ({ transportEntry, fetch }) =>
+          buildHTTPExecutor({ endpoint: transportEntry.location ?? '', fetch: (fetch ?? globalThis.fetch) as AsyncFetchFn }),
+      },
+    },
+    propagateHeaders: {
+      fromClientToSubgraphs: ({ request }) => ({
+        authorization: request.headers.get('authorization'),
+        [TRACEPARENT_HEADER]: request.headers.get(TRACEPARENT_HEADER),
+      }),
+    },
+    // A client that leaves ends its requests and subscriptions to the services too.
+    upstreamCancellation: true,
+    graphiql,
+    landingPage: false,
+    logging: false,
+    cors: config.CORS_ORIGINS.length > 0 ? { origin: config.CORS_ORIGINS } : false,
+  });
+
+  const handler = (req: IncomingMessage & { body?: Buffer }, res: ServerResponse) => {
+    const serve = async () => {
+      if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BODY_BYTES) return refuseTooLarge(req, res);
+      const graphiqlPage = graphiql && req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
+      if (!graphiqlPage && req.method !== 'OPTIONS') {
+        try {
+          await auth.authenticate(req.headers.authorization);
+        } catch (error) {
+          const message = error instanceof Error ? error.message : 'Unauthenticated.';
+          return sendJson(res, 401, { errors: [{ message, extensions: { code: 'UNAUTHENTICATED' } }] }, { 'www-authenticate': 'Bearer' });
+        }
+      }
+      if (req.method === 'POST') {
+        const body = await readBody(req);
+        if (body === null) return refuseTooLarge(req, res);
+        // Handed over read (@whatwg-node/server takes a `body` found on the request).
+        req.body = body;
+      }
+      // Its stream never ends by itself: a shutdown closes it rather than wait for it.
+      if ((req.headers.accept ?? '').includes('text/event-stream')) markSubscription(req);
+      await runtime(req, res);
+    };
+    serve().catch((error: unknown) => {
+      logger.error({ err: error }, 'gateway request failed');
+      if (!res.headersSent)
+        sendJson(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+      else res.destroy();
+    });
+  };
+
+  const server = await startHttpServer({
+    port: config.PORT,
+    host: config.HOST,
+    handler,
+    checks: [
+      { name: 'orders', check: () => healthy(config.ORDERS_URL) },
+      { name: 'inventory', check: () => healthy(config.INVENTORY_URL) },
+    ],
+    refuseRebindableHosts: auth.mode === 'disabled',
+  });
+  logger.info({ port: server.port, orders: config.ORDERS_URL, inventory: config.INVENTORY_URL, auth: auth.mode }, 'gateway listening');
+  return {
+    port: server.port,
+    address: config.HOST,
+    auth: auth.mode,
+    close: async () => {
+      const giveUp = new AbortController();
+      const timer = setTimeout(() => giveUp.abort(), config.SHUTDOWN_TIMEOUT_MS);
+      await server.close(giveUp.signal);
+      clearTimeout(timer);
+      await runtime.dispose();
+    },
+  };
+}

@@ -1,0 +1,167 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createLogger, signToken, type RunningService } from '@stockflow/platform';
+import { createTestDatabase, eventually, graphqlClient, sseSubscribe, type TestDatabase } from '@stockflow/testing';
+import { loadInventoryConfig } from '../../../services/inventory/src/config.ts';
+import { startInventoryService } from '../../../services/inventory/src/service.ts';
+import { loadOrdersConfig } from '../../../services/orders/src/config.ts';
+import { startOrdersService } from '../../../services/orders/src/service.ts';
+import { loadGatewayConfig, startGateway, type RunningGateway } from '../src/gateway.ts';
+
+const servicesUnavailable = inject('servicesUnavailable');
+const logger = createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const SECRET = 'a-test-secret-that-is-at-least-32-characters-long';
+
+type Client = ReturnType<typeof graphqlClient>;
+type Line = { quantity: number; product: { name: string; priceCents: number | null; availableStock: number } | null };
+
+const ORDER_WITH_PRODUCTS =
+  'query($id: ID!) { order(id: $id) { id status items { quantity product { name priceCents availableStock } } } }';
+
+describe.skipIf(servicesUnavailable)('the gateway: one graph over both services', () => {
+  let ordersDb: TestDatabase;
+  let inventoryDb: TestDatabase;
+  let orders: RunningService;
+  let inventory: RunningService;
+  let gateway: RunningGateway;
+  let gatewayUrl: string;
+  const tokens: Record<'admin' | 'alice' | 'bob', string> = { admin: '', alice: '', bob: '' };
+  const via = (who: keyof typeof tokens | 'anonymous'): Client =>
+    graphqlClient(gatewayUrl, { token: who === 'anonymous' ? undefined : tokens[who] });
+  let productId: string;
+
+  const base = (db: TestDatabase) => ({
+    DATABASE_URL: db.url,
+    AMQP_URL: inject('amqpUrl'),
+    PORT: '0',
+    HOST: '127.0.0.1',
+    OUTBOX_POLL_MS: '100',
+    AUTH_JWT_SECRET: SECRET,
+    PAYMENT_HOLD_SECONDS: '0',
+  });
+
+  beforeAll(async () => {
+    ordersDb = await createTestDatabase('gateway_orders');
+    inventoryDb = await createTestDatabase('gateway_inventory');
+    inventory = await startInventoryService(loadInventoryConfig(base(inventoryDb)), logger);
+    orders = await startOrdersService(loadOrdersConfig(base(ordersDb)), logger);
+    gateway = await startGateway(
+      loadGatewayConfig({
+        PORT: '0',
+        HOST: '127.0.0.1',
+        ORDERS_URL: `http://127.0.0.1:${orders.port}/graphql`,
+        INVENTORY_URL: `http://127.0.0.1:${inventory.port}/graphql`,
+        AUTH_JWT_SECRET: SECRET,
+      }),
+      logger,
+    );
+    gatewayUrl = `http://127.0.0.1:${gateway.port}/graphql`;
+    tokens.admin = await signToken(SECRET, { sub: 'ops', role: 'admin' });
+    tokens.alice = await signToken(SECRET, { sub: 'alice', role: 'customer' });
+    tokens.bob = await signToken(SECRET, { sub: 'bob', role: 'customer' });
+    productId = (
+      await via('admin').data<{ createProduct: { id: string } }>(
+        'mutation { createProduct(input: {sku: "GW-1", name: "Gateway mug", priceCents: 1250, initialStock: 10}) { id } }',
+      )
+    ).createProduct.id;
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await orders?.close();
+    await inventory?.close();
+    await ordersDb?.drop();
+    await inventoryDb?.drop();
+  });
+
+  const createOrder = async (who: 'alice' | 'bob', quantity: number) =>
+    (
+      await via(who).data<{ createOrder: { id: string } }>('mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }', {
+        input: { customerId: who, items: [{ productId, quantity }] },
+      })
+    ).createOrder.id;
+
+  it("answers an order with its products' names, prices and stock, joined from both services", async () => {
+    const id = await createOrder('alice', 3);
+    const { order } = await eventually(
+      () => via('alice').data<{ order: { status: string; items: Line[] } }>(ORDER_WITH_PRODUCTS, { id }),
+      (r) => r.order.status === 'CONFIRMED',
+    );
+    expect(order.items).toEqual([{ quantity: 3, product: { name: 'Gateway mug', priceCents: 1250, availableStock: 7 } }]);
+  });
+
+  it('lets a customer see only its own orders through it', async () => {
+    const bobs = await createOrder('bob', 1);
+    const alice = via('alice');
+    expect((await alice.data<{ order: unknown }>(ORDER_WITH_PRODUCTS, { id: bobs })).order).toBeNull();
+    const listed = await alice.data<{ orders: { nodes: { customerId: string }[] } }>('{ orders(first: 50) { nodes { customerId } } }');
+    expect(listed.orders.nodes.length).toBeGreaterThan(0);
+    expect(new Set(listed.orders.nodes.map((o) => o.customerId))).toEqual(new Set(['alice']));
+  });
+
+  it('refuses a request without a valid token with 401 UNAUTHENTICATED', async () => {
+    const res = await fetch(gatewayUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ products(first: 1) { nodes { name } } }' }),
+    });
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('delivers a status change over SSE, with the product joined in', async () => {
+    const id = await createOrder('alice', 1);
+    await eventually(
+      () => via('alice').data<{ order: { status: string } }>(ORDER_WITH_PRODUCTS, { id }),
+      (r) => r.order.status === 'CONFIRMED',
+    );
+    const sub = await sseSubscribe<{ orderStatusChanged: { status: string; items: Line[] } }>(
+      gatewayUrl,
+      'subscription($id: ID!) { orderStatusChanged(id: $id) { status items { product { name } } } }',
+      { id },
+      { authorization: `Bearer ${tokens.alice}` },
+    );
+    try {
+      // The subscription is open once the first SSE bytes came back; cancel until the change arrives.
+      await via('alice').data('mutation($id: ID!) { cancelOrder(id: $id, reason: "changed my mind") { id } }', { id });
+      const events = await sub.waitFor((list) => list.some((e) => e.orderStatusChanged.status === 'CANCELLED'));
+      expect(events.at(-1)?.orderStatusChanged.items[0]?.product?.name).toBe('Gateway mug');
+      expect(sub.errors).toEqual([]);
+    } finally {
+      sub.close();
+    }
+  });
+
+  it('refuses a body over the limit with 413', async () => {
+    const res = await fetch(gatewayUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.admin}` },
+      body: JSON.stringify({ query: '{ __typename }', variables: { pad: 'x'.repeat(1_100_000) } }),
+    });
+    expect(res.status).toBe(413);
+  });
+
+  it("keeps the services' cost limit: _entities counts its representations", async () => {
+    // Each product's ledger is a query (100) and a count (100): 1,000 of them are over the 200,000
+    // limit, which a list counted at its default 500 items would have let through.
+    const representations = Array.from({ length: 1_000 }, (_, i) => ({ __typename: 'Product', id: String(i + 1) }));
+    const inventoryAlone = graphqlClient(`http://127.0.0.1:${inventory.port}/graphql`, { token: tokens.admin });
+    const query = 'query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { movements(first: 0) { totalCount } } } }';
+    const res = await inventoryAlone.request(query, { r: representations });
+    expect(res.errors?.[0]?.message).toMatch(/Cost limit/);
+  });
+
+  it('leaves each service working on its own, with _service { sdl } for composition', async () => {
+    const ordersAlone = graphqlClient(`http://127.0.0.1:${orders.port}/graphql`, { token: tokens.alice });
+    const { order } = await ordersAlone.data<{ order: unknown }>('query($id: ID!) { order(id: $id) { items { product { id } } } }', {
+      id: await createOrder('alice', 1),
+    });
+    expect(order).toEqual({ items: [{ product: { id: productId } }] });
+    const { _service } = await ordersAlone.data<{ _service: { sdl: string } }>('{ _service { sdl } }');
+    expect(_service.sdl).toContain('type Product\n  @key(fields: "id", resolvable: false)');
+    const anonymous = await fetch(`http://127.0.0.1:${inventory.port}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ _service { sdl } }' }),
+    });
+    expect(anonymous.status).toBe(401);
+  });
+});
