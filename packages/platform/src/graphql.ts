@@ -25,7 +25,7 @@ import { OPEN_ACCESS, type Access } from './auth.ts';
 import { costLimit } from './cost.ts';
 import { AppError } from './errors.ts';
 import { markSubscription } from './http.ts';
-import { parseTraceparent, TRACEPARENT_HEADER, type TraceContext } from './trace.ts';
+import { parseTraceparent, TRACEPARENT_HEADER, type ServedRequest, type TraceContext, type Tracing } from './tracing/index.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -100,7 +100,10 @@ function limitRules(limits: GraphqlLimits): ValidationRule[] {
  * What Yoga is handed: who asks, and the body already read within the limit (@whatwg-node/server
  * takes a `body` found on the request instead of reading the stream).
  */
-type RequestWithAccess = IncomingMessage & { access?: Access; body?: Buffer };
+type RequestWithAccess = IncomingMessage & { access?: Access; body?: Buffer; served?: ServedRequest };
+
+/** The trace a request belongs to: its span when traced, else its `traceparent` header. */
+const traceOf = (req: RequestWithAccess) => req.served?.trace ?? parseTraceparent(req.headers[TRACEPARENT_HEADER]);
 
 /**
  * The GraphQL endpoint (`/graphql`) of a service, as an HTTP handler.
@@ -131,6 +134,8 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
   /** Origins (scheme://host[:port]) whose pages may call the API from a browser; none by default. */
   corsOrigins?: readonly string[];
   metrics?: Metrics;
+  /** Each request a SERVER span, continuing its `traceparent`, when tracing is on. */
+  tracing?: Tracing | undefined;
 }): (req: IncomingMessage, res: ServerResponse) => void {
   const { metrics, limits } = options;
   const corsOrigins = new Set(options.corsOrigins);
@@ -170,7 +175,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     graphiql: options.graphiql,
     landingPage: false,
     logging: false,
-    context: ({ req }) => options.context(req.access ?? OPEN_ACCESS, { trace: parseTraceparent(req.headers[TRACEPARENT_HEADER]) }),
+    context: ({ req }) => options.context(req.access ?? OPEN_ACCESS, { trace: traceOf(req) }),
     maskedErrors: { maskError: mask, errorMessage: 'Unexpected error.' },
     // Answered here, the same on both paths; Yoga's own reflects any origin.
     cors: false,
@@ -291,6 +296,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
       return send(res, 200, { errors: prepared.errors.map(mask) });
     }
     labels.operation = prepared.operation.operation;
+    req.served?.operation(prepared.operation);
     if (prepared.operation.operation === OperationTypeNode.SUBSCRIPTION) return viaYoga(req, res, body);
     const costError = tooCostly(prepared.document, operationName, variables);
     if (costError) {
@@ -302,7 +308,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
       document: prepared.document,
       operationName: operationName ?? undefined,
       variableValues: (variables as Record<string, unknown> | null) ?? undefined,
-      contextValue: options.context(access, { trace: parseTraceparent(req.headers[TRACEPARENT_HEADER]) }),
+      contextValue: options.context(access, { trace: traceOf(req) }),
     });
     if (result.errors) labels.outcome = 'error';
     send(res, 200, result.errors ? { errors: result.errors.map(mask), data: result.data } : { data: result.data });
@@ -348,7 +354,8 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     return viaYoga(req, res, body);
   };
 
-  return (req, res) => {
+  return (req: RequestWithAccess, res) => {
+    if (options.tracing) req.served = options.tracing.serve(req, res, '/graphql');
     const path = req.url?.split('?')[0];
     const plain = req.method === 'POST' && path === '/graphql' && isJson(req.headers['content-type']) && jsonAccepted(req.headers.accept);
     const labels: Labels = {

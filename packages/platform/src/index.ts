@@ -16,5 +16,5 @@ export * from './batcher.ts';
 export * from './metrics.ts';
 export * from './auth.ts';
 export * from './rate-limit.ts';
-export * from './trace.ts';
+export * from './tracing/index.ts';
 export * from './federation/index.ts';

@@ -15,6 +15,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { createAmqpTransport } from './messaging/amqp.ts';
 import { startOutbox, type Outbox } from './messaging/outbox.ts';
 import { UnroutableError, whenAborted, type Subscription, type Transport } from './messaging/transport.ts';
+import { startTracing, type Tracing } from './tracing/index.ts';
 
 export interface ServiceDependencies {
   /** Given by the embedded runner (PGlite); otherwise a pool on DATABASE_URL. */
@@ -48,6 +49,8 @@ export interface ServiceRuntime {
   metrics: Metrics;
   /** Checks the bearer token of each GraphQL request. */
   auth: Authenticator;
+  /** OpenTelemetry tracing, when an OTLP endpoint is configured. */
+  tracing: Tracing | undefined;
 }
 
 export interface RunningService {
@@ -134,6 +137,7 @@ export async function runService(options: {
       startWithoutBroker: true,
     }));
 
+  const tracing = await startTracing(name, logger);
   const outbox = startOutbox({
     db,
     transport,
@@ -142,9 +146,18 @@ export async function runService(options: {
     pollIntervalMs: config.OUTBOX_POLL_MS,
     breaker: brokerBreaker,
     metrics,
+    tracing,
   });
 
-  const parts = await options.build({ db, transport, outbox, metrics, auth, waitForDatabase: () => databaseBreaker.waitUntilCallable() });
+  const parts = await options.build({
+    db,
+    transport,
+    outbox,
+    metrics,
+    auth,
+    tracing,
+    waitForDatabase: () => databaseBreaker.waitUntilCallable(),
+  });
   metrics.sources.outbox = async () => {
     const { rows } = await rawDb.query<{ backlog: number; age: number | null }>(
       `SELECT count(*)::int AS backlog, extract(epoch FROM now() - min(created_at))::float8 AS age
@@ -203,6 +216,9 @@ export async function runService(options: {
       await outbox.drain();
       if (!options.deps.transport) await transport.close();
       if (!options.deps.db) await rawDb.close();
+      // Last, so the spans of the drain are exported too; an unreachable collector holds it up to
+      // OTEL_BSP_EXPORT_TIMEOUT, within the hard exit of stopOnSignals.
+      await tracing?.shutdown();
     },
   };
 }

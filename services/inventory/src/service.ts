@@ -26,7 +26,7 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
     migrations: inventoryMigrations,
     queues: Object.values(queues),
     deps,
-    async build({ db, transport, outbox, metrics, auth, waitForDatabase }) {
+    async build({ db, transport, outbox, metrics, auth, tracing, waitForDatabase }) {
       const subscriptions = await startInventoryConsumers({
         db,
         transport,
@@ -35,6 +35,7 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
         waitForDatabase,
         outbox,
         metrics,
+        tracing,
       });
       const catalog = catalogRepository(db);
       const graphql = createGraphqlServer({
@@ -42,6 +43,7 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
         logger,
         graphiql: graphiqlEnabled(config),
         metrics,
+        tracing,
         authenticate: (authorization) => auth.authenticate(authorization),
         limits: graphqlLimits(config),
         corsOrigins: config.CORS_ORIGINS,

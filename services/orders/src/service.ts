@@ -37,7 +37,7 @@ export function startOrdersService(
     migrations: ordersMigrations,
     queues: Object.values(queues),
     deps,
-    async build({ db, transport, outbox, metrics, auth, waitForDatabase }) {
+    async build({ db, transport, outbox, metrics, auth, tracing, waitForDatabase }) {
       const ordersMetrics = registerOrdersMetrics(metrics, {
         oldestPendingAgeSeconds: () => orders.oldestPendingAgeSeconds(),
         overdueHoldSeconds: () => orders.overdueHoldSeconds(),
@@ -68,6 +68,7 @@ export function startOrdersService(
         effects,
         waitForDatabase,
         metrics,
+        tracing,
       });
       // With payments off nothing ever falls due; the sweep would only poll.
       if (config.PAYMENT_HOLD_SECONDS > 0) {
@@ -84,6 +85,7 @@ export function startOrdersService(
         logger,
         graphiql: graphiqlEnabled(config),
         metrics,
+        tracing,
         authenticate: (authorization) => auth.authenticate(authorization),
         limits: graphqlLimits(config),
         corsOrigins: config.CORS_ORIGINS,

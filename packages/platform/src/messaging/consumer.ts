@@ -10,7 +10,7 @@ import { createBatcher } from '../batcher.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { tally, type Metrics } from '../metrics.ts';
-import { parseTraceparent, TRACEPARENT_HEADER, type TraceContext } from '../trace.ts';
+import { parseTraceparent, TRACEPARENT_HEADER, type TraceContext, type Tracing } from '../tracing/index.ts';
 import { forward } from './dead-letters.ts';
 import type { IncomingMessage, Subscription, Transport } from './transport.ts';
 
@@ -21,7 +21,8 @@ export interface BatchConsumerOptions<T> {
   schema: z.ZodType<T>;
   /**
    * Applies a batch in one go (one transaction); resolve only after the commit. `traces[i]` is
-   * the trace context `items[i]` arrived with (its `traceparent` header), if any.
+   * the trace context `items[i]` arrived with (its `traceparent` header), if any; with tracing on,
+   * its process span, a child of that context.
    */
   handleBatch(items: T[], traces: (TraceContext | undefined)[]): Promise<void>;
   logger: Logger;
@@ -45,6 +46,7 @@ export interface BatchConsumerOptions<T> {
    */
   waitUntilAvailable?: () => Promise<void>;
   metrics?: Metrics;
+  tracing?: Tracing | undefined;
 }
 
 const isOutage = (error: unknown) => error instanceof AppError && error.code === 'UNAVAILABLE';
@@ -155,17 +157,23 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
 
   /** Applies a batch; one result per delivery: acknowledge it (undefined) or hand it back (an Error). */
   const settle = async (batch: Delivery<T>[]): Promise<(undefined | Error)[]> => {
+    const traced = options.tracing?.processing(
+      queue.queue,
+      batch.map((d) => d.message),
+    );
     try {
       const stopTimer = metrics?.batchDuration.startTimer({ queue: queue.queue });
       await options.handleBatch(
         batch.map((d) => d.value),
-        batch.map((d) => parseTraceparent(d.message.headers[TRACEPARENT_HEADER])),
+        traced?.traces ?? batch.map((d) => parseTraceparent(d.message.headers[TRACEPARENT_HEADER])),
       );
+      traced?.applied();
       stopTimer?.();
       metrics?.batchSize.observe({ queue: queue.queue }, batch.length);
       for (const [event, n] of tally(batch, (d) => eventOf(d.value))) counted(event, 'applied', n);
       return batch.map(() => undefined);
     } catch (error) {
+      traced?.failed(error);
       if (isOutage(error) && options.waitUntilAvailable) {
         if (!closing) {
           logger.warn({ queue: queue.queue, size: batch.length }, 'database unavailable; holding the batch until it is back');

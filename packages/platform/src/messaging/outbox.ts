@@ -3,6 +3,7 @@ import type { CircuitBreaker } from '../breaker.ts';
 import type { Database, Transaction } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import { tally, type Metrics } from '../metrics.ts';
+import type { Tracing } from '../tracing/index.ts';
 import { UnroutableError, type OutgoingMessage, type Transport } from './transport.ts';
 
 export interface OutboxOptions {
@@ -21,6 +22,7 @@ export interface OutboxOptions {
   /** The broker's circuit breaker: while it is open nothing is tried and the relay waits. */
   breaker?: CircuitBreaker;
   metrics?: Metrics;
+  tracing?: Tracing | undefined;
 }
 
 export interface OutboxWriter {
@@ -118,20 +120,19 @@ export function startOutbox(options: OutboxOptions): Outbox {
   /** Publishes claimed rows with confirms and deletes them; on failure gives their claim up and throws. */
   const publishRows = async (rows: OutboxRow[]) => {
     const ids = rows.map((r) => r.id);
+    const traced = options.tracing?.publishing(rows.map((r) => r.message));
+    const messages = traced?.messages ?? rows.map((r) => r.message);
     const publish = () =>
-      withTimeout(
-        transport.publish(rows.map((r) => r.message)),
-        PUBLISH_TIMEOUT_MS,
-        `no confirm from the broker within ${PUBLISH_TIMEOUT_MS} ms`,
-      );
+      withTimeout(transport.publish(messages), PUBLISH_TIMEOUT_MS, `no confirm from the broker within ${PUBLISH_TIMEOUT_MS} ms`);
     try {
       await (options.breaker ? options.breaker.run(publish) : publish());
     } catch (error) {
       // Unroutable: the broker took the others; only the returned ones stay for another try.
       const returned = error instanceof UnroutableError ? new Set(error.messages) : undefined;
-      const kept = returned ? rows.filter((r) => returned.has(r.message)) : rows;
+      traced?.failed(error, returned);
+      const kept = returned ? rows.filter((_, i) => returned.has(messages[i] as OutgoingMessage)) : rows;
       if (returned) {
-        const delivered = rows.filter((r) => !returned.has(r.message));
+        const delivered = rows.filter((_, i) => !returned.has(messages[i] as OutgoingMessage));
         count(delivered, 'confirmed');
         forDeletion(delivered.map((r) => r.id));
         logger.error(
@@ -152,6 +153,7 @@ export function startOutbox(options: OutboxOptions): Outbox {
         .catch(() => undefined);
       throw error;
     }
+    traced?.confirmed();
     count(rows, 'confirmed');
     forDeletion(ids);
   };

@@ -8,6 +8,7 @@ import {
   type OutboxWriter,
   type ServiceConfig,
   type Subscription,
+  type Tracing,
   type Transport,
 } from '@stockflow/platform';
 import { applyOrderCancelledBatch, applyOrderFulfilledBatch } from '../db/releases.ts';
@@ -27,6 +28,7 @@ export interface InventoryConsumerOptions {
   outbox: OutboxWriter;
   metrics: Metrics;
   waitForDatabase: () => Promise<void>;
+  tracing?: Tracing | undefined;
 }
 
 /** Every consumer applies a batch of deliveries in one transaction. */
@@ -43,6 +45,7 @@ export async function startInventoryConsumers(options: InventoryConsumerOptions)
     maxAttempts: config.RETRY_MAX_ATTEMPTS,
     waitUntilAvailable: options.waitForDatabase,
     metrics: options.metrics,
+    tracing: options.tracing,
   };
   return Promise.all([
     startBatchConsumer({

@@ -6,6 +6,7 @@ import {
   type Metrics,
   type ServiceConfig,
   type Subscription,
+  type Tracing,
   type Transport,
 } from '@stockflow/platform';
 import { applyInventoryAnswers, applyPayments, type Effects } from '../db/orders.ts';
@@ -19,6 +20,7 @@ export async function startOrdersConsumers(options: {
   effects: Effects;
   waitForDatabase: () => Promise<void>;
   metrics: Metrics;
+  tracing?: Tracing | undefined;
 }): Promise<Subscription[]> {
   const { db, config, effects } = options;
   const common = {
@@ -32,6 +34,7 @@ export async function startOrdersConsumers(options: {
     maxAttempts: config.RETRY_MAX_ATTEMPTS,
     waitUntilAvailable: options.waitForDatabase,
     metrics: options.metrics,
+    tracing: options.tracing,
   };
   return [
     await startBatchConsumer({

@@ -1,15 +1,26 @@
 import { describe, expect, it } from 'vitest';
-import { childOf, formatTraceparent, parseTraceparent, traceHeaders } from './trace.ts';
+import { childOf, formatTraceparent, parseTraceparent, traceHeaders } from './context.ts';
 
 describe('W3C trace context', () => {
   it('reads a traceparent and continues its trace in a new span', () => {
     const parent = parseTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
-    expect(parent).toEqual({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7' });
+    expect(parent).toEqual({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', sampled: true });
     const child = childOf(parent);
     expect(child.traceId).toBe(parent?.traceId);
     expect(child.spanId).toMatch(/^[0-9a-f]{16}$/);
     expect(child.spanId).not.toBe(parent?.spanId);
     expect(parseTraceparent(traceHeaders(parent).traceparent)?.traceId).toBe(parent?.traceId);
+  });
+
+  it('keeps a trace left unsampled unsampled, in every span it continues', () => {
+    const parent = parseTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00');
+    expect(parent?.sampled).toBe(false);
+    expect(traceHeaders(parent).traceparent).toMatch(/^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-00$/);
+  });
+
+  it("hands a span tracing started to the event as it is, for the event's publish span to continue", () => {
+    const span = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', sampled: true, traced: true } as const;
+    expect(traceHeaders(span).traceparent).toBe('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
   });
 
   it.each([

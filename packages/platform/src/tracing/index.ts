@@ -1,0 +1,65 @@
+import type { IncomingMessage as HttpRequest, ServerResponse } from 'node:http';
+import type { OperationDefinitionNode } from 'graphql';
+import { safeUrl } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import type { IncomingMessage, OutgoingMessage } from '../messaging/transport.ts';
+import type { TraceContext } from './context.ts';
+
+export * from './context.ts';
+
+/** The SERVER span of one HTTP request. */
+export interface ServedRequest {
+  /** The span's context: what the request causes (its events) continues it. */
+  trace: TraceContext;
+  /** Names the span after the GraphQL operation, once it is known. */
+  operation(operation: OperationDefinitionNode): void;
+}
+
+/** The PRODUCER spans of messages being published, one each. */
+export interface Publishing {
+  /** The messages to send, in the same order: each one's traceparent is now its publish span. */
+  messages: OutgoingMessage[];
+  confirmed(): void;
+  /** The publish failed: for the messages of `only` (of `messages`) when given, for all otherwise. */
+  failed(error: unknown, only?: ReadonlySet<OutgoingMessage>): void;
+}
+
+/** The CONSUMER spans of a batch of deliveries being applied, one each. */
+export interface Processing {
+  /** The process span of each delivery, in the same order: what applying it causes continues it. */
+  traces: TraceContext[];
+  applied(): void;
+  failed(error: unknown): void;
+}
+
+/**
+ * OpenTelemetry tracing of one service: its GraphQL requests, the events its outbox publishes and
+ * the deliveries its consumers apply, in the W3C trace context that HTTP requests and messages
+ * carry, so that one order is one trace across both services and the broker. Absent (undefined)
+ * when tracing is off: the callers then do exactly what they did without it.
+ */
+export interface Tracing {
+  serve(req: HttpRequest, res: ServerResponse, route: string): ServedRequest;
+  publishing(messages: readonly OutgoingMessage[]): Publishing;
+  processing(queue: string, messages: readonly IncomingMessage[]): Processing;
+  /** Exports the spans still buffered, then stops. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Tracing for `service` when an OTLP endpoint is configured (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
+ * OTEL_EXPORTER_OTLP_ENDPOINT, and neither OTEL_SDK_DISABLED=true nor OTEL_TRACES_EXPORTER=none);
+ * undefined otherwise, without loading any of OpenTelemetry.
+ */
+export async function startTracing(service: string, logger: Logger): Promise<Tracing | undefined> {
+  const env = process.env;
+  const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (!endpoint || env.OTEL_SDK_DISABLED === 'true' || env.OTEL_TRACES_EXPORTER === 'none') return undefined;
+  const { createTracing } = await import('./otel.ts');
+  const tracing = await createTracing(service, logger);
+  logger.info(
+    { endpoint: safeUrl(endpoint), sampler: env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on' },
+    'tracing on: spans exported over OTLP/HTTP',
+  );
+  return tracing;
+}
