@@ -138,6 +138,7 @@ async function embedded(): Promise<Platform> {
       INVENTORY_PORT: String(inventoryPort),
       ORDERS_PORT: String(ordersPort),
       DASHBOARD_PORT: '0',
+      GATEWAY_PORT: '0',
       LOG_LEVEL: 'warn',
       PAYMENT_HOLD_SECONDS,
     },

@@ -51,6 +51,7 @@ describe.each([
       INVENTORY_PORT: '0',
       ORDERS_PORT: '0',
       DASHBOARD_PORT: '0',
+      GATEWAY_PORT: '0',
       LOG_LEVEL: 'silent',
       SEED_SAMPLE_CATALOG: 'false',
       DATA_DIR: dir,

@@ -70,7 +70,13 @@ describe.skipIf(chromiumMissing).each(['embedded', 'distributed'] as const)('ope
   beforeAll(async () => {
     if (skip) return;
     await mkdir(artifacts, { recursive: true });
-    const env: Record<string, string> = { INVENTORY_PORT: '0', ORDERS_PORT: '0', DASHBOARD_PORT: '0', LOG_LEVEL: 'silent' };
+    const env: Record<string, string> = {
+      INVENTORY_PORT: '0',
+      ORDERS_PORT: '0',
+      DASHBOARD_PORT: '0',
+      GATEWAY_PORT: '0',
+      LOG_LEVEL: 'silent',
+    };
     if (mode === 'distributed') {
       const dbs: TestDatabase[] = [await createTestDatabase('dashboard_inventory'), await createTestDatabase('dashboard_orders')];
       cleanup.push(() => Promise.all(dbs.map((d) => d.drop())));
@@ -237,6 +243,7 @@ describe.skipIf(chromiumMissing)('operations dashboard, payment holds that run o
       INVENTORY_PORT: '0',
       ORDERS_PORT: '0',
       DASHBOARD_PORT: '0',
+      GATEWAY_PORT: '0',
       LOG_LEVEL: 'silent',
       DATA_DIR: dir,
       PAYMENT_HOLD_SECONDS: '2',

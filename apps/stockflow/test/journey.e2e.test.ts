@@ -48,6 +48,7 @@ describe.each(['distributed', 'embedded'] as const)('order journey (%s)', (mode)
       INVENTORY_PORT: '0',
       ORDERS_PORT: '0',
       DASHBOARD_PORT: '0',
+      GATEWAY_PORT: '0',
       LOG_LEVEL: 'silent',
       SEED_SAMPLE_CATALOG: 'false',
     };
@@ -108,6 +109,17 @@ describe.each(['distributed', 'embedded'] as const)('order journey (%s)', (mode)
       () => order(id),
       (o) => o.status === status,
     );
+
+  it.skipIf(skip)('answers an order with its products through the gateway it serves as well (one graph)', async () => {
+    const lamp = await product(`LAMP-${mode}`, 4);
+    const created = await createOrder('graph-customer', [{ productId: lamp, quantity: 3 }]);
+    await settled(created.id, 'CONFIRMED');
+    const gateway = graphqlClient(`http://127.0.0.1:${platform.gateway.port}/graphql`);
+    const { order } = await gateway.data<{ order: { items: unknown[] } }>(
+      `{ order(id: "${created.id}") { items { quantity product { name priceCents availableStock } } } }`,
+    );
+    expect(order.items).toEqual([{ quantity: 3, product: { name: `LAMP-${mode}`, priceCents: 1500, availableStock: 1 } }]);
+  });
 
   it.skipIf(skip)('confirms an order whose stock is there, and the subscription sees each change', async () => {
     const tv = await product(`TV-${mode}`, 5);

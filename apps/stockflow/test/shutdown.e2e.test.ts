@@ -36,7 +36,15 @@ describe('the whole platform in one process, stopped', { timeout: 120_000 }, () 
   const embeddedEnv = async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'stockflow-shutdown-'));
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
-    return { INVENTORY_PORT: '0', ORDERS_PORT: '0', DASHBOARD_PORT: '0', LOG_LEVEL: 'silent', SEED_SAMPLE_CATALOG: 'false', DATA_DIR: dir };
+    return {
+      INVENTORY_PORT: '0',
+      ORDERS_PORT: '0',
+      DASHBOARD_PORT: '0',
+      GATEWAY_PORT: '0',
+      LOG_LEVEL: 'silent',
+      SEED_SAMPLE_CATALOG: 'false',
+      DATA_DIR: dir,
+    };
   };
   const databases = async () => {
     const dbs = {
