@@ -103,25 +103,34 @@ describe.skipIf(servicesUnavailable)('OpenTelemetry: one order is one trace acro
     for (const db of databases) await db.drop();
   });
 
-  it('continues the caller’s traceparent from createOrder through the outbox, Inventory’s decision and its answer to the status change', async () => {
-    const [inventory, orders] = running as [RunningService, RunningService];
-    const productId = (
-      await graphqlClient(`http://127.0.0.1:${inventory.port}/graphql`).data<{ createProduct: { id: string } }>(
-        'mutation { createProduct(input: {sku: "OTEL-1", name: "Traced", initialStock: 5}) { id } }',
+  const createProduct = async (sku: string) =>
+    (
+      await graphqlClient(`http://127.0.0.1:${(running[0] as RunningService).port}/graphql`).data<{ createProduct: { id: string } }>(
+        `mutation { createProduct(input: {sku: "${sku}", name: "Traced", initialStock: 5}) { id } }`,
       )
     ).createProduct.id;
-
-    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
-    const callerSpan = '00f067aa0ba902b7';
-    const res = await fetch(`http://127.0.0.1:${orders.port}/graphql`, {
+  const createOrder = async (productId: string, traceparent: string) => {
+    const res = await fetch(`http://127.0.0.1:${(running[1] as RunningService).port}/graphql`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-${callerSpan}-01` },
+      headers: { 'content-type': 'application/json', traceparent },
       body: JSON.stringify({
         query: 'mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }',
         variables: { input: { customerId: 'otel', items: [{ productId, quantity: 1 }] } },
       }),
     });
-    const orderId = ((await res.json()) as { data: { createOrder: { id: string } } }).data.createOrder.id;
+    return ((await res.json()) as { data: { createOrder: { id: string } } }).data.createOrder.id;
+  };
+  const statusOf = async (orderId: string) =>
+    (
+      await graphqlClient(`http://127.0.0.1:${(running[1] as RunningService).port}/graphql`).data<{ order: { status: string } }>(
+        `{ order(id: "${orderId}") { status } }`,
+      )
+    ).order.status;
+
+  it('continues the caller’s traceparent from createOrder through the outbox, Inventory’s decision and its answer to the status change', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const callerSpan = '00f067aa0ba902b7';
+    const orderId = await createOrder(await createProduct('OTEL-1'), `00-${traceId}-${callerSpan}-01`);
 
     const routed = (s: Received, key: string) => s.attributes['messaging.rabbitmq.destination.routing_key'] === key;
     const steps = {
@@ -180,9 +189,27 @@ describe.skipIf(servicesUnavailable)('OpenTelemetry: one order is one trace acro
     const known = new Set([callerSpan, ...trace.map((s) => s.spanId)]);
     for (const span of trace) expect(known.has(span.parentSpanId ?? ''), `${span.service} ${span.name}`).toBe(true);
 
-    const order = await graphqlClient(`http://127.0.0.1:${orders.port}/graphql`).data<{ order: { status: string } }>(
-      `{ order(id: "${orderId}") { status } }`,
+    expect(await statusOf(orderId)).toBe('CONFIRMED');
+  });
+
+  it('records nothing, in either service, of an order whose caller left its trace unsampled', async () => {
+    const productSpans = () => receiver.spans.filter((s) => s.name === 'mutation createProduct').length;
+    const before = productSpans();
+    const productId = await createProduct('OTEL-2');
+    // The exporters are live: the product's request (a trace of its own, sampled) arrives.
+    await eventually(
+      () => Promise.resolve(productSpans()),
+      (n) => n === before + 1,
     );
-    expect(order.order.status).toBe('CONFIRMED');
+
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const orderId = await createOrder(productId, `00-${traceId}-b7ad6b7169203331-00`);
+    await eventually(
+      () => statusOf(orderId),
+      (status) => status === 'CONFIRMED',
+    );
+    // The order's last spans ended by now; the batch processors export every 50 ms.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(receiver.spans.filter((s) => s.traceId === traceId)).toEqual([]);
   });
 });
