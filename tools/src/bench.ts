@@ -241,7 +241,7 @@ async function pidsNamed(name: string): Promise<number[]> {
 
 /**
  * The RabbitMQ nodes and PostgreSQL processes on the machine, for a platform that uses them (the
- * embedded one uses neither). A scan of /proc: slow enough to take before a measurement starts.
+ * embedded one uses neither).
  */
 async function machinePids(platform: Platform): Promise<Record<string, number[]>> {
   return platform.amqpUrl ? { rabbitmq: await pidsNamed('beam.smp'), postgres: await pidsNamed('postgres') } : {};
@@ -252,11 +252,10 @@ async function machinePids(platform: Platform): Promise<Record<string, number[]>
  * PostgreSQL process on the machine (idle configurations cost them little), and the load
  * generator (this process). Counted per process from /proc, so it does not depend on how fast the
  * machine happens to be this hour the way a rate does. The returned function reads what each kind
- * spent since. `machine`, when given, is a scan of the RabbitMQ and PostgreSQL processes taken
- * earlier, so that the start is a few reads, not a scan.
+ * spent since.
  */
-async function cpuMeter(platform: Platform, machine?: Record<string, number[]>): Promise<() => Promise<Record<string, number>>> {
-  const kinds = async (known?: Record<string, number[]>) => ({ ...platform.servicePids(), ...(known ?? (await machinePids(platform))) });
+async function cpuMeter(platform: Platform): Promise<() => Promise<Record<string, number>>> {
+  const kinds = async () => ({ ...platform.servicePids(), ...(await machinePids(platform)) });
   const read = async (pids: Record<string, number[]>) =>
     new Map(
       await Promise.all(
@@ -265,7 +264,7 @@ async function cpuMeter(platform: Platform, machine?: Record<string, number[]>):
           .map(async (pid) => [pid, await cpuMs(pid)] as const),
       ),
     );
-  const before = await read(await kinds(machine));
+  const before = await read(await kinds());
   const self = process.cpuUsage();
   return async () => {
     const loadgen = process.cpuUsage(self);
@@ -405,46 +404,42 @@ async function backlogDrain(platform: Platform, count: number, backlog: Backlog)
     // decisions table every few milliseconds scanned it whole and, late in a long benchmark, took
     // a good part of a core from the drain it was timing.
     const answered = async () => {
-      let decided = 0;
-      let reserved = 0;
       let published = 0;
       for (const url of inventoryMetricsUrls()) {
         const text = await (await fetch(url)).text();
-        decided += metricSum(text, 'stockflow_reservation_decisions_total');
-        reserved += metricSum(text, 'stockflow_reservation_decisions_total', { outcome: 'reserved' });
         for (const key of ANSWER_KEYS)
           published += metricSum(text, 'stockflow_messages_published_total', { routing_key: key, outcome: 'confirmed' });
       }
-      return { decided, reserved, published };
+      return { published };
     };
-    const machine = await machinePids(platform);
+    // Counted from before the instances start: a second instance still starting while the first
+    // already decides would otherwise hide the first one's work. Their start (loading code,
+    // connecting: about 0.5 s of CPU each) is in the figure.
+    const cpuSince = await cpuMeter(platform);
     await startInventory();
-    // Counted from the instances' start-up line, printed once their consumers are subscribed: their
-    // own start (loading code, connecting) is not the drain's. The processes were found before, so
-    // the start is a few reads of /proc, and the first poll for a decision follows at once.
-    const cpuSince = await cpuMeter(platform, machine);
-    let firstDecisionAt: number | undefined;
-    let stockGoneAt: number | undefined;
     const deadline = Date.now() + 600_000;
     for (let seen = await answered(); seen.published < count; seen = await answered()) {
       if (Date.now() > deadline) throw new Error(`the backlog did not drain within 10 minutes: ${seen.published} of ${count} answered`);
-      if (seen.decided > 0) firstDecisionAt ??= Date.now();
-      if (seen.reserved >= stock) stockGoneAt ??= Date.now();
       await new Promise((r) => setTimeout(r, 25));
     }
     const end = Date.now();
     const cpu = await cpuSince();
-    const start = firstDecisionAt ?? end;
-    const seconds = (end - start) / 1_000;
-    const { rows } = await db.query<{ decided: number; reserved: string[] }>(
-      `SELECT count(*)::int AS decided, coalesce(array_agg(order_id) FILTER (WHERE outcome = 'RESERVED'), '{}') AS reserved
+    // Timed from the decisions' own times (a batch's transaction start): polling could not see
+    // the first decision while a second instance was still starting.
+    const { rows } = await db.query<{ decided: number; reserved: string[]; first: number; lastReserved: number | null }>(
+      `SELECT count(*)::int AS decided, coalesce(array_agg(order_id) FILTER (WHERE outcome = 'RESERVED'), '{}') AS reserved,
+              extract(epoch FROM min(decided_at)) * 1000 AS first,
+              extract(epoch FROM max(decided_at) FILTER (WHERE outcome = 'RESERVED')) * 1000 AS "lastReserved"
        FROM order_decisions WHERE order_id LIKE $1`,
       [`${prefix}-%`],
     );
+    const { first, lastReserved } = rows[0] as { first: number; lastReserved: number | null };
+    const seconds = (end - first) / 1_000;
     const { decided, reserved } = rows[0] as { decided: number; reserved: string[] };
     const result: DrainResult = {
       decisionsPerSecond: count / seconds,
-      reservationsPerSecond: stock / (((stockGoneAt ?? end) - start) / 1_000),
+      // The last reserving batch began at lastReserved; its own few ms are not in the window.
+      reservationsPerSecond: stock / (((lastReserved ?? end) - first) / 1_000),
       seconds,
       exact: decided === count && reserved.length === stock && (await reservedNow()) === stock,
       answers: { reserved: reserved.length, rejected: decided - reserved.length },

@@ -1,48 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { queues } from '@stockflow/contracts';
-import { createLogger, signToken, type RunningService } from '@stockflow/platform';
-import { createTestDatabase, rawAmqp, type TestDatabase } from '@stockflow/testing';
-import { loadInventoryConfig } from '../../services/inventory/src/config.ts';
-import { startInventoryService } from '../../services/inventory/src/service.ts';
-import { loadOrdersConfig } from '../../services/orders/src/config.ts';
-import { startOrdersService } from '../../services/orders/src/service.ts';
+import { signToken } from '@stockflow/platform';
 import { runLoad, type LoadOptions } from './load.ts';
+import { servicesUnderTest } from './services-under-test.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
-const logger = createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const SECRET = randomBytes(32).toString('hex');
 
 describe.skipIf(servicesUnavailable)("the load generator's payment behaviour, against the real broker and services", () => {
   const amqpUrl = inject('amqpUrl');
-  const dbs: TestDatabase[] = [];
-  const running: RunningService[] = [];
+  const services = servicesUnderTest(amqpUrl, SECRET);
 
   /** A fresh platform (its own databases) whose holds last `holdSeconds`, with authentication on. */
-  const platform = async (holdSeconds: number) => {
-    const [inventoryDb, ordersDb] = [await createTestDatabase('loadpay_inventory'), await createTestDatabase('loadpay_orders')];
-    dbs.push(inventoryDb, ordersDb);
-    const base = (db: TestDatabase) => ({
-      DATABASE_URL: db.url,
-      AMQP_URL: amqpUrl,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      OUTBOX_POLL_MS: '100',
-      AUTH_JWT_SECRET: SECRET,
-    });
-    const inventory = await startInventoryService(loadInventoryConfig(base(inventoryDb)), logger);
-    running.push(inventory);
-    const orders = await startOrdersService(
-      loadOrdersConfig({ ...base(ordersDb), PAYMENT_HOLD_SECONDS: String(holdSeconds), PAYMENT_EXPIRY_INTERVAL_MS: '200' }),
-      logger,
-    );
-    running.push(orders);
-    return {
-      ordersUrl: `http://127.0.0.1:${orders.port}/graphql`,
-      inventoryUrl: `http://127.0.0.1:${inventory.port}/graphql`,
-      token: await signToken(SECRET, { sub: 'loadgen', role: 'admin' }),
-    };
-  };
+  const platform = async (holdSeconds: number) => ({
+    ...(await services.start('loadpay', { PAYMENT_HOLD_SECONDS: String(holdSeconds), PAYMENT_EXPIRY_INTERVAL_MS: '200' })),
+    token: await signToken(SECRET, { sub: 'loadgen', role: 'admin' }),
+  });
   const load = (urls: Awaited<ReturnType<typeof platform>>, options: Partial<LoadOptions>) =>
     runLoad({
       ...urls,
@@ -58,13 +31,7 @@ describe.skipIf(servicesUnavailable)("the load generator's payment behaviour, ag
       ...options,
     });
 
-  afterEach(async () => {
-    while (running.length > 0) await running.pop()?.close();
-    const amqp = await rawAmqp(amqpUrl);
-    for (const q of Object.values(queues)) await amqp.connection.queuePurge(q.queue).catch(() => undefined);
-    await amqp.close();
-    while (dbs.length > 0) await dbs.pop()?.drop();
-  });
+  afterEach(() => services.stop());
 
   it('pays exactly its share of the confirmed orders for their totals, and still times orders to their confirmation', async () => {
     const payAfterMs = 2_500;

@@ -2,18 +2,13 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { queues } from '@stockflow/contracts';
-import { createLogger, signToken, type RunningService } from '@stockflow/platform';
-import { createTestDatabase, eventually, graphqlClient, rawAmqp, type GraphqlClient, type TestDatabase } from '@stockflow/testing';
-import { loadInventoryConfig } from '../../services/inventory/src/config.ts';
-import { startInventoryService } from '../../services/inventory/src/service.ts';
-import { loadOrdersConfig } from '../../services/orders/src/config.ts';
-import { startOrdersService } from '../../services/orders/src/service.ts';
+import { signToken } from '@stockflow/platform';
+import { eventually, graphqlClient, type GraphqlClient } from '@stockflow/testing';
 import { auditPlatform } from './audit.ts';
+import { servicesUnderTest } from './services-under-test.ts';
 import { simulatePayments, type PaymentSimulationReport, type Role } from './simulate-payments.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
-const logger = createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const SECRET = randomBytes(32).toString('hex');
 /** Short enough for a late payment and the expiries to happen within the test, long enough for the others to be on time on a busy machine. */
 const HOLD_SECONDS = 4;
@@ -29,8 +24,7 @@ interface OrderView {
 
 describe.skipIf(servicesUnavailable)('npm run simulate -- payments, against the real broker and services', () => {
   const amqpUrl = inject('amqpUrl');
-  const dbs: TestDatabase[] = [];
-  const running: RunningService[] = [];
+  const services = servicesUnderTest(amqpUrl, SECRET);
   let admin: string;
   let orders: GraphqlClient;
   let ordersUrl: string;
@@ -38,31 +32,12 @@ describe.skipIf(servicesUnavailable)('npm run simulate -- payments, against the 
   let productIds: number[];
 
   beforeAll(async () => {
-    const [inventoryDb, ordersDb] = [await createTestDatabase('simpay_inventory'), await createTestDatabase('simpay_orders')];
-    dbs.push(inventoryDb, ordersDb);
-    const base = (db: TestDatabase) => ({
-      DATABASE_URL: db.url,
-      AMQP_URL: amqpUrl,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      OUTBOX_POLL_MS: '100',
-      AUTH_JWT_SECRET: SECRET,
-    });
-    const inventory = await startInventoryService(loadInventoryConfig(base(inventoryDb)), logger);
-    running.push(inventory);
-    const orderService = await startOrdersService(
-      loadOrdersConfig({
-        ...base(ordersDb),
-        PAYMENT_HOLD_SECONDS: String(HOLD_SECONDS),
-        PAYMENT_EXPIRY_INTERVAL_MS: '200',
-        CURRENCY: 'EUR',
-      }),
-      logger,
-    );
-    running.push(orderService);
+    ({ ordersUrl, inventoryUrl } = await services.start('simpay', {
+      PAYMENT_HOLD_SECONDS: String(HOLD_SECONDS),
+      PAYMENT_EXPIRY_INTERVAL_MS: '200',
+      CURRENCY: 'EUR',
+    }));
     admin = await signToken(SECRET, { sub: 'payments-test', role: 'admin' });
-    ordersUrl = `http://127.0.0.1:${orderService.port}/graphql`;
-    inventoryUrl = `http://127.0.0.1:${inventory.port}/graphql`;
     orders = graphqlClient(ordersUrl, { token: admin });
     const catalog = graphqlClient(inventoryUrl, { token: admin });
     productIds = [];
@@ -74,13 +49,7 @@ describe.skipIf(servicesUnavailable)('npm run simulate -- payments, against the 
       productIds.push(Number(created.createProduct.id));
     }
   });
-  afterAll(async () => {
-    while (running.length > 0) await running.pop()?.close();
-    const amqp = await rawAmqp(amqpUrl);
-    for (const q of Object.values(queues)) await amqp.connection.queuePurge(q.queue).catch(() => undefined);
-    await amqp.close();
-    for (const db of dbs) await db.drop();
-  });
+  afterAll(() => services.stop());
 
   const place = async (count: number) => {
     const ids: string[] = [];

@@ -3,13 +3,11 @@
  * (no other site's page, through a visitor's browser), with it on what the token allows. Plain
  * HTTP requests that carry the headers a browser would send; the embedded platform behind.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '@stockflow/platform';
 import { startPlatform, type RunningPlatform } from '../../stockflow/src/platform.ts';
+import { embeddedEnv } from '../../stockflow/test/embedded.ts';
 
 const SECRET = 'a-dashboard-access-test-secret-of-32-characters';
 const EVIL = { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' };
@@ -40,29 +38,20 @@ describe.each([
   { auth: 'on', env: { AUTH_JWT_SECRET: SECRET } },
 ])('dashboard server, authentication $auth', ({ auth, env }) => {
   let platform: RunningPlatform;
-  let dir: string;
+  let embedded: Awaited<ReturnType<typeof embeddedEnv>>;
   let port: number;
   /** The headers the dashboard's own page sends from Chromium. */
   let own: Record<string, string>;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'stockflow-dashboard-access-'));
-    platform = await startPlatform({
-      INVENTORY_PORT: '0',
-      ORDERS_PORT: '0',
-      DASHBOARD_PORT: '0',
-      GATEWAY_PORT: '0',
-      LOG_LEVEL: 'silent',
-      SEED_SAMPLE_CATALOG: 'false',
-      DATA_DIR: dir,
-      ...env,
-    });
+    embedded = await embeddedEnv('dashboard-access');
+    platform = await startPlatform({ ...embedded.env, ...env });
     port = platform.dashboard.port;
     own = { origin: `http://127.0.0.1:${port}`, 'sec-fetch-site': 'same-origin' };
   });
   afterAll(async () => {
     await platform?.close();
-    await rm(dir, { recursive: true, force: true });
+    await embedded.remove();
   });
 
   /** Starts a rehearsal with these headers and, once it is accepted, waits for it to end so nothing runs on at close. */

@@ -6,16 +6,16 @@
  * are written to test-results/.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { signToken } from '@stockflow/platform';
 import { createTestDatabase, repoRoot, servicesRequired, type TestDatabase } from '@stockflow/testing';
 import { startPlatform, type RunningPlatform } from '../../stockflow/src/platform.ts';
+import { embeddedEnv } from '../../stockflow/test/embedded.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const chromiumMissing = !existsSync(CHROMIUM);
@@ -38,6 +38,13 @@ const launchChromium = () =>
       '--disable-sync',
     ],
   });
+
+/** A desktop-width page on the platform's dashboard. */
+const openDashboard = async (browser: Browser, platform: RunningPlatform) => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(`http://127.0.0.1:${platform.dashboard.port}/`);
+  return page;
+};
 
 const stockIn = async (page: Page, productId: string) => {
   const row = page.locator(`tr[data-product="${productId}"]`);
@@ -87,14 +94,14 @@ describe.skipIf(chromiumMissing).each(['embedded', 'distributed'] as const)('ope
         AUTH_JWT_SECRET: SECRET,
       });
     } else {
-      const dir = await mkdtemp(path.join(tmpdir(), 'stockflow-dashboard-'));
-      cleanup.push(() => rm(dir, { recursive: true, force: true }));
-      env.DATA_DIR = dir;
+      const embedded = await embeddedEnv('dashboard');
+      cleanup.push(embedded.remove);
+      // The page's form orders from the sample catalog.
+      Object.assign(env, embedded.env, { SEED_SAMPLE_CATALOG: 'true' });
     }
     platform = await startPlatform(env);
     browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(`http://127.0.0.1:${platform.dashboard.port}/`);
+    page = await openDashboard(browser, platform);
   });
   afterAll(async () => {
     await browser?.close();
@@ -235,27 +242,19 @@ describe.skipIf(chromiumMissing)('operations dashboard, payment holds that run o
   let platform: RunningPlatform;
   let browser: Browser;
   let page: Page;
-  let dir: string;
+  let embedded: Awaited<ReturnType<typeof embeddedEnv>> | undefined;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'stockflow-dashboard-expiry-'));
-    platform = await startPlatform({
-      INVENTORY_PORT: '0',
-      ORDERS_PORT: '0',
-      DASHBOARD_PORT: '0',
-      GATEWAY_PORT: '0',
-      LOG_LEVEL: 'silent',
-      DATA_DIR: dir,
-      PAYMENT_HOLD_SECONDS: '2',
-    });
+    embedded = await embeddedEnv('dashboard-expiry');
+    // The page's form orders from the sample catalog.
+    platform = await startPlatform({ ...embedded.env, SEED_SAMPLE_CATALOG: 'true', PAYMENT_HOLD_SECONDS: '2' });
     browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(`http://127.0.0.1:${platform.dashboard.port}/`);
+    page = await openDashboard(browser, platform);
   });
   afterAll(async () => {
     await browser?.close();
     await platform?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await embedded?.remove();
   });
 
   it('shows an order not paid in time as expired, counts it, offers no payment for it, and puts its units back on sale', async () => {

@@ -1,33 +1,22 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
 import { startPlatform, type RunningPlatform } from '../src/platform.ts';
+import { embeddedEnv } from './embedded.ts';
 
 /** `npm start` stopped and started again on the same DATA_DIR. */
 describe('embedded platform across a restart', () => {
-  let dir: string;
+  let embedded: Awaited<ReturnType<typeof embeddedEnv>>;
   let platform: RunningPlatform | undefined;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'stockflow-embedded-restart-'));
+    embedded = await embeddedEnv('embedded-restart');
   });
   afterAll(async () => {
     await platform?.close();
-    await rm(dir, { recursive: true, force: true });
+    await embedded.remove();
   });
 
-  const start = () =>
-    startPlatform({
-      INVENTORY_PORT: '0',
-      ORDERS_PORT: '0',
-      DASHBOARD_PORT: '0',
-      GATEWAY_PORT: '0',
-      LOG_LEVEL: 'silent',
-      SEED_SAMPLE_CATALOG: 'false',
-      DATA_DIR: dir,
-    });
+  const start = () => startPlatform(embedded.env);
 
   it('keeps a parked message', async () => {
     platform = await start();

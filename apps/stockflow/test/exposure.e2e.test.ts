@@ -1,9 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { networkInterfaces, tmpdir } from 'node:os';
-import path from 'node:path';
+import { networkInterfaces } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exposureWarning, startPlatform, type RunningPlatform } from '../src/platform.ts';
+import { embeddedEnv } from './embedded.ts';
 
 /** This machine's first address that is not loopback, if it has one. */
 const external = Object.values(networkInterfaces())
@@ -23,29 +22,20 @@ const reach = (host: string, port: number) =>
 
 /** The embedded `npm start` is reachable from this machine only, unless HOST says otherwise. */
 describe('embedded platform exposure', () => {
-  let dir: string;
+  let embedded: Awaited<ReturnType<typeof embeddedEnv>>;
   let platform: RunningPlatform | undefined;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'stockflow-exposure-'));
+    embedded = await embeddedEnv('exposure');
   });
   afterAll(async () => {
     await platform?.close();
-    await rm(dir, { recursive: true, force: true });
+    await embedded.remove();
   });
 
   const start = async (env: Record<string, string> = {}) => {
     await platform?.close();
-    platform = await startPlatform({
-      INVENTORY_PORT: '0',
-      ORDERS_PORT: '0',
-      DASHBOARD_PORT: '0',
-      GATEWAY_PORT: '0',
-      LOG_LEVEL: 'silent',
-      SEED_SAMPLE_CATALOG: 'false',
-      DATA_DIR: dir,
-      ...env,
-    });
+    platform = await startPlatform({ ...embedded.env, ...env });
     return platform;
   };
   const listeners = (p: RunningPlatform) => [p.inventory, p.orders, p.dashboard].map(({ address, port }) => ({ address, port }));

@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { queues } from '@stockflow/contracts';
 import { metricSum, type Transaction } from '@stockflow/platform';
@@ -15,6 +12,7 @@ import {
 } from '@stockflow/testing';
 import { CANCELLED_BEFORE_RESERVATION } from '../../../services/inventory/src/db/releases.ts';
 import { startPlatform, type RunningPlatform } from '../src/platform.ts';
+import { embeddedEnv } from './embedded.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
 
@@ -64,9 +62,9 @@ describe.each(['distributed', 'embedded'] as const)('order journey (%s)', (mode)
       });
       await purgeAll(inject('amqpUrl'));
     } else {
-      const dir = await mkdtemp(path.join(tmpdir(), 'stockflow-embedded-'));
-      cleanup.push(() => rm(dir, { recursive: true, force: true }));
-      env.DATA_DIR = dir;
+      const embedded = await embeddedEnv('embedded');
+      cleanup.push(embedded.remove);
+      Object.assign(env, embedded.env);
     }
     platform = await startPlatform(env);
     orders = graphqlClient(`http://127.0.0.1:${platform.orders.port}/graphql`);

@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import pg from 'pg';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { graphqlClient } from '@stockflow/platform';
@@ -15,6 +12,7 @@ import {
   type ServiceProcess,
 } from '@stockflow/testing';
 import { startPlatform, type RunningPlatform } from '../src/platform.ts';
+import { embeddedEnv as freshEmbeddedEnv } from './embedded.ts';
 import { purgeQueues } from './under-load.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
@@ -34,17 +32,9 @@ describe('the whole platform in one process, stopped', { timeout: 120_000 }, () 
   });
 
   const embeddedEnv = async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'stockflow-shutdown-'));
-    cleanup.push(() => rm(dir, { recursive: true, force: true }));
-    return {
-      INVENTORY_PORT: '0',
-      ORDERS_PORT: '0',
-      DASHBOARD_PORT: '0',
-      GATEWAY_PORT: '0',
-      LOG_LEVEL: 'silent',
-      SEED_SAMPLE_CATALOG: 'false',
-      DATA_DIR: dir,
-    };
+    const { env, remove } = await freshEmbeddedEnv('shutdown');
+    cleanup.push(remove);
+    return env;
   };
   const databases = async () => {
     const dbs = {

@@ -11,10 +11,9 @@ import {
   viaProxy,
   type TestDatabase,
 } from '@stockflow/testing';
-import { loadInventoryConfig } from '../../inventory/src/config.ts';
-import { startInventoryService } from '../../inventory/src/service.ts';
 import { loadOrdersConfig } from '../src/config.ts';
 import { startOrdersService } from '../src/service.ts';
+import { serviceEnv, startInventory as startInventoryOn } from './services.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
 const logger = createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -25,35 +24,16 @@ describe.skipIf(servicesUnavailable)('Order Service on RabbitMQ and PostgreSQL',
   const running: RunningService[] = [];
   const amqpUrl = inject('amqpUrl');
 
-  const ordersConfig = (url = amqpUrl, env: Record<string, string> = {}) =>
-    loadOrdersConfig({
-      DATABASE_URL: ordersDb.url,
-      AMQP_URL: url,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      OUTBOX_POLL_MS: '100',
-      AUTH_DISABLED: 'true',
-      ...env,
-    });
+  const ordersConfig = (url = amqpUrl, env: Record<string, string> = {}) => loadOrdersConfig({ ...serviceEnv(ordersDb, url), ...env });
   const startOrders = async (url?: string, env?: Record<string, string>) => {
     const s = await startOrdersService(ordersConfig(url, env), logger);
     running.push(s);
     return { service: s, gql: graphqlClient(`http://127.0.0.1:${s.port}/graphql`) };
   };
   const startInventory = async () => {
-    const s = await startInventoryService(
-      loadInventoryConfig({
-        DATABASE_URL: inventoryDb.url,
-        AMQP_URL: amqpUrl,
-        PORT: '0',
-        HOST: '127.0.0.1',
-        OUTBOX_POLL_MS: '100',
-        AUTH_DISABLED: 'true',
-      }),
-      logger,
-    );
-    running.push(s);
-    return { service: s, gql: graphqlClient(`http://127.0.0.1:${s.port}/graphql`) };
+    const s = await startInventoryOn(inventoryDb, amqpUrl);
+    running.push(s.service);
+    return s;
   };
   const createProduct = async (gql: ReturnType<typeof graphqlClient>, sku: string, stock: number) =>
     Number(

@@ -3,10 +3,9 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, i
 import { DEAD_LETTER_REASON_HEADER, EXCHANGES, queues, ROUTING_KEYS, type RefundRequested } from '@stockflow/contracts';
 import { createLogger, type RunningService } from '@stockflow/platform';
 import { createTestDatabase, eventually, graphqlClient, rawAmqp, type GraphqlClient, type TestDatabase } from '@stockflow/testing';
-import { loadInventoryConfig } from '../../inventory/src/config.ts';
-import { startInventoryService } from '../../inventory/src/service.ts';
 import { loadOrdersConfig } from '../src/config.ts';
 import { startOrdersService } from '../src/service.ts';
+import { serviceEnv, startInventory } from './services.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
 const logger = createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -43,12 +42,7 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
   const startOrders = async (env: Record<string, string> = {}) => {
     const service = await startOrdersService(
       loadOrdersConfig({
-        DATABASE_URL: ordersDb.url,
-        AMQP_URL: amqpUrl,
-        PORT: '0',
-        HOST: '127.0.0.1',
-        OUTBOX_POLL_MS: '100',
-        AUTH_DISABLED: 'true',
+        ...serviceEnv(ordersDb, amqpUrl),
         CURRENCY: 'EUR',
         PAYMENT_EXPIRY_INTERVAL_MS: '200',
         ...env,
@@ -102,19 +96,9 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
   beforeEach(async () => {
     ordersDb = await createTestDatabase('payments_orders');
     inventoryDb = await createTestDatabase('payments_inventory');
-    const service = await startInventoryService(
-      loadInventoryConfig({
-        DATABASE_URL: inventoryDb.url,
-        AMQP_URL: amqpUrl,
-        PORT: '0',
-        HOST: '127.0.0.1',
-        OUTBOX_POLL_MS: '100',
-        AUTH_DISABLED: 'true',
-      }),
-      logger,
-    );
-    running.push(service);
-    inventory = graphqlClient(`http://127.0.0.1:${service.port}/graphql`);
+    const started = await startInventory(inventoryDb, amqpUrl);
+    running.push(started.service);
+    inventory = started.gql;
   });
   afterEach(async () => {
     while (running.length > 0) await running.pop()?.close();

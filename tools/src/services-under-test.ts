@@ -1,0 +1,47 @@
+/** What the tools' integration tests share: both services started in the test's process, against the real broker and PostgreSQL. */
+import { queues } from '@stockflow/contracts';
+import { createLogger, type RunningService } from '@stockflow/platform';
+import { createTestDatabase, rawAmqp, type TestDatabase } from '@stockflow/testing';
+import { loadInventoryConfig } from '../../services/inventory/src/config.ts';
+import { startInventoryService } from '../../services/inventory/src/service.ts';
+import { loadOrdersConfig } from '../../services/orders/src/config.ts';
+import { startOrdersService } from '../../services/orders/src/service.ts';
+
+const logger = createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+/**
+ * Starts both services, each on a fresh database of its own, with authentication on (`secret`);
+ * `stop` closes everything started so far, empties the queues and drops the databases, so a
+ * start that fails halfway leaves nothing behind either.
+ */
+export function servicesUnderTest(amqpUrl: string, secret: string) {
+  const dbs: TestDatabase[] = [];
+  const running: RunningService[] = [];
+  return {
+    /** `ordersEnv` adds to (or overrides) the Order Service's settings: its payment hold, say. */
+    async start(name: string, ordersEnv: Record<string, string>) {
+      const [inventoryDb, ordersDb] = [await createTestDatabase(`${name}_inventory`), await createTestDatabase(`${name}_orders`)];
+      dbs.push(inventoryDb, ordersDb);
+      const base = (db: TestDatabase) => ({
+        DATABASE_URL: db.url,
+        AMQP_URL: amqpUrl,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        OUTBOX_POLL_MS: '100',
+        AUTH_JWT_SECRET: secret,
+      });
+      const inventory = await startInventoryService(loadInventoryConfig(base(inventoryDb)), logger);
+      running.push(inventory);
+      const orders = await startOrdersService(loadOrdersConfig({ ...base(ordersDb), ...ordersEnv }), logger);
+      running.push(orders);
+      return { ordersUrl: `http://127.0.0.1:${orders.port}/graphql`, inventoryUrl: `http://127.0.0.1:${inventory.port}/graphql` };
+    },
+    async stop() {
+      while (running.length > 0) await running.pop()?.close();
+      const amqp = await rawAmqp(amqpUrl);
+      for (const q of Object.values(queues)) await amqp.connection.queuePurge(q.queue).catch(() => undefined);
+      await amqp.close();
+      while (dbs.length > 0) await dbs.pop()?.drop();
+    },
+  };
+}
