@@ -11,6 +11,7 @@ import {
   loadConfig,
   markSubscription,
   MAX_REQUEST_BODY_BYTES,
+  notJsonRefusal,
   serviceConfigShape,
   startHttpServer,
   TRACEPARENT_HEADER,
@@ -154,6 +155,9 @@ export async function startGateway(
       if (req.method === 'POST') {
         const body = await readBody(req);
         if (body === null) return refuseTooLarge(req, res);
+        // Yoga would take a form too: answered as the services answer it (no cross-site form posts an operation).
+        const refusal = notJsonRefusal(req);
+        if (refusal) return sendJson(res, refusal.status, refusal.body);
         // Handed over read (@whatwg-node/server takes a `body` found on the request).
         req.body = body;
       }

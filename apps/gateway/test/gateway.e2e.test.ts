@@ -139,6 +139,24 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     expect(res.status).toBe(413);
   });
 
+  it('refuses a POST of a form or plain text with 415, as the services do, and writes nothing', async () => {
+    const mutation = 'mutation { createProduct(input: {sku: "GW-CSRF", name: "Forged", initialStock: 1}) { id } }';
+    for (const [type, body] of [
+      ['application/x-www-form-urlencoded', new URLSearchParams({ query: mutation }).toString()],
+      ['text/plain', JSON.stringify({ query: mutation })],
+    ] as const) {
+      const res = await fetch(gatewayUrl, {
+        method: 'POST',
+        headers: { 'content-type': type, authorization: `Bearer ${tokens.admin}` },
+        body,
+      });
+      expect(res.status).toBe(415);
+      expect(((await res.json()) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code).toBe('BAD_REQUEST');
+    }
+    const { products } = await via('admin').data<{ products: { nodes: unknown[] } }>('{ products(search: "GW-CSRF") { nodes { id } } }');
+    expect(products.nodes).toEqual([]);
+  });
+
   it("keeps the services' cost limit: _entities counts its representations", async () => {
     // Each product's ledger is a query (100) and a count (100): 1,000 of them are over the 200,000
     // limit, which a list counted at its default 500 items would have let through.

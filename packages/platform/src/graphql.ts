@@ -64,6 +64,28 @@ function jsonAccepted(accept: string | undefined): boolean {
 
 const isJson = (contentType: string | undefined) => contentType?.split(';')[0]?.trim().toLowerCase() === 'application/json';
 
+/**
+ * The answer (415) to a POST whose body is not application/json, else undefined: a web page of
+ * another site can send a form or plain text without a CORS preflight, never JSON.
+ */
+export function notJsonRefusal(
+  req: IncomingMessage,
+): { status: 415; body: { errors: { message: string; extensions: { code: string } }[] } } | undefined {
+  const type = req.headers['content-type'];
+  if (req.method !== 'POST' || isJson(type)) return undefined;
+  return {
+    status: 415,
+    body: {
+      errors: [
+        {
+          message: `A POST body must be application/json${type ? ` (this one is ${type})` : ''}: operations are not taken from forms or plain text, which any web page can send.`,
+          extensions: { code: 'BAD_REQUEST' },
+        },
+      ],
+    },
+  };
+}
+
 const coded = (errors: readonly GraphQLError[], code: string) =>
   errors.map(
     (e) => new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { ...e.extensions, code } }),
@@ -338,17 +360,10 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
       labels.outcome = 'error';
       return refuseTooLarge(req, res);
     }
-    if (req.method === 'POST' && !isJson(req.headers['content-type'])) {
+    const refusal = notJsonRefusal(req);
+    if (refusal) {
       labels.outcome = 'error';
-      const type = req.headers['content-type'];
-      return send(res, 415, {
-        errors: [
-          {
-            message: `A POST body must be application/json${type ? ` (this one is ${type})` : ''}: operations are not taken from forms or plain text, which any web page can send.`,
-            extensions: { code: 'BAD_REQUEST' },
-          },
-        ],
-      });
+      return send(res, refusal.status, refusal.body);
     }
     if (plain && body) return direct(req, res, labels, req.access ?? OPEN_ACCESS, body);
     return viaYoga(req, res, body);
