@@ -9,7 +9,9 @@ describe('committed SDL', () => {
     async (_name, { file, schema }) => {
       const committed = await readFile(file, 'utf8');
       expect(committed).toBe(renderSdl(schema));
-      const served = (await execute({ schema, document: parse('{ _service { sdl } }') })) as { data?: { _service: { sdl: string } } };
+      const served = (await execute({ schema, document: parse('{ _service { sdl } }'), contextValue: { introspection: true } })) as {
+        data?: { _service: { sdl: string } };
+      };
       expect(`${served.data?._service.sdl}\n`).toBe(committed);
     },
   );

@@ -37,6 +37,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     OUTBOX_POLL_MS: '100',
     AUTH_JWT_SECRET: SECRET,
     PAYMENT_HOLD_SECONDS: '0',
+    GRAPHQL_INTROSPECTION: 'false',
   });
 
   beforeAll(async () => {
@@ -167,13 +168,16 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     expect(res.errors?.[0]?.message).toMatch(/Cost limit/);
   });
 
-  it('leaves each service working on its own, with _service { sdl } for composition', async () => {
+  it('leaves each service working on its own, with _service { sdl } for an admin when introspection is off', async () => {
     const ordersAlone = graphqlClient(`http://127.0.0.1:${orders.port}/graphql`, { token: tokens.alice });
     const { order } = await ordersAlone.data<{ order: unknown }>('query($id: ID!) { order(id: $id) { items { product { id } } } }', {
       id: await createOrder('alice', 1),
     });
     expect(order).toEqual({ items: [{ product: { id: productId } }] });
-    const { _service } = await ordersAlone.data<{ _service: { sdl: string } }>('{ _service { sdl } }');
+    // With introspection off, the SDL is an admin's only.
+    expect((await ordersAlone.request('{ _service { sdl } }')).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    const asAdmin = graphqlClient(`http://127.0.0.1:${orders.port}/graphql`, { token: tokens.admin });
+    const { _service } = await asAdmin.data<{ _service: { sdl: string } }>('{ _service { sdl } }');
     expect(_service.sdl).toContain('type Product\n  @key(fields: "id", resolvable: false)');
     const anonymous = await fetch(`http://127.0.0.1:${inventory.port}/graphql`, {
       method: 'POST',

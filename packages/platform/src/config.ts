@@ -229,11 +229,14 @@ export const serviceConfigShape = {
 export type ServiceConfig = z.infer<z.ZodObject<typeof serviceConfigShape>> & { PORT: number };
 
 export const graphiqlEnabled = (config: ServiceConfig) => (config.GRAPHIQL ? config.GRAPHIQL === 'true' : config.NODE_ENV !== 'production');
-/** The GraphQL limits of a service; introspection is off in production unless asked for. */
+/** Introspection (and a subgraph's SDL to anyone) is off in production unless asked for. */
+export const introspectionEnabled = (config: Pick<ServiceConfig, 'NODE_ENV' | 'GRAPHQL_INTROSPECTION'>) =>
+  config.GRAPHQL_INTROSPECTION ? config.GRAPHQL_INTROSPECTION === 'true' : config.NODE_ENV !== 'production';
+/** The GraphQL limits of a service. */
 export const graphqlLimits = (config: ServiceConfig) => ({
   maxDepth: config.GRAPHQL_MAX_DEPTH,
   maxAliases: config.GRAPHQL_MAX_ALIASES,
   maxCost: config.GRAPHQL_MAX_COST,
   maxTokens: config.GRAPHQL_MAX_TOKENS,
-  introspection: config.GRAPHQL_INTROSPECTION ? config.GRAPHQL_INTROSPECTION === 'true' : config.NODE_ENV !== 'production',
+  introspection: introspectionEnabled(config),
 });

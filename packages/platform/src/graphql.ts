@@ -168,6 +168,11 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     metrics?.graphqlErrors.inc({ code: typeof code === 'string' ? code : 'UNKNOWN' });
     return masked;
   };
+  // Whether introspection is on travels with the request: a subgraph's `_service { sdl }` follows it.
+  const contextOf = (access: Access, req: RequestWithAccess) => ({
+    ...options.context(access, { trace: traceOf(req) }),
+    introspection: limits.introspection,
+  });
   const limitRuleList = limitRules(limits);
   const rules = [...specifiedRules, ...limitRuleList];
   const parseLimited = (query: string) => parse(query, { maxTokens: limits.maxTokens });
@@ -197,7 +202,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     graphiql: options.graphiql,
     landingPage: false,
     logging: false,
-    context: ({ req }) => options.context(req.access ?? OPEN_ACCESS, { trace: traceOf(req) }),
+    context: ({ req }) => contextOf(req.access ?? OPEN_ACCESS, req),
     maskedErrors: { maskError: mask, errorMessage: 'Unexpected error.' },
     // Answered here, the same on both paths; Yoga's own reflects any origin.
     cors: false,
@@ -330,7 +335,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
       document: prepared.document,
       operationName: operationName ?? undefined,
       variableValues: (variables as Record<string, unknown> | null) ?? undefined,
-      contextValue: options.context(access, { trace: traceOf(req) }),
+      contextValue: contextOf(access, req),
     });
     if (result.errors) labels.outcome = 'error';
     send(res, 200, result.errors ? { errors: result.errors.map(mask), data: result.data } : { data: result.data });

@@ -1,5 +1,6 @@
 import { printSubgraphSchema } from '@apollo/subgraph';
 import { entitiesField, EntityType, serviceField } from '@apollo/subgraph/dist/types.js';
+import { ForbiddenError, isAdmin, type Access } from '../auth.ts';
 import {
   GraphQLList,
   GraphQLNonNull,
@@ -111,7 +112,16 @@ export function subgraphSchema(schema: GraphQLSchema): GraphQLSchema {
         type: new GraphQLNonNull(new GraphQLList(new GraphQLUnionType({ ...EntityType.toConfig(), types: entities }))),
       },
     }),
-    _service: { ...serviceField, resolve: () => ({ sdl }) },
+    _service: {
+      ...serviceField,
+      // The whole SDL is introspection by another name; the gateway's supergraph is composed from committed files.
+      resolve: (_root: unknown, _args: unknown, contextValue: unknown) => {
+        const context = contextValue as { access?: Access; introspection?: boolean };
+        if (!context.introspection && !(context.access && isAdmin(context.access)))
+          throw new ForbiddenError('only an admin may read the subgraph SDL while introspection is off');
+        return { sdl };
+      },
+    },
     ...queryConfig.fields,
   };
   const federatedQuery = new GraphQLObjectType({ ...queryConfig, fields });
