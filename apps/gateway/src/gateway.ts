@@ -7,7 +7,9 @@ import { buildHTTPExecutor, type AsyncFetchFn } from '@graphql-tools/executor-ht
 import { z } from 'zod';
 import {
   createAuthenticator,
+  documentLimits,
   env,
+  introspectionEnabled,
   loadConfig,
   markSubscription,
   MAX_REQUEST_BODY_BYTES,
@@ -24,6 +26,7 @@ const bundledSupergraph = path.join(import.meta.dirname, 'supergraph.graphql');
 const committedSupergraph = existsSync(bundledSupergraph) ? bundledSupergraph : path.join(import.meta.dirname, '..', 'supergraph.graphql');
 
 const { NODE_ENV, LOG_LEVEL, HOST, GRAPHIQL, SHUTDOWN_TIMEOUT_MS, CORS_ORIGINS } = serviceConfigShape;
+const { GRAPHQL_INTROSPECTION, GRAPHQL_MAX_DEPTH, GRAPHQL_MAX_ALIASES, GRAPHQL_MAX_TOKENS } = serviceConfigShape;
 const { AUTH_JWT_SECRET, AUTH_JWKS_URL, AUTH_JWT_ISSUER, AUTH_JWT_AUDIENCE, AUTH_DISABLED } = serviceConfigShape;
 
 /** Every option of the gateway; the README's configuration table mirrors this. */
@@ -46,6 +49,11 @@ export const GatewayConfigSchema = z.object({
   AUTH_JWT_ISSUER,
   AUTH_JWT_AUDIENCE,
   AUTH_DISABLED,
+  // The services' limits on a document, checked on the whole operation before it is planned.
+  GRAPHQL_INTROSPECTION,
+  GRAPHQL_MAX_DEPTH,
+  GRAPHQL_MAX_ALIASES,
+  GRAPHQL_MAX_TOKENS,
 });
 
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
@@ -103,7 +111,9 @@ async function healthy(graphqlUrl: string): Promise<boolean> {
  *
  * The services keep every rule: the gateway forwards the Authorization header (and traceparent),
  * so they check the token, a customer's scope and their limits (depth, aliases, cost, body size)
- * on what they are asked. The gateway checks the token too, so a request without one is refused
+ * on what they are asked. The gateway applies the same tokens, depth, aliases and introspection
+ * limits to the whole operation first (each service sees only its share); the cost stays per
+ * subgraph request. The gateway checks the token too, so a request without one is refused
  * before it is planned, and bodies over MAX_REQUEST_BODY_BYTES, like the services. Subscriptions
  * go to the Order Service over SSE and come back over SSE.
  */
@@ -137,6 +147,14 @@ export async function startGateway(
     graphiql,
     landingPage: false,
     logging: false,
+    plugins: () => [
+      documentLimits({
+        maxDepth: config.GRAPHQL_MAX_DEPTH,
+        maxAliases: config.GRAPHQL_MAX_ALIASES,
+        maxTokens: config.GRAPHQL_MAX_TOKENS,
+        introspection: introspectionEnabled(config),
+      }),
+    ],
     cors: config.CORS_ORIGINS.length > 0 ? { origin: config.CORS_ORIGINS } : false,
   });
 

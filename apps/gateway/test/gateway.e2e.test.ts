@@ -1,3 +1,4 @@
+import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLogger, signToken, type RunningService } from '@stockflow/platform';
 import { createTestDatabase, eventually, graphqlClient, sseSubscribe, type TestDatabase } from '@stockflow/testing';
@@ -185,5 +186,59 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
       body: JSON.stringify({ query: '{ _service { sdl } }' }),
     });
     expect(anonymous.status).toBe(401);
+  });
+
+  describe('with production settings and low limits, in front of services that must not be called', () => {
+    let strict: RunningGateway;
+    let upstream: Server;
+    let upstreamCalls = 0;
+    let client: Client;
+
+    beforeAll(async () => {
+      upstream = createServer((_req, res) => {
+        upstreamCalls += 1;
+        res.writeHead(500).end();
+      });
+      await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+      const url = `http://127.0.0.1:${(upstream.address() as { port: number }).port}/graphql`;
+      strict = await startGateway(
+        loadGatewayConfig({
+          NODE_ENV: 'production',
+          PORT: '0',
+          HOST: '127.0.0.1',
+          ORDERS_URL: url,
+          INVENTORY_URL: url,
+          AUTH_JWT_SECRET: SECRET,
+          GRAPHQL_MAX_DEPTH: '3',
+          GRAPHQL_MAX_TOKENS: '50',
+        }),
+        logger,
+      );
+      client = graphqlClient(`http://127.0.0.1:${strict.port}/graphql`, { token: tokens.alice });
+    });
+    afterAll(async () => {
+      await strict?.close();
+      await new Promise((resolve) => upstream?.close(resolve));
+    });
+
+    it('refuses introspection', async () => {
+      const res = await client.request('{ __schema { types { name } } }');
+      expect(res.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(res.errors?.[0]?.message).toMatch(/introspection/i);
+    });
+
+    it('refuses a document over the token limit, without calling a service', async () => {
+      const res = await client.request(`{ products(first: 1) { nodes { ${'name '.repeat(60)}} } }`);
+      expect(res.errors?.[0]?.extensions?.code).toBe('GRAPHQL_PARSE_FAILED');
+      expect(res.errors?.[0]?.message).toMatch(/token/i);
+      expect(upstreamCalls).toBe(0);
+    });
+
+    it('refuses a document over the depth limit, without calling a service', async () => {
+      const res = await client.request('{ orders(first: 1) { nodes { items { product { name } } } } }');
+      expect(res.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(res.errors?.[0]?.message).toMatch(/depth/i);
+      expect(upstreamCalls).toBe(0);
+    });
   });
 });

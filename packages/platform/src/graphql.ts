@@ -17,6 +17,7 @@ import {
   type ExecutionResult,
   type GraphQLSchema,
   type OperationDefinitionNode,
+  type Source,
   type ValidationContext,
   type ValidationRule,
 } from 'graphql';
@@ -104,7 +105,7 @@ export interface GraphqlLimits {
  * The validation rules that enforce the limits (the token limit is the parser's; the cost, which
  * depends on the variables, is counted before each execution by `costLimit`).
  */
-function limitRules(limits: GraphqlLimits): ValidationRule[] {
+function limitRules(limits: Omit<GraphqlLimits, 'maxCost'>): ValidationRule[] {
   // Reported as validation errors (GRAPHQL_VALIDATION_FAILED) rather than thrown.
   const report = {
     exposeLimits: true,
@@ -116,6 +117,22 @@ function limitRules(limits: GraphqlLimits): ValidationRule[] {
     maxAliasesRule({ n: limits.maxAliases, ...report }),
     ...(limits.introspection ? [] : [NoSchemaIntrospectionCustomRule]),
   ];
+}
+
+/**
+ * A Yoga plugin applying the limits a document is checked against before it runs (tokens while
+ * parsing, then depth, aliases and introspection); the gateway's too, on the whole operation.
+ */
+export function documentLimits(limits: Omit<GraphqlLimits, 'maxCost'>): Plugin {
+  const rules = limitRules(limits);
+  return {
+    onParse({ setParseFn }) {
+      setParseFn((source: string | Source) => parse(source, { maxTokens: limits.maxTokens }));
+    },
+    onValidate({ addValidationRule }) {
+      for (const rule of rules) addValidationRule(rule);
+    },
+  };
 }
 
 /**
@@ -182,12 +199,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     if (error) hook.setResultAndStopExecution({ errors: [error] });
   };
   const limitsPlugin: Plugin = {
-    onParse({ setParseFn }) {
-      setParseFn(parseLimited);
-    },
-    onValidate({ addValidationRule }) {
-      for (const rule of limitRuleList) addValidationRule(rule);
-    },
+    ...documentLimits(limits),
     onExecute: stopIfTooCostly,
     onSubscribe(hook) {
       // Its stream never ends by itself: a shutdown closes it rather than wait for it. (A query
