@@ -26,7 +26,7 @@ import { startOrdersService } from '../../../services/orders/src/service.ts';
 export const PlatformConfigSchema = z.object({
   LOG_LEVEL: env.logLevel(),
   // Loopback unless told: the embedded mode runs without authentication unless it is configured.
-  // Both services and the dashboard listen on it (a service run alone keeps its own default).
+  // Both services, the dashboard and the gateway listen on it (a service run alone keeps its own default).
   HOST: z.string().min(1).default('127.0.0.1'),
   DATA_DIR: z.string().min(1).default('.data'),
   INVENTORY_PORT: env.port(8000),

@@ -38,24 +38,27 @@ describe('embedded platform exposure', () => {
     platform = await startPlatform({ ...embedded.env, ...env });
     return platform;
   };
-  const listeners = (p: RunningPlatform) => [p.inventory, p.orders, p.dashboard].map(({ address, port }) => ({ address, port }));
+  /** Every listener, by name, so that a failure says which one is exposed. */
+  const listeners = (p: RunningPlatform) => ({ inventory: p.inventory, orders: p.orders, dashboard: p.dashboard, gateway: p.gateway });
+  const addresses = (p: RunningPlatform) => Object.fromEntries(Object.entries(listeners(p)).map(([name, { address }]) => [name, address]));
+  const ports = (p: RunningPlatform) => Object.values(listeners(p)).map(({ port }) => port);
 
   it('listens on loopback only by default', async () => {
     const p = await start();
-    expect(listeners(p).map((l) => l.address)).toEqual(['127.0.0.1', '127.0.0.1', '127.0.0.1']);
-    for (const { port } of listeners(p)) await reach('127.0.0.1', port);
+    expect(addresses(p)).toEqual({ inventory: '127.0.0.1', orders: '127.0.0.1', dashboard: '127.0.0.1', gateway: '127.0.0.1' });
+    for (const port of ports(p)) await reach('127.0.0.1', port);
     expect(exposureWarning(p)).toBeUndefined();
   });
 
   it.skipIf(external === undefined)('refuses connections to the machine’s other addresses by default', async () => {
     const p = platform ?? (await start());
-    for (const { port } of listeners(p)) await expect(reach(external as string, port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    for (const port of ports(p)) await expect(reach(external as string, port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
 
   it('listens on every interface with HOST=0.0.0.0, and warns when authentication is off', async () => {
     const p = await start({ HOST: '0.0.0.0' });
-    expect(listeners(p).map((l) => l.address)).toEqual(['0.0.0.0', '0.0.0.0', '0.0.0.0']);
-    for (const { port } of listeners(p)) await reach(external ?? '127.0.0.1', port);
+    expect(addresses(p)).toEqual({ inventory: '0.0.0.0', orders: '0.0.0.0', dashboard: '0.0.0.0', gateway: '0.0.0.0' });
+    for (const port of ports(p)) await reach(external ?? '127.0.0.1', port);
     // The dashboard still reaches the services behind it.
     const status = (await (await fetch(`http://127.0.0.1:${p.dashboard.port}/api/status`)).json()) as { services: { ready: boolean }[] };
     expect(status.services.map((s) => s.ready)).toEqual([true, true]);
