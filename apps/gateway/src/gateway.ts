@@ -14,6 +14,8 @@ import {
   markSubscription,
   MAX_REQUEST_BODY_BYTES,
   notJsonRefusal,
+  readLimitedBody,
+  refuseTooLargeBody,
   serviceConfigShape,
   startHttpServer,
   TRACEPARENT_HEADER,
@@ -71,28 +73,6 @@ const sendJson = (res: ServerResponse, status: number, body: unknown, headers: R
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
   res.end(JSON.stringify(body));
 };
-
-const refuseTooLarge = (req: IncomingMessage, res: ServerResponse) => {
-  res.once('finish', () => req.destroy());
-  sendJson(
-    res,
-    413,
-    { errors: [{ message: `Request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`, extensions: { code: 'BAD_REQUEST' } }] },
-    { connection: 'close' },
-  );
-};
-
-/** The body, counted as it comes in; null once it passes the limit. */
-async function readBody(req: IncomingMessage): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_REQUEST_BODY_BYTES) return null;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
-}
 
 /** Whether a subgraph's process answers its liveness probe (`/health` next to its `/graphql`). */
 async function healthy(graphqlUrl: string): Promise<boolean> {
@@ -160,7 +140,7 @@ export async function startGateway(
 
   const handler = (req: IncomingMessage & { body?: Buffer }, res: ServerResponse) => {
     const serve = async () => {
-      if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BODY_BYTES) return refuseTooLarge(req, res);
+      if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BODY_BYTES) return refuseTooLargeBody(req, res);
       const graphiqlPage = graphiql && req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
       if (!graphiqlPage && req.method !== 'OPTIONS') {
         try {
@@ -171,8 +151,8 @@ export async function startGateway(
         }
       }
       if (req.method === 'POST') {
-        const body = await readBody(req);
-        if (body === null) return refuseTooLarge(req, res);
+        const body = await readLimitedBody(req);
+        if (body === null) return refuseTooLargeBody(req, res);
         // Yoga would take a form too: answered as the services answer it (no cross-site form posts an operation).
         const refusal = notJsonRefusal(req);
         if (refusal) return sendJson(res, refusal.status, refusal.body);

@@ -54,6 +54,33 @@ export function maskError(logger: Logger) {
 
 /** Most bytes a GraphQL request body may have. */
 export const MAX_REQUEST_BODY_BYTES = 1_000_000;
+
+const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json), ...headers });
+  res.end(json);
+};
+
+/** 413, then the connection is dropped rather than the rest of an oversized body read (the services and the gateway). */
+export function refuseTooLargeBody(req: IncomingMessage, res: ServerResponse): void {
+  res.setHeader('connection', 'close');
+  res.once('finish', () => req.destroy());
+  send(res, 413, {
+    errors: [{ message: `Request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`, extensions: { code: 'BAD_REQUEST' } }],
+  });
+}
+
+/** The body, counted as it comes in (chunked too); null once it passes MAX_REQUEST_BODY_BYTES. */
+export async function readLimitedBody(req: IncomingMessage): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_REQUEST_BODY_BYTES) return null;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
 /** Distinct query texts kept parsed and validated. */
 const DOCUMENT_CACHE_SIZE = 1_000;
 
@@ -252,33 +279,6 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     return prepared;
   };
 
-  const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
-    const json = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json), ...headers });
-    res.end(json);
-  };
-
-  /** 413, then the connection is dropped rather than the rest of an oversized body read. */
-  const refuseTooLarge = (req: IncomingMessage, res: ServerResponse) => {
-    res.setHeader('connection', 'close');
-    res.once('finish', () => req.destroy());
-    send(res, 413, {
-      errors: [{ message: `Request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`, extensions: { code: 'BAD_REQUEST' } }],
-    });
-  };
-
-  /** The body, counted as it comes in; null once it passes the limit. */
-  const readBody = async (req: IncomingMessage): Promise<Buffer | null> => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > MAX_REQUEST_BODY_BYTES) return null;
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks);
-  };
-
   /**
    * CORS for an origin on the allow-list (set before any answer, so errors are readable too);
    * nothing for any other, so the browser keeps that page from the answer and from sending
@@ -356,10 +356,10 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
   const handle = async (req: RequestWithAccess, res: ServerResponse, plain: boolean, labels: Labels) => {
     if (cors(req, res)) return;
     // A declared size over the limit is refused before anything else; a body sent without one
-    // (chunked) is counted as it comes (readBody).
+    // (chunked) is counted as it comes (readLimitedBody).
     if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BODY_BYTES) {
       labels.outcome = 'error';
-      return refuseTooLarge(req, res);
+      return refuseTooLargeBody(req, res);
     }
     const accept = req.headers.accept ?? '';
     const graphiqlPage = options.graphiql && req.method === 'GET' && accept.includes('text/html');
@@ -372,10 +372,10 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
         return send(res, 401, { errors: [masked.toJSON()] }, { 'www-authenticate': 'Bearer' });
       }
     }
-    const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await readBody(req);
+    const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await readLimitedBody(req);
     if (body === null) {
       labels.outcome = 'error';
-      return refuseTooLarge(req, res);
+      return refuseTooLargeBody(req, res);
     }
     const refusal = notJsonRefusal(req);
     if (refusal) {
