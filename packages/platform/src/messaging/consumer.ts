@@ -7,6 +7,7 @@ import {
   type QueueSpec,
 } from '@stockflow/contracts';
 import { createBatcher } from '../batcher.ts';
+import type { ServiceConfig } from '../config.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { tally, type Metrics } from '../metrics.ts';
@@ -47,6 +48,22 @@ export interface BatchConsumerOptions<T> {
   waitUntilAvailable?: () => Promise<void>;
   metrics?: Metrics;
   tracing?: Tracing | undefined;
+}
+
+/** A service's consumers' settings, from its configuration; each consumer adds its queue, contract and handler. */
+export function serviceConsumerOptions(
+  config: ServiceConfig,
+  runtime: Pick<BatchConsumerOptions<unknown>, 'transport' | 'logger' | 'waitUntilAvailable' | 'metrics' | 'tracing'>,
+): Omit<BatchConsumerOptions<unknown>, 'queue' | 'schema' | 'handleBatch'> {
+  return {
+    ...runtime,
+    prefetch: config.CONSUMER_PREFETCH,
+    priority: config.CONSUMER_PRIORITY,
+    maxBatch: config.CONSUMER_BATCH_SIZE,
+    batchesInFlight: config.CONSUMER_BATCHES_IN_FLIGHT,
+    failureDelayMs: 1_000,
+    maxAttempts: config.RETRY_MAX_ATTEMPTS,
+  };
 }
 
 const isOutage = (error: unknown) => error instanceof AppError && error.code === 'UNAVAILABLE';

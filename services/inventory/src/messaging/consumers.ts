@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { OrderCancelled, OrderCreated, OrderFulfilled, queues } from '@stockflow/contracts';
 import {
+  serviceConsumerOptions,
   startBatchConsumer,
   type Database,
   type Logger,
@@ -35,24 +36,19 @@ export interface InventoryConsumerOptions {
 export async function startInventoryConsumers(options: InventoryConsumerOptions): Promise<Subscription[]> {
   const { db, transport, logger, config } = options;
   const effects = { clock: options.clock ?? systemClock, outbox: options.outbox, metrics: options.metrics, logger };
-  const common = {
+  const common = serviceConsumerOptions(config, {
     transport,
     logger,
-    prefetch: config.CONSUMER_PREFETCH,
-    priority: config.CONSUMER_PRIORITY,
-    batchesInFlight: config.CONSUMER_BATCHES_IN_FLIGHT,
-    failureDelayMs: 1_000,
-    maxAttempts: config.RETRY_MAX_ATTEMPTS,
     waitUntilAvailable: options.waitForDatabase,
     metrics: options.metrics,
     tracing: options.tracing,
-  };
+  });
+
   return Promise.all([
     startBatchConsumer({
       ...common,
       queue: queues.orderCreatedInventory,
       schema: OrderCreated,
-      maxBatch: config.CONSUMER_BATCH_SIZE,
       async handleBatch(events, traces) {
         await db.transaction((tx) => applyOrderCreatedBatch(tx, events, effects, traces));
       },
@@ -61,7 +57,6 @@ export async function startInventoryConsumers(options: InventoryConsumerOptions)
       ...common,
       queue: queues.orderCancelledInventory,
       schema: OrderCancelled,
-      maxBatch: config.CONSUMER_BATCH_SIZE,
       async handleBatch(events, traces) {
         await db.transaction((tx) => applyOrderCancelledBatch(tx, events, effects, traces));
       },
@@ -70,7 +65,6 @@ export async function startInventoryConsumers(options: InventoryConsumerOptions)
       ...common,
       queue: queues.orderFulfilledInventory,
       schema: OrderFulfilled,
-      maxBatch: config.CONSUMER_BATCH_SIZE,
       async handleBatch(events) {
         await db.transaction((tx) => applyOrderFulfilledBatch(tx, events));
       },

@@ -1,5 +1,6 @@
 import { InventoryAnswer, PaymentEvent, queues } from '@stockflow/contracts';
 import {
+  serviceConsumerOptions,
   startBatchConsumer,
   type Database,
   type Logger,
@@ -23,19 +24,14 @@ export async function startOrdersConsumers(options: {
   tracing?: Tracing | undefined;
 }): Promise<Subscription[]> {
   const { db, config, effects } = options;
-  const common = {
+  const common = serviceConsumerOptions(config, {
     transport: options.transport,
     logger: options.logger,
-    prefetch: config.CONSUMER_PREFETCH,
-    priority: config.CONSUMER_PRIORITY,
-    maxBatch: config.CONSUMER_BATCH_SIZE,
-    batchesInFlight: config.CONSUMER_BATCHES_IN_FLIGHT,
-    failureDelayMs: 1_000,
-    maxAttempts: config.RETRY_MAX_ATTEMPTS,
     waitUntilAvailable: options.waitForDatabase,
     metrics: options.metrics,
     tracing: options.tracing,
-  };
+  });
+
   return [
     await startBatchConsumer({
       ...common,
