@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { signToken } from '@stockflow/platform';
 import { createTestDatabase, repoRoot, servicesRequired, type TestDatabase } from '@stockflow/testing';
 import { startPlatform, type RunningPlatform } from '../../stockflow/src/platform.ts';
-import { embeddedEnv } from '../../stockflow/test/embedded.ts';
+import { embeddedEnv, PLATFORM_TEST_ENV } from '../../stockflow/test/embedded.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const chromiumMissing = !existsSync(CHROMIUM);
@@ -77,13 +77,8 @@ describe.skipIf(chromiumMissing).each(['embedded', 'distributed'] as const)('ope
   beforeAll(async () => {
     if (skip) return;
     await mkdir(artifacts, { recursive: true });
-    const env: Record<string, string> = {
-      INVENTORY_PORT: '0',
-      ORDERS_PORT: '0',
-      DASHBOARD_PORT: '0',
-      GATEWAY_PORT: '0',
-      LOG_LEVEL: 'silent',
-    };
+    // The page's form orders from the sample catalog.
+    const env: Record<string, string> = { ...PLATFORM_TEST_ENV, SEED_SAMPLE_CATALOG: 'true' };
     if (mode === 'distributed') {
       const dbs: TestDatabase[] = [await createTestDatabase('dashboard_inventory'), await createTestDatabase('dashboard_orders')];
       cleanup.push(() => Promise.all(dbs.map((d) => d.drop())));
@@ -96,8 +91,7 @@ describe.skipIf(chromiumMissing).each(['embedded', 'distributed'] as const)('ope
     } else {
       const embedded = await embeddedEnv('dashboard');
       cleanup.push(embedded.remove);
-      // The page's form orders from the sample catalog.
-      Object.assign(env, embedded.env, { SEED_SAMPLE_CATALOG: 'true' });
+      Object.assign(env, { DATA_DIR: embedded.env.DATA_DIR });
     }
     platform = await startPlatform(env);
     browser = await launchChromium();

@@ -12,7 +12,7 @@ import {
 } from '@stockflow/testing';
 import { CANCELLED_BEFORE_RESERVATION } from '../../../services/inventory/src/db/releases.ts';
 import { startPlatform, type RunningPlatform } from '../src/platform.ts';
-import { embeddedEnv } from './embedded.ts';
+import { embeddedEnv, PLATFORM_TEST_ENV } from './embedded.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
 
@@ -42,14 +42,7 @@ describe.each(['distributed', 'embedded'] as const)('order journey (%s)', (mode)
 
   beforeAll(async () => {
     if (mode === 'distributed' && servicesUnavailable) return;
-    const env: Record<string, string> = {
-      INVENTORY_PORT: '0',
-      ORDERS_PORT: '0',
-      DASHBOARD_PORT: '0',
-      GATEWAY_PORT: '0',
-      LOG_LEVEL: 'silent',
-      SEED_SAMPLE_CATALOG: 'false',
-    };
+    const env: Record<string, string> = { ...PLATFORM_TEST_ENV };
     if (mode === 'distributed') {
       const dbs: TestDatabase[] = [await createTestDatabase('journey_inventory'), await createTestDatabase('journey_orders')];
       cleanup.push(() => Promise.all(dbs.map((d) => d.drop())));
