@@ -16,6 +16,7 @@ import {
   notJsonRefusal,
   readLimitedBody,
   refuseTooLargeBody,
+  sendGraphqlAnswer,
   serviceConfigShape,
   startHttpServer,
   TRACEPARENT_HEADER,
@@ -68,11 +69,6 @@ export interface RunningGateway {
   auth: 'jwt' | 'disabled';
   close(): Promise<void>;
 }
-
-const sendJson = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
-  res.end(JSON.stringify(body));
-};
 
 /** Whether a subgraph's process answers its liveness probe (`/health` next to its `/graphql`). */
 async function healthy(graphqlUrl: string): Promise<boolean> {
@@ -147,7 +143,12 @@ export async function startGateway(
           await auth.authenticate(req.headers.authorization);
         } catch (error) {
           const message = error instanceof Error ? error.message : 'Unauthenticated.';
-          return sendJson(res, 401, { errors: [{ message, extensions: { code: 'UNAUTHENTICATED' } }] }, { 'www-authenticate': 'Bearer' });
+          return sendGraphqlAnswer(
+            res,
+            401,
+            { errors: [{ message, extensions: { code: 'UNAUTHENTICATED' } }] },
+            { 'www-authenticate': 'Bearer' },
+          );
         }
       }
       if (req.method === 'POST') {
@@ -155,7 +156,7 @@ export async function startGateway(
         if (body === null) return refuseTooLargeBody(req, res);
         // Yoga would take a form too: answered as the services answer it (no cross-site form posts an operation).
         const refusal = notJsonRefusal(req);
-        if (refusal) return sendJson(res, refusal.status, refusal.body);
+        if (refusal) return sendGraphqlAnswer(res, refusal.status, refusal.body);
         // Handed over read (@whatwg-node/server takes a `body` found on the request).
         req.body = body;
       }
@@ -166,7 +167,7 @@ export async function startGateway(
     serve().catch((error: unknown) => {
       logger.error({ err: error }, 'gateway request failed');
       if (!res.headersSent)
-        sendJson(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+        sendGraphqlAnswer(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
       else res.destroy();
     });
   };

@@ -55,17 +55,18 @@ export function maskError(logger: Logger) {
 /** Most bytes a GraphQL request body may have. */
 export const MAX_REQUEST_BODY_BYTES = 1_000_000;
 
-const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+/** A GraphQL answer (or refusal) as JSON, whole: the services' and the gateway's. */
+export function sendGraphqlAnswer(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const json = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json), ...headers });
   res.end(json);
-};
+}
 
 /** 413, then the connection is dropped rather than the rest of an oversized body read (the services and the gateway). */
 export function refuseTooLargeBody(req: IncomingMessage, res: ServerResponse): void {
   res.setHeader('connection', 'close');
   res.once('finish', () => req.destroy());
-  send(res, 413, {
+  sendGraphqlAnswer(res, 413, {
     errors: [{ message: `Request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`, extensions: { code: 'BAD_REQUEST' } }],
   });
 }
@@ -332,7 +333,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     const prepared = prepare(query, operationName ?? undefined);
     if ('errors' in prepared) {
       labels.outcome = 'error';
-      return send(res, 200, { errors: prepared.errors.map(mask) });
+      return sendGraphqlAnswer(res, 200, { errors: prepared.errors.map(mask) });
     }
     labels.operation = prepared.operation.operation;
     req.served?.operation(prepared.operation);
@@ -340,7 +341,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     const costError = tooCostly(prepared.document, operationName, variables);
     if (costError) {
       labels.outcome = 'error';
-      return send(res, 200, { errors: [mask(costError)] });
+      return sendGraphqlAnswer(res, 200, { errors: [mask(costError)] });
     }
     const result = await execute({
       schema: options.schema,
@@ -350,7 +351,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
       contextValue: contextOf(access, req),
     });
     if (result.errors) labels.outcome = 'error';
-    send(res, 200, result.errors ? { errors: result.errors.map(mask), data: result.data } : { data: result.data });
+    sendGraphqlAnswer(res, 200, result.errors ? { errors: result.errors.map(mask), data: result.data } : { data: result.data });
   };
 
   const handle = async (req: RequestWithAccess, res: ServerResponse, plain: boolean, labels: Labels) => {
@@ -369,7 +370,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
       } catch (error) {
         labels.outcome = 'error';
         const masked = mask(error) as GraphQLError;
-        return send(res, 401, { errors: [masked.toJSON()] }, { 'www-authenticate': 'Bearer' });
+        return sendGraphqlAnswer(res, 401, { errors: [masked.toJSON()] }, { 'www-authenticate': 'Bearer' });
       }
     }
     const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await readLimitedBody(req);
@@ -380,7 +381,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     const refusal = notJsonRefusal(req);
     if (refusal) {
       labels.outcome = 'error';
-      return send(res, refusal.status, refusal.body);
+      return sendGraphqlAnswer(res, refusal.status, refusal.body);
     }
     if (plain && body) return direct(req, res, labels, req.access ?? OPEN_ACCESS, body);
     return viaYoga(req, res, body);
@@ -400,7 +401,8 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     }
     handle(req, res, plain, labels).catch((error: unknown) => {
       options.logger.error({ err: error }, 'GraphQL request failed');
-      if (!res.headersSent) send(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+      if (!res.headersSent)
+        sendGraphqlAnswer(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
       else res.destroy();
     });
   };
