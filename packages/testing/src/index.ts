@@ -5,3 +5,4 @@ export * from './graphql.ts';
 export * from './proxy.ts';
 export * from './cluster.ts';
 export * from './broker-cluster.ts';
+export * from './otlp.ts';
