@@ -1,7 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createLogger, signToken, type RunningService } from '@stockflow/platform';
-import { createTestDatabase, eventually, graphqlClient, sseSubscribe, type TestDatabase } from '@stockflow/testing';
+import { createLogger, metricSum, signToken, type RunningService } from '@stockflow/platform';
+import { randomUUID } from 'node:crypto';
+import { dlqName, EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
+import { createTestDatabase, eventually, graphqlClient, rawAmqp, sseSubscribe, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../../../services/inventory/src/config.ts';
 import { startInventoryService } from '../../../services/inventory/src/service.ts';
 import { loadOrdersConfig } from '../../../services/orders/src/config.ts';
@@ -186,6 +188,92 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
       body: JSON.stringify({ query: '{ _service { sdl } }' }),
     });
     expect(anonymous.status).toBe(401);
+  });
+
+  /** How many messages a service has parked from one of its queues. */
+  const parkedCount = (service: RunningService, queue: string) =>
+    fetch(`http://127.0.0.1:${service.port}/metrics`)
+      .then((r) => r.text())
+      .then((text) => metricSum(text, 'stockflow_messages_consumed_total', { queue, outcome: 'parked' }));
+
+  it("lists and replays each service's parked messages through the one graph, for an admin only", async () => {
+    // A body that is not JSON, parked by each service: the Inventory Service's from order.created,
+    // the Order Service's from a stock answer.
+    const bodies = { inventory: `not json ${randomUUID()}`, orders: `not json ${randomUUID()}` };
+    const amqp = await rawAmqp(inject('amqpUrl'));
+    type Parked = { id: string; body: string }[];
+    type Listed = { inventoryDeadLetters: Parked; ordersDeadLetters: Parked };
+    const LIST = `{ inventoryDeadLetters(queue: "${queues.orderCreatedInventory.queue}") { id body }
+      ordersDeadLetters(queue: "${queues.stockOrders.queue}") { id body } }`;
+    try {
+      await amqp.publish(EXCHANGES.orders, ROUTING_KEYS.orderCreated, bodies.inventory);
+      await amqp.publish(EXCHANGES.inventory, ROUTING_KEYS.stockReserved, bodies.orders);
+      const listed = await eventually(
+        () => via('admin').data<Listed>(LIST),
+        (d) => d.inventoryDeadLetters.some((m) => m.body === bodies.inventory) && d.ordersDeadLetters.some((m) => m.body === bodies.orders),
+      );
+      const inventoryId = listed.inventoryDeadLetters.find((m) => m.body === bodies.inventory)!.id;
+      const ordersId = listed.ordersDeadLetters.find((m) => m.body === bodies.orders)!.id;
+
+      for (const query of [LIST, `mutation { replayOrdersDeadLetters(queue: "${queues.stockOrders.queue}", all: true) }`]) {
+        const refused = await via('alice').request(query);
+        expect(refused.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+      }
+      // A queue of the other service is not this one's to replay.
+      const wrongService = await via('admin').request(
+        `mutation { replayOrdersDeadLetters(queue: "${queues.orderCreatedInventory.queue}", all: true) }`,
+      );
+      expect(wrongService.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+
+      const before = [
+        await parkedCount(inventory, queues.orderCreatedInventory.queue),
+        await parkedCount(orders, queues.stockOrders.queue),
+      ];
+      const replayed = await via('admin').data<{ replayInventoryDeadLetters: number; replayOrdersDeadLetters: number }>(
+        `mutation { replayInventoryDeadLetters(queue: "${queues.orderCreatedInventory.queue}", ids: ["${inventoryId}"])
+          replayOrdersDeadLetters(queue: "${queues.stockOrders.queue}", ids: ["${ordersId}"]) }`,
+      );
+      expect(replayed).toEqual({ replayInventoryDeadLetters: 1, replayOrdersDeadLetters: 1 });
+      // Still not JSON: each went back to its queue and was parked again by its consumer.
+      await eventually(
+        async () => [await parkedCount(inventory, queues.orderCreatedInventory.queue), await parkedCount(orders, queues.stockOrders.queue)],
+        ([inventoryParked, ordersParked]) => inventoryParked === before[0]! + 1 && ordersParked === before[1]! + 1,
+      );
+    } finally {
+      // Nothing left parked for the tests after this one.
+      await amqp.drainQueue(dlqName(queues.orderCreatedInventory.queue));
+      await amqp.drainQueue(dlqName(queues.stockOrders.queue));
+      await amqp.close();
+    }
+  });
+
+  it('stays ready while one service is down, reporting it degraded, and still serves the half that works', async () => {
+    // A port nothing listens on: the Inventory Service is gone.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const deadPort = (closed.address() as { port: number }).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const halfGateway = await startGateway(
+      loadGatewayConfig({
+        PORT: '0',
+        HOST: '127.0.0.1',
+        ORDERS_URL: `http://127.0.0.1:${orders.port}/graphql`,
+        INVENTORY_URL: `http://127.0.0.1:${deadPort}/graphql`,
+        AUTH_JWT_SECRET: SECRET,
+      }),
+      logger,
+    );
+    try {
+      const ready = await fetch(`http://127.0.0.1:${halfGateway.port}/ready`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toMatchObject({ status: 'degraded', checks: { orders: 'up', inventory: 'down' } });
+      const id = await createOrder('alice', 1);
+      const half = graphqlClient(`http://127.0.0.1:${halfGateway.port}/graphql`, { token: tokens.alice });
+      const answer = await half.data<{ order: { id: string } }>('query($id: ID!) { order(id: $id) { id } }', { id });
+      expect(answer.order.id).toBe(id);
+    } finally {
+      await halfGateway.close();
+    }
   });
 
   describe('with production settings and low limits, in front of services that must not be called', () => {

@@ -18,10 +18,12 @@ const MAX_LISTED = 500;
 
 /**
  * Adds `deadLetters(queue, first)` and `replayDeadLetters(queue, ids, all)` to a service's schema,
- * for the queues that service consumes; admins only.
+ * for the queues that service consumes, and the same under the service's name for the one graph
+ * (`inventoryDeadLetters`, `replayInventoryDeadLetters`; `ordersDeadLetters`, ...); admins only.
  */
 export function addDeadLetterAdmin<Context extends DeadLetterAdminContext>(
   builder: PothosSchemaTypes.SchemaBuilder<StockflowSchemaTypes<Context>>,
+  service: 'orders' | 'inventory',
 ) {
   const DeadLetterRef = builder.objectRef<DeadLetter>('DeadLetter').implement({
     description: "A message a consumer gave up on, parked in its queue's dead-letter queue.",
@@ -43,34 +45,46 @@ export function addDeadLetterAdmin<Context extends DeadLetterAdminContext>(
     return spec;
   };
 
-  // Both services have these fields, each for its own queues, and the gateway cannot tell which
-  // service a queue belongs to: they stay out of the one graph, asked of each service's own endpoint.
-  builder.queryField('deadLetters', (t) =>
-    t.field({
-      type: [DeadLetterRef],
-      description: `Parked messages of one of this service's queues, oldest first (at most ${MAX_LISTED}).`,
-      ...SHAREABLE_INACCESSIBLE,
-      args: { queue: t.arg.string({ required: true }), first: t.arg.int() },
-      resolve: (_root, args, ctx) => {
-        requireAdmin(ctx.access, 'see parked messages');
-        const first = args.first ?? 50;
-        if (first < 1 || first > MAX_LISTED) throw new ValidationError(`first must be between 1 and ${MAX_LISTED}`, { field: 'first' });
-        return ctx.transport.deadLetters.list(queueOf(ctx, args.queue), first);
-      },
-    }),
-  );
+  const list = (_root: unknown, args: { queue: string; first?: number | null }, ctx: Context) => {
+    requireAdmin(ctx.access, 'see parked messages');
+    const first = args.first ?? 50;
+    if (first < 1 || first > MAX_LISTED) throw new ValidationError(`first must be between 1 and ${MAX_LISTED}`, { field: 'first' });
+    return ctx.transport.deadLetters.list(queueOf(ctx, args.queue), first);
+  };
+  const replay = (_root: unknown, args: { queue: string; ids?: (string | number)[] | null; all?: boolean | null }, ctx: Context) => {
+    requireAdmin(ctx.access, 'replay parked messages');
+    if (!args.all && (!args.ids || args.ids.length === 0)) throw new ValidationError('give ids, or all: true', { field: 'ids' });
+    return ctx.transport.deadLetters.replay(queueOf(ctx, args.queue), args.all ? 'all' : (args.ids ?? []).map(String));
+  };
 
-  builder.mutationField('replayDeadLetters', (t) =>
-    t.field({
-      type: 'Int',
-      description: 'Sends parked messages back to their queue (once their cause is fixed). Returns how many.',
-      ...SHAREABLE_INACCESSIBLE,
-      args: { queue: t.arg.string({ required: true }), ids: t.arg.idList(), all: t.arg.boolean() },
-      resolve: (_root, args, ctx) => {
-        requireAdmin(ctx.access, 'replay parked messages');
-        if (!args.all && (!args.ids || args.ids.length === 0)) throw new ValidationError('give ids, or all: true', { field: 'ids' });
-        return ctx.transport.deadLetters.replay(queueOf(ctx, args.queue), args.all ? 'all' : (args.ids ?? []).map(String));
-      },
-    }),
-  );
+  // `deadLetters` and `replayDeadLetters` are each service's own names, on its own endpoint; both
+  // services have them, and the gateway cannot tell which service a queue belongs to, so they stay
+  // out of the one graph. There, each service answers for its queues under its own name.
+  const graphNames = {
+    list: `${service}DeadLetters`,
+    replay: `replay${service[0]!.toUpperCase()}${service.slice(1)}DeadLetters`,
+  };
+  for (const [listName, replayName, directives] of [
+    ['deadLetters', 'replayDeadLetters', SHAREABLE_INACCESSIBLE],
+    [graphNames.list, graphNames.replay, {}],
+  ] as const) {
+    builder.queryField(listName, (t) =>
+      t.field({
+        type: [DeadLetterRef],
+        description: `Parked messages of one of the ${service} service's queues, oldest first (at most ${MAX_LISTED}).`,
+        ...directives,
+        args: { queue: t.arg.string({ required: true }), first: t.arg.int() },
+        resolve: list,
+      }),
+    );
+    builder.mutationField(replayName, (t) =>
+      t.field({
+        type: 'Int',
+        description: `Sends parked messages of one of the ${service} service's queues back to it (once their cause is fixed). Returns how many.`,
+        ...directives,
+        args: { queue: t.arg.string({ required: true }), ids: t.arg.idList(), all: t.arg.boolean() },
+        resolve: replay,
+      }),
+    );
+  }
 }

@@ -245,6 +245,6 @@ builder.mutationType({
   }),
 });
 
-addDeadLetterAdmin(builder);
+addDeadLetterAdmin(builder, 'inventory');
 
 export const inventorySchema = subgraphSchema(builder.toSchema({ sortSchema: false }));

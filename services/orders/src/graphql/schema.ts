@@ -401,6 +401,6 @@ builder.subscriptionType({
   }),
 });
 
-addDeadLetterAdmin(builder);
+addDeadLetterAdmin(builder, 'orders');
 
 export const ordersSchema = subgraphSchema(builder.toSchema({ sortSchema: false }));
