@@ -1,9 +1,18 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { queues } from '@stockflow/contracts';
-import { createLogger, type RunningService } from '@stockflow/platform';
-import { createTestDatabase, eventually, graphqlClient, type TestDatabase } from '@stockflow/testing';
+import { createLogger, startTracing, type RunningService } from '@stockflow/platform';
+import {
+  createTestDatabase,
+  eventually,
+  graphqlClient,
+  missingParents,
+  SPAN_KIND,
+  startOtlpReceiver,
+  type OtlpReceiver,
+  type ReceivedSpan as Received,
+  type TestDatabase,
+} from '@stockflow/testing';
 import { loadInventoryConfig } from '../../inventory/src/config.ts';
 import { startInventoryService } from '../../inventory/src/service.ts';
 import { loadOrdersConfig } from '../src/config.ts';
@@ -12,72 +21,10 @@ import { startOrdersService } from '../src/service.ts';
 const servicesUnavailable = inject('servicesUnavailable');
 const logger = createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
-type OtlpValue = { stringValue?: string; intValue?: string | number };
-type OtlpAttribute = { key: string; value: OtlpValue };
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: number;
-  attributes?: OtlpAttribute[];
-}
-interface OtlpExport {
-  resourceSpans: { resource: { attributes: OtlpAttribute[] }; scopeSpans: { spans: OtlpSpan[] }[] }[];
-}
-/** A span as received, with its service and attributes made plain. */
-interface Received {
-  service: string;
-  traceId: string;
-  spanId: string;
-  parentSpanId: string | undefined;
-  name: string;
-  kind: number;
-  attributes: Record<string, string | number | undefined>;
-}
-
-const SPAN_KIND = { server: 2, producer: 4, consumer: 5 };
-
-const plain = (attributes: OtlpAttribute[] = []) =>
-  Object.fromEntries(
-    attributes.map((a) => [a.key, a.value.stringValue ?? (a.value.intValue === undefined ? undefined : Number(a.value.intValue))]),
-  );
-
-/** An OTLP/HTTP receiver (JSON, as the exporter sends it), on loopback: what a collector would get. */
-async function startOtlpReceiver(): Promise<{ server: Server; url: string; spans: Received[] }> {
-  const spans: Received[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      if (req.url === '/v1/traces') {
-        const body = JSON.parse(Buffer.concat(chunks).toString()) as OtlpExport;
-        for (const { resource, scopeSpans } of body.resourceSpans) {
-          const service = String(plain(resource.attributes)['service.name']);
-          for (const { spans: list } of scopeSpans)
-            for (const s of list)
-              spans.push({
-                service,
-                traceId: s.traceId,
-                spanId: s.spanId,
-                parentSpanId: s.parentSpanId || undefined,
-                name: s.name,
-                kind: s.kind,
-                attributes: plain(s.attributes),
-              });
-        }
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans };
-}
-
 describe.skipIf(servicesUnavailable)('OpenTelemetry: one order is one trace across both services and the broker', () => {
   const databases: TestDatabase[] = [];
   const running: RunningService[] = [];
-  let receiver: Awaited<ReturnType<typeof startOtlpReceiver>>;
+  let receiver: OtlpReceiver;
   const saved = { ...process.env };
 
   beforeAll(async () => {
@@ -85,6 +32,9 @@ describe.skipIf(servicesUnavailable)('OpenTelemetry: one order is one trace acro
     // The SDK reads the standard variables from the process's environment, as it would in a container.
     process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.url;
     process.env.OTEL_BSP_SCHEDULE_DELAY = '50';
+    // No OTEL_EXPORTER_OTLP_PROTOCOL: the specification's default, http/protobuf.
+    delete process.env.OTEL_EXPORTER_OTLP_PROTOCOL;
+    delete process.env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL;
     databases.push(await createTestDatabase('otel_inventory'), await createTestDatabase('otel_orders'));
     const env = (db: TestDatabase) => ({
       DATABASE_URL: db.url,
@@ -94,12 +44,14 @@ describe.skipIf(servicesUnavailable)('OpenTelemetry: one order is one trace acro
       AUTH_DISABLED: 'true',
     });
     running.push(await startInventoryService(loadInventoryConfig(env(databases[0] as TestDatabase)), logger));
-    running.push(await startOrdersService(loadOrdersConfig(env(databases[1] as TestDatabase)), logger));
+    running.push(
+      await startOrdersService(loadOrdersConfig({ ...env(databases[1] as TestDatabase), PAYMENT_EXPIRY_INTERVAL_MS: '100' }), logger),
+    );
   });
   afterAll(async () => {
     for (const s of running.reverse()) await s.close();
     process.env = saved;
-    receiver?.server.close();
+    await receiver?.close();
     for (const db of databases) await db.drop();
   });
 
@@ -190,6 +142,8 @@ describe.skipIf(servicesUnavailable)('OpenTelemetry: one order is one trace acro
     for (const span of trace) expect(known.has(span.parentSpanId ?? ''), `${span.service} ${span.name}`).toBe(true);
 
     expect(await statusOf(orderId)).toBe('CONFIRMED');
+    // Sent as OTLP/HTTP's default encoding, and decoded from it above.
+    expect(new Set(receiver.contentTypes)).toEqual(new Set(['application/x-protobuf']));
   });
 
   it('records nothing, in either service, of an order whose caller left its trace unsampled', async () => {
@@ -211,5 +165,71 @@ describe.skipIf(servicesUnavailable)('OpenTelemetry: one order is one trace acro
     // The order's last spans ended by now; the batch processors export every 50 ms.
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(receiver.spans.filter((s) => s.traceId === traceId)).toEqual([]);
+  });
+
+  it('starts a trace at the publish of an event no request caused (a payment hold that ran out), so no span has a parent never sent', async () => {
+    const callerSpan = 'a3ce929d0e0e4736';
+    const orderId = await createOrder(await createProduct('OTEL-3'), `00-5bf92f3577b34da6a3ce929d0e0e4736-${callerSpan}-01`);
+    await eventually(
+      () => statusOf(orderId),
+      (status) => status === 'CONFIRMED',
+    );
+    // The hold runs out now: the Order Service's sweep (every 100 ms here) cancels the order.
+    const db = new pg.Client({ connectionString: (databases[1] as TestDatabase).url });
+    await db.connect();
+    try {
+      await db.query(`UPDATE orders SET payment_due_at = now() - interval '1 second' WHERE id = $1`, [orderId]);
+    } finally {
+      await db.end();
+    }
+    const routed = (s: Received, key: string) => s.attributes['messaging.rabbitmq.destination.routing_key'] === key;
+    const cancelled = (s: Received) => s.kind === SPAN_KIND.producer && routed(s, 'order.cancelled');
+    const released = (s: Received) => s.kind === SPAN_KIND.producer && routed(s, 'stock.released');
+    await eventually(
+      () => Promise.resolve(receiver.spans),
+      (spans) => spans.some(cancelled) && spans.some(released),
+    );
+    expect(await statusOf(orderId)).toBe('CANCELLED');
+
+    const publish = receiver.spans.find(cancelled) as Received;
+    expect(publish).toMatchObject({ service: 'orders', name: 'publish orders', parentSpanId: undefined });
+    const trace = receiver.spans.filter((s) => s.traceId === publish.traceId);
+    const process = trace.find((s) => s.kind === SPAN_KIND.consumer && s.service === 'inventory');
+    expect(process?.parentSpanId).toBe(publish.spanId);
+    expect(trace.find(released)?.parentSpanId).toBe(process?.spanId);
+    // Across every trace this file exported, each parent is a span received or the caller's own.
+    expect(missingParents(receiver.spans, ['00f067aa0ba902b7', callerSpan])).toEqual([]);
+  });
+});
+
+describe('OpenTelemetry: the OTLP protocol of the standard variables', () => {
+  let receiver: OtlpReceiver;
+  const saved = { ...process.env };
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+  });
+  afterEach(() => {
+    process.env = { ...saved };
+  });
+  afterAll(() => receiver.close());
+
+  it.each([
+    [{}, 'application/x-protobuf'],
+    [{ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' }, 'application/x-protobuf'],
+    [{ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }, 'application/json'],
+    [{ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' }, 'application/json'],
+    [{ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }, 'application/x-protobuf'],
+  ])('with %j exports as %s', async (variables, contentType) => {
+    process.env = { ...saved, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, ...variables };
+    delete process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+    const before = receiver.contentTypes.length;
+    const tracing = await startTracing('probe', logger);
+    tracing?.calling(undefined, { method: 'POST', url: 'http://127.0.0.1:8000/graphql', peer: 'inventory' }).answered(200);
+    // The last spans are exported at shutdown.
+    await tracing?.shutdown();
+    expect(receiver.contentTypes.slice(before)).toEqual([contentType]);
+    const span = receiver.spans.at(-1);
+    expect(span).toMatchObject({ service: 'probe', name: 'POST inventory', kind: SPAN_KIND.client, parentSpanId: undefined });
+    expect(span?.attributes).toMatchObject({ 'http.response.status_code': 200, 'server.port': 8000, 'peer.service': 'inventory' });
   });
 });

@@ -3,7 +3,7 @@ import type { CircuitBreaker } from '../breaker.ts';
 import type { Database, Transaction } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import { tally, type Metrics } from '../metrics.ts';
-import type { Tracing } from '../tracing/index.ts';
+import { withTraceparent, type Tracing } from '../tracing/index.ts';
 import { UnroutableError, type OutgoingMessage, type Transport } from './transport.ts';
 
 export interface OutboxOptions {
@@ -121,7 +121,8 @@ export function startOutbox(options: OutboxOptions): Outbox {
   const publishRows = async (rows: OutboxRow[]) => {
     const ids = rows.map((r) => r.id);
     const traced = options.tracing?.publishing(rows.map((r) => r.message));
-    const messages = traced?.messages ?? rows.map((r) => r.message);
+    // Untraced, an event nothing caused still takes a trace here, for its consumers' log lines to share.
+    const messages = traced?.messages ?? rows.map((r) => withTraceparent(r.message));
     const publish = () =>
       withTimeout(transport.publish(messages), PUBLISH_TIMEOUT_MS, `no confirm from the broker within ${PUBLISH_TIMEOUT_MS} ms`);
     try {

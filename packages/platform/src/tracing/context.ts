@@ -52,10 +52,18 @@ export const formatTraceparent = (trace: TraceContext): string => `00-${trace.tr
 /**
  * Message headers for an event of `parent`'s trace: a new span of it, or, when tracing started
  * `parent`, `parent` itself, which the event's publish span (started by the outbox) continues.
+ * None for an event nothing traced caused (a payment hold that ran out, found by a timer): a span
+ * id made up here would be the parent of its publish span, one that no service ever reports, so
+ * the outbox starts its trace when it publishes it (withTraceparent, or a root publish span).
  */
-export const traceHeaders = (parent: TraceContext | undefined): Record<string, string> => ({
-  [TRACEPARENT_HEADER]: formatTraceparent(parent?.traced ? parent : childOf(parent)),
-});
+export const traceHeaders = (parent: TraceContext | undefined): Record<string, string> =>
+  parent ? { [TRACEPARENT_HEADER]: formatTraceparent(parent.traced ? parent : childOf(parent)) } : {};
+
+/** The message as it is when it has a traceparent, else with the first span of a new trace. */
+export function withTraceparent<M extends { headers?: Record<string, string> | undefined }>(message: M): M {
+  if (message.headers?.[TRACEPARENT_HEADER]) return message;
+  return { ...message, headers: { ...message.headers, [TRACEPARENT_HEADER]: formatTraceparent(childOf(undefined)) } };
+}
 
 /**
  * The trace each order's events continue, from a batch of deliveries and the trace each arrived

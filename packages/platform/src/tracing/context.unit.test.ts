@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { childOf, formatTraceparent, parseTraceparent, traceHeaders } from './context.ts';
+import { childOf, formatTraceparent, parseTraceparent, traceHeaders, withTraceparent } from './context.ts';
 
 describe('W3C trace context', () => {
   it('reads a traceparent and continues its trace in a new span', () => {
@@ -21,6 +21,14 @@ describe('W3C trace context', () => {
   it("hands a span tracing started to the event as it is, for the event's publish span to continue", () => {
     const span = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', sampled: true, traced: true } as const;
     expect(traceHeaders(span).traceparent).toBe('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+  });
+
+  it('gives an event nothing caused no traceparent of its own; its publish starts one, keeping any the event has', () => {
+    expect(traceHeaders(undefined)).toEqual({});
+    const bare: { headers: Record<string, string> } = { headers: {} };
+    expect(withTraceparent(bare).headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    const carried = { ...bare, headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00' } };
+    expect(withTraceparent(carried)).toBe(carried);
   });
 
   it.each([

@@ -15,6 +15,14 @@ export interface ServedRequest {
   operation(operation: OperationDefinitionNode): void;
 }
 
+/** The CLIENT span of one HTTP request to another service. */
+export interface Calling {
+  /** The span's context: the `traceparent` the request carries, so the callee's spans are its children. */
+  trace: TraceContext;
+  answered(status: number): void;
+  failed(error: unknown): void;
+}
+
 /** The PRODUCER spans of messages being published, one each. */
 export interface Publishing {
   /** The messages to send, in the same order: each one's traceparent is now its publish span. */
@@ -40,25 +48,48 @@ export interface Processing {
  */
 export interface Tracing {
   serve(req: HttpRequest, res: ServerResponse, route: string): ServedRequest;
+  /** A request to `peer` (the gateway's to a subgraph), within `parent` (the request that caused it). */
+  calling(parent: TraceContext | undefined, request: { method: string; url: string; peer: string }): Calling;
   publishing(messages: readonly OutgoingMessage[]): Publishing;
   processing(queue: string, messages: readonly IncomingMessage[]): Processing;
   /** Exports the spans still buffered, then stops. */
   shutdown(): Promise<void>;
 }
 
+/** How spans travel: OTLP over HTTP, as protobuf (the specification's default) or JSON. */
+export type OtlpProtocol = 'http/protobuf' | 'http/json';
+
+/**
+ * The protocol OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL names; an error
+ * for grpc (its exporter would bring a gRPC stack for what OTLP/HTTP carries as well) and for a
+ * value the specification does not define, so a typo fails at start rather than lose every span.
+ */
+export function otlpProtocol(env: NodeJS.ProcessEnv = process.env): OtlpProtocol {
+  const variable = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const value = env[variable]?.trim() || 'http/protobuf';
+  if (value === 'http/protobuf' || value === 'http/json') return value;
+  if (value === 'grpc')
+    throw new Error(
+      `${variable}=grpc is not supported: send spans over OTLP/HTTP (http/protobuf, the default, or http/json), to the collector's HTTP port (4318)`,
+    );
+  throw new Error(`${variable}=${value} is not an OTLP protocol: use http/protobuf (the default) or http/json`);
+}
+
 /**
  * Tracing for `service` when an OTLP endpoint is configured (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
  * OTEL_EXPORTER_OTLP_ENDPOINT, and neither OTEL_SDK_DISABLED=true nor OTEL_TRACES_EXPORTER=none);
- * undefined otherwise, without loading any of OpenTelemetry.
+ * undefined otherwise, without loading any of OpenTelemetry. Throws on an OTLP protocol it cannot
+ * speak (otlpProtocol).
  */
 export async function startTracing(service: string, logger: Logger): Promise<Tracing | undefined> {
   const env = process.env;
   const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
   if (!endpoint || env.OTEL_SDK_DISABLED === 'true' || env.OTEL_TRACES_EXPORTER === 'none') return undefined;
+  const protocol = otlpProtocol(env);
   const { createTracing } = await import('./otel.ts');
-  const tracing = await createTracing(service, logger);
+  const tracing = await createTracing(service, logger, protocol);
   logger.info(
-    { endpoint: safeUrl(endpoint), sampler: env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on' },
+    { endpoint: safeUrl(endpoint), protocol, sampler: env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on' },
     'tracing on: spans exported over OTLP/HTTP',
   );
   return tracing;

@@ -4,7 +4,7 @@ import { Kind, type OperationDefinitionNode } from 'graphql';
 import type { Logger } from '../logger.ts';
 import type { OutgoingMessage } from '../messaging/transport.ts';
 import { formatTraceparent, parseTraceparent, TRACEPARENT_HEADER, type TraceContext } from './context.ts';
-import type { Tracing } from './index.ts';
+import type { OtlpProtocol, Tracing } from './index.ts';
 
 // Attribute names of the OpenTelemetry semantic conventions, written out: the messaging and
 // GraphQL ones are still incubating in @opentelemetry/semantic-conventions, whose advice is to
@@ -22,6 +22,10 @@ const GRAPHQL_OPERATION_NAME = 'graphql.operation.name';
 const HTTP_REQUEST_METHOD = 'http.request.method';
 const HTTP_ROUTE = 'http.route';
 const HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
+const URL_FULL = 'url.full';
+const SERVER_ADDRESS = 'server.address';
+const SERVER_PORT = 'server.port';
+const PEER_SERVICE = 'peer.service';
 const ERROR_TYPE = 'error.type';
 const SERVICE_NAME = 'service.name';
 
@@ -34,11 +38,12 @@ const SERVICE_NAME = 'service.name';
  * (OTEL_EXPORTER_OTLP_*), the provider its sampler (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG)
  * and span limits, the batch processor OTEL_BSP_*.
  */
-export async function createTracing(service: string, logger: Logger): Promise<Tracing> {
+export async function createTracing(service: string, logger: Logger, protocol: OtlpProtocol): Promise<Tracing> {
   const [api, { BasicTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, resources] = await Promise.all([
     import('@opentelemetry/api'),
     import('@opentelemetry/sdk-trace-base'),
-    import('@opentelemetry/exporter-trace-otlp-http'),
+    // The two exporters differ only in the encoding; the one not used is not loaded.
+    protocol === 'http/json' ? import('@opentelemetry/exporter-trace-otlp-http') : import('@opentelemetry/exporter-trace-otlp-proto'),
     import('@opentelemetry/resources'),
   ]);
   // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (envDetector) override the service's own name.
@@ -117,10 +122,44 @@ function tracingWith(api: Api, tracer: Tracer, shutdown: () => Promise<void>): T
       };
     },
 
+    calling(parent, { method, url, peer }) {
+      const target = new URL(url);
+      const span = tracer.startSpan(
+        `${method} ${peer}`,
+        {
+          kind: SpanKind.CLIENT,
+          attributes: {
+            [HTTP_REQUEST_METHOD]: method,
+            [URL_FULL]: `${target.origin}${target.pathname}`,
+            [SERVER_ADDRESS]: target.hostname,
+            [SERVER_PORT]: Number(target.port || (target.protocol === 'https:' ? 443 : 80)),
+            [PEER_SERVICE]: peer,
+          },
+        },
+        parentContext(parent),
+      );
+      return {
+        trace: contextOf(span),
+        answered(status) {
+          span.setAttribute(HTTP_RESPONSE_STATUS_CODE, status);
+          if (status >= 400) {
+            span.setStatus({ code: SpanStatusCode.ERROR });
+            span.setAttribute(ERROR_TYPE, String(status));
+          }
+          span.end();
+        },
+        failed(error) {
+          fail(span, error);
+          span.end();
+        },
+      };
+    },
+
     publishing(messages) {
       // The traceparent stored with the event is the span that caused it (the request, or the
       // delivery being applied): the publish continues that trace, whenever and by whichever
-      // instance's relay it happens.
+      // instance's relay it happens. An event nothing traced caused has none: its publish is the
+      // root of a trace of its own.
       const spans = messages.map((m) =>
         tracer.startSpan(
           m.exchange ? `publish ${m.exchange}` : 'publish',

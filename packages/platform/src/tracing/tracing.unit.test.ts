@@ -3,7 +3,14 @@ import { createLogger } from '../logger.ts';
 import { startTracing } from './index.ts';
 
 const logger = createLogger({ name: 'test', level: 'silent' });
-const OTEL = ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_SDK_DISABLED', 'OTEL_TRACES_EXPORTER'];
+const OTEL = [
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+  'OTEL_SDK_DISABLED',
+  'OTEL_TRACES_EXPORTER',
+  'OTEL_EXPORTER_OTLP_PROTOCOL',
+  'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL',
+];
 const saved = Object.fromEntries(OTEL.map((k) => [k, process.env[k]]));
 
 describe('startTracing', () => {
@@ -32,5 +39,19 @@ describe('startTracing', () => {
     const tracing = await startTracing('orders', logger);
     expect(tracing).toBeDefined();
     await tracing?.shutdown();
+  });
+
+  it.each([
+    ['OTEL_EXPORTER_OTLP_PROTOCOL', 'grpc', /OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported: send spans over OTLP\/HTTP/],
+    ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'grpc', /OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc is not supported/],
+    ['OTEL_EXPORTER_OTLP_PROTOCOL', 'http/xml', /OTEL_EXPORTER_OTLP_PROTOCOL=http\/xml is not an OTLP protocol: use http\/protobuf/],
+  ])('refuses to start with %s=%s, saying why', async (variable, value, message) => {
+    withEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', [variable]: value });
+    await expect(startTracing('orders', logger)).rejects.toThrow(message);
+  });
+
+  it('does not read the protocol while tracing is off', async () => {
+    withEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
+    expect(await startTracing('orders', logger)).toBeUndefined();
   });
 });
