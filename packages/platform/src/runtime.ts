@@ -93,6 +93,8 @@ export async function runService(options: {
     }
   }
   const metrics = createMetrics(name);
+  // First: a setting it refuses (an OTLP protocol it cannot speak) stops the start before any connection is open.
+  const tracing = await startTracing(name, logger);
   const breaker = (dependency: string, isOutage: (error: unknown) => boolean) =>
     new CircuitBreaker({
       name: dependency,
@@ -137,7 +139,6 @@ export async function runService(options: {
       startWithoutBroker: true,
     }));
 
-  const tracing = await startTracing(name, logger);
   const outbox = startOutbox({
     db,
     transport,
