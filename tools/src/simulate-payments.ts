@@ -19,6 +19,7 @@ import {
   PaymentSucceeded,
   QUEUES,
   RefundRequested,
+  routeOf,
   ROUTING_KEYS,
   type PaymentEvent,
 } from '@stockflow/contracts';
@@ -172,11 +173,11 @@ export async function simulatePayments(options: PaymentSimulationOptions): Promi
   });
 
   const publish = async (payment: PaymentEvent) => {
-    const routingKey = payment.event === 'PaymentSucceeded' ? ROUTING_KEYS.paymentSucceeded : ROUTING_KEYS.paymentFailed;
+    const { exchange, routingKey } = routeOf(payment.event);
     const body = payment.event === 'PaymentSucceeded' ? PaymentSucceeded.parse(payment) : PaymentFailed.parse(payment);
     await publisher.send(
       {
-        exchange: EXCHANGES.payments,
+        exchange,
         routingKey,
         contentType: JSON_CONTENT_TYPE,
         durable: true,

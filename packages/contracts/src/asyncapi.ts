@@ -15,17 +15,18 @@ import {
 import {
   ATTEMPTS_HEADER,
   DEAD_LETTER_REASON_HEADER,
-  EXCHANGES,
+  EVENT_ROUTES,
   JSON_CONTENT_TYPE,
   ORIGINAL_ROUTING_KEY_HEADER,
   QUEUE_TYPES,
-  ROUTING_KEYS,
   deadLetterRoute,
   exchanges,
   platformQueueFor,
   queueDeclarations,
   queues,
   topicMatches,
+  type EventName,
+  type EventPublisher,
   type QueueDeclaration,
   type QueueSpec,
   type QueueType,
@@ -40,7 +41,7 @@ import {
 const AMQP_BINDING_VERSION = '0.3.0';
 
 /** Who sends and receives: one document for the platform, each operation named after its party. */
-const PARTIES = {
+const PARTIES: Record<EventPublisher | 'operators', { name: string; description: string; stockflow: boolean }> = {
   orderService: { name: 'Order Service', description: 'Stockflow: takes orders and follows their stock and payment.', stockflow: true },
   inventoryService: {
     name: 'Inventory Service',
@@ -53,15 +54,8 @@ const PARTIES = {
     stockflow: false,
   },
   operators: { name: 'operators', description: 'Inspect and replay parked messages (`npm run dlq`).', stockflow: false },
-} as const;
-type Party = keyof typeof PARTIES;
-
-/** Who publishes on each exchange of events. */
-const PUBLISHERS: Record<Exclude<keyof typeof EXCHANGES, 'deadLetter'>, Party> = {
-  orders: 'orderService',
-  inventory: 'inventoryService',
-  payments: 'paymentService',
 };
+type Party = keyof typeof PARTIES;
 
 /** Who consumes each queue (typed by the topology's queues, so a new queue cannot be left out). */
 const CONSUMERS: Record<keyof typeof queues, Party> = {
@@ -73,9 +67,9 @@ const CONSUMERS: Record<keyof typeof queues, Party> = {
   refundRequestsPayments: 'paymentService',
 };
 
-interface EventSpec {
-  schema: z.ZodObject<{ event: z.ZodLiteral<string> }>;
-  exchange: keyof typeof PUBLISHERS;
+/** What the document says of an event besides its route (EVENT_ROUTES). */
+interface EventSpec<Name extends EventName> {
+  schema: z.ZodObject<{ event: z.ZodLiteral<Name> }>;
   summary: string;
   /** Checked against `schema` whenever the document is generated. */
   example: Record<string, unknown>;
@@ -85,11 +79,10 @@ const ORDER = 'ORD-12345';
 const LINES = [{ product_id: 1, quantity: 2 }];
 const meta = (eventId: string, occurredAt: string) => ({ event_id: eventId, occurred_at: occurredAt });
 
-/** Each routing key's event (typed by the topology's routing keys, so a new one cannot be left out). */
-const EVENTS: Record<keyof typeof ROUTING_KEYS, EventSpec> = {
-  orderCreated: {
+/** Each routed event (typed by the topology's routes, so a new one cannot be left out, nor given another's schema). */
+const EVENTS: { [Name in EventName]: EventSpec<Name> } = {
+  OrderCreated: {
     schema: OrderCreated,
-    exchange: 'orders',
     summary: 'An order was accepted and needs stock.',
     example: {
       event: 'OrderCreated',
@@ -98,9 +91,8 @@ const EVENTS: Record<keyof typeof ROUTING_KEYS, EventSpec> = {
       ...meta('1b0c2c0e-5a43-4ad9-9f5c-6a2b0f0d8d31', '2026-11-27T09:30:00.000Z'),
     },
   },
-  orderConfirmed: {
+  OrderConfirmed: {
     schema: OrderConfirmed,
-    exchange: 'orders',
     summary: 'Every line of the order is reserved; for notification, shipping and similar services.',
     example: {
       event: 'OrderConfirmed',
@@ -109,9 +101,8 @@ const EVENTS: Record<keyof typeof ROUTING_KEYS, EventSpec> = {
       ...meta('2f1d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b', '2026-11-27T09:30:00.030Z'),
     },
   },
-  orderCancelled: {
+  OrderCancelled: {
     schema: OrderCancelled,
-    exchange: 'orders',
     summary: 'The order was cancelled (by the customer, an operator, an expired payment hold, or because stock was rejected).',
     example: {
       event: 'OrderCancelled',
@@ -120,15 +111,13 @@ const EVENTS: Record<keyof typeof ROUTING_KEYS, EventSpec> = {
       ...meta('0c5a9a55-96a4-4a0b-a0a3-4dd1f1b0c2c1', '2026-11-27T09:31:00.000Z'),
     },
   },
-  orderFulfilled: {
+  OrderFulfilled: {
     schema: OrderFulfilled,
-    exchange: 'orders',
     summary: 'The order shipped: what is held for it becomes sold.',
     example: { event: 'OrderFulfilled', order_id: ORDER, ...meta('9b6f7c1e-0d7b-4a47-8f43-2f8b6a0f1d55', '2026-11-28T14:00:00.000Z') },
   },
-  stockReserved: {
+  StockReserved: {
     schema: StockReserved,
-    exchange: 'inventory',
     summary: "Every line is held for the order, each with the product's price when it was reserved.",
     example: {
       event: 'StockReserved',
@@ -137,9 +126,8 @@ const EVENTS: Record<keyof typeof ROUTING_KEYS, EventSpec> = {
       ...meta('8e8f6c5d-2f0e-4c55-b0f5-3f8a8f2c7d10', '2026-11-27T09:30:00.012Z'),
     },
   },
-  stockRejected: {
+  StockRejected: {
     schema: StockRejected,
-    exchange: 'inventory',
     summary: 'Nothing is held for the order; `reason` and `lines` say why.',
     example: {
       event: 'StockRejected',
@@ -152,9 +140,8 @@ const EVENTS: Record<keyof typeof ROUTING_KEYS, EventSpec> = {
       ...meta('c7b8b1a4-0f0a-4a53-8d7e-2b52a9b1f0a2', '2026-11-27T09:30:00.015Z'),
     },
   },
-  stockReleased: {
+  StockReleased: {
     schema: StockReleased,
-    exchange: 'inventory',
     summary: 'What was released for a cancelled order: every line ever released for it, empty when nothing was held.',
     example: {
       event: 'StockReleased',
@@ -163,9 +150,8 @@ const EVENTS: Record<keyof typeof ROUTING_KEYS, EventSpec> = {
       ...meta('61c0ad23-5c1d-4a53-9bde-7a8e8b1f2e44', '2026-11-27T09:31:00.020Z'),
     },
   },
-  orderPaid: {
+  OrderPaid: {
     schema: OrderPaid,
-    exchange: 'orders',
     summary: 'The order is paid in full; its units stay held until it is fulfilled.',
     example: {
       event: 'OrderPaid',
@@ -176,9 +162,8 @@ const EVENTS: Record<keyof typeof ROUTING_KEYS, EventSpec> = {
       ...meta('5d7e1c2a-8b3f-4f60-9a1e-2c3d4e5f6a7b', '2026-11-27T09:34:10.040Z'),
     },
   },
-  refundRequested: {
+  RefundRequested: {
     schema: RefundRequested,
-    exchange: 'orders',
     summary: 'The Order Service holds money it cannot keep: give `amount_cents` of `payment_id` back.',
     example: {
       event: 'RefundRequested',
@@ -190,9 +175,8 @@ const EVENTS: Record<keyof typeof ROUTING_KEYS, EventSpec> = {
       ...meta('7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d', '2026-11-27T09:35:00.000Z'),
     },
   },
-  paymentSucceeded: {
+  PaymentSucceeded: {
     schema: PaymentSucceeded,
-    exchange: 'payments',
     summary: 'A payment service took the money for an order.',
     example: {
       event: 'PaymentSucceeded',
@@ -203,9 +187,8 @@ const EVENTS: Record<keyof typeof ROUTING_KEYS, EventSpec> = {
       occurred_at: '2026-11-27T09:34:10.000Z',
     },
   },
-  paymentFailed: {
+  PaymentFailed: {
     schema: PaymentFailed,
-    exchange: 'payments',
     summary: 'A payment attempt failed; the order may still be paid until its hold is over.',
     example: {
       event: 'PaymentFailed',
@@ -255,12 +238,12 @@ const queueBinding = (declared: (type: QueueType) => QueueDeclaration, bindings:
   };
 };
 
+const eventNames = Object.keys(EVENT_ROUTES) as EventName[];
+
 /** The events a topic binding routes to a queue. */
 const eventsRoutedTo = (spec: QueueSpec) =>
-  Object.entries(EVENTS).filter(([key, e]) =>
-    spec.bindings.some(
-      (b) => b.exchange === EXCHANGES[e.exchange] && topicMatches(b.routingKey, ROUTING_KEYS[key as keyof typeof ROUTING_KEYS]),
-    ),
+  eventNames.filter((name) =>
+    spec.bindings.some((b) => b.exchange === EVENT_ROUTES[name].exchange && topicMatches(b.routingKey, EVENT_ROUTES[name].routingKey)),
   );
 
 /**
@@ -271,7 +254,6 @@ const stockflowPublish = (exchange: string, routingKey: string) => ({
   amqp: { deliveryMode: 2, mandatory: platformQueueFor(exchange, routingKey), timestamp: true, bindingVersion: AMQP_BINDING_VERSION },
 });
 
-const nameOf = (e: EventSpec) => e.schema.shape.event.value;
 const messagesOf = (names: string[]) => Object.fromEntries(names.map((n) => [n, ref('components', 'messages', n)]));
 const tagOf = (party: Party) => [{ name: PARTIES[party].name }];
 
@@ -311,11 +293,9 @@ export function asyncApiDocument() {
   const channels: Record<string, unknown> = {};
   const operations: Record<string, unknown> = {};
 
-  for (const [key, event] of Object.entries(EVENTS)) {
-    const name = nameOf(event);
-    const exchange = EXCHANGES[event.exchange];
-    const routingKey = ROUTING_KEYS[key as keyof typeof ROUTING_KEYS];
-    const publisher = PUBLISHERS[event.exchange];
+  for (const name of eventNames) {
+    const event: EventSpec<EventName> = EVENTS[name];
+    const { exchange, routingKey, publisher } = EVENT_ROUTES[name];
     // An example the contract would refuse stops the generation (and fails the tests).
     event.schema.parse(event.example);
     schemas[name] = payloadSchema(event.schema);
@@ -351,7 +331,7 @@ export function asyncApiDocument() {
 
   for (const [key, spec] of Object.entries(queues)) {
     const consumer = CONSUMERS[key as keyof typeof queues];
-    const routed = eventsRoutedTo(spec).map(([, e]) => nameOf(e));
+    const routed = eventsRoutedTo(spec);
     const queueChannel = `queue.${spec.queue}`;
     channels[queueChannel] = {
       address: spec.queue,

@@ -27,6 +27,43 @@ export const ROUTING_KEYS = {
   paymentFailed: 'payment.failed',
 } as const;
 
+/** Who publishes events: Stockflow's two services, and another team's payment service. */
+export type EventPublisher = 'orderService' | 'inventoryService' | 'paymentService';
+
+export interface EventRoute {
+  exchange: string;
+  routingKey: string;
+  publisher: EventPublisher;
+}
+
+/**
+ * Where each event is published, and by whom, stated once: the producers take their exchange and
+ * routing key from it (routeOf), and the AsyncAPI document its channels and who sends on them, so
+ * the document cannot name a route the code does not publish on.
+ */
+export const EVENT_ROUTES = {
+  OrderCreated: { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderCreated, publisher: 'orderService' },
+  OrderConfirmed: { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderConfirmed, publisher: 'orderService' },
+  OrderCancelled: { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderCancelled, publisher: 'orderService' },
+  OrderFulfilled: { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderFulfilled, publisher: 'orderService' },
+  StockReserved: { exchange: EXCHANGES.inventory, routingKey: ROUTING_KEYS.stockReserved, publisher: 'inventoryService' },
+  StockRejected: { exchange: EXCHANGES.inventory, routingKey: ROUTING_KEYS.stockRejected, publisher: 'inventoryService' },
+  StockReleased: { exchange: EXCHANGES.inventory, routingKey: ROUTING_KEYS.stockReleased, publisher: 'inventoryService' },
+  OrderPaid: { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderPaid, publisher: 'orderService' },
+  RefundRequested: { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.refundRequested, publisher: 'orderService' },
+  PaymentSucceeded: { exchange: EXCHANGES.payments, routingKey: ROUTING_KEYS.paymentSucceeded, publisher: 'paymentService' },
+  PaymentFailed: { exchange: EXCHANGES.payments, routingKey: ROUTING_KEYS.paymentFailed, publisher: 'paymentService' },
+} as const satisfies Record<string, EventRoute>;
+
+/** Every event of the contract, by its `event` field. */
+export type EventName = keyof typeof EVENT_ROUTES;
+
+/** The exchange and routing key `event` is published with. */
+export const routeOf = (event: EventName): { exchange: string; routingKey: string } => {
+  const { exchange, routingKey } = EVENT_ROUTES[event];
+  return { exchange, routingKey };
+};
+
 export const QUEUES = {
   orderCreatedInventory: 'order.created.inventory',
   orderCancelledInventory: 'order.cancelled.inventory',

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EXCHANGES, platformQueueFor, queueDeclarations, queues, ROUTING_KEYS } from './topology.ts';
+import { EVENT_ROUTES, EXCHANGES, platformQueueFor, queueDeclarations, queues, routeOf, ROUTING_KEYS, type EventName } from './topology.ts';
 
 const eventsDoc = readFileSync(path.join(import.meta.dirname, '..', '..', '..', 'docs', 'events.md'), 'utf8');
 
@@ -42,5 +42,34 @@ describe('platformQueueFor', () => {
     expect(platformQueueFor(EXCHANGES.deadLetter, queues.stockOrders.queue)).toBe(true);
     expect(platformQueueFor(EXCHANGES.deadLetter, 'someone.elses.queue')).toBe(false);
     expect(platformQueueFor(EXCHANGES.orders, ROUTING_KEYS.orderConfirmed)).toBe(false);
+  });
+});
+
+describe('EVENT_ROUTES', () => {
+  it('keeps every route of the wire contract as other teams know it (changing one breaks them)', () => {
+    const routes = Object.fromEntries(
+      Object.entries(EVENT_ROUTES).map(([event, r]) => [event, `${r.exchange} ${r.routingKey} by ${r.publisher}`]),
+    );
+    expect(routes).toEqual({
+      OrderCreated: 'orders order.created by orderService',
+      OrderConfirmed: 'orders order.confirmed by orderService',
+      OrderCancelled: 'orders order.cancelled by orderService',
+      OrderFulfilled: 'orders order.fulfilled by orderService',
+      OrderPaid: 'orders order.paid by orderService',
+      RefundRequested: 'orders order.refund_requested by orderService',
+      StockReserved: 'inventory stock.reserved by inventoryService',
+      StockRejected: 'inventory stock.rejected by inventoryService',
+      StockReleased: 'inventory stock.released by inventoryService',
+      PaymentSucceeded: 'payments payment.succeeded by paymentService',
+      PaymentFailed: 'payments payment.failed by paymentService',
+    });
+  });
+
+  it('gives every routing key exactly one event, and routeOf its exchange and routing key', () => {
+    const keys = Object.values(EVENT_ROUTES).map((r) => r.routingKey);
+    expect([...keys].sort()).toEqual(Object.values(ROUTING_KEYS).sort());
+    for (const event of Object.keys(EVENT_ROUTES) as EventName[]) {
+      expect(routeOf(event)).toEqual({ exchange: EVENT_ROUTES[event].exchange, routingKey: EVENT_ROUTES[event].routingKey });
+    }
   });
 });

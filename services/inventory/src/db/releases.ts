@@ -1,4 +1,4 @@
-import { EXCHANGES, ROUTING_KEYS, type OrderCancelled, type OrderFulfilled, type StockReleased } from '@stockflow/contracts';
+import { routeOf, type OrderCancelled, type OrderFulfilled, type StockReleased } from '@stockflow/contracts';
 import { traceHeaders, tracesByOrder, type Queryable, type TraceContext, type Transaction } from '@stockflow/platform';
 import { answerFor } from '../messaging/answers.ts';
 import type { Decision } from '../domain/reservation.ts';
@@ -123,8 +123,7 @@ export async function applyOrderCancelledBatch(
         occurred_at: now.toISOString(),
       };
       return {
-        exchange: EXCHANGES.inventory,
-        routingKey: ROUTING_KEYS.stockReleased,
+        ...routeOf(body.event),
         messageId: body.event_id as string,
         body,
         headers: traceHeaders(traceOf.get(event.order_id)),

@@ -1,4 +1,4 @@
-import { EXCHANGES, type OrderCreated } from '@stockflow/contracts';
+import { routeOf, type OrderCreated, type StockRejected, type StockReserved } from '@stockflow/contracts';
 import {
   AppError,
   traceHeaders,
@@ -42,7 +42,7 @@ export function countDecisions(tx: Transaction, metrics: Metrics | undefined, de
 
 interface ExistingDecision {
   order_id: string;
-  event: { event_id?: string };
+  event: StockReserved | StockRejected;
   routing_key: string;
 }
 
@@ -139,8 +139,7 @@ export async function applyOrderCreatedBatch(
 
 function repeatAnswer(previous: ExistingDecision): OutgoingMessage {
   return {
-    exchange: EXCHANGES.inventory,
-    routingKey: previous.routing_key,
+    ...routeOf(previous.event.event),
     messageId: previous.event.event_id ?? `${previous.order_id}:${previous.routing_key}`,
     body: previous.event,
   };

@@ -1,4 +1,4 @@
-import { EXCHANGES, ROUTING_KEYS, type StockRejected, type StockReserved } from '@stockflow/contracts';
+import { routeOf, type StockRejected, type StockReserved } from '@stockflow/contracts';
 import type { OutgoingMessage } from '@stockflow/platform';
 import type { Decision } from '../domain/reservation.ts';
 
@@ -20,7 +20,7 @@ export function answerFor(decision: Decision, meta: EventMeta, prices: ReadonlyM
       return price === undefined || price === null ? line : { ...line, unit_price_cents: price };
     });
     const body: StockReserved = { event: 'StockReserved', order_id: decision.orderId, items, ...common };
-    return { exchange: EXCHANGES.inventory, routingKey: ROUTING_KEYS.stockReserved, messageId: meta.eventId, body };
+    return { ...routeOf(body.event), messageId: meta.eventId, body };
   }
   const body: StockRejected = {
     event: 'StockRejected',
@@ -29,5 +29,5 @@ export function answerFor(decision: Decision, meta: EventMeta, prices: ReadonlyM
     lines: decision.lines,
     ...common,
   };
-  return { exchange: EXCHANGES.inventory, routingKey: ROUTING_KEYS.stockRejected, messageId: meta.eventId, body };
+  return { ...routeOf(body.event), messageId: meta.eventId, body };
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
-  EXCHANGES,
-  ROUTING_KEYS,
+  routeOf,
+  type EventName,
   type OrderCancelled,
   type OrderConfirmed,
   type OrderCreated,
@@ -20,9 +20,8 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => new Date(), newId: () => randomUUID() };
 
-const message = (routingKey: string, body: { event_id?: string }): OutgoingMessage => ({
-  exchange: EXCHANGES.orders,
-  routingKey,
+const message = (body: { event: EventName; event_id?: string }): OutgoingMessage => ({
+  ...routeOf(body.event),
   messageId: body.event_id as string,
   body,
 });
@@ -38,11 +37,11 @@ export function eventFor(order: Order, clock: Clock, payment?: Payment): Outgoin
   switch (order.status) {
     case 'PENDING': {
       const body: OrderCreated = { event: 'OrderCreated', order_id: order.id, items: order.items, ...meta };
-      return message(ROUTING_KEYS.orderCreated, body);
+      return message(body);
     }
     case 'CONFIRMED': {
       const body: OrderConfirmed = { event: 'OrderConfirmed', order_id: order.id, items: order.items, ...meta };
-      return message(ROUTING_KEYS.orderConfirmed, body);
+      return message(body);
     }
     case 'CANCELLED': {
       const body: OrderCancelled = {
@@ -51,11 +50,11 @@ export function eventFor(order: Order, clock: Clock, payment?: Payment): Outgoin
         ...(order.reason ? { reason: order.reason } : {}),
         ...meta,
       };
-      return message(ROUTING_KEYS.orderCancelled, body);
+      return message(body);
     }
     case 'FULFILLED': {
       const body: OrderFulfilled = { event: 'OrderFulfilled', order_id: order.id, ...meta };
-      return message(ROUTING_KEYS.orderFulfilled, body);
+      return message(body);
     }
     case 'PAID': {
       if (!payment || payment.amountCents === null || payment.currency === null) {
@@ -69,7 +68,7 @@ export function eventFor(order: Order, clock: Clock, payment?: Payment): Outgoin
         currency: payment.currency,
         ...meta,
       };
-      return message(ROUTING_KEYS.orderPaid, body);
+      return message(body);
     }
   }
 }
@@ -86,5 +85,5 @@ export function refundFor(payment: Payment, clock: Clock): OutgoingMessage {
     reason: payment.reason ?? 'refund',
     ...metaOf(clock),
   };
-  return message(ROUTING_KEYS.refundRequested, body);
+  return message(body);
 }
