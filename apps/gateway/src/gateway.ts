@@ -19,10 +19,12 @@ import {
   sendGraphqlAnswer,
   serviceConfigShape,
   startHttpServer,
+  startTracing,
   TRACEPARENT_HEADER,
   type Logger,
 } from '@stockflow/platform';
 import { DEFAULT_SUBGRAPH_URLS } from './compose.ts';
+import { createGatewayMetrics, gatewayObservability } from './observability.ts';
 
 /** Beside the bundle (npm run build copies it there), else the one committed in apps/gateway. */
 const bundledSupergraph = path.join(import.meta.dirname, 'supergraph.graphql');
@@ -92,6 +94,10 @@ async function healthy(graphqlUrl: string): Promise<boolean> {
  * subgraph request. The gateway checks the token too, so a request without one is refused
  * before it is planned, and bodies over MAX_REQUEST_BODY_BYTES, like the services. Subscriptions
  * go to the Order Service over SSE and come back over SSE.
+ *
+ * It serves its own /metrics (requests by operation and outcome, subgraph requests by subgraph)
+ * and, with an OTLP endpoint set, traces as the services do: a SERVER span per request, a CLIENT
+ * span per subgraph request, whose context the service continues.
  */
 export async function startGateway(
   config: GatewayConfig,
@@ -100,6 +106,9 @@ export async function startGateway(
 ): Promise<RunningGateway> {
   const auth = createAuthenticator(config, { optional: options.authOptional });
   const supergraph = await readFile(config.SUPERGRAPH_PATH, 'utf8');
+  const tracing = await startTracing('gateway', logger);
+  const metrics = createGatewayMetrics();
+  const observe = gatewayObservability({ tracing, metrics });
   const graphiql = config.GRAPHIQL ? config.GRAPHIQL === 'true' : config.NODE_ENV !== 'production';
   const runtime = createGatewayRuntime({
     supergraph,
@@ -109,13 +118,16 @@ export async function startGateway(
       http: {
         // The gateway's fetch, which carries its hooks (the headers it forwards).
         getSubgraphExecutor: ({ transportEntry, fetch }) =>
-          buildHTTPExecutor({ endpoint: transportEntry.location ?? '', fetch: (fetch ?? globalThis.fetch) as AsyncFetchFn }),
+          buildHTTPExecutor({
+            endpoint: transportEntry.location ?? '',
+            fetch: observe.fetch(transportEntry.subgraph, (fetch ?? globalThis.fetch) as AsyncFetchFn),
+          }),
       },
     },
     propagateHeaders: {
-      fromClientToSubgraphs: ({ request }) => ({
+      fromClientToSubgraphs: ({ request, context }) => ({
         authorization: request.headers.get('authorization'),
-        [TRACEPARENT_HEADER]: request.headers.get(TRACEPARENT_HEADER),
+        [TRACEPARENT_HEADER]: observe.traceparent(context, request.headers.get(TRACEPARENT_HEADER)),
       }),
     },
     // A client that leaves ends its requests and subscriptions to the services too.
@@ -124,6 +136,7 @@ export async function startGateway(
     landingPage: false,
     logging: false,
     plugins: () => [
+      observe.plugin(),
       documentLimits({
         maxDepth: config.GRAPHQL_MAX_DEPTH,
         maxAliases: config.GRAPHQL_MAX_ALIASES,
@@ -135,6 +148,7 @@ export async function startGateway(
   });
 
   const handler = (req: IncomingMessage & { body?: Buffer }, res: ServerResponse) => {
+    observe.serve(req, res);
     const serve = async () => {
       if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BODY_BYTES) return refuseTooLargeBody(req, res);
       const graphiqlPage = graphiql && req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
@@ -176,6 +190,7 @@ export async function startGateway(
     port: config.PORT,
     host: config.HOST,
     handler,
+    metrics: metrics.registry,
     // Each half of the graph is served while the other's service is down: a lost subgraph makes the
     // gateway degraded, not unready (taking it out of service would lose the half that still works).
     checks: [
@@ -195,6 +210,7 @@ export async function startGateway(
       await server.close(giveUp.signal);
       clearTimeout(timer);
       await runtime.dispose();
+      await tracing?.shutdown();
     },
   };
 }
