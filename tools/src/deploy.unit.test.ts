@@ -12,6 +12,7 @@ import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { queues } from '@stockflow/contracts';
 import { ConfigError, createAuthenticator, createMetrics, EXAMPLE_SECRETS } from '@stockflow/platform';
 import { repoRoot, runnableCommand } from '@stockflow/testing';
+import { createGatewayMetrics } from '../../apps/gateway/src/observability.ts';
 import { registerOrdersMetrics } from '../../services/orders/src/metrics.ts';
 
 const read = (file: string) => readFileSync(path.join(repoRoot, file), 'utf8');
@@ -239,6 +240,22 @@ describe('Kubernetes manifests', async () => {
     }
   });
 
+  it('has Prometheus scrape the /metrics of each service and of the gateway, on its container port', () => {
+    for (const name of [...SERVICES, 'gateway']) {
+      const deployment = documents.find((d) => d.object.kind === 'Deployment' && d.object.metadata.name === name)?.object as unknown as {
+        spec: {
+          template: { metadata: { annotations?: Record<string, string> }; spec: { containers: { ports: { containerPort: number }[] }[] } };
+        };
+      };
+      const { metadata, spec } = deployment.spec.template;
+      expect(metadata.annotations, name).toMatchObject({
+        'prometheus.io/scrape': 'true',
+        'prometheus.io/path': '/metrics',
+        'prometheus.io/port': String(spec.containers[0]?.ports[0]?.containerPort),
+      });
+    }
+  });
+
   it('scales the Inventory Service on the depth of the queue it consumes', () => {
     const scaled = documents.find((d) => d.object.kind === 'ScaledObject')?.object as unknown as {
       spec: { scaleTargetRef: { name: string }; triggers: { type: string; metadata: { queueName: string } }[] };
@@ -260,7 +277,12 @@ describe('dashboards and alerts', () => {
   const metrics = createMetrics('check');
   registerOrdersMetrics(metrics, { oldestPendingAgeSeconds: () => Promise.resolve(0), overdueHoldSeconds: () => Promise.resolve(0) });
   const served = new Set(
-    metrics.registry.getMetricsAsArray().flatMap((m) => [m.name, `${m.name}_bucket`, `${m.name}_count`, `${m.name}_sum`]),
+    [...metrics.registry.getMetricsAsArray(), ...createGatewayMetrics().registry.getMetricsAsArray()].flatMap((m) => [
+      m.name,
+      `${m.name}_bucket`,
+      `${m.name}_count`,
+      `${m.name}_sum`,
+    ]),
   );
   const used = (text: string) => [...new Set(text.match(/\b(stockflow_\w+|process_\w+)/g) ?? [])];
 
