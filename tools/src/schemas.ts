@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { GraphQLSchema } from 'graphql';
+import { buildSchema, type GraphQLSchema } from 'graphql';
 import { subgraphSdl } from '@stockflow/platform';
 import { composeSupergraph, DEFAULT_SUBGRAPH_URLS } from '../../apps/gateway/src/compose.ts';
 import { inventorySchema } from '../../services/inventory/src/graphql/schema.ts';
@@ -18,10 +18,13 @@ export const renderSdl = (schema: GraphQLSchema) => `${subgraphSdl(schema)}\n`;
 /** The supergraph the gateway serves, composed from both subgraphs' SDL. */
 export const supergraphFile = path.join(root, 'apps', 'gateway', 'supergraph.graphql');
 
-export const renderSupergraph = () =>
-  `${composeSupergraph([
+const composed = () =>
+  composeSupergraph([
     { name: 'inventory', sdl: renderSdl(inventorySchema), url: DEFAULT_SUBGRAPH_URLS.inventory },
     { name: 'orders', sdl: renderSdl(ordersSchema), url: DEFAULT_SUBGRAPH_URLS.orders },
-  ])}\n`;
+  ]);
+export const renderSupergraph = () => `${composed().supergraphSdl}\n`;
+/** The one graph as the gateway's clients see it. */
+export const gatewaySchema = () => buildSchema(composed().publicSdl);
 
 export const relativeToRoot = (file: string) => path.relative(root, file);

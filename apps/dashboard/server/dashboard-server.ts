@@ -1,8 +1,8 @@
 /**
- * The operations dashboard's server: the built page, the two GraphQL APIs behind one origin (so
- * the browser needs no CORS and subscriptions stream through), a status summary read from the
- * services' /ready and /metrics, and the Black-Friday rehearsal (the load generator) run on
- * request. The embedded `npm start` runs it beside the services; `npm run start:dashboard` runs
+ * The operations dashboard's server: the built page, the gateway's one graph behind the same
+ * origin (so the browser needs no CORS and subscriptions stream through), a status summary read
+ * from the services' and the gateway's /ready and the services' /metrics, and the Black-Friday
+ * rehearsal (the load generator, which drives the services directly) run on request. The embedded `npm start` runs it beside the services; `npm run start:dashboard` runs
  * it alone in front of a distributed platform.
  *
  * What changes state here follows the GraphQL APIs' rules: with authentication on, the services
@@ -35,7 +35,8 @@ export interface DashboardOptions {
   host?: string;
   /** Verifies bearer tokens as the services do (the same settings). */
   auth: Authenticator;
-  /** Where the services listen, e.g. http://127.0.0.1:8001 (without /graphql). */
+  /** Where the gateway and the services listen, e.g. http://127.0.0.1:8001 (without /graphql). */
+  gatewayUrl: string;
   ordersUrl: string;
   inventoryUrl: string;
   logger: Logger;
@@ -114,7 +115,11 @@ interface Rehearsal {
 export async function startDashboard(options: DashboardOptions): Promise<RunningDashboard> {
   const { logger } = options;
   const assets = options.assetsDir ?? dashboardAssets();
-  const upstream = { orders: new URL('/graphql', options.ordersUrl), inventory: new URL('/graphql', options.inventoryUrl) };
+  const upstream = {
+    gateway: new URL('/graphql', options.gatewayUrl),
+    orders: new URL('/graphql', options.ordersUrl),
+    inventory: new URL('/graphql', options.inventoryUrl),
+  };
   let rehearsal: (Rehearsal & { running: boolean }) | null = null;
 
   const json = (res: ServerResponse, status: number, body: unknown) => {
@@ -122,7 +127,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     res.end(JSON.stringify(body));
   };
 
-  /** Streams the request to a service's /graphql and its answer back (SSE included). */
+  /** Streams the request to the gateway's /graphql and its answer back (SSE included). */
   const proxy = (req: IncomingMessage, res: ServerResponse, target: URL) => {
     const headers = { ...req.headers, host: target.host };
     const upstreamRequest = httpRequest(target, { method: req.method, headers }, (answer) => {
@@ -135,7 +140,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     });
     upstreamRequest.on('error', (error) => {
       if (!res.headersSent)
-        json(res, 502, { errors: [{ message: `service unreachable: ${error.message}`, extensions: { code: 'UNAVAILABLE' } }] });
+        json(res, 502, { errors: [{ message: `gateway unreachable: ${error.message}`, extensions: { code: 'UNAVAILABLE' } }] });
       else res.destroy();
     });
     res.on('close', () => upstreamRequest.destroy());
@@ -148,6 +153,9 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   };
 
   const status = async () => {
+    const gatewayStatus = fetchText(new URL('/ready', upstream.gateway))
+      .then((ready) => ({ ready: ready.status === 200, checks: (JSON.parse(ready.text) as { checks: Record<string, string> }).checks }))
+      .catch((error: unknown) => ({ ready: false, checks: null, error: (error as Error).message }));
     const services = await Promise.all(
       (['orders', 'inventory'] as const).map(async (name) => {
         try {
@@ -167,6 +175,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
       at: Date.now(),
       auth: orders.auth === 'jwt' || inventory.auth === 'jwt' ? 'jwt' : 'disabled',
       services: services.map(({ name, ready, checks, error }) => ({ name, ready, checks, ...(error ? { error } : {}) })),
+      gateway: await gatewayStatus,
       outbox: {
         orders: metricSum(orders.metrics, 'stockflow_outbox_backlog'),
         inventory: metricSum(inventory.metrics, 'stockflow_outbox_backlog'),
@@ -299,9 +308,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     if (options.auth.mode === 'disabled' && refuseRebindableHost(req, res)) return;
     const urlPath = (req.url ?? '/').split('?')[0] ?? '/';
     const handled = (async () => {
-      const api =
-        urlPath === '/api/orders/graphql' ? upstream.orders : urlPath === '/api/inventory/graphql' ? upstream.inventory : undefined;
-      if (api) {
+      if (urlPath === '/api/graphql') {
         // With authentication off a request needs nothing but to arrive; a token is what no other site's page has.
         if (options.auth.mode === 'disabled' && req.method !== 'GET' && req.method !== 'HEAD' && !fromOwnPage(req))
           return json(res, 403, {
@@ -309,7 +316,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
               { message: "authentication is off: only the dashboard's own page may use its APIs", extensions: { code: 'FORBIDDEN' } },
             ],
           });
-        return proxy(req, res, api);
+        return proxy(req, res, upstream.gateway);
       }
       if (urlPath === '/api/status' && req.method === 'GET') return json(res, 200, await status());
       if (urlPath === '/api/rehearsal' && req.method === 'POST') return startRehearsal(req, res);

@@ -6,6 +6,9 @@ import { startDashboard } from './dashboard-server.ts';
 const DashboardConfigSchema = z.object({
   PORT: env.port(8080),
   HOST: z.string().min(1).default('0.0.0.0'),
+  // The page's GraphQL goes to the gateway; the services are read for their health and metrics,
+  // and driven directly by the rehearsal (the load generator).
+  GATEWAY_URL: env.url(['http', 'https']).default('http://127.0.0.1:4000'),
   ORDERS_URL: env.url(['http', 'https']).default('http://127.0.0.1:8001'),
   INVENTORY_URL: env.url(['http', 'https']).default('http://127.0.0.1:8000'),
   LOG_LEVEL: env.logLevel(),
@@ -26,12 +29,13 @@ try {
     port: config.PORT,
     host: config.HOST,
     auth,
+    gatewayUrl: config.GATEWAY_URL,
     ordersUrl: config.ORDERS_URL,
     inventoryUrl: config.INVENTORY_URL,
     logger,
   });
   console.log(
-    `Stockflow dashboard on http://localhost:${dashboard.port}/ (Order Service ${config.ORDERS_URL}, Inventory ${config.INVENTORY_URL})`,
+    `Stockflow dashboard on http://localhost:${dashboard.port}/ (gateway ${config.GATEWAY_URL}, Order Service ${config.ORDERS_URL}, Inventory ${config.INVENTORY_URL})`,
   );
   if (auth.mode === 'disabled' && !/^(127\.|::1$|localhost$)/.test(dashboard.address))
     console.warn(`WARNING: listening on ${dashboard.address} with authentication OFF: anyone who can reach it may start a rehearsal.`);

@@ -18,7 +18,7 @@ import {
   type RehearsalState,
   type Status,
 } from './api.ts';
-import { CATALOG_QUERY, ORDER_FIELDS, ORDERS_QUERY, RECENT } from './queries.ts';
+import { DASHBOARD_QUERY, ORDER_FIELDS, RECENT } from './queries.ts';
 
 const POLL_MS = 2_000;
 /** Points of the throughput chart: the last five minutes at one point per poll. */
@@ -109,22 +109,28 @@ function SignIn({ auth, onChange }: { auth: Status['auth'] | undefined; onChange
   );
 }
 
+/** One part's readiness: ready while it serves; degraded when something it uses is down (named). */
+function Readiness({ label, part }: { label: string; part: Pick<Status['gateway'], 'ready' | 'checks'> }) {
+  const down = Object.entries(part.checks ?? {}).filter(([, v]) => v !== 'up');
+  return (
+    <li className={!part.ready ? 'down' : down.length > 0 ? 'warn' : 'ok'}>
+      {label}: {!part.ready ? 'not ready' : down.length > 0 ? 'ready, degraded' : 'ready'}
+      {down.length > 0 ? ` (${down.map(([k]) => `${k} down`).join(', ')})` : ''}
+    </li>
+  );
+}
+
 function Health({ status }: { status: Status | null }) {
   if (!status) return <p className="health">Checking the services…</p>;
   const dead = Object.values(status.deadLetters).reduce((a, b) => a + b, 0);
   return (
     <ul className="health" aria-label="Health">
-      {status.services.map((s) => {
-        // Ready without the broker: it still serves (the outbox keeps the events), degraded.
-        const down = Object.entries(s.checks ?? {}).filter(([, v]) => v !== 'up');
-        return (
-          <li key={s.name} className={!s.ready ? 'down' : down.length > 0 ? 'warn' : 'ok'}>
-            {s.name === 'orders' ? 'Order Service' : 'Inventory Service'}:{' '}
-            {!s.ready ? 'not ready' : down.length > 0 ? 'ready, degraded' : 'ready'}
-            {down.length > 0 ? ` (${down.map(([k]) => `${k} down`).join(', ')})` : ''}
-          </li>
-        );
-      })}
+      {/* Ready without the broker, a service still serves (the outbox keeps the events): degraded. */}
+      {status.services.map((s) => (
+        <Readiness key={s.name} label={s.name === 'orders' ? 'Order Service' : 'Inventory Service'} part={s} />
+      ))}
+      {/* With one service down, the gateway still serves the other's half of the graph: degraded. */}
+      <Readiness label="Gateway" part={status.gateway} />
       <li className={status.services.every((s) => s.checks?.broker === 'up') ? 'ok' : 'down'}>
         Broker: {status.services.every((s) => s.checks?.broker === 'up') ? 'connected' : 'unreachable'}
       </li>
@@ -211,14 +217,13 @@ function OrderActions({ order, admin, onDone }: { order: Order; admin: boolean; 
   };
   const change = (mutation: 'cancelOrder' | 'fulfillOrder') =>
     act(async () => {
-      await gql('orders', `mutation($id: ID!) { ${mutation}(id: $id) { id } }`, { id: order.id });
+      await gql(`mutation($id: ID!) { ${mutation}(id: $id) { id } }`, { id: order.id });
       return undefined;
     });
   // The order's own total and currency: anything else would be refunded rather than pay it.
   const pay = () =>
     act(async () => {
       const { recordPayment } = await gql<{ recordPayment: Payment }>(
-        'orders',
         'mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { paymentId amountCents currency outcome reason } }',
         { input: { orderId: order.id, paymentId: newPaymentId(), amountCents: order.totalCents, currency: order.currency } },
       );
@@ -260,7 +265,6 @@ function PlaceOrder({ products, onPlaced }: { products: Product[]; onPlaced: (or
     setError(null);
     try {
       const data = await gql<{ createOrder: Order }>(
-        'orders',
         `mutation($input: CreateOrderInput!) { createOrder(input: $input) { ${ORDER_FIELDS} } }`,
         {
           input: { customerId, items: [{ productId: chosen, quantity }] },
@@ -326,7 +330,8 @@ function RecentOrders({
               <span className={`status ${o.status.toLowerCase()}`} data-field="status">
                 {o.status}
               </span>{' '}
-              <code>{o.id.slice(0, 12)}…</code> {o.customerId}: {o.items.map((i) => `${i.quantity} × #${i.productId}`).join(', ')}
+              <code>{o.id.slice(0, 12)}…</code> {o.customerId}:{' '}
+              <span data-field="items">{o.items.map((i) => `${i.quantity} × ${i.product?.name ?? `#${i.productId}`}`).join(', ')}</span>
               {o.totalCents !== null && o.currency && (
                 <>
                   {' '}
@@ -448,19 +453,17 @@ export function App() {
   const refresh = useCallback(async () => {
     if (!signedIn) return;
     try {
-      const [catalog, orders] = await Promise.all([
-        gql<{ products: { nodes: Product[] } }>('inventory', CATALOG_QUERY),
-        gql<{ orderCounts: { status: OrderStatus; count: number }[]; expiredOrderCount: number; recentOrders: Order[] }>(
-          'orders',
-          ORDERS_QUERY,
-          { n: RECENT },
-        ),
-      ]);
-      setProducts(catalog.products.nodes);
+      const data = await gql<{
+        products: { nodes: Product[] };
+        orderCounts: { status: OrderStatus; count: number }[];
+        expiredOrderCount: number;
+        recentOrders: Order[];
+      }>(DASHBOARD_QUERY, { n: RECENT });
+      setProducts(data.products.nodes);
       setCatalogError(null);
-      setCounts(Object.fromEntries(orders.orderCounts.map((c) => [c.status, c.count])) as Record<OrderStatus, number>);
-      setExpiredCount(orders.expiredOrderCount);
-      setRecent(orders.recentOrders);
+      setCounts(Object.fromEntries(data.orderCounts.map((c) => [c.status, c.count])) as Record<OrderStatus, number>);
+      setExpiredCount(data.expiredOrderCount);
+      setRecent(data.recentOrders);
     } catch (error) {
       setCatalogError(message(error));
     }

@@ -1,4 +1,4 @@
-/** The dashboard's side of the platform: both GraphQL APIs (through the dashboard server), SSE subscriptions, status. */
+/** The dashboard's side of the platform: the one graph (the gateway, through the dashboard server), SSE subscriptions, status. */
 
 export type Service = 'orders' | 'inventory';
 export type OrderStatus = 'PENDING' | 'CONFIRMED' | 'PAID' | 'CANCELLED' | 'FULFILLED';
@@ -16,7 +16,8 @@ export interface Order {
   customerId: string;
   status: OrderStatus;
   reason: string | null;
-  items: { productId: string; quantity: number }[];
+  /** `product` is joined from the Inventory Service by the gateway; null for a product it no longer has. */
+  items: { productId: string; quantity: number; product: { name: string } | null }[];
   totalCents: number | null;
   currency: string | null;
   /** Null when payments are off (the shop takes them elsewhere): nothing expires then. */
@@ -40,6 +41,7 @@ export interface Status {
   at: number;
   auth: 'jwt' | 'disabled';
   services: { name: Service; ready: boolean; checks: Record<string, string> | null; error?: string }[];
+  gateway: { ready: boolean; checks: Record<string, string> | null; error?: string };
   outbox: Record<Service, number>;
   deadLetters: Record<string, number>;
   decisions: { reserved: number; rejected: number };
@@ -95,8 +97,11 @@ export class ApiError extends Error {
   }
 }
 
-export async function gql<T>(service: Service, query: string, variables?: Record<string, unknown>): Promise<T> {
-  const res = await fetch(`api/${service}/graphql`, {
+/** The gateway's graph: a request may take from both services at once. */
+const GRAPHQL = 'api/graphql';
+
+export async function gql<T>(query: string, variables?: Record<string, unknown>): Promise<T> {
+  const res = await fetch(GRAPHQL, {
     method: 'POST',
     headers: headers({ accept: 'application/json' }),
     body: JSON.stringify({ query, variables }),
@@ -117,7 +122,7 @@ export function subscribe<T>(query: string, variables: Record<string, unknown>, 
   const run = async () => {
     while (!stopped) {
       try {
-        const res = await fetch('api/orders/graphql', {
+        const res = await fetch(GRAPHQL, {
           method: 'POST',
           headers: headers({ accept: 'text/event-stream' }),
           body: JSON.stringify({ query, variables }),

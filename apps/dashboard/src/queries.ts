@@ -4,12 +4,13 @@
  */
 
 export const ORDER_FIELDS =
-  'id customerId status reason items { productId quantity } totalCents currency paymentDueAt paidAt payments { paymentId amountCents currency outcome reason } createdAt updatedAt';
+  'id customerId status reason items { productId quantity product { name } } totalCents currency paymentDueAt paidAt payments { paymentId amountCents currency outcome reason } createdAt updatedAt';
 
 /** How many recent orders the page lists. */
 export const RECENT = 15;
 
-export const CATALOG_QUERY = '{ products(first: 100) { nodes { id sku name availableStock reservedStock soldStock } } }';
-
-/** With `{ n: RECENT }`. */
-export const ORDERS_QUERY = `query($n: Int) { orderCounts { status count } expiredOrderCount recentOrders(first: $n) { ${ORDER_FIELDS} } }`;
+/** What the page polls, in one request to the gateway (the catalog from one service, the orders from the other); with `{ n: RECENT }`. */
+export const DASHBOARD_QUERY = `query($n: Int) {
+  products(first: 100) { nodes { id sku name availableStock reservedStock soldStock } }
+  orderCounts { status count } expiredOrderCount recentOrders(first: $n) { ${ORDER_FIELDS} }
+}`;

@@ -70,17 +70,40 @@ describe.each([
   const productsNamed = async (sku: string) =>
     (await platform.inventory.db.query<{ n: number }>('SELECT count(*)::int AS n FROM products WHERE sku = $1', [sku])).rows[0]?.n;
 
-  it('answers no other site with CORS headers, through either proxied API', async () => {
-    for (const api of ['orders', 'inventory']) {
-      const preflight = await send(port, 'OPTIONS', `/api/${api}/graphql`, {
-        ...EVIL,
-        'access-control-request-method': 'POST',
-        'access-control-request-headers': 'content-type, authorization',
-      });
-      expect(Object.keys(preflight.headers).filter((h) => h.startsWith('access-control-'))).toEqual([]);
-      const answer = await send(port, 'POST', `/api/${api}/graphql`, { ...EVIL, ...JSON_BODY }, '{"query":"{ __typename }"}');
-      expect(answer.headers['access-control-allow-origin']).toBeUndefined();
-    }
+  it('answers no other site with CORS headers, through the proxied graph', async () => {
+    const preflight = await send(port, 'OPTIONS', '/api/graphql', {
+      ...EVIL,
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'content-type, authorization',
+    });
+    expect(Object.keys(preflight.headers).filter((h) => h.startsWith('access-control-'))).toEqual([]);
+    const answer = await send(port, 'POST', '/api/graphql', { ...EVIL, ...JSON_BODY }, '{"query":"{ __typename }"}');
+    expect(answer.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it("passes its page's GraphQL on to the gateway: one request reads both services, orders joined to their products", async () => {
+    const admin: Record<string, string> =
+      auth === 'on' ? { authorization: `Bearer ${await signToken(SECRET, { sub: 'ops', role: 'admin' })}` } : {};
+    const ask = async (query: string, variables: Record<string, unknown> = {}) => {
+      const answer = await send(port, 'POST', '/api/graphql', { ...own, ...JSON_BODY, ...admin }, JSON.stringify({ query, variables }));
+      expect(answer.status, answer.body).toBe(200);
+      return (JSON.parse(answer.body) as { data: Record<string, unknown> }).data;
+    };
+    const created = (await ask('mutation { createProduct(input: { sku: "VIA-GW-1", name: "Gateway lamp", initialStock: 3 }) { id } }')) as {
+      createProduct: { id: string };
+    };
+    const productId = created.createProduct.id;
+    const placed = (await ask('mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }', {
+      input: { customerId: 'walk-in', items: [{ productId, quantity: 1 }] },
+    })) as { createOrder: { id: string } };
+    const both = await ask('query($id: ID!, $p: ID!) { product(id: $p) { sku } order(id: $id) { items { quantity product { name } } } }', {
+      id: placed.createOrder.id,
+      p: productId,
+    });
+    expect(both).toEqual({ product: { sku: 'VIA-GW-1' }, order: { items: [{ quantity: 1, product: { name: 'Gateway lamp' } }] } });
+    // The per-service paths it had before the gateway are gone.
+    for (const old of ['/api/orders/graphql', '/api/inventory/graphql'])
+      expect((await send(port, 'POST', old, { ...own, ...JSON_BODY, ...admin }, '{"query":"{ __typename }"}')).status).toBe(404);
   });
 
   it('lets no cross-site form post change stock through the proxy', async () => {
@@ -90,7 +113,7 @@ describe.each([
     const answer = await send(
       port,
       'POST',
-      '/api/inventory/graphql',
+      '/api/graphql',
       { ...EVIL, 'content-type': 'application/x-www-form-urlencoded' },
       form.toString(),
     );
@@ -105,7 +128,7 @@ describe.each([
     return { host, origin: `http://${host}`, 'sec-fetch-site': 'same-origin' };
   };
   const typename = (headers: Record<string, string>) =>
-    send(port, 'POST', '/api/inventory/graphql', { ...headers, ...JSON_BODY }, '{"query":"{ __typename }"}');
+    send(port, 'POST', '/api/graphql', { ...headers, ...JSON_BODY }, '{"query":"{ __typename }"}');
 
   if (auth === 'off') {
     it('answers no request addressed to another name (DNS rebinding), 421 on every path', async () => {
@@ -115,7 +138,7 @@ describe.each([
       const answers = [
         await send(port, 'GET', '/', rebound()),
         await send(port, 'GET', '/api/status', rebound()),
-        await send(port, 'POST', '/api/inventory/graphql', { ...rebound(), ...JSON_BODY }, mutation),
+        await send(port, 'POST', '/api/graphql', { ...rebound(), ...JSON_BODY }, mutation),
         await rehearse({ ...rebound(), ...JSON_BODY }),
         // The embedded services themselves, reached directly.
         await send(platform.inventory.port, 'POST', '/graphql', { ...rebound(), ...JSON_BODY }, mutation),
@@ -128,7 +151,7 @@ describe.each([
       expect(await productsNamed('REBOUND-1')).toBe(0);
     });
 
-    it('answers its own page at localhost and at 127.0.0.1, and passes its API calls on to the services', async () => {
+    it('answers its own page at localhost and at 127.0.0.1, and passes its API calls on to the gateway', async () => {
       for (const host of [`localhost:${port}`, `127.0.0.1:${port}`]) {
         const answer = await typename({ host, origin: `http://${host}`, 'sec-fetch-site': 'same-origin' });
         expect(answer.status, host).toBe(200);

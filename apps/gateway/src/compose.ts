@@ -14,9 +14,12 @@ export const DEFAULT_SUBGRAPH_URLS = {
   inventory: 'http://localhost:8000/graphql',
 } as const;
 
-/** The supergraph SDL of the subgraphs, or every composition error at once. */
-export function composeSupergraph(subgraphs: readonly Subgraph[]): string {
+/**
+ * The supergraph SDL of the subgraphs (what the gateway loads) and the graph its clients see (the
+ * same without what is @inaccessible or federation's own), or every composition error at once.
+ */
+export function composeSupergraph(subgraphs: readonly Subgraph[]): { supergraphSdl: string; publicSdl: string } {
   const result = composeServices(subgraphs.map((s) => ({ name: s.name, url: s.url, typeDefs: parse(s.sdl) })));
   if (result.errors) throw new Error(`The subgraphs do not compose:\n${result.errors.map((e) => `  ${e.message}`).join('\n')}`);
-  return result.supergraphSdl;
+  return { supergraphSdl: result.supergraphSdl, publicSdl: result.publicSdl };
 }

@@ -121,15 +121,6 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
   // they are bound to every interface.
   const reachable =
     config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
-  const dashboard = await startDashboard({
-    port: config.DASHBOARD_PORT,
-    host: config.HOST,
-    // The services' own settings, so the rehearsal asks for the token they would.
-    auth: createAuthenticator(inventoryConfig, { optional: mode === 'embedded' }),
-    ordersUrl: `http://${reachable}:${orders.port}`,
-    inventoryUrl: `http://${reachable}:${inventory.port}`,
-    logger: createLogger({ name: 'dashboard', level: config.LOG_LEVEL }),
-  });
   const gateway = await startGateway(
     loadGatewayConfig({
       ...source,
@@ -141,7 +132,16 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
     createLogger({ name: 'gateway', level: config.LOG_LEVEL }),
     { authOptional: mode === 'embedded' },
   );
-
+  const dashboard = await startDashboard({
+    port: config.DASHBOARD_PORT,
+    host: config.HOST,
+    // The services' own settings, so the rehearsal asks for the token they would.
+    auth: createAuthenticator(inventoryConfig, { optional: mode === 'embedded' }),
+    gatewayUrl: `http://${reachable}:${gateway.port}`,
+    ordersUrl: `http://${reachable}:${orders.port}`,
+    inventoryUrl: `http://${reachable}:${inventory.port}`,
+    logger: createLogger({ name: 'dashboard', level: config.LOG_LEVEL }),
+  });
   return {
     mode,
     host: config.HOST,
@@ -152,8 +152,8 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
     shutdownTimeoutMs: ordersConfig.SHUTDOWN_TIMEOUT_MS,
     logger: createLogger({ name: 'stockflow', level: config.LOG_LEVEL }),
     async close() {
-      // The dashboard stops listening with the services; what it passes on finishes as they finish
-      // theirs (a subscription it passes on ends when the Order Service closes it). The Order
+      // The dashboard and the gateway stop listening with the services; what they pass on finishes
+      // as the services finish theirs (a subscription the gateway passes on is cut as it stops). The Order
       // Service first: the OrderCreated its outbox publishes on the way out still reaches a running
       // Inventory Service.
       await Promise.all([

@@ -70,7 +70,7 @@ describe('the whole platform in one process, stopped', { timeout: 120_000 }, () 
         { input: { customerId: 'c', items: [{ productId: '1', quantity: 1 }] } },
       );
       const subscription = await sseSubscribe(
-        `http://127.0.0.1:${running.dashboard.port}/api/orders/graphql`,
+        `http://127.0.0.1:${running.dashboard.port}/api/graphql`,
         'subscription($id: ID!) { orderStatusChanged(id: $id) { id } }',
         { id: watched.createOrder.id },
       );
@@ -81,7 +81,7 @@ describe('the whole platform in one process, stopped', { timeout: 120_000 }, () 
       // Every insert into `orders` waits for this transaction: the createOrder is accepted and under way.
       await lock.query('BEGIN');
       await lock.query('LOCK TABLE orders IN SHARE MODE');
-      const answer = fetch(`http://127.0.0.1:${running.dashboard.port}/api/orders/graphql`, {
+      const answer = fetch(`http://127.0.0.1:${running.dashboard.port}/api/graphql`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ query: CREATE_ORDER, variables: { input: { customerId: 'c', items: [{ productId: '1', quantity: 1 }] } } }),
