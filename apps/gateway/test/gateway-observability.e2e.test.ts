@@ -207,3 +207,43 @@ describe.skipIf(servicesUnavailable)('the gateway, traced and measured', () => {
     }
   });
 });
+
+describe('the gateway, untraced', () => {
+  it("forwards the client's traceparent to the services as it came", async () => {
+    const saved = process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+    delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+    // A stand-in Order Service that records what it is sent.
+    const received: (string | undefined)[] = [];
+    const upstream = createServer((req, res) => {
+      received.push(req.headers.traceparent as string | undefined);
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"data":{"order":null}}'));
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const port = (upstream.address() as { port: number }).port;
+    const gateway = await startGateway(
+      loadGatewayConfig({
+        PORT: '0',
+        HOST: '127.0.0.1',
+        ORDERS_URL: `http://127.0.0.1:${port}/graphql`,
+        INVENTORY_URL: `http://127.0.0.1:${port}/graphql`,
+        AUTH_DISABLED: 'true',
+      }),
+      logger,
+    );
+    try {
+      const traceparent = '00-8bf92f3577b34da6a3ce929d0e0e4736-30f067aa0ba902b7-01';
+      const res = await fetch(`http://127.0.0.1:${gateway.port}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', traceparent },
+        body: JSON.stringify({ query: '{ order(id: "x") { id } }' }),
+      });
+      expect(await res.json()).toEqual({ data: { order: null } });
+      expect(received).toEqual([traceparent]);
+    } finally {
+      await gateway.close();
+      await new Promise((resolve) => upstream.close(resolve));
+      if (saved !== undefined) process.env.OTEL_EXPORTER_OTLP_ENDPOINT = saved;
+    }
+  });
+});
