@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { buildSchema, type GraphQLSchema } from 'graphql';
+import { buildASTSchema, buildSchema, parse, type GraphQLSchema } from 'graphql';
 import { subgraphSdl } from '@stockflow/platform';
 import { composeSupergraph, DEFAULT_SUBGRAPH_URLS } from '../../apps/gateway/src/compose.ts';
 import { inventorySchema } from '../../services/inventory/src/graphql/schema.ts';
@@ -26,5 +26,7 @@ const composed = () =>
 export const renderSupergraph = () => `${composed().supergraphSdl}\n`;
 /** The one graph as the gateway's clients see it. */
 export const gatewaySchema = () => buildSchema(composed().publicSdl);
+/** The supergraph as the gateway counts an operation's cost on it (its lists keep their @listSize). */
+export const supergraphSchema = () => buildASTSchema(parse(composed().supergraphSdl), { assumeValidSDL: true });
 
 export const relativeToRoot = (file: string) => path.relative(root, file);

@@ -4,10 +4,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { createGatewayRuntime } from '@graphql-hive/gateway-runtime';
 import { buildHTTPExecutor, type AsyncFetchFn } from '@graphql-tools/executor-http';
+import { buildASTSchema, parse } from 'graphql';
 import { z } from 'zod';
 import {
   createAuthenticator,
   documentLimits,
+  operationCostLimit,
   env,
   introspectionEnabled,
   loadConfig,
@@ -31,7 +33,7 @@ const bundledSupergraph = path.join(import.meta.dirname, 'supergraph.graphql');
 const committedSupergraph = existsSync(bundledSupergraph) ? bundledSupergraph : path.join(import.meta.dirname, '..', 'supergraph.graphql');
 
 const { NODE_ENV, LOG_LEVEL, HOST, GRAPHIQL, SHUTDOWN_TIMEOUT_MS, CORS_ORIGINS } = serviceConfigShape;
-const { GRAPHQL_INTROSPECTION, GRAPHQL_MAX_DEPTH, GRAPHQL_MAX_ALIASES, GRAPHQL_MAX_TOKENS } = serviceConfigShape;
+const { GRAPHQL_INTROSPECTION, GRAPHQL_MAX_DEPTH, GRAPHQL_MAX_ALIASES, GRAPHQL_MAX_TOKENS, GRAPHQL_MAX_COST } = serviceConfigShape;
 const { AUTH_JWT_SECRET, AUTH_JWKS_URL, AUTH_JWT_ISSUER, AUTH_JWT_AUDIENCE, AUTH_DISABLED } = serviceConfigShape;
 
 /** Every option of the gateway; the README's configuration table mirrors this. */
@@ -59,6 +61,7 @@ export const GatewayConfigSchema = z.object({
   GRAPHQL_MAX_DEPTH,
   GRAPHQL_MAX_ALIASES,
   GRAPHQL_MAX_TOKENS,
+  GRAPHQL_MAX_COST,
 });
 
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
@@ -89,9 +92,9 @@ async function healthy(graphqlUrl: string): Promise<boolean> {
  *
  * The services keep every rule: the gateway forwards the Authorization header (and traceparent),
  * so they check the token, a customer's scope and their limits (depth, aliases, cost, body size)
- * on what they are asked. The gateway applies the same tokens, depth, aliases and introspection
- * limits to the whole operation first (each service sees only its share); the cost stays per
- * subgraph request. The gateway checks the token too, so a request without one is refused
+ * on what they are asked. The gateway applies the same tokens, depth, aliases, introspection and
+ * cost limits to the whole operation first (each service sees only its share, so an operation
+ * whose shares each pass could ask for more than any one may). The gateway checks the token too, so a request without one is refused
  * before it is planned, and bodies over MAX_REQUEST_BODY_BYTES, like the services. Subscriptions
  * go to the Order Service over SSE and come back over SSE.
  *
@@ -143,6 +146,8 @@ export async function startGateway(
         maxTokens: config.GRAPHQL_MAX_TOKENS,
         introspection: introspectionEnabled(config),
       }),
+      // Counted on the supergraph, which keeps each list's most (@listSize): the services count their shares again.
+      operationCostLimit(buildASTSchema(parse(supergraph), { assumeValidSDL: true }), config.GRAPHQL_MAX_COST),
     ],
     cors: config.CORS_ORIGINS.length > 0 ? { origin: config.CORS_ORIGINS } : false,
   });

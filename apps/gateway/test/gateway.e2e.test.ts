@@ -247,6 +247,32 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     }
   });
 
+  it('holds the whole operation to the cost limit, though each service would take its share', async () => {
+    const limited = await startGateway(
+      loadGatewayConfig({
+        PORT: '0',
+        HOST: '127.0.0.1',
+        ORDERS_URL: `http://127.0.0.1:${orders.port}/graphql`,
+        INVENTORY_URL: `http://127.0.0.1:${inventory.port}/graphql`,
+        AUTH_JWT_SECRET: SECRET,
+        GRAPHQL_MAX_COST: '500',
+      }),
+      logger,
+    );
+    try {
+      const client = graphqlClient(`http://127.0.0.1:${limited.port}/graphql`, { token: tokens.admin });
+      // Each about 350: a page of 50 (its rows and fields) and its two queries.
+      const products = 'products(first: 50) { nodes { name } }';
+      const orderPage = 'orders(first: 50) { nodes { id } }';
+      for (const share of [products, orderPage]) expect((await client.request(`{ ${share} }`)).errors).toBeUndefined();
+      const both = await client.request(`{ ${products} ${orderPage} }`);
+      expect(both.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(both.errors?.[0]?.message).toMatch(/Cost limit of 500 exceeded/);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('stays ready while one service is down, reporting it degraded, and still serves the half that works', async () => {
     // A port nothing listens on: the Inventory Service is gone.
     const closed = createServer();

@@ -28,6 +28,12 @@ import { PAGE_LIMITS } from './connection.ts';
 export const MAX_ITEMS_EXTENSION = 'maxItems';
 
 /**
+ * The same most in SDL: Apollo Federation's `@listSize(assumedSize: N)`, which the subgraphs print
+ * for MAX_ITEMS_EXTENSION and the supergraph keeps, so the gateway counts a list as its service does.
+ */
+export const LIST_SIZE_DIRECTIVE = 'listSize';
+
+/**
  * What one database query weighs, in fields. A paged field (one that takes `first`) runs its
  * page's query each time it appears, and a connection a count of its whole list as well, however
  * few rows it asks for: 20 aliases of `products(first: 500) { nodes { movements(first: 0) {
@@ -146,9 +152,14 @@ export function operationCost(
   return { cost, dependsOnVariables };
 }
 
+/** A list's declared most: the field's extension (a service's schema), else its `@listSize` (the supergraph). */
 function maxItems(field: GraphQLField<unknown, unknown>): number {
   const declared = field.extensions[MAX_ITEMS_EXTENSION];
-  return typeof declared === 'number' ? declared : PAGE_LIMITS.maxPageSize;
+  if (typeof declared === 'number') return declared;
+  const assumed = field.astNode?.directives
+    ?.find((d) => d.name.value === LIST_SIZE_DIRECTIVE)
+    ?.arguments?.find((a) => a.name.value === 'assumedSize')?.value;
+  return assumed?.kind === Kind.INT ? Number(assumed.value) : PAGE_LIMITS.maxPageSize;
 }
 
 /**

@@ -164,6 +164,21 @@ export function documentLimits(limits: Omit<GraphqlLimits, 'maxCost'>): Plugin {
 }
 
 /**
+ * A Yoga plugin stopping an operation over `maxCost` (see `operationCost`) before it runs, with the
+ * request's variables: a service's on its own schema, the gateway's on the supergraph's (whose
+ * lists keep their services' `@listSize`), so the whole operation is held to the limit its
+ * services apply to their shares.
+ */
+export function operationCostLimit(schema: GraphQLSchema, maxCost: number): Required<Pick<Plugin, 'onExecute' | 'onSubscribe'>> {
+  const tooCostly = costLimit(schema, maxCost);
+  const stopIfTooCostly = (hook: { args: ExecutionArgs; setResultAndStopExecution: (result: ExecutionResult) => void }) => {
+    const error = tooCostly(hook.args.document, hook.args.operationName, hook.args.variableValues);
+    if (error) hook.setResultAndStopExecution({ errors: [error] });
+  };
+  return { onExecute: stopIfTooCostly, onSubscribe: stopIfTooCostly };
+}
+
+/**
  * What Yoga is handed: who asks, and the body already read within the limit (@whatwg-node/server
  * takes a `body` found on the request instead of reading the stream).
  */
@@ -222,19 +237,16 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
   const rules = [...specifiedRules, ...limitRuleList];
   const parseLimited = (query: string) => parse(query, { maxTokens: limits.maxTokens });
   const tooCostly = costLimit(options.schema, limits.maxCost);
-  const stopIfTooCostly = (hook: { args: ExecutionArgs; setResultAndStopExecution: (result: ExecutionResult) => void }) => {
-    const error = tooCostly(hook.args.document, hook.args.operationName, hook.args.variableValues);
-    if (error) hook.setResultAndStopExecution({ errors: [error] });
-  };
+  const costPlugin = operationCostLimit(options.schema, limits.maxCost);
   const limitsPlugin: Plugin = {
     ...documentLimits(limits),
-    onExecute: stopIfTooCostly,
+    ...costPlugin,
     onSubscribe(hook) {
       // Its stream never ends by itself: a shutdown closes it rather than wait for it. (A query
       // or mutation sent over SSE too is answered and its stream ended.)
       const { req } = hook.args.contextValue as { req?: IncomingMessage };
       if (req) markSubscription(req);
-      stopIfTooCostly(hook);
+      return costPlugin.onSubscribe?.(hook);
     },
   };
   const yoga: YogaServerInstance<{ req: RequestWithAccess }, Context> = createYoga<{ req: RequestWithAccess }, Context>({

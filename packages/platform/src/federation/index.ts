@@ -1,6 +1,7 @@
 import { printSubgraphSchema } from '@apollo/subgraph';
 import { entitiesField, EntityType, serviceField } from '@apollo/subgraph/dist/types.js';
 import { ForbiddenError, isAdmin, type Access } from '../auth.ts';
+import { LIST_SIZE_DIRECTIVE, MAX_ITEMS_EXTENSION } from '../cost.ts';
 import {
   GraphQLList,
   GraphQLNonNull,
@@ -32,8 +33,12 @@ import {
 type Directive = { name: string; args?: Record<string, unknown> };
 type WithDirectives = { extensions?: { directives?: unknown } | null };
 
-/** The Federation version the subgraphs declare, and the directives they import from it. */
-const FEDERATION_LINK = { url: 'https://specs.apollo.dev/federation/v2.6', import: ['@key', '@shareable', '@inaccessible'] };
+/**
+ * The Federation version the subgraphs declare, and the directives they import from it (2.9 for
+ * `@listSize`: a list's most, which the supergraph keeps so that the gateway counts an operation's
+ * cost as its services do).
+ */
+const FEDERATION_LINK = { url: 'https://specs.apollo.dev/federation/v2.9', import: ['@key', '@shareable', '@inaccessible', '@listSize'] };
 
 const directivesOf = (element: WithDirectives | undefined): Directive[] =>
   (Array.isArray(element?.extensions?.directives) ? element.extensions.directives : []) as Directive[];
@@ -59,6 +64,7 @@ export const SHAREABLE_INACCESSIBLE = { extensions: { directives: [{ name: 'shar
 const value = (v: unknown): ConstValueNode => {
   if (Array.isArray(v)) return { kind: Kind.LIST, values: v.map(value) };
   if (typeof v === 'boolean') return { kind: Kind.BOOLEAN, value: v };
+  if (typeof v === 'number' && Number.isInteger(v)) return { kind: Kind.INT, value: String(v) };
   return { kind: Kind.STRING, value: String(v) };
 };
 
@@ -85,10 +91,16 @@ function withDirectives(type: GraphQLNamedType): TypeDefinitionNode {
     return {
       ...node,
       directives,
-      fields: node.fields?.map((f) => ({ ...f, directives: directiveNodes(directivesOf(fields[f.name.value])) })),
+      fields: node.fields?.map((f) => ({ ...f, directives: directiveNodes(fieldDirectives(fields[f.name.value])) })),
     } as TypeDefinitionNode;
   }
   return { ...node, directives };
+}
+
+/** A field's own directives, and `@listSize` for a list that declares its most (for the gateway's cost count). */
+function fieldDirectives(field: WithDirectives | undefined): Directive[] {
+  const most = (field?.extensions as Record<string, unknown> | null | undefined)?.[MAX_ITEMS_EXTENSION];
+  return [...directivesOf(field), ...(typeof most === 'number' ? [{ name: LIST_SIZE_DIRECTIVE, args: { assumedSize: most } }] : [])];
 }
 
 const resolvableEntity = (type: GraphQLNamedType): type is GraphQLObjectType =>
