@@ -3,7 +3,14 @@ import type { GatewayPlugin } from '@graphql-hive/gateway-runtime';
 import type { AsyncFetchFn } from '@graphql-tools/executor-http';
 import { getOperationAST, type DocumentNode } from 'graphql';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
-import { formatTraceparent, TRACEPARENT_HEADER, type ServedRequest, type Tracing } from '@stockflow/platform';
+import {
+  formatTraceparent,
+  graphqlRequestDuration,
+  REQUEST_SECONDS_BUCKETS,
+  TRACEPARENT_HEADER,
+  type ServedRequest,
+  type Tracing,
+} from '@stockflow/platform';
 
 /**
  * The gateway's Prometheus metrics, served at its /metrics. Requests carry the services' metric
@@ -17,18 +24,12 @@ export function createGatewayMetrics() {
   const registers = [registry];
   return {
     registry,
-    requestDuration: new Histogram({
-      name: 'stockflow_graphql_request_duration_seconds',
-      help: 'GraphQL HTTP requests, by operation type (query, mutation, subscription, other) and outcome (ok, error).',
-      labelNames: ['operation', 'outcome'] as const,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers,
-    }),
+    requestDuration: graphqlRequestDuration(registers),
     subgraphDuration: new Histogram({
       name: 'stockflow_gateway_subgraph_request_duration_seconds',
       help: "The gateway's requests to the services, by subgraph (orders, inventory) and outcome (ok; error: an HTTP error status; unreachable: no answer), until the answer starts.",
       labelNames: ['subgraph', 'outcome'] as const,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      buckets: REQUEST_SECONDS_BUCKETS,
       registers,
     }),
   };

@@ -43,21 +43,26 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     GRAPHQL_INTROSPECTION: 'false',
   });
 
-  beforeAll(async () => {
-    ordersDb = await createTestDatabase('gateway_orders');
-    inventoryDb = await createTestDatabase('gateway_inventory');
-    inventory = await startInventoryService(loadInventoryConfig(base(inventoryDb)), logger);
-    orders = await startOrdersService(loadOrdersConfig(base(ordersDb)), logger);
-    gateway = await startGateway(
+  /** A gateway in front of this test's services (or others, where `settings` says). */
+  const gatewayWith = (settings: Record<string, string> = {}) =>
+    startGateway(
       loadGatewayConfig({
         PORT: '0',
         HOST: '127.0.0.1',
         ORDERS_URL: `http://127.0.0.1:${orders.port}/graphql`,
         INVENTORY_URL: `http://127.0.0.1:${inventory.port}/graphql`,
         AUTH_JWT_SECRET: SECRET,
+        ...settings,
       }),
       logger,
     );
+
+  beforeAll(async () => {
+    ordersDb = await createTestDatabase('gateway_orders');
+    inventoryDb = await createTestDatabase('gateway_inventory');
+    inventory = await startInventoryService(loadInventoryConfig(base(inventoryDb)), logger);
+    orders = await startOrdersService(loadOrdersConfig(base(ordersDb)), logger);
+    gateway = await gatewayWith();
     gatewayUrl = `http://127.0.0.1:${gateway.port}/graphql`;
     tokens.admin = await signToken(SECRET, { sub: 'ops', role: 'admin' });
     tokens.alice = await signToken(SECRET, { sub: 'alice', role: 'customer' });
@@ -248,17 +253,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
   });
 
   it('holds the whole operation to the cost limit, though each service would take its share', async () => {
-    const limited = await startGateway(
-      loadGatewayConfig({
-        PORT: '0',
-        HOST: '127.0.0.1',
-        ORDERS_URL: `http://127.0.0.1:${orders.port}/graphql`,
-        INVENTORY_URL: `http://127.0.0.1:${inventory.port}/graphql`,
-        AUTH_JWT_SECRET: SECRET,
-        GRAPHQL_MAX_COST: '500',
-      }),
-      logger,
-    );
+    const limited = await gatewayWith({ GRAPHQL_MAX_COST: '500' });
     try {
       const client = graphqlClient(`http://127.0.0.1:${limited.port}/graphql`, { token: tokens.admin });
       // Each about 350: a page of 50 (its rows and fields) and its two queries.
@@ -279,16 +274,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const deadPort = (closed.address() as { port: number }).port;
     await new Promise((resolve) => closed.close(resolve));
-    const halfGateway = await startGateway(
-      loadGatewayConfig({
-        PORT: '0',
-        HOST: '127.0.0.1',
-        ORDERS_URL: `http://127.0.0.1:${orders.port}/graphql`,
-        INVENTORY_URL: `http://127.0.0.1:${deadPort}/graphql`,
-        AUTH_JWT_SECRET: SECRET,
-      }),
-      logger,
-    );
+    const halfGateway = await gatewayWith({ INVENTORY_URL: `http://127.0.0.1:${deadPort}/graphql` });
     try {
       const ready = await fetch(`http://127.0.0.1:${halfGateway.port}/ready`);
       expect(ready.status).toBe(200);
@@ -315,19 +301,13 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
       });
       await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
       const url = `http://127.0.0.1:${(upstream.address() as { port: number }).port}/graphql`;
-      strict = await startGateway(
-        loadGatewayConfig({
-          NODE_ENV: 'production',
-          PORT: '0',
-          HOST: '127.0.0.1',
-          ORDERS_URL: url,
-          INVENTORY_URL: url,
-          AUTH_JWT_SECRET: SECRET,
-          GRAPHQL_MAX_DEPTH: '3',
-          GRAPHQL_MAX_TOKENS: '50',
-        }),
-        logger,
-      );
+      strict = await gatewayWith({
+        NODE_ENV: 'production',
+        ORDERS_URL: url,
+        INVENTORY_URL: url,
+        GRAPHQL_MAX_DEPTH: '3',
+        GRAPHQL_MAX_TOKENS: '50',
+      });
       client = graphqlClient(`http://127.0.0.1:${strict.port}/graphql`, { token: tokens.alice });
     });
     afterAll(async () => {

@@ -14,6 +14,19 @@ async function keepLastOnFailure(read: () => Promise<void>): Promise<void> {
  * (the embedded mode runs two in one process), labelled with the service's name. Names and labels
  * are what the Grafana dashboard and the alert rules under deploy/observability use.
  */
+/** Request latencies in seconds, from a millisecond to a few seconds. */
+export const REQUEST_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/** The services' and the gateway's GraphQL requests, one metric told apart by the `service` label. */
+export const graphqlRequestDuration = (registers: Registry[]) =>
+  new Histogram({
+    name: 'stockflow_graphql_request_duration_seconds',
+    help: 'GraphQL HTTP requests, by operation type (query, mutation, subscription, other) and outcome (ok, error).',
+    labelNames: ['operation', 'outcome'] as const,
+    buckets: REQUEST_SECONDS_BUCKETS,
+    registers,
+  });
+
 export function createMetrics(service: string) {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
@@ -71,13 +84,7 @@ export function createMetrics(service: string) {
       labelNames: ['queue'] as const,
       registers,
     }),
-    graphqlDuration: new Histogram({
-      name: 'stockflow_graphql_request_duration_seconds',
-      help: 'GraphQL HTTP requests, by operation type (query, mutation, subscription, other) and outcome (ok, error).',
-      labelNames: ['operation', 'outcome'] as const,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers,
-    }),
+    graphqlDuration: graphqlRequestDuration(registers),
     graphqlErrors: new Counter({
       name: 'stockflow_graphql_errors_total',
       help: 'Errors returned to GraphQL clients, by code.',
