@@ -153,6 +153,17 @@ function FlowChart({ history }: { history: [number[], number[], number[]] }) {
         height: 180,
         series: [{}, { label: 'confirmed/s', stroke: '#1a7f37', width: 2 }, { label: 'rejected/s', stroke: '#cf222e', width: 2 }],
         axes: [{}, { label: 'orders/s' }],
+        // Always the five minutes up to the latest sample (or now, before the first): left to
+        // itself, uPlot spreads no sample or a single one over years.
+        scales: {
+          x: {
+            time: true,
+            range: (self) => {
+              const latest = self.data[0]?.at(-1) ?? Date.now() / 1000;
+              return [latest - (HISTORY * POLL_MS) / 1000, latest];
+            },
+          },
+        },
       },
       [[], [], []],
       box.current,
