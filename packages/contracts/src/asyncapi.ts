@@ -200,6 +200,11 @@ const EVENTS: { [Name in EventName]: EventSpec<Name> } = {
   },
 };
 
+/** Each routed event's schema, by name: what the document's payload of that event says. */
+export const EVENT_SCHEMAS = Object.fromEntries(Object.entries(EVENTS).map(([name, spec]) => [name, spec.schema])) as {
+  [Name in EventName]: EventSpec<Name>['schema'];
+};
+
 const PARKED_MESSAGE = 'ParkedMessage';
 const EVENT_HEADERS = 'EventHeaders';
 
