@@ -18,6 +18,7 @@ import {
   EVENT_ROUTES,
   JSON_CONTENT_TYPE,
   ORIGINAL_ROUTING_KEY_HEADER,
+  QUEUE_CONSUMERS,
   QUEUE_TYPES,
   deadLetterRoute,
   exchanges,
@@ -56,16 +57,6 @@ const PARTIES: Record<EventPublisher | 'operators', { name: string; description:
   operators: { name: 'operators', description: 'Inspect and replay parked messages (`npm run dlq`).', stockflow: false },
 };
 type Party = keyof typeof PARTIES;
-
-/** Who consumes each queue (typed by the topology's queues, so a new queue cannot be left out). */
-const CONSUMERS: Record<keyof typeof queues, Party> = {
-  orderCreatedInventory: 'inventoryService',
-  orderCancelledInventory: 'inventoryService',
-  orderFulfilledInventory: 'inventoryService',
-  stockOrders: 'orderService',
-  paymentOrders: 'orderService',
-  refundRequestsPayments: 'paymentService',
-};
 
 /** What the document says of an event besides its route (EVENT_ROUTES). */
 interface EventSpec<Name extends EventName> {
@@ -335,7 +326,7 @@ export function asyncApiDocument() {
   }
 
   for (const [key, spec] of Object.entries(queues)) {
-    const consumer = CONSUMERS[key as keyof typeof queues];
+    const consumer = QUEUE_CONSUMERS[key as keyof typeof queues];
     const routed = eventsRoutedTo(spec);
     const queueChannel = `queue.${spec.queue}`;
     channels[queueChannel] = {

@@ -27,8 +27,9 @@ export const ROUTING_KEYS = {
   paymentFailed: 'payment.failed',
 } as const;
 
-/** Who publishes events: Stockflow's two services, and another team's payment service. */
-export type EventPublisher = 'orderService' | 'inventoryService' | 'paymentService';
+/** Who publishes events and consumes queues: Stockflow's two services, and another team's payment service. */
+export type EventParty = 'orderService' | 'inventoryService' | 'paymentService';
+export type EventPublisher = EventParty;
 
 export interface EventRoute {
   exchange: string;
@@ -209,6 +210,23 @@ export const queues = {
     { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.refundRequested },
   ]),
 } satisfies Record<string, QueueSpec>;
+
+/**
+ * Who consumes each queue, stated once (typed by `queues`, so a new queue cannot be left out): each service consumes, and
+ * administers the dead letters of, the queues queuesConsumedBy gives it, and the AsyncAPI document names the same receiver.
+ */
+export const QUEUE_CONSUMERS = {
+  orderCreatedInventory: 'inventoryService',
+  orderCancelledInventory: 'inventoryService',
+  orderFulfilledInventory: 'inventoryService',
+  stockOrders: 'orderService',
+  paymentOrders: 'orderService',
+  refundRequestsPayments: 'paymentService',
+} as const satisfies Record<keyof typeof queues, EventParty>;
+
+/** The queues `party` consumes, in the order of `queues`. */
+export const queuesConsumedBy = (party: EventParty): QueueSpec[] =>
+  (Object.keys(queues) as (keyof typeof queues)[]).filter((key) => QUEUE_CONSUMERS[key] === party).map((key) => queues[key]);
 
 /**
  * Does the platform's own topology give a message a queue? Sent to a queue by name (the default

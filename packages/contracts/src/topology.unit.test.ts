@@ -1,7 +1,18 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EVENT_ROUTES, EXCHANGES, platformQueueFor, queueDeclarations, queues, routeOf, ROUTING_KEYS, type EventName } from './topology.ts';
+import {
+  EVENT_ROUTES,
+  EXCHANGES,
+  platformQueueFor,
+  QUEUE_CONSUMERS,
+  queueDeclarations,
+  queues,
+  queuesConsumedBy,
+  routeOf,
+  ROUTING_KEYS,
+  type EventName,
+} from './topology.ts';
 
 const eventsDoc = readFileSync(path.join(import.meta.dirname, '..', '..', '..', 'docs', 'events.md'), 'utf8');
 
@@ -71,5 +82,15 @@ describe('EVENT_ROUTES', () => {
     for (const event of Object.keys(EVENT_ROUTES) as EventName[]) {
       expect(routeOf(event)).toEqual({ exchange: EVENT_ROUTES[event].exchange, routingKey: EVENT_ROUTES[event].routingKey });
     }
+  });
+});
+
+describe('QUEUE_CONSUMERS', () => {
+  it('gives each service the queues it consumes, and the payment service its refund requests', () => {
+    const names = (party: Parameters<typeof queuesConsumedBy>[0]) => queuesConsumedBy(party).map((q) => q.queue);
+    expect(names('inventoryService')).toEqual(['order.created.inventory', 'order.cancelled.inventory', 'order.fulfilled.inventory']);
+    expect(names('orderService')).toEqual(['stock.orders', 'payment.orders']);
+    expect(names('paymentService')).toEqual(['order.refund_requested.payments']);
+    expect(Object.keys(QUEUE_CONSUMERS)).toEqual(Object.keys(queues));
   });
 });

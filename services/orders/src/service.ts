@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { queues } from '@stockflow/contracts';
+import { queues, queuesConsumedBy } from '@stockflow/contracts';
 import {
   createGraphqlServer,
   createRateLimiter,
@@ -20,7 +20,8 @@ import { registerOrdersMetrics } from './metrics.ts';
 import { systemClock, type Clock } from './messaging/events.ts';
 import { startHoldExpiry } from './hold-expiry.ts';
 
-const CONSUMED_QUEUES = [queues.stockOrders, queues.paymentOrders];
+/** The queues the Order Service consumes (and so whose dead letters it administers). */
+const CONSUMED_QUEUES = queuesConsumedBy('orderService');
 
 export const ordersMigrations = [platformMigrations, migrationSource('orders', path.join(import.meta.dirname, 'db', 'migrations'))];
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { OrderCancelled, OrderCreated, OrderFulfilled, queues } from '@stockflow/contracts';
+import { OrderCancelled, OrderCreated, OrderFulfilled, queues, queuesConsumedBy } from '@stockflow/contracts';
 import {
   serviceConsumerOptions,
   startBatchConsumer,
@@ -16,7 +16,7 @@ import { applyOrderCancelledBatch, applyOrderFulfilledBatch } from '../db/releas
 import { applyOrderCreatedBatch, type Clock } from '../db/reservations.ts';
 
 /** The queues the Inventory Service consumes (and so whose dead letters it administers). */
-export const INVENTORY_QUEUES = [queues.orderCreatedInventory, queues.orderCancelledInventory, queues.orderFulfilledInventory];
+export const INVENTORY_QUEUES = queuesConsumedBy('inventoryService');
 
 export const systemClock: Clock = { now: () => new Date(), newId: () => randomUUID() };
 
