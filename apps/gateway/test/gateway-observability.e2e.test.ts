@@ -115,7 +115,11 @@ describe.skipIf(servicesUnavailable)('the gateway, traced and measured', () => {
     for (const subgraph of ['orders', 'inventory']) {
       const call = one(readSpans, client(subgraph), `the request to ${subgraph}`);
       expect(call.parentSpanId).toBe(root.spanId);
-      expect(call.attributes).toMatchObject({ 'http.request.method': 'POST', 'http.response.status_code': 200, 'peer.service': subgraph });
+      expect(call.attributes).toMatchObject({
+        'http.request.method': 'POST',
+        'http.response.status_code': 200,
+        'server.service.name': subgraph,
+      });
       // The service's span is the child of the gateway's request to it, not of the client's span.
       const served = readSpans.filter(server(subgraph));
       expect(served.length).toBeGreaterThan(0);
@@ -138,7 +142,7 @@ describe.skipIf(servicesUnavailable)('the gateway, traced and measured', () => {
     expect(created2).toMatchObject({ name: 'mutation Place', parentSpanId: call.spanId });
     const publish = one(
       orderSpans,
-      (s) => s.kind === SPAN_KIND.producer && s.attributes['messaging.rabbitmq.destination.routing_key'] === 'order.created',
+      (s) => s.kind === SPAN_KIND.producer && s.attributes['rabbitmq.destination.routing_key'] === 'order.created',
       'the publish of OrderCreated',
     );
     expect(publish.parentSpanId).toBe(created2.spanId);

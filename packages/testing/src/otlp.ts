@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
 
 /** A span as an OTLP receiver got it, with its service and attributes made plain. */
 export interface ReceivedSpan {
@@ -187,6 +188,47 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     spans,
     contentTypes,
     close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+const raw = (b: Buffer) => b;
+
+/**
+ * An OTLP/gRPC trace receiver on loopback: the collector's TraceService, its one method taking
+ * the same ExportTraceServiceRequest as OTLP/HTTP's protobuf, here as raw bytes decoded as above
+ * (no .proto files loaded). Its exports are recorded as `application/grpc`.
+ */
+export async function startOtlpGrpcReceiver(): Promise<OtlpReceiver> {
+  const spans: ReceivedSpan[] = [];
+  const contentTypes: string[] = [];
+  const server = new grpc.Server();
+  const traceService: grpc.ServiceDefinition = {
+    Export: {
+      path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: raw,
+      requestDeserialize: raw,
+      responseSerialize: raw,
+      responseDeserialize: raw,
+    },
+  };
+  server.addService(traceService, {
+    Export(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
+      contentTypes.push('application/grpc');
+      spans.push(...fromProtobuf(call.request));
+      // An empty ExportTraceServiceResponse.
+      callback(null, Buffer.alloc(0));
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
+  return {
+    url: `http://127.0.0.1:${port}`,
+    spans,
+    contentTypes,
+    close: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
   };
 }
 

@@ -70,6 +70,7 @@ const incoming = (msg: AsyncMessage): IncomingMessage => ({
   messageId: msg.messageId,
   headers: msg.headers ?? {},
   redelivered: msg.redelivered,
+  deliveryTag: msg.deliveryTag,
 });
 
 /**

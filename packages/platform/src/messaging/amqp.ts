@@ -141,7 +141,13 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
   // Connected between the wait's end and here: declare for that connection too.
   if (connection.ready && !declaredAtStart) declareInBackground();
 
+  // A cluster's node is whichever one the connection reached, which the client does not tell: named only when there is one.
+  const [only, ...others] = target.hosts.map((h) => new URL(`amqp://${h}`));
   const transport: Transport = {
+    peer: {
+      system: 'rabbitmq',
+      ...(only && others.length === 0 ? { address: only.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(only.port) } : {}),
+    },
     async publish(messages: OutgoingMessage[]) {
       // Streamed: every publish is in flight at once and the confirms arrive together. Mandatory
       // where the platform has a queue for the message: the broker confirms a message no queue

@@ -177,6 +177,7 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
     const traced = options.tracing?.processing(
       queue.queue,
       batch.map((d) => d.message),
+      transport.peer,
     );
     try {
       const stopTimer = metrics?.batchDuration.startTimer({ queue: queue.queue });

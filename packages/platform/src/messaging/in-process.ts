@@ -10,6 +10,9 @@ import type { ConsumeOptions, DeliveryHandler, IncomingMessage, OutgoingMessage,
 /** The table of the in-process transport's store (`broker_messages`). */
 export const brokerMigrations = migrationSource('broker', path.join(import.meta.dirname, 'migrations'));
 
+/** The `messaging.system.name` of the in-process transport's spans (a value of ours: OpenTelemetry has none for it). */
+export const IN_PROCESS_MESSAGING_SYSTEM = 'stockflow.in_process';
+
 export interface InProcessOptions {
   queues: QueueSpec[];
   logger: Logger;
@@ -291,6 +294,8 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
   };
 
   const transport: Transport = {
+    // Not RabbitMQ, though it routes as it does: a name of its own, so that no span claims a broker that was never there.
+    peer: { system: IN_PROCESS_MESSAGING_SYSTEM },
     async publish(messages: OutgoingMessage[]) {
       if (closed) throw new Error('in-process transport is closed');
       const deliveries: Promise<void>[] = [];

@@ -120,7 +120,10 @@ export function startOutbox(options: OutboxOptions): Outbox {
   /** Publishes claimed rows with confirms and deletes them; on failure gives their claim up and throws. */
   const publishRows = async (rows: OutboxRow[]) => {
     const ids = rows.map((r) => r.id);
-    const traced = options.tracing?.publishing(rows.map((r) => r.message));
+    const traced = options.tracing?.publishing(
+      rows.map((r) => r.message),
+      transport.peer,
+    );
     // Untraced, an event nothing caused still takes a trace here, for its consumers' log lines to share.
     const messages = traced?.messages ?? rows.map((r) => withTraceparent(r.message));
     const publish = () =>

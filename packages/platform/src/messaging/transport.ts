@@ -19,6 +19,18 @@ export interface IncomingMessage {
   messageId: string | undefined;
   headers: Record<string, unknown>;
   redelivered: boolean;
+  /** RabbitMQ's number of the delivery on its channel (the AMQP transport's only). */
+  deliveryTag?: number;
+}
+
+/**
+ * The broker a transport talks to, as its messaging spans name it (OpenTelemetry's
+ * `messaging.system.name`, `server.address`, `server.port`): the address only where it is one.
+ */
+export interface MessagingPeer {
+  system: string;
+  address?: string | undefined;
+  port?: number | undefined;
 }
 
 /** Resolve to acknowledge; throw to hand the message back for another attempt. */
@@ -64,6 +76,8 @@ export interface Transport {
   /** Inspect and replay what consumers parked. */
   deadLetters: DeadLetterStore;
   close(): Promise<void>;
+  /** The broker, for the spans of what is published and consumed through it. */
+  peer?: MessagingPeer;
 }
 
 /**

@@ -2,7 +2,7 @@ import type { IncomingMessage as HttpRequest, ServerResponse } from 'node:http';
 import type { OperationDefinitionNode } from 'graphql';
 import { safeUrl } from '../config.ts';
 import type { Logger } from '../logger.ts';
-import type { IncomingMessage, OutgoingMessage } from '../messaging/transport.ts';
+import type { IncomingMessage, MessagingPeer, OutgoingMessage } from '../messaging/transport.ts';
 import type { TraceContext } from './context.ts';
 
 export * from './context.ts';
@@ -47,32 +47,31 @@ export interface Processing {
  * when tracing is off: the callers then do exactly what they did without it.
  */
 export interface Tracing {
+  /** `route` is the path the handler serves (its GraphQL endpoint): a request to another path is not given it as its route. */
   serve(req: HttpRequest, res: ServerResponse, route: string): ServedRequest;
   /** A request to `peer` (the gateway's to a subgraph), within `parent` (the request that caused it). */
   calling(parent: TraceContext | undefined, request: { method: string; url: string; peer: string }): Calling;
-  publishing(messages: readonly OutgoingMessage[]): Publishing;
-  processing(queue: string, messages: readonly IncomingMessage[]): Processing;
+  /** `via` is the transport's broker, as its spans name it. */
+  publishing(messages: readonly OutgoingMessage[], via: MessagingPeer | undefined): Publishing;
+  processing(queue: string, messages: readonly IncomingMessage[], via: MessagingPeer | undefined): Processing;
   /** Exports the spans still buffered, then stops. */
   shutdown(): Promise<void>;
 }
 
-/** How spans travel: OTLP over HTTP, as protobuf (the specification's default) or JSON. */
-export type OtlpProtocol = 'http/protobuf' | 'http/json';
+/** How spans travel: OTLP over HTTP, as protobuf (the specification's default) or JSON, or over gRPC. */
+export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc';
+
+const PROTOCOLS: readonly string[] = ['http/protobuf', 'http/json', 'grpc'] satisfies OtlpProtocol[];
 
 /**
- * The protocol OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL names; an error
- * for grpc (its exporter would bring a gRPC stack for what OTLP/HTTP carries as well) and for a
- * value the specification does not define, so a typo fails at start rather than lose every span.
+ * The protocol OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL names; an error for
+ * a value the specification does not define, so a typo fails at start rather than lose every span.
  */
 export function otlpProtocol(env: NodeJS.ProcessEnv = process.env): OtlpProtocol {
   const variable = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
   const value = env[variable]?.trim() || 'http/protobuf';
-  if (value === 'http/protobuf' || value === 'http/json') return value;
-  if (value === 'grpc')
-    throw new Error(
-      `${variable}=grpc is not supported: send spans over OTLP/HTTP (http/protobuf, the default, or http/json), to the collector's HTTP port (4318)`,
-    );
-  throw new Error(`${variable}=${value} is not an OTLP protocol: use http/protobuf (the default) or http/json`);
+  if (PROTOCOLS.includes(value)) return value as OtlpProtocol;
+  throw new Error(`${variable}=${value} is not an OTLP protocol: use http/protobuf (the default), http/json or grpc`);
 }
 
 /**
@@ -90,7 +89,7 @@ export async function startTracing(service: string, logger: Logger): Promise<Tra
   const tracing = await createTracing(service, logger, protocol);
   logger.info(
     { endpoint: safeUrl(endpoint), protocol, sampler: env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on' },
-    'tracing on: spans exported over OTLP/HTTP',
+    `tracing on: spans exported over OTLP/${protocol === 'grpc' ? 'gRPC' : 'HTTP'}`,
   );
   return tracing;
 }

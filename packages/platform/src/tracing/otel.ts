@@ -1,31 +1,36 @@
 import type * as OtelApi from '@opentelemetry/api';
-import type { Span, Tracer } from '@opentelemetry/api';
+import type { Attributes, Span, Tracer } from '@opentelemetry/api';
 import { Kind, type OperationDefinitionNode } from 'graphql';
 import type { Logger } from '../logger.ts';
-import type { OutgoingMessage } from '../messaging/transport.ts';
+import type { MessagingPeer, OutgoingMessage } from '../messaging/transport.ts';
 import { formatTraceparent, parseTraceparent, TRACEPARENT_HEADER, type TraceContext } from './context.ts';
 import type { OtlpProtocol, Tracing } from './index.ts';
 
 // Attribute names of the OpenTelemetry semantic conventions, written out: the messaging and
 // GraphQL ones are still incubating in @opentelemetry/semantic-conventions, whose advice is to
-// copy such names, and importing the package for the stable ones would load all of it.
-const MESSAGING_SYSTEM = 'messaging.system';
+// copy such names, and importing the package for the stable ones would load all of it. The names
+// are those of its release 1.45, none of them deprecated there (it replaced `messaging.system`,
+// `messaging.rabbitmq.destination.routing_key`, `messaging.rabbitmq.message.delivery_tag` and
+// `peer.service` with the names below).
+const MESSAGING_SYSTEM_NAME = 'messaging.system.name';
 const MESSAGING_OPERATION_TYPE = 'messaging.operation.type';
 const MESSAGING_OPERATION_NAME = 'messaging.operation.name';
 const MESSAGING_DESTINATION_NAME = 'messaging.destination.name';
 const MESSAGING_SUBSCRIPTION_NAME = 'messaging.destination.subscription.name';
-const MESSAGING_ROUTING_KEY = 'messaging.rabbitmq.destination.routing_key';
 const MESSAGING_MESSAGE_ID = 'messaging.message.id';
-const MESSAGING_BATCH_COUNT = 'messaging.batch.message_count';
+const RABBITMQ_ROUTING_KEY = 'rabbitmq.destination.routing_key';
+const RABBITMQ_DELIVERY_TAG = 'rabbitmq.message.delivery_tag';
 const GRAPHQL_OPERATION_TYPE = 'graphql.operation.type';
 const GRAPHQL_OPERATION_NAME = 'graphql.operation.name';
 const HTTP_REQUEST_METHOD = 'http.request.method';
 const HTTP_ROUTE = 'http.route';
 const HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
 const URL_FULL = 'url.full';
+const URL_PATH = 'url.path';
+const URL_SCHEME = 'url.scheme';
 const SERVER_ADDRESS = 'server.address';
 const SERVER_PORT = 'server.port';
-const PEER_SERVICE = 'peer.service';
+const SERVER_SERVICE_NAME = 'server.service.name';
 const ERROR_TYPE = 'error.type';
 const SERVICE_NAME = 'service.name';
 
@@ -42,8 +47,12 @@ export async function createTracing(service: string, logger: Logger, protocol: O
   const [api, { BasicTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, resources] = await Promise.all([
     import('@opentelemetry/api'),
     import('@opentelemetry/sdk-trace-base'),
-    // The two exporters differ only in the encoding; the one not used is not loaded.
-    protocol === 'http/json' ? import('@opentelemetry/exporter-trace-otlp-http') : import('@opentelemetry/exporter-trace-otlp-proto'),
+    // Only the protocol's exporter is loaded: gRPC's brings @grpc/grpc-js, which the others do without.
+    protocol === 'grpc'
+      ? import('@opentelemetry/exporter-trace-otlp-grpc')
+      : protocol === 'http/json'
+        ? import('@opentelemetry/exporter-trace-otlp-http')
+        : import('@opentelemetry/exporter-trace-otlp-proto'),
     import('@opentelemetry/resources'),
   ]);
   // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (envDetector) override the service's own name.
@@ -66,6 +75,19 @@ export async function createTracing(service: string, logger: Logger, protocol: O
 }
 
 type Api = typeof OtelApi;
+
+/**
+ * The attributes naming the broker of a messaging span; the routing key is RabbitMQ's attribute,
+ * on RabbitMQ's spans only (the in-process transport routes alike, but is not RabbitMQ).
+ */
+function broker(via: MessagingPeer | undefined, routingKey: string): Attributes {
+  if (!via) return {};
+  return {
+    [MESSAGING_SYSTEM_NAME]: via.system,
+    ...(via.address !== undefined ? { [SERVER_ADDRESS]: via.address, [SERVER_PORT]: via.port } : {}),
+    ...(via.system === 'rabbitmq' ? { [RABBITMQ_ROUTING_KEY]: routingKey } : {}),
+  };
+}
 
 /** The operation's own name, else its only root field (`mutation { createOrder ... }`), else nothing. */
 function operationName(operation: OperationDefinitionNode): string | undefined {
@@ -100,9 +122,20 @@ function tracingWith(api: Api, tracer: Tracer, shutdown: () => Promise<void>): T
   return {
     serve(req, res, route) {
       const method = req.method ?? 'GET';
+      const path = (req.url ?? '/').split('?')[0] as string;
+      // A path the handler does not serve matched no route: the span is named by its method alone.
+      const routed = path === route;
       const span = tracer.startSpan(
-        `${method} ${route}`,
-        { kind: SpanKind.SERVER, attributes: { [HTTP_REQUEST_METHOD]: method, [HTTP_ROUTE]: route } },
+        routed ? `${method} ${route}` : method,
+        {
+          kind: SpanKind.SERVER,
+          attributes: {
+            [HTTP_REQUEST_METHOD]: method,
+            [URL_SCHEME]: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+            [URL_PATH]: path,
+            ...(routed ? { [HTTP_ROUTE]: route } : {}),
+          },
+        },
         parentContext(parseTraceparent(req.headers[TRACEPARENT_HEADER])),
       );
       // 'close' comes after 'finish', and also when the client went away first.
@@ -133,7 +166,7 @@ function tracingWith(api: Api, tracer: Tracer, shutdown: () => Promise<void>): T
             [URL_FULL]: `${target.origin}${target.pathname}`,
             [SERVER_ADDRESS]: target.hostname,
             [SERVER_PORT]: Number(target.port || (target.protocol === 'https:' ? 443 : 80)),
-            [PEER_SERVICE]: peer,
+            [SERVER_SERVICE_NAME]: peer,
           },
         },
         parentContext(parent),
@@ -155,7 +188,7 @@ function tracingWith(api: Api, tracer: Tracer, shutdown: () => Promise<void>): T
       };
     },
 
-    publishing(messages) {
+    publishing(messages, via) {
       // The traceparent stored with the event is the span that caused it (the request, or the
       // delivery being applied): the publish continues that trace, whenever and by whichever
       // instance's relay it happens. An event nothing traced caused has none: its publish is the
@@ -166,11 +199,10 @@ function tracingWith(api: Api, tracer: Tracer, shutdown: () => Promise<void>): T
           {
             kind: SpanKind.PRODUCER,
             attributes: {
-              [MESSAGING_SYSTEM]: 'rabbitmq',
+              ...broker(via, m.routingKey),
               [MESSAGING_OPERATION_TYPE]: 'send',
               [MESSAGING_OPERATION_NAME]: 'publish',
               [MESSAGING_DESTINATION_NAME]: m.exchange,
-              [MESSAGING_ROUTING_KEY]: m.routingKey,
               [MESSAGING_MESSAGE_ID]: m.messageId,
             },
           },
@@ -193,21 +225,21 @@ function tracingWith(api: Api, tracer: Tracer, shutdown: () => Promise<void>): T
       };
     },
 
-    processing(queue, messages) {
+    processing(queue, messages, via) {
       const spans = messages.map((m) =>
         tracer.startSpan(
           `process ${queue}`,
           {
             kind: SpanKind.CONSUMER,
+            // One span per message: messaging.batch.message_count is for spans of a batch, which these are not.
             attributes: {
-              [MESSAGING_SYSTEM]: 'rabbitmq',
+              ...broker(via, m.routingKey),
               [MESSAGING_OPERATION_TYPE]: 'process',
               [MESSAGING_OPERATION_NAME]: 'process',
               [MESSAGING_DESTINATION_NAME]: m.exchange,
-              [MESSAGING_ROUTING_KEY]: m.routingKey,
               [MESSAGING_SUBSCRIPTION_NAME]: queue,
               ...(m.messageId ? { [MESSAGING_MESSAGE_ID]: m.messageId } : {}),
-              ...(messages.length > 1 ? { [MESSAGING_BATCH_COUNT]: messages.length } : {}),
+              ...(m.deliveryTag !== undefined && via?.system === 'rabbitmq' ? { [RABBITMQ_DELIVERY_TAG]: m.deliveryTag } : {}),
             },
           },
           parentContext(parseTraceparent(m.headers[TRACEPARENT_HEADER])),

@@ -41,17 +41,23 @@ describe('startTracing', () => {
     await tracing?.shutdown();
   });
 
+  it.each(['OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'])('starts with %s=grpc', async (variable) => {
+    withEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4317', [variable]: 'grpc' });
+    const tracing = await startTracing('orders', logger);
+    expect(tracing).toBeDefined();
+    await tracing?.shutdown();
+  });
+
   it.each([
-    ['OTEL_EXPORTER_OTLP_PROTOCOL', 'grpc', /OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported: send spans over OTLP\/HTTP/],
-    ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'grpc', /OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc is not supported/],
     ['OTEL_EXPORTER_OTLP_PROTOCOL', 'http/xml', /OTEL_EXPORTER_OTLP_PROTOCOL=http\/xml is not an OTLP protocol: use http\/protobuf/],
+    ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'gRPC', /OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=gRPC is not an OTLP protocol: .*grpc/],
   ])('refuses to start with %s=%s, saying why', async (variable, value, message) => {
     withEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', [variable]: value });
     await expect(startTracing('orders', logger)).rejects.toThrow(message);
   });
 
   it('does not read the protocol while tracing is off', async () => {
-    withEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
+    withEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/xml' });
     expect(await startTracing('orders', logger)).toBeUndefined();
   });
 });
