@@ -16,7 +16,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { Connection } from 'rabbitmq-client';
 import { z } from 'zod';
-import { EXCHANGES, JSON_CONTENT_TYPE, ROUTING_KEYS, type QueueType } from '@stockflow/contracts';
+import { JSON_CONTENT_TYPE, routeOf, type EventName, type QueueType } from '@stockflow/contracts';
 import { connectionTarget, graphqlClient, metricSum, signToken } from '@stockflow/platform';
 import {
   buildRunnables,
@@ -304,12 +304,12 @@ async function peakRss<T>(platform: Platform, work: () => Promise<T>): Promise<[
 }
 
 /** The answers a drained OrderCreated gets. */
-const ANSWER_KEYS = [ROUTING_KEYS.stockReserved, ROUTING_KEYS.stockRejected];
+const ANSWER_KEYS = [routeOf('StockReserved').routingKey, routeOf('StockRejected').routingKey];
 
 const meta = () => ({ event_id: randomUUID(), occurred_at: new Date().toISOString() });
 
-/** Publishes events on the orders exchange with confirms, a thousand in flight at a time. */
-async function publishAll(amqpUrl: string, routingKey: string, events: unknown[]): Promise<void> {
+/** Publishes events where their producer would (routeOf), with confirms, a thousand in flight at a time. */
+async function publishAll(amqpUrl: string, events: { event: EventName }[]): Promise<void> {
   const connection = new Connection(connectionTarget(amqpUrl));
   await connection.onConnect(5_000);
   const publisher = connection.createPublisher({ confirm: true });
@@ -319,10 +319,7 @@ async function publishAll(amqpUrl: string, routingKey: string, events: unknown[]
         events
           .slice(i, i + 1_000)
           .map((event) =>
-            publisher.send(
-              { exchange: EXCHANGES.orders, routingKey, contentType: JSON_CONTENT_TYPE, durable: true },
-              JSON.stringify(event),
-            ),
+            publisher.send({ ...routeOf(event.event), contentType: JSON_CONTENT_TYPE, durable: true }, JSON.stringify(event)),
           ),
       );
     }
@@ -383,7 +380,6 @@ async function backlogDrain(platform: Platform, count: number, backlog: Backlog)
   const prefix = `BL-${Date.now()}`;
   await publishAll(
     amqpUrl,
-    ROUTING_KEYS.orderCreated,
     Array.from({ length: count }, (_, i) => ({
       event: 'OrderCreated',
       order_id: `${prefix}-${i}`,
@@ -449,7 +445,6 @@ async function backlogDrain(platform: Platform, count: number, backlog: Backlog)
     // would, so the stock they hold goes back and the next round's audit finds the books balanced.
     await publishAll(
       amqpUrl,
-      ROUTING_KEYS.orderCancelled,
       reserved.map((orderId) => ({ event: 'OrderCancelled', order_id: orderId, reason: 'benchmark backlog released', ...meta() })),
     );
     const releasedBy = Date.now() + 120_000;

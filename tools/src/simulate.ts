@@ -9,7 +9,7 @@
 import { randomInt } from 'node:crypto';
 import { Connection } from 'rabbitmq-client';
 import { z } from 'zod';
-import { EXCHANGES, exchanges, JSON_CONTENT_TYPE, ROUTING_KEYS, type OrderCreated } from '@stockflow/contracts';
+import { exchanges, JSON_CONTENT_TYPE, routeOf, type OrderCreated } from '@stockflow/contracts';
 import { fail, fraction, parseCli, requireApi, wholeNumber } from './cli.ts';
 import { simulatePayments } from './simulate-payments.ts';
 
@@ -200,16 +200,13 @@ async function orders(argv: string[]) {
       queue: '',
       queueOptions: { exclusive: true, autoDelete: true },
       exchanges: exchanges.map((e) => ({ exchange: e.exchange, type: e.type, durable: e.durable })),
-      queueBindings: [
-        { exchange: EXCHANGES.inventory, routingKey: ROUTING_KEYS.stockReserved },
-        { exchange: EXCHANGES.inventory, routingKey: ROUTING_KEYS.stockRejected },
-      ],
+      queueBindings: [routeOf('StockReserved'), routeOf('StockRejected')],
     },
     (msg) => {
       const body = (Buffer.isBuffer(msg.body) ? JSON.parse(msg.body.toString()) : msg.body) as { order_id?: string };
       if (!body.order_id || !pending.has(body.order_id)) return;
       pending.delete(body.order_id);
-      if (msg.routingKey === ROUTING_KEYS.stockReserved) counts.reserved += 1;
+      if (msg.routingKey === routeOf('StockReserved').routingKey) counts.reserved += 1;
       else counts.rejected += 1;
       console.log(`${msg.routingKey.padEnd(15)} ${JSON.stringify(body)}`);
       if (pending.size === 0) finish();
@@ -227,15 +224,11 @@ async function orders(argv: string[]) {
     })),
   }));
   for (const order of orders) pending.add(order.order_id);
+  const route = routeOf('OrderCreated');
   await Promise.all(
-    orders.map((order) =>
-      publisher.send(
-        { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderCreated, contentType: JSON_CONTENT_TYPE, durable: true },
-        JSON.stringify(order),
-      ),
-    ),
+    orders.map((order) => publisher.send({ ...route, contentType: JSON_CONTENT_TYPE, durable: true }, JSON.stringify(order))),
   );
-  console.log(`published ${orders.length} OrderCreated to ${EXCHANGES.orders}/${ROUTING_KEYS.orderCreated}; waiting for answers...`);
+  console.log(`published ${orders.length} OrderCreated to ${route.exchange}/${route.routingKey}; waiting for answers...`);
 
   const timedOut = await Promise.race([
     allAnswered.then(() => false),
