@@ -27,7 +27,7 @@ describe('Dockerfile', () => {
       .map((stage) => [/ AS (\S+)/.exec(stage.split('\n')[0] ?? '')?.[1] ?? '', stage]),
   );
 
-  it.each(SERVICES)('has a %s target that runs the command the tests start the service with', (service) => {
+  it.each([...SERVICES, 'gateway'] as const)('has a %s target that runs the command the tests start the service with', (service) => {
     const stage = stages[service] ?? '';
     const cmd = JSON.parse(/^CMD (.*)$/m.exec(stage)?.[1] ?? '[]') as string[];
     const [, args] = runnableCommand(service);
@@ -35,10 +35,7 @@ describe('Dockerfile', () => {
     expect(stage).toContain(`COPY --from=build --chown=node:node /app/dist/${service} dist/${service}`);
   });
 
-  it('has a gateway target that runs its bundle, with the supergraph the build copies beside it', () => {
-    const stage = stages.gateway ?? '';
-    expect(JSON.parse(/^CMD (.*)$/m.exec(stage)?.[1] ?? '[]')).toContain('dist/gateway/main.mjs');
-    expect(stage).toContain('COPY --from=build --chown=node:node /app/dist/gateway dist/gateway');
+  it('has the gateway bundle the supergraph the build copies beside it', () => {
     expect(read('tools/src/build.ts')).toContain("'apps/gateway/supergraph.graphql'");
   });
 

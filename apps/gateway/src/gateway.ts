@@ -8,6 +8,7 @@ import { buildASTSchema, parse } from 'graphql';
 import { z } from 'zod';
 import {
   createAuthenticator,
+  corsResponder,
   documentLimits,
   operationCostLimit,
   env,
@@ -72,7 +73,11 @@ export interface RunningGateway {
   port: number;
   address: string;
   auth: 'jwt' | 'disabled';
-  close(): Promise<void>;
+  /**
+   * Stops listening and resolves once the requests under way are answered (subscriptions are cut);
+   * what is still open when `giveUp` aborts (SHUTDOWN_TIMEOUT_MS by default) is cut.
+   */
+  close(giveUp?: AbortSignal): Promise<void>;
 }
 
 /** Whether a subgraph's process answers its liveness probe (`/health` next to its `/graphql`). */
@@ -113,6 +118,10 @@ export async function startGateway(
   const metrics = createGatewayMetrics();
   const observe = gatewayObservability({ tracing, metrics });
   const graphiql = config.GRAPHIQL ? config.GRAPHIQL === 'true' : config.NODE_ENV !== 'production';
+  // Hive's runtime disposes itself on SIGTERM and SIGINT, at once (its own listener; it cannot be
+  // turned off), and disposing an HTTP executor aborts its requests under way. The runtime gets
+  // executors it cannot dispose; `close` disposes them once what the gateway accepted is answered.
+  const executors: ReturnType<typeof buildHTTPExecutor>[] = [];
   const runtime = createGatewayRuntime({
     supergraph,
     transportEntries: { orders: { location: config.ORDERS_URL }, inventory: { location: config.INVENTORY_URL } },
@@ -120,11 +129,14 @@ export async function startGateway(
     transports: {
       http: {
         // The gateway's fetch, which carries its hooks (the headers it forwards).
-        getSubgraphExecutor: ({ transportEntry, fetch }) =>
-          buildHTTPExecutor({
+        getSubgraphExecutor: ({ transportEntry, fetch }) => {
+          const executor = buildHTTPExecutor({
             endpoint: transportEntry.location ?? '',
             fetch: observe.fetch(transportEntry.subgraph, (fetch ?? globalThis.fetch) as AsyncFetchFn),
-          }),
+          });
+          executors.push(executor);
+          return (request) => executor(request);
+        },
       },
     },
     propagateHeaders: {
@@ -148,16 +160,27 @@ export async function startGateway(
       }),
       // Counted on the supergraph, which keeps each list's most (@listSize): the services count their shares again.
       operationCostLimit(buildASTSchema(parse(supergraph), { assumeValidSDL: true }), config.GRAPHQL_MAX_COST),
+      {
+        // A subscription's stream never ends by itself: a shutdown closes it rather than wait for
+        // it. Only a subscription: a query or mutation sent over SSE is answered, then ends.
+        onSubscribe({ args }: { args: { contextValue: unknown } }) {
+          const { req } = args.contextValue as { req?: IncomingMessage };
+          if (req) markSubscription(req);
+        },
+      },
     ],
-    cors: config.CORS_ORIGINS.length > 0 ? { origin: config.CORS_ORIGINS } : false,
+    // Answered in `handler`, as the services answer it (Yoga's would allow credentials and any method).
+    cors: false,
   });
+  const cors = corsResponder(config.CORS_ORIGINS);
 
   const handler = (req: IncomingMessage & { body?: Buffer }, res: ServerResponse) => {
     observe.serve(req, res);
     const serve = async () => {
+      if (cors(req, res)) return;
       if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BODY_BYTES) return refuseTooLargeBody(req, res);
       const graphiqlPage = graphiql && req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
-      if (!graphiqlPage && req.method !== 'OPTIONS') {
+      if (!graphiqlPage) {
         try {
           await auth.authenticate(req.headers.authorization);
         } catch (error) {
@@ -179,8 +202,6 @@ export async function startGateway(
         // Handed over read (@whatwg-node/server takes a `body` found on the request).
         req.body = body;
       }
-      // Its stream never ends by itself: a shutdown closes it rather than wait for it.
-      if ((req.headers.accept ?? '').includes('text/event-stream')) markSubscription(req);
       await runtime(req, res);
     };
     serve().catch((error: unknown) => {
@@ -197,11 +218,13 @@ export async function startGateway(
     handler,
     metrics: metrics.registry,
     // Each half of the graph is served while the other's service is down: a lost subgraph makes the
-    // gateway degraded, not unready (taking it out of service would lose the half that still works).
+    // gateway degraded, not unready (taking it out of service would lose the half that still works);
+    // with both lost it can serve nothing.
     checks: [
-      { name: 'orders', check: () => healthy(config.ORDERS_URL), optional: true },
-      { name: 'inventory', check: () => healthy(config.INVENTORY_URL), optional: true },
+      { name: 'orders', check: () => healthy(config.ORDERS_URL) },
+      { name: 'inventory', check: () => healthy(config.INVENTORY_URL) },
     ],
+    ready: (up) => Object.values(up).some(Boolean),
     refuseRebindableHosts: auth.mode === 'disabled',
   });
   logger.info({ port: server.port, orders: config.ORDERS_URL, inventory: config.INVENTORY_URL, auth: auth.mode }, 'gateway listening');
@@ -209,12 +232,10 @@ export async function startGateway(
     port: server.port,
     address: config.HOST,
     auth: auth.mode,
-    close: async () => {
-      const giveUp = new AbortController();
-      const timer = setTimeout(() => giveUp.abort(), config.SHUTDOWN_TIMEOUT_MS);
-      await server.close(giveUp.signal);
-      clearTimeout(timer);
+    close: async (giveUp = AbortSignal.timeout(config.SHUTDOWN_TIMEOUT_MS)) => {
+      await server.close(giveUp);
       await runtime.dispose();
+      for (const executor of executors) await executor[Symbol.asyncDispose]();
       await tracing?.shutdown();
     },
   };

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLogger, metricSum, signToken, type RunningService } from '@stockflow/platform';
 import { randomUUID } from 'node:crypto';
@@ -166,7 +166,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     expect(products.nodes).toEqual([]);
   });
 
-  it("keeps the services' cost limit: _entities counts its representations", async () => {
+  it('leaves the Inventory Service, asked directly, counting _entities (what the gateway sends it) by its representations', async () => {
     // Each product's ledger is a query (100) and a count (100): 1,000 of them are over the 200,000
     // limit, which a list counted at its default 500 items would have let through.
     const representations = Array.from({ length: 1_000 }, (_, i) => ({ __typename: 'Product', id: String(i + 1) }));
@@ -263,12 +263,86 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
       const both = await client.request(`{ ${products} ${orderPage} }`);
       expect(both.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
       expect(both.errors?.[0]?.message).toMatch(/Cost limit of 500 exceeded/);
+      // The same over GET.
+      const url = `http://127.0.0.1:${limited.port}/graphql`;
+      const viaGet = await fetch(`${url}?query=${encodeURIComponent(`{ ${products} ${orderPage} }`)}`, {
+        headers: { authorization: `Bearer ${tokens.admin}`, accept: 'application/json' },
+      });
+      expect(await viaGet.text()).toMatch(/Cost limit of 500 exceeded/);
+      // And a subscription over SSE: each change would carry up to 100 lines and 50 payments.
+      const subscription = await fetch(url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokens.admin}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({
+          query:
+            'subscription { orderStatusChanged(id: "ORD-1") { id items { quantity product { name priceCents availableStock } } payments { paymentId amountCents currency outcome reason } } }',
+        }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      expect(await subscription.text()).toMatch(/Cost limit of 500 exceeded/);
     } finally {
       await limited.close();
     }
   });
 
-  it('stays ready while one service is down, reporting it degraded, and still serves the half that works', async () => {
+  it('answers CORS as the services do: only to a listed origin, GET and POST, no credentials', async () => {
+    const shop = 'https://shop.example';
+    const cors = await gatewayWith({ CORS_ORIGINS: shop });
+    try {
+      const url = `http://127.0.0.1:${cors.port}/graphql`;
+      const corsHeaders = (res: Response) => Object.fromEntries([...res.headers].filter(([name]) => name.startsWith('access-control-')));
+      const preflight = (origin: string) =>
+        fetch(url, {
+          method: 'OPTIONS',
+          headers: { origin, 'access-control-request-method': 'PUT', 'access-control-request-headers': 'content-type, authorization' },
+        });
+      const listed = await preflight(shop);
+      expect(listed.status).toBe(204);
+      expect(corsHeaders(listed)).toEqual({
+        'access-control-allow-origin': shop,
+        'access-control-allow-methods': 'GET, POST',
+        'access-control-allow-headers': 'content-type, authorization',
+        'access-control-max-age': '600',
+      });
+      expect(corsHeaders(await preflight('https://evil.example'))).toEqual({});
+      const answer = await fetch(url, {
+        method: 'POST',
+        headers: { origin: shop, 'content-type': 'application/json', authorization: `Bearer ${tokens.alice}` },
+        body: '{"query":"{ __typename }"}',
+      });
+      expect(corsHeaders(answer)).toEqual({ 'access-control-allow-origin': shop });
+      expect(answer.headers.get('vary')).toMatch(/origin/i);
+    } finally {
+      await cors.close();
+    }
+  });
+
+  it('with authentication off, answers only requests addressed to localhost or an IP address (421: DNS rebinding)', async () => {
+    const open = await gatewayWith({ AUTH_JWT_SECRET: '', AUTH_DISABLED: 'true' });
+    try {
+      const ask = (host: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = request(
+            { host: '127.0.0.1', port: open.port, method: 'POST', path: '/graphql', headers: { host, 'content-type': 'application/json' } },
+            (res) => {
+              let body = '';
+              res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+            },
+          );
+          req.on('error', reject);
+          req.end('{"query":"{ __typename }"}');
+        });
+      const rebound = await ask(`evil.example:${open.port}`);
+      expect(rebound.status).toBe(421);
+      expect(rebound.body).toMatch(/only requests addressed to localhost or an IP address/);
+      expect((await ask(`localhost:${open.port}`)).status).toBe(200);
+    } finally {
+      await open.close();
+    }
+  });
+
+  it('stays ready while one service is down, reporting it degraded, and still serves the half that works; not with both down', async () => {
     // A port nothing listens on: the Inventory Service is gone.
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
@@ -285,6 +359,18 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
       expect(answer.order.id).toBe(id);
     } finally {
       await halfGateway.close();
+    }
+    // With both gone it can serve nothing: out of its load balancer.
+    const nothing = await gatewayWith({
+      ORDERS_URL: `http://127.0.0.1:${deadPort}/graphql`,
+      INVENTORY_URL: `http://127.0.0.1:${deadPort}/graphql`,
+    });
+    try {
+      const ready = await fetch(`http://127.0.0.1:${nothing.port}/ready`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ status: 'not ready', checks: { orders: 'down', inventory: 'down' } });
+    } finally {
+      await nothing.close();
     }
   });
 

@@ -10,7 +10,7 @@ try {
   line('GraphQL (one graph)', `http://localhost:${platform.gateway.port}/graphql`);
   line('Order Service GraphQL', `http://localhost:${platform.orders.port}/graphql`);
   line('Inventory GraphQL', `http://localhost:${platform.inventory.port}/graphql`);
-  line('Health', `http://localhost:${platform.orders.port}/ready  http://localhost:${platform.inventory.port}/ready`);
+  line('Health', [platform.gateway, platform.orders, platform.inventory].map((part) => `http://localhost:${part.port}/ready`).join('  '));
   line(
     'Authentication',
     platform.orders.auth === 'jwt' ? 'JWT bearer tokens (npm run token -- --role admin --sub me)' : 'OFF: every request has full access',

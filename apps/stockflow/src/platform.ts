@@ -152,15 +152,15 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
     shutdownTimeoutMs: ordersConfig.SHUTDOWN_TIMEOUT_MS,
     logger: createLogger({ name: 'stockflow', level: config.LOG_LEVEL }),
     async close() {
-      // The dashboard and the gateway stop listening with the services; what they pass on finishes
-      // as the services finish theirs (a subscription the gateway passes on is cut as it stops). The Order
-      // Service first: the OrderCreated its outbox publishes on the way out still reaches a running
-      // Inventory Service.
-      await Promise.all([
-        dashboard.close(AbortSignal.timeout(ordersConfig.SHUTDOWN_TIMEOUT_MS)),
-        gateway.close(),
-        orders.close().then(() => inventory.close()),
-      ]);
+      // Front to back, so that what one layer accepted still finds the next one running: the
+      // dashboard and the gateway first, together (the gateway cuts the subscriptions, which ends
+      // the dashboard's streams of them), answering what they accepted while both services still
+      // run; then the Order Service, whose OrderCreated published on the way out still reaches a
+      // running Inventory Service; then that one.
+      const giveUp = AbortSignal.timeout(ordersConfig.SHUTDOWN_TIMEOUT_MS);
+      await Promise.all([dashboard.close(giveUp), gateway.close(giveUp)]);
+      await orders.close();
+      await inventory.close();
       for (const resource of owned) await resource.close();
     },
   };

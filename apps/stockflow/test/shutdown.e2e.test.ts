@@ -112,6 +112,70 @@ describe('the whole platform in one process, stopped', { timeout: 120_000 }, () 
     },
   );
 
+  it.skipIf(servicesUnavailable)(
+    'keeps both services running until the gateway has answered what it accepted, a request that still needs either of them',
+    async () => {
+      const dbs = await databases();
+      await purgeQueues(inject('amqpUrl'));
+      platform = await startPlatform({
+        ...(await embeddedEnv()),
+        AMQP_URL: inject('amqpUrl'),
+        INVENTORY_DATABASE_URL: dbs.inventory.url,
+        ORDERS_DATABASE_URL: dbs.orders.url,
+        AUTH_DISABLED: 'true',
+        SHUTDOWN_TIMEOUT_MS: '60000',
+      });
+      const running = platform;
+      const productId = (
+        await graphqlClient(`http://127.0.0.1:${running.inventory.port}/graphql`).data<{ createProduct: { id: string } }>(
+          'mutation { createProduct(input: {sku: "LAMP", name: "Desk lamp", initialStock: 5}) { id } }',
+        )
+      ).createProduct.id;
+      const orderId = (
+        await graphqlClient(`http://127.0.0.1:${running.orders.port}/graphql`).data<{ createOrder: { id: string } }>(CREATE_ORDER, {
+          input: { customerId: 'c', items: [{ productId, quantity: 1 }] },
+        })
+      ).createOrder.id;
+      const lock = new pg.Client({ connectionString: dbs.inventory.url });
+      await lock.connect();
+      cleanup.push(() => lock.end());
+      // Reading the products waits for this transaction: the gateway holds the request, the Order
+      // Service's part of it answered, the Inventory Service's under way.
+      await lock.query('BEGIN');
+      await lock.query('LOCK TABLE products IN ACCESS EXCLUSIVE MODE');
+      const answer = fetch(`http://127.0.0.1:${running.gateway.port}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: `{ order(id: "${orderId}") { items { quantity product { name } } } }` }),
+      }).then(
+        async (res) => ({ status: res.status, body: (await res.json()) as unknown }),
+        (error: unknown) => ({ status: 0, body: String(error) }),
+      );
+      await eventually(
+        async () =>
+          (await lock.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND relation = 'products'::regclass`))
+            .rows[0]?.n ?? 0,
+        (n) => n > 0,
+      );
+
+      const closed = running.close();
+      platform = undefined;
+      cleanup.push(() => closed.catch(() => undefined));
+      await eventually(
+        () => refused(running.gateway.port),
+        (outcome) => outcome === 'ECONNREFUSED',
+      );
+      // What the gateway may still send to the Order Service (another field, a mutation) finds it running.
+      expect(await refused(running.orders.port)).toBe('answered');
+      await lock.query('COMMIT');
+      expect(await answer).toEqual({
+        status: 200,
+        body: { data: { order: { items: [{ quantity: 1, product: { name: 'Desk lamp' } }] } } },
+      });
+      await closed;
+    },
+  );
+
   it('embedded: stops in time though an answer can no longer reach the Order Service, and delivers it at the next start', async () => {
     const env = { ...(await embeddedEnv()), SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) };
     platform = await startPlatform(env);

@@ -29,7 +29,11 @@ export function addDeadLetterAdmin<Context extends DeadLetterAdminContext>(
     description: "A message a consumer gave up on, parked in its queue's dead-letter queue.",
     ...SHAREABLE,
     fields: (t) => ({
-      id: t.id({ resolve: (d) => d.id, description: 'The message id; pass it to replayDeadLetters.' }),
+      id: t.id({
+        resolve: (d) => d.id,
+        description:
+          'The message id; pass it to replayDeadLetters (through the gateway: replayInventoryDeadLetters, replayOrdersDeadLetters).',
+      }),
       queue: t.string({ resolve: (d) => d.queue }),
       reason: t.string({ resolve: (d) => d.reason }),
       routingKey: t.string({ resolve: (d) => d.routingKey }),

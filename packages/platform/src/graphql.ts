@@ -164,6 +164,36 @@ export function documentLimits(limits: Omit<GraphqlLimits, 'maxCost'>): Plugin {
 }
 
 /**
+ * CORS for an origin on the allow-list (set before any answer, so errors are readable too);
+ * nothing for any other, so the browser keeps that page from the answer and from sending
+ * anything a preflight guards. The responder returns true when the request was a preflight, now
+ * answered. The services' and the gateway's, so one page is let in by both alike.
+ */
+export function corsResponder(origins: readonly string[]): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const allowList = new Set(origins);
+  return (req, res) => {
+    const origin = req.headers.origin;
+    const allowed = origin !== undefined && allowList.has(origin);
+    if (allowList.size > 0) res.setHeader('vary', 'Origin');
+    if (allowed) res.setHeader('access-control-allow-origin', origin);
+    if (req.method !== 'OPTIONS') return false;
+    const requested = req.headers['access-control-request-headers'];
+    res.writeHead(
+      204,
+      allowed
+        ? {
+            'access-control-allow-methods': 'GET, POST',
+            ...(requested ? { 'access-control-allow-headers': requested } : {}),
+            'access-control-max-age': '600',
+          }
+        : {},
+    );
+    res.end();
+    return true;
+  };
+}
+
+/**
  * A Yoga plugin stopping an operation over `maxCost` (see `operationCost`) before it runs, with the
  * request's variables: a service's on its own schema, the gateway's on the supergraph's (whose
  * lists keep their services' `@listSize`), so the whole operation is held to the limit its
@@ -220,7 +250,6 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
   tracing?: Tracing | undefined;
 }): (req: IncomingMessage, res: ServerResponse) => void {
   const { metrics, limits } = options;
-  const corsOrigins = new Set(options.corsOrigins);
   const maskOnly = maskError(options.logger);
   const mask = (error: unknown): Error => {
     const masked = maskOnly(error) as GraphQLError;
@@ -292,31 +321,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     return prepared;
   };
 
-  /**
-   * CORS for an origin on the allow-list (set before any answer, so errors are readable too);
-   * nothing for any other, so the browser keeps that page from the answer and from sending
-   * anything a preflight guards. True when the request was a preflight, now answered.
-   */
-  const cors = (req: IncomingMessage, res: ServerResponse): boolean => {
-    const origin = req.headers.origin;
-    const allowed = origin !== undefined && corsOrigins.has(origin);
-    if (corsOrigins.size > 0) res.setHeader('vary', 'Origin');
-    if (allowed) res.setHeader('access-control-allow-origin', origin);
-    if (req.method !== 'OPTIONS') return false;
-    const requested = req.headers['access-control-request-headers'];
-    res.writeHead(
-      204,
-      allowed
-        ? {
-            'access-control-allow-methods': 'GET, POST',
-            ...(requested ? { 'access-control-allow-headers': requested } : {}),
-            'access-control-max-age': '600',
-          }
-        : {},
-    );
-    res.end();
-    return true;
-  };
+  const cors = corsResponder(options.corsOrigins ?? []);
 
   /** Yoga answers a request whose body (if any) was read here. */
   const viaYoga = (req: RequestWithAccess, res: ServerResponse, body: Buffer | undefined) => {

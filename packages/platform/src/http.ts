@@ -27,6 +27,8 @@ export interface HttpServerOptions {
   refuseRebindableHosts?: boolean;
   /** Served at /asyncapi.json: the event contract, for other teams to read or generate clients from. */
   asyncApi?: object;
+  /** Whether the instance is ready, given which checks are up; by default, while every required check is. */
+  ready?: (up: Readonly<Record<string, boolean>>) => boolean;
 }
 
 export interface RunningHttpServer extends DrainingServer {
@@ -138,7 +140,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       void Promise.all(options.checks.map(async (c) => [c.name, await Promise.resolve(c.check()).catch(() => false)] as const)).then(
         (results) => {
           const checks = Object.fromEntries(results.map(([name, ok]) => [name, ok ? 'up' : 'down']));
-          const ready = results.every(([, ok], i) => ok || options.checks[i]?.optional);
+          const ready = options.ready
+            ? options.ready(Object.fromEntries(results))
+            : results.every(([, ok], i) => ok || options.checks[i]?.optional);
           const degraded = ready && results.some(([, ok]) => !ok);
           sendJson(res, ready ? 200 : 503, { status: ready ? (degraded ? 'degraded' : 'ready') : 'not ready', checks, ...options.info });
         },

@@ -12,7 +12,7 @@ export interface ServiceProcess {
 }
 
 /** What `npm run build` makes: one bundle per runnable, under dist/. */
-export type Runnable = 'inventory' | 'orders' | 'stockflow';
+export type Runnable = 'inventory' | 'orders' | 'stockflow' | 'gateway';
 
 /**
  * The services' old generation is capped: their live heap is ~27 MB, yet under load V8 let the
