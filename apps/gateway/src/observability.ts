@@ -27,7 +27,7 @@ export function createGatewayMetrics() {
     requestDuration: graphqlRequestDuration(registers),
     subgraphDuration: new Histogram({
       name: 'stockflow_gateway_subgraph_request_duration_seconds',
-      help: "The gateway's requests to the services, by subgraph (orders, inventory) and outcome (ok; error: an HTTP error status; unreachable: no answer), until the answer starts.",
+      help: "The gateway's requests to the services, by subgraph (orders, inventory) and outcome (ok; error: an HTTP error status; unreachable: no answer; cancelled: given up, the client having left), until the answer starts.",
       labelNames: ['subgraph', 'outcome'] as const,
       buckets: REQUEST_SECONDS_BUCKETS,
       registers,
@@ -111,8 +111,16 @@ export function gatewayObservability(options: { tracing: Tracing | undefined; me
           call?.answered(response.status);
           return response;
         } catch (error) {
-          stop({ outcome: 'unreachable' });
-          call?.failed(error);
+          // Aborted because the client left (upstreamCancellation) or the gateway is closing: the
+          // service did nothing wrong. A timeout aborts the signal too, and is the service's.
+          const signal = init?.signal;
+          if (signal?.aborted && (signal.reason as Error | undefined)?.name !== 'TimeoutError') {
+            stop({ outcome: 'cancelled' });
+            call?.cancelled();
+          } else {
+            stop({ outcome: 'unreachable' });
+            call?.failed(error);
+          }
           throw error;
         }
       };

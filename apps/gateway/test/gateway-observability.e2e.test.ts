@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLogger, metricSum, type RunningService } from '@stockflow/platform';
 import {
@@ -7,6 +7,7 @@ import {
   graphqlClient,
   missingParents,
   SPAN_KIND,
+  SPAN_STATUS,
   startOtlpReceiver,
   type OtlpReceiver,
   type ReceivedSpan,
@@ -111,7 +112,13 @@ describe.skipIf(servicesUnavailable)('the gateway, traced and measured', () => {
     const readSpans = inTrace(readTrace);
     const root = one(readSpans, server('gateway'), 'the gateway request');
     expect(root).toMatchObject({ name: 'query OrderWithProducts', parentSpanId: '20f067aa0ba902b7' });
-    expect(root.attributes).toMatchObject({ 'graphql.operation.type': 'query', 'http.response.status_code': 200 });
+    expect(root.attributes).toMatchObject({
+      'graphql.operation.type': 'query',
+      'http.response.status_code': 200,
+      'http.route': '/graphql',
+      'url.path': '/graphql',
+      'url.scheme': 'http',
+    });
     for (const subgraph of ['orders', 'inventory']) {
       const call = one(readSpans, client(subgraph), `the request to ${subgraph}`);
       expect(call.parentSpanId).toBe(root.spanId);
@@ -158,7 +165,10 @@ describe.skipIf(servicesUnavailable)('the gateway, traced and measured', () => {
     const subgraph = (text: string, labels: Record<string, string>) =>
       metricSum(text, 'stockflow_gateway_subgraph_request_duration_seconds_count', { service: 'gateway', ...labels });
 
-    await graphqlClient(gatewayUrl).data('{ products(first: 1) { nodes { id } } }');
+    // One query, a share of it to each service.
+    await graphqlClient(gatewayUrl).data(
+      '{ products(first: 1) { nodes { id } } order(id: "00000000-0000-4000-8000-000000000000") { id } }',
+    );
     // An answer with errors (a field no subgraph has) and a refused form post.
     const invalid = await fetch(gatewayUrl, {
       method: 'POST',
@@ -177,7 +187,7 @@ describe.skipIf(servicesUnavailable)('the gateway, traced and measured', () => {
     expect(requests(after, { operation: 'query', outcome: 'ok' }) - requests(before, { operation: 'query', outcome: 'ok' })).toBe(1);
     expect(requests(after, { operation: 'other', outcome: 'error' }) - requests(before, { operation: 'other', outcome: 'error' })).toBe(2);
     expect(subgraph(after, { subgraph: 'inventory', outcome: 'ok' }) - subgraph(before, { subgraph: 'inventory', outcome: 'ok' })).toBe(1);
-    expect(subgraph(after, { subgraph: 'orders', outcome: 'ok' })).toBeGreaterThan(0);
+    expect(subgraph(after, { subgraph: 'orders', outcome: 'ok' }) - subgraph(before, { subgraph: 'orders', outcome: 'ok' })).toBe(1);
     // Node's own metrics, as the services have.
     expect(metricSum(after, 'process_cpu_seconds_total', { service: 'gateway' })).toBeGreaterThan(0);
   });
@@ -206,9 +216,75 @@ describe.skipIf(servicesUnavailable)('the gateway, traced and measured', () => {
         (spans) => spans.length === 1,
       );
       expect(failed[0]?.attributes['error.type']).toBeDefined();
+      expect(failed[0]?.status).toBe(SPAN_STATUS.error);
     } finally {
       await half.close();
     }
+  });
+
+  it('counts a subgraph request given up because the client left as cancelled, and does not mark its span an error', async () => {
+    // A stand-in Order Service that answers nothing until the test ends.
+    const arrived: (() => void)[] = [];
+    const held: ServerResponse[] = [];
+    const slow = createServer((req, res) => {
+      req.resume();
+      held.push(res);
+      arrived.shift()?.();
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const slowPort = (slow.address() as { port: number }).port;
+    const inventory = running[0] as RunningService;
+    const stalled = await startGateway(
+      gatewayConfig(`http://127.0.0.1:${slowPort}/graphql`, `http://127.0.0.1:${inventory.port}/graphql`),
+      logger,
+    );
+    try {
+      const client = new AbortController();
+      const reached = new Promise<void>((resolve) => arrived.push(resolve));
+      const asked = fetch(`http://127.0.0.1:${stalled.port}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', traceparent: '00-9bf92f3577b34da6a3ce929d0e0e4736-40f067aa0ba902b7-01' },
+        body: JSON.stringify({ query: '{ order(id: "00000000-0000-4000-8000-000000000000") { id } }' }),
+        signal: client.signal,
+      });
+      await reached;
+      client.abort();
+      await expect(asked).rejects.toThrow();
+
+      const count = (text: string, outcome: string) =>
+        metricSum(text, 'stockflow_gateway_subgraph_request_duration_seconds_count', { subgraph: 'orders', outcome });
+      const text = await eventually(
+        async () => (await fetch(`http://127.0.0.1:${stalled.port}/metrics`)).text(),
+        (t) => count(t, 'cancelled') === 1,
+      );
+      expect(count(text, 'unreachable')).toBe(0);
+      const [call] = await eventually(
+        () => Promise.resolve(receiver.spans.filter((s) => s.kind === SPAN_KIND.client && s.attributes['server.port'] === slowPort)),
+        (spans) => spans.length === 1,
+      );
+      expect(call?.status).toBe(SPAN_STATUS.unset);
+      expect(call?.attributes['error.type']).toBeUndefined();
+      expect(call?.events).toEqual(['cancelled']);
+    } finally {
+      for (const res of held) res.destroy();
+      slow.closeAllConnections();
+      await new Promise((resolve) => slow.close(resolve));
+      await stalled.close();
+    }
+  });
+
+  it('gives a request to a path the gateway does not serve no route: its span is named by the method', async () => {
+    const res = await fetch(`http://127.0.0.1:${gateway.port}/elsewhere?x=1`, {
+      headers: { traceparent: '00-abf92f3577b34da6a3ce929d0e0e4736-50f067aa0ba902b7-01' },
+    });
+    expect(res.status).toBe(404);
+    const [span] = await eventually(
+      () => Promise.resolve(receiver.spans.filter((s) => s.traceId === 'abf92f3577b34da6a3ce929d0e0e4736' && s.kind === SPAN_KIND.server)),
+      (spans) => spans.length === 1,
+    );
+    expect(span).toMatchObject({ service: 'gateway', name: 'GET' });
+    expect(span?.attributes).toMatchObject({ 'url.path': '/elsewhere', 'url.scheme': 'http', 'http.response.status_code': 404 });
+    expect(span?.attributes).not.toHaveProperty('http.route');
   });
 });
 

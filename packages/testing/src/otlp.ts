@@ -11,10 +11,17 @@ export interface ReceivedSpan {
   name: string;
   kind: number;
   attributes: Record<string, string | number | boolean | undefined>;
+  /** Its status code (SPAN_STATUS). */
+  status: number;
+  /** The names of its events, in order. */
+  events: string[];
 }
 
 /** OTLP's SpanKind numbers. */
 export const SPAN_KIND = { internal: 1, server: 2, client: 3, producer: 4, consumer: 5 } as const;
+
+/** OTLP's status codes. */
+export const SPAN_STATUS = { unset: 0, ok: 1, error: 2 } as const;
 
 export interface OtlpReceiver {
   /** The base URL, for OTEL_EXPORTER_OTLP_ENDPOINT. */
@@ -37,6 +44,8 @@ interface JsonSpan {
   name: string;
   kind: number;
   attributes?: JsonAttribute[];
+  status?: { code?: number };
+  events?: { name: string }[];
 }
 interface JsonExport {
   resourceSpans: { resource: { attributes: JsonAttribute[] }; scopeSpans: { spans: JsonSpan[] }[] }[];
@@ -60,6 +69,8 @@ function fromJson(body: Buffer): ReceivedSpan[] {
           name: s.name,
           kind: s.kind,
           attributes: plain(s.attributes),
+          status: s.status?.code ?? SPAN_STATUS.unset,
+          events: (s.events ?? []).map((e) => e.name),
         });
   }
   return spans;
@@ -122,7 +133,17 @@ function keyValue(buf: Uint8Array): [string, Value] {
 }
 
 function span(buf: Uint8Array, service: string): ReceivedSpan {
-  const s: ReceivedSpan = { service, traceId: '', spanId: '', parentSpanId: undefined, name: '', kind: 0, attributes: {} };
+  const s: ReceivedSpan = {
+    service,
+    traceId: '',
+    spanId: '',
+    parentSpanId: undefined,
+    name: '',
+    kind: 0,
+    attributes: {},
+    status: SPAN_STATUS.unset,
+    events: [],
+  };
   for (const [field, v] of fields(buf)) {
     if (field === 1) s.traceId = hex(v);
     else if (field === 2) s.spanId = hex(v);
@@ -132,6 +153,10 @@ function span(buf: Uint8Array, service: string): ReceivedSpan {
     else if (field === 9) {
       const [key, value] = keyValue(bytes(v));
       s.attributes[key] = value;
+    } else if (field === 11) {
+      for (const [f, e] of fields(bytes(v))) if (f === 2) s.events.push(text(e));
+    } else if (field === 15) {
+      for (const [f, c] of fields(bytes(v))) if (f === 3) s.status = Number(c);
     }
   }
   return s;

@@ -21,6 +21,8 @@ export interface Calling {
   trace: TraceContext;
   answered(status: number): void;
   failed(error: unknown): void;
+  /** Given up by the caller (the client that caused it left): no answer, and no fault of the callee. */
+  cancelled(): void;
 }
 
 /** The PRODUCER spans of messages being published, one each. */

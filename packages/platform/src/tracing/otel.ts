@@ -185,6 +185,10 @@ function tracingWith(api: Api, tracer: Tracer, shutdown: () => Promise<void>): T
           fail(span, error);
           span.end();
         },
+        cancelled() {
+          span.addEvent('cancelled');
+          span.end();
+        },
       };
     },
 
