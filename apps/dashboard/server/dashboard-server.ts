@@ -16,13 +16,17 @@ import { readFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { getOperationAST, OperationTypeNode, parse } from 'graphql';
 import { z } from 'zod';
 import {
   createDrainingServer,
   isAdmin,
+  markSubscription,
   metricSamples,
   metricSum,
+  readLimitedBody,
   refuseRebindableHost,
+  refuseTooLargeBody,
   UnauthenticatedError,
   type Authenticator,
   type Logger,
@@ -93,6 +97,23 @@ function fromOwnPage(req: IncomingMessage): boolean {
   }
 }
 
+/** Whether a GraphQL request (a POST's JSON body, else a GET's query string) asks for a subscription. */
+function isSubscription(body: Buffer | undefined, url: URL): boolean {
+  try {
+    const { query, operationName } = body
+      ? (JSON.parse(body.toString('utf8')) as { query?: unknown; operationName?: unknown })
+      : { query: url.searchParams.get('query'), operationName: url.searchParams.get('operationName') };
+    if (typeof query !== 'string') return false;
+    return (
+      getOperationAST(parse(query), typeof operationName === 'string' ? operationName : undefined)?.operation ===
+      OperationTypeNode.SUBSCRIPTION
+    );
+  } catch {
+    // Not a request the gateway will take: it answers it, and the answer ends.
+    return false;
+  }
+}
+
 /** An HTML form can send only form-encoded, multipart or text/plain bodies: a JSON one comes from a script. */
 const isJsonRequest = (req: IncomingMessage) => /^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '');
 
@@ -127,13 +148,28 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     res.end(JSON.stringify(body));
   };
 
-  /** Streams the request to the gateway's /graphql and its answer back (SSE included). */
-  const proxy = (req: IncomingMessage, res: ServerResponse, target: URL) => {
-    const headers = { ...req.headers, host: target.host };
-    const upstreamRequest = httpRequest(target, { method: req.method, headers }, (answer) => {
+  /**
+   * Passes the request to the gateway's /graphql, its query string included, and streams the
+   * answer back (SSE included). A subscription's stream never ends by itself: it is marked so that
+   * the dashboard's own shutdown cuts it (the page reconnects), while a query or mutation, even
+   * over SSE, is answered first.
+   */
+  const proxy = async (req: IncomingMessage, res: ServerResponse, target: URL) => {
+    let body: Buffer | undefined;
+    if (req.method === 'POST') {
+      const read = await readLimitedBody(req);
+      if (read === null) return refuseTooLargeBody(req, res);
+      body = read;
+    }
+    const url = new URL(target);
+    url.search = new URL(req.url ?? '/', 'http://dashboard').search;
+    if ((req.headers.accept ?? '').includes('text/event-stream') && isSubscription(body, url)) markSubscription(req);
+    const headers = { ...req.headers, host: target.host, ...(body ? { 'content-length': String(body.length) } : {}) };
+    delete headers['transfer-encoding'];
+    const upstreamRequest = httpRequest(url, { method: req.method, headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, withoutCors(answer.headers));
       answer.pipe(res);
-      // Cut short upstream (a subscription its service closed as it stopped): cut short here too.
+      // Cut short upstream (a subscription the gateway closed as it stopped): cut short here too.
       answer.once('close', () => {
         if (!answer.complete) res.destroy();
       });
@@ -144,7 +180,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
       else res.destroy();
     });
     res.on('close', () => upstreamRequest.destroy());
-    req.pipe(upstreamRequest);
+    upstreamRequest.end(body);
   };
 
   const fetchText = async (url: URL) => {

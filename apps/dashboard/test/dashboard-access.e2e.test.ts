@@ -101,6 +101,13 @@ describe.each([
       p: productId,
     });
     expect(both).toEqual({ product: { sku: 'VIA-GW-1' }, order: { items: [{ quantity: 1, product: { name: 'Gateway lamp' } }] } });
+    // A GET's operation is in its query string, passed on with it.
+    const viaGet = await send(port, 'GET', `/api/graphql?query=${encodeURIComponent('{ product(id: "' + productId + '") { sku } }')}`, {
+      ...own,
+      ...admin,
+      accept: 'application/json',
+    });
+    expect(JSON.parse(viaGet.body)).toEqual({ data: { product: { sku: 'VIA-GW-1' } } });
     // The per-service paths it had before the gateway are gone.
     for (const old of ['/api/orders/graphql', '/api/inventory/graphql'])
       expect((await send(port, 'POST', old, { ...own, ...JSON_BODY, ...admin }, '{"query":"{ __typename }"}')).status).toBe(404);

@@ -153,14 +153,15 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
     logger: createLogger({ name: 'stockflow', level: config.LOG_LEVEL }),
     async close() {
       // Front to back, so that what one layer accepted still finds the next one running: the
-      // dashboard and the gateway first, together (the gateway cuts the subscriptions, which ends
-      // the dashboard's streams of them), answering what they accepted while both services still
-      // run; then the Order Service, whose OrderCreated published on the way out still reaches a
-      // running Inventory Service; then that one.
+      // dashboard (its subscription streams cut), then the gateway, then the Order Service, whose
+      // OrderCreated published on the way out still reaches a running Inventory Service, then that
+      // one. One deadline for all their work under way, so the whole stays within twice
+      // SHUTDOWN_TIMEOUT_MS (the flush and closing after it get as long again).
       const giveUp = AbortSignal.timeout(ordersConfig.SHUTDOWN_TIMEOUT_MS);
-      await Promise.all([dashboard.close(giveUp), gateway.close(giveUp)]);
-      await orders.close();
-      await inventory.close();
+      await dashboard.close(giveUp);
+      await gateway.close(giveUp);
+      await orders.close(giveUp);
+      await inventory.close(giveUp);
       for (const resource of owned) await resource.close();
     },
   };

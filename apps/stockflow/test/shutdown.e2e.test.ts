@@ -50,21 +50,63 @@ describe('the whole platform in one process, stopped', { timeout: 120_000 }, () 
       (error: unknown) => String((error as { cause?: { code?: string } }).cause?.code),
     );
 
+  /** The distributed platform without authentication, given far longer to stop than a test waits: nothing may have to be cut. */
+  const distributedPlatform = async () => {
+    const dbs = await databases();
+    await purgeQueues(inject('amqpUrl'));
+    platform = await startPlatform({
+      ...(await embeddedEnv()),
+      AMQP_URL: inject('amqpUrl'),
+      INVENTORY_DATABASE_URL: dbs.inventory.url,
+      ORDERS_DATABASE_URL: dbs.orders.url,
+      AUTH_DISABLED: 'true',
+      SHUTDOWN_TIMEOUT_MS: '60000',
+    });
+    return { running: platform, dbs };
+  };
+  /** Holds `table` in a transaction of its own until `release`; resolves once a statement waits for it. */
+  const holdTable = async (databaseUrl: string, table: string, mode: string) => {
+    const lock = new pg.Client({ connectionString: databaseUrl });
+    await lock.connect();
+    cleanup.push(() => lock.end());
+    await lock.query('BEGIN');
+    await lock.query(`LOCK TABLE ${table} IN ${mode} MODE`);
+    return {
+      waitedFor: () =>
+        eventually(
+          async () =>
+            (
+              await lock.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND relation = $1::regclass`, [
+                table,
+              ])
+            ).rows[0]?.n ?? 0,
+          (n) => n > 0,
+        ),
+      release: () => lock.query('COMMIT'),
+    };
+  };
+  /** A POST of a GraphQL request, its answer (status 0 when it got none). */
+  const post = (url: string, query: string, variables?: Record<string, unknown>) =>
+    fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) }).then(
+      async (res) => ({ status: res.status, body: (await res.json()) as unknown }),
+      (error: unknown) => ({ status: 0, body: String(error) }),
+    );
+  /** Stops the platform; resolves, with its closing under way, once `port` no longer takes connections. */
+  const closeUntilRefused = async (running: RunningPlatform, port: number) => {
+    const closed = running.close();
+    platform = undefined;
+    cleanup.push(() => closed.catch(() => undefined));
+    await eventually(
+      () => refused(port),
+      (outcome) => outcome === 'ECONNREFUSED',
+    );
+    return { closed };
+  };
+
   it.skipIf(servicesUnavailable)(
     'lets a request under way through the dashboard finish, ends a subscription it passes on, and no longer listens',
     async () => {
-      const dbs = await databases();
-      await purgeQueues(inject('amqpUrl'));
-      platform = await startPlatform({
-        ...(await embeddedEnv()),
-        AMQP_URL: inject('amqpUrl'),
-        INVENTORY_DATABASE_URL: dbs.inventory.url,
-        ORDERS_DATABASE_URL: dbs.orders.url,
-        AUTH_DISABLED: 'true',
-        // Far longer than the test waits: nothing may have to be cut.
-        SHUTDOWN_TIMEOUT_MS: '60000',
-      });
-      const running = platform;
+      const { running, dbs } = await distributedPlatform();
       const watched = await graphqlClient(`http://127.0.0.1:${running.orders.port}/graphql`).data<{ createOrder: { id: string } }>(
         CREATE_ORDER,
         { input: { customerId: 'c', items: [{ productId: '1', quantity: 1 }] } },
@@ -75,35 +117,15 @@ describe('the whole platform in one process, stopped', { timeout: 120_000 }, () 
         { id: watched.createOrder.id },
       );
       cleanup.push(() => Promise.resolve(subscription.close()));
-      const lock = new pg.Client({ connectionString: dbs.orders.url });
-      await lock.connect();
-      cleanup.push(() => lock.end());
       // Every insert into `orders` waits for this transaction: the createOrder is accepted and under way.
-      await lock.query('BEGIN');
-      await lock.query('LOCK TABLE orders IN SHARE MODE');
-      const answer = fetch(`http://127.0.0.1:${running.dashboard.port}/api/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ query: CREATE_ORDER, variables: { input: { customerId: 'c', items: [{ productId: '1', quantity: 1 }] } } }),
-      }).then(
-        async (res) => ({ status: res.status, body: (await res.json()) as { data?: { createOrder?: { id: string } } } }),
-        (error: unknown) => ({ status: 0, body: String(error) }),
-      );
-      await eventually(
-        async () =>
-          (await lock.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND relation = 'orders'::regclass`))
-            .rows[0]?.n ?? 0,
-        (n) => n > 0,
-      );
+      const lock = await holdTable(dbs.orders.url, 'orders', 'SHARE');
+      const answer = post(`http://127.0.0.1:${running.dashboard.port}/api/graphql`, CREATE_ORDER, {
+        input: { customerId: 'c', items: [{ productId: '1', quantity: 1 }] },
+      });
+      await lock.waitedFor();
 
-      const closed = running.close();
-      platform = undefined;
-      cleanup.push(() => closed.catch(() => undefined));
-      await eventually(
-        () => refused(running.dashboard.port),
-        (outcome) => outcome === 'ECONNREFUSED',
-      );
-      await lock.query('COMMIT');
+      const { closed } = await closeUntilRefused(running, running.dashboard.port);
+      await lock.release();
       const { status, body } = await answer;
       expect(status, JSON.stringify(body)).toBe(200);
       expect(body).toMatchObject({ data: { createOrder: { id: expect.any(String) as string } } });
@@ -115,17 +137,7 @@ describe('the whole platform in one process, stopped', { timeout: 120_000 }, () 
   it.skipIf(servicesUnavailable)(
     'keeps both services running until the gateway has answered what it accepted, a request that still needs either of them',
     async () => {
-      const dbs = await databases();
-      await purgeQueues(inject('amqpUrl'));
-      platform = await startPlatform({
-        ...(await embeddedEnv()),
-        AMQP_URL: inject('amqpUrl'),
-        INVENTORY_DATABASE_URL: dbs.inventory.url,
-        ORDERS_DATABASE_URL: dbs.orders.url,
-        AUTH_DISABLED: 'true',
-        SHUTDOWN_TIMEOUT_MS: '60000',
-      });
-      const running = platform;
+      const { running, dbs } = await distributedPlatform();
       const productId = (
         await graphqlClient(`http://127.0.0.1:${running.inventory.port}/graphql`).data<{ createProduct: { id: string } }>(
           'mutation { createProduct(input: {sku: "LAMP", name: "Desk lamp", initialStock: 5}) { id } }',
@@ -136,38 +148,19 @@ describe('the whole platform in one process, stopped', { timeout: 120_000 }, () 
           input: { customerId: 'c', items: [{ productId, quantity: 1 }] },
         })
       ).createOrder.id;
-      const lock = new pg.Client({ connectionString: dbs.inventory.url });
-      await lock.connect();
-      cleanup.push(() => lock.end());
       // Reading the products waits for this transaction: the gateway holds the request, the Order
       // Service's part of it answered, the Inventory Service's under way.
-      await lock.query('BEGIN');
-      await lock.query('LOCK TABLE products IN ACCESS EXCLUSIVE MODE');
-      const answer = fetch(`http://127.0.0.1:${running.gateway.port}/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ query: `{ order(id: "${orderId}") { items { quantity product { name } } } }` }),
-      }).then(
-        async (res) => ({ status: res.status, body: (await res.json()) as unknown }),
-        (error: unknown) => ({ status: 0, body: String(error) }),
+      const lock = await holdTable(dbs.inventory.url, 'products', 'ACCESS EXCLUSIVE');
+      const answer = post(
+        `http://127.0.0.1:${running.gateway.port}/graphql`,
+        `{ order(id: "${orderId}") { items { quantity product { name } } } }`,
       );
-      await eventually(
-        async () =>
-          (await lock.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND relation = 'products'::regclass`))
-            .rows[0]?.n ?? 0,
-        (n) => n > 0,
-      );
+      await lock.waitedFor();
 
-      const closed = running.close();
-      platform = undefined;
-      cleanup.push(() => closed.catch(() => undefined));
-      await eventually(
-        () => refused(running.gateway.port),
-        (outcome) => outcome === 'ECONNREFUSED',
-      );
+      const { closed } = await closeUntilRefused(running, running.gateway.port);
       // What the gateway may still send to the Order Service (another field, a mutation) finds it running.
       expect(await refused(running.orders.port)).toBe('answered');
-      await lock.query('COMMIT');
+      await lock.release();
       expect(await answer).toEqual({
         status: 200,
         body: { data: { order: { items: [{ quantity: 1, product: { name: 'Desk lamp' } }] } } },

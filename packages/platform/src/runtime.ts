@@ -64,10 +64,10 @@ export interface RunningService {
   transport: Transport;
   outbox: Outbox;
   /**
-   * Stops taking work, lets in-flight requests and batches finish (within SHUTDOWN_TIMEOUT_MS),
-   * flushes the outbox, closes connections.
+   * Stops taking work, lets in-flight requests and batches finish (until `giveUp` aborts:
+   * SHUTDOWN_TIMEOUT_MS from now by default), flushes the outbox, closes connections.
    */
-  close(): Promise<void>;
+  close(giveUp?: AbortSignal): Promise<void>;
 }
 
 /**
@@ -201,11 +201,10 @@ export async function runService(options: {
     db: rawDb,
     transport,
     outbox,
-    async close() {
+    async close(giveUp = AbortSignal.timeout(config.SHUTDOWN_TIMEOUT_MS)) {
       // Nothing new is taken from here on. What is under way (requests, consumer batches) gets
-      // SHUTDOWN_TIMEOUT_MS to finish; then the requests' connections are cut and the batches go
-      // back to their queues unacknowledged, for another instance to apply.
-      const giveUp = AbortSignal.timeout(config.SHUTDOWN_TIMEOUT_MS);
+      // until `giveUp` to finish; then the requests' connections are cut and the batches go back
+      // to their queues unacknowledged, for another instance to apply.
       await Promise.all([
         http.close(giveUp),
         ...parts.subscriptions.map((s) => s.close(giveUp)),
