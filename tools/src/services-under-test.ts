@@ -1,7 +1,7 @@
 /** What the tools' integration tests share: both services started in the test's process, against the real broker and PostgreSQL. */
 import { queues } from '@stockflow/contracts';
 import { createLogger, type RunningService } from '@stockflow/platform';
-import { createTestDatabase, rawAmqp, type TestDatabase } from '@stockflow/testing';
+import { createTestDatabase, rawAmqp, serviceTestEnv, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../../services/inventory/src/config.ts';
 import { startInventoryService } from '../../services/inventory/src/service.ts';
 import { loadOrdersConfig } from '../../services/orders/src/config.ts';
@@ -22,14 +22,7 @@ export function servicesUnderTest(amqpUrl: string, secret: string) {
     async start(name: string, ordersEnv: Record<string, string>) {
       const [inventoryDb, ordersDb] = [await createTestDatabase(`${name}_inventory`), await createTestDatabase(`${name}_orders`)];
       dbs.push(inventoryDb, ordersDb);
-      const base = (db: TestDatabase) => ({
-        DATABASE_URL: db.url,
-        AMQP_URL: amqpUrl,
-        PORT: '0',
-        HOST: '127.0.0.1',
-        OUTBOX_POLL_MS: '100',
-        AUTH_JWT_SECRET: secret,
-      });
+      const base = (db: TestDatabase) => serviceTestEnv(db, amqpUrl, { AUTH_JWT_SECRET: secret });
       const inventory = await startInventoryService(loadInventoryConfig(base(inventoryDb)), logger);
       running.push(inventory);
       const orders = await startOrdersService(loadOrdersConfig({ ...base(ordersDb), ...ordersEnv }), logger);

@@ -6,6 +6,7 @@ import {
   eventually,
   graphqlClient,
   missingParents,
+  serviceTestEnv,
   SPAN_KIND,
   SPAN_STATUS,
   startOtlpReceiver,
@@ -32,15 +33,7 @@ describe.skipIf(servicesUnavailable)('the gateway, traced and measured', () => {
   let receiver: OtlpReceiver;
   const saved = { ...process.env };
 
-  const base = (db: TestDatabase) => ({
-    DATABASE_URL: db.url,
-    AMQP_URL: inject('amqpUrl'),
-    PORT: '0',
-    HOST: '127.0.0.1',
-    OUTBOX_POLL_MS: '100',
-    AUTH_DISABLED: 'true',
-    PAYMENT_HOLD_SECONDS: '0',
-  });
+  const base = (db: TestDatabase) => serviceTestEnv(db, inject('amqpUrl'), { AUTH_DISABLED: 'true', PAYMENT_HOLD_SECONDS: '0' });
   const gatewayConfig = (orders: string, inventory: string) =>
     loadGatewayConfig({ PORT: '0', HOST: '127.0.0.1', ORDERS_URL: orders, INVENTORY_URL: inventory, AUTH_DISABLED: 'true' });
 

@@ -3,7 +3,15 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLogger, metricSum, signToken, type RunningService } from '@stockflow/platform';
 import { randomUUID } from 'node:crypto';
 import { dlqName, EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
-import { createTestDatabase, eventually, graphqlClient, rawAmqp, sseSubscribe, type TestDatabase } from '@stockflow/testing';
+import {
+  createTestDatabase,
+  eventually,
+  graphqlClient,
+  rawAmqp,
+  serviceTestEnv,
+  sseSubscribe,
+  type TestDatabase,
+} from '@stockflow/testing';
 import { loadInventoryConfig } from '../../../services/inventory/src/config.ts';
 import { startInventoryService } from '../../../services/inventory/src/service.ts';
 import { loadOrdersConfig } from '../../../services/orders/src/config.ts';
@@ -32,16 +40,8 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     graphqlClient(gatewayUrl, { token: who === 'anonymous' ? undefined : tokens[who] });
   let productId: string;
 
-  const base = (db: TestDatabase) => ({
-    DATABASE_URL: db.url,
-    AMQP_URL: inject('amqpUrl'),
-    PORT: '0',
-    HOST: '127.0.0.1',
-    OUTBOX_POLL_MS: '100',
-    AUTH_JWT_SECRET: SECRET,
-    PAYMENT_HOLD_SECONDS: '0',
-    GRAPHQL_INTROSPECTION: 'false',
-  });
+  const base = (db: TestDatabase) =>
+    serviceTestEnv(db, inject('amqpUrl'), { AUTH_JWT_SECRET: SECRET, PAYMENT_HOLD_SECONDS: '0', GRAPHQL_INTROSPECTION: 'false' });
 
   /** A gateway in front of this test's services (or others, where `settings` says). */
   const gatewayWith = (settings: Record<string, string> = {}) =>

@@ -54,6 +54,16 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
+/** A service's settings in a test: its database, the run's broker, a port the system picks, a quick outbox; `settings` add or override. */
+export const serviceTestEnv = (db: TestDatabase, amqpUrl: string, settings: Record<string, string> = {}): Record<string, string> => ({
+  DATABASE_URL: db.url,
+  AMQP_URL: amqpUrl,
+  PORT: '0',
+  HOST: '127.0.0.1',
+  OUTBOX_POLL_MS: '100',
+  ...settings,
+});
+
 /** A fresh, empty database of its own for one test file. */
 export async function createTestDatabase(prefix = 'stockflow_test'): Promise<TestDatabase> {
   const name = uniqueName(prefix).toLowerCase();
@@ -91,7 +101,9 @@ export async function createTestVhost(): Promise<{ vhost: string; url: string; r
   // Classic queues version 2, the default from RabbitMQ 3.13 on (the broker of the containers):
   // on the 3.10 of this machine it is opt-in, and about 20% cheaper per persistent message.
   // Refused by brokers older than 3.10, which then keep version 1.
-  await run('rabbitmqctl', ['set_policy', '-p', vhost, 'classic-queues-v2', '.*', '{"queue-version":2}', '--apply-to', 'queues']).catch(() => undefined);
+  await run('rabbitmqctl', ['set_policy', '-p', vhost, 'classic-queues-v2', '.*', '{"queue-version":2}', '--apply-to', 'queues']).catch(
+    () => undefined,
+  );
   const url = new URL(testServers.amqpBaseUrl);
   url.pathname = `/${encodeURIComponent(vhost)}`;
   return {

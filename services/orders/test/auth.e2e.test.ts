@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, ROUTING_KEYS } from '@stockflow/contracts';
 import { createLogger, metricSum, signToken, type DeadLetter, type RunningService } from '@stockflow/platform';
-import { createTestDatabase, eventually, graphqlClient, rawAmqp, sseSubscribe, type TestDatabase } from '@stockflow/testing';
+import {
+  createTestDatabase,
+  eventually,
+  graphqlClient,
+  rawAmqp,
+  serviceTestEnv,
+  sseSubscribe,
+  type TestDatabase,
+} from '@stockflow/testing';
 import { loadInventoryConfig } from '../../inventory/src/config.ts';
 import { startInventoryService } from '../../inventory/src/service.ts';
 import { loadOrdersConfig } from '../src/config.ts';
@@ -22,13 +30,7 @@ describe.skipIf(servicesUnavailable)('authentication and authorisation', () => {
   const clients: Record<string, { orders: Client; inventory: Client }> = {};
   let productId: number;
 
-  const base = (db: TestDatabase) => ({
-    DATABASE_URL: db.url,
-    AMQP_URL: inject('amqpUrl'),
-    PORT: '0',
-    HOST: '127.0.0.1',
-    OUTBOX_POLL_MS: '100',
-  });
+  const base = (db: TestDatabase) => serviceTestEnv(db, inject('amqpUrl'));
   const as = (who: 'anonymous' | 'admin' | 'alice' | 'bob') => clients[who] as { orders: Client; inventory: Client };
 
   beforeAll(async () => {
