@@ -7,19 +7,17 @@ import { buildHTTPExecutor, type AsyncFetchFn } from '@graphql-tools/executor-ht
 import { buildASTSchema, parse } from 'graphql';
 import { z } from 'zod';
 import {
-  createAuthenticator,
+  admitGraphqlRequest,
+  answerUnexpectedFailure,
   corsResponder,
-  documentLimits,
-  operationCostLimit,
+  costLimit,
+  createAuthenticator,
   env,
-  introspectionEnabled,
+  graphiqlEnabled,
+  graphqlLimits,
+  limitsPlugin,
   loadConfig,
-  markSubscription,
-  MAX_REQUEST_BODY_BYTES,
-  notJsonRefusal,
-  readLimitedBody,
-  refuseTooLargeBody,
-  sendGraphqlAnswer,
+  maskError,
   serviceConfigShape,
   startHttpServer,
   startTracing,
@@ -99,9 +97,10 @@ async function healthy(graphqlUrl: string): Promise<boolean> {
  * so they check the token, a customer's scope and their limits (depth, aliases, cost, body size)
  * on what they are asked. The gateway applies the same tokens, depth, aliases, introspection and
  * cost limits to the whole operation first (each service sees only its share, so an operation
- * whose shares each pass could ask for more than any one may). The gateway checks the token too, so a request without one is refused
- * before it is planned, and bodies over MAX_REQUEST_BODY_BYTES, like the services. Subscriptions
- * go to the Order Service over SSE and come back over SSE.
+ * whose shares each pass could ask for more than any one may). The gateway checks the token too,
+ * so a request without one is refused before it is planned, and bodies over
+ * MAX_REQUEST_BODY_BYTES, like the services. Subscriptions go to the Order Service over SSE and
+ * come back over SSE.
  *
  * It serves its own /metrics (requests by operation and outcome, subgraph requests by subgraph)
  * and, with an OTLP endpoint set, traces as the services do: a SERVER span per request, a CLIENT
@@ -117,7 +116,8 @@ export async function startGateway(
   const tracing = await startTracing('gateway', logger);
   const metrics = createGatewayMetrics();
   const observe = gatewayObservability({ tracing, metrics });
-  const graphiql = config.GRAPHIQL ? config.GRAPHIQL === 'true' : config.NODE_ENV !== 'production';
+  const graphiql = graphiqlEnabled(config);
+  const limits = graphqlLimits(config);
   // Hive's runtime disposes itself on SIGTERM and SIGINT, at once (its own listener; it cannot be
   // turned off), and disposing an HTTP executor aborts its requests under way. The runtime gets
   // executors it cannot dispose; `close` disposes them once what the gateway accepted is answered.
@@ -152,63 +152,27 @@ export async function startGateway(
     logging: false,
     plugins: () => [
       observe.plugin(),
-      documentLimits({
-        maxDepth: config.GRAPHQL_MAX_DEPTH,
-        maxAliases: config.GRAPHQL_MAX_ALIASES,
-        maxTokens: config.GRAPHQL_MAX_TOKENS,
-        introspection: introspectionEnabled(config),
-      }),
-      // Counted on the supergraph, which keeps each list's most (@listSize): the services count their shares again.
-      operationCostLimit(buildASTSchema(parse(supergraph), { assumeValidSDL: true }), config.GRAPHQL_MAX_COST),
-      {
-        // A subscription's stream never ends by itself: a shutdown closes it rather than wait for
-        // it. Only a subscription: a query or mutation sent over SSE is answered, then ends.
-        onSubscribe({ args }: { args: { contextValue: unknown } }) {
-          const { req } = args.contextValue as { req?: IncomingMessage };
-          if (req) markSubscription(req);
-        },
-      },
+      // The cost counted on the supergraph, which keeps each list's most (@listSize): the services count their shares again.
+      limitsPlugin(limits, costLimit(buildASTSchema(parse(supergraph), { assumeValidSDL: true }), limits.maxCost)),
     ],
     // Answered in `handler`, as the services answer it (Yoga's would allow credentials and any method).
     cors: false,
   });
   const cors = corsResponder(config.CORS_ORIGINS);
+  const mask = maskError(logger);
 
   const handler = (req: IncomingMessage & { body?: Buffer }, res: ServerResponse) => {
     observe.serve(req, res);
     const serve = async () => {
-      if (cors(req, res)) return;
-      if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BODY_BYTES) return refuseTooLargeBody(req, res);
-      const graphiqlPage = graphiql && req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
-      if (!graphiqlPage) {
-        try {
-          await auth.authenticate(req.headers.authorization);
-        } catch (error) {
-          const message = error instanceof Error ? error.message : 'Unauthenticated.';
-          return sendGraphqlAnswer(
-            res,
-            401,
-            { errors: [{ message, extensions: { code: 'UNAUTHENTICATED' } }] },
-            { 'www-authenticate': 'Bearer' },
-          );
-        }
-      }
-      if (req.method === 'POST') {
-        const body = await readLimitedBody(req);
-        if (body === null) return refuseTooLargeBody(req, res);
-        // Yoga would take a form too: answered as the services answer it (no cross-site form posts an operation).
-        const refusal = notJsonRefusal(req);
-        if (refusal) return sendGraphqlAnswer(res, refusal.status, refusal.body);
-        // Handed over read (@whatwg-node/server takes a `body` found on the request).
-        req.body = body;
-      }
+      const admitted = await admitGraphqlRequest(req, res, { cors, graphiql, authenticate: (header) => auth.authenticate(header), mask });
+      if (!admitted) return;
+      // Handed over read (@whatwg-node/server takes a `body` found on the request).
+      if (admitted.body) req.body = admitted.body;
       await runtime(req, res);
     };
     serve().catch((error: unknown) => {
       logger.error({ err: error }, 'gateway request failed');
-      if (!res.headersSent)
-        sendGraphqlAnswer(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
-      else res.destroy();
+      answerUnexpectedFailure(res);
     });
   };
 

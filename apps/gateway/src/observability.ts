@@ -7,6 +7,7 @@ import {
   formatTraceparent,
   graphqlRequestDuration,
   REQUEST_SECONDS_BUCKETS,
+  timeGraphqlRequest,
   TRACEPARENT_HEADER,
   type ServedRequest,
   type Tracing,
@@ -70,8 +71,7 @@ export function gatewayObservability(options: { tracing: Tracing | undefined; me
     serve(req: IncomingMessage, res: ServerResponse): void {
       const state: Served = { span: tracing?.serve(req, res, '/graphql'), operation: 'other', outcome: 'ok' };
       served.set(req, state);
-      const stop = metrics.requestDuration.startTimer();
-      res.once('finish', () => stop({ operation: state.operation, outcome: res.statusCode >= 400 ? 'error' : state.outcome }));
+      timeGraphqlRequest(metrics.requestDuration, res, state);
     },
 
     /**

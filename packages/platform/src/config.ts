@@ -228,12 +228,18 @@ export const serviceConfigShape = {
 
 export type ServiceConfig = z.infer<z.ZodObject<typeof serviceConfigShape>> & { PORT: number };
 
-export const graphiqlEnabled = (config: ServiceConfig) => (config.GRAPHIQL ? config.GRAPHIQL === 'true' : config.NODE_ENV !== 'production');
+export const graphiqlEnabled = (config: Pick<ServiceConfig, 'NODE_ENV' | 'GRAPHIQL'>) =>
+  config.GRAPHIQL ? config.GRAPHIQL === 'true' : config.NODE_ENV !== 'production';
 /** Introspection (and a subgraph's SDL to anyone) is off in production unless asked for. */
 export const introspectionEnabled = (config: Pick<ServiceConfig, 'NODE_ENV' | 'GRAPHQL_INTROSPECTION'>) =>
   config.GRAPHQL_INTROSPECTION ? config.GRAPHQL_INTROSPECTION === 'true' : config.NODE_ENV !== 'production';
-/** The GraphQL limits of a service. */
-export const graphqlLimits = (config: ServiceConfig) => ({
+/** The GraphQL limits of a service, or of the gateway (the same settings). */
+export const graphqlLimits = (
+  config: Pick<
+    ServiceConfig,
+    'NODE_ENV' | 'GRAPHQL_INTROSPECTION' | 'GRAPHQL_MAX_DEPTH' | 'GRAPHQL_MAX_ALIASES' | 'GRAPHQL_MAX_COST' | 'GRAPHQL_MAX_TOKENS'
+  >,
+) => ({
   maxDepth: config.GRAPHQL_MAX_DEPTH,
   maxAliases: config.GRAPHQL_MAX_ALIASES,
   maxCost: config.GRAPHQL_MAX_COST,

@@ -28,7 +28,7 @@ import { AppError } from './errors.ts';
 import { markSubscription } from './http.ts';
 import { parseTraceparent, TRACEPARENT_HEADER, type ServedRequest, type TraceContext, type Tracing } from './tracing/index.ts';
 import type { Logger } from './logger.ts';
-import type { Metrics } from './metrics.ts';
+import { timeGraphqlRequest, type Metrics } from './metrics.ts';
 
 /**
  * Expected failures (AppError) reach the client with their code and message; anything else is
@@ -50,6 +50,13 @@ export function maskError(logger: Logger) {
     logger.error({ err: original }, 'unexpected error while resolving a GraphQL request');
     return new GraphQLError('Unexpected error.', { ...located, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
   };
+}
+
+/** The answer to a request that failed unexpectedly (already logged): 500 without details, or a cut connection once the answer has begun. */
+export function answerUnexpectedFailure(res: ServerResponse): void {
+  if (!res.headersSent)
+    sendGraphqlAnswer(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+  else res.destroy();
 }
 
 /** Most bytes a GraphQL request body may have. */
@@ -148,17 +155,32 @@ function limitRules(limits: Omit<GraphqlLimits, 'maxCost'>): ValidationRule[] {
 }
 
 /**
- * A Yoga plugin applying the limits a document is checked against before it runs (tokens while
- * parsing, then depth, aliases and introspection); the gateway's too, on the whole operation.
+ * The limits as one Yoga plugin, a service's on its schema and the gateway's on the supergraph
+ * (whose lists keep their services' `@listSize`, so the whole operation is held to what the
+ * services apply to their shares): tokens while parsing; depth, aliases and introspection in
+ * validation; the cost (`tooCostly`, with the request's variables) before an operation runs or a
+ * subscription starts. A subscription's request is marked too: its stream never ends by itself,
+ * so a shutdown closes it rather than wait for it (a query or mutation sent over SSE is answered,
+ * then ends).
  */
-export function documentLimits(limits: Omit<GraphqlLimits, 'maxCost'>): Plugin {
+export function limitsPlugin(limits: Omit<GraphqlLimits, 'maxCost'>, tooCostly: ReturnType<typeof costLimit>): Plugin {
   const rules = limitRules(limits);
+  const stopIfTooCostly = (hook: { args: ExecutionArgs; setResultAndStopExecution: (result: ExecutionResult) => void }) => {
+    const error = tooCostly(hook.args.document, hook.args.operationName, hook.args.variableValues);
+    if (error) hook.setResultAndStopExecution({ errors: [error] });
+  };
   return {
     onParse({ setParseFn }) {
       setParseFn((source: string | Source) => parse(source, { maxTokens: limits.maxTokens }));
     },
     onValidate({ addValidationRule }) {
       for (const rule of rules) addValidationRule(rule);
+    },
+    onExecute: stopIfTooCostly,
+    onSubscribe(hook) {
+      const { req } = hook.args.contextValue as { req?: IncomingMessage };
+      if (req) markSubscription(req);
+      stopIfTooCostly(hook);
     },
   };
 }
@@ -193,19 +215,48 @@ export function corsResponder(origins: readonly string[]): (req: IncomingMessage
   };
 }
 
+/** What a GraphQL request brings once admitted: who asks (not asked of the GraphiQL page), and its body (none for GET or HEAD). */
+export interface AdmittedRequest {
+  access: Access | undefined;
+  body: Buffer | undefined;
+}
+
 /**
- * A Yoga plugin stopping an operation over `maxCost` (see `operationCost`) before it runs, with the
- * request's variables: a service's on its own schema, the gateway's on the supergraph's (whose
- * lists keep their services' `@listSize`), so the whole operation is held to the limit its
- * services apply to their shares.
+ * What a GraphQL request passes before anything reads its operation, at a service or at the
+ * gateway, in this order: CORS (a preflight is answered here), the declared size (413), the token
+ * (401 UNAUTHENTICATED, with the error as `maskError` words it; the GraphiQL page needs none), the
+ * body read within MAX_REQUEST_BODY_BYTES (413), and JSON for a POST (415). Resolves with what it
+ * admitted, or undefined once it has answered the request itself.
  */
-export function operationCostLimit(schema: GraphQLSchema, maxCost: number): Required<Pick<Plugin, 'onExecute' | 'onSubscribe'>> {
-  const tooCostly = costLimit(schema, maxCost);
-  const stopIfTooCostly = (hook: { args: ExecutionArgs; setResultAndStopExecution: (result: ExecutionResult) => void }) => {
-    const error = tooCostly(hook.args.document, hook.args.operationName, hook.args.variableValues);
-    if (error) hook.setResultAndStopExecution({ errors: [error] });
-  };
-  return { onExecute: stopIfTooCostly, onSubscribe: stopIfTooCostly };
+export async function admitGraphqlRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: {
+    cors: (req: IncomingMessage, res: ServerResponse) => boolean;
+    graphiql: boolean;
+    authenticate: (authorization: string | undefined) => Promise<Access>;
+    mask: (error: unknown) => Error;
+  },
+): Promise<AdmittedRequest | undefined> {
+  if (options.cors(req, res)) return undefined;
+  // A declared size over the limit is refused before anything else; a body sent without one
+  // (chunked) is counted as it comes (readLimitedBody).
+  if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BODY_BYTES) return void refuseTooLargeBody(req, res);
+  let access: Access | undefined;
+  const graphiqlPage = options.graphiql && req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
+  if (!graphiqlPage) {
+    try {
+      access = await options.authenticate(req.headers.authorization);
+    } catch (error) {
+      const masked = options.mask(error) as GraphQLError;
+      return void sendGraphqlAnswer(res, 401, { errors: [masked.toJSON()] }, { 'www-authenticate': 'Bearer' });
+    }
+  }
+  const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await readLimitedBody(req);
+  if (body === null) return void refuseTooLargeBody(req, res);
+  const refusal = notJsonRefusal(req);
+  if (refusal) return void sendGraphqlAnswer(res, refusal.status, refusal.body);
+  return { access, body };
 }
 
 /**
@@ -266,18 +317,6 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
   const rules = [...specifiedRules, ...limitRuleList];
   const parseLimited = (query: string) => parse(query, { maxTokens: limits.maxTokens });
   const tooCostly = costLimit(options.schema, limits.maxCost);
-  const costPlugin = operationCostLimit(options.schema, limits.maxCost);
-  const limitsPlugin: Plugin = {
-    ...documentLimits(limits),
-    ...costPlugin,
-    onSubscribe(hook) {
-      // Its stream never ends by itself: a shutdown closes it rather than wait for it. (A query
-      // or mutation sent over SSE too is answered and its stream ended.)
-      const { req } = hook.args.contextValue as { req?: IncomingMessage };
-      if (req) markSubscription(req);
-      return costPlugin.onSubscribe?.(hook);
-    },
-  };
   const yoga: YogaServerInstance<{ req: RequestWithAccess }, Context> = createYoga<{ req: RequestWithAccess }, Context>({
     schema: options.schema,
     graphiql: options.graphiql,
@@ -287,7 +326,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     maskedErrors: { maskError: mask, errorMessage: 'Unexpected error.' },
     // Answered here, the same on both paths; Yoga's own reflects any origin.
     cors: false,
-    plugins: [limitsPlugin],
+    plugins: [limitsPlugin(limits, tooCostly)],
   });
 
   const documents = new Map<string, Prepared>();
@@ -372,36 +411,12 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
   };
 
   const handle = async (req: RequestWithAccess, res: ServerResponse, plain: boolean, labels: Labels) => {
-    if (cors(req, res)) return;
-    // A declared size over the limit is refused before anything else; a body sent without one
-    // (chunked) is counted as it comes (readLimitedBody).
-    if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BODY_BYTES) {
-      labels.outcome = 'error';
-      return refuseTooLargeBody(req, res);
-    }
-    const accept = req.headers.accept ?? '';
-    const graphiqlPage = options.graphiql && req.method === 'GET' && accept.includes('text/html');
-    if (!graphiqlPage) {
-      try {
-        req.access = await options.authenticate(req.headers.authorization);
-      } catch (error) {
-        labels.outcome = 'error';
-        const masked = mask(error) as GraphQLError;
-        return sendGraphqlAnswer(res, 401, { errors: [masked.toJSON()] }, { 'www-authenticate': 'Bearer' });
-      }
-    }
-    const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await readLimitedBody(req);
-    if (body === null) {
-      labels.outcome = 'error';
-      return refuseTooLargeBody(req, res);
-    }
-    const refusal = notJsonRefusal(req);
-    if (refusal) {
-      labels.outcome = 'error';
-      return sendGraphqlAnswer(res, refusal.status, refusal.body);
-    }
-    if (plain && body) return direct(req, res, labels, req.access ?? OPEN_ACCESS, body);
-    return viaYoga(req, res, body);
+    const admitted = await admitGraphqlRequest(req, res, { cors, graphiql: options.graphiql, authenticate: options.authenticate, mask });
+    // Refused: its status (4xx) counts it as an error.
+    if (!admitted) return;
+    req.access = admitted.access;
+    if (plain && admitted.body) return direct(req, res, labels, admitted.access ?? OPEN_ACCESS, admitted.body);
+    return viaYoga(req, res, admitted.body);
   };
 
   return (req: RequestWithAccess, res) => {
@@ -412,15 +427,10 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
       operation: plain ? 'other' : req.headers.accept?.includes('text/event-stream') ? 'subscription' : 'other',
       outcome: 'ok',
     };
-    if (metrics) {
-      const stop = metrics.graphqlDuration.startTimer();
-      res.once('finish', () => stop({ operation: labels.operation, outcome: res.statusCode >= 400 ? 'error' : labels.outcome }));
-    }
+    if (metrics) timeGraphqlRequest(metrics.graphqlDuration, res, labels);
     handle(req, res, plain, labels).catch((error: unknown) => {
       options.logger.error({ err: error }, 'GraphQL request failed');
-      if (!res.headersSent)
-        sendGraphqlAnswer(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
-      else res.destroy();
+      answerUnexpectedFailure(res);
     });
   };
 }
