@@ -2,11 +2,12 @@
  * The operations dashboard's server: the built page, the gateway's one graph behind the same
  * origin (so the browser needs no CORS and subscriptions stream through), a status summary read
  * from the services' and the gateway's /ready and the services' /metrics, and the Black-Friday
- * rehearsal (the load generator, which drives the services directly) run on request. The embedded `npm start` runs it beside the services; `npm run start:dashboard` runs
- * it alone in front of a distributed platform.
+ * rehearsal (the load generator, which drives the services directly) run on request. The embedded
+ * `npm start` runs it beside the services; `npm run start:dashboard` runs it alone in front of a
+ * distributed platform.
  *
- * What changes state here follows the GraphQL APIs' rules: with authentication on, the services
- * judge the proxied requests by their token and the rehearsal needs an admin's; with it off,
+ * What changes state here follows the GraphQL APIs' rules: with authentication on, the gateway
+ * and the services judge the proxied requests by their token and the rehearsal needs an admin's; with it off,
  * anyone who reaches the port has full access, so only the dashboard's own page is answered (no
  * other site's page may drive it from a visitor's browser), and only at localhost or an IP address
  * (no other site's name may be rebound to it).
@@ -53,8 +54,8 @@ export interface RunningDashboard {
   /** The address it is bound to, e.g. 127.0.0.1. */
   address: string;
   /**
-   * Stops listening and resolves once the requests under way are answered (a subscription it
-   * passes on ends when its service closes it); when `giveUp` aborts, what is still open is cut.
+   * Stops listening and resolves once the requests under way are answered (the subscription
+   * streams it passes on are cut); when `giveUp` aborts, what is still open is cut.
    */
   close(giveUp?: AbortSignal): Promise<void>;
 }
@@ -121,6 +122,14 @@ const isJsonRequest = (req: IncomingMessage) => /^application\/json\s*(;|$)/i.te
 const withoutCors = (headers: IncomingHttpHeaders) =>
   Object.fromEntries(Object.entries(headers).filter(([name]) => !name.startsWith('access-control-')));
 
+/** A part's readiness as its /ready says, or why it could not be read. */
+interface Readiness {
+  ready: boolean;
+  checks: Record<string, string> | null;
+  auth?: string;
+  error?: string;
+}
+
 interface Rehearsal {
   startedAt: string;
   progress: Progress | null;
@@ -154,7 +163,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
    * the dashboard's own shutdown cuts it (the page reconnects), while a query or mutation, even
    * over SSE, is answered first.
    */
-  const proxy = async (req: IncomingMessage, res: ServerResponse, target: URL) => {
+  const proxy = async (req: IncomingMessage, res: ServerResponse) => {
+    const target = upstream.gateway;
     let body: Buffer | undefined;
     if (req.method === 'POST') {
       const read = await readLimitedBody(req);
@@ -188,21 +198,25 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     return { status: res.status, text: await res.text() };
   };
 
+  /** A part's /ready: whether it is ready, its checks, and whether it checks tokens. */
+  const readiness = async (base: URL): Promise<Readiness> => {
+    const ready = await fetchText(new URL('/ready', base));
+    const body = JSON.parse(ready.text) as { checks: Record<string, string>; auth?: string };
+    return { ready: ready.status === 200, checks: body.checks, auth: body.auth };
+  };
+  const unreachable = (error: unknown): Readiness => ({ ready: false, checks: null, error: (error as Error).message });
+  /** What the page is shown of a part's readiness. */
+  const shown = ({ ready, checks, error }: Readiness) => ({ ready, checks, ...(error ? { error } : {}) });
+
   const status = async () => {
-    const gatewayStatus = fetchText(new URL('/ready', upstream.gateway))
-      .then((ready) => ({ ready: ready.status === 200, checks: (JSON.parse(ready.text) as { checks: Record<string, string> }).checks }))
-      .catch((error: unknown) => ({ ready: false, checks: null, error: (error as Error).message }));
+    const gatewayStatus = readiness(upstream.gateway).catch(unreachable);
     const services = await Promise.all(
       (['orders', 'inventory'] as const).map(async (name) => {
         try {
-          const [ready, metrics] = await Promise.all([
-            fetchText(new URL('/ready', upstream[name])),
-            fetchText(new URL('/metrics', upstream[name])),
-          ]);
-          const body = JSON.parse(ready.text) as { checks: Record<string, string>; auth?: string };
-          return { name, ready: ready.status === 200, checks: body.checks, auth: body.auth, metrics: metrics.text };
+          const [ready, metrics] = await Promise.all([readiness(upstream[name]), fetchText(new URL('/metrics', upstream[name]))]);
+          return { name, ...ready, metrics: metrics.text };
         } catch (error) {
-          return { name, ready: false, checks: null, auth: undefined, metrics: '', error: (error as Error).message };
+          return { name, ...unreachable(error), metrics: '' };
         }
       }),
     );
@@ -210,8 +224,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     return {
       at: Date.now(),
       auth: orders.auth === 'jwt' || inventory.auth === 'jwt' ? 'jwt' : 'disabled',
-      services: services.map(({ name, ready, checks, error }) => ({ name, ready, checks, ...(error ? { error } : {}) })),
-      gateway: await gatewayStatus,
+      services: services.map((service) => ({ name: service.name, ...shown(service) })),
+      gateway: shown(await gatewayStatus),
       outbox: {
         orders: metricSum(orders.metrics, 'stockflow_outbox_backlog'),
         inventory: metricSum(inventory.metrics, 'stockflow_outbox_backlog'),
@@ -352,7 +366,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
               { message: "authentication is off: only the dashboard's own page may use its APIs", extensions: { code: 'FORBIDDEN' } },
             ],
           });
-        return proxy(req, res, upstream.gateway);
+        return proxy(req, res);
       }
       if (urlPath === '/api/status' && req.method === 'GET') return json(res, 200, await status());
       if (urlPath === '/api/rehearsal' && req.method === 'POST') return startRehearsal(req, res);
