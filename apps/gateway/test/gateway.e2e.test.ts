@@ -1,9 +1,11 @@
 import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLogger, metricSum, signToken, type RunningService } from '@stockflow/platform';
 import { randomUUID } from 'node:crypto';
 import { dlqName, EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
 import {
+  capturingLogger,
   createTestDatabase,
   eventually,
   graphqlClient,
@@ -44,7 +46,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     serviceTestEnv(db, inject('amqpUrl'), { AUTH_JWT_SECRET: SECRET, PAYMENT_HOLD_SECONDS: '0', GRAPHQL_INTROSPECTION: 'false' });
 
   /** A gateway in front of this test's services (or others, where `settings` says). */
-  const gatewayWith = (settings: Record<string, string> = {}) =>
+  const gatewayWith = (settings: Record<string, string> = {}, log = logger) =>
     startGateway(
       loadGatewayConfig({
         PORT: '0',
@@ -54,7 +56,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
         AUTH_JWT_SECRET: SECRET,
         ...settings,
       }),
-      logger,
+      log,
     );
 
   beforeAll(async () => {
@@ -95,6 +97,36 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
       (r) => r.order.status === 'CONFIRMED',
     );
     expect(order.items).toEqual([{ quantity: 3, product: { name: 'Gateway mug', priceCents: 1250, availableStock: 7 } }]);
+  });
+
+  it('logs an unexpected error with its cause and where it arose, and answers it as "Unexpected error."', async () => {
+    // A service answering what its schema says it never does: a product without a name.
+    const broken = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data: { products: { nodes: [{ name: null }] } } }));
+    });
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+    const lines: Record<string, unknown>[] = [];
+    const watched = await gatewayWith(
+      { INVENTORY_URL: `http://127.0.0.1:${(broken.address() as AddressInfo).port}/graphql` },
+      capturingLogger('gateway', lines),
+    );
+    try {
+      const client = graphqlClient(`http://127.0.0.1:${watched.port}/graphql`, { token: tokens.admin });
+      const answer = await client.request('{ products(first: 1) { nodes { name } } }');
+      expect(answer.errors).toEqual([expect.objectContaining({ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } })]);
+      expect(JSON.stringify(answer)).not.toMatch(/non-nullable/);
+      const logged = lines.filter((l) => l.level === 50);
+      expect(logged).toEqual([
+        expect.objectContaining({
+          msg: 'unexpected error while resolving a GraphQL request',
+          path: 'products.nodes.0.name',
+          err: expect.objectContaining({ message: 'Cannot return null for non-nullable field Product.name.', stack: expect.any(String) }),
+        }),
+      ]);
+    } finally {
+      await watched.close();
+      await new Promise((resolve) => broken.close(resolve));
+    }
   });
 
   it('lets a customer see only its own orders through it', async () => {

@@ -47,7 +47,7 @@ export function maskError(logger: Logger) {
         ? original
         : new GraphQLError(original.message, { ...located, extensions: { ...original.extensions, code: 'BAD_USER_INPUT' } });
     }
-    logger.error({ err: original }, 'unexpected error while resolving a GraphQL request');
+    logger.error({ err: original, path: located.path?.join('.') }, 'unexpected error while resolving a GraphQL request');
     return new GraphQLError('Unexpected error.', { ...located, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
   };
 }
