@@ -18,6 +18,7 @@ import {
   limitsPlugin,
   loadConfig,
   maskError,
+  renderGraphiQL,
   serviceConfigShape,
   startHttpServer,
   startTracing,
@@ -149,6 +150,7 @@ export async function startGateway(
     // A client that leaves ends its requests and subscriptions to the services too.
     upstreamCancellation: true,
     graphiql,
+    renderGraphiQL,
     landingPage: false,
     logging: false,
     // Worded as the services word them, and an unexpected one logged with its cause (Yoga's own mask, with logging off, kept silent).
