@@ -18,6 +18,7 @@ import {
   limitsPlugin,
   loadConfig,
   maskError,
+  renderGraphiQL,
   serviceConfigShape,
   startHttpServer,
   startTracing,
@@ -118,6 +119,7 @@ export async function startGateway(
   const observe = gatewayObservability({ tracing, metrics });
   const graphiql = graphiqlEnabled(config);
   const limits = graphqlLimits(config);
+  const mask = maskError(logger);
   // Hive's runtime disposes itself on SIGTERM and SIGINT, at once (its own listener; it cannot be
   // turned off), and disposing an HTTP executor aborts its requests under way. The runtime gets
   // executors it cannot dispose; `close` disposes them once what the gateway accepted is answered.
@@ -148,8 +150,11 @@ export async function startGateway(
     // A client that leaves ends its requests and subscriptions to the services too.
     upstreamCancellation: true,
     graphiql,
+    renderGraphiQL,
     landingPage: false,
     logging: false,
+    // Worded as the services word them, and an unexpected one logged with its cause (Yoga's own mask, with logging off, kept silent).
+    maskedErrors: { maskError: mask },
     plugins: () => [
       observe.plugin(),
       // The cost counted on the supergraph, which keeps each list's most (@listSize): the services count their shares again.
@@ -159,7 +164,6 @@ export async function startGateway(
     cors: false,
   });
   const cors = corsResponder(config.CORS_ORIGINS);
-  const mask = maskError(logger);
 
   const handler = (req: IncomingMessage & { body?: Buffer }, res: ServerResponse) => {
     observe.serve(req, res);

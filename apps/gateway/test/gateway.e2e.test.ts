@@ -1,9 +1,11 @@
 import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLogger, metricSum, signToken, type RunningService } from '@stockflow/platform';
 import { randomUUID } from 'node:crypto';
 import { dlqName, EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
 import {
+  capturingLogger,
   createTestDatabase,
   eventually,
   graphqlClient,
@@ -44,7 +46,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     serviceTestEnv(db, inject('amqpUrl'), { AUTH_JWT_SECRET: SECRET, PAYMENT_HOLD_SECONDS: '0', GRAPHQL_INTROSPECTION: 'false' });
 
   /** A gateway in front of this test's services (or others, where `settings` says). */
-  const gatewayWith = (settings: Record<string, string> = {}) =>
+  const gatewayWith = (settings: Record<string, string> = {}, log = logger) =>
     startGateway(
       loadGatewayConfig({
         PORT: '0',
@@ -54,7 +56,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
         AUTH_JWT_SECRET: SECRET,
         ...settings,
       }),
-      logger,
+      log,
     );
 
   beforeAll(async () => {
@@ -95,6 +97,50 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
       (r) => r.order.status === 'CONFIRMED',
     );
     expect(order.items).toEqual([{ quantity: 3, product: { name: 'Gateway mug', priceCents: 1250, availableStock: 7 } }]);
+  });
+
+  it('answers null, and no error, for the product of a line whose product the Inventory Service does not have', async () => {
+    // The Inventory Service rejects the order, but its line still names product 999.
+    const { createOrder: created } = await via('alice').data<{ createOrder: { id: string } }>(
+      'mutation { createOrder(input: { customerId: "alice", items: [{ productId: "999", quantity: 1 }] }) { id } }',
+    );
+    const query = 'query($id: ID!) { order(id: $id) { status items { productId quantity product { name priceCents } } } }';
+    const answer = await eventually(
+      () => via('alice').request(query, { id: created.id }),
+      (r) => (r.data as { order: { status: string } } | undefined)?.order.status === 'CANCELLED',
+    );
+    expect(answer.errors).toBeUndefined();
+    expect(answer.data).toEqual({ order: { status: 'CANCELLED', items: [{ productId: '999', quantity: 1, product: null }] } });
+  });
+
+  it('logs an unexpected error with its cause and where it arose, and answers it as "Unexpected error."', async () => {
+    // A service answering what its schema says it never does: a product without a name.
+    const broken = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data: { products: { nodes: [{ name: null }] } } }));
+    });
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+    const lines: Record<string, unknown>[] = [];
+    const watched = await gatewayWith(
+      { INVENTORY_URL: `http://127.0.0.1:${(broken.address() as AddressInfo).port}/graphql` },
+      capturingLogger('gateway', lines),
+    );
+    try {
+      const client = graphqlClient(`http://127.0.0.1:${watched.port}/graphql`, { token: tokens.admin });
+      const answer = await client.request('{ products(first: 1) { nodes { name } } }');
+      expect(answer.errors?.map((e) => [e.message, e.extensions?.code])).toEqual([['Unexpected error.', 'INTERNAL_SERVER_ERROR']]);
+      expect(JSON.stringify(answer)).not.toMatch(/non-nullable/);
+      const logged = lines.filter((l) => l.level === 50);
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toMatchObject({
+        msg: 'unexpected error while resolving a GraphQL request',
+        path: 'products.nodes.0.name',
+        err: { message: 'Cannot return null for non-nullable field Product.name.' },
+      });
+      expect((logged[0]?.err as { stack?: string }).stack).toMatch(/^Error: Cannot return null[^]*\n +at /);
+    } finally {
+      await watched.close();
+      await new Promise((resolve) => broken.close(resolve));
+    }
   });
 
   it('lets a customer see only its own orders through it', async () => {
@@ -178,15 +224,15 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
 
   it('leaves each service working on its own, with _service { sdl } for an admin when introspection is off', async () => {
     const ordersAlone = graphqlClient(`http://127.0.0.1:${orders.port}/graphql`, { token: tokens.alice });
-    const { order } = await ordersAlone.data<{ order: unknown }>('query($id: ID!) { order(id: $id) { items { product { id } } } }', {
+    const { order } = await ordersAlone.data<{ order: unknown }>('query($id: ID!) { order(id: $id) { items { productId quantity } } }', {
       id: await createOrder('alice', 1),
     });
-    expect(order).toEqual({ items: [{ product: { id: productId } }] });
+    expect(order).toEqual({ items: [{ productId, quantity: 1 }] });
     // With introspection off, the SDL is an admin's only.
     expect((await ordersAlone.request('{ _service { sdl } }')).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     const asAdmin = graphqlClient(`http://127.0.0.1:${orders.port}/graphql`, { token: tokens.admin });
     const { _service } = await asAdmin.data<{ _service: { sdl: string } }>('{ _service { sdl } }');
-    expect(_service.sdl).toContain('type Product\n  @key(fields: "id", resolvable: false)');
+    expect(_service.sdl).toContain('type OrderLine\n  @key(fields: "productId", resolvable: false)');
     const anonymous = await fetch(`http://127.0.0.1:${inventory.port}/graphql`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -21,7 +21,7 @@ import {
   type ValidationContext,
   type ValidationRule,
 } from 'graphql';
-import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { createYoga, type GraphiQLOptions, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { OPEN_ACCESS, type Access } from './auth.ts';
 import { costLimit } from './cost.ts';
 import { AppError } from './errors.ts';
@@ -47,7 +47,7 @@ export function maskError(logger: Logger) {
         ? original
         : new GraphQLError(original.message, { ...located, extensions: { ...original.extensions, code: 'BAD_USER_INPUT' } });
     }
-    logger.error({ err: original }, 'unexpected error while resolving a GraphQL request');
+    logger.error({ err: original, path: located.path?.join('.') }, 'unexpected error while resolving a GraphQL request');
     return new GraphQLError('Unexpected error.', { ...located, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
   };
 }
@@ -58,6 +58,16 @@ export function answerUnexpectedFailure(res: ServerResponse): void {
     sendGraphqlAnswer(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
   else res.destroy();
 }
+
+/**
+ * The GraphiQL page with its scripts, styles and editor workers in it (@graphql-yoga/render-graphiql),
+ * for Yoga's `renderGraphiQL` at a service and at the gateway: Yoga's own page loads them from
+ * unpkg.com and, offline or behind a proxy that blocks it, never gets past "Loading". The page is
+ * about 9 MB, so the module is loaded at the first page asked for, never in a process with
+ * GraphiQL off.
+ */
+export const renderGraphiQL = async (options: GraphiQLOptions): Promise<string> =>
+  (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options);
 
 /** Most bytes a GraphQL request body may have. */
 export const MAX_REQUEST_BODY_BYTES = 1_000_000;
@@ -320,6 +330,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
   const yoga: YogaServerInstance<{ req: RequestWithAccess }, Context> = createYoga<{ req: RequestWithAccess }, Context>({
     schema: options.schema,
     graphiql: options.graphiql,
+    renderGraphiQL,
     landingPage: false,
     logging: false,
     context: ({ req }) => contextOf(req.access ?? OPEN_ACCESS, req),

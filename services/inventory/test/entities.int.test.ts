@@ -100,4 +100,27 @@ describe.skipIf(servicesUnavailable)('federation: the products another subgraph 
     // Each product read once, the missing ones too.
     expect((productReads[0]?.params?.[0] as number[]).map(String).sort()).toEqual([...new Set(ids)].sort());
   });
+
+  it("answers an answer's order lines with their products, a missing one as a null product, with one query of the products table", async () => {
+    const products: { id: string; sku: string }[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      const created = await gql.data<{ createProduct: { id: string; sku: string } }>(
+        'mutation($input: CreateProductInput!) { createProduct(input: $input) { id sku } }',
+        { input: { sku: `LINE-${i}`, name: `On a line ${i}`, initialStock: 1 } },
+      );
+      products.push(created.createProduct);
+    }
+    const ids = [products[2]?.id, '900009', products[0]?.id, products[1]?.id, products[0]?.id] as string[];
+
+    statements.length = 0;
+    const data = await gql.data<{ _entities: unknown[] }>(
+      'query($representations: [_Any!]!) { _entities(representations: $representations) { ... on OrderLine { productId product { id sku } } } }',
+      { representations: ids.map((productId) => ({ __typename: 'OrderLine', productId })) },
+    );
+
+    const byId = new Map(products.map((p) => [p.id, p]));
+    expect(data._entities).toEqual(ids.map((productId) => ({ productId, product: byId.get(productId) ?? null })));
+    const productReads = statements.filter((s) => /\bproducts\b/.test(s.sql));
+    expect(productReads).toHaveLength(1);
+  });
 });

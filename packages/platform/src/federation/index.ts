@@ -44,15 +44,21 @@ const directivesOf = (element: WithDirectives | undefined): Directive[] =>
   (Array.isArray(element?.extensions?.directives) ? element.extensions.directives : []) as Directive[];
 
 /**
- * An entity other subgraphs may refer to by `key`: the gateway asks this one for it through
- * `_entities` with `resolveReference`.
+ * An entity other subgraphs may refer to by `key` (one field): the gateway asks this one for it
+ * through `_entities` with `resolveReference`.
  */
-export function entity<Context>(key: string, resolveReference: (reference: { id: string }, context: Context) => unknown) {
+export function entity<Context, Key extends string>(
+  key: Key,
+  resolveReference: (reference: Record<Key, string>, context: Context) => unknown,
+) {
   return { extensions: { directives: [{ name: 'key', args: { fields: key } }], apollo: { subgraph: { resolveReference } } } } as const;
 }
 
-/** Another subgraph's entity, known here by its key only: this subgraph resolves none of its fields. */
-export const entityStub = (key: string) =>
+/**
+ * An entity this subgraph is never asked for by `key` (`resolvable: false`): it hands out the
+ * key, and another subgraph, asked by it, adds its own fields.
+ */
+export const unresolvableEntity = (key: string) =>
   ({ extensions: { directives: [{ name: 'key', args: { fields: key, resolvable: false } }] } }) as const;
 
 /** A type or field several subgraphs define alike: the gateway may take it from any of them. */

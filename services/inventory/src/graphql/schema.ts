@@ -85,7 +85,7 @@ const StockMovementRef = builder.objectRef<StockMovement>('StockMovement').imple
 });
 
 const ProductRef = builder.objectRef<Product>('Product').implement({
-  // The entity the Order Service's order lines point to: the gateway joins them here by id.
+  // An entity of the graph: another subgraph may refer to a product by id.
   ...entity('id', async (reference, ctx: InventoryContext) => (await ctx.productById(parseProductId(reference.id))) ?? null),
   fields: (t) => ({
     id: t.exposeID('id', { description: 'The integer product id used in events.' }),
@@ -111,6 +111,24 @@ const ProductRef = builder.objectRef<Product>('Product').implement({
           limit: pageSize(args.first),
           kinds: args.kinds ?? undefined,
         }),
+    }),
+  }),
+});
+
+/**
+ * The Order Service's order line, as far as this service knows it: its product. The gateway asks
+ * here for the products of an answer's lines (`_entities` by productId, read in one query), so a
+ * line whose product this service does not have answers `product: null`, as the schema says.
+ */
+builder.objectRef<{ productId: string }>('OrderLine').implement({
+  ...entity('productId', (reference: { productId: string }) => ({ productId: reference.productId })),
+  fields: (t) => ({
+    productId: t.exposeID('productId'),
+    product: t.field({
+      type: ProductRef,
+      nullable: true,
+      description: 'The product, from the Inventory Service; null when it has no such product.',
+      resolve: async (line, _args, ctx) => (await ctx.productById(parseProductId(line.productId, 'productId'))) ?? null,
     }),
   }),
 });

@@ -13,8 +13,8 @@ import {
   PAGE_LIMITS,
   pageSize,
   requireAdmin,
-  entityStub,
   subgraphSchema,
+  unresolvableEntity,
   ValidationError,
   type StockflowSchemaTypes,
   type TraceContext,
@@ -90,24 +90,15 @@ const OrderStatusEnum = builder.enumType('OrderStatus', {
 });
 
 /**
- * The Inventory Service's entity, known here by its id only: through the gateway an order line's
- * product has every field Inventory has (name, price, stock); this service resolves none of them.
+ * A line's product is the Inventory Service's to give: through the gateway, `product` comes from
+ * it by the line's productId (its `_entities`), and only it knows whether the product exists. Had
+ * this service answered a product reference itself, a product Inventory does not have would have
+ * been a Product without a name, an error at the gateway, rather than no product.
  */
-const ProductRef = builder.objectRef<{ id: string }>('Product').implement({
-  ...entityStub('id'),
-  fields: (t) => ({ id: t.exposeID('id') }),
-});
-
 const OrderLineRef = builder.objectRef<{ product_id: number; quantity: number; unit_price_cents?: number }>('OrderLine').implement({
+  ...unresolvableEntity('productId'),
   fields: (t) => ({
     productId: t.id({ resolve: (l) => l.product_id }),
-    product: t.field({
-      type: ProductRef,
-      nullable: true,
-      description:
-        'The product, from the Inventory Service through the gateway (here only its id); null when Inventory has no such product.',
-      resolve: (l) => ({ id: String(l.product_id) }),
-    }),
     quantity: t.exposeInt('quantity'),
     unitPriceCents: t.int({
       nullable: true,
