@@ -1,9 +1,10 @@
 import { createServer, request, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createLogger, metricSum, signToken, type RunningService } from '@stockflow/platform';
+import { AUTH_NOTICE_HEADER, createLogger, metricSum, signToken, type RunningService } from '@stockflow/platform';
 import { randomUUID } from 'node:crypto';
 import { dlqName, EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
 import {
+  capturingLogger,
   createTestDatabase,
   eventually,
   graphqlClient,
@@ -44,7 +45,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     serviceTestEnv(db, inject('amqpUrl'), { AUTH_JWT_SECRET: SECRET, PAYMENT_HOLD_SECONDS: '0', GRAPHQL_INTROSPECTION: 'false' });
 
   /** A gateway in front of this test's services (or others, where `settings` says). */
-  const gatewayWith = (settings: Record<string, string> = {}) =>
+  const gatewayWith = (settings: Record<string, string> = {}, log = logger) =>
     startGateway(
       loadGatewayConfig({
         PORT: '0',
@@ -54,7 +55,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
         AUTH_JWT_SECRET: SECRET,
         ...settings,
       }),
-      logger,
+      log,
     );
 
   beforeAll(async () => {
@@ -340,6 +341,33 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     } finally {
       await open.close();
     }
+  });
+
+  it('with authentication off, marks each answer so and warns once of a token it does not check', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const open = await gatewayWith({ AUTH_JWT_SECRET: '', AUTH_DISABLED: 'true' }, capturingLogger('gateway', lines));
+    try {
+      for (const authorization of [undefined, 'Bearer garbage', 'Bearer garbage', `Bearer ${tokens.alice}`]) {
+        const res = await fetch(`http://127.0.0.1:${open.port}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+          body: '{"query":"{ __typename }"}',
+        });
+        expect(res.status, authorization).toBe(200);
+        expect(res.headers.get(AUTH_NOTICE_HEADER), authorization).toBe('disabled');
+      }
+      expect(lines.filter((l) => /brought credentials .* authentication is off/.test(String(l.msg)))).toHaveLength(1);
+    } finally {
+      await open.close();
+    }
+    // With it on, nothing is marked.
+    const res = await fetch(gatewayUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.alice}` },
+      body: '{"query":"{ __typename }"}',
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get(AUTH_NOTICE_HEADER)).toBeNull();
   });
 
   it('stays ready while one service is down, reporting it degraded, and still serves the half that works; not with both down', async () => {

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, ROUTING_KEYS } from '@stockflow/contracts';
-import { createLogger, metricSum, signToken, type DeadLetter, type RunningService } from '@stockflow/platform';
+import { AUTH_NOTICE_HEADER, createLogger, metricSum, signToken, type DeadLetter, type RunningService } from '@stockflow/platform';
 import {
+  capturingLogger,
   createTestDatabase,
   eventually,
   graphqlClient,
@@ -208,6 +209,16 @@ describe.skipIf(servicesUnavailable)('authentication and authorisation', () => {
     expect(data.product.sku).toBe('AUTH-1');
   });
 
+  it('does not mark its answers as given without authentication', async () => {
+    const res = await fetch(`http://127.0.0.1:${orders.port}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await signToken(SECRET, { sub: 'ops', role: 'admin' })}` },
+      body: '{"query":"{ __typename }"}',
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get(AUTH_NOTICE_HEADER)).toBeNull();
+  });
+
   it('keeps each customer to its own orders: create, read, list, cancel, follow', async () => {
     const res = await createOrder(as('alice').orders, 'alice');
     const id = res.data?.createOrder.id as string;
@@ -320,10 +331,27 @@ describe.skipIf(servicesUnavailable)('starting without authentication', () => {
       await expect(startOrdersService(loadOrdersConfig({ ...env, AUTH_JWT_SECRET: placeholder }), logger)).rejects.toThrow(
         /AUTH_JWT_SECRET: is an example value.*openssl rand -base64 48/,
       );
-      const open = await startOrdersService(loadOrdersConfig({ ...env, AUTH_DISABLED: 'true' }), logger);
+      const lines: Record<string, unknown>[] = [];
+      const open = await startOrdersService(loadOrdersConfig({ ...env, AUTH_DISABLED: 'true' }), capturingLogger('orders', lines));
       try {
         const ready = (await (await fetch(`http://127.0.0.1:${open.port}/ready`)).json()) as { auth: string };
         expect(ready.auth).toMatch(/DISABLED/);
+        // A token is not checked, garbage or not: each answer says so, and the first request that brings one is warned of, once.
+        const ask = (authorization?: string) =>
+          fetch(`http://127.0.0.1:${open.port}/graphql`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+            body: '{"query":"{ recentOrders { id } }"}',
+          });
+        for (const authorization of [undefined, 'Bearer garbage', 'Bearer garbage', 'Bearer other-garbage']) {
+          const res = await ask(authorization);
+          expect(res.status, authorization).toBe(200);
+          expect(res.headers.get(AUTH_NOTICE_HEADER), authorization).toBe('disabled');
+          expect(await res.json(), authorization).toEqual({ data: { recentOrders: [] } });
+        }
+        const warnings = lines.filter((l) => /brought credentials .* authentication is off/.test(String(l.msg)));
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]?.level).toBe(40);
       } finally {
         await open.close();
       }

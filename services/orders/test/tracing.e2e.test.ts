@@ -1,26 +1,13 @@
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES } from '@stockflow/contracts';
 import { parseTraceparent, type RunningService } from '@stockflow/platform';
-import { createTestDatabase, eventually, graphqlClient, rawAmqp, type TestDatabase } from '@stockflow/testing';
+import { capturingLogger, createTestDatabase, eventually, graphqlClient, rawAmqp, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../../inventory/src/config.ts';
 import { startInventoryService } from '../../inventory/src/service.ts';
 import { loadOrdersConfig } from '../src/config.ts';
 import { startOrdersService } from '../src/service.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
-
-/** A debug-level logger whose JSON lines are kept for the test to read. */
-function capturingLogger(name: string, lines: Record<string, unknown>[]) {
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return pino({ name, level: 'debug', base: { service: name } }, sink);
-}
 
 describe.skipIf(servicesUnavailable)('one order followed across both services', () => {
   const lines: Record<string, unknown>[] = [];
