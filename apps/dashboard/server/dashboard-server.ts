@@ -21,8 +21,8 @@ import { getOperationAST, OperationTypeNode, parse } from 'graphql';
 import { z } from 'zod';
 import {
   createDrainingServer,
-  isAdmin,
   markSubscription,
+  may,
   metricSamples,
   metricSum,
   readLimitedBody,
@@ -258,7 +258,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   const rehearsalRefusal = async (req: IncomingMessage): Promise<{ status: number; error: string } | undefined> => {
     if (options.auth.mode === 'jwt') {
       try {
-        if (!isAdmin(await options.auth.authenticate(req.headers.authorization)))
+        if (!may(await options.auth.authenticate(req.headers.authorization), 'operate'))
           return { status: 403, error: 'only an admin may start a rehearsal' };
       } catch (error) {
         if (error instanceof UnauthenticatedError) return { status: 401, error: error.message };
