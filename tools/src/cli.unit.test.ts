@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createAuthenticator } from '@stockflow/platform';
 
 const run = (tool: string, args: string[]) =>
   spawnSync(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, tool), ...args], { encoding: 'utf8', timeout: 30_000 });
@@ -54,6 +55,17 @@ describe('command-line tools refuse bad input with a clear message', () => {
     const result = run('simulate.ts', ['payments', '--orders-url', 'http://127.0.0.1:9/graphql']);
     expect(result.status).toBe(2);
     expect(result.stderr).toContain('cannot reach the Order Service at http://127.0.0.1:9/graphql');
+  });
+
+  it('token mints a payments token, and refuses a role there is not', async () => {
+    const secret = 'a-token-cli-test-secret-of-32-characters';
+    const minted = run('token.ts', ['--role', 'payments', '--sub', 'psp-webhook', '--secret', secret]);
+    expect(minted.status, minted.stderr).toBe(0);
+    const auth = createAuthenticator({ AUTH_JWT_SECRET: secret, AUTH_DISABLED: 'false' });
+    expect(await auth.authenticate(`Bearer ${minted.stdout.trim()}`)).toEqual({ open: false, sub: 'psp-webhook', role: 'payments' });
+    const refused = run('token.ts', ['--role', 'root', '--sub', 'x', '--secret', secret]);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain('--role: must be one of admin, customer, payments');
   });
 
   it('dlq refuses an unknown queue', () => {

@@ -3,15 +3,17 @@
  * environment, a file through AUTH_JWT_SECRET_FILE, or --secret).
  *   npm run token -- --role admin --sub ops
  *   npm run token -- --role customer --sub alice --expires 1h
+ *   npm run token -- --role payments --sub psp-webhook --expires 90d
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ROLES, signToken } from '@stockflow/platform';
 import { fail, parseCli } from './cli.ts';
 
-const usage = `Usage: npm run token -- --role admin|customer --sub NAME [--expires 12h] [--secret S]
-  --role R      admin (products, stock, every order) or customer (its own orders)
-  --sub NAME    the user; for a customer, its customer id
+const usage = `Usage: npm run token -- --role admin|customer|payments --sub NAME [--expires 12h] [--secret S]
+  --role R      admin (products, stock, every order), customer (its own orders) or payments
+                (a payment provider's callback: recordPayment and order(id), nothing else)
+  --sub NAME    the user; for a customer, its customer id; for payments, the payment service
   --expires D   lifetime: 30m, 12h, 7d... (default 12h)
   --secret S    HS256 secret, at least 32 characters (default $AUTH_JWT_SECRET, or the file $AUTH_JWT_SECRET_FILE)`;
 

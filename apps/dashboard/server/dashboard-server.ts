@@ -1,7 +1,8 @@
 /**
  * The operations dashboard's server: the built page, the gateway's one graph behind the same
  * origin (so the browser needs no CORS and subscriptions stream through), a status summary read
- * from the services' and the gateway's /ready and the services' /metrics, and the Black-Friday
+ * from the services' and the gateway's /ready and the services' /metrics (in full to an admin,
+ * with authentication on: see answerStatus), and the Black-Friday
  * rehearsal (the load generator, which drives the services directly) run on request. The embedded
  * `npm start` runs it beside the services; `npm run start:dashboard` runs it alone in front of a
  * distributed platform.
@@ -21,14 +22,15 @@ import { getOperationAST, OperationTypeNode, parse } from 'graphql';
 import { z } from 'zod';
 import {
   createDrainingServer,
-  isAdmin,
   markSubscription,
+  may,
   metricSamples,
   metricSum,
   readLimitedBody,
   refuseRebindableHost,
   refuseTooLargeBody,
   UnauthenticatedError,
+  type Access,
   type Authenticator,
   type Logger,
 } from '@stockflow/platform';
@@ -254,16 +256,48 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     return Buffer.concat(chunks).toString('utf8');
   };
 
+  /** Who the request acts as by its token (authentication on), or why its token is refused. */
+  const accessOf = async (req: IncomingMessage): Promise<Access | UnauthenticatedError> => {
+    try {
+      return await options.auth.authenticate(req.headers.authorization);
+    } catch (error) {
+      if (error instanceof UnauthenticatedError) return error;
+      throw error;
+    }
+  };
+
+  /**
+   * The status summary. In full (each part's checks and why it could not be read, the outbox
+   * backlog, dead letters by queue, the reservation decisions) with authentication off or to a
+   * token that may operate the platform. To anyone else, only whether each part is ready and
+   * whether tokens are checked, which the page needs before it signs in: the services answer
+   * /ready and /metrics without a token, but to whoever reaches their ports, usually an internal
+   * network, and the dashboard may be reached from further away. A token that is not valid is
+   * refused (401), as everywhere.
+   */
+  const answerStatus = async (req: IncomingMessage, res: ServerResponse) => {
+    let full = options.auth.mode === 'disabled';
+    if (!full && req.headers.authorization !== undefined) {
+      const access = await accessOf(req);
+      if (access instanceof UnauthenticatedError) return json(res, 401, { error: access.message });
+      full = may(access, 'operate');
+    }
+    const summary = await status();
+    if (full) return json(res, 200, summary);
+    json(res, 200, {
+      at: summary.at,
+      auth: summary.auth,
+      services: summary.services.map(({ name, ready }) => ({ name, ready })),
+      gateway: { ready: summary.gateway.ready },
+    });
+  };
+
   /** Why a rehearsal may not be started by this request, if it may not: the GraphQL APIs' rules, and a JSON body. */
   const rehearsalRefusal = async (req: IncomingMessage): Promise<{ status: number; error: string } | undefined> => {
     if (options.auth.mode === 'jwt') {
-      try {
-        if (!isAdmin(await options.auth.authenticate(req.headers.authorization)))
-          return { status: 403, error: 'only an admin may start a rehearsal' };
-      } catch (error) {
-        if (error instanceof UnauthenticatedError) return { status: 401, error: error.message };
-        throw error;
-      }
+      const access = await accessOf(req);
+      if (access instanceof UnauthenticatedError) return { status: 401, error: access.message };
+      if (!may(access, 'operate')) return { status: 403, error: 'only an admin may start a rehearsal' };
     } else if (!fromOwnPage(req)) {
       return { status: 403, error: "authentication is off: only the dashboard's own page may start a rehearsal" };
     }
@@ -368,7 +402,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
           });
         return proxy(req, res);
       }
-      if (urlPath === '/api/status' && req.method === 'GET') return json(res, 200, await status());
+      if (urlPath === '/api/status' && req.method === 'GET') return answerStatus(req, res);
       if (urlPath === '/api/rehearsal' && req.method === 'POST') return startRehearsal(req, res);
       if (urlPath === '/api/rehearsal' && req.method === 'GET') return json(res, 200, rehearsal ?? { running: false });
       if (urlPath.startsWith('/api/')) return json(res, 404, { error: 'not found' });

@@ -122,7 +122,8 @@ function Readiness({ label, part }: { label: string; part: Pick<Status['gateway'
 
 function Health({ status }: { status: Status | null }) {
   if (!status) return <p className="health">Checking the services…</p>;
-  const dead = Object.values(status.deadLetters).reduce((a, b) => a + b, 0);
+  const { outbox, deadLetters } = status;
+  const dead = Object.values(deadLetters ?? {}).reduce((a, b) => a + b, 0);
   return (
     <ul className="health" aria-label="Health">
       {/* Ready without the broker, a service still serves (the outbox keeps the events): degraded. */}
@@ -131,13 +132,18 @@ function Health({ status }: { status: Status | null }) {
       ))}
       {/* With one service down, the gateway still serves the other's half of the graph: degraded. */}
       <Readiness label="Gateway" part={status.gateway} />
-      <li className={status.services.every((s) => s.checks?.broker === 'up') ? 'ok' : 'down'}>
-        Broker: {status.services.every((s) => s.checks?.broker === 'up') ? 'connected' : 'unreachable'}
-      </li>
-      <li className={status.outbox.orders + status.outbox.inventory > 1000 ? 'warn' : 'ok'}>
-        Outbox backlog: {status.outbox.orders} orders, {status.outbox.inventory} inventory
-      </li>
-      <li className={dead > 0 ? 'warn' : 'ok'}>Dead letters: {dead}</li>
+      {/* The details are an admin's (with authentication on); anyone else sees only what is ready. */}
+      {outbox && deadLetters && (
+        <>
+          <li className={status.services.every((s) => s.checks?.broker === 'up') ? 'ok' : 'down'}>
+            Broker: {status.services.every((s) => s.checks?.broker === 'up') ? 'connected' : 'unreachable'}
+          </li>
+          <li className={outbox.orders + outbox.inventory > 1000 ? 'warn' : 'ok'}>
+            Outbox backlog: {outbox.orders} orders, {outbox.inventory} inventory
+          </li>
+          <li className={dead > 0 ? 'warn' : 'ok'}>Dead letters: {dead}</li>
+        </>
+      )}
     </ul>
   );
 }
@@ -448,17 +454,19 @@ export function App() {
       setStatus(next);
       const prev = last.current;
       last.current = next;
-      if (!prev) return;
+      const [now, before] = [next.decisions, prev?.decisions];
+      if (!prev || !now || !before) return;
       const seconds = (next.at - prev.at) / 1000;
       const rate = (a: number, b: number) => Math.max(0, (a - b) / seconds);
       setHistory(([t, ok, bad]) => [
         [...t, next.at / 1000].slice(-HISTORY),
-        [...ok, rate(next.decisions.reserved, prev.decisions.reserved)].slice(-HISTORY),
-        [...bad, rate(next.decisions.rejected, prev.decisions.rejected)].slice(-HISTORY),
+        [...ok, rate(now.reserved, before.reserved)].slice(-HISTORY),
+        [...bad, rate(now.rejected, before.rejected)].slice(-HISTORY),
       ]);
     },
     POLL_MS,
-    [],
+    // Asked again at once on signing in or out: how much of it is shown depends on the token.
+    [sessionKey],
   );
 
   const refresh = useCallback(async () => {
@@ -481,10 +489,10 @@ export function App() {
   }, [signedIn]);
   usePoll(refresh, POLL_MS, [refresh, sessionKey]);
 
-  // Status changes as they happen: every order for an admin, its own for a customer.
+  // Status changes as they happen: every order for an admin, its own for a customer, none for any other role.
   useEffect(() => {
-    if (!signedIn || !status) return;
     const own = identity?.role === 'customer' ? identity.sub : null;
+    if (!signedIn || !status || !(admin || own)) return;
     const query = own
       ? `subscription($c: ID!) { change: customerOrderStatusChanged(customerId: $c) { ${ORDER_FIELDS} } }`
       : `subscription { change: orderStatusChanges { ${ORDER_FIELDS} } }`;

@@ -5,7 +5,7 @@
  */
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signToken } from '@stockflow/platform';
+import { AUTH_NOTICE_HEADER, signToken } from '@stockflow/platform';
 import { startPlatform, type RunningPlatform } from '../../stockflow/src/platform.ts';
 import { embeddedEnv } from '../../stockflow/test/embedded.ts';
 
@@ -67,6 +67,19 @@ describe.each([
     }
     return answer;
   };
+  type StatusBody = Record<string, unknown> & { services: Record<string, unknown>[]; gateway: Record<string, unknown> };
+  /** The status summary as a request with these headers gets it. */
+  const statusFor = async (headers: Record<string, string> = {}) => {
+    const answer = await send(port, 'GET', '/api/status', headers);
+    expect(answer.status, answer.body).toBe(200);
+    return JSON.parse(answer.body) as StatusBody;
+  };
+  /** Everything the summary tells an operator: each part's checks, the outbox, dead letters, decisions. */
+  const expectDetails = (body: StatusBody) => {
+    expect(Object.keys(body).sort()).toEqual(['at', 'auth', 'deadLetters', 'decisions', 'gateway', 'outbox', 'services']);
+    for (const part of [...body.services, body.gateway]) expect(part).toHaveProperty('checks');
+  };
+
   const productsNamed = async (sku: string) =>
     (await platform.inventory.db.query<{ n: number }>('SELECT count(*)::int AS n FROM products WHERE sku = $1', [sku])).rows[0]?.n;
 
@@ -158,6 +171,15 @@ describe.each([
       expect(await productsNamed('REBOUND-1')).toBe(0);
     });
 
+    it('shows anyone the whole status, and marks the answers it passes on as given without authentication', async () => {
+      const body = await statusFor();
+      expect(body.auth).toBe('disabled');
+      expectDetails(body);
+      const answer = await typename({ ...own, authorization: 'Bearer garbage' });
+      expect(answer.status).toBe(200);
+      expect(answer.headers[AUTH_NOTICE_HEADER]).toBe('disabled');
+    });
+
     it('answers its own page at localhost and at 127.0.0.1, and passes its API calls on to the gateway', async () => {
       for (const host of [`localhost:${port}`, `127.0.0.1:${port}`]) {
         const answer = await typename({ host, origin: `http://${host}`, 'sec-fetch-site': 'same-origin' });
@@ -191,10 +213,38 @@ describe.each([
       expect(JSON.parse(answer.body)).toEqual({ data: { __typename: 'Query' } });
     });
 
+    it('shows whether each part is ready to anyone, and the rest of the status to an admin only', async () => {
+      const readiness = (body: StatusBody) => {
+        expect(Object.keys(body).sort()).toEqual(['at', 'auth', 'gateway', 'services']);
+        expect(body.auth).toBe('jwt');
+        expect(body.services.map((s) => Object.keys(s).sort())).toEqual([
+          ['name', 'ready'],
+          ['name', 'ready'],
+        ]);
+        expect(Object.keys(body.gateway)).toEqual(['ready']);
+      };
+      readiness(await statusFor());
+      for (const [sub, role] of [
+        ['alice', 'customer'],
+        ['psp-webhook', 'payments'],
+      ] as const) {
+        readiness(await statusFor({ authorization: `Bearer ${await signToken(SECRET, { sub, role })}` }));
+      }
+      expectDetails(await statusFor({ authorization: `Bearer ${await signToken(SECRET, { sub: 'ops', role: 'admin' })}` }));
+      const forged = await send(port, 'GET', '/api/status', { authorization: 'Bearer garbage' });
+      expect(forged.status).toBe(401);
+      expect(JSON.parse(forged.body)).toEqual({ error: expect.stringMatching(/the token is not valid/) as unknown });
+      // Nor are the answers it passes on marked: tokens are checked.
+      const admin = await signToken(SECRET, { sub: 'ops', role: 'admin' });
+      expect((await typename({ ...own, authorization: `Bearer ${admin}` })).headers[AUTH_NOTICE_HEADER]).toBeUndefined();
+    });
+
     it('asks for a token to start a rehearsal, and an admin’s', async () => {
       expect((await rehearse({ ...own, ...JSON_BODY })).status).toBe(401);
       const customer = await signToken(SECRET, { sub: 'alice', role: 'customer' });
       expect((await rehearse({ ...own, ...JSON_BODY, authorization: `Bearer ${customer}` })).status).toBe(403);
+      const payments = await signToken(SECRET, { sub: 'psp-webhook', role: 'payments' });
+      expect((await rehearse({ ...own, ...JSON_BODY, authorization: `Bearer ${payments}` })).status).toBe(403);
       const admin = await signToken(SECRET, { sub: 'ops', role: 'admin' });
       expect((await rehearse({ ...own, ...JSON_BODY, authorization: `Bearer ${admin}` })).status).toBe(202);
       expect((JSON.parse((await send(port, 'GET', '/api/rehearsal')).body) as { report: { accepted: number } }).report.accepted).toBe(1);

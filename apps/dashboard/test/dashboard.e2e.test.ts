@@ -96,12 +96,17 @@ describe.skipIf(chromiumMissing).each(['embedded', 'distributed'] as const)('ope
     // The page polls each part's /ready: the gateway, which asks both services, may be ready a poll later than the Order Service.
     for (const part of ['Order Service', 'Gateway'])
       await expect.poll(() => page.getByRole('list', { name: 'Health' }).textContent()).toContain(`${part}: ready`);
+    const health = () => page.getByRole('list', { name: 'Health' }).textContent();
     if (mode === 'distributed') {
       await expect.poll(() => page.getByText('Sign in with a token').count()).toBe(1);
+      // The broker, the outbox and the dead letters are an admin's to see.
+      expect(await health()).not.toMatch(/Broker|Outbox|Dead letters/);
       await page.getByLabel('Bearer token').fill(await signToken(SECRET, { sub: 'ops', role: 'admin' }));
       await page.getByRole('button', { name: 'Sign in' }).click();
       await expect.poll(() => page.locator('.auth').textContent()).toContain('Signed in as ops (admin)');
+      await expect.poll(health).toMatch(/Broker: connected.*Outbox backlog.*Dead letters/);
     } else {
+      await expect.poll(health).toMatch(/Broker: connected.*Outbox backlog.*Dead letters/);
       await expect.poll(() => page.locator('.auth').textContent()).toContain('Authentication is off');
     }
   });

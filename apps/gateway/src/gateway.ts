@@ -168,7 +168,13 @@ export async function startGateway(
   const handler = (req: IncomingMessage & { body?: Buffer }, res: ServerResponse) => {
     observe.serve(req, res);
     const serve = async () => {
-      const admitted = await admitGraphqlRequest(req, res, { cors, graphiql, authenticate: (header) => auth.authenticate(header), mask });
+      const admitted = await admitGraphqlRequest(req, res, {
+        cors,
+        graphiql,
+        authenticate: (header) => auth.authenticate(header),
+        mask,
+        logger,
+      });
       if (!admitted) return;
       // Handed over read (@whatwg-node/server takes a `body` found on the request).
       if (admitted.body) req.body = admitted.body;

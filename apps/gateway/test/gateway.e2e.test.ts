@@ -1,7 +1,7 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createLogger, metricSum, signToken, type RunningService } from '@stockflow/platform';
+import { AUTH_NOTICE_HEADER, createLogger, metricSum, signToken, type RunningService } from '@stockflow/platform';
 import { randomUUID } from 'node:crypto';
 import { dlqName, EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
 import {
@@ -37,7 +37,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
   let inventory: RunningService;
   let gateway: RunningGateway;
   let gatewayUrl: string;
-  const tokens: Record<'admin' | 'alice' | 'bob', string> = { admin: '', alice: '', bob: '' };
+  const tokens: Record<'admin' | 'alice' | 'bob' | 'payments', string> = { admin: '', alice: '', bob: '', payments: '' };
   const via = (who: keyof typeof tokens | 'anonymous'): Client =>
     graphqlClient(gatewayUrl, { token: who === 'anonymous' ? undefined : tokens[who] });
   let productId: string;
@@ -69,6 +69,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     tokens.admin = await signToken(SECRET, { sub: 'ops', role: 'admin' });
     tokens.alice = await signToken(SECRET, { sub: 'alice', role: 'customer' });
     tokens.bob = await signToken(SECRET, { sub: 'bob', role: 'customer' });
+    tokens.payments = await signToken(SECRET, { sub: 'psp-webhook', role: 'payments' });
     productId = (
       await via('admin').data<{ createProduct: { id: string } }>(
         'mutation { createProduct(input: {sku: "GW-1", name: "Gateway mug", priceCents: 1250, initialStock: 10}) { id } }',
@@ -150,6 +151,98 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     const listed = await alice.data<{ orders: { nodes: { customerId: string }[] } }>('{ orders(first: 50) { nodes { customerId } } }');
     expect(listed.orders.nodes.length).toBeGreaterThan(0);
     expect(new Set(listed.orders.nodes.map((o) => o.customerId))).toEqual(new Set(['alice']));
+  });
+
+  /** A subscription's whole SSE answer, HTTP status and body, read for `ms` at most (a stream left open is cut). */
+  const sseAnswer = async (token: string, query: string, variables: Record<string, unknown>, ms = 3_000) => {
+    const res = await fetch(gatewayUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query, variables }),
+      signal: AbortSignal.timeout(ms),
+    });
+    let text = '';
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      for (let read = await reader.read(); !read.done; read = await reader.read()) text += read.value;
+    } catch {
+      text += '<still open>';
+    }
+    return `${res.status} ${text}`;
+  };
+
+  it("answers a customer subscribing to another's order over SSE as for a missing order, and sends it nothing", async () => {
+    const alices = await createOrder('alice', 1);
+    await eventually(
+      () => via('alice').data<{ order: { status: string } }>(ORDER_WITH_PRODUCTS, { id: alices }),
+      (r) => r.order.status === 'CONFIRMED',
+    );
+    const missing = `ORD-${randomUUID()}`;
+    const query = 'subscription($id: ID!) { orderStatusChanged(id: $id) { id status } }';
+    const asked = sseAnswer(tokens.bob, query, { id: alices });
+    // Whatever bob's stream holds, alice's order changes while it is open.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await via('alice').data('mutation($id: ID!) { cancelOrder(id: $id) { id } }', { id: alices });
+    const answer = (await asked).replaceAll(alices, 'ORDER');
+    expect(answer).toBe((await sseAnswer(tokens.bob, query, { id: missing })).replaceAll(missing, 'ORDER'));
+    expect(answer).toMatch(/"code":"NOT_FOUND"/);
+    expect(answer).not.toMatch(/CANCELLED|still open/);
+  });
+
+  it('lets a payments token record a payment and read the order it pays for, through the one graph', async () => {
+    const id = await createOrder('alice', 2);
+    const { order } = await eventually(
+      () =>
+        via('admin').data<{ order: { status: string; totalCents: number } }>('query($id: ID!) { order(id: $id) { status totalCents } }', {
+          id,
+        }),
+      (r) => r.order.status === 'CONFIRMED',
+    );
+    const paid = await via('payments').data<{ recordPayment: { outcome: string } }>(
+      'mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { outcome } }',
+      { input: { orderId: id, paymentId: `psp-${id}`, amountCents: order.totalCents, currency: 'EUR' } },
+    );
+    expect(paid.recordPayment.outcome).toBe('PAID');
+    const read = await via('payments').data<{ order: unknown }>(
+      'query($id: ID!) { order(id: $id) { status totalCents payments { paymentId } } }',
+      { id },
+    );
+    expect(read.order).toEqual({ status: 'PAID', totalCents: order.totalCents, payments: [{ paymentId: `psp-${id}` }] });
+    // Its products are the catalog's, which it may not read: the order comes, each product null with why.
+    const withProducts = await via('payments').request<{ order: { items: { product: unknown }[] } }>(ORDER_WITH_PRODUCTS, { id });
+    expect(withProducts.data?.order.items).toEqual([{ quantity: 2, product: null }]);
+    expect(withProducts.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
+
+  it.each([
+    ['createOrder', 'mutation { createOrder(input: {customerId: "alice", items: [{productId: "1", quantity: 1}]}) { id } }'],
+    ['orders', '{ orders { totalCount } }'],
+    ['recentOrders', '{ recentOrders { id } }'],
+    ['orderCounts', '{ orderCounts { count } }'],
+    ['cancelOrder', 'mutation { cancelOrder(id: "ORD-1") { id } }'],
+    ['fulfillOrder', 'mutation { fulfillOrder(id: "ORD-1") { id } }'],
+    ['reconcilePendingOrders', 'mutation { reconcilePendingOrders { republished } }'],
+    ['ordersDeadLetters', '{ ordersDeadLetters(queue: "stock.orders") { id } }'],
+    ['replayOrdersDeadLetters', 'mutation { replayOrdersDeadLetters(queue: "stock.orders", all: true) }'],
+    ['product', '{ product(id: "1") { name } }'],
+    ['products', '{ products { nodes { name } } }'],
+    ['stockMovements', '{ stockMovements(productId: "1") { nodes { orderId } } }'],
+    ['createProduct', 'mutation { createProduct(input: {sku: "GW-PSP", name: "n", initialStock: 1}) { id } }'],
+    ['restock', 'mutation { restock(productId: "1", quantity: 5) { id } }'],
+    ['inventoryDeadLetters', '{ inventoryDeadLetters(queue: "order.created.inventory") { id } }'],
+    ['replayInventoryDeadLetters', 'mutation { replayInventoryDeadLetters(queue: "order.created.inventory", all: true) }'],
+  ])('refuses %s to a payments token through the one graph (FORBIDDEN)', async (_name, query) => {
+    const res = await via('payments').request(query);
+    expect(res.errors?.[0]?.extensions?.code, JSON.stringify(res)).toBe('FORBIDDEN');
+  });
+
+  it.each([
+    ['orderStatusChanges', 'subscription { orderStatusChanges { id } }'],
+    ['orderStatusChanged', 'subscription($id: ID!) { orderStatusChanged(id: $id) { id } }'],
+    ['customerOrderStatusChanged', 'subscription { customerOrderStatusChanged(customerId: "alice") { id } }'],
+  ])('refuses the subscription %s to a payments token through the one graph (FORBIDDEN)', async (_name, query) => {
+    const id = await createOrder('alice', 1);
+    expect(await sseAnswer(tokens.payments, query, { id })).toMatch(/"code":"FORBIDDEN"/);
   });
 
   it('refuses a request without a valid token with 401 UNAUTHENTICATED', async () => {
@@ -386,6 +479,33 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     } finally {
       await open.close();
     }
+  });
+
+  it('with authentication off, marks each answer so and warns once of a token it does not check', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const open = await gatewayWith({ AUTH_JWT_SECRET: '', AUTH_DISABLED: 'true' }, capturingLogger('gateway', lines));
+    try {
+      for (const authorization of [undefined, 'Bearer garbage', 'Bearer garbage', `Bearer ${tokens.alice}`]) {
+        const res = await fetch(`http://127.0.0.1:${open.port}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+          body: '{"query":"{ __typename }"}',
+        });
+        expect(res.status, authorization).toBe(200);
+        expect(res.headers.get(AUTH_NOTICE_HEADER), authorization).toBe('disabled');
+      }
+      expect(lines.filter((l) => /brought credentials .* authentication is off/.test(String(l.msg)))).toHaveLength(1);
+    } finally {
+      await open.close();
+    }
+    // With it on, nothing is marked.
+    const res = await fetch(gatewayUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.alice}` },
+      body: '{"query":"{ __typename }"}',
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get(AUTH_NOTICE_HEADER)).toBeNull();
   });
 
   it('stays ready while one service is down, reporting it degraded, and still serves the half that works; not with both down', async () => {

@@ -1,13 +1,13 @@
 import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTVerifyGetKey } from 'jose';
 import { AppError, ConfigError } from './errors.ts';
 
-export const ROLES = ['admin', 'customer'] as const;
+export const ROLES = ['admin', 'customer', 'payments'] as const;
 export type Role = (typeof ROLES)[number];
 
 /**
  * Who a GraphQL request acts as. `open` is the whole API, when authentication is switched off
  * (the embedded `npm start`, or AUTH_DISABLED=true); otherwise the verified token's subject and
- * role. A customer's subject is its customer id.
+ * role. A customer's subject is its customer id; a payments token's names the payment service.
  */
 export type Access = { open: true } | { open: false; sub: string; role: Role };
 
@@ -58,7 +58,7 @@ const PLACEHOLDER = /change-?me|replace-?(with|me)|placeholder/i;
 
 /**
  * The authenticator a service runs with. Tokens are JWTs: HS256 with AUTH_JWT_SECRET, or signed by
- * a key from AUTH_JWKS_URL; `sub` names the user and `role` is `admin` or `customer`. With neither
+ * a key from AUTH_JWKS_URL; `sub` names the user and `role` is one of ROLES. With neither
  * configured a service refuses to start, unless AUTH_DISABLED=true says so explicitly, or the
  * caller allows it (the embedded `npm start`, with `optional`).
  */
@@ -135,12 +135,69 @@ export function signToken(secret: string, claims: { sub: string; role: Role }, e
     .sign(new TextEncoder().encode(secret));
 }
 
-export const isAdmin = (access: Access) => access.open || access.role === 'admin';
+/** What a role may be granted, each named for what it lets a request do. */
+export const PERMISSIONS = [
+  /** Read products and their stock ledger. */
+  'readCatalog',
+  /** Create and update products, restock, adjust stock. */
+  'manageCatalog',
+  /** `createOrder`. */
+  'placeOrders',
+  /** `order(id)`, an order named by its id. */
+  'readOrder',
+  /** `orders`, `recentOrders`, the counts; with `any`, the ledger's order ids too. */
+  'listOrders',
+  /** The order subscriptions. */
+  'followOrders',
+  /** `cancelOrder`. */
+  'cancelOrders',
+  /** `fulfillOrder`. */
+  'fulfilOrders',
+  /** `recordPayment`. */
+  'recordPayments',
+  /** Dead letters, reconciliation, the subgraph SDL, the dashboard's rehearsal and detailed status. */
+  'operate',
+] as const;
+export type Permission = (typeof PERMISSIONS)[number];
 
-/** Throws FORBIDDEN unless the request may manage the platform (admin, or authentication off). */
-export function requireAdmin(access: Access, action: string): void {
-  if (!isAdmin(access)) throw new ForbiddenError(`only an admin may ${action}`);
+/** Over whose orders a grant reaches: every customer's, or only the customer its token's `sub` names. */
+export type Reach = 'any' | 'own';
+
+/**
+ * The role model: each role's permissions and their reach. Resolvers ask for a permission, never
+ * for a role, and a role has exactly what is listed here: a new role starts with nothing, neither
+ * a customer's reach nor an admin's, until it is granted each thing here (and in the README's
+ * "Who may do what").
+ */
+const GRANTS: Record<Role, Partial<Record<Permission, Reach>>> = {
+  admin: Object.fromEntries(PERMISSIONS.map((p) => [p, 'any'])),
+  customer: { readCatalog: 'any', placeOrders: 'own', readOrder: 'own', listOrders: 'own', followOrders: 'own', cancelOrders: 'own' },
+  // A payment provider's callback: it pays orders and reads the ones it pays, nothing else.
+  payments: { recordPayments: 'any', readOrder: 'any' },
+};
+
+/** How far a request reaches with a permission; undefined when its role has none. Open access reaches everything. */
+export const reachOf = (access: Access, permission: Permission): Reach | undefined =>
+  access.open ? 'any' : GRANTS[access.role][permission];
+
+/** Whether a request has a permission over every customer. */
+export const may = (access: Access, permission: Permission): boolean => reachOf(access, permission) === 'any';
+
+const forbidden = (access: Access, action: string) =>
+  new ForbiddenError(access.open ? `may not ${action}` : `the ${access.role} role may not ${action}`);
+
+/** Throws FORBIDDEN unless the request has the permission over every customer. */
+export function requirePermission(access: Access, permission: Permission, action: string): void {
+  if (!may(access, permission)) throw forbidden(access, action);
 }
 
-/** The only customer a request may act for; undefined when it may act for any (admin, or off). */
-export const ownCustomer = (access: Access): string | undefined => (access.open || access.role === 'admin' ? undefined : access.sub);
+/**
+ * The only customer a request may act for with a permission: undefined when it may act for any,
+ * its token's `sub` when its role reaches its own orders only. Throws FORBIDDEN when its role has
+ * no such permission.
+ */
+export function customerScope(access: Access, permission: Permission, action: string): string | undefined {
+  const reach = reachOf(access, permission);
+  if (reach === undefined) throw forbidden(access, action);
+  return reach === 'own' && !access.open ? access.sub : undefined;
+}

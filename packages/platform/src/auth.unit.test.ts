@@ -2,7 +2,18 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAuthenticator, EXAMPLE_SECRETS, signToken } from './auth.ts';
+import {
+  customerScope,
+  createAuthenticator,
+  EXAMPLE_SECRETS,
+  may,
+  OPEN_ACCESS,
+  PERMISSIONS,
+  requirePermission,
+  signToken,
+  type Access,
+  type Role,
+} from './auth.ts';
 import { ConfigError } from './errors.ts';
 
 describe('authenticator', () => {
@@ -12,6 +23,11 @@ describe('authenticator', () => {
   it('accepts a token it signed and reads its subject and role', async () => {
     const token = await signToken(secret, { sub: 'alice', role: 'customer' });
     expect(await hs256.authenticate(`Bearer ${token}`)).toEqual({ open: false, sub: 'alice', role: 'customer' });
+  });
+
+  it('accepts a payments token', async () => {
+    const token = await signToken(secret, { sub: 'psp-webhook', role: 'payments' });
+    expect(await hs256.authenticate(`Bearer ${token}`)).toEqual({ open: false, sub: 'psp-webhook', role: 'payments' });
   });
 
   it.each([
@@ -94,5 +110,42 @@ describe('authenticator', () => {
         code: 'UNAUTHENTICATED',
       });
     });
+  });
+});
+
+describe('the role model', () => {
+  const as = (role: Role): Access => ({ open: false, sub: 'someone', role });
+
+  it('lets open access (authentication off) and an admin do everything, for every customer', () => {
+    for (const access of [OPEN_ACCESS, as('admin')]) {
+      for (const permission of PERMISSIONS) {
+        expect(may(access, permission), permission).toBe(true);
+        expect(customerScope(access, permission, 'x'), permission).toBeUndefined();
+      }
+    }
+  });
+
+  it('keeps a customer to its own orders, and to what a customer may do', () => {
+    const customer = as('customer');
+    for (const permission of ['placeOrders', 'readOrder', 'listOrders', 'followOrders', 'cancelOrders'] as const) {
+      expect(customerScope(customer, permission, 'x'), permission).toBe('someone');
+      expect(may(customer, permission), permission).toBe(false);
+    }
+    expect(may(customer, 'readCatalog')).toBe(true);
+    for (const permission of ['manageCatalog', 'fulfilOrders', 'recordPayments', 'operate'] as const) {
+      expect(() => requirePermission(customer, permission, 'do it'), permission).toThrow(/the customer role may not do it/);
+    }
+  });
+
+  it('gives the payments role recordPayment and any order by id, and no customer reach for its sub', () => {
+    const payments = as('payments');
+    expect(() => requirePermission(payments, 'recordPayments', 'record payments')).not.toThrow();
+    expect(customerScope(payments, 'readOrder', 'read orders')).toBeUndefined();
+    for (const permission of PERMISSIONS.filter((p) => p !== 'recordPayments' && p !== 'readOrder')) {
+      expect(may(payments, permission), permission).toBe(false);
+      expect(() => customerScope(payments, permission, 'do it'), permission).toThrow(
+        expect.objectContaining({ code: 'FORBIDDEN', message: 'the payments role may not do it' }) as Error,
+      );
+    }
   });
 });

@@ -1,5 +1,5 @@
 import type { QueueSpec } from '@stockflow/contracts';
-import { requireAdmin, type Access } from './auth.ts';
+import { requirePermission, type Access } from './auth.ts';
 import type { StockflowSchemaTypes } from './connection.ts';
 import { ValidationError } from './errors.ts';
 import { SHAREABLE, SHAREABLE_INACCESSIBLE } from './federation/index.ts';
@@ -7,7 +7,7 @@ import type { DeadLetter } from './messaging/dead-letters.ts';
 import type { Transport } from './messaging/transport.ts';
 
 export interface DeadLetterAdminContext {
-  /** Who asks: only an admin may see or replay parked messages. */
+  /** Who asks: only a request that may operate the platform (an admin) may see or replay parked messages. */
   access: Access;
   transport: Transport;
   /** The queues this service consumes; their DLQs are the ones it may inspect and replay. */
@@ -50,13 +50,13 @@ export function addDeadLetterAdmin<Context extends DeadLetterAdminContext>(
   };
 
   const list = (_root: unknown, args: { queue: string; first?: number | null }, ctx: Context) => {
-    requireAdmin(ctx.access, 'see parked messages');
+    requirePermission(ctx.access, 'operate', 'see parked messages');
     const first = args.first ?? 50;
     if (first < 1 || first > MAX_LISTED) throw new ValidationError(`first must be between 1 and ${MAX_LISTED}`, { field: 'first' });
     return ctx.transport.deadLetters.list(queueOf(ctx, args.queue), first);
   };
   const replay = (_root: unknown, args: { queue: string; ids?: (string | number)[] | null; all?: boolean | null }, ctx: Context) => {
-    requireAdmin(ctx.access, 'replay parked messages');
+    requirePermission(ctx.access, 'operate', 'replay parked messages');
     if (!args.all && (!args.ids || args.ids.length === 0)) throw new ValidationError('give ids, or all: true', { field: 'ids' });
     return ctx.transport.deadLetters.replay(queueOf(ctx, args.queue), args.all ? 'all' : (args.ids ?? []).map(String));
   };

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
+import { createLogger, type Logger } from '@stockflow/platform';
 
-/** A debug-level logger whose JSON lines are kept for the test to read. */
+/** A debug-level logger whose JSON lines are kept in `lines` for the test to read. */
 export function capturingLogger(name: string, lines: Record<string, unknown>[]): Logger {
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -9,5 +9,5 @@ export function capturingLogger(name: string, lines: Record<string, unknown>[]):
       done();
     },
   });
-  return pino({ name, level: 'debug', base: { service: name } }, sink);
+  return createLogger({ name, level: 'debug', destination: sink });
 }

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, ROUTING_KEYS } from '@stockflow/contracts';
-import { createLogger, metricSum, signToken, type DeadLetter, type RunningService } from '@stockflow/platform';
+import { AUTH_NOTICE_HEADER, createLogger, metricSum, signToken, type DeadLetter, type RunningService } from '@stockflow/platform';
 import {
+  capturingLogger,
   createTestDatabase,
   eventually,
   graphqlClient,
@@ -31,7 +32,7 @@ describe.skipIf(servicesUnavailable)('authentication and authorisation', () => {
   let productId: number;
 
   const base = (db: TestDatabase) => serviceTestEnv(db, inject('amqpUrl'));
-  const as = (who: 'anonymous' | 'admin' | 'alice' | 'bob') => clients[who] as { orders: Client; inventory: Client };
+  const as = (who: 'anonymous' | 'admin' | 'alice' | 'bob' | 'payments') => clients[who] as { orders: Client; inventory: Client };
 
   beforeAll(async () => {
     ordersDb = await createTestDatabase('auth_orders');
@@ -46,6 +47,7 @@ describe.skipIf(servicesUnavailable)('authentication and authorisation', () => {
       admin: await signToken(SECRET, { sub: 'ops', role: 'admin' }),
       alice: await signToken(SECRET, { sub: 'alice', role: 'customer' }),
       bob: await signToken(SECRET, { sub: 'bob', role: 'customer' }),
+      payments: await signToken(SECRET, { sub: 'psp-webhook', role: 'payments' }),
     };
     for (const [who, token] of Object.entries(tokens)) {
       clients[who] = {
@@ -208,6 +210,16 @@ describe.skipIf(servicesUnavailable)('authentication and authorisation', () => {
     expect(data.product.sku).toBe('AUTH-1');
   });
 
+  it('does not mark its answers as given without authentication', async () => {
+    const res = await fetch(`http://127.0.0.1:${orders.port}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await signToken(SECRET, { sub: 'ops', role: 'admin' })}` },
+      body: '{"query":"{ __typename }"}',
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get(AUTH_NOTICE_HEADER)).toBeNull();
+  });
+
   it('keeps each customer to its own orders: create, read, list, cancel, follow', async () => {
     const res = await createOrder(as('alice').orders, 'alice');
     const id = res.data?.createOrder.id as string;
@@ -286,6 +298,155 @@ describe.skipIf(servicesUnavailable)('authentication and authorisation', () => {
     expect(mine.order.status).toBe('CANCELLED');
   });
 
+  describe("a payments token (a payment provider's callback)", () => {
+    const paymentsToken = () => signToken(SECRET, { sub: 'psp-webhook', role: 'payments' });
+    let order: { id: string; totalCents: number };
+    let pricedId: string;
+
+    beforeAll(async () => {
+      pricedId = (
+        await as('admin').inventory.data<{ createProduct: { id: string } }>(
+          'mutation { createProduct(input: {sku: "AUTH-PAY-1", name: "Paid for", priceCents: 1500, initialStock: 10}) { id } }',
+        )
+      ).createProduct.id;
+      const { createOrder: created } = await as('admin').orders.data<{ createOrder: { id: string } }>(
+        'mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }',
+        { input: { customerId: 'alice', items: [{ productId: pricedId, quantity: 2 }] } },
+      );
+      const confirmed = await eventually(
+        () =>
+          as('admin').orders.data<{ order: { status: string; totalCents: number } }>(
+            `{ order(id: "${created.id}") { status totalCents } }`,
+          ),
+        (r) => r.order.status === 'CONFIRMED',
+      );
+      order = { id: created.id, totalCents: confirmed.order.totalCents };
+    });
+
+    it('records a payment, and reads the order it pays for by id', async () => {
+      const record = `mutation { recordPayment(input: {orderId: "${order.id}", paymentId: "psp-1", amountCents: ${order.totalCents}, currency: "EUR"}) { paymentId outcome } }`;
+      const paid = await as('payments').orders.data<{ recordPayment: { outcome: string } }>(record);
+      expect(paid.recordPayment).toEqual({ paymentId: 'psp-1', outcome: 'PAID' });
+      const { order: read } = await as('payments').orders.data<{ order: unknown }>(
+        `{ order(id: "${order.id}") { id customerId status totalCents payments { paymentId outcome } } }`,
+      );
+      expect(read).toEqual({
+        id: order.id,
+        customerId: 'alice',
+        status: 'PAID',
+        totalCents: order.totalCents,
+        payments: [{ paymentId: 'psp-1', outcome: 'PAID' }],
+      });
+    });
+
+    /** What an admin reads of everything a refused request could have changed. */
+    const snapshot = async () => ({
+      orders: await as('admin').orders.data(
+        `{ order(id: "${order.id}") { status reason payments { paymentId outcome } }
+           all: orders { totalCount } alices: orders(customerId: "alice") { totalCount } psp: orders(customerId: "psp-webhook") { totalCount } }`,
+      ),
+      inventory: await as('admin').inventory.data(
+        `{ product(id: "${pricedId}") { sku name priceCents availableStock reservedStock soldStock movements { totalCount } } products { totalCount } }`,
+      ),
+    });
+    const sse = async (port: number, query: string, variables: Record<string, unknown> = {}) => {
+      const res = await fetch(`http://127.0.0.1:${port}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${await paymentsToken()}` },
+        body: JSON.stringify({ query, variables }),
+        // A subscription let through stays open: the read then fails instead of the test hanging.
+        signal: AbortSignal.timeout(10_000),
+      });
+      return res.text();
+    };
+
+    it.each<{ name: string; service: 'orders' | 'inventory'; query: () => string; subscription?: boolean }>([
+      {
+        name: 'createOrder for a customer',
+        service: 'orders',
+        query: () => `mutation { createOrder(input: {customerId: "alice", items: [{productId: "${pricedId}", quantity: 1}]}) { id } }`,
+      },
+      {
+        name: 'createOrder for its own sub',
+        service: 'orders',
+        query: () =>
+          `mutation { createOrder(input: {customerId: "psp-webhook", items: [{productId: "${pricedId}", quantity: 1}]}) { id } }`,
+      },
+      { name: 'orders', service: 'orders', query: () => '{ orders { totalCount nodes { id } } }' },
+      { name: 'orders by id', service: 'orders', query: () => `{ orders(ids: ["${order.id}"]) { nodes { id } } }` },
+      { name: 'orders of a customer', service: 'orders', query: () => '{ orders(customerId: "alice") { totalCount } }' },
+      { name: 'recentOrders', service: 'orders', query: () => '{ recentOrders { id } }' },
+      { name: 'orderCounts', service: 'orders', query: () => '{ orderCounts { status count } }' },
+      { name: 'expiredOrderCount', service: 'orders', query: () => '{ expiredOrderCount }' },
+      {
+        name: 'cancelOrder',
+        service: 'orders',
+        query: () => `mutation { cancelOrder(id: "${order.id}", reason: "refund me") { status } }`,
+      },
+      { name: 'fulfillOrder', service: 'orders', query: () => `mutation { fulfillOrder(id: "${order.id}") { status } }` },
+      {
+        name: 'reconcilePendingOrders',
+        service: 'orders',
+        query: () => 'mutation { reconcilePendingOrders(olderThanSeconds: 0) { republished } }',
+      },
+      { name: 'deadLetters', service: 'orders', query: () => '{ deadLetters(queue: "stock.orders") { id } }' },
+      { name: 'replayDeadLetters', service: 'orders', query: () => 'mutation { replayDeadLetters(queue: "stock.orders", all: true) }' },
+      { name: 'orderStatusChanges', service: 'orders', subscription: true, query: () => 'subscription { orderStatusChanges { id } }' },
+      {
+        name: 'orderStatusChanged',
+        service: 'orders',
+        subscription: true,
+        query: () => `subscription { orderStatusChanged(id: "${order.id}") { id status } }`,
+      },
+      {
+        name: 'customerOrderStatusChanged',
+        service: 'orders',
+        subscription: true,
+        query: () => 'subscription { customerOrderStatusChanged(customerId: "alice") { id } }',
+      },
+      { name: 'product', service: 'inventory', query: () => `{ product(id: "${pricedId}") { name } }` },
+      { name: 'products', service: 'inventory', query: () => '{ products { nodes { name } } }' },
+      { name: 'stockMovements', service: 'inventory', query: () => `{ stockMovements(productId: "${pricedId}") { nodes { orderId } } }` },
+      {
+        name: '_entities',
+        service: 'inventory',
+        query: () => `{ _entities(representations: [{__typename: "Product", id: "${pricedId}"}]) { ... on Product { name } } }`,
+      },
+      {
+        name: 'createProduct',
+        service: 'inventory',
+        query: () => 'mutation { createProduct(input: {sku: "BY-PSP", name: "n", initialStock: 1}) { id } }',
+      },
+      {
+        name: 'updateProduct',
+        service: 'inventory',
+        query: () => `mutation { updateProduct(id: "${pricedId}", input: {priceCents: 1}) { id } }`,
+      },
+      { name: 'restock', service: 'inventory', query: () => `mutation { restock(productId: "${pricedId}", quantity: 5) { id } }` },
+      {
+        name: 'adjustStock',
+        service: 'inventory',
+        query: () => `mutation { adjustStock(productId: "${pricedId}", delta: -1, reason: "psp") { id } }`,
+      },
+      { name: 'deadLetters', service: 'inventory', query: () => '{ deadLetters(queue: "order.created.inventory") { id } }' },
+      {
+        name: 'replayDeadLetters',
+        service: 'inventory',
+        query: () => 'mutation { replayDeadLetters(queue: "order.created.inventory", all: true) }',
+      },
+    ])('refuses $name in the $service service (FORBIDDEN), and nothing changes', async ({ service, query, subscription }) => {
+      const before = await snapshot();
+      if (subscription) {
+        const port = service === 'orders' ? orders.port : inventory.port;
+        expect(await sse(port, query())).toMatch(/"code":"FORBIDDEN"/);
+      } else {
+        const res = await as('payments')[service].request(query());
+        expect(res.errors?.[0]?.extensions?.code, JSON.stringify(res)).toBe('FORBIDDEN');
+      }
+      expect(await snapshot()).toEqual(before);
+    });
+  });
+
   it('limits how fast one customer creates orders (RATE_LIMITED), and not admins', async () => {
     const results = [];
     for (let i = 0; i < 6; i += 1) results.push(await createOrder(as('bob').orders, 'bob'));
@@ -320,10 +481,27 @@ describe.skipIf(servicesUnavailable)('starting without authentication', () => {
       await expect(startOrdersService(loadOrdersConfig({ ...env, AUTH_JWT_SECRET: placeholder }), logger)).rejects.toThrow(
         /AUTH_JWT_SECRET: is an example value.*openssl rand -base64 48/,
       );
-      const open = await startOrdersService(loadOrdersConfig({ ...env, AUTH_DISABLED: 'true' }), logger);
+      const lines: Record<string, unknown>[] = [];
+      const open = await startOrdersService(loadOrdersConfig({ ...env, AUTH_DISABLED: 'true' }), capturingLogger('orders', lines));
       try {
         const ready = (await (await fetch(`http://127.0.0.1:${open.port}/ready`)).json()) as { auth: string };
         expect(ready.auth).toMatch(/DISABLED/);
+        // A token is not checked, garbage or not: each answer says so, and the first request that brings one is warned of, once.
+        const ask = (authorization?: string) =>
+          fetch(`http://127.0.0.1:${open.port}/graphql`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+            body: '{"query":"{ recentOrders { id } }"}',
+          });
+        for (const authorization of [undefined, 'Bearer garbage', 'Bearer garbage', 'Bearer other-garbage']) {
+          const res = await ask(authorization);
+          expect(res.status, authorization).toBe(200);
+          expect(res.headers.get(AUTH_NOTICE_HEADER), authorization).toBe('disabled');
+          expect(await res.json(), authorization).toEqual({ data: { recentOrders: [] } });
+        }
+        const warnings = lines.filter((l) => /brought credentials .* authentication is off/.test(String(l.msg)));
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]?.level).toBe(40);
       } finally {
         await open.close();
       }

@@ -1,6 +1,6 @@
 import { printSubgraphSchema } from '@apollo/subgraph';
 import { entitiesField, EntityType, serviceField } from '@apollo/subgraph/dist/types.js';
-import { ForbiddenError, isAdmin, type Access } from '../auth.ts';
+import { ForbiddenError, may, type Access } from '../auth.ts';
 import { LIST_SIZE_DIRECTIVE, MAX_ITEMS_EXTENSION } from '../cost.ts';
 import {
   GraphQLList,
@@ -135,7 +135,7 @@ export function subgraphSchema(schema: GraphQLSchema): GraphQLSchema {
       // The whole SDL is introspection by another name; the gateway's supergraph is composed from committed files.
       resolve: (_root: unknown, _args: unknown, contextValue: unknown) => {
         const context = contextValue as { access?: Access; introspection?: boolean };
-        if (!context.introspection && !(context.access && isAdmin(context.access)))
+        if (!context.introspection && !(context.access && may(context.access, 'operate')))
           throw new ForbiddenError('only an admin may read the subgraph SDL while introspection is off');
         return { sdl };
       },

@@ -5,9 +5,9 @@ import {
   afterPosition,
   connectionType,
   DateTimeScalar,
-  isAdmin,
+  may,
   pageSize,
-  requireAdmin,
+  requirePermission,
   entity,
   subgraphSchema,
   ValidationError,
@@ -42,7 +42,8 @@ export function productLoader(catalog: Pick<CatalogRepository, 'byIds'>): (id: n
   };
 }
 
-const manage = (ctx: InventoryContext) => requireAdmin(ctx.access, 'manage products and stock');
+const manage = (ctx: InventoryContext) => requirePermission(ctx.access, 'manageCatalog', 'manage products and stock');
+const browse = (ctx: InventoryContext) => requirePermission(ctx.access, 'readCatalog', 'read the catalog');
 
 const builder = new SchemaBuilder<StockflowSchemaTypes<InventoryContext>>({ defaultFieldNullability: false });
 
@@ -75,9 +76,9 @@ const StockMovementRef = builder.objectRef<StockMovement>('StockMovement').imple
     soldAfter: t.exposeInt('soldAfter'),
     orderId: t.string({
       nullable: true,
-      description: 'The order, for reservations, releases and sales; null unless the caller is an admin.',
-      // Inventory cannot tell whose order it is: to a customer any order id would be someone else's news.
-      resolve: (m, _args, ctx) => (isAdmin(ctx.access) ? m.orderId : null),
+      description: 'The order, for reservations, releases and sales; null unless the caller may list every order (an admin).',
+      // Inventory cannot tell whose order it is: to anyone who may not list every order, any order id would be someone else's news.
+      resolve: (m, _args, ctx) => (may(ctx.access, 'listOrders') ? m.orderId : null),
     }),
     reason: t.exposeString('reason', { nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
@@ -86,7 +87,10 @@ const StockMovementRef = builder.objectRef<StockMovement>('StockMovement').imple
 
 const ProductRef = builder.objectRef<Product>('Product').implement({
   // An entity of the graph: another subgraph may refer to a product by id.
-  ...entity('id', async (reference, ctx: InventoryContext) => (await ctx.productById(parseProductId(reference.id))) ?? null),
+  ...entity('id', async (reference, ctx: InventoryContext) => {
+    browse(ctx);
+    return (await ctx.productById(parseProductId(reference.id))) ?? null;
+  }),
   fields: (t) => ({
     id: t.exposeID('id', { description: 'The integer product id used in events.' }),
     sku: t.exposeString('sku'),
@@ -128,7 +132,10 @@ builder.objectRef<{ productId: string }>('OrderLine').implement({
       type: ProductRef,
       nullable: true,
       description: 'The product, from the Inventory Service; null when it has no such product.',
-      resolve: async (line, _args, ctx) => (await ctx.productById(parseProductId(line.productId, 'productId'))) ?? null,
+      resolve: async (line, _args, ctx) => {
+        browse(ctx);
+        return (await ctx.productById(parseProductId(line.productId, 'productId'))) ?? null;
+      },
     }),
   }),
 });
@@ -160,7 +167,10 @@ builder.queryType({
       type: ProductRef,
       nullable: true,
       args: { id: t.arg.id({ required: true }) },
-      resolve: async (_root, args, ctx) => (await ctx.catalog.byIds([parseProductId(args.id)]))[0] ?? null,
+      resolve: async (_root, args, ctx) => {
+        browse(ctx);
+        return (await ctx.catalog.byIds([parseProductId(args.id)]))[0] ?? null;
+      },
     }),
     products: t.field({
       type: ProductConnection,
@@ -174,6 +184,7 @@ builder.queryType({
         after: t.arg.string(),
       },
       resolve: (_root, args, ctx) => {
+        browse(ctx);
         if (args.ids && args.ids.length > LIMITS.maxIdsPerQuery) {
           throw new ValidationError(`ids accepts at most ${LIMITS.maxIdsPerQuery} ids`, { field: 'ids' });
         }
@@ -201,6 +212,7 @@ builder.queryType({
         after: t.arg.string(),
       },
       resolve: async (_root, args, ctx) => {
+        browse(ctx);
         const id = parseProductId(args.productId, 'productId');
         const [product] = await ctx.catalog.byIds([id]);
         if (!product) throw new ValidationError(`product ${id} does not exist`, { field: 'productId' });

@@ -6,13 +6,14 @@ import {
   afterPosition,
   connectionType,
   DateTimeScalar,
+  customerScope,
   ForbiddenError,
   MAX_ITEMS_EXTENSION,
   NotFoundError,
-  ownCustomer,
   PAGE_LIMITS,
   pageSize,
-  requireAdmin,
+  requirePermission,
+  type Permission,
   subgraphSchema,
   unresolvableEntity,
   ValidationError,
@@ -60,15 +61,18 @@ export function paymentsLoader(orders: Pick<OrdersRepository, 'paymentsOf'>): (o
   };
 }
 
-/** A customer acts only for itself; an admin (or open access) for anyone. */
-const mayActFor = (ctx: OrdersContext, customerId: string, action: string) => {
-  const own = ownCustomer(ctx.access);
+/** A customer acts only for itself; an admin (or open access) for anyone; a role without the permission for no one. */
+const mayActFor = (ctx: OrdersContext, permission: Permission, customerId: string, action: string) => {
+  const own = customerScope(ctx.access, permission, `${action} orders`);
   if (own !== undefined && own !== customerId) throw new ForbiddenError(`a customer may only ${action} its own orders`);
 };
 
-/** The order if the request may see it: a customer sees only its own, and another's as no order at all. */
-const visible = (ctx: OrdersContext, order: Order | undefined): Order | undefined => {
-  const own = ownCustomer(ctx.access);
+/**
+ * The order if the request may see it with this permission: a customer sees only its own, and
+ * another's as no order at all; a role without the permission is refused.
+ */
+const visible = (ctx: OrdersContext, permission: Permission, action: string, order: Order | undefined): Order | undefined => {
+  const own = customerScope(ctx.access, permission, action);
   return order && (own === undefined || order.customerId === own) ? order : undefined;
 };
 
@@ -200,7 +204,7 @@ builder.queryType({
       resolve: (_root, args, ctx) => {
         const first = args.first ?? 20;
         if (first < 1 || first > MAX_RECENT) throw new ValidationError(`first must be between 1 and ${MAX_RECENT}`, { field: 'first' });
-        return ctx.orders.recent(ownCustomer(ctx.access), first);
+        return ctx.orders.recent(customerScope(ctx.access, 'listOrders', 'list orders'), first);
       },
     }),
     orderCounts: t.field({
@@ -208,19 +212,20 @@ builder.queryType({
       description: 'How many orders are in each status (a customer counts its own); every status is listed, zero included.',
       extensions: { [MAX_ITEMS_EXTENSION]: ORDER_STATUSES.length },
       resolve: async (_root, _args, ctx) => {
-        const counts = new Map((await ctx.orders.countsByStatus(ownCustomer(ctx.access))).map((c) => [c.status, c.count]));
+        const scope = customerScope(ctx.access, 'listOrders', 'count orders');
+        const counts = new Map((await ctx.orders.countsByStatus(scope)).map((c) => [c.status, c.count]));
         return ORDER_STATUSES.map((status) => ({ status, count: counts.get(status) ?? 0 }));
       },
     }),
     expiredOrderCount: t.int({
       description: 'How many orders were cancelled because they were not paid by their paymentDueAt (a customer counts its own).',
-      resolve: (_root, _args, ctx) => ctx.orders.expiredCount(ownCustomer(ctx.access)),
+      resolve: (_root, _args, ctx) => ctx.orders.expiredCount(customerScope(ctx.access, 'listOrders', 'count orders')),
     }),
     order: t.field({
       type: OrderRef,
       nullable: true,
       args: { id: t.arg.id({ required: true }) },
-      resolve: async (_root, args, ctx) => visible(ctx, await ctx.orders.byId(validOrderId(args.id))) ?? null,
+      resolve: async (_root, args, ctx) => visible(ctx, 'readOrder', 'read orders', await ctx.orders.byId(validOrderId(args.id))) ?? null,
     }),
     orders: t.field({
       type: OrderConnection,
@@ -233,16 +238,17 @@ builder.queryType({
         after: t.arg.string(),
       },
       resolve: (_root, args, ctx) => {
+        const own = customerScope(ctx.access, 'listOrders', 'list orders');
         if (args.ids && args.ids.length > PAGE_LIMITS.maxIdsPerQuery) {
           throw new ValidationError(`ids accepts at most ${PAGE_LIMITS.maxIdsPerQuery} ids`, { field: 'ids' });
         }
         const customerId = args.customerId ? validCustomerId(String(args.customerId)) : undefined;
-        if (customerId) mayActFor(ctx, customerId, 'list');
+        if (customerId) mayActFor(ctx, 'listOrders', customerId, 'list');
         return ctx.orders.list(
           {
             ids: args.ids?.map((id) => validOrderId(String(id), 'ids')),
             status: args.status ?? undefined,
-            customerId: customerId ?? ownCustomer(ctx.access),
+            customerId: customerId ?? own,
           },
           { after: afterPosition(args.after), limit: pageSize(args.first) },
         );
@@ -258,13 +264,13 @@ builder.mutationType({
       description: 'Stores the order as PENDING and returns at once; inventory decides asynchronously.',
       args: { input: t.arg({ type: CreateOrderInput, required: true }) },
       resolve: (_root, { input }, ctx) => {
+        const own = customerScope(ctx.access, 'placeOrders', 'create orders');
         const order = validNewOrder({
           customerId: String(input.customerId),
           items: input.items.map((l) => ({ productId: String(l.productId), quantity: l.quantity })),
           idempotencyKey: input.idempotencyKey,
         });
-        mayActFor(ctx, order.customerId, 'create');
-        const own = ownCustomer(ctx.access);
+        mayActFor(ctx, 'placeOrders', order.customerId, 'create');
         if (own !== undefined) ctx.createOrderLimiter?.take(own);
         return ctx.orders.create(order, ctx.trace);
       },
@@ -273,14 +279,17 @@ builder.mutationType({
       type: OrderRef,
       description: 'PENDING, CONFIRMED or PAID to CANCELLED; whatever stock is held for it is released, and a payment taken is asked back.',
       args: { id: t.arg.id({ required: true }), reason: t.arg.string() },
-      resolve: (_root, args, ctx) => ctx.orders.cancel(validOrderId(args.id), validReason(args.reason), ctx.trace, ownCustomer(ctx.access)),
+      resolve: (_root, args, ctx) => {
+        const own = customerScope(ctx.access, 'cancelOrders', 'cancel orders');
+        return ctx.orders.cancel(validOrderId(args.id), validReason(args.reason), ctx.trace, own);
+      },
     }),
     fulfillOrder: t.field({
       type: OrderRef,
       description: 'PAID (or CONFIRMED, when payments are off) to FULFILLED (shipped); the reservation becomes a sale.',
       args: { id: t.arg.id({ required: true }) },
       resolve: (_root, args, ctx) => {
-        requireAdmin(ctx.access, 'fulfil orders');
+        requirePermission(ctx.access, 'fulfilOrders', 'fulfil orders');
         return ctx.orders.fulfil(validOrderId(args.id), ctx.trace);
       },
     }),
@@ -312,10 +321,10 @@ builder.mutationField('recordPayment', (t) =>
   t.field({
     type: PaymentRef,
     description:
-      'A payment a provider reported over HTTP, judged as a PaymentSucceeded event: it pays a CONFIRMED order whose hold is not over for exactly its total; any other money is asked back (RefundRequested). Idempotent by paymentId: a repeat returns the first record (admins only).',
+      'A payment a provider reported over HTTP, judged as a PaymentSucceeded event: it pays a CONFIRMED order whose hold is not over for exactly its total; any other money is asked back (RefundRequested). Idempotent by paymentId: a repeat returns the first record (admins and the payments role).',
     args: { input: t.arg({ type: RecordPaymentInput, required: true }) },
     resolve: (_root, { input }, ctx) => {
-      requireAdmin(ctx.access, 'record payments');
+      requirePermission(ctx.access, 'recordPayments', 'record payments');
       const parsed = PaymentSucceeded.safeParse({
         event: 'PaymentSucceeded',
         payment_id: String(input.paymentId).trim(),
@@ -340,7 +349,7 @@ builder.mutationField('reconcilePendingOrders', (t) =>
       'Sends again the OrderCreated of every order PENDING for longer than olderThanSeconds (default 300), for orders whose event or answer was lost or parked. Inventory answers a repeat with its first decision, so nothing is reserved twice; safe to run at any time, on any instance (admins only).',
     args: { olderThanSeconds: t.arg.int() },
     resolve: async (_root, args, ctx) => {
-      requireAdmin(ctx.access, 'reconcile orders');
+      requirePermission(ctx.access, 'operate', 'reconcile orders');
       const olderThan = args.olderThanSeconds ?? 300;
       if (olderThan < 0 || olderThan > 30 * 86_400) {
         throw new ValidationError('olderThanSeconds must be between 0 and 2592000 (30 days)', { field: 'olderThanSeconds' });
@@ -356,7 +365,7 @@ builder.subscriptionType({
       type: OrderRef,
       description: 'Every order, each time its status changes, new orders included (admins only).',
       subscribe: (_root, _args, ctx) => {
-        requireAdmin(ctx.access, 'follow every order');
+        requirePermission(ctx.access, 'followOrders', 'follow every order');
         return ctx.pubsub.subscribe('statusChanged');
       },
       resolve: async (change: StatusChange, _args, ctx) => mustExist(await ctx.orders.byId(change.id), change.id),
@@ -367,7 +376,8 @@ builder.subscriptionType({
       args: { id: t.arg.id({ required: true }) },
       subscribe: async (_root, args, ctx) => {
         const id = validOrderId(args.id);
-        if (!visible(ctx, await ctx.orders.byId(id))) throw new NotFoundError(`order ${id} does not exist`, { orderId: id });
+        if (!visible(ctx, 'followOrders', 'follow orders', await ctx.orders.byId(id)))
+          throw new NotFoundError(`order ${id} does not exist`, { orderId: id });
         return pipe(
           ctx.pubsub.subscribe('statusChanged'),
           filter((change: StatusChange) => change.id === id),
@@ -381,7 +391,7 @@ builder.subscriptionType({
       args: { customerId: t.arg.id({ required: true }) },
       subscribe: (_root, args, ctx) => {
         const customerId = validCustomerId(String(args.customerId));
-        mayActFor(ctx, customerId, 'follow');
+        mayActFor(ctx, 'followOrders', customerId, 'follow');
         return pipe(
           ctx.pubsub.subscribe('statusChanged'),
           filter((change: StatusChange) => change.customerId === customerId),
