@@ -63,7 +63,9 @@ export function connectionTarget(value: string): { url: string; hosts: string[] 
     hosts,
     // Not a whole socket's options: rabbitmq-client spreads these over each node's host and port.
     socket: { lookup } as TcpSocketConnectOpts,
-    ...(url.startsWith('amqps:') ? { tls: { checkServerIdentity: (name, cert) => checkServerIdentity(addresses.get(name) ?? name, cert) } } : {}),
+    ...(url.startsWith('amqps:')
+      ? { tls: { checkServerIdentity: (name, cert) => checkServerIdentity(addresses.get(name) ?? name, cert) } }
+      : {}),
   };
 }
 
