@@ -126,8 +126,11 @@ interface OrderView {
 const LOOKUP = 'query($ids: [ID!]) { orders(ids: $ids, first: 500) { nodes { id status totalCents currency paymentDueAt } } }';
 const PLACE = 'mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }';
 const CANCEL = 'mutation($id: ID!, $reason: String) { cancelOrder(id: $id, reason: $reason) { id } }';
-/** Its orders in these statuses still hold stock, and are cancelled at the end. */
-const HOLDING_STOCK = new Set(['PENDING', 'CONFIRMED', 'PAID']);
+/** Its orders in these statuses still hold stock (or may yet), and are cancelled at the end. */
+const HOLDING_STOCK = ['PENDING', 'CONFIRMED', 'PAID'] as const;
+const HOLDING =
+  'query($customerId: ID!, $status: OrderStatus, $first: Int) { orders(customerId: $customerId, status: $status, first: $first) { nodes { id } } }';
+const CANCEL_PAGE = 100;
 /** How long after paymentDueAt a late payment is sent: past the hold by the database's clock too. */
 const LATE_BY_MS = 1_000;
 
@@ -444,23 +447,32 @@ export async function simulatePayments(options: PaymentSimulationOptions): Promi
     api.close();
   }
 
-  /** Cancels its orders that still hold stock, as their customer would; a paid one's payment is asked back. */
+  /**
+   * Cancels its orders that still hold stock, as their customer would (a paid one's payment is
+   * asked back). Found by its customer, not by the ids it knows: an order whose createOrder answer
+   * was lost is its own too. An order moving on meanwhile (PENDING to CONFIRMED, CONFIRMED to PAID)
+   * is met in the next status's pass.
+   */
   async function cancelHolding(): Promise<string[]> {
-    const ids = [...simulated.keys()];
-    const cancelled: string[] = [];
+    const cancelled = new Set<string>();
     try {
-      for (let i = 0; i < ids.length; i += 500) {
-        const { nodes } = (await api.data<{ orders: { nodes: OrderView[] } }>(LOOKUP, { ids: ids.slice(i, i + 500) })).orders;
-        for (const o of nodes.filter((n) => HOLDING_STOCK.has(n.status))) {
-          await api.data(CANCEL, { id: o.id, reason: 'payment simulation over (npm run simulate -- payments)' });
-          cancelled.push(o.id);
+      for (const status of HOLDING_STOCK) {
+        for (;;) {
+          const { nodes } = (await api.data<{ orders: { nodes: { id: string }[] } }>(HOLDING, { customerId, status, first: CANCEL_PAGE }))
+            .orders;
+          const fresh = nodes.filter((o) => !cancelled.has(o.id));
+          for (const o of fresh) {
+            await api.data(CANCEL, { id: o.id, reason: 'payment simulation over (npm run simulate -- payments)' });
+            cancelled.add(o.id);
+          }
+          if (fresh.length === 0 || nodes.length < CANCEL_PAGE) break;
         }
       }
     } catch (error) {
-      problems.push(`could not cancel its orders still holding stock (${cancelled.length} cancelled): ${(error as Error).message}`);
+      problems.push(`could not cancel its orders still holding stock (${cancelled.size} cancelled): ${(error as Error).message}`);
     }
-    if (cancelled.length > 0) log(`cancelled ${cancelled.length} of its orders still holding stock`);
-    return cancelled;
+    if (cancelled.size > 0) log(`cancelled ${cancelled.size} of its orders still holding stock`);
+    return [...cancelled];
   }
 
   // What each role should have got, against what came back.
