@@ -1,10 +1,8 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { signToken } from '@stockflow/platform';
 import { eventually, graphqlClient, type GraphqlClient } from '@stockflow/testing';
-import { servicesUnderTest } from './services-under-test.ts';
+import { runTool, servicesUnderTest } from './services-under-test.ts';
 import { simulateOrders, type OrderSimulationOptions } from './simulate-orders.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
@@ -99,25 +97,8 @@ describe.skipIf(servicesUnavailable)('npm run simulate (orders), against the rea
 
   it('runs from the command line, prints each answer and the cancellations, and exits 0 with the stock as it found it', async () => {
     const ids = await products();
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        path.join(import.meta.dirname, 'simulate.ts'),
-        '--orders',
-        '10',
-        '--products',
-        ids.join(','),
-        '--amqp-url',
-        amqpUrl,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    expect(await new Promise<number | null>((resolve) => child.once('exit', resolve)), out).toBe(0);
+    const { code, out } = await runTool('simulate.ts', ['--orders', '10', '--products', ids.join(','), '--amqp-url', amqpUrl]);
+    expect(code, out).toBe(0);
     const reserved = Number(/reserved (\d+), rejected (\d+), unanswered 0/.exec(out)?.[1]);
     expect(reserved).toBeGreaterThan(0);
     expect(out).toContain(`cancelled ${reserved} orders to leave the stock as it was; inventory released ${reserved}`);

@@ -1,12 +1,10 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, QUEUES, ROUTING_KEYS } from '@stockflow/contracts';
 import { signToken } from '@stockflow/platform';
 import { eventually, graphqlClient, rawAmqp, type GraphqlClient } from '@stockflow/testing';
 import { auditPlatform } from './audit.ts';
-import { servicesUnderTest } from './services-under-test.ts';
+import { runTool, servicesUnderTest } from './services-under-test.ts';
 import { simulatePayments, type PaymentSimulationReport, type Role } from './simulate-payments.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
@@ -240,22 +238,16 @@ describe.skipIf(servicesUnavailable)('npm run simulate -- payments, against the 
   });
 
   it('runs from the command line with the admin token of STOCKFLOW_TOKEN, exits 0 when every order ends as its role should, and cancels what holds stock', async () => {
-    const child = spawn(
-      process.execPath,
+    const { code, out } = await runTool(
+      'simulate.ts',
       [
-        '--import',
-        'tsx',
-        path.join(import.meta.dirname, 'simulate.ts'),
         'payments',
         ...['--orders-url', ordersUrl, '--amqp-url', amqpUrl, '--orders', '2', '--products', productIds.join(','), '--delay-ms', '100'],
         ...['--pay-share', '1', '--fail-share', '0', '--duplicate-share', '0', '--double-share', '0', '--late-share', '0'],
       ],
-      { env: { ...process.env, STOCKFLOW_TOKEN: admin }, stdio: ['ignore', 'pipe', 'pipe'] },
+      { STOCKFLOW_TOKEN: admin },
     );
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    expect(await new Promise<number | null>((resolve) => child.once('exit', resolve)), out).toBe(0);
+    expect(code, out).toBe(0);
     expect(out).toContain('paid         2 orders (OrderPaid)');
     expect(out).toContain('cancelled    2 of its orders still holding stock');
     expect(out).toContain('every order ended as its role should');
