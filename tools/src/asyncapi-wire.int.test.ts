@@ -94,23 +94,19 @@ describe.skipIf(servicesUnavailable)('what the producers really publish, against
     const soldOut = await product(0);
 
     // Paid once, paid after a failed attempt, charged twice (refund requested): every payment event and OrderPaid.
-    let ready: () => void = () => undefined;
-    const bound = new Promise<void>((resolve) => (ready = resolve));
-    const simulation = simulatePayments({
+    const report = await simulatePayments({
       amqpUrl,
       ordersUrl,
       token: admin,
+      products: [inStock],
+      orders: 3,
       shares: { pay: 1 / 3, fail: 1 / 3, duplicate: 0, double: 1 / 3, late: 0 },
       delayMs: 100,
-      durationMs: 30_000,
-      maxOrders: 3,
-      lingerMs: 30_000,
-      onReady: ready,
+      timeoutMs: 30_000,
+      keep: true,
     });
-    await bound;
-    const paid = [await place(inStock), await place(inStock), await place(inStock)];
-    const report = await simulation;
     expect(report.problems).toEqual([]);
+    const paid = report.orders.filter((o) => o.role === 'pay').map((o) => o.orderId);
 
     // Shipped: OrderFulfilled. Out of stock: StockRejected, then the Order Service cancels it and the stock is released.
     await orders.data('mutation($id: ID!) { fulfillOrder(id: $id) { id } }', { id: paid[0] });

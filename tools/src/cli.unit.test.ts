@@ -43,8 +43,22 @@ describe('command-line tools refuse bad input with a clear message', () => {
     [['refunds'], 'unknown mode "refunds": one of orders, payments'],
     [['payments', '--late-share', 'some'], '--late-share: must be a number'],
     [['payments', '--pay-share', '0.8', '--fail-share', '0.3'], '--pay-share: the five shares add up to more than 1'],
-    [['payments', '--orders', '5'], "Unknown option '--orders'"],
+    [['payments', '--duration', '5'], "Unknown option '--duration'"],
+    [['payments', '--orders', '0'], '--orders: must be positive'],
     [['--pay-share', '1'], "Unknown option '--pay-share'"],
+    [['--amqp-url', 'amqp://app:12/pw@rabbit'], "--amqp-url: a '/', '?' or '#' in the user or password must be percent-encoded"],
+    [
+      ['--amqp-url', 'amqp://app:pw@rabbit.example.com'],
+      'refusing to run against the broker amqp://rabbit.example.com: not on this machine',
+    ],
+    [
+      ['payments', '--amqp-url', 'amqp://app:pw@[2001:db8::7]'],
+      'refusing to run against the broker amqp://[2001:db8::7]: not on this machine',
+    ],
+    [
+      ['payments', '--orders-url', 'http://shop.example.com/graphql'],
+      'refusing to run against the Order API http://shop.example.com/graphql',
+    ],
   ])('simulate %j', (args, message) => {
     const result = run('simulate.ts', args);
     expect(result.status).toBe(2);

@@ -1,4 +1,6 @@
 /** What the tools' integration tests share: both services started in the test's process, against the real broker and PostgreSQL. */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { queues } from '@stockflow/contracts';
 import { createLogger, type RunningService } from '@stockflow/platform';
 import { createTestDatabase, rawAmqp, serviceTestEnv, type TestDatabase } from '@stockflow/testing';
@@ -37,4 +39,24 @@ export function servicesUnderTest(amqpUrl: string, secret: string) {
       while (dbs.length > 0) await dbs.pop()?.drop();
     },
   };
+}
+
+/**
+ * Runs a tool of this directory (`simulate.ts`...) as npm run does, in a process of its own and
+ * without blocking this one, whose services the tool talks to: its exit code and what it printed.
+ */
+export async function runTool(
+  tool: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, tool), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { code, out };
 }

@@ -1,29 +1,36 @@
 /**
- * `npm run simulate -- payments`: plays another team's payment service on the wire. It watches
- * `order.confirmed` on the `orders` exchange, asks the Order API what each order owes, and
- * publishes PaymentSucceeded / PaymentFailed on `payments` (with confirms, mandatory), giving each
- * confirmed order one role: paid once, a failed attempt (then paid, or not), the same payment
- * twice, a second charge, paid after its hold is over, or never paid. It reads `order.paid` and
- * `order.refund_requested` to report what the Order Service kept and what it asked to give back,
- * and checks both against what each role should get.
+ * `npm run simulate -- payments`: plays another team's payment service on the wire, for orders of
+ * its own. It places its orders through the Order API (for a customer of its own, so it knows
+ * each order id from the answer), watches `order.confirmed` for them, asks the Order API what
+ * each one owes, and publishes PaymentSucceeded / PaymentFailed on `payments` (with confirms,
+ * mandatory), giving each order one role: paid once, a failed attempt (then paid, or not), the
+ * same payment twice, a second charge, paid after its hold is over, or never paid. Any other
+ * order it sees is not its business: it never pays one.
+ *
+ * It watches through a queue of its own, so it takes nothing meant for a real payment service:
+ * the refunds Stockflow asks stay in `order.refund_requested.payments`, and it reads copies of
+ * those for its payments to check them against what each role should get. At the end it cancels
+ * those of its orders that still hold stock (unless told to keep them), so the demo's stock is as
+ * it found it.
  */
 import { randomInt, randomUUID } from 'node:crypto';
-import { Connection, type AsyncMessage, type ReturnedMessage } from 'rabbitmq-client';
+import { Connection, type ReturnedMessage } from 'rabbitmq-client';
 import {
   EXCHANGES,
   exchanges,
   JSON_CONTENT_TYPE,
+  OrderCancelled,
   OrderConfirmed,
   OrderPaid,
   PaymentFailed,
   PaymentSucceeded,
-  QUEUES,
   RefundRequested,
   routeOf,
   ROUTING_KEYS,
   type PaymentEvent,
 } from '@stockflow/contracts';
 import { connectionTarget, graphqlClient } from '@stockflow/platform';
+import { messageJson, ownQueue, requireLocal } from './simulator.ts';
 
 export const ROLES = ['pay', 'fail', 'duplicate', 'double', 'late', 'unpaid'] as const;
 /** What the simulator does to one confirmed order. */
@@ -32,27 +39,31 @@ export type Role = (typeof ROLES)[number];
 export interface PaymentSimulationOptions {
   amqpUrl: string;
   ordersUrl: string;
-  /** An admin token, when the Order API requires one (it reads totals of every customer's orders). */
+  /** An admin token, when the Order API requires one (it places orders for its customer, reads and cancels them). */
   token?: string | undefined;
+  /** Products its orders are for: one unit of one product each, taking them in turn. */
+  products: number[];
+  /** How many orders it places. */
+  orders: number;
   /**
-   * Shares of the confirmed orders by role (together at most 1; the rest are left unpaid): pay
-   * once; fail an attempt (every other one is then paid with a new attempt); send one payment
-   * twice (the same payment id); charge twice (two payment ids); pay after the hold is over.
+   * Shares of its orders by role (together at most 1; the rest are left unpaid): pay once; fail
+   * an attempt (every other one is then paid with a new attempt); send one payment twice (the
+   * same payment id); charge twice (two payment ids); pay after the hold is over.
    */
   shares: Record<Exclude<Role, 'unpaid'>, number>;
   /** About how long after the confirmation a payment is sent (each one 0.5x to 1.5x of it). */
   delayMs: number;
-  /** How long to take new confirmed orders. */
-  durationMs: number;
-  /** Stop taking new orders after this many. */
-  maxOrders?: number | undefined;
-  /** After that, how long at most to finish the payments (late ones wait for their hold) and collect the answers. */
-  lingerMs: number;
-  /** Payment ids start with it (default SIMPAY-<time>). */
+  /** How long the whole run may take: placing, paying (late ones wait for their hold), collecting the answers. */
+  timeoutMs: number;
+  /** Leave its orders as they ended; otherwise those still holding stock (unpaid, or paid) are cancelled at the end. */
+  keep?: boolean | undefined;
+  /** Run against a broker or an Order API not on this machine (see requireLocal). */
+  allowRemote?: boolean | undefined;
+  /** Payment ids start with it, and it is the customer its orders are placed for (default SIMPAY-<time>). */
   prefix?: string | undefined;
-  /** Ends the watch early (Ctrl-C). */
+  /** Ends the run early (Ctrl-C); the cancellations at the end still happen. */
   signal?: AbortSignal | undefined;
-  /** Called once its queue is bound: confirmations from then on are seen. */
+  /** Called once its queue is bound, before it places its first order. */
   onReady?: () => void;
   log?: (line: string) => void;
 }
@@ -70,11 +81,13 @@ export interface SimulatedPayment {
 export interface SimulatedOrder {
   orderId: string;
   role: Role;
+  /** OrderConfirmed seen for it. */
+  confirmed: boolean;
   totalCents: number | null;
   currency: string | null;
   paymentDueAt: string | null;
   payments: SimulatedPayment[];
-  /** Why nothing was sent for it, when nothing was. */
+  /** Why nothing was sent for it, when nothing was (not confirmed, say). */
   skipped?: string;
   /** OrderPaid seen for it. */
   paid: boolean;
@@ -83,16 +96,20 @@ export interface SimulatedOrder {
 }
 
 export interface PaymentSimulationReport {
+  /** The customer its orders were placed for. */
+  customerId: string;
   orders: SimulatedOrder[];
   /** Orders by role (skipped ones included). */
   roles: Record<Role, number>;
   sent: { succeeded: number; failed: number };
-  /** OrderPaid seen for the orders it paid. */
+  /** OrderPaid seen for its orders. */
   paid: number;
-  /** Every RefundRequested seen during the run, the simulator's payments or anyone's. */
+  /** The RefundRequested seen for its payments (copies: the originals stay for the payment service). */
   refunds: RefundRequested[];
-  /** What it was asked to give back, by currency, for its own payments. */
+  /** What it was asked to give back, by currency. */
   refundedCents: Record<string, number>;
+  /** Its orders cancelled at the end because they still held stock (none when kept). */
+  cancelledAtEnd: string[];
   /** What did not go as each role should: an OrderPaid or a refund missing, or one that should not have come. */
   problems: string[];
   ok: boolean;
@@ -107,16 +124,15 @@ interface OrderView {
 }
 
 const LOOKUP = 'query($ids: [ID!]) { orders(ids: $ids, first: 500) { nodes { id status totalCents currency paymentDueAt } } }';
+const PLACE = 'mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }';
+const CANCEL = 'mutation($id: ID!, $reason: String) { cancelOrder(id: $id, reason: $reason) { id } }';
+/** Its orders in these statuses still hold stock (or may yet), and are cancelled at the end. */
+const HOLDING_STOCK = ['PENDING', 'CONFIRMED', 'PAID'] as const;
+const HOLDING =
+  'query($customerId: ID!, $status: OrderStatus, $first: Int) { orders(customerId: $customerId, status: $status, first: $first) { nodes { id } } }';
+const CANCEL_PAGE = 100;
 /** How long after paymentDueAt a late payment is sent: past the hold by the database's clock too. */
 const LATE_BY_MS = 1_000;
-
-const decode = (msg: AsyncMessage): unknown => {
-  try {
-    return JSON.parse(Buffer.isBuffer(msg.body) ? msg.body.toString() : typeof msg.body === 'string' ? msg.body : JSON.stringify(msg.body));
-  } catch {
-    return undefined;
-  }
-};
 
 /**
  * Roles in proportion to the shares from the first order on: each order takes the role furthest
@@ -143,20 +159,25 @@ export function roleAssigner(shares: PaymentSimulationOptions['shares']): () => 
 }
 
 export async function simulatePayments(options: PaymentSimulationOptions): Promise<PaymentSimulationReport> {
+  requireLocal({ amqpUrl: options.amqpUrl, ordersUrl: options.ordersUrl }, options.allowRemote);
   const log = options.log ?? (() => undefined);
   const prefix = options.prefix ?? `SIMPAY-${Date.now().toString(36)}`;
-  const orders = graphqlClient(options.ordersUrl, { token: options.token });
+  const customerId = prefix;
+  const api = graphqlClient(options.ordersUrl, { token: options.token });
   const nextRole = roleAssigner(options.shares);
-  const start = Date.now();
-  const deadline = start + options.durationMs + options.lingerMs;
+  const deadline = Date.now() + options.timeoutMs;
+  // Its own orders, by id, from the moment the Order API answered with the id.
   const simulated = new Map<string, SimulatedOrder>();
   const byPayment = new Map<string, SimulatedOrder>();
+  // Events for orders it has not been given the id of yet: while it places them, an event may come
+  // before the answer. Kept only while placing; they are matched to its orders as the ids come.
+  const early = new Map<string, { routingKey: string; body: unknown; at: number }[]>();
+  let placing = true;
   const refunds: RefundRequested[] = [];
   const problems: string[] = [];
   const sent = { succeeded: 0, failed: 0 };
   const unroutable = new Set<string>();
   const work = new Set<Promise<void>>();
-  let watching = true;
   let changed: () => void = () => undefined;
   const wake = () => changed();
 
@@ -225,6 +246,7 @@ export async function simulatePayments(options: PaymentSimulationOptions): Promi
       });
     work.add(p);
   };
+  let failed = 0;
   const jitter = () => Math.round(options.delayMs * (0.5 + randomInt(1_001) / 1_000));
 
   /** Schedules what the order's role sends; the ids are fixed now, so the answers can be matched as they come. */
@@ -239,7 +261,8 @@ export async function simulatePayments(options: PaymentSimulationOptions): Promi
       }
       case 'fail': {
         // Every other failed attempt is followed by a new attempt that succeeds, the rest give up (and expire).
-        const retry = [...simulated.values()].filter((o) => o.role === 'fail').length % 2 === 1;
+        failed += 1;
+        const retry = failed % 2 === 1;
         track(order, { paymentId: id(1), event: 'PaymentFailed', amountCents: null, copies: 1, refundExpected: false });
         at(payAt, () =>
           publish({ event: 'PaymentFailed', payment_id: id(1), order_id: order.orderId, reason: 'card declined (simulated)', ...meta() }),
@@ -277,8 +300,10 @@ export async function simulatePayments(options: PaymentSimulationOptions): Promi
     }
   };
 
-  // Orders confirmed and not looked up yet, with when the confirmation arrived.
+  // Its orders confirmed and not looked up yet, with when the confirmation arrived; and those
+  // looked up, whose payments are planned (or that were skipped).
   const toLookUp = new Map<string, number>();
+  const planned = new Set<string>();
   let lookups = Promise.resolve();
   const lookUp = async () => {
     const batch = [...toLookUp].slice(0, 500);
@@ -286,114 +311,178 @@ export async function simulatePayments(options: PaymentSimulationOptions): Promi
     for (const [id] of batch) toLookUp.delete(id);
     let found: OrderView[];
     try {
-      found = (await orders.data<{ orders: { nodes: OrderView[] } }>(LOOKUP, { ids: batch.map(([id]) => id) })).orders.nodes;
+      found = (await api.data<{ orders: { nodes: OrderView[] } }>(LOOKUP, { ids: batch.map(([id]) => id) })).orders.nodes;
     } catch (error) {
       problems.push(`the Order API did not answer about ${batch.length} confirmed orders: ${(error as Error).message}`);
+      for (const [id] of batch) (simulated.get(id) as SimulatedOrder).skipped = 'the Order API did not answer about it';
       return;
     }
     const byId = new Map(found.map((o) => [o.id, o]));
     for (const [id, seen] of batch) {
+      const order = simulated.get(id) as SimulatedOrder;
       const view = byId.get(id);
-      const order: SimulatedOrder = {
-        orderId: id,
-        role: nextRole(),
-        totalCents: view?.totalCents ?? null,
-        currency: view?.currency ?? null,
-        paymentDueAt: view?.paymentDueAt ?? null,
-        payments: [],
-        paid: false,
-        refunds: [],
-      };
+      order.totalCents = view?.totalCents ?? null;
+      order.currency = view?.currency ?? null;
+      order.paymentDueAt = view?.paymentDueAt ?? null;
       if (!view) order.skipped = 'the Order API does not know it';
       else if (view.status !== 'CONFIRMED') order.skipped = `no longer awaiting payment (${view.status})`;
       else if (view.totalCents === null || view.currency === null) order.skipped = 'it has no total (a product without a price)';
       else if (order.role === 'late' && view.paymentDueAt === null) order.skipped = 'it has no payment hold (payments are off)';
       else if (order.role === 'late' && Date.parse(view.paymentDueAt as string) + LATE_BY_MS > deadline) {
-        order.skipped = 'its hold ends after the run (a shorter PAYMENT_HOLD_SECONDS, or a longer --linger)';
+        order.skipped = 'its hold ends after the run (a shorter PAYMENT_HOLD_SECONDS, or a longer --timeout)';
       }
-      simulated.set(id, order);
       if (order.skipped) log(`skipped ${id} (${order.role}): ${order.skipped}`);
       else plan(order, seen);
+      planned.add(id);
     }
     wake();
   };
 
-  const taking = () => watching && (options.maxOrders === undefined || simulated.size + toLookUp.size < options.maxOrders);
+  /** What an event says about one of its orders. */
+  const take = (order: SimulatedOrder, routingKey: string, body: unknown, at: number) => {
+    if (routingKey === ROUTING_KEYS.orderConfirmed) {
+      if (!OrderConfirmed.safeParse(body).success || order.confirmed) return;
+      order.confirmed = true;
+      toLookUp.set(order.orderId, at);
+      // Lookups one after another, each taking every confirmation that arrived meanwhile.
+      lookups = lookups.then(lookUp);
+    } else if (routingKey === ROUTING_KEYS.orderCancelled) {
+      const cancelled = OrderCancelled.safeParse(body);
+      // After its confirmation, a cancellation is the order's role playing out (it expired); before, it was never confirmed.
+      if (!cancelled.success || order.confirmed || order.skipped) return;
+      order.skipped = `never confirmed: ${cancelled.data.reason ?? 'cancelled'}`;
+      log(`skipped ${order.orderId} (${order.role}): ${order.skipped}`);
+    } else if (routingKey === ROUTING_KEYS.orderPaid) {
+      if (!OrderPaid.safeParse(body).success || order.paid) return;
+      order.paid = true;
+      log(`${routingKey.padEnd(22)} ${JSON.stringify(body)}`);
+    } else if (routingKey === ROUTING_KEYS.refundRequested) {
+      const refund = RefundRequested.safeParse(body);
+      if (!refund.success || byPayment.get(refund.data.payment_id) !== order) return;
+      refunds.push(refund.data);
+      order.refunds.push(refund.data);
+      log(`${routingKey.padEnd(22)} ${JSON.stringify(body)}`);
+    }
+    wake();
+  };
+
+  const watched = [ROUTING_KEYS.orderConfirmed, ROUTING_KEYS.orderCancelled, ROUTING_KEYS.orderPaid, ROUTING_KEYS.refundRequested];
   const listener = connection.createConsumer(
-    {
-      queue: '',
-      queueOptions: { exclusive: true, autoDelete: true },
-      exchanges: exchanges.map((e) => ({ exchange: e.exchange, type: e.type, durable: e.durable })),
-      queueBindings: [ROUTING_KEYS.orderConfirmed, ROUTING_KEYS.orderPaid].map((routingKey) => ({
-        exchange: EXCHANGES.orders,
-        routingKey,
-      })),
-    },
+    ownQueue(
+      'simulate-payments',
+      watched.map((routingKey) => ({ exchange: EXCHANGES.orders, routingKey })),
+    ),
     (msg) => {
-      const body = decode(msg);
-      if (msg.routingKey === ROUTING_KEYS.orderConfirmed) {
-        const confirmed = OrderConfirmed.safeParse(body);
-        if (!confirmed.success || !taking() || simulated.has(confirmed.data.order_id)) return;
-        toLookUp.set(confirmed.data.order_id, Date.now());
-        // Lookups one after another, each taking every confirmation that arrived meanwhile.
-        lookups = lookups.then(lookUp);
-      } else if (msg.routingKey === ROUTING_KEYS.orderPaid) {
-        const paid = OrderPaid.safeParse(body);
-        const order = paid.success ? simulated.get(paid.data.order_id) : undefined;
-        if (!order || order.paid) return;
-        order.paid = true;
-        log(`${msg.routingKey.padEnd(22)} ${JSON.stringify(body)}`);
-      }
-      wake();
+      const body = messageJson(msg);
+      const orderId = (body as { order_id?: unknown } | undefined)?.order_id;
+      if (typeof orderId !== 'string') return;
+      const order = simulated.get(orderId);
+      if (order) take(order, msg.routingKey, body, Date.now());
+      else if (placing) early.set(orderId, [...(early.get(orderId) ?? []), { routingKey: msg.routingKey, body, at: Date.now() }]);
     },
   );
-  // Refunds are taken from the queue Stockflow declares for the payment service (a passive
-  // declare: it checks the queue is there and leaves its arguments alone), as a real one would.
-  const refundTaker = connection.createConsumer({ queue: QUEUES.refundRequestsPayments, queueOptions: { passive: true } }, (msg) => {
-    const body = decode(msg);
-    const refund = RefundRequested.safeParse(body);
-    if (!refund.success) return;
-    refunds.push(refund.data);
-    byPayment.get(refund.data.payment_id)?.refunds.push(refund.data);
-    log(`${msg.routingKey.padEnd(22)} ${JSON.stringify(body)}`);
-    wake();
-  });
-  await Promise.all([listener, refundTaker].map((c) => new Promise<void>((resolve) => c.once('ready', () => resolve()))));
-  log(`watching ${EXCHANGES.orders}/${ROUTING_KEYS.orderConfirmed}; paying on ${EXCHANGES.payments}...`);
+  await new Promise<void>((resolve) => listener.once('ready', () => resolve()));
+  log(`watching ${EXCHANGES.orders} for its orders (customer ${customerId}); paying on ${EXCHANGES.payments}...`);
   options.onReady?.();
 
   const expectPaid = (o: SimulatedOrder) => !o.skipped && o.payments.some((p) => p.event === 'PaymentSucceeded' && !p.refundExpected);
   const expectedRefunds = (o: SimulatedOrder) => (o.skipped ? [] : o.payments.filter((p) => p.refundExpected));
   const settled = () =>
     [...simulated.values()].every(
-      (o) => o.paid === expectPaid(o) && expectedRefunds(o).every((p) => o.refunds.some((r) => r.payment_id === p.paymentId)),
+      (o) =>
+        o.skipped !== undefined ||
+        (planned.has(o.orderId) &&
+          o.paid === expectPaid(o) &&
+          expectedRefunds(o).every((p) => o.refunds.some((r) => r.payment_id === p.paymentId))),
     );
-
-  const waitUntil = async (done: () => boolean, until: number) => {
-    while (!done() && Date.now() < until) {
+  const waitUntil = async (done: () => boolean) => {
+    while (!done() && Date.now() < deadline && !options.signal?.aborted) {
       await new Promise<void>((resolve) => {
         changed = resolve;
-        setTimeout(resolve, Math.min(250, Math.max(0, until - Date.now())));
+        setTimeout(resolve, Math.min(250, Math.max(0, deadline - Date.now())));
       });
     }
   };
+
+  let cancelledAtEnd: string[] = [];
   try {
-    const watchEnd = start + options.durationMs;
-    await waitUntil(() => !taking() || options.signal?.aborted === true, watchEnd);
-    watching = false;
+    for (let i = 0; i < options.orders && Date.now() < deadline && !options.signal?.aborted; i += 1) {
+      const productId = String(options.products[i % options.products.length]);
+      let id: string;
+      try {
+        id = (await api.data<{ createOrder: { id: string } }>(PLACE, { input: { customerId, items: [{ productId, quantity: 1 }] } }))
+          .createOrder.id;
+      } catch (error) {
+        problems.push(`the Order API did not take order ${i + 1}: ${(error as Error).message}`);
+        break;
+      }
+      const order: SimulatedOrder = {
+        orderId: id,
+        role: nextRole(),
+        confirmed: false,
+        totalCents: null,
+        currency: null,
+        paymentDueAt: null,
+        payments: [],
+        paid: false,
+        refunds: [],
+      };
+      simulated.set(id, order);
+      log(`placed  ${id} (${order.role}): 1 x product ${productId}`);
+      for (const e of early.get(id) ?? []) take(order, e.routingKey, e.body, e.at);
+      early.delete(id);
+    }
+    placing = false;
+    early.clear();
+    await waitUntil(() => work.size === 0 && settled());
     await lookups;
-    await waitUntil(() => work.size === 0 && settled(), options.signal?.aborted ? Date.now() : deadline);
   } finally {
-    watching = false;
+    placing = false;
     if (timers.size > 0) problems.push(`${timers.size} payments were not sent: the run ended first`);
     for (const timer of timers) clearTimeout(timer);
     await listener.close();
-    await refundTaker.close();
     await publisher.close();
     await connection.close();
+    if (!options.keep) cancelledAtEnd = await cancelHolding();
+    api.close();
+  }
+
+  /**
+   * Cancels its orders that still hold stock, as their customer would (a paid one's payment is
+   * asked back). Found by its customer, not by the ids it knows: an order whose createOrder answer
+   * was lost is its own too. An order moving on meanwhile (PENDING to CONFIRMED, CONFIRMED to PAID)
+   * is met in the next status's pass.
+   */
+  async function cancelHolding(): Promise<string[]> {
+    const cancelled = new Set<string>();
+    try {
+      for (const status of HOLDING_STOCK) {
+        for (;;) {
+          const { nodes } = (await api.data<{ orders: { nodes: { id: string }[] } }>(HOLDING, { customerId, status, first: CANCEL_PAGE }))
+            .orders;
+          const fresh = nodes.filter((o) => !cancelled.has(o.id));
+          for (const o of fresh) {
+            await api.data(CANCEL, { id: o.id, reason: 'payment simulation over (npm run simulate -- payments)' });
+            cancelled.add(o.id);
+          }
+          if (fresh.length === 0 || nodes.length < CANCEL_PAGE) break;
+        }
+      }
+    } catch (error) {
+      problems.push(`could not cancel its orders still holding stock (${cancelled.size} cancelled): ${(error as Error).message}`);
+    }
+    if (cancelled.size > 0) log(`cancelled ${cancelled.size} of its orders still holding stock`);
+    return [...cancelled];
   }
 
   // What each role should have got, against what came back.
+  const unanswered = [...simulated.values()].filter((o) => !o.confirmed && !o.skipped);
+  for (const o of unanswered) o.skipped = 'neither confirmed nor cancelled within the run';
+  if (unanswered.length > 0) {
+    problems.push(
+      `${unanswered.length} of its orders were neither confirmed nor cancelled within the run: is the Inventory Service running?`,
+    );
+  }
   for (const o of simulated.values()) {
     if (o.skipped) continue;
     const refunded = new Set(o.refunds.map((r) => r.payment_id));
@@ -416,15 +505,17 @@ export async function simulatePayments(options: PaymentSimulationOptions): Promi
   const roles = Object.fromEntries(ROLES.map((r) => [r, 0])) as Record<Role, number>;
   for (const o of simulated.values()) roles[o.role] += 1;
   const refundedCents: Record<string, number> = {};
-  for (const r of refunds) if (byPayment.has(r.payment_id)) refundedCents[r.currency] = (refundedCents[r.currency] ?? 0) + r.amount_cents;
+  for (const r of refunds) refundedCents[r.currency] = (refundedCents[r.currency] ?? 0) + r.amount_cents;
   const list = [...simulated.values()];
   return {
+    customerId,
     orders: list,
     roles,
     sent,
     paid: list.filter((o) => o.paid).length,
     refunds,
     refundedCents,
+    cancelledAtEnd,
     problems,
     ok: problems.length === 0,
   };

@@ -8,6 +8,7 @@ import {
   createLogger,
   createPgliteDatabase,
   env,
+  isLoopbackHost,
   loadConfig,
   type Logger,
   type RunningService,
@@ -58,11 +59,9 @@ export interface RunningPlatform {
   close(): Promise<void>;
 }
 
-const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
-
 /** What `npm start` warns of: listening beyond loopback while every request has full access. */
 export function exposureWarning(platform: Pick<RunningPlatform, 'host' | 'inventory' | 'orders'>): string | undefined {
-  if (isLoopback(platform.host) || (platform.inventory.auth === 'jwt' && platform.orders.auth === 'jwt')) return undefined;
+  if (isLoopbackHost(platform.host) || (platform.inventory.auth === 'jwt' && platform.orders.auth === 'jwt')) return undefined;
   return `listening on ${platform.host} with authentication OFF: anyone who can reach this machine on these ports can change stock, cancel orders and replay dead letters. Set AUTH_JWT_SECRET (README, "Authentication"), or leave HOST unset to listen on loopback only.`;
 }
 

@@ -48,6 +48,67 @@ function withSecretFiles(schema: z.ZodObject, source: NodeJS.ProcessEnv): NodeJS
  */
 export const splitUrlList = (value: string): string[] => value.split(/,(?=\s*[a-z][a-z0-9+.-]*:\/\/)/i).map((u) => u.trim());
 
+/** One node of a broker URL: the host as a socket takes it (an IPv6 address without its brackets) and its port. */
+export interface BrokerNode {
+  host: string;
+  port: number;
+}
+
+/**
+ * Reads a broker URL, or a cluster's nodes' URLs separated by commas, into each node's URL and
+ * host; throws a ConfigError saying what is wrong (never with the password) otherwise. Hosts may be
+ * names, IPv4 or IPv6 addresses (in brackets, `amqp://[::1]:5672`), ports default to 5672 (amqps:
+ * 5671).
+ *
+ * In the user and password anything may be percent-encoded, and `:` `@` `,` may also be written as
+ * they are, since a URL parser still reads them: the first `:` ends the user, the last `@` before
+ * the host ends the password, and a `,` begins another URL only when a scheme follows it. A raw
+ * `/` `?` or `#` is refused, since it ends the host early (what follows would be taken for the
+ * vhost), as is a `%` that does not begin UTF-8 percent-encoding, which the client could not
+ * decode when it connects.
+ */
+export function parseBrokerUrls(value: string): { url: string; node: BrokerNode }[] {
+  const urls = splitUrlList(value);
+  const nodes = urls.map((url) => {
+    const refuse = (why: string): never => fail(`${urls.length > 1 ? `"${safeUrl(url)}": ` : ''}${why}`);
+    const afterScheme = url.includes('://') ? url.slice(url.indexOf('://') + 3) : '';
+    if (/[/?#].*@/.test(afterScheme)) {
+      refuse("a '/', '?' or '#' in the user or password must be percent-encoded (%2F, %3F, %23), as must an '@' after the host (%40)");
+    }
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      return refuse(`must be a URL starting with amqp:// or amqps://, or several separated by commas ("${safeUrl(url)}" is not)`);
+    }
+    if (u.protocol !== 'amqp:' && u.protocol !== 'amqps:') {
+      refuse(`must be a URL starting with amqp:// or amqps://, or several separated by commas ("${safeUrl(url)}" is not)`);
+    }
+    if (u.hostname === '') refuse('names no host (amqp://user:password@host:port/vhost)');
+    if (u.port === '0') refuse('port must be from 1 to 65535');
+    try {
+      decodeURIComponent(u.username);
+      decodeURIComponent(u.password);
+    } catch {
+      refuse("a '%' in the user or password must begin percent-encoded UTF-8 (two hexadecimal digits; write '%' itself as %25)");
+    }
+    return {
+      url,
+      parsed: u,
+      node: {
+        host: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname,
+        port: Number(u.port || (u.protocol === 'amqps:' ? 5671 : 5672)),
+      },
+    };
+  });
+  // One connection's settings apply to every node it may move to.
+  const settings = (u: URL) => `${u.protocol}//${u.username}:${u.password}@${u.pathname}${u.search}`;
+  if (nodes.some((n) => settings(n.parsed) !== settings((nodes[0] as { parsed: URL }).parsed))) {
+    fail('the URLs of a list must differ only in host and port (same scheme, user, password, vhost)');
+  }
+  return nodes.map(({ url, node }) => ({ url, node }));
+}
+
 /** Variables whose value is shown in no error, whatever their schema. */
 const SECRET_NAME = /SECRET|PASSWORD|TOKEN|PRIVATE_KEY/i;
 
@@ -58,13 +119,16 @@ const withoutPasswords = (value: string) => splitUrlList(value).map(withoutPassw
  * Masks by position, not by parsing: the value being shown is often one that does not parse.
  * Everything from the first `:` after the scheme (or the start, when it has none) to the last
  * `@` goes, or, without an `@` in a URL that does not parse, to the end of the host part (which
- * may then be `user:password` with the host left out); and any `password=` parameter.
+ * may then be `user:password` with the host left out, unless it is an IPv6 address in brackets,
+ * whose colons are its own); and any `password=` parameter.
  */
 function withoutPassword(url: string): string {
   const start = url.includes('://') ? url.indexOf('://') + 3 : 0;
   const at = url.lastIndexOf('@');
   let end = at;
-  if (at < start) end = start > 0 && !URL.canParse(url) ? start + (/^[^/?#]*/.exec(url.slice(start))?.[0].length ?? 0) : -1;
+  if (at < start) {
+    end = start > 0 && !URL.canParse(url) && url[start] !== '[' ? start + (/^[^/?#]*/.exec(url.slice(start))?.[0].length ?? 0) : -1;
+  }
   const colon = url.indexOf(':', start);
   const masked = end >= 0 && colon >= 0 && colon < end ? `${url.slice(0, colon)}:***${url.slice(end)}` : url;
   return masked.replace(/(password=)[^&#]*/gi, '$1***');
@@ -100,27 +164,10 @@ export const env = {
    */
   amqpUrls: () =>
     z.string().superRefine((value, ctx) => {
-      const urls = splitUrlList(value);
-      const parsed: URL[] = [];
-      for (const url of urls) {
-        try {
-          const u = new URL(url);
-          if (u.protocol !== 'amqp:' && u.protocol !== 'amqps:') throw new Error('scheme');
-          parsed.push(u);
-        } catch {
-          ctx.addIssue({
-            code: 'custom',
-            message: `must be a URL starting with amqp:// or amqps://, or several separated by commas ("${safeUrl(url)}" is not)`,
-          });
-          return;
-        }
-      }
-      const settings = (u: URL) => `${u.protocol}//${u.username}:${u.password}@${u.pathname}${u.search}`;
-      if (parsed.some((u) => settings(u) !== settings(parsed[0] as URL))) {
-        ctx.addIssue({
-          code: 'custom',
-          message: 'the URLs of a list must differ only in host and port (same scheme, user, password, vhost)',
-        });
+      try {
+        parseBrokerUrls(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
       }
     }),
   /** An https URL; http only to this machine, where nothing on the way could change what it returns. */

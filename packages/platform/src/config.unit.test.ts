@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { loadConfig, safeUrl, serviceConfigShape } from './config.ts';
+import { loadConfig, parseBrokerUrls, safeUrl, serviceConfigShape } from './config.ts';
 import { ConfigError } from './errors.ts';
 
 const schema = z.object(serviceConfigShape);
@@ -34,6 +34,10 @@ describe('configuration errors', () => {
     ['another scheme', 'AMQP_URL', `http://app:${PASSWORD}@rabbit:5672`],
     ['a bad port in a list', 'AMQP_URL', `amqp://app:${PASSWORD}@rabbit-0:5672,amqp://app:${PASSWORD}@rabbit-1:99999`],
     ['a password with an unencoded slash', 'AMQP_URL', `amqp://app:12/${PASSWORD}@rabbit-0,http://app:12/${PASSWORD}@rabbit-1`],
+    ['an IPv6 address and a bad port', 'AMQP_URL', `amqp://app:${PASSWORD}@[::1]:99999`],
+    ['an IPv6 address and a raw slash in the password', 'AMQP_URL', `amqp://app:12/${PASSWORD}@[::1]:5672`],
+    ['a list of IPv6 nodes with different passwords', 'AMQP_URL', `amqp://app:${PASSWORD}@[::1],amqp://app:x${PASSWORD}@[2001:db8::2]`],
+    ['raw , @ : in the password and a bad port', 'AMQP_URL', `amqp://app:a,b@c:${PASSWORD}@[::1]:99999`],
   ];
   const leak = /S3cret|cretPw|12\//;
 
@@ -56,6 +60,12 @@ describe('configuration errors', () => {
     expect(refusal({ DATABASE_URL: `postgres://app@db:99999/orders?password=${PASSWORD}` })).toContain('password=***');
   });
 
+  it('show an IPv6 host whole, brackets and colons, and mask only the password', () => {
+    expect(refusal({ AMQP_URL: 'amqp://[::1]:99999' })).toContain('"amqp://[::1]:99999"');
+    expect(refusal({ AMQP_URL: `amqp://app:${PASSWORD}@[::1]:99999` })).toContain('"amqp://app:***@[::1]:99999"');
+    expect(refusal({ AMQP_URL: `amqp://app:a,b@c:${PASSWORD}@[2001:db8::1]:99999` })).toContain('"amqp://app:***@[2001:db8::1]:99999"');
+  });
+
   it('never show the value of a variable named as a secret, whatever its schema says', () => {
     const message = refusal({ SIGNING_SECRET: 'short-but-still-secret' }, z.object({ SIGNING_SECRET: z.string().min(32, 'too short') }));
     expect(message).toBe('Invalid configuration:\n  SIGNING_SECRET (set): too short');
@@ -71,6 +81,85 @@ describe('safeUrl', () => {
     expect(safeUrl(`amqp://app:p,${PASSWORD}@rabbit-0:5672,amqp://app:p,${PASSWORD}@rabbit-1:5672`)).toBe(
       'amqp://rabbit-0:5672,amqp://rabbit-1:5672',
     );
+  });
+});
+
+describe('AMQP_URL: parseBrokerUrls', () => {
+  const nodes = (value: string) => parseBrokerUrls(value).map((n) => n.node);
+  const refused = (value: string) => {
+    try {
+      parseBrokerUrls(value);
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      return (error as Error).message;
+    }
+    throw new Error(`accepted: ${value}`);
+  };
+
+  it.each([
+    ['amqp://u:p@[::1]:5672', [{ host: '::1', port: 5672 }]],
+    ['amqp://u:p@[::1]', [{ host: '::1', port: 5672 }]],
+    ['amqps://u:p@[::1]', [{ host: '::1', port: 5671 }]],
+    ['amqp://[2001:DB8:0:0::7]:5690/vh', [{ host: '2001:db8::7', port: 5690 }]],
+    ['amqp://u:p@127.0.0.1', [{ host: '127.0.0.1', port: 5672 }]],
+    ['amqp://u:p@rabbit.example.com:1', [{ host: 'rabbit.example.com', port: 1 }]],
+    ['amqps://u:p@rabbit:65535/', [{ host: 'rabbit', port: 65_535 }]],
+    [
+      'amqp://u:p@rabbit-0:5681, amqp://u:p@[::1]:5682,amqp://u:p@10.0.0.3,amqp://u:p@[fe80::1]',
+      [
+        { host: 'rabbit-0', port: 5681 },
+        { host: '::1', port: 5682 },
+        { host: '10.0.0.3', port: 5672 },
+        { host: 'fe80::1', port: 5672 },
+      ],
+    ],
+  ])('reads %s', (value, expected) => {
+    expect(nodes(value)).toEqual(expected);
+    expect(loadConfig(schema, { AMQP_URL: value }).AMQP_URL).toBe(value);
+  });
+
+  // What the client will log in with: it percent-decodes the user and password of the first URL.
+  const credentials = (value: string) => {
+    const u = new URL(parseBrokerUrls(value)[0]?.url as string);
+    return [decodeURIComponent(u.username), decodeURIComponent(u.password)];
+  };
+
+  it('takes , @ : in a password percent-encoded, or raw (the last @ ends it, a , ends a URL only before a scheme)', () => {
+    expect(credentials('amqp://app:p%2Cq%40r%3As@[::1]:5672')).toEqual(['app', 'p,q@r:s']);
+    expect(credentials('amqp://app:p,q@r:s@[::1]:5672')).toEqual(['app', 'p,q@r:s']);
+    expect(credentials('amqp://us%3Aer:p@rabbit')).toEqual(['us:er', 'p']);
+    const list = parseBrokerUrls('amqp://app:p,q@r:s@[::1]:5681,amqp://app:p,q@r:s@rabbit-1:5682');
+    expect(list.map((n) => n.node)).toEqual([
+      { host: '::1', port: 5681 },
+      { host: 'rabbit-1', port: 5682 },
+    ]);
+    expect(credentials(list[1]?.url as string)).toEqual(['app', 'p,q@r:s']);
+  });
+
+  it.each([
+    ['amqp://app:12/pw@rabbit', "a '/', '?' or '#' in the user or password must be percent-encoded (%2F, %3F, %23)"],
+    ['amqp://app:ab/cd@[::1]:5672', "a '/', '?' or '#' in the user or password must be percent-encoded"],
+    ['amqp://app:p?w@rabbit', "a '/', '?' or '#' in the user or password must be percent-encoded"],
+    ['amqp://app:p#w@rabbit', "a '/', '?' or '#' in the user or password must be percent-encoded"],
+    ['amqp://app:100%@rabbit', "a '%' in the user or password must begin percent-encoded UTF-8"],
+    ['amqp://app:p%e9@rabbit', "a '%' in the user or password must begin percent-encoded UTF-8"],
+    ['amqp://[::1', 'must be a URL starting with amqp:// or amqps://'],
+    ['amqp://[::g]:5672', 'must be a URL starting with amqp:// or amqps://'],
+    ['amqp://::1:5672', 'must be a URL starting with amqp:// or amqps://'],
+    ['amqp://u:p@[::1]:70000', 'must be a URL starting with amqp:// or amqps://'],
+    ['amqp://u:p@[::1]:0', 'port must be from 1 to 65535'],
+    ['amqp:///vhost', 'names no host'],
+    ['http://u:p@[::1]', 'must be a URL starting with amqp:// or amqps://'],
+    ['amqp://u:p@[::1],amqps://u:p@[::2]', 'the URLs of a list must differ only in host and port'],
+    ['amqp://u:p@[::1]/a,amqp://u:p@[::2]/b', 'the URLs of a list must differ only in host and port'],
+  ])('refuses %s: %s', (value, message) => {
+    expect(refused(value)).toContain(message);
+    expect(refusal({ AMQP_URL: value })).toContain(message);
+  });
+
+  it('names the URL of a list that is wrong, without its password', () => {
+    const message = refused(`amqp://u:${PASSWORD}@[::1],amqp://u:${PASSWORD}@[::2]:0`);
+    expect(message).toBe('"amqp://[::2]:0": port must be from 1 to 65535');
   });
 });
 

@@ -18,6 +18,16 @@ export function unrebindableHost(host: string | undefined): boolean {
 }
 
 /**
+ * Whether a host (a name, or an address, IPv6 without brackets) is this machine's loopback:
+ * `localhost`, 127.0.0.0/8 or ::1. Only addresses count, not a name that happens to start with
+ * 127 (`127.0.0.1.example.com` may be anywhere).
+ */
+export function isLoopbackHost(host: string): boolean {
+  const name = host.toLowerCase();
+  return name === 'localhost' || name === '::1' || (isIPv4(name) && name.startsWith('127.'));
+}
+
+/**
  * With authentication off anyone who can send a request has full access, and DNS rebinding lets
  * any web page its visitors open send one: answers 421 to a request that names this server by
  * another name, and says whether it did.

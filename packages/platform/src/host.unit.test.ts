@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { unrebindableHost } from './host.ts';
+import { isLoopbackHost, unrebindableHost } from './host.ts';
 
 describe('unrebindableHost', () => {
   it.each([
@@ -30,5 +30,25 @@ describe('unrebindableHost', () => {
     '',
   ])('refuses %s', (host) => {
     expect(unrebindableHost(host)).toBe(false);
+  });
+});
+
+describe('isLoopbackHost', () => {
+  it.each(['localhost', 'LocalHost', '127.0.0.1', '127.1.2.3', '::1'])('%s is this machine', (host) => {
+    expect(isLoopbackHost(host)).toBe(true);
+  });
+
+  it.each([
+    'rabbit.example.com',
+    '10.0.0.1',
+    '0.0.0.0',
+    '::',
+    '2001:db8::1',
+    '127.0.0.1.nip.io',
+    '127.evil.example',
+    'localhost.example.com',
+    '[::1]',
+  ])('%s may be elsewhere', (host) => {
+    expect(isLoopbackHost(host)).toBe(false);
   });
 });

@@ -2,9 +2,10 @@ import net from 'node:net';
 
 /**
  * A TCP proxy of the test's own between a service and a shared server (RabbitMQ, PostgreSQL), so a
- * test can cut and restore the connection without touching the server other tests use.
+ * test can cut and restore the connection without touching the server other tests use. It
+ * listens on `listenOn` (`::1` to reach a server over IPv6 that listens on IPv4 only).
  */
-export async function startTcpProxy(target: { host: string; port: number }) {
+export async function startTcpProxy(target: { host: string; port: number }, { listenOn = '127.0.0.1' } = {}) {
   const sockets = new Set<net.Socket>();
   const upstreams = new Set<net.Socket>();
   let open = true;
@@ -38,7 +39,7 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, listenOn, resolve));
   const port = (server.address() as net.AddressInfo).port;
   return {
     port,

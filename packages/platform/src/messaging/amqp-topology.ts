@@ -1,3 +1,7 @@
+import dns from 'node:dns';
+import { isIPv6, type LookupFunction, type TcpSocketConnectOpts } from 'node:net';
+import { checkServerIdentity } from 'node:tls';
+import type { ConnectionOptions } from 'rabbitmq-client';
 import {
   deadLetterRoute,
   exchanges as topologyExchanges,
@@ -6,7 +10,7 @@ import {
   type QueueSpec,
   type QueueType,
 } from '@stockflow/contracts';
-import { splitUrlList } from '../config.ts';
+import { parseBrokerUrls } from '../config.ts';
 import type { Logger } from '../logger.ts';
 
 export const declareExchanges = () => topologyExchanges.map((e) => ({ exchange: e.exchange, type: e.type, durable: e.durable }));
@@ -25,12 +29,43 @@ export function declarations(queues: QueueSpec[], type: QueueType) {
   };
 }
 
-/** The options of rabbitmq-client for one URL or a list: credentials and vhost from the first, every node's host and port. */
-export function connectionTarget(url: string): { url: string; hosts: string[] } {
-  const urls = splitUrlList(url);
+/** A stand-in for an IPv6 address in rabbitmq-client's `host:port` (Windows' convention for IPv6 literals as names). */
+const ipv6Name = (address: string) => `${address.replaceAll(':', '-')}.ipv6-literal.net`;
+
+/**
+ * The options of rabbitmq-client for one URL or a list (see parseBrokerUrls): credentials and
+ * vhost from the first, every node's host and port.
+ *
+ * rabbitmq-client splits each node at its first `:` into host and port, and hands a URL's host to
+ * the socket with its brackets, so it cannot reach an IPv6 address by either. Such a node is given
+ * to it under a name without colons instead, which the socket's lookup turns back into the address
+ * (other names are looked up as usual), and against which a TLS certificate is checked as for the
+ * address itself.
+ */
+export function connectionTarget(value: string): { url: string; hosts: string[] } & Pick<ConnectionOptions, 'socket' | 'tls'> {
+  const nodes = parseBrokerUrls(value);
+  const addresses = new Map<string, string>();
+  const hosts = nodes.map(({ node }) => {
+    if (!isIPv6(node.host)) return `${node.host}:${node.port}`;
+    addresses.set(ipv6Name(node.host), node.host);
+    return `${ipv6Name(node.host)}:${node.port}`;
+  });
+  const url = (nodes[0] as { url: string }).url;
+  if (addresses.size === 0) return { url, hosts };
+  const lookup: LookupFunction = (hostname, options, callback) => {
+    const address = addresses.get(hostname);
+    if (address === undefined) dns.lookup(hostname, options, callback);
+    else if (options.all) callback(null, [{ address, family: 6 }]);
+    else callback(null, address, 6);
+  };
   return {
-    url: urls[0] as string,
-    hosts: urls.map((u) => new URL(u)).map((u) => `${u.hostname}:${u.port || (u.protocol === 'amqps:' ? 5671 : 5672)}`),
+    url,
+    hosts,
+    // Not a whole socket's options: rabbitmq-client spreads these over each node's host and port.
+    socket: { lookup } as TcpSocketConnectOpts,
+    ...(url.startsWith('amqps:')
+      ? { tls: { checkServerIdentity: (name, cert) => checkServerIdentity(addresses.get(name) ?? name, cert) } }
+      : {}),
   };
 }
 

@@ -1,6 +1,8 @@
+import net from 'node:net';
 import { Connection } from 'rabbitmq-client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, queueDeclarations, queues, ROUTING_KEYS } from '@stockflow/contracts';
+import { startTcpProxy } from '@stockflow/testing';
 import { createLogger } from '../logger.ts';
 import { createAmqpTransport } from './amqp.ts';
 import { UnroutableError, type Transport } from './transport.ts';
@@ -43,5 +45,44 @@ describe.skipIf(servicesUnavailable)('AMQP transport publishing', () => {
     // Back as the services declare it, for the files that run after this one in the same vhost.
     await admin.queueDeclare(queueDeclarations(queues.orderFulfilledInventory, 'quorum').main);
     await admin.close();
+  });
+});
+
+describe.skipIf(servicesUnavailable)('AMQP transport at an IPv6 address', () => {
+  // The shared broker listens on IPv4 only: a proxy of the test's own on ::1 stands in for a node reached over IPv6.
+  const broker = new URL(inject('amqpUrl'));
+  const viaIpv6 = (port: number) => {
+    const u = new URL(broker.href);
+    u.host = `[::1]:${port}`;
+    return u.href;
+  };
+  const unusedIpv6Port = async () => {
+    const server = net.createServer().listen(0, '::1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  };
+
+  it.each([
+    ['alone', false],
+    ['in a list whose other IPv6 node is down', true],
+  ])('connects, declares and publishes: %s', async (_label, inList) => {
+    const proxy = await startTcpProxy({ host: broker.hostname, port: Number(broker.port || 5672) }, { listenOn: '::1' });
+    const transport = await createAmqpTransport({
+      url: inList ? `${viaIpv6(await unusedIpv6Port())},${viaIpv6(proxy.port)}` : viaIpv6(proxy.port),
+      queues: [queues.orderCancelledInventory],
+      queueType: 'quorum',
+      connectionName: 'test-ipv6',
+      logger: createLogger({ name: 'test', level: 'silent' }),
+    });
+    try {
+      const publish = { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderCancelled, messageId: 'over-ipv6', body: { n: 1 } };
+      await expect(transport.publish([publish])).resolves.toBeUndefined();
+      expect(transport.peer).toEqual({ system: 'rabbitmq', ...(inList ? {} : { address: '::1', port: proxy.port }) });
+    } finally {
+      await transport.close();
+      await proxy.close();
+    }
   });
 });

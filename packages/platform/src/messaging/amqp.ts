@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Connection, type Publisher, type SyncMessage } from 'rabbitmq-client';
 import { JSON_CONTENT_TYPE, platformQueueFor, type QueueSpec, type QueueType } from '@stockflow/contracts';
-import { safeUrl } from '../config.ts';
+import { parseBrokerUrls, safeUrl } from '../config.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { consumeWithBatchedAcks } from './amqp-consumer.ts';
@@ -142,11 +142,11 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
   if (connection.ready && !declaredAtStart) declareInBackground();
 
   // A cluster's node is whichever one the connection reached, which the client does not tell: named only when there is one.
-  const [only, ...others] = target.hosts.map((h) => new URL(`amqp://${h}`));
+  const [only, ...others] = parseBrokerUrls(options.url).map((n) => n.node);
   const transport: Transport = {
     peer: {
       system: 'rabbitmq',
-      ...(only && others.length === 0 ? { address: only.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(only.port) } : {}),
+      ...(only && others.length === 0 ? { address: only.host, port: only.port } : {}),
     },
     async publish(messages: OutgoingMessage[]) {
       // Streamed: every publish is in flight at once and the confirms arrive together. Mandatory
