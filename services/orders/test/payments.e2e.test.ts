@@ -80,7 +80,7 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
     );
   const recordPayment = (gql: GraphqlClient, input: { orderId: string; paymentId: string; amountCents: number; currency: string }) =>
     gql.request<{ recordPayment: PaymentView }>(
-      'mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { paymentId amountCents currency outcome reason } }',
+      'mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { paymentId amountCents currency outcome reason createdAt } }',
       { input },
     );
   const publishPayment = (body: object) =>
@@ -284,6 +284,51 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
       expect(answer.data?.recordPayment.outcome).toBe('PAID');
     }
     expect((await order(orders, id)).payments).toHaveLength(1);
+  });
+
+  it('answers identical callbacks at once for an order that does not exist, or one cancelled, with one record and one refund each', async () => {
+    const [a, b] = [await startOrders({ PAYMENT_HOLD_SECONDS: '600' }), await startOrders({ PAYMENT_HOLD_SECONDS: '600' })];
+    const refunds = await amqp.listen(EXCHANGES.orders, ROUTING_KEYS.refundRequested);
+    const thing = await product(400, 5);
+    const cancelled = await place(a, [{ productId: thing, quantity: 1 }]);
+    await until(a, cancelled, 'CONFIRMED');
+    await a.data(`mutation { cancelOrder(id: "${cancelled}") { id } }`);
+    const callbacks = [
+      { orderId: `ORD-nobody-${cancelled}`, paymentId: `at-once-unknown-${cancelled}`, amountCents: 900, currency: 'EUR' },
+      { orderId: cancelled, paymentId: `at-once-cancelled-${cancelled}`, amountCents: 400, currency: 'EUR' },
+    ];
+    for (const input of callbacks) {
+      // Sixteen at once, over two instances, and the same event from the broker among them.
+      const [answers] = await Promise.all([
+        Promise.all(Array.from({ length: 16 }, (_, i) => recordPayment(i % 2 ? a : b, input))),
+        publishPayment({
+          event: 'PaymentSucceeded',
+          payment_id: input.paymentId,
+          order_id: input.orderId,
+          amount_cents: input.amountCents,
+          currency: 'EUR',
+        }),
+      ]);
+      const later = await recordPayment(a, input);
+      for (const answer of [...answers, later]) {
+        expect(answer.errors, JSON.stringify(answer.errors)).toBeUndefined();
+        expect(answer.data?.recordPayment).toEqual(answers[0]?.data?.recordPayment);
+      }
+      expect(answers[0]?.data?.recordPayment).toMatchObject({ paymentId: input.paymentId, outcome: 'REFUND_REQUESTED' });
+    }
+    const db = new pg.Client({ connectionString: ordersDb.url });
+    await db.connect();
+    try {
+      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM payments WHERE payment_id = ANY($1)', [
+        callbacks.map((c) => c.paymentId),
+      ]);
+      expect(rows[0]?.n).toBe(2);
+    } finally {
+      await db.end();
+    }
+    await refunds.waitFor(2);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(refunds.received.map((m) => (m.json as RefundRequested).payment_id).sort()).toEqual(callbacks.map((c) => c.paymentId).sort());
   });
 
   it('fulfils directly an order confirmed without a hold (before payments, or while they were off), and lets payments-off ignore an old hold', async () => {

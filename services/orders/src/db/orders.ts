@@ -59,6 +59,9 @@ export interface Effects {
   metrics?: OrdersMetrics;
 }
 
+/** The first key of the advisory locks on payment ids (the second is the id's hash): a space of their own. */
+const PAYMENT_ID_LOCKS = 7_001;
+
 /** Why an order whose hold ran out was cancelled, from its row (`o`). */
 const EXPIRY_REASON = `'Payment not received by ' || to_char(o.payment_due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
@@ -484,14 +487,22 @@ export async function applyPayments(
 ): Promise<void> {
   const orderIds = [...new Set(payments.map((p) => p.order_id))];
   const paymentIds = [...new Set(payments.map((p) => p.payment_id))];
-  // Two statements: the payments are read after the locks are granted, so a payment recorded by
-  // the transaction this one waited for is seen (a statement's snapshot predates its lock wait).
   const { rows: orders } = await tx.query<PayableOrder & { id: string }>(
     `SELECT id, status, total_cents AS "totalCents", currency,
             $2::boolean AND payment_due_at IS NOT NULL AND payment_due_at <= now() AS "holdExpired"
      FROM orders WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
     [orderIds, paymentsOn(effects)],
   );
+  // The payment ids are locked as well (after the orders, in key order, so two batches never
+  // deadlock): a payment for an order that does not exist has no row to lock, and two callbacks
+  // with its id must still take turns, the second finding the first one's record.
+  await tx.query(
+    `SELECT pg_advisory_xact_lock(${PAYMENT_ID_LOCKS}, key)
+     FROM (SELECT DISTINCT hashtext(id) AS key FROM unnest($1::text[]) AS id ORDER BY key) AS ids`,
+    [paymentIds],
+  );
+  // Read in a statement of its own, after the locks are granted, so a payment recorded by the
+  // transaction this one waited for is seen (a statement's snapshot predates its lock waits).
   const { rows: known } = await tx.query<Payment>(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE payment_id = ANY($1::text[])`, [
     paymentIds,
   ]);
@@ -562,9 +573,9 @@ export async function applyPayments(
     ],
   );
   if (written.length !== decided.size) {
-    // A payment for an order that does not exist locks no row: another instance recorded the same
-    // payment id meanwhile. Roll back; the retry finds it recorded.
-    throw new ConflictError('a payment in this batch was recorded concurrently; retrying');
+    // Cannot happen while every transaction recording a payment holds its id's lock: rolled back
+    // rather than leave a payment decided and not recorded.
+    throw new Error(`${decided.size - written.length} payment(s) of this batch were recorded by another transaction`);
   }
   const writtenById = new Map(written.map((p) => [p.paymentId, p]));
   tx.afterCommit(() => {
