@@ -125,9 +125,10 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
     expect(hold).toBeGreaterThan(590_000);
     expect(hold).toBeLessThanOrEqual(600_000);
 
-    // Not paid yet: it cannot be shipped.
+    // Not paid yet: it cannot be shipped, and the error says what is missing (not a status).
     const early = await orders.request(`mutation { fulfillOrder(id: "${id}") { id } }`);
-    expect(early.errors?.[0]?.extensions?.code).toBe('INVALID_TRANSITION');
+    expect(early.errors?.[0]?.extensions).toEqual({ code: 'PAYMENT_REQUIRED', status: 'CONFIRMED', paymentDueAt: confirmed.paymentDueAt });
+    expect(early.errors?.[0]?.message).toBe(`cannot fulfil order ${id}: it is not paid yet (payment due by ${confirmed.paymentDueAt})`);
 
     const payment = { orderId: id, paymentId: `pay-${id}`, amountCents: 22_600, currency: 'EUR' };
     const first = await recordPayment(orders, payment);

@@ -286,7 +286,8 @@ builder.mutationType({
     }),
     fulfillOrder: t.field({
       type: OrderRef,
-      description: 'PAID (or CONFIRMED, when payments are off) to FULFILLED (shipped); the reservation becomes a sale.',
+      description:
+        'PAID (or CONFIRMED, when payments are off) to FULFILLED (shipped); the reservation becomes a sale. A CONFIRMED order awaiting payment is refused with PAYMENT_REQUIRED.',
       args: { id: t.arg.id({ required: true }) },
       resolve: (_root, args, ctx) => {
         requireAdmin(ctx.access, 'fulfil orders');
