@@ -49,6 +49,9 @@ const NEXT: Record<OrderStatus, readonly OrderStatus[]> = {
 export const allowedFrom = (to: OrderStatus): OrderStatus[] =>
   (Object.keys(NEXT) as OrderStatus[]).filter((from) => NEXT[from].includes(to));
 
+/** A status the order never leaves (CANCELLED, FULFILLED). */
+export const isFinal = (status: OrderStatus): boolean => NEXT[status].length === 0;
+
 /** Must this order be paid before it can be fulfilled? */
 export const awaitsPayment = (order: Pick<Order, 'status' | 'paymentDueAt'>, paymentsOn: boolean): boolean =>
   paymentsOn && order.status === 'CONFIRMED' && order.paymentDueAt !== null;

@@ -23,6 +23,7 @@ import { PaymentSucceeded } from '@stockflow/contracts';
 import type { OrdersRepository, StatusChange } from '../db/orders.ts';
 import { ORDER_LIMITS, ORDER_STATUSES, validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
 import { MAX_PAYMENTS_LISTED, type PAYMENT_OUTCOMES, type Payment } from '../domain/payment.ts';
+import { followOrder } from './follow-order.ts';
 
 const MAX_RECONCILED_LISTED = 1_000;
 
@@ -373,17 +374,18 @@ builder.subscriptionType({
     }),
     orderStatusChanged: t.field({
       type: OrderRef,
-      description: 'The order, each time its status changes (on whichever instance processed it).',
+      description:
+        'The order as it is now, then again each time its status changes (on whichever instance processed it); the stream ends after a final status (CANCELLED, FULFILLED).',
       args: { id: t.arg.id({ required: true }) },
       subscribe: async (_root, args, ctx) => {
         const id = validOrderId(args.id);
-        if (!visible(ctx, await ctx.orders.byId(id))) throw new NotFoundError(`order ${id} does not exist`, { orderId: id });
-        return pipe(
-          ctx.pubsub.subscribe('statusChanged'),
-          filter((change: StatusChange) => change.id === id),
-        );
+        const read = async () => visible(ctx, await ctx.orders.byId(id));
+        // Checked here too, so that an order the caller may not see is refused as the request's
+        // answer, not inside a stream.
+        if (!(await read())) throw new NotFoundError(`order ${id} does not exist`, { orderId: id });
+        return followOrder(ctx.pubsub.subscribe('statusChanged'), read);
       },
-      resolve: async (change: StatusChange, _args, ctx) => mustExist(await ctx.orders.byId(change.id), change.id),
+      resolve: (order: Order) => order,
     }),
     customerOrderStatusChanged: t.field({
       type: OrderRef,
