@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { DEAD_LETTER_REASON_HEADER, EXCHANGES, queues, ROUTING_KEYS, type RefundRequested } from '@stockflow/contracts';
-import { createLogger, type RunningService } from '@stockflow/platform';
+import { createLogger, metricSum, type RunningService } from '@stockflow/platform';
 import { createTestDatabase, eventually, graphqlClient, rawAmqp, type GraphqlClient, type TestDatabase } from '@stockflow/testing';
 import { loadOrdersConfig } from '../src/config.ts';
 import { startOrdersService } from '../src/service.ts';
@@ -270,6 +270,102 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
     );
     expect(String(parked[0]?.headers[DEAD_LETTER_REASON_HEADER])).toMatch(/^body does not match the contract: amount_cents/);
     expect((await order(orders, second)).status).toBe('CONFIRMED');
+  });
+
+  it('shows a parked payment event as the money it stands for: in the dead-letter view and in the metrics its alert reads', async () => {
+    const orders = await startOrders({ PAYMENT_HOLD_SECONDS: '600', RETRY_MAX_ATTEMPTS: '1' });
+    const port = running.at(-1)?.port as number;
+    const refunds = await amqp.listen(EXCHANGES.orders, ROUTING_KEYS.refundRequested);
+    const dlqs = [queues.paymentOrders.deadLetterQueue, queues.stockOrders.deadLetterQueue];
+    for (const q of dlqs) await amqp.drainQueue(q);
+    try {
+      const thing = await product(1_000, 10);
+      const [first, second] = [
+        await place(orders, [{ productId: thing, quantity: 1 }]),
+        await place(orders, [{ productId: thing, quantity: 1 }]),
+      ];
+      await until(orders, first, 'CONFIRMED');
+      await until(orders, second, 'CONFIRMED');
+      await recordPayment(orders, { orderId: first, paymentId: 'p-first', amountCents: 1_000, currency: 'EUR' });
+
+      // Money taken, with a body that breaks the contract; money taken under another order's
+      // payment id; a body nobody can read; a failed attempt that breaks the contract.
+      await publishPayment({
+        event: 'PaymentSucceeded',
+        payment_id: 'p-lowercase',
+        order_id: second,
+        amount_cents: 1_000,
+        currency: 'eur',
+      });
+      await publishPayment({ event: 'PaymentSucceeded', payment_id: 'p-first', order_id: second, amount_cents: 1_000, currency: 'EUR' });
+      await amqp.publish(EXCHANGES.payments, ROUTING_KEYS.paymentSucceeded, 'took 10.00 EUR for ORD-?', { contentType: 'text/plain' });
+      await publishPayment({ event: 'PaymentFailed', payment_id: 'p-failed', order_id: second, reason: '' });
+      // And an inventory answer nobody can read: parked too, but no money.
+      await amqp.publish(EXCHANGES.inventory, ROUTING_KEYS.stockReserved, 'not an answer', { contentType: 'text/plain' });
+
+      type Parked = { reason: string; payment: Record<string, unknown> | null };
+      const deadLetters = (queue: string) =>
+        orders
+          .data<{ deadLetters: Parked[] }>(
+            `query($q: String!) { deadLetters(queue: $q) { reason payment { event paymentId orderId amountCents currency moneyTaken } } }`,
+            { q: queue },
+          )
+          .then((d) => d.deadLetters);
+      const parked = await eventually(
+        () => deadLetters(queues.paymentOrders.queue),
+        (list) => list.length === 4,
+        30_000,
+      );
+      const byReason = (pattern: RegExp) => parked.find((d) => pattern.test(d.reason))?.payment;
+      expect(byReason(/currency/)).toEqual({
+        event: 'PaymentSucceeded',
+        paymentId: 'p-lowercase',
+        orderId: second,
+        amountCents: 1_000,
+        currency: 'eur',
+        moneyTaken: true,
+      });
+      expect(byReason(/was recorded for order/)).toEqual({
+        event: 'PaymentSucceeded',
+        paymentId: 'p-first',
+        orderId: second,
+        amountCents: 1_000,
+        currency: 'EUR',
+        moneyTaken: true,
+      });
+      expect(byReason(/not JSON/)).toEqual({
+        event: null,
+        paymentId: null,
+        orderId: null,
+        amountCents: null,
+        currency: null,
+        moneyTaken: null,
+      });
+      expect(byReason(/reason/)).toMatchObject({ event: 'PaymentFailed', paymentId: 'p-failed', moneyTaken: false });
+      const [answer] = await eventually(
+        () => deadLetters(queues.stockOrders.queue),
+        (list) => list.length === 1,
+      );
+      expect(answer?.payment).toBeNull();
+
+      const metrics = await eventually(
+        () => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()),
+        (text) => metricSum(text, 'stockflow_dead_letter_messages', { queue: queues.paymentOrders.queue }) === 4,
+      );
+      expect(metricSum(metrics, 'stockflow_payments_parked_total', { money: 'taken' })).toBe(2);
+      expect(metricSum(metrics, 'stockflow_payments_parked_total', { money: 'unknown' })).toBe(1);
+      expect(metricSum(metrics, 'stockflow_payments_parked_total', { money: 'none' })).toBe(1);
+      expect(metricSum(metrics, 'stockflow_payments_parked_cents_total', { currency: 'EUR' })).toBe(2_000);
+      expect(metricSum(metrics, 'stockflow_payments_parked_cents_total')).toBe(2_000);
+
+      // Nothing was filed under the second order, and nobody was asked for a refund: the money is
+      // the operator's to act on, which is why it must show.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(refunds.received).toEqual([]);
+      expect(await order(orders, second)).toMatchObject({ status: 'CONFIRMED', payments: [] });
+    } finally {
+      for (const q of dlqs) await amqp.drainQueue(q);
+    }
   });
 
   it('answers identical provider callbacks arriving at once with the one payment they record', async () => {
