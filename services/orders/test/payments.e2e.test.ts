@@ -72,6 +72,23 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
         input: { customerId: 'payer', items: items.map((i) => ({ productId: String(i.productId), quantity: i.quantity })) },
       })
     ).createOrder.id;
+  /** `n` orders of one unit of `productId`, once each is CONFIRMED. */
+  const placeConfirmed = async (gql: GraphqlClient, productId: number, n: number) => {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i += 1) ids.push(await place(gql, [{ productId, quantity: 1 }]));
+    for (const id of ids) await until(gql, id, 'CONFIRMED');
+    return ids;
+  };
+  /** One statement on the orders database, as an operator (or a migration) would run it. */
+  const sql = async <R extends object>(text: string, params: unknown[] = []) => {
+    const db = new pg.Client({ connectionString: ordersDb.url });
+    await db.connect();
+    try {
+      return (await db.query<R>(text, params)).rows;
+    } finally {
+      await db.end();
+    }
+  };
   const until = (gql: GraphqlClient, id: string, status: string) =>
     eventually(
       () => order(gql, id),
@@ -228,12 +245,7 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
     const orders = await startOrders({ PAYMENT_HOLD_SECONDS: '600' });
     const paidEvents = await amqp.listen(EXCHANGES.orders, ROUTING_KEYS.orderPaid);
     const thing = await product(1_000, 10);
-    const [first, second] = [
-      await place(orders, [{ productId: thing, quantity: 1 }]),
-      await place(orders, [{ productId: thing, quantity: 1 }]),
-    ];
-    await until(orders, first, 'CONFIRMED');
-    await until(orders, second, 'CONFIRMED');
+    const [first, second] = (await placeConfirmed(orders, thing, 2)) as [string, string];
 
     // The card was declined, then the provider retried the same attempt and it went through.
     await publishPayment({ event: 'PaymentFailed', payment_id: 'p-retried', order_id: first, reason: 'card declined' });
@@ -280,12 +292,7 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
     for (const q of dlqs) await amqp.drainQueue(q);
     try {
       const thing = await product(1_000, 10);
-      const [first, second] = [
-        await place(orders, [{ productId: thing, quantity: 1 }]),
-        await place(orders, [{ productId: thing, quantity: 1 }]),
-      ];
-      await until(orders, first, 'CONFIRMED');
-      await until(orders, second, 'CONFIRMED');
+      const [first, second] = (await placeConfirmed(orders, thing, 2)) as [string, string];
       await recordPayment(orders, { orderId: first, paymentId: 'p-first', amountCents: 1_000, currency: 'EUR' });
 
       // Money taken, with a body that breaks the contract; money taken under another order's
@@ -387,8 +394,7 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
     const [a, b] = [await startOrders({ PAYMENT_HOLD_SECONDS: '600' }), await startOrders({ PAYMENT_HOLD_SECONDS: '600' })];
     const refunds = await amqp.listen(EXCHANGES.orders, ROUTING_KEYS.refundRequested);
     const thing = await product(400, 5);
-    const cancelled = await place(a, [{ productId: thing, quantity: 1 }]);
-    await until(a, cancelled, 'CONFIRMED');
+    const [cancelled] = (await placeConfirmed(a, thing, 1)) as [string];
     await a.data(`mutation { cancelOrder(id: "${cancelled}") { id } }`);
     const callbacks = [
       { orderId: `ORD-nobody-${cancelled}`, paymentId: `at-once-unknown-${cancelled}`, amountCents: 900, currency: 'EUR' },
@@ -413,16 +419,10 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
       }
       expect(answers[0]?.data?.recordPayment).toMatchObject({ paymentId: input.paymentId, outcome: 'REFUND_REQUESTED' });
     }
-    const db = new pg.Client({ connectionString: ordersDb.url });
-    await db.connect();
-    try {
-      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM payments WHERE payment_id = ANY($1)', [
-        callbacks.map((c) => c.paymentId),
-      ]);
-      expect(rows[0]?.n).toBe(2);
-    } finally {
-      await db.end();
-    }
+    const [recorded] = await sql<{ n: number }>('SELECT count(*)::int AS n FROM payments WHERE payment_id = ANY($1)', [
+      callbacks.map((c) => c.paymentId),
+    ]);
+    expect(recorded?.n).toBe(2);
     await refunds.waitFor(2);
     await new Promise((r) => setTimeout(r, 1_000));
     expect(refunds.received.map((m) => (m.json as RefundRequested).payment_id).sort()).toEqual(callbacks.map((c) => c.paymentId).sort());
@@ -431,26 +431,16 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
   it('fulfils directly an order confirmed without a hold (before payments, or while they were off), and lets payments-off ignore an old hold', async () => {
     const thing = await product(300, 5);
     const withHolds = await startOrders({ PAYMENT_HOLD_SECONDS: '600' });
-    const [older, heldWhenOff] = [
-      await place(withHolds, [{ productId: thing, quantity: 1 }]),
-      await place(withHolds, [{ productId: thing, quantity: 1 }]),
-    ];
-    await until(withHolds, older, 'CONFIRMED');
-    await until(withHolds, heldWhenOff, 'CONFIRMED');
-    const db = new pg.Client({ connectionString: ordersDb.url });
-    await db.connect();
-    try {
-      // As an order confirmed before the payments migration: no hold, no total.
-      await db.query(`UPDATE orders SET payment_due_at = NULL, total_cents = NULL, currency = NULL WHERE id = $1`, [older]);
-      await db.query(`UPDATE orders SET payment_due_at = now() - interval '1 minute' WHERE id = $1`, [heldWhenOff]);
-    } finally {
-      await db.end();
-    }
+    const [older, heldWhenOff] = (await placeConfirmed(withHolds, thing, 2)) as [string, string];
+    // As an order confirmed before the payments migration: no hold, no total.
+    await sql(`UPDATE orders SET payment_due_at = NULL, total_cents = NULL, currency = NULL WHERE id = $1`, [older]);
     const shipped = await withHolds.data<{ fulfillOrder: { status: string } }>(`mutation { fulfillOrder(id: "${older}") { status } }`);
     expect(shipped.fulfillOrder.status).toBe('FULFILLED');
 
-    // Payments switched off: a hold that ran out meanwhile neither expires nor refuses a payment.
+    // Payments switched off: a hold that ran out meanwhile (run out here once the instance that
+    // would have swept it is gone) neither expires nor refuses a payment.
     await running.pop()?.close();
+    await sql(`UPDATE orders SET payment_due_at = now() - interval '1 minute' WHERE id = $1`, [heldWhenOff]);
     const off = await startOrders({ PAYMENT_HOLD_SECONDS: '0' });
     const late = await recordPayment(off, { orderId: heldWhenOff, paymentId: `off-${heldWhenOff}`, amountCents: 300, currency: 'EUR' });
     expect(late.data?.recordPayment.outcome).toBe('PAID');
@@ -481,25 +471,14 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
     const paidEvents = await amqp.listen(EXCHANGES.orders, ROUTING_KEYS.orderPaid);
     const refunds = await amqp.listen(EXCHANGES.orders, ROUTING_KEYS.refundRequested);
     const thing = await product(650, 5);
-    const [overHttp, fromBroker] = [
-      await place(orders, [{ productId: thing, quantity: 1 }]),
-      await place(orders, [{ productId: thing, quantity: 1 }]),
-    ];
-    await until(orders, overHttp, 'CONFIRMED');
-    await until(orders, fromBroker, 'CONFIRMED');
-    const db = new pg.Client({ connectionString: ordersDb.url });
-    await db.connect();
-    try {
-      // Due a moment ago by the database's clock, the one the service judges by.
-      await db.query(`UPDATE orders SET payment_due_at = now() - interval '50 milliseconds' WHERE id = ANY($1)`, [[overHttp, fromBroker]]);
-      const { rows } = await db.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM orders WHERE id = ANY($1) AND status = 'CONFIRMED' AND payment_due_at < now()`,
-        [[overHttp, fromBroker]],
-      );
-      expect(rows[0]?.n).toBe(2);
-    } finally {
-      await db.end();
-    }
+    const [overHttp, fromBroker] = (await placeConfirmed(orders, thing, 2)) as [string, string];
+    // Due a moment ago by the database's clock, the one the service judges by.
+    await sql(`UPDATE orders SET payment_due_at = now() - interval '50 milliseconds' WHERE id = ANY($1)`, [[overHttp, fromBroker]]);
+    const [due] = await sql<{ n: number }>(
+      `SELECT count(*)::int AS n FROM orders WHERE id = ANY($1) AND status = 'CONFIRMED' AND payment_due_at < now()`,
+      [[overHttp, fromBroker]],
+    );
+    expect(due?.n).toBe(2);
     const answer = await recordPayment(orders, { orderId: overHttp, paymentId: `late-${overHttp}`, amountCents: 650, currency: 'EUR' });
     await publishPayment({
       event: 'PaymentSucceeded',
@@ -537,13 +516,7 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
     await orders.data(`mutation { cancelOrder(id: "${withdrawn}", reason: "Payment not received by the bank, says the customer") { id } }`);
     // Its hold is brought forward rather than waited out: a hold short enough to wait for could run
     // out on the other order too before it is cancelled by hand.
-    const db = new pg.Client({ connectionString: ordersDb.url });
-    await db.connect();
-    try {
-      await db.query(`UPDATE orders SET payment_due_at = now() WHERE id = $1`, [unpaid]);
-    } finally {
-      await db.end();
-    }
+    await sql(`UPDATE orders SET payment_due_at = now() WHERE id = $1`, [unpaid]);
     await until(orders, unpaid, 'CANCELLED');
     const counts = await orders.data<{ expiredOrderCount: number; orderCounts: { status: string; count: number }[] }>(
       '{ expiredOrderCount orderCounts { status count } }',
@@ -600,11 +573,8 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
     // Every hold falls due in the same moment, and the payments arrive spread from 300 ms before
     // it to 300 ms after (half over HTTP, half from the broker): the sweeps of both instances and
     // the payments meet on the rows around the due time.
-    const db = new pg.Client({ connectionString: ordersDb.url });
-    await db.connect();
     const due = Date.now() + 1_000;
-    await db.query('UPDATE orders SET payment_due_at = $1 WHERE id = ANY($2)', [new Date(due), ids]);
-    await db.end();
+    await sql('UPDATE orders SET payment_due_at = $1 WHERE id = ANY($2)', [new Date(due), ids]);
     const pay = (id: string, i: number) =>
       i % 2
         ? recordPayment(i % 4 === 1 ? a : b, { orderId: id, paymentId: `race-${id}`, amountCents: 500, currency: 'EUR' })
