@@ -505,9 +505,10 @@ export async function applyInventoryAnswers(
 
 /**
  * Applies payments in one transaction. The orders they name are locked first, in id order (as
- * every other writer of orders does), so a payment and the expiry sweep, or two instances with
- * the same payment, are decided one after the other: a payment racing its order's expiry ends in
- * exactly one outcome. A payment id already recorded changes nothing, unless it was recorded as
+ * every other writer of orders does), then their payment ids, so a payment and the expiry sweep,
+ * or two instances with the same payment (for an order that exists or not), are decided one after
+ * the other: a payment racing its order's expiry ends in exactly one outcome, and a repeat finds
+ * the first one's record. A payment id already recorded changes nothing, unless it was recorded as
  * failed and now succeeded (the provider's retry of one attempt). Each payment's verdict is
  * recorded with it; what the order cannot keep is asked back with RefundRequested, and a
  * payment that arrives after the hold is over cancels the order at once.
