@@ -297,6 +297,7 @@ describe('dashboards and alerts', () => {
         'StockflowGraphqlLatencyHigh',
         'StockflowEventsUnroutable',
         'StockflowOrdersStuckPending',
+        'StockflowPaymentsParked',
       ]),
     );
     for (const rule of rules) {

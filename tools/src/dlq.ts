@@ -4,7 +4,7 @@
  *   npm run dlq -- replay order.created.inventory --id <message id> [--id ...] | --all
  */
 import { QUEUE_TYPES, queues, type QueueType } from '@stockflow/contracts';
-import { createAmqpTransport, createLogger, safeUrl } from '@stockflow/platform';
+import { createAmqpTransport, createLogger, safeUrl, type ParkedPayment } from '@stockflow/platform';
 import { fail, parseCommand } from './cli.ts';
 
 const consumerQueues = Object.values(queues);
@@ -30,6 +30,15 @@ const first = values.first === undefined ? 50 : Number(values.first);
 if (!Number.isInteger(first) || first < 1 || first > 10_000) fail('--first must be a whole number from 1 to 10000');
 if (command === 'replay' && !values.all && !values.id?.length) fail(`replay needs --id (one or more) or --all\n\n${usage}`);
 
+/** What a parked payment event stands for, in a sentence an operator acts on (README, "When things fail"). */
+function moneyOf(p: ParkedPayment): string {
+  const what = `${p.paymentId ?? '(no payment id)'} for ${p.orderId ?? '(no order id)'}`;
+  const amount = `${p.amountCents ?? '?'} cents ${p.currency ?? '(no currency)'}`;
+  if (p.moneyTaken === false) return `${what}: a failed attempt, no money taken`;
+  if (p.moneyTaken === null) return `cannot tell whether money was taken (${what}, ${amount}): ask the payment service`;
+  return `${what}: ${amount} TAKEN, not recorded and no refund asked: fix the cause and replay it, or give it back through the provider`;
+}
+
 const url = values['amqp-url'] ?? process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const queueType = (process.env.AMQP_QUEUE_TYPE ?? 'quorum') as QueueType;
 if (!QUEUE_TYPES.includes(queueType)) fail(`AMQP_QUEUE_TYPE must be one of ${QUEUE_TYPES.join(', ')}`);
@@ -49,8 +58,10 @@ try {
   if (command === 'list') {
     const parked = await transport.deadLetters.list(queue, first);
     console.log(`${parked.length} parked in ${queue.deadLetterQueue}${parked.length === first ? ' (there may be more; use --first)' : ''}`);
-    for (const d of parked)
+    for (const d of parked) {
       console.log(`\n${d.id}\n  reason: ${d.reason}\n  routing key: ${d.routingKey}\n  body: ${d.body.slice(0, 500)}`);
+      if (d.payment) console.log(`  payment: ${moneyOf(d.payment)}`);
+    }
   } else {
     const count = await transport.deadLetters.replay(queue, values.all ? 'all' : (values.id ?? []));
     console.log(`replayed ${count} message${count === 1 ? '' : 's'} to ${queue.queue}`);

@@ -255,7 +255,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     expect(((await res.json()) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code).toBe('UNAUTHENTICATED');
   });
 
-  it('delivers a status change over SSE, with the product joined in', async () => {
+  it('delivers an order over SSE as it is, then its change, with the product joined in, and ends after a final status', async () => {
     const id = await createOrder('alice', 1);
     await eventually(
       () => via('alice').data<{ order: { status: string } }>(ORDER_WITH_PRODUCTS, { id }),
@@ -268,10 +268,18 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
       { authorization: `Bearer ${tokens.alice}` },
     );
     try {
-      // The subscription is open once the first SSE bytes came back; cancel until the change arrives.
+      // It was confirmed before anyone subscribed: the subscriber is told at once.
+      const [now] = await sub.waitFor((list) => list.length > 0);
+      expect(now?.orderStatusChanged).toEqual({ status: 'CONFIRMED', items: [{ product: { name: 'Gateway mug' } }] });
       await via('alice').data('mutation($id: ID!) { cancelOrder(id: $id, reason: "changed my mind") { id } }', { id });
       const events = await sub.waitFor((list) => list.some((e) => e.orderStatusChanged.status === 'CANCELLED'));
       expect(events.at(-1)?.orderStatusChanged.items[0]?.product?.name).toBe('Gateway mug');
+      // Nothing follows a final status: the gateway passes the end of the stream on.
+      expect(await Promise.race([sub.ended.then(() => 'ended'), new Promise((r) => setTimeout(() => r('still open'), 10_000))])).toBe(
+        'ended',
+      );
+      expect(sub.completed).toBe(true);
+      expect(sub.events.map((e) => e.orderStatusChanged.status)).toEqual(['CONFIRMED', 'CANCELLED']);
       expect(sub.errors).toEqual([]);
     } finally {
       sub.close();

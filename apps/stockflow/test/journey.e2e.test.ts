@@ -264,7 +264,8 @@ describe.each(['distributed', 'embedded'] as const)('order journey (%s)', (mode)
     const created = await createOrder('c3', [{ productId: p, quantity: 2 }]);
     await settled(created.id, 'CONFIRMED');
     const unpaid = await orders.request(`mutation { fulfillOrder(id: "${created.id}") { id } }`);
-    expect(unpaid.errors?.[0]?.message).toBe(`cannot fulfil order ${created.id}: it is CONFIRMED and not paid yet`);
+    expect(unpaid.errors?.[0]?.extensions?.code).toBe('PAYMENT_REQUIRED');
+    expect(unpaid.errors?.[0]?.message).toMatch(new RegExp(`^cannot fulfil order ${created.id}: it is not paid yet \\(payment due by `));
     const { order } = await orders.data<{ order: { totalCents: number; currency: string } }>(
       `{ order(id: "${created.id}") { totalCents currency } }`,
     );

@@ -155,7 +155,8 @@ const EVENTS: { [Name in EventName]: EventSpec<Name> } = {
   },
   RefundRequested: {
     schema: RefundRequested,
-    summary: 'The Order Service holds money it cannot keep: give `amount_cents` of `payment_id` back.',
+    summary:
+      'The Order Service holds money it cannot keep: give `amount_cents` of `payment_id` back. Delivered at least once (a repeat carries the same `event_id`): give back each `payment_id` at most once.',
     example: {
       event: 'RefundRequested',
       payment_id: 'pay_9c01',

@@ -158,7 +158,8 @@ export type OrderPaid = z.infer<typeof OrderPaid>;
 /**
  * The Order Service holds money it cannot keep (a payment for an order cancelled, expired or
  * unknown, of the wrong amount or currency, a second payment, a paid order cancelled): the payment
- * service should give `amount_cents` of `payment_id` back.
+ * service should give `amount_cents` of `payment_id` back, once per `payment_id` (the event is
+ * delivered at least once).
  */
 export const RefundRequested = z.object({
   event: z.literal('RefundRequested'),

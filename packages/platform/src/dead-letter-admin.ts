@@ -3,7 +3,7 @@ import { requirePermission, type Access } from './auth.ts';
 import type { StockflowSchemaTypes } from './connection.ts';
 import { ValidationError } from './errors.ts';
 import { SHAREABLE, SHAREABLE_INACCESSIBLE } from './federation/index.ts';
-import type { DeadLetter } from './messaging/dead-letters.ts';
+import type { DeadLetter, ParkedPayment } from './messaging/dead-letters.ts';
 import type { Transport } from './messaging/transport.ts';
 
 export interface DeadLetterAdminContext {
@@ -25,6 +25,25 @@ export function addDeadLetterAdmin<Context extends DeadLetterAdminContext>(
   builder: PothosSchemaTypes.SchemaBuilder<StockflowSchemaTypes<Context>>,
   service: 'orders' | 'inventory',
 ) {
+  const ParkedPaymentRef = builder.objectRef<ParkedPayment>('ParkedPayment').implement({
+    description:
+      'A payment event a consumer could not apply, as far as its body can be read (null where it cannot). When it took money, that money is held by the payment service with no record here and no refund asked: give it back through the payment provider, or fix the cause and replay the message.',
+    ...SHAREABLE,
+    fields: (t) => ({
+      event: t.string({ nullable: true, description: 'PaymentSucceeded or PaymentFailed.', resolve: (p) => p.event }),
+      paymentId: t.string({ nullable: true, resolve: (p) => p.paymentId }),
+      orderId: t.string({ nullable: true, resolve: (p) => p.orderId }),
+      amountCents: t.int({ nullable: true, resolve: (p) => p.amountCents }),
+      currency: t.string({ nullable: true, resolve: (p) => p.currency }),
+      moneyTaken: t.boolean({
+        nullable: true,
+        description:
+          'True: the payment service took this money (PaymentSucceeded). False: a failed attempt, none taken. Null: the body cannot tell; treat it as money taken until the payment service says otherwise.',
+        resolve: (p) => p.moneyTaken,
+      }),
+    }),
+  });
+
   const DeadLetterRef = builder.objectRef<DeadLetter>('DeadLetter').implement({
     description: "A message a consumer gave up on, parked in its queue's dead-letter queue.",
     ...SHAREABLE,
@@ -38,6 +57,13 @@ export function addDeadLetterAdmin<Context extends DeadLetterAdminContext>(
       reason: t.string({ resolve: (d) => d.reason }),
       routingKey: t.string({ resolve: (d) => d.routingKey }),
       body: t.string({ resolve: (d) => d.body }),
+      payment: t.field({
+        type: ParkedPaymentRef,
+        nullable: true,
+        description:
+          'For a message parked from a queue of payment events (payment.orders): the money it may stand for. Null for other queues.',
+        resolve: (d) => d.payment ?? null,
+      }),
     }),
   });
 

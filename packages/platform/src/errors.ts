@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'CONFLICT'
   | 'INVALID_TRANSITION'
+  | 'PAYMENT_REQUIRED'
   | 'UNAVAILABLE'
   | 'CONFIG_INVALID'
   | 'UNAUTHENTICATED'

@@ -40,18 +40,24 @@ export async function sseSubscribe<T>(
   if (!res.ok || !res.body) throw new Error(`subscription refused: HTTP ${res.status} ${await res.text()}`);
   const events: T[] = [];
   const errors: unknown[] = [];
+  /** Whether the server ended the stream (a `complete` event, or the response's end), and not this side. */
+  let completed = false;
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  void (async () => {
+  const ended = (async () => {
     let buffer = '';
     try {
       for (;;) {
         const { value, done } = await reader.read();
-        if (done) return;
+        if (done) {
+          completed = true;
+          return;
+        }
         buffer += value;
         let end: number;
         while ((end = buffer.indexOf('\n\n')) >= 0) {
           const block = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
+          if (block.split('\n').includes('event: complete')) completed = true;
           const data = block
             .split('\n')
             .filter((l) => l.startsWith('data:'))
@@ -70,6 +76,11 @@ export async function sseSubscribe<T>(
   return {
     events,
     errors,
+    /** Resolves when the stream ends, whichever side ended it. */
+    ended,
+    get completed() {
+      return completed;
+    },
     waitFor: (accept: (events: T[]) => boolean, timeoutMs = 20_000) =>
       eventually(
         () => Promise.resolve(events),

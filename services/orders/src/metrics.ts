@@ -6,6 +6,10 @@ export interface OrdersMetrics {
   payments: Counter<'outcome'>;
   /** Orders cancelled because their payment hold ran out. */
   holdsExpired: Counter;
+  /** Payment events parked in payment.orders.dlq, by whether they took money (taken, none, unknown). */
+  paymentsParked: Counter<'money'>;
+  /** The money in parked payment events that took some, by currency (as far as their bodies can be read). */
+  paymentsParkedCents: Counter<'currency'>;
 }
 
 /** The Order Service's own metrics, besides those every service has. */
@@ -33,6 +37,18 @@ export function registerOrdersMetrics(
     holdsExpired: new Counter({
       name: 'stockflow_payment_holds_expired_total',
       help: 'CONFIRMED orders cancelled because they were not paid by their paymentDueAt.',
+      registers: [metrics.registry],
+    }),
+    paymentsParked: new Counter({
+      name: 'stockflow_payments_parked_total',
+      help: 'Payment events parked in payment.orders.dlq (unreadable, or a payment id of another order), by money: taken (PaymentSucceeded: money held with no record and no refund asked), none (PaymentFailed), unknown (the body cannot tell).',
+      labelNames: ['money'],
+      registers: [metrics.registry],
+    }),
+    paymentsParkedCents: new Counter({
+      name: 'stockflow_payments_parked_cents_total',
+      help: 'Money in the payment events parked in payment.orders.dlq that took money, in cents of currency (unknown when unreadable): to give back by hand, or to replay once the cause is fixed.',
+      labelNames: ['currency'],
       registers: [metrics.registry],
     }),
   };

@@ -46,6 +46,8 @@ export interface BatchConsumerOptions<T> {
    * unacknowledged: the consumer takes no new work meanwhile and drops nothing.
    */
   waitUntilAvailable?: () => Promise<void>;
+  /** Told of each message once it is parked in the DLQ (what it is, and why), for a service's own metrics. */
+  onParked?: (message: IncomingMessage, reason: string) => void;
   metrics?: Metrics;
   tracing?: Tracing | undefined;
 }
@@ -138,6 +140,7 @@ export async function startBatchConsumer<T>(options: BatchConsumerOptions<T>): P
         add: { [DEAD_LETTER_REASON_HEADER]: reason, [ORIGINAL_ROUTING_KEY_HEADER]: originalRoutingKey(message) },
       }),
     ]);
+    options.onParked?.(message, reason);
   };
 
   /**

@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { ATTEMPTS_HEADER, DEAD_LETTER_REASON_HEADER, ORIGINAL_ROUTING_KEY_HEADER, type QueueSpec } from '@stockflow/contracts';
+import {
+  ATTEMPTS_HEADER,
+  DEAD_LETTER_REASON_HEADER,
+  EXCHANGES,
+  MAX_INT32,
+  ORIGINAL_ROUTING_KEY_HEADER,
+  type QueueSpec,
+} from '@stockflow/contracts';
 import type { IncomingMessage, OutgoingMessage } from './transport.ts';
 
 /** A message parked in a dead-letter queue, as an operator sees it. */
@@ -12,6 +19,49 @@ export interface DeadLetter {
   routingKey: string;
   /** The body as text. */
   body: string;
+  /** For a queue of payment events: what the message says about the money. */
+  payment?: ParkedPayment;
+}
+
+/** What a parked payment event says about the money, as far as its body can be read (null: it cannot tell). */
+export interface ParkedPayment {
+  event: 'PaymentSucceeded' | 'PaymentFailed' | null;
+  paymentId: string | null;
+  orderId: string | null;
+  amountCents: number | null;
+  currency: string | null;
+  /** True: the payment service took this money (PaymentSucceeded); false: a failed attempt took none. */
+  moneyTaken: boolean | null;
+}
+
+/** Whether a queue receives payment events: a message parked from it may be money taken with no record. */
+export const carriesPayments = (queue: QueueSpec): boolean => queue.bindings.some((b) => b.exchange === EXCHANGES.payments);
+
+/**
+ * Reads a payment event that could not be applied for what it says about the money: a body that
+ * is not the contract (why it was parked, often) still shows what it can, field by field.
+ */
+export function parkedPayment(body: unknown): ParkedPayment {
+  let value: unknown = body;
+  if (Buffer.isBuffer(body) || typeof body === 'string') {
+    try {
+      value = JSON.parse(body.toString());
+    } catch {
+      value = undefined;
+    }
+  }
+  const fields = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  const text = (v: unknown) => (typeof v === 'string' && v.length > 0 ? v : null);
+  const event = fields.event === 'PaymentSucceeded' || fields.event === 'PaymentFailed' ? fields.event : null;
+  const amount = fields.amount_cents;
+  return {
+    event,
+    paymentId: text(fields.payment_id),
+    orderId: text(fields.order_id),
+    amountCents: typeof amount === 'number' && Number.isInteger(amount) && Math.abs(amount) <= MAX_INT32 ? amount : null,
+    currency: text(fields.currency),
+    moneyTaken: event === null ? null : event === 'PaymentSucceeded',
+  };
 }
 
 export interface DeadLetterStore {
@@ -44,6 +94,7 @@ export function toDeadLetter(
     reason: textHeader(message.headers, DEAD_LETTER_REASON_HEADER) ?? 'rejected without a reason (see its x-death header)',
     routingKey: textHeader(message.headers, ORIGINAL_ROUTING_KEY_HEADER) ?? message.routingKey,
     body: bodyText(message.body),
+    ...(carriesPayments(queue) ? { payment: parkedPayment(message.body) } : {}),
   };
 }
 

@@ -59,6 +59,9 @@ export interface Effects {
   metrics?: OrdersMetrics;
 }
 
+/** The first key of the advisory locks on payment ids (the second is the id's hash): a space of their own. */
+const PAYMENT_ID_LOCKS = 7_001;
+
 /** Why an order whose hold ran out was cancelled, from its row (`o`). */
 const EXPIRY_REASON = `'Payment not received by ' || to_char(o.payment_due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
@@ -298,39 +301,39 @@ export function ordersRepository(db: Database, effects: Effects) {
     create: (order: NewOrder, trace?: TraceContext) => intake.submit({ ...order, trace }),
 
     /**
-     * The repair for orders nobody answered: sends the OrderCreated of every order PENDING for
-     * longer than `olderThanSeconds` again (a new event id, the same order id and lines), through
-     * the outbox, in batches of `batchSize`. Inventory answers a repeat with its stored decision,
-     * so nothing is reserved twice. An order sent again waits out the same threshold before the
-     * next run sends it once more, and rows locked by a concurrent run are skipped: safe to run at
-     * any time, from any number of instances. Returns the ids, oldest first.
+     * The repair for orders nobody answered: sends again the OrderCreated of at most `limit`
+     * orders PENDING for longer than the threshold, oldest first (a new event id, the same order
+     * id and lines), through the outbox, in one transaction. Inventory answers a repeat with its
+     * stored decision, so nothing is reserved twice.
+     *
+     * The threshold is `olderThanSeconds`, raised to the current answer lag when that is longer:
+     * while Inventory's answers take that long, a younger PENDING order is most likely waiting in
+     * its queue, and sending it again would only lengthen the queue it waits in (during a flash
+     * sale, double it). An order sent again waits out the same threshold before it is sent once
+     * more, and rows a concurrent run holds are skipped: safe at any time, from any number of
+     * instances. `remaining` is how many are still due after this batch.
      */
-    async republishPending(olderThanSeconds: number, batchSize = 500): Promise<string[]> {
-      const ids: string[] = [];
-      for (;;) {
-        const batch = await db.transaction(async (tx) => {
-          const { rows } = await tx.query<Order>(
-            `WITH due AS (
-               SELECT id FROM orders
-               WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => $1)
-                 AND (republished_at IS NULL OR republished_at < now() - make_interval(secs => $1))
-               ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED
-             )
-             UPDATE orders o SET republished_at = now() FROM due WHERE o.id = due.id
-             RETURNING ${ORDER_COLUMNS_OF_O}`,
-            [olderThanSeconds, batchSize],
-          );
-          rows.sort((a, b) => a.seq - b.seq);
-          await effects.outbox.enqueue(
-            tx,
-            rows.map((o) => eventFor(o, effects.clock)),
-          );
-          return rows.map((o) => o.id);
-        });
-        ids.push(...batch);
-        if (batch.length < batchSize) return ids;
-      }
-    },
+    republishPending: (olderThanSeconds: number, limit: number): Promise<Reconciliation> =>
+      db.transaction(async (tx) => {
+        const lagSeconds = await answerLagSeconds(tx);
+        const threshold = Math.max(olderThanSeconds, Math.ceil(lagSeconds));
+        const due = `status = 'PENDING' AND created_at < now() - make_interval(secs => $1)
+          AND (republished_at IS NULL OR republished_at < now() - make_interval(secs => $1))`;
+        const { rows } = await tx.query<Order>(
+          `WITH due AS (SELECT id FROM orders WHERE ${due} ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED)
+           UPDATE orders o SET republished_at = now() FROM due WHERE o.id = due.id
+           RETURNING ${ORDER_COLUMNS_OF_O}`,
+          [threshold, limit],
+        );
+        rows.sort((a, b) => a.seq - b.seq);
+        await effects.outbox.enqueue(
+          tx,
+          rows.map((o) => eventFor(o, effects.clock)),
+        );
+        // Those just sent count no more: their republished_at is this transaction's now().
+        const { rows: left } = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM orders WHERE ${due}`, [threshold]);
+        return { ids: rows.map((o) => o.id), remaining: left[0]?.n ?? 0, olderThanSeconds: threshold, lagSeconds };
+      }),
 
     /** Seconds since the oldest PENDING order was accepted (0 when there is none). */
     async oldestPendingAgeSeconds(): Promise<number> {
@@ -417,6 +420,38 @@ export function ordersRepository(db: Database, effects: Effects) {
 
 export type OrdersRepository = ReturnType<typeof ordersRepository>;
 
+/** What one run of the repair did. */
+export interface Reconciliation {
+  /** The orders whose OrderCreated was sent again, oldest first. */
+  ids: string[];
+  /** Orders still due after this run (by the same threshold). */
+  remaining: number;
+  /** The threshold applied: the one asked for, or the answer lag when that was longer. */
+  olderThanSeconds: number;
+  /** How long Inventory's latest answers took (see answerLagSeconds). */
+  lagSeconds: number;
+}
+
+/** The answers the lag is measured on: the latest this many, of the last minute. */
+const LAG_SAMPLE = { answers: 1_000, seconds: 60 } as const;
+
+/**
+ * How long Inventory's latest answers took, from the order's creation to its answer: the longest
+ * of the latest LAG_SAMPLE.answers answers of the last LAG_SAMPLE.seconds (0 when there were
+ * none). Orders sent again by the repair are left out: their wait counts the loss, not the queue.
+ */
+async function answerLagSeconds(q: Queryable): Promise<number> {
+  const { rows } = await q.query<{ lag: number }>(
+    `SELECT coalesce(max(extract(epoch FROM decided_at - created_at)), 0)::float8 AS lag FROM (
+       SELECT decided_at, created_at FROM orders
+       WHERE decided_at > now() - make_interval(secs => $1) AND republished_at IS NULL
+       ORDER BY decided_at DESC LIMIT $2
+     ) AS latest`,
+    [LAG_SAMPLE.seconds, LAG_SAMPLE.answers],
+  );
+  return rows[0]?.lag ?? 0;
+}
+
 /**
  * Applies the Inventory Service's answers in one transaction, orders taken in id order so two
  * instances never deadlock. Only a PENDING order moves: a late or repeated answer (the order was
@@ -456,7 +491,8 @@ export async function applyInventoryAnswers(
      UPDATE orders o SET status = a.status, reason = COALESCE(a.reason, o.reason), updated_at = now(),
        priced_items = a.priced_items, total_cents = a.total_cents,
        currency = CASE WHEN a.status = 'CONFIRMED' THEN $3 END,
-       payment_due_at = CASE WHEN a.status = 'CONFIRMED' AND $4::int > 0 THEN now() + make_interval(secs => $4::int) END
+       payment_due_at = CASE WHEN a.status = 'CONFIRMED' AND $4::int > 0 THEN now() + make_interval(secs => $4::int) END,
+       decided_at = now()
      FROM locked l, json_to_recordset($1::json) AS a(order_id text, status text, reason text, priced_items json, total_cents int)
      WHERE o.id = l.id AND a.order_id = l.id AND o.status = 'PENDING'
      RETURNING ${ORDER_COLUMNS_OF_O}`,
@@ -469,9 +505,10 @@ export async function applyInventoryAnswers(
 
 /**
  * Applies payments in one transaction. The orders they name are locked first, in id order (as
- * every other writer of orders does), so a payment and the expiry sweep, or two instances with
- * the same payment, are decided one after the other: a payment racing its order's expiry ends in
- * exactly one outcome. A payment id already recorded changes nothing, unless it was recorded as
+ * every other writer of orders does), then their payment ids, so a payment and the expiry sweep,
+ * or two instances with the same payment (for an order that exists or not), are decided one after
+ * the other: a payment racing its order's expiry ends in exactly one outcome, and a repeat finds
+ * the first one's record. A payment id already recorded changes nothing, unless it was recorded as
  * failed and now succeeded (the provider's retry of one attempt). Each payment's verdict is
  * recorded with it; what the order cannot keep is asked back with RefundRequested, and a
  * payment that arrives after the hold is over cancels the order at once.
@@ -484,14 +521,22 @@ export async function applyPayments(
 ): Promise<void> {
   const orderIds = [...new Set(payments.map((p) => p.order_id))];
   const paymentIds = [...new Set(payments.map((p) => p.payment_id))];
-  // Two statements: the payments are read after the locks are granted, so a payment recorded by
-  // the transaction this one waited for is seen (a statement's snapshot predates its lock wait).
   const { rows: orders } = await tx.query<PayableOrder & { id: string }>(
     `SELECT id, status, total_cents AS "totalCents", currency,
             $2::boolean AND payment_due_at IS NOT NULL AND payment_due_at <= now() AS "holdExpired"
      FROM orders WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
     [orderIds, paymentsOn(effects)],
   );
+  // The payment ids are locked as well (after the orders, in key order, so two batches never
+  // deadlock): a payment for an order that does not exist has no row to lock, and two callbacks
+  // with its id must still take turns, the second finding the first one's record.
+  await tx.query(
+    `SELECT pg_advisory_xact_lock(${PAYMENT_ID_LOCKS}, key)
+     FROM (SELECT DISTINCT hashtext(id) AS key FROM unnest($1::text[]) AS id ORDER BY key) AS ids`,
+    [paymentIds],
+  );
+  // Read in a statement of its own, after the locks are granted, so a payment recorded by the
+  // transaction this one waited for is seen (a statement's snapshot predates its lock waits).
   const { rows: known } = await tx.query<Payment>(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE payment_id = ANY($1::text[])`, [
     paymentIds,
   ]);
@@ -562,9 +607,9 @@ export async function applyPayments(
     ],
   );
   if (written.length !== decided.size) {
-    // A payment for an order that does not exist locks no row: another instance recorded the same
-    // payment id meanwhile. Roll back; the retry finds it recorded.
-    throw new ConflictError('a payment in this batch was recorded concurrently; retrying');
+    // Cannot happen while every transaction recording a payment holds its id's lock: rolled back
+    // rather than leave a payment decided and not recorded.
+    throw new Error(`${decided.size - written.length} payment(s) of this batch were recorded by another transaction`);
   }
   const writtenById = new Map(written.map((p) => [p.paymentId, p]));
   tx.afterCommit(() => {

@@ -49,15 +49,28 @@ const NEXT: Record<OrderStatus, readonly OrderStatus[]> = {
 export const allowedFrom = (to: OrderStatus): OrderStatus[] =>
   (Object.keys(NEXT) as OrderStatus[]).filter((from) => NEXT[from].includes(to));
 
+/** A status the order never leaves (CANCELLED, FULFILLED). */
+export const isFinal = (status: OrderStatus): boolean => NEXT[status].length === 0;
+
 /** Must this order be paid before it can be fulfilled? */
 export const awaitsPayment = (order: Pick<Order, 'status' | 'paymentDueAt'>, paymentsOn: boolean): boolean =>
   paymentsOn && order.status === 'CONFIRMED' && order.paymentDueAt !== null;
 
 const VERB: Partial<Record<OrderStatus, string>> = { CANCELLED: 'cancel', FULFILLED: 'fulfil', CONFIRMED: 'confirm' };
 
+/**
+ * Why an order refused to move to `to`: PAYMENT_REQUIRED for a CONFIRMED order that must be paid
+ * before it is fulfilled (its status allows it; the payment is what is missing), otherwise
+ * INVALID_TRANSITION with the statuses it could have moved from.
+ */
 export function transitionError(order: Pick<Order, 'id' | 'status' | 'paymentDueAt'>, to: OrderStatus, paymentsOn = false): AppError {
-  const unpaid = to === 'FULFILLED' && awaitsPayment(order, paymentsOn) ? ' and not paid yet' : '';
-  return new AppError('INVALID_TRANSITION', `cannot ${VERB[to] ?? to} order ${order.id}: it is ${order.status}${unpaid}`, {
+  if (to === 'FULFILLED' && awaitsPayment(order, paymentsOn)) {
+    const due = (order.paymentDueAt as Date).toISOString();
+    return new AppError('PAYMENT_REQUIRED', `cannot fulfil order ${order.id}: it is not paid yet (payment due by ${due})`, {
+      details: { status: order.status, paymentDueAt: due },
+    });
+  }
+  return new AppError('INVALID_TRANSITION', `cannot ${VERB[to] ?? to} order ${order.id}: it is ${order.status}`, {
     details: { status: order.status, allowedFrom: allowedFrom(to) },
   });
 }

@@ -21,11 +21,13 @@ import {
   type TraceContext,
 } from '@stockflow/platform';
 import { PaymentSucceeded } from '@stockflow/contracts';
-import type { OrdersRepository, StatusChange } from '../db/orders.ts';
+import type { OrdersRepository, Reconciliation, StatusChange } from '../db/orders.ts';
 import { ORDER_LIMITS, ORDER_STATUSES, validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
 import { MAX_PAYMENTS_LISTED, type PAYMENT_OUTCOMES, type Payment } from '../domain/payment.ts';
+import { followOrder } from './follow-order.ts';
 
-const MAX_RECONCILED_LISTED = 1_000;
+/** How many orders one reconcilePendingOrders call sends again: by default, and at most. */
+const RECONCILE_LIMIT = { default: 200, max: 1_000 } as const;
 
 export const createStatusPubSub = () => createPubSub<{ statusChanged: [StatusChange] }>();
 export type StatusPubSub = ReturnType<typeof createStatusPubSub>;
@@ -286,7 +288,8 @@ builder.mutationType({
     }),
     fulfillOrder: t.field({
       type: OrderRef,
-      description: 'PAID (or CONFIRMED, when payments are off) to FULFILLED (shipped); the reservation becomes a sale.',
+      description:
+        'PAID (or CONFIRMED, when payments are off) to FULFILLED (shipped); the reservation becomes a sale. A CONFIRMED order awaiting payment is refused with PAYMENT_REQUIRED.',
       args: { id: t.arg.id({ required: true }) },
       resolve: (_root, args, ctx) => {
         requirePermission(ctx.access, 'fulfilOrders', 'fulfil orders');
@@ -296,14 +299,28 @@ builder.mutationType({
   }),
 });
 
-const ReconcileResultRef = builder.objectRef<{ ids: string[] }>('ReconcileResult').implement({
-  description: 'What reconcilePendingOrders sent again.',
+const ReconcileResultRef = builder.objectRef<Reconciliation>('ReconcileResult').implement({
+  description: 'What one reconcilePendingOrders call sent again, and what is left.',
   fields: (t) => ({
     republished: t.int({ description: 'How many OrderCreated events were sent again.', resolve: (r) => r.ids.length }),
     orderIds: t.idList({
-      description: `The orders concerned, oldest first (the first ${MAX_RECONCILED_LISTED}).`,
-      extensions: { [MAX_ITEMS_EXTENSION]: MAX_RECONCILED_LISTED },
-      resolve: (r) => r.ids.slice(0, MAX_RECONCILED_LISTED),
+      description: 'The orders concerned, oldest first.',
+      extensions: { [MAX_ITEMS_EXTENSION]: RECONCILE_LIMIT.max },
+      resolve: (r) => r.ids,
+    }),
+    remaining: t.int({
+      description: 'Orders still due by the same threshold: call again (at a pace the Inventory Service can take) until 0.',
+      resolve: (r) => r.remaining,
+    }),
+    olderThanSeconds: t.int({
+      description:
+        'The threshold applied: olderThanSeconds as asked, or processingLagSeconds (rounded up) when that is longer, so that orders merely waiting in a slow queue are not sent again.',
+      resolve: (r) => r.olderThanSeconds,
+    }),
+    processingLagSeconds: t.float({
+      description:
+        "How long the Inventory Service's latest answers took, from the order's creation (the longest of the last minute's latest 1000; 0 when none came).",
+      resolve: (r) => r.lagSeconds,
     }),
   }),
 });
@@ -345,16 +362,22 @@ builder.mutationField('recordPayment', (t) =>
 builder.mutationField('reconcilePendingOrders', (t) =>
   t.field({
     type: ReconcileResultRef,
-    description:
-      'Sends again the OrderCreated of every order PENDING for longer than olderThanSeconds (default 300), for orders whose event or answer was lost or parked. Inventory answers a repeat with its first decision, so nothing is reserved twice; safe to run at any time, on any instance (admins only).',
-    args: { olderThanSeconds: t.arg.int() },
+    description: `Sends again the OrderCreated of up to limit orders PENDING for longer than olderThanSeconds (default 300), oldest first, for orders whose event or answer was lost or parked; remaining says how many are left (npm run reconcile calls again at a set pace until none is). The threshold is raised to the current processing lag when that is longer: a younger order is only waiting its turn. Inventory answers a repeat with its first decision, so nothing is reserved twice; safe at any time, on any instance (admins only).`,
+    args: {
+      olderThanSeconds: t.arg.int(),
+      limit: t.arg.int({ description: `How many at most, default ${RECONCILE_LIMIT.default}, at most ${RECONCILE_LIMIT.max}.` }),
+    },
     resolve: async (_root, args, ctx) => {
       requirePermission(ctx.access, 'operate', 'reconcile orders');
       const olderThan = args.olderThanSeconds ?? 300;
       if (olderThan < 0 || olderThan > 30 * 86_400) {
         throw new ValidationError('olderThanSeconds must be between 0 and 2592000 (30 days)', { field: 'olderThanSeconds' });
       }
-      return { ids: await ctx.orders.republishPending(olderThan) };
+      const limit = args.limit ?? RECONCILE_LIMIT.default;
+      if (limit < 1 || limit > RECONCILE_LIMIT.max) {
+        throw new ValidationError(`limit must be between 1 and ${RECONCILE_LIMIT.max}`, { field: 'limit' });
+      }
+      return ctx.orders.republishPending(olderThan, limit);
     },
   }),
 );
@@ -372,18 +395,18 @@ builder.subscriptionType({
     }),
     orderStatusChanged: t.field({
       type: OrderRef,
-      description: 'The order, each time its status changes (on whichever instance processed it).',
+      description:
+        'The order as it is now, then again each time its status changes (on whichever instance processed it); the stream ends after a final status (CANCELLED, FULFILLED).',
       args: { id: t.arg.id({ required: true }) },
       subscribe: async (_root, args, ctx) => {
         const id = validOrderId(args.id);
-        if (!visible(ctx, 'followOrders', 'follow orders', await ctx.orders.byId(id)))
-          throw new NotFoundError(`order ${id} does not exist`, { orderId: id });
-        return pipe(
-          ctx.pubsub.subscribe('statusChanged'),
-          filter((change: StatusChange) => change.id === id),
-        );
+        const read = async () => visible(ctx, 'followOrders', 'follow orders', await ctx.orders.byId(id));
+        // Checked here too, so that an order the caller may not see is refused as the request's
+        // answer, not inside a stream.
+        if (!(await read())) throw new NotFoundError(`order ${id} does not exist`, { orderId: id });
+        return followOrder(ctx.pubsub.subscribe('statusChanged'), read);
       },
-      resolve: async (change: StatusChange, _args, ctx) => mustExist(await ctx.orders.byId(change.id), change.id),
+      resolve: (order: Order) => order,
     }),
     customerOrderStatusChanged: t.field({
       type: OrderRef,

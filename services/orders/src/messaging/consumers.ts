@@ -1,5 +1,6 @@
 import { InventoryAnswer, PaymentEvent, queues } from '@stockflow/contracts';
 import {
+  parkedPayment,
   serviceConsumerOptions,
   startBatchConsumer,
   type Database,
@@ -47,6 +48,17 @@ export async function startOrdersConsumers(options: {
       schema: PaymentEvent,
       async handleBatch(payments, traces) {
         await db.transaction((tx) => applyPayments(tx, payments, effects, traces));
+      },
+      // A payment parked is money the payment service may hold with no record here: counted apart.
+      onParked(message) {
+        const payment = parkedPayment(message.body);
+        const money = payment.moneyTaken === null ? 'unknown' : payment.moneyTaken ? 'taken' : 'none';
+        effects.metrics?.paymentsParked.inc({ money });
+        if (payment.moneyTaken && payment.amountCents !== null && payment.amountCents > 0) {
+          // A label only for what reads as a currency code: a broken body must not mint label values.
+          const currency = /^[A-Za-z]{3}$/.test(payment.currency ?? '') ? (payment.currency as string).toUpperCase() : 'unknown';
+          effects.metrics?.paymentsParkedCents.inc({ currency }, payment.amountCents);
+        }
       },
     }),
   ];

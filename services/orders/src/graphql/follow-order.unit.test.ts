@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import type { Order, OrderStatus } from '../domain/order.ts';
+import { createStatusPubSub } from './schema.ts';
+import { followOrder } from './follow-order.ts';
+
+const order = (status: OrderStatus): Order => ({
+  seq: 1,
+  id: 'ORD-1',
+  customerId: 'alice',
+  status,
+  reason: null,
+  items: [{ product_id: 1, quantity: 1 }],
+  pricedItems: null,
+  totalCents: null,
+  currency: null,
+  paymentDueAt: null,
+  paidAt: null,
+  createdAt: new Date(0),
+  updatedAt: new Date(0),
+});
+
+/** Every status the stream sends until it ends, or what it had sent when it stopped sending for 2 s. */
+async function statusesOf(stream: AsyncIterable<Order>): Promise<{ sent: OrderStatus[]; ended: boolean }> {
+  const sent: OrderStatus[] = [];
+  const iterator = stream[Symbol.asyncIterator]();
+  for (;;) {
+    const step = await Promise.race([iterator.next(), new Promise<'silent'>((r) => setTimeout(() => r('silent'), 2_000))]);
+    if (step === 'silent') {
+      await iterator.return?.();
+      return { sent, ended: false };
+    }
+    if (step.done) return { sent, ended: true };
+    sent.push(step.value.status);
+  }
+}
+
+describe('followOrder', () => {
+  it('loses no change committed while the order is first read, and sends the state it had read before it', async () => {
+    const pubsub = createStatusPubSub();
+    // The database as the stream sees it: the first read returns CONFIRMED while the cancellation
+    // commits and is notified; every later read returns CANCELLED.
+    let reads = 0;
+    const read = () => {
+      reads += 1;
+      if (reads > 1) return Promise.resolve(order('CANCELLED'));
+      pubsub.publish('statusChanged', { id: 'ORD-1', customerId: 'alice', status: 'CANCELLED' });
+      return Promise.resolve(order('CONFIRMED'));
+    };
+    expect(await statusesOf(followOrder(pubsub.subscribe('statusChanged'), read))).toEqual({
+      sent: ['CONFIRMED', 'CANCELLED'],
+      ended: true,
+    });
+  });
+
+  it('sends each status once, skips other orders, and ends after a final status', async () => {
+    const pubsub = createStatusPubSub();
+    let current: OrderStatus = 'PENDING';
+    const stream = followOrder(pubsub.subscribe('statusChanged'), () => Promise.resolve(order(current)));
+    const result = statusesOf(stream);
+    // Each change committed, notified, and given time to be read before the next.
+    const change = async (id: string, status: OrderStatus) => {
+      if (id === 'ORD-1') current = status;
+      pubsub.publish('statusChanged', { id, customerId: 'alice', status });
+      await new Promise((r) => setTimeout(r, 20));
+    };
+    await change('ORD-1', 'CONFIRMED');
+    await change('ORD-1', 'CONFIRMED');
+    await change('ORD-2', 'CANCELLED');
+    await change('ORD-1', 'PAID');
+    await change('ORD-1', 'FULFILLED');
+    expect(await result).toEqual({ sent: ['PENDING', 'CONFIRMED', 'PAID', 'FULFILLED'], ended: true });
+  });
+
+  it('sends an order already final once and ends', async () => {
+    const pubsub = createStatusPubSub();
+    expect(await statusesOf(followOrder(pubsub.subscribe('statusChanged'), () => Promise.resolve(order('CANCELLED'))))).toEqual({
+      sent: ['CANCELLED'],
+      ended: true,
+    });
+  });
+
+  it('ends at once when the subscriber leaves while it waits for a change', async () => {
+    const pubsub = createStatusPubSub();
+    const iterator = followOrder(pubsub.subscribe('statusChanged'), () => Promise.resolve(order('CONFIRMED')))[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    expect(first.done ? undefined : first.value.status).toBe('CONFIRMED');
+    const waiting = iterator.next();
+    await new Promise((r) => setTimeout(r, 20));
+    const left = await Promise.race([
+      iterator.return(undefined).then(() => 'ended'),
+      new Promise((r) => setTimeout(() => r('stuck'), 1_000)),
+    ]);
+    expect(left).toBe('ended');
+    expect(await waiting).toEqual({ done: true, value: undefined });
+  });
+});
