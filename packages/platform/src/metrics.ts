@@ -50,6 +50,7 @@ export function createMetrics(service: string) {
   const sources: {
     outbox?: () => Promise<{ backlog: number; oldestAgeSeconds: number }>;
     deadLetters?: () => Promise<Record<string, number>>;
+    queueDepths?: () => Promise<Record<string, number>>;
   } = {};
 
   return {
@@ -133,6 +134,17 @@ export function createMetrics(service: string) {
       async collect() {
         await keepLastOnFailure(async () => {
           for (const [queue, n] of Object.entries((await sources.deadLetters?.()) ?? {})) this.set({ queue }, n);
+        });
+      },
+    }),
+    queueDepth: new Gauge({
+      name: 'stockflow_queue_messages_ready',
+      help: 'Messages waiting in a queue for a consumer (RabbitMQ: ready; embedded: stored, or held for a busy consumer), for the queues the service consumes or feeds for another team.',
+      labelNames: ['queue'] as const,
+      registers,
+      async collect() {
+        await keepLastOnFailure(async () => {
+          for (const [queue, n] of Object.entries((await sources.queueDepths?.()) ?? {})) this.set({ queue }, n);
         });
       },
     }),

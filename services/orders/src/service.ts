@@ -101,7 +101,14 @@ export function startOrdersService(
           paymentsOf: paymentsLoader(orders),
         }),
       });
-      return { subscriptions, consumedQueues: CONSUMED_QUEUES, http: graphql, onClose: unlisten };
+      return {
+        subscriptions,
+        consumedQueues: CONSUMED_QUEUES,
+        // The refunds it asks for wait there until the payment service takes them: money owed, watched here.
+        reportedQueues: [...CONSUMED_QUEUES, queues.refundRequestsPayments],
+        http: graphql,
+        onClose: unlisten,
+      };
     },
   });
 }
