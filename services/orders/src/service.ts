@@ -74,7 +74,7 @@ export function startOrdersService(
       // With payments off nothing ever falls due; the sweep would only poll.
       if (config.PAYMENT_HOLD_SECONDS > 0) {
         subscriptions.push(
-          startHoldExpiry({ expireHolds: () => orders.expireHolds(), intervalMs: config.PAYMENT_EXPIRY_INTERVAL_MS, logger }),
+          startHoldExpiry({ expireHolds: (limit) => orders.expireHolds(limit), intervalMs: config.PAYMENT_EXPIRY_INTERVAL_MS, logger }),
         );
       }
       const createOrderLimiter =
