@@ -222,6 +222,23 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
     }
     const held = await amqp.drainQueue(queues.refundRequestsPayments.queue);
     expect(held.map((m) => (m.json as RefundRequested).payment_id).sort()).toEqual(['p-dollars', 'p-second', 'p-short', 'p-unknown']);
+
+    // The refunds asked for, listed for the operator: the latest first, with what and why.
+    const { refundRequests } = await orders.data<{ refundRequests: (PaymentView & { orderId: string })[] }>(
+      '{ refundRequests(first: 10) { paymentId orderId amountCents currency outcome reason } }',
+    );
+    expect(refundRequests[0]).toEqual({
+      paymentId: 'p-second',
+      orderId: id,
+      amountCents: 2_000,
+      currency: 'EUR',
+      outcome: 'REFUND_REQUESTED',
+      reason: 'the order is already paid',
+    });
+    expect(refundRequests.map((p) => p.paymentId).sort()).toEqual(['p-dollars', 'p-second', 'p-short', 'p-unknown']);
+    expect((await orders.data<{ refundRequests: unknown[] }>('{ refundRequests(first: 2) { paymentId } }')).refundRequests).toHaveLength(2);
+    const tooMany = await orders.request('{ refundRequests(first: 101) { paymentId } }');
+    expect(tooMany.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
 
   it('takes a provider retry of a failed payment id, refuses one id for two orders, and parks a payment that breaks the contract', async () => {

@@ -357,6 +357,21 @@ export function ordersRepository(db: Database, effects: Effects) {
     },
 
     /**
+     * Payments whose money is asked back, the latest asked first (of one customer's orders, when
+     * given): what the payment service owes the customers, whether or not it has taken the requests yet.
+     */
+    async refundRequests(customerId: string | undefined, limit: number): Promise<Payment[]> {
+      const { rows } = await db.query<Payment>(
+        `SELECT ${PAYMENT_COLUMNS} FROM payments p
+         WHERE outcome = 'REFUND_REQUESTED'
+           AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM orders o WHERE o.id = p.order_id AND o.customer_id = $1))
+         ORDER BY updated_at DESC, payment_id DESC LIMIT $2`,
+        [customerId ?? null, limit],
+      );
+      return rows;
+    },
+
+    /**
      * A payment reported over HTTP (a provider's callback, through the recordPayment mutation):
      * judged exactly as a PaymentSucceeded from the broker. Returns the payment as recorded (the
      * first record, for a repeated payment id).
