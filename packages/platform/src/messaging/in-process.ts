@@ -286,7 +286,7 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
   };
   for (const spec of options.queues) declare(spec);
   const timers = new Set<NodeJS.Timeout>();
-  /** Writes to the store under way: closing waits for them, so that none finds the store closed. */
+  /** Reads and writes of the store under way: closing waits for them, so that none finds the store closed. */
   const writes = new Set<Promise<unknown>>();
   let closed = false;
 
@@ -389,7 +389,7 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
         // Every write begun before the read is seen by it; one begun after is counted.
         const stores = queue.stores;
         await Promise.allSettled(queue.storing);
-        const rows = await hold.waiting(queue.spec.queue, 'all', STORED_BATCH);
+        const rows = await tracked(hold.waiting(queue.spec.queue, 'all', STORED_BATCH));
         if (!attached()) return;
         if (rows.length === 0) {
           if (queue.stores !== stores) continue;
@@ -424,6 +424,7 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
       },
       (error: unknown) => {
         queue.draining = false;
+        if (closed) return;
         logger.warn({ err: error, queue: queue.spec.queue }, 'reading stored messages failed; trying again');
         later(() => drain(queue), retryDelayMs);
       },
