@@ -20,6 +20,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { getOperationAST, OperationTypeNode, parse } from 'graphql';
 import { z } from 'zod';
+import { QUEUES } from '@stockflow/contracts';
 import {
   createDrainingServer,
   markSubscription,
@@ -223,6 +224,14 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
       }),
     );
     const [orders, inventory] = services as [(typeof services)[number], (typeof services)[number]];
+    /** A per-queue gauge of both services, by queue. */
+    const byQueue = (metric: string) =>
+      Object.fromEntries(
+        [...metricSamples(orders.metrics, metric), ...metricSamples(inventory.metrics, metric)].map((s): [string, number] => [
+          s.labels.queue ?? '',
+          s.value,
+        ]),
+      );
     return {
       at: Date.now(),
       auth: orders.auth === 'jwt' || inventory.auth === 'jwt' ? 'jwt' : 'disabled',
@@ -232,12 +241,11 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
         orders: metricSum(orders.metrics, 'stockflow_outbox_backlog'),
         inventory: metricSum(inventory.metrics, 'stockflow_outbox_backlog'),
       },
-      deadLetters: Object.fromEntries(
-        [
-          ...metricSamples(orders.metrics, 'stockflow_dead_letter_messages'),
-          ...metricSamples(inventory.metrics, 'stockflow_dead_letter_messages'),
-        ].map((s): [string, number] => [s.labels.queue ?? '', s.value]),
-      ),
+      // Each queue by one service: the one consuming it; the payment service's refund requests by the Order Service, which feeds them.
+      queues: byQueue('stockflow_queue_messages_ready'),
+      // Where the refunds asked for wait until the payment service takes them (in the embedded mode, none does).
+      refundQueue: QUEUES.refundRequestsPayments,
+      deadLetters: byQueue('stockflow_dead_letter_messages'),
       decisions: {
         reserved: metricSum(inventory.metrics, 'stockflow_reservation_decisions_total', { outcome: 'reserved' }),
         rejected: metricSum(inventory.metrics, 'stockflow_reservation_decisions_total', { outcome: 'rejected' }),

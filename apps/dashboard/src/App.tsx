@@ -15,6 +15,7 @@ import {
   type OrderStatus,
   type Payment,
   type Product,
+  type RefundRequest,
   type RehearsalState,
   type Status,
 } from './api.ts';
@@ -122,8 +123,9 @@ function Readiness({ label, part }: { label: string; part: Pick<Status['gateway'
 
 function Health({ status }: { status: Status | null }) {
   if (!status) return <p className="health">Checking the services…</p>;
-  const { outbox, deadLetters } = status;
+  const { outbox, deadLetters, queues } = status;
   const dead = Object.values(deadLetters ?? {}).reduce((a, b) => a + b, 0);
+  const waiting = Object.entries(queues ?? {}).filter(([, n]) => n > 0);
   return (
     <ul className="health" aria-label="Health">
       {/* Ready without the broker, a service still serves (the outbox keeps the events): degraded. */}
@@ -140,6 +142,9 @@ function Health({ status }: { status: Status | null }) {
           </li>
           <li className={outbox.orders + outbox.inventory > 1000 ? 'warn' : 'ok'}>
             Outbox backlog: {outbox.orders} orders, {outbox.inventory} inventory
+          </li>
+          <li className={waiting.reduce((total, [, n]) => total + n, 0) > 1000 ? 'warn' : 'ok'} data-field="queues">
+            Waiting in queues: {waiting.length === 0 ? 'none' : waiting.map(([queue, n]) => `${n} in ${queue}`).join(', ')}
           </li>
           <li className={dead > 0 ? 'warn' : 'ok'}>Dead letters: {dead}</li>
         </>
@@ -381,6 +386,40 @@ function RecentOrders({
   );
 }
 
+/** The latest refunds asked for, and how many of them the payment service has not taken yet. */
+function Refunds({ refunds, status }: { refunds: RefundRequest[]; status: Status | null }) {
+  // How many wait is an admin's to see (with authentication on), as the queues are.
+  const waiting = status?.queues && status.refundQueue ? (status.queues[status.refundQueue] ?? 0) : null;
+  return (
+    <section aria-labelledby="refunds-title">
+      <h2 id="refunds-title">Refunds asked for</h2>
+      {waiting !== null && (
+        <p className={waiting > 0 ? 'warn' : 'muted'} data-field="refunds-waiting">
+          {waiting > 0
+            ? `${waiting} waiting in ${status?.refundQueue} until a payment service takes ${waiting === 1 ? 'it' : 'them'}.`
+            : 'None waiting for the payment service.'}
+        </p>
+      )}
+      {refunds.length === 0 ? (
+        <p className="muted">No money has been asked back.</p>
+      ) : (
+        <ol className="orders">
+          {refunds.map((r) => (
+            <li key={r.paymentId} data-refund={r.paymentId}>
+              {r.amountCents !== null && r.currency && <strong>{money(r.amountCents, r.currency)}</strong>} for{' '}
+              <code title={r.orderId}>{r.orderId.slice(0, 12)}…</code>
+              <span className="muted">
+                {' '}
+                ({r.reason}, {clock(r.updatedAt)})
+              </span>
+            </li>
+          ))}
+        </ol>
+      )}
+    </section>
+  );
+}
+
 function Rehearsal({ onError }: { onError: (m: string) => void }) {
   const [orders, setOrders] = useState(500);
   const [rate, setRate] = useState(100);
@@ -437,6 +476,7 @@ export function App() {
   const [products, setProducts] = useState<Product[]>([]);
   const [catalogError, setCatalogError] = useState<string | null>(null);
   const [recent, setRecent] = useState<Order[]>([]);
+  const [refunds, setRefunds] = useState<RefundRequest[]>([]);
   const [placed, setPlaced] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [history, setHistory] = useState<[number[], number[], number[]]>([[], [], []]);
@@ -477,12 +517,14 @@ export function App() {
         orderCounts: { status: OrderStatus; count: number }[];
         expiredOrderCount: number;
         recentOrders: Order[];
+        refundRequests: RefundRequest[];
       }>(DASHBOARD_QUERY, { n: RECENT });
       setProducts(data.products.nodes);
       setCatalogError(null);
       setCounts(Object.fromEntries(data.orderCounts.map((c) => [c.status, c.count])) as Record<OrderStatus, number>);
       setExpiredCount(data.expiredOrderCount);
       setRecent(data.recentOrders);
+      setRefunds(data.refundRequests);
     } catch (error) {
       setCatalogError(message(error));
     }
@@ -547,6 +589,7 @@ export function App() {
               }}
             />
             <RecentOrders orders={recent} placed={placed} admin={admin} onChanged={() => void refresh()} />
+            <Refunds refunds={refunds} status={status} />
             <Catalog products={products} error={catalogError} />
             <Rehearsal onError={setNotice} />
           </>

@@ -11,6 +11,13 @@ export interface Payment {
   reason: string | null;
 }
 
+/** A payment whose money is asked back, as the refunds list shows it. */
+export interface RefundRequest extends Payment {
+  orderId: string;
+  /** When it was asked back. */
+  updatedAt: string;
+}
+
 export interface Order {
   id: string;
   customerId: string;
@@ -47,7 +54,12 @@ export interface Status {
   auth: 'jwt' | 'disabled';
   services: { name: Service; ready: boolean; checks?: Record<string, string> | null; error?: string }[];
   gateway: { ready: boolean; checks?: Record<string, string> | null; error?: string };
+  // The rest is an admin's to see, with authentication on.
   outbox?: Record<Service, number>;
+  /** Messages waiting for a consumer, by queue. */
+  queues?: Record<string, number>;
+  /** The payment service's queue of refund requests. */
+  refundQueue?: string;
   deadLetters?: Record<string, number>;
   decisions?: { reserved: number; rejected: number };
 }

@@ -19,7 +19,11 @@ try {
   console.log('  Stop with Ctrl+C.\n');
   const warning = exposureWarning(platform);
   if (warning) console.warn(`  WARNING: ${warning}\n`);
-  stopOnSignals(platform.logger, platform.shutdownTimeoutMs, () => platform.close());
+  stopOnSignals(platform.logger, platform.shutdownTimeoutMs, async () => {
+    await platform.close();
+    // What a person at the terminal reads; a stop that failed or ran out of time says so in the log instead.
+    console.log('Stockflow stopped.');
+  });
 } catch (error) {
   process.stderr.write(`stockflow failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);

@@ -55,8 +55,11 @@ export interface RunningPlatform {
   shutdownTimeoutMs: number;
   /** For what concerns the whole platform (its shutdown). */
   logger: Logger;
-  /** Stops taking requests everywhere, lets what is under way finish, then closes the services and their stores. */
-  close(): Promise<void>;
+  /**
+   * Stops taking requests everywhere, lets what is under way finish (until `giveUp` aborts:
+   * SHUTDOWN_TIMEOUT_MS from now by default), then closes the services and their stores.
+   */
+  close(giveUp?: AbortSignal): Promise<void>;
 }
 
 /** What `npm start` warns of: listening beyond loopback while every request has full access. */
@@ -150,13 +153,12 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
     gateway,
     shutdownTimeoutMs: ordersConfig.SHUTDOWN_TIMEOUT_MS,
     logger: createLogger({ name: 'stockflow', level: config.LOG_LEVEL }),
-    async close() {
+    async close(giveUp = AbortSignal.timeout(ordersConfig.SHUTDOWN_TIMEOUT_MS)) {
       // Front to back, so that what one layer accepted still finds the next one running: the
       // dashboard (its subscription streams cut), then the gateway, then the Order Service, whose
       // OrderCreated published on the way out still reaches a running Inventory Service, then that
       // one. One deadline for all their work under way, so the whole stays within twice
       // SHUTDOWN_TIMEOUT_MS (the flush and closing after it get as long again).
-      const giveUp = AbortSignal.timeout(ordersConfig.SHUTDOWN_TIMEOUT_MS);
       await dashboard.close(giveUp);
       await gateway.close(giveUp);
       await orders.close(giveUp);

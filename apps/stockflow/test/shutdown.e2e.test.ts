@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import pg from 'pg';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { graphqlClient } from '@stockflow/platform';
@@ -193,11 +194,10 @@ describe('the whole platform in one process, stopped', { timeout: 120_000 }, () 
     platform = undefined;
     release();
     await holding;
-    // Within what `npm start` gives it before it exits with code 1. (It waited for a publish to
-    // time out, twice, before the Inventory Service's outbox gave up and kept the answer.)
+    // Within what `npm start` gives it before it exits with code 1: nothing waits for the stopped consumer.
     expect(await Promise.race([closed.then(() => 'closed'), sleep(2 * SHUTDOWN_TIMEOUT_MS).then(() => 'still closing')])).toBe('closed');
 
-    // The answer stayed in the Inventory Service's outbox; the next start delivers it.
+    // The embedded broker stored the answer for the Order Service's queue; the next start delivers it.
     platform = await startPlatform(env);
     const orders = graphqlClient(`http://127.0.0.1:${platform.orders.port}/graphql`);
     expect(
@@ -206,6 +206,45 @@ describe('the whole platform in one process, stopped', { timeout: 120_000 }, () 
         (status) => status === 'CONFIRMED',
       ),
     ).toBe('CONFIRMED');
+  });
+
+  it('embedded: leaves no listener on the deadline its parts share', async () => {
+    platform = await startPlatform({ ...(await embeddedEnv()), SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) });
+    const running = platform;
+    await graphqlClient(`http://127.0.0.1:${running.orders.port}/graphql`).data(CREATE_ORDER, {
+      input: { customerId: 'c', items: [{ productId: '1', quantity: 1 }] },
+    });
+    platform = undefined;
+    const deadline = new AbortController();
+    await running.close(deadline.signal);
+    // Each part's wait gave its listener back: left on the signal, they added up to Node's leak warning at every stop.
+    expect(getEventListeners(deadline.signal, 'abort')).toEqual([]);
+  });
+
+  it('embedded: a clean Ctrl+C prints one line saying it stopped, and no warning', async () => {
+    // npm start's own log level: its log lines are printed too.
+    const stockflow = await startServiceProcess('stockflow', { ...(await embeddedEnv()), LOG_LEVEL: 'info' }, 90_000);
+    cleanup.push(() => stockflow.stop('SIGKILL'));
+    await eventually(
+      () => Promise.resolve(stockflow.output()),
+      (output) => output.includes('Stop with Ctrl+C'),
+      60_000,
+    );
+    const ordersPort = /Order Service GraphQL\s+http:\/\/localhost:(\d+)\//.exec(stockflow.output())?.[1];
+    await graphqlClient(`http://127.0.0.1:${ordersPort}/graphql`).data(CREATE_ORDER, {
+      input: { customerId: 'c', items: [{ productId: '1', quantity: 1 }] },
+    });
+    const before = stockflow.output().length;
+
+    expect(await stockflow.stop('SIGINT')).toBe(0);
+    const output = stockflow.output();
+    const said = output.slice(before).split('\n').filter(Boolean);
+    // Log lines (JSON) below warn, and one line for the person at the terminal, last.
+    const human = said.filter((line) => !line.startsWith('{'));
+    expect(human).toEqual(['Stockflow stopped.']);
+    expect(said.at(-1)).toBe('Stockflow stopped.');
+    for (const line of said.filter((l) => l.startsWith('{'))) expect((JSON.parse(line) as { level: number }).level, line).toBeLessThan(40);
+    expect(output).not.toMatch(/Warning|\n\s+at /);
   });
 
   it.skipIf(servicesUnavailable)('exits with code 1 within twice SHUTDOWN_TIMEOUT_MS when its databases stop answering', async () => {

@@ -92,8 +92,12 @@ export function createDrainingServer(handler: RequestListener): DrainingServer {
     close: (giveUp) =>
       new Promise<void>((resolve) => {
         closing = true;
+        const cut = () => server.closeAllConnections();
         // Stops listening and closes the idle connections; resolves once no connection is left.
-        server.close(() => resolve());
+        server.close(() => {
+          giveUp?.removeEventListener('abort', cut);
+          resolve();
+        });
         for (const [res, req] of inFlight) {
           if (subscriptions.has(req)) {
             res.destroy();
@@ -102,7 +106,6 @@ export function createDrainingServer(handler: RequestListener): DrainingServer {
           draining.set(req, res);
           if (!res.headersSent) res.setHeader('connection', 'close');
         }
-        const cut = () => server.closeAllConnections();
         if (giveUp?.aborted) cut();
         else giveUp?.addEventListener('abort', cut, { once: true });
       }),

@@ -50,7 +50,22 @@ export function createMetrics(service: string) {
   const sources: {
     outbox?: () => Promise<{ backlog: number; oldestAgeSeconds: number }>;
     deadLetters?: () => Promise<Record<string, number>>;
+    queueDepths?: () => Promise<Record<string, number>>;
   } = {};
+
+  /** A gauge per queue, read from the broker when Prometheus scrapes. */
+  const byQueue = (name: string, help: string, read: () => Promise<Record<string, number>> | undefined) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['queue'] as const,
+      registers,
+      async collect() {
+        await keepLastOnFailure(async () => {
+          for (const [queue, n] of Object.entries((await read()) ?? {})) this.set({ queue }, n);
+        });
+      },
+    });
 
   return {
     registry,
@@ -125,17 +140,16 @@ export function createMetrics(service: string) {
         });
       },
     }),
-    deadLetters: new Gauge({
-      name: 'stockflow_dead_letter_messages',
-      help: 'Messages parked in the dead-letter queue of each queue the service consumes.',
-      labelNames: ['queue'] as const,
-      registers,
-      async collect() {
-        await keepLastOnFailure(async () => {
-          for (const [queue, n] of Object.entries((await sources.deadLetters?.()) ?? {})) this.set({ queue }, n);
-        });
-      },
-    }),
+    deadLetters: byQueue(
+      'stockflow_dead_letter_messages',
+      'Messages parked in the dead-letter queue of each queue the service consumes.',
+      () => sources.deadLetters?.(),
+    ),
+    queueDepth: byQueue(
+      'stockflow_queue_messages_ready',
+      'Messages waiting in a queue for a consumer (RabbitMQ: ready; embedded: stored, or held for a busy consumer), for the queues the service consumes or feeds for another team.',
+      () => sources.queueDepths?.(),
+    ),
     sources,
   };
 }

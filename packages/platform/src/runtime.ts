@@ -14,7 +14,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createAmqpTransport } from './messaging/amqp.ts';
 import { startOutbox, type Outbox } from './messaging/outbox.ts';
-import { UnroutableError, whenAborted, type Subscription, type Transport } from './messaging/transport.ts';
+import { UnroutableError, untilAborted, type Subscription, type Transport } from './messaging/transport.ts';
 import { startTracing, type Tracing } from './tracing/index.ts';
 
 export interface ServiceDependencies {
@@ -30,6 +30,11 @@ export interface ServiceParts {
   subscriptions: Subscription[];
   /** The queues the service consumes: /metrics reports their dead-letter queues' depth. */
   consumedQueues: QueueSpec[];
+  /**
+   * The queues whose depth /metrics reports: those it consumes, unless said otherwise (a queue it
+   * feeds for another team's service, which no Stockflow service would report).
+   */
+  reportedQueues?: QueueSpec[];
   http(req: IncomingMessage, res: ServerResponse): void;
   /**
    * Ends what the service opened for itself (e.g. its LISTEN connection) when it stops, alongside
@@ -169,6 +174,10 @@ export async function runService(options: {
   };
   metrics.sources.deadLetters = async () =>
     Object.fromEntries(await Promise.all(parts.consumedQueues.map(async (q) => [q.queue, await transport.deadLetters.count(q)] as const)));
+  metrics.sources.queueDepths = async () =>
+    Object.fromEntries(
+      await Promise.all((parts.reportedQueues ?? parts.consumedQueues).map(async (q) => [q.queue, await transport.depth(q)] as const)),
+    );
   const http = await startHttpServer({
     port: config.PORT,
     host: config.HOST,
@@ -209,7 +218,7 @@ export async function runService(options: {
         http.close(giveUp),
         ...parts.subscriptions.map((s) => s.close(giveUp)),
         // Not before the server stops listening: a database that stops answering can hold it.
-        Promise.race([parts.onClose?.(), whenAborted(giveUp)]),
+        untilAborted(parts.onClose?.(), giveUp),
       ]);
       if (giveUp.aborted) logger.warn({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'work still under way at the shutdown timeout was cut');
       await outbox.stop();

@@ -53,6 +53,7 @@ describe.skipIf(servicesUnavailable)('Inventory /metrics', () => {
     expect(sample(text, `stockflow_messages_published_total{routing_key="stock.reserved",outcome="confirmed",${svc}}`)).toBe(1);
     expect(sample(text, `stockflow_messages_published_total{routing_key="stock.rejected",outcome="confirmed",${svc}}`)).toBe(1);
     expect(sample(text, `stockflow_consumer_up{queue="${queues.orderCreatedInventory.queue}",${svc}}`)).toBe(1);
+    expect(sample(text, `stockflow_queue_messages_ready{queue="${queues.orderCreatedInventory.queue}",${svc}}`)).toBe(0);
     expect(sample(text, `stockflow_outbox_backlog{${svc}}`)).toBe(0);
     expect(sample(text, `stockflow_outbox_oldest_age_seconds{${svc}}`)).toBe(0);
     expect(text).toContain('stockflow_batch_duration_seconds_bucket');

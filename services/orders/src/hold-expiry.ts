@@ -1,22 +1,39 @@
-import type { Logger, Subscription } from '@stockflow/platform';
+import { untilAborted, type Logger, type Subscription } from '@stockflow/platform';
+
+/** Holds cancelled per transaction: a flash sale leaves tens of thousands due in the same minute. */
+export const HOLD_EXPIRY_BATCH = 500;
 
 /**
- * Every instance sweeps for payment holds that ran out, every `intervalMs`: the sweep skips rows
- * another instance holds, so running it everywhere cancels each order once and keeps expiry going
- * while any instance is up. A failed sweep (the database away) is logged and tried again at the
- * next tick; nothing is lost, since what is due stays due.
+ * Every instance sweeps for payment holds that ran out, every `intervalMs`, in batches of
+ * `batchSize` until none is due: the sweep skips rows another instance holds, so running it
+ * everywhere cancels each order once and keeps expiry going while any instance is up. Shutdown
+ * stops it between two batches (what is left stays due for the other instances, or the next
+ * start). A failed sweep (the database away) is logged and tried again at the next tick; nothing
+ * is lost, since what is due stays due.
  */
-export function startHoldExpiry(options: { expireHolds: () => Promise<number>; intervalMs: number; logger: Logger }): Subscription {
+export function startHoldExpiry(options: {
+  /** Cancels up to `limit` due holds in one transaction; returns how many. */
+  expireHolds: (limit: number) => Promise<number>;
+  intervalMs: number;
+  batchSize?: number;
+  logger: Logger;
+}): Subscription {
+  const batchSize = options.batchSize ?? HOLD_EXPIRY_BATCH;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
   let stopped = false;
   const sweep = async () => {
+    let expired = 0;
     try {
-      const expired = await options.expireHolds();
-      if (expired > 0) options.logger.info({ expired }, 'unpaid orders cancelled: their payment hold ran out');
+      for (;;) {
+        const batch = await options.expireHolds(batchSize);
+        expired += batch;
+        if (batch < batchSize || stopped) break;
+      }
     } catch (err) {
       options.logger.warn({ err }, 'payment hold expiry failed; trying again at the next tick');
     }
+    if (expired > 0) options.logger.info({ expired }, 'unpaid orders cancelled: their payment hold ran out');
   };
   const schedule = () => {
     if (stopped) return;
@@ -26,10 +43,11 @@ export function startHoldExpiry(options: { expireHolds: () => Promise<number>; i
   };
   schedule();
   return {
-    async close() {
+    async close(giveUp) {
       stopped = true;
       clearTimeout(timer);
-      await running;
+      // The batch under way commits (or, cut at the deadline, rolls back as the process ends).
+      await untilAborted(running, giveUp);
     },
   };
 }

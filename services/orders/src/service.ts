@@ -74,7 +74,7 @@ export function startOrdersService(
       // With payments off nothing ever falls due; the sweep would only poll.
       if (config.PAYMENT_HOLD_SECONDS > 0) {
         subscriptions.push(
-          startHoldExpiry({ expireHolds: () => orders.expireHolds(), intervalMs: config.PAYMENT_EXPIRY_INTERVAL_MS, logger }),
+          startHoldExpiry({ expireHolds: (limit) => orders.expireHolds(limit), intervalMs: config.PAYMENT_EXPIRY_INTERVAL_MS, logger }),
         );
       }
       const createOrderLimiter =
@@ -101,7 +101,14 @@ export function startOrdersService(
           paymentsOf: paymentsLoader(orders),
         }),
       });
-      return { subscriptions, consumedQueues: CONSUMED_QUEUES, http: graphql, onClose: unlisten };
+      return {
+        subscriptions,
+        consumedQueues: CONSUMED_QUEUES,
+        // The refunds it asks for wait there until the payment service takes them: money owed, watched here.
+        reportedQueues: [...CONSUMED_QUEUES, queues.refundRequestsPayments],
+        http: graphql,
+        onClose: unlisten,
+      };
     },
   });
 }

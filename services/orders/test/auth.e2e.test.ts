@@ -261,6 +261,24 @@ describe.skipIf(servicesUnavailable)('authentication and authorisation', () => {
     }
   });
 
+  it('lists to a customer the refunds asked for its own orders only, and every one to an admin', async () => {
+    const id = (await createOrder(as('alice').orders, 'alice')).data?.createOrder.id as string;
+    // Money the order cannot keep (it has no total): asked back.
+    const paymentId = `refund-${randomUUID()}`;
+    const paid = await as('admin').orders.data<{ recordPayment: { outcome: string } }>(
+      'mutation($input: RecordPaymentInput!) { recordPayment(input: $input) { outcome } }',
+      { input: { orderId: id, paymentId, amountCents: 500, currency: 'EUR' } },
+    );
+    expect(paid.recordPayment.outcome).toBe('REFUND_REQUESTED');
+    const refunds = async (who: 'alice' | 'bob' | 'admin') =>
+      (await as(who).orders.data<{ refundRequests: { paymentId: string }[] }>('{ refundRequests { paymentId } }')).refundRequests.map(
+        (p) => p.paymentId,
+      );
+    expect(await refunds('alice')).toContain(paymentId);
+    expect(await refunds('bob')).toEqual([]);
+    expect(await refunds('admin')).toContain(paymentId);
+  });
+
   it("answers for another customer's order exactly as for one that does not exist, on every path", async () => {
     const id = (await createOrder(as('alice').orders, 'alice')).data?.createOrder.id as string;
     const missing = `ORD-${randomUUID()}`;

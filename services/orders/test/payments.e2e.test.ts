@@ -4,6 +4,7 @@ import { DEAD_LETTER_REASON_HEADER, EXCHANGES, queues, ROUTING_KEYS, type Refund
 import { createLogger, metricSum, type RunningService } from '@stockflow/platform';
 import { createTestDatabase, eventually, graphqlClient, rawAmqp, type GraphqlClient, type TestDatabase } from '@stockflow/testing';
 import { loadOrdersConfig } from '../src/config.ts';
+import { HOLD_EXPIRY_BATCH } from '../src/hold-expiry.ts';
 import { startOrdersService } from '../src/service.ts';
 import { serviceEnv, startInventory } from './services.ts';
 
@@ -239,6 +240,23 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
     }
     const held = await amqp.drainQueue(queues.refundRequestsPayments.queue);
     expect(held.map((m) => (m.json as RefundRequested).payment_id).sort()).toEqual(['p-dollars', 'p-second', 'p-short', 'p-unknown']);
+
+    // The refunds asked for, listed for the operator: the latest first, with what and why.
+    const { refundRequests } = await orders.data<{ refundRequests: (PaymentView & { orderId: string })[] }>(
+      '{ refundRequests(first: 10) { paymentId orderId amountCents currency outcome reason } }',
+    );
+    expect(refundRequests[0]).toEqual({
+      paymentId: 'p-second',
+      orderId: id,
+      amountCents: 2_000,
+      currency: 'EUR',
+      outcome: 'REFUND_REQUESTED',
+      reason: 'the order is already paid',
+    });
+    expect(refundRequests.map((p) => p.paymentId).sort()).toEqual(['p-dollars', 'p-second', 'p-short', 'p-unknown']);
+    expect((await orders.data<{ refundRequests: unknown[] }>('{ refundRequests(first: 2) { paymentId } }')).refundRequests).toHaveLength(2);
+    const tooMany = await orders.request('{ refundRequests(first: 101) { paymentId } }');
+    expect(tooMany.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
 
   it('takes a provider retry of a failed payment id, refuses one id for two orders, and parks a payment that breaks the contract', async () => {
@@ -675,5 +693,40 @@ describe.skipIf(servicesUnavailable)('Payments and expiring holds, on RabbitMQ a
       (r) => r === 0,
       30_000,
     );
+  });
+
+  it('stops its expiry sweep between two batches when it shuts down, however many holds are due', async () => {
+    await startOrders({ PAYMENT_HOLD_SECONDS: '600', PAYMENT_EXPIRY_INTERVAL_MS: '50' });
+    const service = running.pop() as RunningService;
+    const due = 40 * HOLD_EXPIRY_BATCH;
+    const db = new pg.Client({ connectionString: ordersDb.url });
+    await db.connect();
+    const count = async (status: string) =>
+      (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM orders WHERE status = $1', [status])).rows[0]?.n ?? 0;
+    try {
+      // A flash sale's worth of holds, all over at once.
+      await db.query(
+        `INSERT INTO orders (id, customer_id, status, items, priced_items, total_cents, currency, payment_due_at)
+         SELECT 'ORD-SWEEP-' || g, 'sweeper', 'CONFIRMED', '[{"product_id":1,"quantity":1}]',
+                '[{"product_id":1,"quantity":1,"unit_price_cents":100}]', 100, 'EUR', now() - interval '1 minute'
+         FROM generate_series(1, $1::int) AS g`,
+        [due],
+      );
+      // The sweep is under way: its first batch has committed.
+      await eventually(
+        () => count('CANCELLED'),
+        (n) => n > 0,
+        30_000,
+        10,
+      );
+      await service.close();
+      const [cancelled, left] = [await count('CANCELLED'), await count('CONFIRMED')];
+      expect(cancelled + left).toBe(due);
+      // The batch under way was finished (each one whole: 500 at a time), and no other begun.
+      expect(cancelled % HOLD_EXPIRY_BATCH).toBe(0);
+      expect(left).toBeGreaterThanOrEqual(due - 4 * HOLD_EXPIRY_BATCH);
+    } finally {
+      await db.end();
+    }
   });
 });

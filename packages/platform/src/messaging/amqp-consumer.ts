@@ -2,7 +2,7 @@ import type { AsyncMessage, Channel, Connection } from 'rabbitmq-client';
 import { queueDeclarations, type QueueSpec, type QueueType } from '@stockflow/contracts';
 import { declareQueue } from './amqp-topology.ts';
 import type { Logger } from '../logger.ts';
-import { whenAborted, type DeliveryHandler, type IncomingMessage, type Subscription } from './transport.ts';
+import { untilAborted, type DeliveryHandler, type IncomingMessage, type Subscription } from './transport.ts';
 
 export interface AckingConsumerOptions {
   connection: Connection;
@@ -163,15 +163,14 @@ export async function consumeWithBatchedAcks(options: AckingConsumerOptions, han
     async close(giveUp) {
       closing = true;
       if (retryTimer) clearTimeout(retryTimer);
-      const givenUp = whenAborted(giveUp);
-      await Promise.race([settingUp, givenUp]);
+      await untilAborted(settingUp, giveUp);
       const ch = channel;
-      if (ch?.active && consumerTag) await Promise.race([ch.basicCancel(consumerTag).catch(() => undefined), givenUp]);
+      if (ch?.active && consumerTag) await untilAborted(ch.basicCancel(consumerTag).catch(() => undefined), giveUp);
       // rabbitmq-client hands each delivery to us on a later turn of the event loop (setImmediate):
       // those that came just before the cancel's answer join `processing` only then.
       await nextTurn();
       // In-flight deliveries finish and are acknowledged before the channel closes.
-      while (processing.size > 0 && !giveUp?.aborted) await Promise.race([Promise.allSettled(processing), givenUp]);
+      while (processing.size > 0 && !giveUp?.aborted) await untilAborted(Promise.allSettled(processing), giveUp);
       // The acknowledgements go out on the next turn (ackTracker).
       await nextTurn();
       if (ch?.active) await ch.close().catch(() => undefined);

@@ -46,6 +46,17 @@ describe.skipIf(servicesUnavailable)('AMQP transport publishing', () => {
     await admin.queueDeclare(queueDeclarations(queues.orderFulfilledInventory, 'quorum').main);
     await admin.close();
   });
+
+  it('reports the messages waiting in a queue for a consumer', async () => {
+    const admin = new Connection(inject('amqpUrl'));
+    await admin.queuePurge({ queue: queues.orderCancelledInventory.queue });
+    expect(await transport.depth(queues.orderCancelledInventory)).toBe(0);
+    const cancelled = (id: string) => ({ exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderCancelled, messageId: id, body: {} });
+    await transport.publish([cancelled('a'), cancelled('b'), cancelled('c')]);
+    expect(await transport.depth(queues.orderCancelledInventory)).toBe(3);
+    await admin.queuePurge({ queue: queues.orderCancelledInventory.queue });
+    await admin.close();
+  });
 });
 
 describe.skipIf(servicesUnavailable)('AMQP transport at an IPv6 address', () => {

@@ -213,6 +213,11 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
 
     isConnected: () => connection.ready,
 
+    async depth(queue) {
+      const { messageCount } = await connection.queueDeclare({ queue: queue.queue, passive: true });
+      return messageCount;
+    },
+
     deadLetters: {
       async list(queue, limit) {
         const channel = await connection.acquire();

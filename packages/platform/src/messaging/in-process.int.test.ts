@@ -175,6 +175,108 @@ describe('in-process transport with a store', () => {
     );
     expect(received.map((r) => r.message.messageId)).toEqual(['interrupted']);
   });
+  const made = (id: string): OutgoingMessage => ({ exchange: EXCHANGES.orders, routingKey: 'thing.made', messageId: id, body: { id } });
+  const storedRows = async () =>
+    (await (running as { db: Database }).db.query<{ n: number }>('SELECT count(*)::int AS n FROM broker_messages')).rows[0]?.n;
+
+  it('stores what a queue without a consumer is sent, confirmed once stored, and delivers it across a restart before anything newer', async () => {
+    const before = await start();
+    // Resolves although nothing consumes the queue: stored, as a broker would.
+    await before.publish([made('first'), made('second')]);
+    expect(await before.depth(spec)).toBe(2);
+
+    const after = await restart();
+    expect(await after.depth(spec)).toBe(2);
+    const { received, handler } = recorder();
+    await after.consume(spec, { prefetch: 1 }, handler);
+    // Sent while the stored ones are still being handed over: it goes behind them.
+    await after.publish([made('third')]);
+    await eventually(
+      () => Promise.resolve(received.length),
+      (n) => n === 3,
+    );
+    expect(received.map((r) => r.message.messageId)).toEqual(['first', 'second', 'third']);
+    expect(received[0]?.message).toMatchObject({ exchange: EXCHANGES.orders, routingKey: 'thing.made', body: { id: 'first' } });
+    await eventually(
+      () => after.depth(spec),
+      (n) => n === 0,
+    );
+
+    // Handled, they are deleted: the next start delivers none of them again.
+    const again = await restart();
+    const later = recorder();
+    await again.consume(spec, { prefetch: 10 }, later.handler);
+    await sleep(300);
+    expect(later.received).toEqual([]);
+    expect(await storedRows()).toBe(0);
+  });
+
+  it('moves a delayed message that falls due while its queue has no consumer into the queue, for the next consumer', async () => {
+    const transport = await start();
+    await transport.publish([delayed('due-alone')]);
+    expect(await transport.depth(spec)).toBe(0);
+    await eventually(
+      () => transport.depth(spec),
+      (n) => n === 1,
+      RETRY_DELAY_MS * 3,
+      50,
+    );
+    const { received, handler } = recorder();
+    await transport.consume(spec, { prefetch: 10 }, handler);
+    await eventually(
+      () => Promise.resolve(received.map((r) => r.message.messageId)),
+      (ids) => ids.length === 1,
+    );
+    expect(received[0]?.message).toMatchObject({
+      exchange: '',
+      routingKey: 'things',
+      messageId: 'due-alone',
+      headers: { [ATTEMPTS_HEADER]: '1' },
+    });
+    await eventually(storedRows, (n) => n === 0);
+  });
+
+  it('keeps a stored message until its handler has resolved', async () => {
+    const before = await start();
+    await before.publish([made('unfinished')]);
+    const never = recorder(() => new Promise<void>(() => undefined));
+    await before.consume(spec, { prefetch: 10 }, never.handler);
+    await eventually(
+      () => Promise.resolve(never.received.length),
+      (n) => n === 1,
+    );
+
+    const after = await restart();
+    const { received, handler } = recorder();
+    await after.consume(spec, { prefetch: 10 }, handler);
+    await eventually(
+      () => Promise.resolve(received.length),
+      (n) => n === 1,
+    );
+    expect(received.map((r) => r.message.messageId)).toEqual(['unfinished']);
+  });
+
+  it('holds a message for a busy consumer in memory, its publish answered once handled, and stores nothing', async () => {
+    const transport = await start();
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const { received, handler } = recorder(() => released);
+    await transport.consume(spec, { prefetch: 1 }, handler);
+    let done = 0;
+    const published = [transport.publish([made('busy')]), transport.publish([made('queued')])].map((p) => p.then(() => (done += 1)));
+    await eventually(
+      () => Promise.resolve(received.length),
+      (n) => n === 1,
+    );
+    await sleep(200);
+    expect(done).toBe(0);
+    expect(await transport.depth(spec)).toBe(1);
+    expect(await storedRows()).toBe(0);
+    release();
+    await Promise.all(published);
+    expect(received.map((r) => r.message.messageId)).toEqual(['busy', 'queued']);
+    expect(await storedRows()).toBe(0);
+  });
 });
 
 describe('in-process transport routing', () => {
@@ -198,39 +300,48 @@ describe('in-process transport routing', () => {
     await transport.close();
   });
 
-  it('when a consumer stops, finishes what it is handling and refuses what waits for it, so no publisher waits on', async () => {
+  it('when a consumer stops, finishes what it is handling and stores what waits for it, for the next consumer', async () => {
     const transport = await createInProcessTransport({ queues: [spec], logger });
     let release: () => void = () => undefined;
     const released = new Promise<void>((resolve) => (release = resolve));
     const { received, handler } = recorder(() => released);
     const subscription = await transport.consume(spec, { prefetch: 1 }, handler);
     const message = (messageId: string): OutgoingMessage => ({ exchange: EXCHANGES.orders, routingKey: 'thing.made', messageId, body: {} });
-    const settled: Record<string, string> = {};
-    const publish = (id: string) =>
-      transport.publish([message(id)]).then(
-        () => (settled[id] = 'delivered'),
-        (error: unknown) => (settled[id] = (error as Error).message),
-      );
+    const settled: string[] = [];
+    const publish = (id: string) => transport.publish([message(id)]).then(() => settled.push(id));
     // One being handled, one waiting for the prefetch slot.
     const published = [publish('handled'), publish('waiting')];
     await eventually(
       () => Promise.resolve(received.length),
       (n) => n === 1,
     );
+    expect(await transport.depth(spec)).toBe(1);
 
     let closed = false;
     const closing = subscription.close().then(() => (closed = true));
-    // The one waiting is refused at once: its publisher (an outbox) keeps it for the next start.
+    // The one waiting is stored at once: its publisher (an outbox) is answered, and waits no more.
     await published[1];
-    expect(settled).toEqual({ waiting: 'the consumer of things has stopped' });
+    expect(settled).toEqual(['waiting']);
     expect(closed).toBe(false);
     release();
     await closing;
     await published[0];
-    expect(settled).toEqual({ handled: 'delivered', waiting: 'the consumer of things has stopped' });
-    // And so is whatever comes for it later.
-    await expect(transport.publish([message('later')])).rejects.toThrow('the consumer of things has stopped');
+    // And so is whatever comes for it later, stored behind it.
+    await publish('later');
     expect(received.map((r) => r.message.messageId)).toEqual(['handled']);
+    expect(await transport.depth(spec)).toBe(2);
+
+    const next = recorder();
+    await transport.consume(spec, { prefetch: 10 }, next.handler);
+    await eventually(
+      () => Promise.resolve(next.received.map((r) => r.message.messageId)),
+      (ids) => ids.length === 2,
+    );
+    expect(next.received.map((r) => r.message.messageId)).toEqual(['waiting', 'later']);
+    await eventually(
+      () => transport.depth(spec),
+      (n) => n === 0,
+    );
     await transport.close();
   });
 

@@ -3,7 +3,7 @@ import { deadLetterRoute, exchanges, platformQueueFor, topicMatches, type QueueS
 import type { Database } from '../db/database.ts';
 import { migrate, migrationSource } from '../db/migrate.ts';
 import type { Logger } from '../logger.ts';
-import { UnroutableError, whenAborted } from './transport.ts';
+import { UnroutableError, untilAborted } from './transport.ts';
 import { replayMessage, selected, toDeadLetter } from './dead-letters.ts';
 import type { ConsumeOptions, DeliveryHandler, IncomingMessage, OutgoingMessage, Subscription, Transport } from './transport.ts';
 
@@ -18,31 +18,58 @@ export interface InProcessOptions {
   logger: Logger;
   retryDelayMs?: number;
   /**
-   * Where parked and delayed messages are kept (its own database: the broker's messages are no
+   * Where the messages no consumer took are kept (its own database: the broker's messages are no
    * service's data), so that they outlive the process. Without one they are kept in memory.
    */
   store?: Database;
 }
 
+/** A message held in memory for a consumer, in the order it is to be taken. */
+interface Waiting {
+  message: IncomingMessage;
+  /** Its row in the store, when it was taken from there: deleted once handled, kept if the consumer stops first. */
+  storedId?: number;
+  /** Its consumer has handled (acknowledged) it. */
+  handled(): void;
+  /** Its consumer stopped before taking it. */
+  stop(): void;
+}
+
 interface Queue {
   spec: QueueSpec;
   handler: DeliveryHandler | undefined;
+  /** Resolves when the current consumer stops. */
+  detached: Promise<void>;
+  detach: () => void;
   prefetch: number;
   inFlight: number;
   /** The deliveries being handled, each resolved once handled. */
   handling: Set<Promise<void>>;
-  /** Its consumer has stopped: a message for it is refused rather than kept waiting (see `close`). */
-  stopped: boolean;
-  /** Messages waiting for a consumer or a free slot, each with the publisher waiting on it. */
-  waiting: { message: IncomingMessage; delivered: () => void; refused: (error: Error) => void }[];
+  /** Messages held in memory for a busy consumer. */
+  waiting: Waiting[];
+  /** Stored messages its consumer has taken and that are not deleted yet: no longer waiting, still in the store. */
+  taken: Set<number>;
+  /**
+   * The store may hold messages for it: new ones are stored behind them, so that its consumer
+   * takes them all in order, until the store has none left for it.
+   */
+  backlog: boolean;
+  /** Writes of its messages to the store under way, and how many were ever started. */
+  storing: Set<Promise<unknown>>;
+  stores: number;
+  /** Its stored messages being handed to its consumer. */
+  draining: boolean;
 }
 
-/** A message held rather than handed to a consumer: parked in a DLQ, or waiting in a retry queue. */
+/**
+ * A message kept in the store rather than handed to a consumer: waiting in a queue with no
+ * consumer (a dead-letter queue's are its parked messages), or delayed in a retry queue.
+ */
 interface Held {
   id: number;
-  /** The dead-letter or retry queue holding it. */
+  /** The queue holding it. */
   queue: string;
-  /** When a delayed message goes back to its queue (ms since the epoch); undefined for a parked one. */
+  /** When a delayed message goes back to its queue (ms since the epoch); undefined for one waiting in its queue. */
   dueAt: number | undefined;
   /** As it is delivered: a delayed one through the default exchange, keyed by its queue's name. */
   message: IncomingMessage;
@@ -52,10 +79,14 @@ interface Held {
 interface Hold {
   add(held: Omit<Held, 'id'>[]): Promise<Held[]>;
   remove(ids: number[]): Promise<void>;
-  /** Parked messages of `queue`, oldest first. */
-  parked(queue: string, ids: readonly string[] | 'all', limit?: number): Promise<Held[]>;
+  /** Messages waiting in `queue` (a DLQ's are its parked ones), oldest first. */
+  waiting(queue: string, ids: readonly string[] | 'all', limit?: number): Promise<Held[]>;
   count(queue: string): Promise<number>;
+  /** The queues some message waits in. */
+  queuesWaiting(): Promise<string[]>;
   delayed(): Promise<Held[]>;
+  /** Moves a delayed message, now due, to the back of its queue's waiting messages. */
+  release(id: number): Promise<void>;
 }
 
 function memoryHold(): Hold {
@@ -71,10 +102,19 @@ function memoryHold(): Hold {
       held = held.filter((h) => !ids.includes(h.id));
       return Promise.resolve();
     },
-    parked: (queue, ids, limit) =>
+    waiting: (queue, ids, limit) =>
       Promise.resolve(held.filter((h) => h.queue === queue && h.dueAt === undefined && selected(ids, h.message.messageId)).slice(0, limit)),
     count: (queue) => Promise.resolve(held.filter((h) => h.queue === queue).length),
+    queuesWaiting: () => Promise.resolve([...new Set(held.filter((h) => h.dueAt === undefined).map((h) => h.queue))]),
     delayed: () => Promise.resolve(held.filter((h) => h.dueAt !== undefined)),
+    release(id) {
+      const due = held.find((h) => h.id === id);
+      if (due) {
+        held = held.filter((h) => h !== due);
+        held.push({ ...due, id: nextId++, queue: due.message.routingKey, dueAt: undefined });
+      }
+      return Promise.resolve();
+    },
   };
 }
 
@@ -148,7 +188,7 @@ function tableHold(db: Database): Hold {
     async remove(ids) {
       if (ids.length > 0) await db.query('DELETE FROM broker_messages WHERE id = ANY($1::bigint[])', [ids]);
     },
-    async parked(queue, ids, limit) {
+    async waiting(queue, ids, limit) {
       const { rows } = await db.query<HeldRow>(
         `SELECT ${HELD_COLUMNS} FROM broker_messages
          WHERE queue = $1 AND due_at IS NULL AND ($2::text[] IS NULL OR message_id = ANY($2::text[]))
@@ -161,41 +201,76 @@ function tableHold(db: Database): Hold {
       const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM broker_messages WHERE queue = $1', [queue]);
       return rows[0]?.n ?? 0;
     },
+    async queuesWaiting() {
+      const { rows } = await db.query<{ queue: string }>('SELECT DISTINCT queue FROM broker_messages WHERE due_at IS NULL');
+      return rows.map((r) => r.queue);
+    },
     async delayed() {
       const { rows } = await db.query<HeldRow>(`SELECT ${HELD_COLUMNS} FROM broker_messages WHERE due_at IS NOT NULL ORDER BY due_at, id`);
       return rows.map(heldFrom);
     },
+    async release(id) {
+      // One statement: the message is in its retry queue or in its queue, never in neither. A new
+      // identity puts it behind what waits there already, as RabbitMQ appends a dead-lettered message.
+      await db.query(
+        `WITH due AS (DELETE FROM broker_messages WHERE id = $1 RETURNING exchange, routing_key, message_id, headers, body_type, body)
+         INSERT INTO broker_messages (queue, exchange, routing_key, message_id, headers, body_type, body)
+         SELECT routing_key, exchange, routing_key, message_id, headers, body_type, body FROM due`,
+        [id],
+      );
+    },
   };
 }
 
+/** How many stored messages of a queue are read at once to be handed to its consumer. */
+const STORED_BATCH = 100;
+
 /**
- * RabbitMQ's routing for the embedded mode, in one process. The guarantee that matters is kept:
- * `publish` resolves only once every consuming handler has committed, so the outbox marks a row
- * published only after its effect is durable, and a crash before that republishes it at the next
- * start (at least once, to idempotent handlers). A handler that fails is retried after a pause.
- * A message meant for one of the platform's queues that reaches none fails its publish, as on
- * RabbitMQ (where it is published mandatory); one meant for none of them (OrderConfirmed, for
- * other teams) is dropped.
+ * RabbitMQ's routing for the embedded mode, in one process. A message for a queue whose consumer
+ * is there is handed to it in memory, and `publish` resolves once every such handler has
+ * committed, so the outbox marks a row published only after its effect is durable, and a crash
+ * before that republishes it at the next start (at least once, to idempotent handlers). A handler
+ * that fails is retried after a pause. A message meant for one of the platform's queues that
+ * reaches none fails its publish, as on RabbitMQ (where it is published mandatory); one meant for
+ * none of them (OrderConfirmed, for other teams) is dropped.
  *
- * What no consumer takes at once is written to the store before `publish` resolves: parked
- * messages (a DLQ has no consumer in the embedded mode) and delayed ones (a retry queue holds a
- * message for its TTL, then hands it back to its queue; emulated here with a timer, set again
- * from the store at the next start). A consumer acknowledges the original once that publish
- * resolved, so the stored copy is then the only one: a delayed message is deleted only after its
- * handler resolved, and a parked one only after its replay did. A crash in between duplicates,
- * never loses.
+ * What no consumer takes is written to the store before `publish` resolves, as a broker stores
+ * it: a message for a queue nothing consumes (a refund request for the payment service, a parked
+ * message in a DLQ, an answer for a service that has stopped), and a delayed one (a retry queue
+ * holds a message for its TTL, then hands it back to its queue; emulated here with a timer, set
+ * again from the store at the next start). A queue's stored messages go to its consumer when one
+ * attaches, oldest first and before anything newer, each deleted only once its handler resolved
+ * (a parked one once its replay did). A consumer acknowledges the original once the publish that
+ * parked or delayed it resolved, so the stored copy is then the only one. A crash in between
+ * duplicates, never loses.
  */
 export async function createInProcessTransport(options: InProcessOptions): Promise<Transport> {
   const { logger } = options;
   const retryDelayMs = options.retryDelayMs ?? 1_000;
   if (options.store) await migrate(options.store, [brokerMigrations]);
   const hold = options.store ? tableHold(options.store) : memoryHold();
+  /** Where messages stored before this start wait: their consumers take those first. */
+  const backlogged = new Set(await hold.queuesWaiting());
   const queues = new Map<string, Queue>();
   const retryTiers = new Map<string, { target: string; delayMs: number }>();
   const exchangeType = new Map(exchanges.map((e) => [e.exchange, e.type]));
   const add = (spec: QueueSpec) => {
     if (!queues.has(spec.queue))
-      queues.set(spec.queue, { spec, handler: undefined, prefetch: 1, inFlight: 0, handling: new Set(), stopped: false, waiting: [] });
+      queues.set(spec.queue, {
+        spec,
+        handler: undefined,
+        detached: Promise.resolve(),
+        detach: () => undefined,
+        prefetch: 1,
+        inFlight: 0,
+        handling: new Set(),
+        waiting: [],
+        taken: new Set(),
+        backlog: backlogged.has(spec.queue),
+        storing: new Set(),
+        stores: 0,
+        draining: false,
+      });
   };
   /** A queue with its DLQ and its retry queues, as a publisher of RabbitMQ declares them. */
   const declare = (spec: QueueSpec) => {
@@ -211,8 +286,22 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
   };
   for (const spec of options.queues) declare(spec);
   const timers = new Set<NodeJS.Timeout>();
-  const removals = new Set<Promise<void>>();
+  /** Reads and writes of the store under way: closing waits for them, so that none finds the store closed. */
+  const writes = new Set<Promise<unknown>>();
   let closed = false;
+
+  const tracked = <T>(write: Promise<T>): Promise<T> => {
+    writes.add(write);
+    void write.catch(() => undefined).finally(() => writes.delete(write));
+    return write;
+  };
+  const later = (fn: () => void, ms: number) => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      fn();
+    }, ms);
+    timers.add(timer);
+  };
 
   const routes = (exchange: string, routingKey: string): Queue[] =>
     exchange === ''
@@ -227,15 +316,16 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
 
   const pump = (queue: Queue) => {
     while (queue.handler && queue.inFlight < queue.prefetch && queue.waiting.length > 0 && !closed) {
-      const item = queue.waiting.shift() as Queue['waiting'][number];
+      const item = queue.waiting.shift() as Waiting;
       queue.inFlight += 1;
+      if (item.storedId !== undefined) queue.taken.add(item.storedId);
       const handler = queue.handler;
       const handled = new Promise<void>((done) => {
         const attempt = (redelivered: boolean) => {
           handler({ ...item.message, redelivered }).then(
             () => {
               queue.inFlight -= 1;
-              item.delivered();
+              item.handled();
               done();
               pump(queue);
             },
@@ -252,45 +342,135 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
     }
   };
 
-  const consumerStopped = (queue: Queue) => new Error(`the consumer of ${queue.spec.queue} has stopped`);
+  /**
+   * Writes `write` does to the store for `affected`: from now on their new messages are stored
+   * behind these, and their consumers take them from there.
+   */
+  const storingFor = <T>(affected: Iterable<Queue>, write: Promise<T>): Promise<T> => {
+    const targets = new Set(affected);
+    for (const queue of targets) {
+      queue.backlog = true;
+      queue.stores += 1;
+      queue.storing.add(write);
+    }
+    return tracked(write).finally(() => {
+      for (const queue of targets) {
+        queue.storing.delete(write);
+        drain(queue);
+      }
+    });
+  };
+  const store = (entries: { queue?: Queue; held: Omit<Held, 'id'> }[]): Promise<Held[]> =>
+    entries.length === 0
+      ? Promise.resolve([])
+      : storingFor(
+          entries.flatMap((e) => (e.queue ? [e.queue] : [])),
+          hold.add(entries.map((e) => e.held)),
+        );
+  const waitingIn = (queue: Queue, message: IncomingMessage): Omit<Held, 'id'> => ({ queue: queue.spec.queue, dueAt: undefined, message });
 
-  /** Resolves once the queue's handler has handled the message. */
+  /** Deletes what a consumer has handled; once closed it stays, and is delivered again at the next start. */
+  const forget = (id: number, message: IncomingMessage) =>
+    closed
+      ? Promise.resolve()
+      : tracked(hold.remove([id])).catch((error: unknown) =>
+          // It stays stored and is delivered again: a duplicate consumers absorb.
+          logger.warn({ err: error, messageId: message.messageId }, 'deleting a delivered message from the store failed'),
+        );
+
+  /** Hands a queue's stored messages to its consumer, oldest first, until the store has none left for it. */
+  const drain = (queue: Queue) => {
+    if (!queue.handler || !queue.backlog || queue.draining || closed) return;
+    queue.draining = true;
+    const { handler, detached } = queue;
+    const attached = () => queue.handler === handler && !closed;
+    const run = async () => {
+      while (attached()) {
+        // Every write begun before the read is seen by it; one begun after is counted.
+        const stores = queue.stores;
+        await Promise.allSettled(queue.storing);
+        const rows = await tracked(hold.waiting(queue.spec.queue, 'all', STORED_BATCH));
+        if (!attached()) return;
+        if (rows.length === 0) {
+          if (queue.stores !== stores) continue;
+          queue.backlog = false;
+          return;
+        }
+        const outcomes = rows.map(
+          (row) =>
+            new Promise<'handled' | 'stopped'>((resolve) =>
+              queue.waiting.push({
+                message: row.message,
+                storedId: row.id,
+                handled: () =>
+                  void forget(row.id, row.message).finally(() => {
+                    queue.taken.delete(row.id);
+                    resolve('handled');
+                  }),
+                stop: () => resolve('stopped'),
+              }),
+            ),
+        );
+        pump(queue);
+        // A consumer that stops leaves the rest stored; one whose handler never ends holds up nothing.
+        await Promise.race([Promise.all(outcomes), detached]);
+      }
+    };
+    run().then(
+      () => {
+        queue.draining = false;
+        // Its consumer changed meanwhile: the new one takes what is left.
+        drain(queue);
+      },
+      (error: unknown) => {
+        queue.draining = false;
+        if (closed) return;
+        logger.warn({ err: error, queue: queue.spec.queue }, 'reading stored messages failed; trying again');
+        later(() => drain(queue), retryDelayMs);
+      },
+    );
+  };
+
+  /** Hands a message to the queue's consumer; resolves once it is handled, or, if the consumer stops first, stored. */
   const deliver = (queue: Queue, message: IncomingMessage) =>
-    new Promise<void>((delivered, refused) => {
-      if (queue.stopped) return refused(consumerStopped(queue));
-      queue.waiting.push({ message, delivered, refused });
+    new Promise<void>((delivered, failed) => {
+      queue.waiting.push({
+        message,
+        handled: delivered,
+        stop: () => void store([{ queue, held: waitingIn(queue, message) }]).then(() => delivered(), failed),
+      });
       pump(queue);
     });
 
-  /** Its consumer stopped (the process is stopping): the stored copy is delivered at the next start. */
-  const keepStored = (held: Held) => () =>
-    logger.info({ queue: held.message.routingKey, messageId: held.message.messageId }, 'delayed message kept for the next start');
+  /** A delayed message, now due, waits in its queue's store: its consumer is away, or behind stored messages. */
+  const release = (queue: Queue, held: Held) =>
+    void storingFor([queue], hold.release(held.id)).catch((error: unknown) =>
+      logger.warn(
+        { err: error, messageId: held.message.messageId },
+        'moving a delayed message to its queue failed; kept for the next start',
+      ),
+    );
 
   const schedule = (held: Held) => {
     if (closed) return;
-    const timer = setTimeout(
+    later(
       () => {
-        timers.delete(timer);
         const queue = queues.get(held.message.routingKey);
         if (!queue) {
           // Kept in the store: a start that declares its queue again delivers it.
           logger.warn({ queue: held.message.routingKey, messageId: held.message.messageId }, 'delayed message for an unknown queue; kept');
           return;
         }
-        deliver(queue, held.message).then(() => {
-          const removal = hold
-            .remove([held.id])
-            // It stays stored and is delivered again at the next start: a duplicate consumers absorb.
-            .catch((error: unknown) =>
-              logger.warn({ err: error, messageId: held.message.messageId }, 'deleting a delivered delayed message failed'),
-            )
-            .finally(() => removals.delete(removal));
-          removals.add(removal);
-        }, keepStored(held));
+        if (!queue.handler || queue.backlog) return release(queue, held);
+        queue.waiting.push({
+          message: held.message,
+          handled: () => void forget(held.id, held.message),
+          stop: () => release(queue, held),
+        });
+        pump(queue);
       },
       Math.max(0, (held.dueAt ?? 0) - Date.now()),
     );
-    timers.add(timer);
   };
 
   const transport: Transport = {
@@ -299,7 +479,7 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
     async publish(messages: OutgoingMessage[]) {
       if (closed) throw new Error('in-process transport is closed');
       const deliveries: Promise<void>[] = [];
-      const held: Omit<Held, 'id'>[] = [];
+      const stored: { queue?: Queue; held: Omit<Held, 'id'> }[] = [];
       const unroutable: OutgoingMessage[] = [];
       for (const m of messages) {
         const copy = (exchange: string, routingKey: string): IncomingMessage => ({
@@ -314,7 +494,7 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
         });
         const tier = m.exchange === '' ? retryTiers.get(m.routingKey) : undefined;
         if (tier) {
-          held.push({ queue: m.routingKey, dueAt: Date.now() + tier.delayMs, message: copy('', tier.target) });
+          stored.push({ held: { queue: m.routingKey, dueAt: Date.now() + tier.delayMs, message: copy('', tier.target) } });
           continue;
         }
         const targets = routes(m.exchange, m.routingKey);
@@ -322,11 +502,12 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
         if (targets.length === 0 && platformQueueFor(m.exchange, m.routingKey)) unroutable.push(m);
         for (const queue of targets) {
           const message = copy(m.exchange, m.routingKey);
-          if (!queue.handler && queue.spec.queue.endsWith('.dlq')) held.push({ queue: queue.spec.queue, dueAt: undefined, message });
-          else deliveries.push(deliver(queue, message));
+          // Waiting in memory only for a consumer that is there, and behind nothing stored.
+          if (queue.handler && !queue.backlog) deliveries.push(deliver(queue, message));
+          else stored.push({ queue, held: waitingIn(queue, message) });
         }
       }
-      for (const h of await hold.add(held)) if (h.dueAt !== undefined) schedule(h);
+      for (const h of await store(stored)) if (h.dueAt !== undefined) schedule(h);
       await Promise.all(deliveries);
       // As RabbitMQ does with a mandatory publish: the others are delivered, these are refused.
       if (unroutable.length > 0) throw new UnroutableError(unroutable, 'no queue bound in process');
@@ -336,27 +517,37 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
       declare(spec);
       const queue = queues.get(spec.queue) as Queue;
       queue.handler = handler;
-      queue.stopped = false;
+      queue.detached = new Promise<void>((resolve) => (queue.detach = resolve));
       queue.prefetch = consumeOptions.prefetch;
-      pump(queue);
+      // Whatever the store kept for it (from before a restart, or while it had no consumer) comes first.
+      drain(queue);
       return Promise.resolve({
         async close(giveUp) {
           queue.handler = undefined;
-          // A publish waiting for it fails instead of holding its publisher (another service
-          // stopping in this process): an outbox keeps the message for the next start.
-          queue.stopped = true;
-          for (const item of queue.waiting.splice(0)) item.refused(consumerStopped(queue));
-          await Promise.race([Promise.allSettled(queue.handling), whenAborted(giveUp)]);
+          queue.detach();
+          // What waits for it is stored, as a broker keeps a queue's messages when its consumer
+          // goes (another service stopping in this process): its publishers are answered, and
+          // the next consumer (the next start) takes it.
+          for (const item of queue.waiting.splice(0)) item.stop();
+          await untilAborted(Promise.allSettled(queue.handling), giveUp);
         },
       });
     },
 
     isConnected: () => !closed,
 
+    async depth(spec) {
+      const stored = await hold.count(spec.queue);
+      const queue = queues.get(spec.queue);
+      if (!queue) return stored;
+      // Stored and taken is being handled, not waiting; a message in memory waits unless it is stored too.
+      return stored - queue.taken.size + queue.waiting.filter((w) => w.storedId === undefined).length;
+    },
+
     deadLetters: {
-      list: async (spec, limit) => (await hold.parked(spec.deadLetterQueue, 'all', limit)).map((h) => toDeadLetter(spec, h.message)),
+      list: async (spec, limit) => (await hold.waiting(spec.deadLetterQueue, 'all', limit)).map((h) => toDeadLetter(spec, h.message)),
       async replay(spec, ids) {
-        const chosen = await hold.parked(spec.deadLetterQueue, ids);
+        const chosen = await hold.waiting(spec.deadLetterQueue, ids);
         await transport.publish(chosen.map((h) => replayMessage(spec, h.message)));
         await hold.remove(chosen.map((h) => h.id));
         return chosen.length;
@@ -367,7 +558,7 @@ export async function createInProcessTransport(options: InProcessOptions): Promi
     async close() {
       closed = true;
       for (const t of timers) clearTimeout(t);
-      await Promise.allSettled(removals);
+      await Promise.allSettled(writes);
     },
   };
 

@@ -55,12 +55,25 @@ export interface Subscription {
   close(giveUp?: AbortSignal): Promise<void>;
 }
 
-/** Resolves when `signal` aborts; never without one. */
-export function whenAborted(signal: AbortSignal | undefined): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (signal?.aborted) resolve();
-    else signal?.addEventListener('abort', () => resolve(), { once: true });
-  });
+/**
+ * Waits for `work` (rejecting as it does), or only until `signal` aborts. The listener it adds to
+ * the signal goes again once either comes: a shutdown shares one signal among all its parts, and
+ * listeners left on it for work long done piled up (Node's MaxListenersExceededWarning).
+ */
+export async function untilAborted(work: Promise<unknown> | undefined, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) {
+    await work;
+    return;
+  }
+  if (signal.aborted) return;
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<void>((resolve) => (onAbort = resolve));
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    await Promise.race([work, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
 }
 
 /**
@@ -73,6 +86,11 @@ export interface Transport {
   publish(messages: OutgoingMessage[]): Promise<void>;
   consume(queue: QueueSpec, options: ConsumeOptions, handler: DeliveryHandler): Promise<Subscription>;
   isConnected(): boolean;
+  /**
+   * How many messages wait in `queue` for a consumer: RabbitMQ's ready messages (those delivered
+   * and not yet acknowledged are not counted); in process, those stored or held for a busy consumer.
+   */
+  depth(queue: QueueSpec): Promise<number>;
   /** Inspect and replay what consumers parked. */
   deadLetters: DeadLetterStore;
   close(): Promise<void>;

@@ -360,6 +360,21 @@ export function ordersRepository(db: Database, effects: Effects) {
     },
 
     /**
+     * Payments whose money is asked back, the latest asked first (of one customer's orders, when
+     * given): what the payment service owes the customers, whether or not it has taken the requests yet.
+     */
+    async refundRequests(customerId: string | undefined, limit: number): Promise<Payment[]> {
+      const { rows } = await db.query<Payment>(
+        `SELECT ${PAYMENT_COLUMNS} FROM payments p
+         WHERE outcome = 'REFUND_REQUESTED'
+           AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM orders o WHERE o.id = p.order_id AND o.customer_id = $1))
+         ORDER BY updated_at DESC, payment_id DESC LIMIT $2`,
+        [customerId ?? null, limit],
+      );
+      return rows;
+    },
+
+    /**
      * A payment reported over HTTP (a provider's callback, through the recordPayment mutation):
      * judged exactly as a PaymentSucceeded from the broker. Returns the payment as recorded (the
      * first record, for a repeated payment id).
@@ -372,35 +387,29 @@ export function ordersRepository(db: Database, effects: Effects) {
       }),
 
     /**
-     * Cancels CONFIRMED orders whose payment hold is over, `batchSize` per transaction, until none
-     * is due; their units go back through OrderCancelled -> StockReleased. Rows another instance
-     * (or a payment) holds are skipped, so any number of instances may sweep at once and each
-     * order is cancelled once. Returns how many were cancelled.
+     * Cancels up to `limit` CONFIRMED orders whose payment hold is over, in one transaction; their
+     * units go back through OrderCancelled -> StockReleased. Rows another instance (or a payment)
+     * holds are skipped, so any number of instances may sweep at once and each order is cancelled
+     * once. Returns how many were cancelled: fewer than `limit` when no more were due.
      */
-    async expireHolds(batchSize = 500): Promise<number> {
-      let expired = 0;
-      for (;;) {
-        const batch = await db.transaction(async (tx) => {
-          const { rows } = await tx.query<Order>(
-            `WITH due AS (
-               SELECT id FROM orders
-               WHERE status = 'CONFIRMED' AND payment_due_at IS NOT NULL AND payment_due_at <= now()
-               ORDER BY payment_due_at LIMIT $1 FOR UPDATE SKIP LOCKED
-             )
-             UPDATE orders o SET status = 'CANCELLED', updated_at = now(), expired_at = now(), reason = ${EXPIRY_REASON}
-             FROM due WHERE o.id = due.id
-             RETURNING ${ORDER_COLUMNS_OF_O}`,
-            [batchSize],
-          );
-          rows.sort((a, b) => a.seq - b.seq);
-          await announce(tx, rows, effects, () => undefined);
-          tx.afterCommit(() => effects.metrics?.holdsExpired.inc(rows.length));
-          return rows.length;
-        });
-        expired += batch;
-        if (batch < batchSize) return expired;
-      }
-    },
+    expireHolds: (limit: number): Promise<number> =>
+      db.transaction(async (tx) => {
+        const { rows } = await tx.query<Order>(
+          `WITH due AS (
+             SELECT id FROM orders
+             WHERE status = 'CONFIRMED' AND payment_due_at IS NOT NULL AND payment_due_at <= now()
+             ORDER BY payment_due_at LIMIT $1 FOR UPDATE SKIP LOCKED
+           )
+           UPDATE orders o SET status = 'CANCELLED', updated_at = now(), expired_at = now(), reason = ${EXPIRY_REASON}
+           FROM due WHERE o.id = due.id
+           RETURNING ${ORDER_COLUMNS_OF_O}`,
+          [limit],
+        );
+        rows.sort((a, b) => a.seq - b.seq);
+        await announce(tx, rows, effects, () => undefined);
+        tx.afterCommit(() => effects.metrics?.holdsExpired.inc(rows.length));
+        return rows.length;
+      }),
 
     /** Seconds since the oldest unpaid hold should have been released (0 when none is overdue). */
     async overdueHoldSeconds(): Promise<number> {

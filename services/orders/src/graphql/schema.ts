@@ -197,17 +197,20 @@ const StatusCountRef = builder.objectRef<{ status: Order['status']; count: numbe
 
 const MAX_RECENT = 100;
 
+/** How many of the latest a field lists: `first`, 20 by default, at most MAX_RECENT. */
+const latest = (first: number | null | undefined): number => {
+  const n = first ?? 20;
+  if (n < 1 || n > MAX_RECENT) throw new ValidationError(`first must be between 1 and ${MAX_RECENT}`, { field: 'first' });
+  return n;
+};
+
 builder.queryType({
   fields: (t) => ({
     recentOrders: t.field({
       type: [OrderRef],
       description: `The newest orders first (a customer sees its own), at most ${MAX_RECENT}.`,
       args: { first: t.arg.int({ description: 'How many, default 20.' }) },
-      resolve: (_root, args, ctx) => {
-        const first = args.first ?? 20;
-        if (first < 1 || first > MAX_RECENT) throw new ValidationError(`first must be between 1 and ${MAX_RECENT}`, { field: 'first' });
-        return ctx.orders.recent(customerScope(ctx.access, 'listOrders', 'list orders'), first);
-      },
+      resolve: (_root, args, ctx) => ctx.orders.recent(customerScope(ctx.access, 'listOrders', 'list orders'), latest(args.first)),
     }),
     orderCounts: t.field({
       type: [StatusCountRef],
@@ -218,6 +221,12 @@ builder.queryType({
         const counts = new Map((await ctx.orders.countsByStatus(scope)).map((c) => [c.status, c.count]));
         return ORDER_STATUSES.map((status) => ({ status, count: counts.get(status) ?? 0 }));
       },
+    }),
+    refundRequests: t.field({
+      type: [PaymentRef],
+      description: `Payments whose money is asked back (outcome REFUND_REQUESTED), the latest first (a customer sees its own orders'), at most ${MAX_RECENT}. Each went to the payment service as a RefundRequested.`,
+      args: { first: t.arg.int({ description: 'How many, default 20.' }) },
+      resolve: (_root, args, ctx) => ctx.orders.refundRequests(customerScope(ctx.access, 'listOrders', 'list refunds'), latest(args.first)),
     }),
     expiredOrderCount: t.int({
       description: 'How many orders were cancelled because they were not paid by their paymentDueAt (a customer counts its own).',

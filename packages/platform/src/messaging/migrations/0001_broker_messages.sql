@@ -1,11 +1,12 @@
 -- The embedded mode's broker (the in-process transport) keeps here what it holds rather than
--- hands to a consumer at once, so that a restart of `npm start` loses none of it: messages parked
--- in a dead-letter queue (due_at NULL), and messages waiting in a retry queue until due_at, when
--- they go through the default exchange to routing_key, their queue. A delayed row is deleted only
--- once its consumer has handled it; a parked one once its replay has.
+-- hands to a consumer at once, so that a restart of `npm start` loses none of it: messages waiting
+-- in a queue no consumer takes from (due_at NULL; a dead-letter queue's are its parked messages),
+-- and messages waiting in a retry queue until due_at, when they go through the default exchange to
+-- routing_key, their queue. A row is deleted only once its consumer has handled it; a parked one
+-- once its replay has.
 CREATE TABLE broker_messages (
   id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  -- The dead-letter or retry queue holding the message.
+  -- The queue holding the message.
   queue       text        NOT NULL,
   exchange    text        NOT NULL,
   routing_key text        NOT NULL,
