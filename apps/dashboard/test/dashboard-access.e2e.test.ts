@@ -76,7 +76,7 @@ describe.each([
   };
   /** Everything the summary tells an operator: each part's checks, the outbox, dead letters, decisions. */
   const expectDetails = (body: StatusBody) => {
-    expect(Object.keys(body).sort()).toEqual(['at', 'auth', 'deadLetters', 'decisions', 'gateway', 'outbox', 'services']);
+    expect(Object.keys(body).sort()).toEqual(['at', 'auth', 'deadLetters', 'decisions', 'gateway', 'outbox', 'queues', 'refundQueue', 'services']);
     for (const part of [...body.services, body.gateway]) expect(part).toHaveProperty('checks');
   };
 
