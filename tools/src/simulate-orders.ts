@@ -83,6 +83,9 @@ export async function simulateOrders(options: OrderSimulationOptions): Promise<O
     log(`${msg.routingKey.padEnd(15)} ${JSON.stringify(body)}`);
     changed();
   });
+  // An ack can fail when the channel closes under it (a message that arrived between the
+  // cancellation and the close): the broker redelivers it, so it is only worth a line.
+  listener.on('error', (err: Error) => log(`answer listener: ${err.message}`));
   const publisher = connection.createPublisher({ confirm: true });
   const waitUntil = async (done: () => boolean, timeoutMs: number, signal?: AbortSignal) => {
     const until = Date.now() + timeoutMs;

@@ -381,6 +381,8 @@ export async function simulatePayments(options: PaymentSimulationOptions): Promi
       else if (placing) early.set(orderId, [...(early.get(orderId) ?? []), { routingKey: msg.routingKey, body, at: Date.now() }]);
     },
   );
+  // As in simulate-orders: a failed ack is redelivered, not lost, so it is only worth a line.
+  listener.on('error', (err: Error) => log(`event listener: ${err.message}`));
   await new Promise<void>((resolve) => listener.once('ready', () => resolve()));
   log(`watching ${EXCHANGES.orders} for its orders (customer ${customerId}); paying on ${EXCHANGES.payments}...`);
   options.onReady?.();
