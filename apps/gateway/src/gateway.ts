@@ -4,7 +4,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { createGatewayRuntime } from '@graphql-hive/gateway-runtime';
 import { buildHTTPExecutor, type AsyncFetchFn } from '@graphql-tools/executor-http';
-import { buildASTSchema, parse } from 'graphql';
+import { transformSupergraphToPublicSchema } from '@theguild/federation-composition';
+import { buildASTSchema, OperationTypeNode, parse } from 'graphql';
 import { z } from 'zod';
 import {
   admitGraphqlRequest,
@@ -12,13 +13,17 @@ import {
   corsResponder,
   costLimit,
   createAuthenticator,
+  documentPreparer,
   env,
   graphiqlEnabled,
   graphqlLimits,
   limitsPlugin,
   loadConfig,
   maskError,
+  plainParams,
+  plainRequest,
   renderGraphiQL,
+  sendGraphqlAnswer,
   serviceConfigShape,
   startHttpServer,
   startTracing,
@@ -26,7 +31,9 @@ import {
   type Logger,
 } from '@stockflow/platform';
 import { DEFAULT_SUBGRAPH_URLS } from './compose.ts';
+import { subgraphForwarder } from './forward.ts';
 import { createGatewayMetrics, gatewayObservability } from './observability.ts';
+import { subgraphRouter } from './route.ts';
 
 /** Beside the bundle (npm run build copies it there), else the one committed in apps/gateway. */
 const bundledSupergraph = path.join(import.meta.dirname, 'supergraph.graphql');
@@ -114,12 +121,15 @@ export async function startGateway(
 ): Promise<RunningGateway> {
   const auth = createAuthenticator(config, { optional: options.authOptional });
   const supergraph = await readFile(config.SUPERGRAPH_PATH, 'utf8');
+  const supergraphDocument = parse(supergraph);
   const tracing = await startTracing('gateway', logger);
   const metrics = createGatewayMetrics();
   const observe = gatewayObservability({ tracing, metrics });
   const graphiql = graphiqlEnabled(config);
   const limits = graphqlLimits(config);
   const mask = maskError(logger);
+  // The cost counted on the supergraph, which keeps each list's most (@listSize): the services count their shares again.
+  const tooCostly = costLimit(buildASTSchema(supergraphDocument, { assumeValidSDL: true }), limits.maxCost);
   // Hive's runtime disposes itself on SIGTERM and SIGINT, at once (its own listener; it cannot be
   // turned off), and disposing an HTTP executor aborts its requests under way. The runtime gets
   // executors it cannot dispose; `close` disposes them once what the gateway accepted is answered.
@@ -157,13 +167,47 @@ export async function startGateway(
     maskedErrors: { maskError: mask },
     plugins: () => [
       observe.plugin(),
-      // The cost counted on the supergraph, which keeps each list's most (@listSize): the services count their shares again.
-      limitsPlugin(limits, costLimit(buildASTSchema(parse(supergraph), { assumeValidSDL: true }), limits.maxCost)),
+      limitsPlugin(limits, tooCostly),
     ],
     // Answered in `handler`, as the services answer it (Yoga's would allow credentials and any method).
     cors: false,
   });
   const cors = corsResponder(config.CORS_ORIGINS);
+  // What the clients may ask (the supergraph without what is @inaccessible or federation's own).
+  const prepare = documentPreparer(buildASTSchema(transformSupergraphToPublicSchema(supergraphDocument)), limits);
+  const route = subgraphRouter(supergraphDocument);
+  const forwarder = subgraphForwarder({ orders: config.ORDERS_URL, inventory: config.INVENTORY_URL }, observe);
+
+  /**
+   * An ordinary request (a query or mutation POSTed as JSON, asking for JSON) that one service can
+   * answer whole is judged here and forwarded to it as it came, rather than executed again by the
+   * runtime: parse, validation and limits against the public graph (documentPreparer, the
+   * services' own), the cost on the supergraph, then the service's answer streamed back. Anything
+   * else (a join of both services, a subscription, GET, SSE, a body of another shape) is left
+   * untouched to the runtime, which judges it itself with the same limits: false then.
+   */
+  const forwarded = async (req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<boolean> => {
+    const params = plainParams(body);
+    if (!params) return false;
+    const prepared = prepare(params.query, params.operationName);
+    if ('errors' in prepared) {
+      observe.erred(req);
+      sendGraphqlAnswer(res, 200, { errors: prepared.errors.map((e) => mask(e)) });
+      return true;
+    }
+    if (prepared.operation.operation === OperationTypeNode.SUBSCRIPTION) return false;
+    const subgraph = route(prepared.document);
+    if (subgraph === undefined) return false;
+    observe.named(req, prepared.operation);
+    const costly = tooCostly(prepared.document, params.operationName, params.variables);
+    if (costly) {
+      observe.erred(req);
+      sendGraphqlAnswer(res, 200, { errors: [mask(costly)] });
+      return true;
+    }
+    if (await forwarder.forward(subgraph, req, res, body)) observe.erred(req);
+    return true;
+  };
 
   const handler = (req: IncomingMessage & { body?: Buffer }, res: ServerResponse) => {
     observe.serve(req, res);
@@ -176,6 +220,7 @@ export async function startGateway(
         logger,
       });
       if (!admitted) return;
+      if (admitted.body && plainRequest(req) && (await forwarded(req, res, admitted.body))) return;
       // Handed over read (@whatwg-node/server takes a `body` found on the request).
       if (admitted.body) req.body = admitted.body;
       await runtime(req, res);
@@ -209,6 +254,7 @@ export async function startGateway(
     close: async (giveUp = AbortSignal.timeout(config.SHUTDOWN_TIMEOUT_MS)) => {
       await server.close(giveUp);
       await runtime.dispose();
+      forwarder.close();
       for (const executor of executors) await executor[Symbol.asyncDispose]();
       await tracing?.shutdown();
     },

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayPlugin } from '@graphql-hive/gateway-runtime';
 import type { AsyncFetchFn } from '@graphql-tools/executor-http';
-import { getOperationAST, type DocumentNode } from 'graphql';
+import { getOperationAST, type DocumentNode, type OperationDefinitionNode } from 'graphql';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import {
   formatTraceparent,
@@ -54,12 +54,12 @@ interface Served {
 export function gatewayObservability(options: { tracing: Tracing | undefined; metrics: GatewayMetrics }) {
   const { tracing, metrics } = options;
   const served = new WeakMap<IncomingMessage, Served>();
-  const of = (context: unknown) => {
+  const ofContext = (context: unknown) => {
     const req = (context as { req?: IncomingMessage } | undefined)?.req;
     return req ? served.get(req) : undefined;
   };
   const operationOf = (args: { document: DocumentNode; operationName?: string | null | undefined; contextValue: unknown }) => {
-    const state = of(args.contextValue);
+    const state = ofContext(args.contextValue);
     const operation = getOperationAST(args.document, args.operationName);
     if (!state || !operation) return;
     state.operation = operation.operation;
@@ -79,7 +79,7 @@ export function gatewayObservability(options: { tracing: Tracing | undefined; me
      * request replaces it with its CLIENT span's, in `fetch`), the client's as it came otherwise.
      */
     traceparent(context: unknown, client: string | null): string | null {
-      const span = of(context)?.span;
+      const span = ofContext(context)?.span;
       return span ? formatTraceparent(span.trace) : client;
     },
 
@@ -89,37 +89,70 @@ export function gatewayObservability(options: { tracing: Tracing | undefined; me
         onExecute: ({ args }) => operationOf(args),
         onSubscribe: ({ args }) => operationOf(args),
         onResultProcess({ result, serverContext }) {
-          const state = of(serverContext);
+          const state = ofContext(serverContext);
           const results = Array.isArray(result) ? result : [result];
           if (state && results.some((r) => 'errors' in r && r.errors && r.errors.length > 0)) state.outcome = 'error';
         },
       };
     },
 
-    /** The fetch of `subgraph`'s executor: each request a CLIENT span and a timing. */
+    /** Names a request the gateway answers itself (forwarded whole) by its operation, as `plugin` does for the runtime's. */
+    named(req: IncomingMessage, operation: OperationDefinitionNode): void {
+      const state = served.get(req);
+      if (!state) return;
+      state.operation = operation.operation;
+      state.span?.operation(operation);
+    },
+
+    /** Counts a request the gateway answers itself as an error. */
+    erred(req: IncomingMessage): void {
+      const state = served.get(req);
+      if (state) state.outcome = 'error';
+    },
+
+    /**
+     * One request to `subgraph` on behalf of `source` (the client request, or the runtime's context):
+     * its CLIENT span, whose traceparent the service gets (`client`'s own, as it came, untraced),
+     * and its timing, ended by what became of it.
+     */
+    call(subgraph: string, source: unknown, request: { method: string; url: string; client: string | undefined }) {
+      const state = served.get(source as IncomingMessage) ?? ofContext(source);
+      const span = tracing?.calling(state?.span?.trace, { method: request.method, url: request.url, peer: subgraph });
+      const stop = metrics.subgraphDuration.startTimer({ subgraph });
+      return {
+        traceparent: span ? formatTraceparent(span.trace) : request.client,
+        answered(status: number) {
+          stop({ outcome: status >= 400 ? 'error' : 'ok' });
+          span?.answered(status);
+        },
+        /** Given up because the client left or the gateway is closing: the service did nothing wrong. */
+        cancelled() {
+          stop({ outcome: 'cancelled' });
+          span?.cancelled();
+        },
+        unreachable(error: unknown) {
+          stop({ outcome: 'unreachable' });
+          span?.failed(error);
+        },
+      };
+    },
+
+    /** The fetch of `subgraph`'s executor in the runtime: each request a `call`. */
     fetch(subgraph: string, fetch: AsyncFetchFn): AsyncFetchFn {
       return async (url, init, context, info) => {
-        const call = tracing?.calling(of(context)?.span?.trace, { method: init?.method ?? 'POST', url, peer: subgraph });
         // executor-http hands its headers over as a plain object (the client's, as propagated).
-        const sent = call
-          ? { ...init, headers: { ...(init?.headers as Record<string, string>), [TRACEPARENT_HEADER]: formatTraceparent(call.trace) } }
-          : init;
-        const stop = metrics.subgraphDuration.startTimer({ subgraph });
+        const headers = init?.headers as Record<string, string> | undefined;
+        const call = this.call(subgraph, context, { method: init?.method ?? 'POST', url, client: headers?.[TRACEPARENT_HEADER] });
+        const sent = call.traceparent ? { ...init, headers: { ...headers, [TRACEPARENT_HEADER]: call.traceparent } } : init;
         try {
           const response = await fetch(url, sent, context, info);
-          stop({ outcome: response.status >= 400 ? 'error' : 'ok' });
-          call?.answered(response.status);
+          call.answered(response.status);
           return response;
         } catch (error) {
-          // Aborted because the client left (upstreamCancellation) or the gateway is closing: the
-          // service did nothing wrong. (The gateway sets no timeout on its requests to the services.)
-          if (init?.signal?.aborted) {
-            stop({ outcome: 'cancelled' });
-            call?.cancelled();
-          } else {
-            stop({ outcome: 'unreachable' });
-            call?.failed(error);
-          }
+          // Aborted because the client left (upstreamCancellation) or the gateway is closing. (The
+          // gateway sets no timeout on its requests to the services.)
+          if (init?.signal?.aborted) call.cancelled();
+          else call.unreachable(error);
           throw error;
         }
       };

@@ -114,10 +114,13 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     expect(answer.data).toEqual({ order: { status: 'CANCELLED', items: [{ productId: '999', quantity: 1, product: null }] } });
   });
 
-  it('logs an unexpected error with its cause and where it arose, and answers it as "Unexpected error."', async () => {
-    // A service answering what its schema says it never does: a product without a name.
-    const broken = createServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data: { products: { nodes: [{ name: null }] } } }));
+  it('logs an unexpected error in a joined answer with its cause and where it arose, and answers it as "Unexpected error."', async () => {
+    // An Inventory Service answering what its schema says it never does: a product without a name.
+    const broken = createServer((req, res) => {
+      req.resume();
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ data: { _entities: [{ __typename: 'OrderLine', product: { name: null } }] } }));
     });
     await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
     const lines: Record<string, unknown>[] = [];
@@ -126,21 +129,56 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
       capturingLogger('gateway', lines),
     );
     try {
+      // A product the Inventory Service does not have: the order reserves nothing the other tests count on.
+      const { createOrder: created } = await via('alice').data<{ createOrder: { id: string } }>(
+        'mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }',
+        { input: { customerId: 'alice', items: [{ productId: '424242', quantity: 1 }] } },
+      );
       const client = graphqlClient(`http://127.0.0.1:${watched.port}/graphql`, { token: tokens.admin });
-      const answer = await client.request('{ products(first: 1) { nodes { name } } }');
+      const answer = await client.request('query($id: ID!) { order(id: $id) { items { product { name } } } }', { id: created.id });
       expect(answer.errors?.map((e) => [e.message, e.extensions?.code])).toEqual([['Unexpected error.', 'INTERNAL_SERVER_ERROR']]);
       expect(JSON.stringify(answer)).not.toMatch(/non-nullable/);
       const logged = lines.filter((l) => l.level === 50);
       expect(logged).toHaveLength(1);
       expect(logged[0]).toMatchObject({
         msg: 'unexpected error while resolving a GraphQL request',
-        path: 'products.nodes.0.name',
+        path: 'order.items.0.product.name',
         err: { message: 'Cannot return null for non-nullable field Product.name.' },
       });
       expect((logged[0]?.err as { stack?: string }).stack).toMatch(/^Error: Cannot return null[^]*\n +at /);
     } finally {
       await watched.close();
       await new Promise((resolve) => broken.close(resolve));
+    }
+  });
+
+  it('forwards an operation one service answers whole to it as the client sent it, and passes its answer back as it came', async () => {
+    // A stand-in Inventory Service that records what it is sent and answers what the gateway would
+    // never produce itself: the runtime, executing the operation again, would refuse a null name.
+    const received: { body: string; authorization: string | undefined }[] = [];
+    const answer = '{"data":{"products":{"nodes":[{"name":null}]}},"extensions":{"from":"stand-in"}}';
+    const standIn = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push({ body: Buffer.concat(chunks).toString(), authorization: req.headers.authorization });
+        res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
+      });
+    });
+    await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
+    const forwarding = await gatewayWith({ INVENTORY_URL: `http://127.0.0.1:${(standIn.address() as AddressInfo).port}/graphql` });
+    try {
+      const body = JSON.stringify({ query: 'query Names($n: Int) { products(first: $n) { nodes { name } } }', variables: { n: 1 } });
+      const res = await fetch(`http://127.0.0.1:${forwarding.port}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.admin}` },
+        body,
+      });
+      expect(await res.text()).toBe(answer);
+      expect(received).toEqual([{ body, authorization: `Bearer ${tokens.admin}` }]);
+    } finally {
+      await forwarding.close();
+      await new Promise((resolve) => standIn.close(resolve));
     }
   });
 

@@ -99,10 +99,6 @@ export async function readLimitedBody(req: IncomingMessage): Promise<Buffer | nu
   }
   return Buffer.concat(chunks);
 }
-/** Distinct query texts kept parsed and validated. */
-const DOCUMENT_CACHE_SIZE = 1_000;
-
-type Prepared = { document: DocumentNode; operation: OperationDefinitionNode } | { errors: GraphQLError[] };
 
 function jsonAccepted(accept: string | undefined): boolean {
   return !accept || accept.includes('application/json') || accept.includes('*/*');
@@ -162,6 +158,83 @@ function limitRules(limits: Omit<GraphqlLimits, 'maxCost'>): ValidationRule[] {
     maxAliasesRule({ n: limits.maxAliases, ...report }),
     ...(limits.introspection ? [] : [NoSchemaIntrospectionCustomRule]),
   ];
+}
+
+/** Distinct query texts kept parsed and validated. */
+const DOCUMENT_CACHE_SIZE = 1_000;
+
+export type PreparedDocument = { document: DocumentNode; operation: OperationDefinitionNode } | { errors: GraphQLError[] };
+
+/**
+ * Parses (within the token limit) and validates (with the depth, alias and introspection rules) a
+ * query against `schema`, and finds the operation asked for: once per distinct text and operation
+ * name, the most recently used DOCUMENT_CACHE_SIZE kept. A service's direct path and the gateway's
+ * share it, so a document is judged the same at both.
+ */
+export function documentPreparer(schema: GraphQLSchema, limits: Omit<GraphqlLimits, 'maxCost'>) {
+  const rules = [...specifiedRules, ...limitRules(limits)];
+  const documents = new Map<string, PreparedDocument>();
+  return (query: string, operationName: string | undefined): PreparedDocument => {
+    // The name's length first, so no name and text can be taken for another pair.
+    const key = operationName === undefined ? `-${query}` : `${operationName.length}:${operationName}${query}`;
+    const cached = documents.get(key);
+    if (cached) {
+      // Most recently used last: the first key is the one to evict.
+      documents.delete(key);
+      documents.set(key, cached);
+      return cached;
+    }
+    let prepared: PreparedDocument;
+    try {
+      const document = parse(query, { maxTokens: limits.maxTokens });
+      const invalid = validate(schema, document, rules);
+      const operation = getOperationAST(document, operationName);
+      if (invalid.length > 0) prepared = { errors: coded(invalid, 'GRAPHQL_VALIDATION_FAILED') };
+      else if (!operation)
+        prepared = {
+          errors: [
+            new GraphQLError('Could not determine what operation to execute.', { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } }),
+          ],
+        };
+      else prepared = { document, operation };
+    } catch (error) {
+      prepared = { errors: coded([error instanceof GraphQLError ? error : new GraphQLError(String(error))], 'GRAPHQL_PARSE_FAILED') };
+    }
+    documents.set(key, prepared);
+    if (documents.size > DOCUMENT_CACHE_SIZE) documents.delete(documents.keys().next().value as string);
+    return prepared;
+  };
+}
+
+/** The ordinary request the direct paths take: a POST of JSON to /graphql, asking for JSON. */
+export function plainRequest(req: IncomingMessage): boolean {
+  return req.method === 'POST' && req.url?.split('?')[0] === '/graphql' && isJson(req.headers['content-type']) && jsonAccepted(req.headers.accept);
+}
+
+/**
+ * A plain request's parameters: a query, variables as an object (or none) and an operation name
+ * (or none: an empty one is none, as Yoga takes it), with nothing else but `extensions`; undefined for anything else (not JSON, another
+ * shape), which is left to Yoga (or at the gateway the runtime) to answer as it would.
+ */
+export function plainParams(
+  body: Buffer,
+): { query: string; variables: Record<string, unknown> | undefined; operationName: string | undefined } | undefined {
+  let params: unknown;
+  try {
+    params = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (params === null || typeof params !== 'object' || Array.isArray(params)) return undefined;
+  const { query, variables, operationName, ...rest } = params as Record<string, unknown>;
+  if (
+    typeof query !== 'string' ||
+    Object.keys(rest).some((k) => k !== 'extensions') ||
+    !(variables === undefined || variables === null || (typeof variables === 'object' && !Array.isArray(variables))) ||
+    !(operationName === undefined || operationName === null || typeof operationName === 'string')
+  )
+    return undefined;
+  return { query, variables: (variables as Record<string, unknown> | null) ?? undefined, operationName: operationName || undefined };
 }
 
 /**
@@ -346,9 +419,6 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     ...options.context(access, { trace: traceOf(req) }),
     introspection: limits.introspection,
   });
-  const limitRuleList = limitRules(limits);
-  const rules = [...specifiedRules, ...limitRuleList];
-  const parseLimited = (query: string) => parse(query, { maxTokens: limits.maxTokens });
   const tooCostly = costLimit(options.schema, limits.maxCost);
   const yoga: YogaServerInstance<{ req: RequestWithAccess }, Context> = createYoga<{ req: RequestWithAccess }, Context>({
     schema: options.schema,
@@ -363,36 +433,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     plugins: [limitsPlugin(limits, tooCostly)],
   });
 
-  const documents = new Map<string, Prepared>();
-  const prepare = (query: string, operationName: string | undefined): Prepared => {
-    const key = operationName ? `${operationName}\u0000${query}` : query;
-    const cached = documents.get(key);
-    if (cached) {
-      // Most recently used last: the first key is the one to evict.
-      documents.delete(key);
-      documents.set(key, cached);
-      return cached;
-    }
-    let prepared: Prepared;
-    try {
-      const document = parseLimited(query);
-      const invalid = validate(options.schema, document, rules);
-      const operation = getOperationAST(document, operationName);
-      if (invalid.length > 0) prepared = { errors: coded(invalid, 'GRAPHQL_VALIDATION_FAILED') };
-      else if (!operation)
-        prepared = {
-          errors: [
-            new GraphQLError('Could not determine what operation to execute.', { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } }),
-          ],
-        };
-      else prepared = { document, operation };
-    } catch (error) {
-      prepared = { errors: coded([error instanceof GraphQLError ? error : new GraphQLError(String(error))], 'GRAPHQL_PARSE_FAILED') };
-    }
-    documents.set(key, prepared);
-    if (documents.size > DOCUMENT_CACHE_SIZE) documents.delete(documents.keys().next().value as string);
-    return prepared;
-  };
+  const prepare = documentPreparer(options.schema, limits);
 
   const cors = corsResponder(options.corsOrigins ?? []);
 
@@ -404,23 +445,10 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
 
   type Labels = { operation: string; outcome: 'ok' | 'error' };
   const direct = async (req: RequestWithAccess, res: ServerResponse, labels: Labels, access: Access, body: Buffer) => {
-    let params: unknown;
-    try {
-      params = JSON.parse(body.toString('utf8'));
-    } catch {
-      return viaYoga(req, res, body);
-    }
-    const { query, variables, operationName, ...rest } = (params ?? {}) as Record<string, unknown>;
-    const extra = Object.keys(rest).filter((k) => k !== 'extensions');
-    if (
-      typeof query !== 'string' ||
-      extra.length > 0 ||
-      !(variables === undefined || variables === null || (typeof variables === 'object' && !Array.isArray(variables))) ||
-      !(operationName === undefined || operationName === null || typeof operationName === 'string')
-    ) {
-      return viaYoga(req, res, body);
-    }
-    const prepared = prepare(query, operationName ?? undefined);
+    const params = plainParams(body);
+    if (!params) return viaYoga(req, res, body);
+    const { query, variables, operationName } = params;
+    const prepared = prepare(query, operationName);
     if ('errors' in prepared) {
       labels.outcome = 'error';
       return sendGraphqlAnswer(res, 200, { errors: prepared.errors.map(mask) });
@@ -437,7 +465,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
       schema: options.schema,
       document: prepared.document,
       operationName: operationName ?? undefined,
-      variableValues: (variables as Record<string, unknown> | null) ?? undefined,
+      variableValues: variables,
       contextValue: contextOf(access, req),
     });
     if (result.errors) labels.outcome = 'error';
@@ -461,8 +489,7 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
 
   return (req: RequestWithAccess, res) => {
     if (options.tracing) req.served = options.tracing.serve(req, res, '/graphql');
-    const path = req.url?.split('?')[0];
-    const plain = req.method === 'POST' && path === '/graphql' && isJson(req.headers['content-type']) && jsonAccepted(req.headers.accept);
+    const plain = plainRequest(req);
     const labels: Labels = {
       operation: plain ? 'other' : req.headers.accept?.includes('text/event-stream') ? 'subscription' : 'other',
       outcome: 'ok',

@@ -238,7 +238,10 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
         const channel = await connection.acquire();
         let replayed = 0;
         try {
-          for (;;) {
+          // Only what was parked when the replay began: a replayed message that fails again is parked
+          // again behind them, and taken again it would be replayed in a loop for as long as it fails.
+          const { messageCount } = await channel.queueDeclare({ queue: queue.deadLetterQueue, passive: true });
+          for (let taken = 0; taken < messageCount; taken += 1) {
             const message = await channel.basicGet({ queue: queue.deadLetterQueue });
             if (!message) break;
             if (!selected(ids, message.messageId)) continue;
