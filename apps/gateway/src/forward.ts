@@ -32,7 +32,11 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
     forward(subgraph: string, req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<boolean> {
       const target = targets.get(subgraph);
       if (!target) throw new Error(`no URL for subgraph ${subgraph}`);
-      const call = observe.call(subgraph, req, { method: 'POST', url: target.url, client: req.headers[TRACEPARENT_HEADER] as string | undefined });
+      const call = observe.call(subgraph, req, {
+        method: 'POST',
+        url: target.url,
+        client: req.headers[TRACEPARENT_HEADER] as string | undefined,
+      });
       const headers: Record<string, string | number> = {
         'content-type': 'application/json',
         accept: 'application/json',

@@ -165,10 +165,7 @@ export async function startGateway(
     logging: false,
     // Worded as the services word them, and an unexpected one logged with its cause (Yoga's own mask, with logging off, kept silent).
     maskedErrors: { maskError: mask },
-    plugins: () => [
-      observe.plugin(),
-      limitsPlugin(limits, tooCostly),
-    ],
+    plugins: () => [observe.plugin(), limitsPlugin(limits, tooCostly)],
     // Answered in `handler`, as the services answer it (Yoga's would allow credentials and any method).
     cors: false,
   });

@@ -109,7 +109,7 @@ export function subgraphRouter(supergraph: DocumentNode): (document: DocumentNod
     }
   }
   // An input type that holds a hidden one anywhere inside it is hidden too.
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const [type, members] of inputFields)
       if (!hidden.has(type) && members.some((m) => hidden.has(m))) {

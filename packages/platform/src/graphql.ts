@@ -208,7 +208,12 @@ export function documentPreparer(schema: GraphQLSchema, limits: Omit<GraphqlLimi
 
 /** The ordinary request the direct paths take: a POST of JSON to /graphql, asking for JSON. */
 export function plainRequest(req: IncomingMessage): boolean {
-  return req.method === 'POST' && req.url?.split('?')[0] === '/graphql' && isJson(req.headers['content-type']) && jsonAccepted(req.headers.accept);
+  return (
+    req.method === 'POST' &&
+    req.url?.split('?')[0] === '/graphql' &&
+    isJson(req.headers['content-type']) &&
+    jsonAccepted(req.headers.accept)
+  );
 }
 
 /**
