@@ -4,8 +4,9 @@
  * fixed scenarios with the load generator on each in turn, round after round, and prints one
  * table, with the CPU each kind of process spent per completed order. Needs the local PostgreSQL
  * and RabbitMQ (and rabbitmqctl) for the distributed runs, and starts the 3-node cluster for
- * cluster-1.
- *   npm run bench -- [--orders 20000] [--backlog 20000] [--only distributed-1] [--scenarios even,drain]
+ * cluster-1. A distributed platform also runs a gateway (the built dist/gateway/main.mjs) over its
+ * Order Service and an inventory instance, for the scenarios that go through it.
+ *   npm run bench -- [--orders 20000] [--backlog 20000] [--only distributed-1] [--scenarios even,gateway,joined,drain]
  */
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -89,13 +90,19 @@ const args = parseCli(
 
 interface Platform {
   name: string;
-  /** The platform's own processes by kind, for the CPU they spend (RabbitMQ and PostgreSQL are counted machine-wide). */
-  servicePids(): Record<string, number[]>;
+  /**
+   * The platform's own processes by kind, for the CPU they spend (RabbitMQ and PostgreSQL are
+   * counted machine-wide); the gateway's only when asked, for the scenarios that go through it.
+   */
+  servicePids(withGateway?: boolean): Record<string, number[]>;
   /** An admin token, when the platform requires one. */
   token?: string;
   ordersUrl: string;
   inventoryUrl: string;
-  pids(): number[];
+  /** The gateway's /graphql over both services (distributed platforms). */
+  gatewayUrl?: string;
+  /** The processes whose resident memory is sampled; the gateway's only when asked. */
+  pids(withGateway?: boolean): number[];
   /** For the backlog scenario: stop every inventory instance, and start them again. */
   stopInventory?: () => Promise<void>;
   startInventory?: () => Promise<void>;
@@ -118,6 +125,33 @@ const freePort = () =>
       s.close(() => resolve(port));
     });
   });
+
+/** Whether `port` can be listened on at 127.0.0.1 now. */
+const bindable = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+
+/**
+ * `count` distinct free ports for listeners that stop and start again on the same port (the
+ * inventory instances, which the gateway keeps addressing). Taken below the kernel's ephemeral
+ * range: a port from it could be handed to some outgoing connection while the instance is down,
+ * and the restart would then fail to bind it.
+ */
+async function fixedPorts(count: number): Promise<number[]> {
+  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '');
+  const ephemeralLow = Number(range.trim().split(/\s+/)[0]) || 32_768;
+  const ports = new Set<number>();
+  for (let tries = 0; ports.size < count && tries < 1_000; tries += 1) {
+    const port = 10_000 + Math.floor(Math.random() * Math.max(1, ephemeralLow - 10_000));
+    if (!ports.has(port) && (await bindable(port))) ports.add(port);
+  }
+  // A machine whose ephemeral range starts low: an ordinary free port, and the small risk above.
+  while (ports.size < count) ports.add(await freePort());
+  return [...ports];
+}
 
 /**
  * Holds last the longest the services allow: the default 15 minutes would run out in the middle of
@@ -183,33 +217,46 @@ async function distributed(name: string, instances: number, broker: 'node' | 'cl
     AUTH_JWT_SECRET: secret,
     PAYMENT_HOLD_SECONDS,
   });
-  const startInventory = () => startServiceProcess('inventory', env(dbs.inventory.url));
+  // Each instance keeps its port across the drains' restarts, so the gateway's INVENTORY_URL stays valid.
+  const inventoryPorts = await fixedPorts(instances);
+  const startInventory = (port: number) => startServiceProcess('inventory', { ...env(dbs.inventory.url), PORT: String(port) });
   let inventory: ServiceProcess[] = [];
-  for (let i = 0; i < instances; i += 1) inventory.push(await startInventory());
+  for (const port of inventoryPorts) inventory.push(await startInventory(port));
   const orders = await startServiceProcess('orders', env(dbs.orders.url));
-  const stable = inventory[0] as ServiceProcess;
+  const ordersUrl = `http://127.0.0.1:${orders.port}/graphql`;
+  const inventoryUrl = `http://127.0.0.1:${inventoryPorts[0] as number}/graphql`;
+  // As deployed: the built bundle, the services' auth settings (it checks the same tokens first).
+  const gateway = await startServiceProcess('gateway', {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    ORDERS_URL: ordersUrl,
+    INVENTORY_URL: inventoryUrl,
+    AUTH_JWT_SECRET: secret,
+  });
+  const servicePids = () => ({ orders: [orders.child.pid as number], inventory: inventory.map((p) => p.child.pid as number) });
   return {
     name,
     token: await signToken(secret, { sub: 'bench', role: 'admin' }),
-    ordersUrl: `http://127.0.0.1:${orders.port}/graphql`,
-    get inventoryUrl() {
-      return `http://127.0.0.1:${(inventory[0] ?? stable).port}/graphql`;
-    },
+    ordersUrl,
+    inventoryUrl,
+    gatewayUrl: `http://127.0.0.1:${gateway.port}/graphql`,
     amqpUrl: vhost.url,
     inventoryDatabaseUrl: dbs.inventory.url,
     ordersDatabaseUrl: dbs.orders.url,
     ordersMetricsUrl: `http://127.0.0.1:${orders.port}/metrics`,
     inventoryMetricsUrls: () => inventory.map((p) => `http://127.0.0.1:${p.port}/metrics`),
-    pids: () => [...inventory, orders].map((p) => p.child.pid as number),
-    servicePids: () => ({ orders: [orders.child.pid as number], inventory: inventory.map((p) => p.child.pid as number) }),
+    pids: (withGateway) => [...inventory, orders, ...(withGateway ? [gateway] : [])].map((p) => p.child.pid as number),
+    servicePids: (withGateway) => ({ ...servicePids(), ...(withGateway ? { gateway: [gateway.child.pid as number] } : {}) }),
     async stopInventory() {
       await Promise.all(inventory.map((p) => p.stop()));
     },
     async startInventory() {
       inventory = [];
-      for (let i = 0; i < instances; i += 1) inventory.push(await startInventory());
+      for (const port of inventoryPorts) inventory.push(await startInventory(port));
     },
     async close() {
+      await gateway.stop();
       await Promise.all([...inventory, orders].map((p) => p.stop()));
       await dbs.inventory.drop();
       await dbs.orders.drop();
@@ -254,8 +301,8 @@ async function machinePids(platform: Platform): Promise<Record<string, number[]>
  * machine happens to be this hour the way a rate does. The returned function reads what each kind
  * spent since.
  */
-async function cpuMeter(platform: Platform): Promise<() => Promise<Record<string, number>>> {
-  const kinds = async () => ({ ...platform.servicePids(), ...(await machinePids(platform)) });
+async function cpuMeter(platform: Platform, withGateway = false): Promise<() => Promise<Record<string, number>>> {
+  const kinds = async () => ({ ...platform.servicePids(withGateway), ...(await machinePids(platform)) });
   const read = async (pids: Record<string, number[]>) =>
     new Map(
       await Promise.all(
@@ -284,10 +331,10 @@ const perOrder = (cpu: Record<string, number>, orders: number) =>
   Object.fromEntries(Object.entries(cpu).map(([k, ms]) => [k, ms / Math.max(orders, 1)]));
 
 /** Samples the resident memory of the platform's processes while `work` runs; returns the peak in MB. */
-async function peakRss<T>(platform: Platform, work: () => Promise<T>): Promise<[T, number]> {
+async function peakRss<T>(platform: Platform, work: () => Promise<T>, withGateway = false): Promise<[T, number]> {
   let peak = 0;
   const sample = async () => {
-    for (const pid of platform.pids()) {
+    for (const pid of platform.pids(withGateway)) {
       const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
       const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
       peak = Math.max(peak, kb / 1024);
