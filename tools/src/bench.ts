@@ -4,13 +4,15 @@
  * fixed scenarios with the load generator on each in turn, round after round, and prints one
  * table, with the CPU each kind of process spent per completed order. Needs the local PostgreSQL
  * and RabbitMQ (and rabbitmqctl) for the distributed runs, and starts the 3-node cluster for
- * cluster-1.
- *   npm run bench -- [--orders 20000] [--backlog 20000] [--only distributed-1] [--scenarios even,drain]
+ * cluster-1. A distributed platform also runs a gateway (the built dist/gateway/main.mjs) over its
+ * Order Service and an inventory instance, for the scenarios that go through it.
+ *   npm run bench -- [--orders 20000] [--backlog 20000] [--only distributed-1] [--scenarios even,gateway,joined,drain]
  */
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -31,8 +33,9 @@ import {
 } from '@stockflow/testing';
 import { parseCli, wholeNumber } from './cli.ts';
 import { auditPlatform } from './audit.ts';
+import { httpPipe } from './http-pipe.ts';
 import { runLoad, type LoadOptions, type LoadReport } from './load.ts';
-import { percentile } from './stats.ts';
+import { percentile, summarize, type Summary } from './stats.ts';
 
 /**
  * distributed-N: N inventory instances on the single local RabbitMQ node with classic queues (as
@@ -41,7 +44,16 @@ import { percentile } from './stats.ts';
  * production topology. The three share this machine's two cores with everything else.
  */
 const CONFIGURATIONS = ['embedded', 'distributed-1', 'distributed-2', 'quorum-1', 'cluster-1'] as const;
-const SCENARIOS = ['even', 'hot', 'steady', 'drain', 'drain-reservable', 'drain-spread', 'expiry'] as const;
+const SCENARIOS = ['even', 'gateway', 'hot', 'steady', 'joined', 'drain', 'drain-reservable', 'drain-spread', 'expiry'] as const;
+/** Scenarios that need a broker and PostgreSQL, or the gateway process: the embedded platform has none of them. */
+const DISTRIBUTED_ONLY: readonly (typeof SCENARIOS)[number][] = [
+  'gateway',
+  'joined',
+  'drain',
+  'drain-reservable',
+  'drain-spread',
+  'expiry',
+];
 
 const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--warmup N] [--repeat N] [--only LIST] [--scenarios LIST]
   --orders N        orders per load scenario, and holds falling due at once in expiry (default 5000;
@@ -51,8 +63,14 @@ const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--warmup N] [
   --repeat N        rounds of the scenarios per configuration; the table shows each figure's median
                     and, with more than one round, its range (default 1)
   --only LIST       configurations to run, comma-separated: ${CONFIGURATIONS.join(', ')}
-  --scenarios LIST  scenarios to run, comma-separated: ${SCENARIOS.join(', ')} (default all;
-                    the drains and expiry need a broker and PostgreSQL: distributed configurations only)`;
+  --scenarios LIST  scenarios to run, comma-separated: ${SCENARIOS.join(', ')} (default all)
+                    gateway: the even catalog's load (orders created, their statuses polled)
+                      sent to the gateway's /graphql instead of the Order Service
+                    joined: --orders requests through the gateway for existing orders with their
+                      lines' products (from both services), 200 in flight; CPU per request
+                    ${DISTRIBUTED_ONLY.join(', ')}:
+                      distributed configurations only (skipped on embedded, which runs no gateway
+                      process, broker or PostgreSQL)`;
 
 /** A comma-separated flag naming some of `choices` (all of them when absent). */
 const listOf = <T extends string>(choices: readonly [T, ...T[]]) =>
@@ -84,18 +102,36 @@ const args = parseCli(
     .refine((a) => !a.scenarios.includes('drain-spread') || a.backlog >= 1_000, {
       path: ['backlog'],
       message: 'drain-spread spreads the backlog over 1,000 products, one unit each at least: it needs 1000 or more',
+    })
+    .superRefine((a, ctx) => {
+      // Skipped silently on embedded when some distributed configuration runs them; asked for on
+      // embedded alone they would leave the table without the rows the command line asked for.
+      const unrunnable = a.scenarios.filter((s) => DISTRIBUTED_ONLY.includes(s));
+      if (a.only.every((c) => c === 'embedded') && unrunnable.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['scenarios'],
+          message: `${unrunnable.join(', ')} run on distributed configurations only, and --only names none`,
+        });
+      }
     }),
 );
 
 interface Platform {
   name: string;
-  /** The platform's own processes by kind, for the CPU they spend (RabbitMQ and PostgreSQL are counted machine-wide). */
-  servicePids(): Record<string, number[]>;
+  /**
+   * The platform's own processes by kind, for the CPU they spend (RabbitMQ and PostgreSQL are
+   * counted machine-wide); the gateway's only when asked, for the scenarios that go through it.
+   */
+  servicePids(withGateway?: boolean): Record<string, number[]>;
   /** An admin token, when the platform requires one. */
   token?: string;
   ordersUrl: string;
   inventoryUrl: string;
-  pids(): number[];
+  /** The gateway's /graphql over both services (distributed platforms). */
+  gatewayUrl?: string;
+  /** The processes whose resident memory is sampled; the gateway's only when asked. */
+  pids(withGateway?: boolean): number[];
   /** For the backlog scenario: stop every inventory instance, and start them again. */
   stopInventory?: () => Promise<void>;
   startInventory?: () => Promise<void>;
@@ -118,6 +154,33 @@ const freePort = () =>
       s.close(() => resolve(port));
     });
   });
+
+/** Whether `port` can be listened on at 127.0.0.1 now. */
+const bindable = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+
+/**
+ * `count` distinct free ports for listeners that stop and start again on the same port (the
+ * inventory instances, which the gateway keeps addressing). Taken below the kernel's ephemeral
+ * range: a port from it could be handed to some outgoing connection while the instance is down,
+ * and the restart would then fail to bind it.
+ */
+async function fixedPorts(count: number): Promise<number[]> {
+  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '');
+  const ephemeralLow = Number(range.trim().split(/\s+/)[0]) || 32_768;
+  const ports = new Set<number>();
+  for (let tries = 0; ports.size < count && tries < 1_000; tries += 1) {
+    const port = 10_000 + Math.floor(Math.random() * Math.max(1, ephemeralLow - 10_000));
+    if (!ports.has(port) && (await bindable(port))) ports.add(port);
+  }
+  // A machine whose ephemeral range starts low: an ordinary free port, and the small risk above.
+  while (ports.size < count) ports.add(await freePort());
+  return [...ports];
+}
 
 /**
  * Holds last the longest the services allow: the default 15 minutes would run out in the middle of
@@ -183,33 +246,46 @@ async function distributed(name: string, instances: number, broker: 'node' | 'cl
     AUTH_JWT_SECRET: secret,
     PAYMENT_HOLD_SECONDS,
   });
-  const startInventory = () => startServiceProcess('inventory', env(dbs.inventory.url));
+  // Each instance keeps its port across the drains' restarts, so the gateway's INVENTORY_URL stays valid.
+  const inventoryPorts = await fixedPorts(instances);
+  const startInventory = (port: number) => startServiceProcess('inventory', { ...env(dbs.inventory.url), PORT: String(port) });
   let inventory: ServiceProcess[] = [];
-  for (let i = 0; i < instances; i += 1) inventory.push(await startInventory());
+  for (const port of inventoryPorts) inventory.push(await startInventory(port));
   const orders = await startServiceProcess('orders', env(dbs.orders.url));
-  const stable = inventory[0] as ServiceProcess;
+  const ordersUrl = `http://127.0.0.1:${orders.port}/graphql`;
+  const inventoryUrl = `http://127.0.0.1:${inventoryPorts[0] as number}/graphql`;
+  // As deployed: the built bundle, the services' auth settings (it checks the same tokens first).
+  const gateway = await startServiceProcess('gateway', {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    ORDERS_URL: ordersUrl,
+    INVENTORY_URL: inventoryUrl,
+    AUTH_JWT_SECRET: secret,
+  });
+  const servicePids = () => ({ orders: [orders.child.pid as number], inventory: inventory.map((p) => p.child.pid as number) });
   return {
     name,
     token: await signToken(secret, { sub: 'bench', role: 'admin' }),
-    ordersUrl: `http://127.0.0.1:${orders.port}/graphql`,
-    get inventoryUrl() {
-      return `http://127.0.0.1:${(inventory[0] ?? stable).port}/graphql`;
-    },
+    ordersUrl,
+    inventoryUrl,
+    gatewayUrl: `http://127.0.0.1:${gateway.port}/graphql`,
     amqpUrl: vhost.url,
     inventoryDatabaseUrl: dbs.inventory.url,
     ordersDatabaseUrl: dbs.orders.url,
     ordersMetricsUrl: `http://127.0.0.1:${orders.port}/metrics`,
     inventoryMetricsUrls: () => inventory.map((p) => `http://127.0.0.1:${p.port}/metrics`),
-    pids: () => [...inventory, orders].map((p) => p.child.pid as number),
-    servicePids: () => ({ orders: [orders.child.pid as number], inventory: inventory.map((p) => p.child.pid as number) }),
+    pids: (withGateway) => [...inventory, orders, ...(withGateway ? [gateway] : [])].map((p) => p.child.pid as number),
+    servicePids: (withGateway) => ({ ...servicePids(), ...(withGateway ? { gateway: [gateway.child.pid as number] } : {}) }),
     async stopInventory() {
       await Promise.all(inventory.map((p) => p.stop()));
     },
     async startInventory() {
       inventory = [];
-      for (let i = 0; i < instances; i += 1) inventory.push(await startInventory());
+      for (const port of inventoryPorts) inventory.push(await startInventory(port));
     },
     async close() {
+      await gateway.stop();
       await Promise.all([...inventory, orders].map((p) => p.stop()));
       await dbs.inventory.drop();
       await dbs.orders.drop();
@@ -254,8 +330,8 @@ async function machinePids(platform: Platform): Promise<Record<string, number[]>
  * machine happens to be this hour the way a rate does. The returned function reads what each kind
  * spent since.
  */
-async function cpuMeter(platform: Platform): Promise<() => Promise<Record<string, number>>> {
-  const kinds = async () => ({ ...platform.servicePids(), ...(await machinePids(platform)) });
+async function cpuMeter(platform: Platform, withGateway = false): Promise<() => Promise<Record<string, number>>> {
+  const kinds = async () => ({ ...platform.servicePids(withGateway), ...(await machinePids(platform)) });
   const read = async (pids: Record<string, number[]>) =>
     new Map(
       await Promise.all(
@@ -284,10 +360,10 @@ const perOrder = (cpu: Record<string, number>, orders: number) =>
   Object.fromEntries(Object.entries(cpu).map(([k, ms]) => [k, ms / Math.max(orders, 1)]));
 
 /** Samples the resident memory of the platform's processes while `work` runs; returns the peak in MB. */
-async function peakRss<T>(platform: Platform, work: () => Promise<T>): Promise<[T, number]> {
+async function peakRss<T>(platform: Platform, work: () => Promise<T>, withGateway = false): Promise<[T, number]> {
   let peak = 0;
   const sample = async () => {
-    for (const pid of platform.pids()) {
+    for (const pid of platform.pids(withGateway)) {
       const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
       const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
       peak = Math.max(peak, kb / 1024);
@@ -552,8 +628,17 @@ async function expiry(platform: Platform, count: number): Promise<ExpiryResult |
   }
 }
 
-const scenarios = (orders: number, round: number): { key: (typeof SCENARIOS)[number]; name: string; options: Partial<LoadOptions> }[] => [
-  { key: 'even', name: 'even catalog (concurrency 200)', options: { orders, concurrency: 200, products: 1_000, hot: 0, hotShare: 0 } },
+interface LoadScenario {
+  key: (typeof SCENARIOS)[number];
+  name: string;
+  options: Partial<LoadOptions>;
+  /** Sent to the gateway's /graphql instead of the services (distributed platforms only). */
+  viaGateway?: boolean;
+}
+
+const EVEN: Partial<LoadOptions> = { concurrency: 200, products: 1_000, hot: 0, hotShare: 0 };
+
+const others = (orders: number, round: number): LoadScenario[] => [
   {
     key: 'hot',
     name: 'hot skew (5 hot, 90% of orders)',
@@ -568,11 +653,27 @@ const scenarios = (orders: number, round: number): { key: (typeof SCENARIOS)[num
   },
 ];
 
-/** One load scenario against a platform, with the bench's defaults. */
-const load = (platform: Platform, options: Partial<LoadOptions>) =>
-  runLoad({
-    ordersUrl: platform.ordersUrl,
-    inventoryUrl: platform.inventoryUrl,
+const scenarios = (orders: number, round: number): LoadScenario[] => {
+  const even: LoadScenario = { key: 'even', name: 'even catalog (concurrency 200)', options: { ...EVEN, orders } };
+  // The same orders and polls as a client of the gateway would send them.
+  const gateway: LoadScenario = {
+    key: 'gateway',
+    name: 'even catalog via the gateway (concurrency 200)',
+    options: { ...EVEN, orders },
+    viaGateway: true,
+  };
+  // Each goes first every other round, so the machine's drift and what the first leaves to the
+  // second (autovacuum, checkpoints) spread over both instead of landing on one.
+  return [...(round % 2 === 1 ? [even, gateway] : [gateway, even]), ...others(orders, round)];
+};
+
+/** One load scenario against a platform, with the bench's defaults; through its gateway when asked. */
+const load = (platform: Platform, options: Partial<LoadOptions>, viaGateway = false) => {
+  if (viaGateway && !platform.gatewayUrl) throw new Error(`${platform.name} runs no gateway`);
+  const via = viaGateway ? platform.gatewayUrl : undefined;
+  return runLoad({
+    ordersUrl: via ?? platform.ordersUrl,
+    inventoryUrl: via ?? platform.inventoryUrl,
     orders: args.orders,
     concurrency: 200,
     products: 1_000,
@@ -585,6 +686,108 @@ const load = (platform: Platform, options: Partial<LoadOptions>) =>
     token: platform.token,
     ...options,
   });
+};
+
+/** An order with its lines' products: the lines from the Order Service, the products from the Inventory Service. */
+const JOINED_QUERY = 'query($id: ID!) { order(id: $id) { id status items { productId quantity product { name availableStock } } } }';
+
+interface JoinedResult {
+  requests: number;
+  /** Distinct orders asked for, round-robin. */
+  orders: number;
+  seconds: number;
+  requestsPerSecond: number;
+  /** Each request's round trip as the load generator saw it. */
+  latencyMs: Summary;
+  /** Answers that were not an order with every line's product, by error code. */
+  errors: Record<string, number>;
+  ok: boolean;
+  /** CPU ms by kind of process per request, the gateway's included. */
+  cpuPerRequest: Record<string, number>;
+}
+
+/** Ids of up to `count` existing orders, oldest first (read from the Order Service, not measured). */
+async function existingOrders(platform: Platform, count: number): Promise<string[]> {
+  const orders = graphqlClient(platform.ordersUrl, { token: platform.token });
+  const ids: string[] = [];
+  let after: string | null = null;
+  while (ids.length < count) {
+    const page: { orders: { nodes: { id: string }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } } = await orders.data(
+      'query($after: String) { orders(first: 500, after: $after) { nodes { id } pageInfo { hasNextPage endCursor } } }',
+      { after },
+    );
+    ids.push(...page.orders.nodes.map((o) => o.id));
+    if (!page.orders.pageInfo.hasNextPage) break;
+    after = page.orders.pageInfo.endCursor;
+  }
+  return ids.slice(0, count);
+}
+
+/**
+ * `requests` queries through the gateway for existing orders with their lines' products, which
+ * the gateway plans over both services (the order from one, the products from the other through
+ * `_entities`), `concurrency` in flight over kept-alive connections, as the load scenarios send
+ * theirs. Every answer must hold the order and each line's product.
+ */
+async function joined(platform: Platform, requests: number, concurrency = 200): Promise<JoinedResult | undefined> {
+  const { gatewayUrl } = platform;
+  if (!gatewayUrl) return undefined;
+  let ids = await existingOrders(platform, 1_000);
+  if (ids.length === 0) {
+    // Without a warm-up nothing has been ordered yet: some orders to ask for, not measured.
+    await load(platform, { ...EVEN, orders: 1_000, audit: false });
+    ids = await existingOrders(platform, 1_000);
+  }
+  const pipe = httpPipe(gatewayUrl, concurrency, platform.token);
+  const latencies: number[] = [];
+  const errors: Record<string, number> = {};
+  const fail = (code: string) => (errors[code] = (errors[code] ?? 0) + 1);
+  let next = 0;
+  const cpuSince = await cpuMeter(platform, true);
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < requests) {
+        const id = ids[next % ids.length] as string;
+        next += 1;
+        const sent = performance.now();
+        try {
+          const res = await pipe.post(JSON.stringify({ query: JOINED_QUERY, variables: { id } }));
+          latencies.push(performance.now() - sent);
+          type Answer = {
+            data?: { order: { items: { product: { name: string } | null }[] } | null };
+            errors?: { extensions?: { code?: string } }[];
+          };
+          let body: Answer = {};
+          try {
+            body = JSON.parse(res.body) as Answer;
+          } catch {
+            /* counted below by its HTTP status */
+          }
+          const order = body.data?.order;
+          if (body.errors?.length || !order)
+            fail(String(body.errors?.[0]?.extensions?.code ?? (order === null ? 'NO_ORDER' : `HTTP ${res.status}`)));
+          else if (order.items.length === 0 || order.items.some((l) => typeof l.product?.name !== 'string')) fail('LINE_WITHOUT_PRODUCT');
+        } catch (error) {
+          fail((error as { code?: string }).code ?? 'NETWORK');
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - start) / 1_000;
+  const cpu = await cpuSince();
+  pipe.close();
+  return {
+    requests,
+    orders: ids.length,
+    seconds,
+    requestsPerSecond: requests / seconds,
+    latencyMs: summarize(latencies),
+    errors,
+    ok: Object.keys(errors).length === 0,
+    cpuPerRequest: perOrder(cpu, requests),
+  };
+}
 
 // The platform runs as it is deployed: the built bundles under plain node.
 buildRunnables();
@@ -634,6 +837,17 @@ try {
       process.stderr.write(`   warm-up (${args.warmup} orders, not measured)...\n`);
       const warm = await load(platform, { orders: args.warmup, audit: false });
       if (!warm.ok) throw new Error(`the warm-up did not complete: ${warm.stuck.length} orders stuck`);
+      // The gateway's code warmed too, by what it will be measured on.
+      if (platform.gatewayUrl && args.scenarios.includes('gateway')) {
+        process.stderr.write(`   gateway warm-up (${args.warmup} orders, not measured)...\n`);
+        const warmGateway = await load(platform, { orders: args.warmup, audit: false }, true);
+        if (!warmGateway.ok) throw new Error(`the gateway warm-up did not complete: ${warmGateway.stuck.length} orders stuck`);
+      }
+      if (platform.gatewayUrl && args.scenarios.includes('joined')) {
+        process.stderr.write(`   joined warm-up (${args.warmup} requests, not measured)...\n`);
+        const warmJoined = await joined(platform, args.warmup);
+        if (!warmJoined?.ok) throw new Error(`the joined warm-up failed: ${JSON.stringify(warmJoined?.errors)}`);
+      }
     }
   }
   // Every configuration is up at once (the others idle) and the rounds go through them in turn:
@@ -653,6 +867,7 @@ try {
     started.map(({ config }) => [config, new Map(chosenBacklogs.map((b) => [b, [] as { result: DrainResult; rss: number }[]]))]),
   );
   const expiries = new Map(started.map(({ config }) => [config, [] as { result: ExpiryResult; rss: number }[]]));
+  const joins = new Map(started.map(({ config }) => [config, [] as { result: JoinedResult; rss: number }[]]));
   for (let round = 1; round <= args.repeat; round += 1) {
     // Each round starts with the next configuration. With a fixed order the one running second
     // lost every round (two inventory instances after one: 7-10% lower on the hot skew; with the
@@ -661,11 +876,16 @@ try {
     const turn = started.map((_, i) => started[(i + round - 1) % started.length] as (typeof started)[number]);
     for (const { config, platform } of turn) {
       process.stderr.write(`\n== ${config}${args.repeat > 1 ? `, round ${round}` : ''}\n`);
-      for (const scenario of chosen(round)) {
+      // The embedded platform runs no gateway process.
+      for (const scenario of chosen(round).filter((s) => !s.viaGateway || platform.gatewayUrl)) {
         process.stderr.write(`   ${scenario.name}...\n`);
         // Timed and counted without the audit (it reads every order and product); audited after.
-        const cpuSince = await cpuMeter(platform);
-        const [unaudited, rss] = await peakRss(platform, () => load(platform, { ...scenario.options, audit: false }));
+        const cpuSince = await cpuMeter(platform, scenario.viaGateway);
+        const [unaudited, rss] = await peakRss(
+          platform,
+          () => load(platform, { ...scenario.options, audit: false }, scenario.viaGateway),
+          scenario.viaGateway,
+        );
         const cpu = await cpuSince();
         const audit = await auditPlatform({ orders: platform.ordersUrl, inventory: platform.inventoryUrl, token: platform.token });
         const report = { ...unaudited, audit, ok: unaudited.ok && audit.ok };
@@ -680,6 +900,14 @@ try {
           cpuMsPerOrder: cpuPerOrder,
         });
         loads.get(config)?.get(scenario.name)?.push({ report, rss, cpuPerOrder });
+      }
+      if (args.scenarios.includes('joined') && platform.gatewayUrl) {
+        process.stderr.write(`   joined via the gateway, ${args.orders} requests...\n`);
+        const [result, rss] = await peakRss(platform, () => joined(platform, args.orders), true);
+        if (result) {
+          results.push({ config, scenario: 'joined via the gateway', round, ...result, peakRssMb: rss });
+          joins.get(config)?.push({ result, rss });
+        }
       }
       // The embedded platform has no broker to queue a backlog in.
       for (const backlog of platform.amqpUrl ? chosenBacklogs : []) {
@@ -702,6 +930,8 @@ try {
   }
   for (const { config } of started) {
     for (const [name, runs] of loads.get(config) ?? []) {
+      // A gateway scenario on the embedded platform, which has none.
+      if (runs.length === 0) continue;
       const failed = runs.filter((r) => !r.report.ok);
       rows.push([
         config,
@@ -715,6 +945,29 @@ try {
         failed.length === 0
           ? 'pass'
           : `FAIL (${failed.map((r) => `${r.report.stuck.length} stuck${r.report.audit?.ok === false ? ', audit' : ''}`).join('; ')})`,
+      ]);
+    }
+    const joinedRuns = joins.get(config) ?? [];
+    if (joinedRuns.length > 0) {
+      const failed = joinedRuns.filter((j) => !j.result.ok);
+      rows.push([
+        config,
+        `joined via the gateway: an order's lines with their products (${args.orders} requests over ${fmt(Math.min(...joinedRuns.map((j) => j.result.orders)))} orders, concurrency 200; latency and CPU per request)`,
+        '-',
+        `${figure(joinedRuns.map((j) => j.result.requestsPerSecond))} requests/s`,
+        figure(joinedRuns.map((j) => j.result.latencyMs.p50)),
+        figure(joinedRuns.map((j) => j.result.latencyMs.p99)),
+        fmt(Math.max(...joinedRuns.map((j) => j.rss))),
+        cpuColumn(joinedRuns.map((j) => j.result.cpuPerRequest)),
+        failed.length === 0
+          ? 'pass (every answer with its products)'
+          : `FAIL (${failed
+              .map((j) =>
+                Object.entries(j.result.errors)
+                  .map(([code, n]) => `${n} ${code}`)
+                  .join(', '),
+              )
+              .join('; ')})`,
       ]);
     }
     for (const [backlog, drained] of drains.get(config) ?? []) {

@@ -33,6 +33,9 @@ describe('command-line tools refuse bad input with a clear message', () => {
     [['--warmup', 'some'], '--warmup: must be a number'],
     [['--scenarios', 'even,rush'], '--scenarios'],
     [['--only', 'distributed-3'], '--only'],
+    [['--scenarios', 'even,joind'], '--scenarios.1: Invalid option: expected one of "even"|"gateway"|'],
+    [['--only', 'embedded', '--scenarios', 'even,gateway,joined'], '--scenarios: gateway, joined run on distributed configurations only'],
+    [['--only', 'embedded', '--scenarios', 'expiry'], '--scenarios: expiry run on distributed configurations only'],
   ])('bench %j', (args, message) => {
     const result = run('bench.ts', args);
     expect(result.status).toBe(2);
