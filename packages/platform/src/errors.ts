@@ -13,7 +13,8 @@ export type ErrorCode =
   | 'CONFIG_INVALID'
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
-  | 'RATE_LIMITED';
+  | 'RATE_LIMITED'
+  | 'SUBSCRIBER_TOO_SLOW';
 
 export class AppError extends Error {
   readonly code: ErrorCode;

@@ -1,5 +1,6 @@
 import { Counter } from 'prom-client';
 import { scrapedGauge, type Metrics } from '@stockflow/platform';
+import { MAX_PENDING_CHANGES, STATUS_SUBSCRIPTIONS } from './graphql/status-feed.ts';
 
 export interface OrdersMetrics {
   /** Payments recorded, by outcome (PAID, FAILED, REFUND_REQUESTED). */
@@ -10,6 +11,20 @@ export interface OrdersMetrics {
   paymentsParked: Counter<'money'>;
   /** The money in parked payment events that took some, by currency (as far as their bodies can be read). */
   paymentsParkedCents: Counter<'currency'>;
+  /** Subscribers whose stream was ended because they fell too far behind, by subscription field. */
+  subscribersTooSlow: Counter<'subscription'>;
+}
+
+/** Every subscription field at 0 from the start, so that an alert on its increase has a series before the first. */
+function subscribersTooSlow(metrics: Metrics): Counter<'subscription'> {
+  const counter = new Counter({
+    name: 'stockflow_subscribers_too_slow_total',
+    help: `Subscribers ended with SUBSCRIBER_TOO_SLOW, by subscription field: more than ${MAX_PENDING_CHANGES} status changes waited for them (a client not reading, or reading slower than orders change).`,
+    labelNames: ['subscription'],
+    registers: [metrics.registry],
+  });
+  for (const subscription of STATUS_SUBSCRIPTIONS) counter.inc({ subscription }, 0);
+  return counter;
 }
 
 /** The Order Service's own metrics, besides those every service has. */
@@ -51,5 +66,6 @@ export function registerOrdersMetrics(
       labelNames: ['currency'],
       registers: [metrics.registry],
     }),
+    subscribersTooSlow: subscribersTooSlow(metrics),
   };
 }

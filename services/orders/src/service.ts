@@ -14,7 +14,8 @@ import {
 } from '@stockflow/platform';
 import type { OrdersConfig } from './config.ts';
 import { ORDER_STATUS_CHANNEL, ordersRepository, type StatusChange } from './db/orders.ts';
-import { createStatusPubSub, ordersSchema, paymentsLoader } from './graphql/schema.ts';
+import { ordersSchema, paymentsLoader } from './graphql/schema.ts';
+import { createStatusFeed, MAX_PENDING_CHANGES } from './graphql/status-feed.ts';
 import { startOrdersConsumers } from './messaging/consumers.ts';
 import { registerOrdersMetrics } from './metrics.ts';
 import { systemClock, type Clock } from './messaging/events.ts';
@@ -53,10 +54,18 @@ export function startOrdersService(
       const orders = ordersRepository(db, effects);
       // Status changes reach subscribers on every instance through LISTEN/NOTIFY on the shared
       // database, whichever instance made the change.
-      const pubsub = createStatusPubSub();
+      const statusFeed = createStatusFeed({
+        onTooSlow: (subscription, details) => {
+          ordersMetrics.subscribersTooSlow.inc({ subscription });
+          logger.warn(
+            { subscription, ...details, maxPendingChanges: MAX_PENDING_CHANGES },
+            'subscriber too slow: its stream was ended with SUBSCRIBER_TOO_SLOW (it may subscribe again)',
+          );
+        },
+      });
       const unlisten = await db.listen(ORDER_STATUS_CHANNEL, (payload) => {
         try {
-          for (const change of JSON.parse(payload) as StatusChange[]) pubsub.publish('statusChanged', change);
+          for (const change of JSON.parse(payload) as StatusChange[]) statusFeed.publish(change);
         } catch (err) {
           logger.warn({ err, payload }, 'ignoring a malformed status notification');
         }
@@ -94,7 +103,7 @@ export function startOrdersService(
           access,
           trace,
           orders,
-          pubsub,
+          statusFeed,
           transport,
           consumerQueues: CONSUMED_QUEUES,
           createOrderLimiter,

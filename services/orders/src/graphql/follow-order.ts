@@ -1,6 +1,7 @@
 import { Repeater } from 'graphql-yoga';
 import type { StatusChange } from '../db/orders.ts';
 import { isFinal, type Order } from '../domain/order.ts';
+import { SubscriberTooSlowError } from './status-feed.ts';
 
 /**
  * One order for `orderStatusChanged`: as it is when the stream starts, then as it is after each
@@ -11,9 +12,16 @@ import { isFinal, type Order } from '../domain/order.ts';
  * returns to a status it left), so a change the first read already showed is not sent again.
  * A Repeater rather than an async generator: a subscriber who leaves ends it at once, even while
  * it waits for a change that may never come.
+ *
+ * `changes` should be this order's only: they wait in it while the order is read and while what
+ * was sent is not taken yet, and other orders' would wait there as well. A SubscriberTooSlowError
+ * among them is sent on, and ends the stream.
  */
-export function followOrder(changes: AsyncIterable<StatusChange>, read: () => Promise<Order | undefined>): Repeater<Order> {
-  return new Repeater<Order>(async (push, stop) => {
+export function followOrder(
+  changes: AsyncIterable<StatusChange | SubscriberTooSlowError>,
+  read: () => Promise<Order | undefined>,
+): Repeater<Order | SubscriberTooSlowError> {
+  return new Repeater<Order | SubscriberTooSlowError>(async (push, stop) => {
     const iterator = changes[Symbol.asyncIterator]();
     // The first pull starts the listening (a pub/sub stream subscribes lazily).
     let next = iterator.next();
@@ -26,6 +34,10 @@ export function followOrder(changes: AsyncIterable<StatusChange>, read: () => Pr
       while (!isFinal(sent.status)) {
         const change = await next;
         if (change.done) return;
+        if (change.value instanceof SubscriberTooSlowError) {
+          await push(change.value);
+          return;
+        }
         next = iterator.next();
         if (change.value.id !== sent.id || change.value.status === sent.status) continue;
         const order = await read();

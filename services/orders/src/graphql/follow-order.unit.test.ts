@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { Order, OrderStatus } from '../domain/order.ts';
-import { createStatusPubSub } from './schema.ts';
 import { followOrder } from './follow-order.ts';
+import { createStatusFeed, type StatusFeed, SubscriberTooSlowError } from './status-feed.ts';
+
+/** What orderStatusChanged subscribes to for ORD-1. */
+const changesOf = (feed: StatusFeed, id = 'ORD-1') => feed.subscribe({ subscription: 'orderStatusChanged', accept: (c) => c.id === id });
 
 const order = (status: OrderStatus): Order => ({
   seq: 1,
@@ -20,8 +23,10 @@ const order = (status: OrderStatus): Order => ({
 });
 
 /** Every status the stream sends until it ends, or what it had sent when it stopped sending for 2 s. */
-async function statusesOf(stream: AsyncIterable<Order>): Promise<{ sent: OrderStatus[]; ended: boolean }> {
-  const sent: OrderStatus[] = [];
+async function statusesOf(
+  stream: AsyncIterable<Order | SubscriberTooSlowError>,
+): Promise<{ sent: (OrderStatus | 'TOO SLOW')[]; ended: boolean }> {
+  const sent: (OrderStatus | 'TOO SLOW')[] = [];
   const iterator = stream[Symbol.asyncIterator]();
   for (;;) {
     const step = await Promise.race([iterator.next(), new Promise<'silent'>((r) => setTimeout(() => r('silent'), 2_000))]);
@@ -30,37 +35,37 @@ async function statusesOf(stream: AsyncIterable<Order>): Promise<{ sent: OrderSt
       return { sent, ended: false };
     }
     if (step.done) return { sent, ended: true };
-    sent.push(step.value.status);
+    sent.push(step.value instanceof SubscriberTooSlowError ? 'TOO SLOW' : step.value.status);
   }
 }
 
 describe('followOrder', () => {
   it('loses no change committed while the order is first read, and sends the state it had read before it', async () => {
-    const pubsub = createStatusPubSub();
+    const feed = createStatusFeed();
     // The database as the stream sees it: the first read returns CONFIRMED while the cancellation
     // commits and is notified; every later read returns CANCELLED.
     let reads = 0;
     const read = () => {
       reads += 1;
       if (reads > 1) return Promise.resolve(order('CANCELLED'));
-      pubsub.publish('statusChanged', { id: 'ORD-1', customerId: 'alice', status: 'CANCELLED' });
+      feed.publish({ id: 'ORD-1', customerId: 'alice', status: 'CANCELLED' });
       return Promise.resolve(order('CONFIRMED'));
     };
-    expect(await statusesOf(followOrder(pubsub.subscribe('statusChanged'), read))).toEqual({
+    expect(await statusesOf(followOrder(changesOf(feed), read))).toEqual({
       sent: ['CONFIRMED', 'CANCELLED'],
       ended: true,
     });
   });
 
   it('sends each status once, skips other orders, and ends after a final status', async () => {
-    const pubsub = createStatusPubSub();
+    const feed = createStatusFeed();
     let current: OrderStatus = 'PENDING';
-    const stream = followOrder(pubsub.subscribe('statusChanged'), () => Promise.resolve(order(current)));
+    const stream = followOrder(changesOf(feed), () => Promise.resolve(order(current)));
     const result = statusesOf(stream);
     // Each change committed, notified, and given time to be read before the next.
     const change = async (id: string, status: OrderStatus) => {
       if (id === 'ORD-1') current = status;
-      pubsub.publish('statusChanged', { id, customerId: 'alice', status });
+      feed.publish({ id, customerId: 'alice', status });
       await new Promise((r) => setTimeout(r, 20));
     };
     await change('ORD-1', 'CONFIRMED');
@@ -72,18 +77,18 @@ describe('followOrder', () => {
   });
 
   it('sends an order already final once and ends', async () => {
-    const pubsub = createStatusPubSub();
-    expect(await statusesOf(followOrder(pubsub.subscribe('statusChanged'), () => Promise.resolve(order('CANCELLED'))))).toEqual({
+    const feed = createStatusFeed();
+    expect(await statusesOf(followOrder(changesOf(feed), () => Promise.resolve(order('CANCELLED'))))).toEqual({
       sent: ['CANCELLED'],
       ended: true,
     });
   });
 
   it('ends at once when the subscriber leaves while it waits for a change', async () => {
-    const pubsub = createStatusPubSub();
-    const iterator = followOrder(pubsub.subscribe('statusChanged'), () => Promise.resolve(order('CONFIRMED')))[Symbol.asyncIterator]();
+    const feed = createStatusFeed();
+    const iterator = followOrder(changesOf(feed), () => Promise.resolve(order('CONFIRMED')))[Symbol.asyncIterator]();
     const first = await iterator.next();
-    expect(first.done ? undefined : first.value.status).toBe('CONFIRMED');
+    expect(first.done || first.value instanceof SubscriberTooSlowError ? undefined : first.value.status).toBe('CONFIRMED');
     const waiting = iterator.next();
     await new Promise((r) => setTimeout(r, 20));
     const left = await Promise.race([
@@ -92,5 +97,29 @@ describe('followOrder', () => {
     ]);
     expect(left).toBe('ended');
     expect(await waiting).toEqual({ done: true, value: undefined });
+  });
+
+  it('is not ended by other orders changing while it waits for its subscriber to take a status', async () => {
+    const feed = createStatusFeed({ maxPending: 3 });
+    let current: OrderStatus = 'PENDING';
+    const iterator = followOrder(changesOf(feed), () => Promise.resolve(order(current)))[Symbol.asyncIterator]();
+    // PENDING taken: the stream goes on only when its subscriber asks for more, which it does not
+    // while other orders change.
+    await iterator.next();
+    for (let n = 2; n <= 20; n++) feed.publish({ id: `ORD-${n}`, customerId: 'alice', status: 'CANCELLED' });
+    current = 'CANCELLED';
+    feed.publish({ id: 'ORD-1', customerId: 'alice', status: 'CANCELLED' });
+    expect(await statusesOf({ [Symbol.asyncIterator]: () => iterator })).toEqual({ sent: ['CANCELLED'], ended: true });
+  });
+
+  it('sends SUBSCRIBER_TOO_SLOW on and ends when its own changes wait past the limit', async () => {
+    const feed = createStatusFeed({ maxPending: 1 });
+    let current: OrderStatus = 'PENDING';
+    const iterator = followOrder(changesOf(feed), () => Promise.resolve(order(current)))[Symbol.asyncIterator]();
+    await iterator.next();
+    // CONFIRMED is taken from the feed, the next two wait there: one more than the limit.
+    current = 'CONFIRMED';
+    for (const status of ['CONFIRMED', 'PAID', 'FULFILLED'] as const) feed.publish({ id: 'ORD-1', customerId: 'alice', status });
+    expect(await statusesOf({ [Symbol.asyncIterator]: () => iterator })).toEqual({ sent: ['CONFIRMED', 'TOO SLOW'], ended: true });
   });
 });

@@ -1,5 +1,4 @@
 import SchemaBuilder from '@pothos/core';
-import { createPubSub, filter, pipe } from 'graphql-yoga';
 import {
   addDeadLetterAdmin,
   type DeadLetterAdminContext,
@@ -25,16 +24,14 @@ import type { OrdersRepository, Reconciliation, StatusChange } from '../db/order
 import { ORDER_LIMITS, ORDER_STATUSES, validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
 import { MAX_PAYMENTS_LISTED, type PAYMENT_OUTCOMES, type Payment } from '../domain/payment.ts';
 import { followOrder } from './follow-order.ts';
+import { MAX_PENDING_CHANGES, type StatusFeed, type SubscriberTooSlowError, unlessTooSlow } from './status-feed.ts';
 
 /** How many orders one reconcilePendingOrders call sends again: by default, and at most. */
 const RECONCILE_LIMIT = { default: 200, max: 1_000 } as const;
 
-export const createStatusPubSub = () => createPubSub<{ statusChanged: [StatusChange] }>();
-export type StatusPubSub = ReturnType<typeof createStatusPubSub>;
-
 export interface OrdersContext extends DeadLetterAdminContext {
   orders: OrdersRepository;
-  pubsub: StatusPubSub;
+  statusFeed: StatusFeed;
   /** The trace the request belongs to (its traceparent header); the events it causes continue it. */
   trace: TraceContext | undefined;
   /** Limits how fast one customer may create orders (admins are not limited). */
@@ -391,21 +388,27 @@ builder.mutationField('reconcilePendingOrders', (t) =>
   }),
 );
 
+/** Who subscribed (the token's subject), for the log line of a subscriber ended as too slow. */
+const subscriberOf = (ctx: OrdersContext) => (ctx.access.open ? {} : { subscriber: ctx.access.sub });
+
 builder.subscriptionType({
   fields: (t) => ({
     orderStatusChanges: t.field({
       type: OrderRef,
-      description: 'Every order, each time its status changes, new orders included (admins only).',
+      description: `Every order, each time its status changes, new orders included (admins only). A subscriber more than ${MAX_PENDING_CHANGES} changes behind is ended with SUBSCRIBER_TOO_SLOW.`,
       subscribe: (_root, _args, ctx) => {
         requirePermission(ctx.access, 'followOrders', 'follow every order');
-        return ctx.pubsub.subscribe('statusChanged');
+        return ctx.statusFeed.subscribe({ subscription: 'orderStatusChanges', details: subscriberOf(ctx) });
       },
-      resolve: async (change: StatusChange, _args, ctx) => mustExist(await ctx.orders.byId(change.id), change.id),
+      resolve: async (item: StatusChange | SubscriberTooSlowError, _args, ctx) => {
+        const change = unlessTooSlow(item);
+        return mustExist(await ctx.orders.byId(change.id), change.id);
+      },
     }),
     orderStatusChanged: t.field({
       type: OrderRef,
       description:
-        'The order as it is now, then again each time its status changes (on whichever instance processed it); the stream ends after a final status (CANCELLED, FULFILLED).',
+        "The order as it is now, then again each time its status changes (on whichever instance processed it); the stream ends after a final status (CANCELLED, FULFILLED). Only this order's changes are kept for it, so it is never ended for how busy the shop is.",
       args: { id: t.arg.id({ required: true }) },
       subscribe: async (_root, args, ctx) => {
         const id = validOrderId(args.id);
@@ -413,23 +416,34 @@ builder.subscriptionType({
         // Checked here too, so that an order the caller may not see is refused as the request's
         // answer, not inside a stream.
         if (!(await read())) throw new NotFoundError(`order ${id} does not exist`, { orderId: id });
-        return followOrder(ctx.pubsub.subscribe('statusChanged'), read);
+        // Other orders' changes are left out before they can wait for this stream: while it
+        // reads its order, or its client has not taken the last status, only its order's count.
+        const changes = ctx.statusFeed.subscribe({
+          subscription: 'orderStatusChanged',
+          accept: (c) => c.id === id,
+          details: { orderId: id, ...subscriberOf(ctx) },
+        });
+        return followOrder(changes, read);
       },
-      resolve: (order: Order) => order,
+      resolve: (item: Order | SubscriberTooSlowError) => unlessTooSlow(item),
     }),
     customerOrderStatusChanged: t.field({
       type: OrderRef,
-      description: "Every status change of one customer's orders, including new orders (PENDING).",
+      description: `Every status change of one customer's orders, including new orders (PENDING). A subscriber more than ${MAX_PENDING_CHANGES} changes of them behind is ended with SUBSCRIBER_TOO_SLOW.`,
       args: { customerId: t.arg.id({ required: true }) },
       subscribe: (_root, args, ctx) => {
         const customerId = validCustomerId(String(args.customerId));
         mayActFor(ctx, 'followOrders', customerId, 'follow');
-        return pipe(
-          ctx.pubsub.subscribe('statusChanged'),
-          filter((change: StatusChange) => change.customerId === customerId),
-        );
+        return ctx.statusFeed.subscribe({
+          subscription: 'customerOrderStatusChanged',
+          accept: (c) => c.customerId === customerId,
+          details: { customerId, ...subscriberOf(ctx) },
+        });
       },
-      resolve: async (change: StatusChange, _args, ctx) => mustExist(await ctx.orders.byId(change.id), change.id),
+      resolve: async (item: StatusChange | SubscriberTooSlowError, _args, ctx) => {
+        const change = unlessTooSlow(item);
+        return mustExist(await ctx.orders.byId(change.id), change.id);
+      },
     }),
   }),
 });
