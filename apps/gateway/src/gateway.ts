@@ -251,7 +251,7 @@ export async function startGateway(
     close: async (giveUp = AbortSignal.timeout(config.SHUTDOWN_TIMEOUT_MS)) => {
       await server.close(giveUp);
       await runtime.dispose();
-      forwarder.close();
+      await forwarder.close();
       for (const executor of executors) await executor[Symbol.asyncDispose]();
       await tracing?.shutdown();
     },

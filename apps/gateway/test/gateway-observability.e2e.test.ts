@@ -197,7 +197,9 @@ describe.skipIf(servicesUnavailable)('the gateway, traced and measured', () => {
     );
     try {
       const answer = await graphqlClient(`http://127.0.0.1:${half.port}/graphql`).request('{ products(first: 1) { nodes { id } } }');
-      expect(answer.errors?.length).toBeGreaterThan(0);
+      // Forwarded whole to the Inventory Service, which is not there.
+      expect(answer.status).toBe(502);
+      expect(answer.errors?.map((e) => e.extensions?.code)).toEqual(['SUBGRAPH_UNREACHABLE']);
       const text = await (await fetch(`http://127.0.0.1:${half.port}/metrics`)).text();
       expect(
         metricSum(text, 'stockflow_gateway_subgraph_request_duration_seconds_count', { subgraph: 'inventory', outcome: 'unreachable' }),
