@@ -4,15 +4,16 @@ import { Pool, type Dispatcher } from 'undici';
 import type { gatewayObservability } from './observability.ts';
 
 /** The answer's headers a client gets from the service, as it sent them; the gateway sets the rest (CORS, the auth notice). */
-const PASSED_BACK = new Set(['content-type', 'content-length', 'retry-after']);
+const PASSED_BACK = new Set(['content-type', 'content-length', 'retry-after', 'www-authenticate']);
 /** How the services begin an answer with errors (sendGraphqlAnswer writes them first). */
 const ERRORS_FIRST = Buffer.from('{"errors"');
 
 /**
  * Sends a request the gateway has judged (admitted, validated and costed against the public graph,
  * and routed whole to one subgraph) to that service as the client sent it, and streams the
- * service's answer back: the service applies its own rules (token, scope, limits) to the same
- * bytes, so nothing the gateway judged can differ from what the service runs.
+ * service's answer back. The service reads the same bytes and applies its own rules (token,
+ * scope, limits); that it runs nothing the public graph would refuse is the route's part
+ * (route.ts: only what the service owns, no introspection, no hidden input).
  *
  * Each service is one undici pool of kept-alive connections, with no limit on their number (a
  * slow request or a long subscription elsewhere never queues another). undici rather than
@@ -45,6 +46,11 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
       if (req.headers.authorization) headers.authorization = req.headers.authorization;
       if (call.traceparent) headers[TRACEPARENT_HEADER] = call.traceparent;
 
+      // Gone before anything was sent: the service is not asked at all.
+      if (res.destroyed) {
+        call.cancelled();
+        return Promise.resolve(false);
+      }
       return new Promise<boolean>((resolve) => {
         let status = 0;
         let erred = false;
@@ -70,8 +76,11 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
         const handler: Dispatcher.DispatchHandlers = {
           onConnect(abortRequest) {
             abort = abortRequest;
+            // The client left while the connection was being made.
+            if (settled) abortRequest();
           },
           onHeaders(statusCode, rawHeaders, resumeReading) {
+            if (settled) return false;
             status = statusCode;
             resume = resumeReading;
             call.answered(statusCode);
@@ -85,6 +94,7 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
             return true;
           },
           onData(chunk) {
+            if (settled) return false;
             if (first && !erred) erred = chunk.subarray(0, ERRORS_FIRST.length).equals(ERRORS_FIRST);
             first = false;
             if (res.write(chunk)) return true;
@@ -115,9 +125,9 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
       });
     },
 
-    /** Closes the kept-alive connections (once the requests under way are answered). */
+    /** Closes the kept-alive connections, once the requests under way are answered. */
     async close(): Promise<void> {
-      await Promise.all([...targets.values()].map((t) => t.pool.destroy()));
+      await Promise.all([...targets.values()].map((t) => t.pool.close()));
     },
   };
 }

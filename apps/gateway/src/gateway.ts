@@ -193,15 +193,17 @@ export async function startGateway(
       return true;
     }
     if (prepared.operation.operation === OperationTypeNode.SUBSCRIPTION) return false;
-    const subgraph = route(prepared.document);
-    if (subgraph === undefined) return false;
-    observe.named(req, prepared.operation);
+    // The cost first: it bounds every walk of the document after it (the route's included).
     const costly = tooCostly(prepared.document, params.operationName, params.variables);
     if (costly) {
+      observe.named(req, prepared.operation);
       observe.erred(req);
       sendGraphqlAnswer(res, 200, { errors: [mask(costly)] });
       return true;
     }
+    const subgraph = route(prepared.document);
+    if (subgraph === undefined) return false;
+    observe.named(req, prepared.operation);
     if (await forwarder.forward(subgraph, req, res, body)) observe.erred(req);
     return true;
   };

@@ -29,7 +29,8 @@ const isTrue = (directive: ConstDirectiveNode, name: string) => {
  * every type it names (fragment conditions, variables), and nothing could reach S that the public
  * graph hides: introspection (S would describe its own schema, `_entities` and all) and variables
  * of an input type or enum with an @inaccessible member (a literal is checked against the public
- * graph; a variable's value only at S) go to the runtime. Fields with `requires` or `provides`,
+ * graph; a variable's value only at S) go to the runtime, and so do variables of an input type or
+ * enum several subgraphs define (merged, what one lacks is dropped from the graph unmarked). Fields with `requires` or `provides`,
  * and abstract types, are left to the runtime as well: none exists in this graph, and forwarding
  * them would need the planner's knowledge.
  */
@@ -82,6 +83,11 @@ export function subgraphRouter(supergraph: DocumentNode): (document: DocumentNod
     let graphs = 0;
     for (const d of definition.directives ?? []) if (d.name.value === 'join__type') graphs |= bitOf(enumArgument(d, 'graph'));
     typeGraphs.set(type, graphs);
+    // An input type or enum several subgraphs define is merged: a field or value one of them lacks
+    // is dropped from the graph without being marked, yet the others would take it in a variable.
+    const shared = (graphs & (graphs - 1)) !== 0;
+    if (shared && (definition.kind === Kind.INPUT_OBJECT_TYPE_DEFINITION || definition.kind === Kind.ENUM_TYPE_DEFINITION))
+      hidden.add(type);
     if (definition.kind === Kind.INTERFACE_TYPE_DEFINITION || definition.kind === Kind.UNION_TYPE_DEFINITION) abstractTypes.add(type);
     if (definition.kind === Kind.ENUM_TYPE_DEFINITION && definition.values?.some(isInaccessible)) hidden.add(type);
     if (definition.kind === Kind.INPUT_OBJECT_TYPE_DEFINITION) {
@@ -125,6 +131,17 @@ export function subgraphRouter(supergraph: DocumentNode): (document: DocumentNod
     if (routes.has(document)) return routes.get(document);
     const fragments = new Map<string, FragmentDefinitionNode>();
     for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
+    // A fragment's owners do not depend on where it is spread (its type condition is its own):
+    // each is walked once, or fragments spreading fragments K times each would cost K^depth.
+    const fragmentOwners = new Map<string, number>();
+    const ownersOfFragment = (name: string): number => {
+      const known = fragmentOwners.get(name);
+      if (known !== undefined) return known;
+      const fragment = fragments.get(name);
+      const mask = fragment ? owners(fragment.selectionSet, fragment.typeCondition.name.value) : 0;
+      fragmentOwners.set(name, mask);
+      return mask;
+    };
 
     const owners = (selectionSet: SelectionSetNode, type: string): number => {
       if (abstractTypes.has(type)) return 0;
@@ -142,8 +159,7 @@ export function subgraphRouter(supergraph: DocumentNode): (document: DocumentNod
         } else if (selection.kind === Kind.INLINE_FRAGMENT) {
           mask &= owners(selection.selectionSet, selection.typeCondition?.name.value ?? type);
         } else {
-          const fragment = fragments.get(selection.name.value);
-          mask &= fragment ? owners(fragment.selectionSet, fragment.typeCondition.name.value) : 0;
+          mask &= ownersOfFragment(selection.name.value);
         }
       }
       return mask;
@@ -159,7 +175,7 @@ export function subgraphRouter(supergraph: DocumentNode): (document: DocumentNod
         }
       } else if (definition.kind === Kind.FRAGMENT_DEFINITION) {
         // Validated by S even when no operation spreads it.
-        mask &= owners(definition.selectionSet, definition.typeCondition.name.value);
+        mask &= ownersOfFragment(definition.name.value);
       }
     }
     // Nothing any one service owns (`{ __typename }`): the runtime answers it without asking one.

@@ -448,6 +448,9 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
       const both = await client.request(`{ ${products} ${orderPage} }`);
       expect(both.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
       expect(both.errors?.[0]?.message).toMatch(/Cost limit of 500 exceeded/);
+      // One service's alone, which the gateway would forward whole: counted before it is sent (the service's own limit is higher).
+      const twice = await client.request(`{ a: ${products} b: ${products} }`);
+      expect(twice.errors?.[0]?.message).toMatch(/Cost limit of 500 exceeded/);
       // The same over GET.
       const url = `http://127.0.0.1:${limited.port}/graphql`;
       const viaGet = await fetch(`${url}?query=${encodeURIComponent(`{ ${products} ${orderPage} }`)}`, {
@@ -497,6 +500,15 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
       });
       expect(corsHeaders(answer)).toEqual({ 'access-control-allow-origin': shop });
       expect(answer.headers.get('vary')).toMatch(/origin/i);
+      // An answer forwarded from a service carries them too.
+      const forwarded = await fetch(url, {
+        method: 'POST',
+        headers: { origin: shop, 'content-type': 'application/json', authorization: `Bearer ${tokens.alice}` },
+        body: '{"query":"{ products(first: 1) { nodes { id } } }"}',
+      });
+      expect(forwarded.status).toBe(200);
+      expect(corsHeaders(forwarded)).toEqual({ 'access-control-allow-origin': shop });
+      expect(forwarded.headers.get('vary')).toMatch(/origin/i);
     } finally {
       await cors.close();
     }
@@ -541,6 +553,14 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
         expect(res.headers.get(AUTH_NOTICE_HEADER), authorization).toBe('disabled');
       }
       expect(lines.filter((l) => /brought credentials .* authentication is off/.test(String(l.msg)))).toHaveLength(1);
+      // An answer forwarded from a service is marked too.
+      const forwarded = await fetch(`http://127.0.0.1:${open.port}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.alice}` },
+        body: '{"query":"{ products(first: 1) { nodes { id } } }"}',
+      });
+      expect(forwarded.status).toBe(200);
+      expect(forwarded.headers.get(AUTH_NOTICE_HEADER)).toBe('disabled');
     } finally {
       await open.close();
     }
