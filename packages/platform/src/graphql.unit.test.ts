@@ -4,7 +4,8 @@ import { buildSchema, GraphQLInt, GraphQLNonNull, GraphQLObjectType, GraphQLSche
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPEN_ACCESS } from './auth.ts';
 import { NotFoundError } from './errors.ts';
-import { createGraphqlServer, MAX_REQUEST_BODY_BYTES } from './graphql.ts';
+import { createGraphqlServer } from './graphql-pipeline.ts';
+import { MAX_REQUEST_BODY_BYTES } from './graphql.ts';
 import { createLogger } from './logger.ts';
 
 const schema = new GraphQLSchema({
