@@ -141,11 +141,17 @@ const gone = (res: ServerResponse) => res.destroyed || (res.closed && !res.writa
  * events come; the client leaving (or a shutdown cutting the stream) ends the iterator.
  */
 async function streamEvents(res: ServerResponse, results: AsyncGenerator<ExecutionResult>, json: (result: ExecutionResult) => string) {
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    void results.return(undefined);
+  };
   const leave = () => {
-    if (!res.writableFinished) void results.return(undefined);
+    if (!res.writableFinished) end();
   };
   // Left while the subscription was starting: nothing was listening for it.
-  if (gone(res)) return void (await results.return(undefined));
+  if (gone(res)) return end();
   res.once('close', leave);
   startEventStream(res);
   const keepAlive = setInterval(() => {
@@ -154,7 +160,12 @@ async function streamEvents(res: ServerResponse, results: AsyncGenerator<Executi
   try {
     for (;;) {
       const next = await results.next();
-      if (next.done || gone(res)) break;
+      if (next.done) {
+        ended = true;
+        break;
+      }
+      // Destroyed (a shutdown cut it) before its 'close' is emitted.
+      if (gone(res)) return end();
       if (!res.write(eventOf(json(next.value)))) await writable(res);
     }
     if (!gone(res)) res.end(COMPLETE_EVENT);
