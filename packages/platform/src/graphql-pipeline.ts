@@ -122,6 +122,8 @@ const COMPLETE_EVENT = 'event: complete\ndata:\n\n';
 /** Resolves once the response can take more (drain) or is gone (close). */
 const writable = (res: ServerResponse) =>
   new Promise<void>((resolve) => {
+    // Gone already: its 'close' has been emitted, or comes without a 'drain'.
+    if (gone(res)) return resolve();
     const done = () => {
       res.off('drain', done);
       res.off('close', done);
@@ -164,14 +166,15 @@ async function streamEvents(res: ServerResponse, results: AsyncGenerator<Executi
         ended = true;
         break;
       }
-      // Destroyed (a shutdown cut it) before its 'close' is emitted.
-      if (gone(res)) return end();
+      if (gone(res)) break;
       if (!res.write(eventOf(json(next.value)))) await writable(res);
     }
     if (!gone(res)) res.end(COMPLETE_EVENT);
   } finally {
     clearInterval(keepAlive);
     res.off('close', leave);
+    // Cut (a shutdown destroys it) before its 'close' was emitted: 'close' comes after this.
+    if (gone(res)) end();
   }
 }
 
