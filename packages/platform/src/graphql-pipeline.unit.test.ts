@@ -1,11 +1,21 @@
-import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { buildSchema, type GraphQLSchema } from 'graphql';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OPEN_ACCESS } from './auth.ts';
+import { AppError } from './errors.ts';
 import { createGraphqlServer, negotiateFormat } from './graphql-pipeline.ts';
 import { createDrainingServer } from './http.ts';
 import { createLogger } from './logger.ts';
+
+/** The GraphiQL page, as a renderer that fails once (its module failing to load, say), then renders. */
+const renderPage = vi.hoisted(() => ({ calls: 0 }));
+vi.mock('@graphql-yoga/render-graphiql', () => ({
+  renderGraphiQL: () => {
+    renderPage.calls += 1;
+    return renderPage.calls === 1 ? Promise.reject(new Error('could not load the page')) : Promise.resolve('<html>GraphiQL</html>');
+  },
+}));
 
 /** Lists whose sizes come from `first` (the cost), items in items (the depth), and a subscription of our making. */
 const schema = buildSchema(`
@@ -84,7 +94,7 @@ Object.assign(subscriptionFields.held!, {
 
 type Answer = { data?: unknown; errors?: { message: string; extensions: { code: string } }[] };
 
-const serve = async (handler: (req: IncomingMessage, res: import('node:http').ServerResponse) => void, existing?: Server) => {
+const serve = async (handler: (req: IncomingMessage, res: ServerResponse) => void, existing?: Server) => {
   const server = existing ?? createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql` };
@@ -343,5 +353,46 @@ describe('a subscription at shutdown', () => {
     await ended;
     await closed;
     expect(await eventually(() => streams.returned === 1)).toBe(true);
+  });
+});
+
+describe('the GraphiQL page', () => {
+  let server: Server;
+  let url: string;
+  beforeAll(async () => {
+    const handler = createGraphqlServer({
+      schema,
+      logger: createLogger({ name: 'test', level: 'silent' }),
+      graphiql: true,
+      // Every token refused: the page needs none, an operation does.
+      authenticate: () => Promise.reject(new AppError('UNAUTHENTICATED', 'no token')),
+      context: () => ({}),
+      limits: { maxDepth: 3, maxAliases: 2, maxCost: 1_000, maxTokens: 100, introspection: false },
+    });
+    ({ server, url } = await serve(handler));
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('is rendered once and kept, a failed rendering not kept', async () => {
+    const page = () => fetch(url, { headers: { accept: 'text/html' } });
+    expect((await page()).status).toBe(500);
+    const second = await page();
+    expect(second.status).toBe(200);
+    expect(second.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await second.text()).toBe('<html>GraphiQL</html>');
+    expect(await (await page()).text()).toBe('<html>GraphiQL</html>');
+    expect(renderPage.calls).toBe(2);
+  });
+
+  it('is all a request for it gets, without a token: its operation does not run', async () => {
+    const before = queriesRun;
+    const res = await fetch(`${url}?query=${encodeURIComponent('{ items(first: 1) { id } }')}`, { headers: { accept: 'text/html' } });
+    expect(await res.text()).toBe('<html>GraphiQL</html>');
+    expect(queriesRun).toBe(before);
+    const asJson = await fetch(`${url}?query=${encodeURIComponent('{ items(first: 1) { id } }')}`, {
+      headers: { accept: 'application/json' },
+    });
+    expect(asJson.status).toBe(401);
+    expect(queriesRun).toBe(before);
   });
 });
