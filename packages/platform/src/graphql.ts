@@ -57,7 +57,7 @@ export function answerUnexpectedFailure(res: ServerResponse): void {
 
 /**
  * The GraphiQL page with its scripts, styles and editor workers in it (@graphql-yoga/render-graphiql),
- * for Yoga's `renderGraphiQL` at a service and at the gateway: Yoga's own page loads them from
+ * for a service's pipeline and the gateway's Yoga-based runtime: Yoga's own page loads them from
  * unpkg.com and, offline or behind a proxy that blocks it, never gets past "Loading". The page is
  * about 9 MB, so the module is loaded at the first page asked for, never in a process with
  * GraphiQL off.
@@ -129,7 +129,7 @@ const coded = (errors: readonly GraphQLError[], code: string) =>
     (e) => new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { ...e.extensions, code } }),
   );
 
-/** What every document must keep within, on both paths. */
+/** What every document must keep within, at a service and at the gateway. */
 export interface GraphqlLimits {
   maxDepth: number;
   maxAliases: number;
@@ -164,7 +164,7 @@ export type PreparedDocument = { document: DocumentNode; operation: OperationDef
 /**
  * Parses (within the token limit) and validates (with the depth, alias and introspection rules) a
  * query against `schema`, and finds the operation asked for: once per distinct text and operation
- * name, the most recently used DOCUMENT_CACHE_SIZE kept. A service's direct path and the gateway's
+ * name, the most recently used DOCUMENT_CACHE_SIZE kept. A service's pipeline and the gateway's
  * share it, so a document is judged the same at both.
  */
 export function documentPreparer(schema: GraphQLSchema, limits: Omit<GraphqlLimits, 'maxCost'>) {
@@ -202,7 +202,7 @@ export function documentPreparer(schema: GraphQLSchema, limits: Omit<GraphqlLimi
   };
 }
 
-/** The ordinary request the direct paths take: a POST of JSON to /graphql, asking for JSON. */
+/** The ordinary request the gateway forwards whole: a POST of JSON to /graphql, asking for JSON. */
 export function plainRequest(req: IncomingMessage): boolean {
   return (
     req.method === 'POST' &&
@@ -261,8 +261,8 @@ export function plainParams(body: Buffer): GraphqlParams | undefined {
 }
 
 /**
- * The limits as one Yoga plugin, a service's on its schema and the gateway's on the supergraph
- * (whose lists keep their services' `@listSize`, so the whole operation is held to what the
+ * The limits as one Yoga plugin, for the gateway's Hive runtime on the supergraph (the services
+ * judge with `documentPreparer` and `costLimit` in their own pipeline; the supergraph's lists keep their services' `@listSize`, so the whole operation is held to what the
  * services apply to their shares): tokens while parsing; depth, aliases and introspection in
  * validation; the cost (`tooCostly`, with the request's variables) before an operation runs or a
  * subscription starts. A subscription's request is marked too: its stream never ends by itself,
