@@ -163,8 +163,8 @@ function maxItems(field: GraphQLField<unknown, unknown>): number {
 }
 
 /**
- * The cost limit as one check for both paths of the GraphQL endpoint: run before execution with
- * the request's variables. A document's cost is kept (per document object, which both paths cache
+ * The cost limit as one check, a service's pipeline's and the gateway's: run before execution with
+ * the request's variables. A document's cost is kept (per document object, which both cache
  * per query text) when its variables cannot change it.
  */
 export function costLimit(schema: GraphQLSchema, maxCost: number) {

@@ -2,13 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import {
-  execute,
   getOperationAST,
   GraphQLError,
   GraphQLScalarType,
   Kind,
   NoSchemaIntrospectionCustomRule,
-  OperationTypeNode,
   parse,
   specifiedRules,
   validate,
@@ -21,14 +19,12 @@ import {
   type ValidationContext,
   type ValidationRule,
 } from 'graphql';
-import { createYoga, type GraphiQLOptions, type Plugin, type YogaServerInstance } from 'graphql-yoga';
-import { OPEN_ACCESS, type Access } from './auth.ts';
-import { costLimit } from './cost.ts';
+import type { GraphiQLOptions, Plugin } from 'graphql-yoga';
+import type { Access } from './auth.ts';
+import type { costLimit } from './cost.ts';
 import { AppError } from './errors.ts';
 import { markSubscription } from './http.ts';
-import { parseTraceparent, TRACEPARENT_HEADER, type ServedRequest, type TraceContext, type Tracing } from './tracing/index.ts';
 import type { Logger } from './logger.ts';
-import { timeGraphqlRequest, type Metrics } from './metrics.ts';
 
 /**
  * Expected failures (AppError) reach the client with their code and message; anything else is
@@ -61,7 +57,7 @@ export function answerUnexpectedFailure(res: ServerResponse): void {
 
 /**
  * The GraphiQL page with its scripts, styles and editor workers in it (@graphql-yoga/render-graphiql),
- * for Yoga's `renderGraphiQL` at a service and at the gateway: Yoga's own page loads them from
+ * for a service's pipeline and the gateway's Yoga-based runtime: Yoga's own page loads them from
  * unpkg.com and, offline or behind a proxy that blocks it, never gets past "Loading". The page is
  * about 9 MB, so the module is loaded at the first page asked for, never in a process with
  * GraphiQL off.
@@ -133,7 +129,7 @@ const coded = (errors: readonly GraphQLError[], code: string) =>
     (e) => new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { ...e.extensions, code } }),
   );
 
-/** What every document must keep within, on both paths. */
+/** What every document must keep within, at a service and at the gateway. */
 export interface GraphqlLimits {
   maxDepth: number;
   maxAliases: number;
@@ -168,7 +164,7 @@ export type PreparedDocument = { document: DocumentNode; operation: OperationDef
 /**
  * Parses (within the token limit) and validates (with the depth, alias and introspection rules) a
  * query against `schema`, and finds the operation asked for: once per distinct text and operation
- * name, the most recently used DOCUMENT_CACHE_SIZE kept. A service's direct path and the gateway's
+ * name, the most recently used DOCUMENT_CACHE_SIZE kept. A service's pipeline and the gateway's
  * share it, so a document is judged the same at both.
  */
 export function documentPreparer(schema: GraphQLSchema, limits: Omit<GraphqlLimits, 'maxCost'>) {
@@ -206,7 +202,7 @@ export function documentPreparer(schema: GraphQLSchema, limits: Omit<GraphqlLimi
   };
 }
 
-/** The ordinary request the direct paths take: a POST of JSON to /graphql, asking for JSON. */
+/** The ordinary request the gateway forwards whole: a POST of JSON to /graphql, asking for JSON. */
 export function plainRequest(req: IncomingMessage): boolean {
   return (
     req.method === 'POST' &&
@@ -216,35 +212,57 @@ export function plainRequest(req: IncomingMessage): boolean {
   );
 }
 
+/** A GraphQL request's parameters, however they came: an operation name of '' is none, as Yoga takes it. */
+export interface GraphqlParams {
+  query: string;
+  variables: Record<string, unknown> | undefined;
+  operationName: string | undefined;
+}
+
+const PARAMS_SHAPE = 'a request is {"query": "...", "variables"?: {...}, "operationName"?: "...", "extensions"?: ...}';
+
 /**
- * A plain request's parameters: a query, variables as an object (or none) and an operation name
- * (or none: an empty one is none, as Yoga takes it), with nothing else but `extensions`; undefined for anything else (not JSON, another
- * shape), which is left to Yoga (or at the gateway the runtime) to answer as it would.
+ * The parameters in `params` (a POST's JSON body, or GET's decoded query string): a query, variables
+ * as an object (or none) and an operation name (or none), with nothing else but `extensions`; or
+ * what is wrong with them, as a client is told it (400 BAD_REQUEST).
  */
-export function plainParams(
-  body: Buffer,
-): { query: string; variables: Record<string, unknown> | undefined; operationName: string | undefined } | undefined {
+export function checkedParams(params: unknown): GraphqlParams | string {
+  if (params === null || typeof params !== 'object' || Array.isArray(params))
+    return `Expected one JSON object (batches are not served): ${PARAMS_SHAPE}.`;
+  const { query, variables, operationName, ...rest } = params as Record<string, unknown>;
+  const unknown = Object.keys(rest).filter((k) => k !== 'extensions');
+  if (unknown.length > 0) return `Unexpected parameter ${unknown.map((k) => JSON.stringify(k)).join(', ')}: ${PARAMS_SHAPE}.`;
+  if (typeof query !== 'string') return `"query" must be a string: ${PARAMS_SHAPE}.`;
+  if (!(variables === undefined || variables === null || (typeof variables === 'object' && !Array.isArray(variables))))
+    return '"variables" must be an object (or null).';
+  if (!(operationName === undefined || operationName === null || typeof operationName === 'string'))
+    return '"operationName" must be a string (or null).';
+  return { query, variables: (variables as Record<string, unknown> | null) ?? undefined, operationName: operationName || undefined };
+}
+
+/** A POST body's parameters (checkedParams), or what is wrong with them. */
+export function bodyParams(body: Buffer): GraphqlParams | string {
   let params: unknown;
   try {
     params = JSON.parse(body.toString('utf8'));
   } catch {
-    return undefined;
+    return `The body is not JSON: ${PARAMS_SHAPE}.`;
   }
-  if (params === null || typeof params !== 'object' || Array.isArray(params)) return undefined;
-  const { query, variables, operationName, ...rest } = params as Record<string, unknown>;
-  if (
-    typeof query !== 'string' ||
-    Object.keys(rest).some((k) => k !== 'extensions') ||
-    !(variables === undefined || variables === null || (typeof variables === 'object' && !Array.isArray(variables))) ||
-    !(operationName === undefined || operationName === null || typeof operationName === 'string')
-  )
-    return undefined;
-  return { query, variables: (variables as Record<string, unknown> | null) ?? undefined, operationName: operationName || undefined };
+  return checkedParams(params);
 }
 
 /**
- * The limits as one Yoga plugin, a service's on its schema and the gateway's on the supergraph
- * (whose lists keep their services' `@listSize`, so the whole operation is held to what the
+ * A plain request's parameters (bodyParams); undefined for anything else (not JSON, another
+ * shape), which the gateway leaves to its runtime to answer as it would.
+ */
+export function plainParams(body: Buffer): GraphqlParams | undefined {
+  const params = bodyParams(body);
+  return typeof params === 'string' ? undefined : params;
+}
+
+/**
+ * The limits as one Yoga plugin, for the gateway's Hive runtime on the supergraph (the services
+ * judge with `documentPreparer` and `costLimit` in their own pipeline; the supergraph's lists keep their services' `@listSize`, so the whole operation is held to what the
  * services apply to their shares): tokens while parsing; depth, aliases and introspection in
  * validation; the cost (`tooCostly`, with the request's variables) before an operation runs or a
  * subscription starts. A subscription's request is marked too: its stream never ends by itself,
@@ -323,6 +341,15 @@ function noticeOpenAccess(req: IncomingMessage, res: ServerResponse, logger: Log
   );
 }
 
+/**
+ * Whether the request asks for the GraphiQL page, which needs no token: then it is answered with
+ * the page and nothing else (a service's pipeline and the gateway alike), so that no operation
+ * runs unauthenticated.
+ */
+export function graphiqlPageAsked(req: IncomingMessage, graphiql: boolean): boolean {
+  return graphiql && req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
+}
+
 /** What a GraphQL request brings once admitted: who asks (not asked of the GraphiQL page), and its body (none for GET or HEAD). */
 export interface AdmittedRequest {
   access: Access | undefined;
@@ -353,8 +380,7 @@ export async function admitGraphqlRequest(
   // (chunked) is counted as it comes (readLimitedBody).
   if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BODY_BYTES) return void refuseTooLargeBody(req, res);
   let access: Access | undefined;
-  const graphiqlPage = options.graphiql && req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
-  if (!graphiqlPage) {
+  if (!graphiqlPageAsked(req, options.graphiql)) {
     try {
       access = await options.authenticate(req.headers.authorization);
     } catch (error) {
@@ -368,143 +394,6 @@ export async function admitGraphqlRequest(
   const refusal = notJsonRefusal(req);
   if (refusal) return void sendGraphqlAnswer(res, refusal.status, refusal.body);
   return { access, body };
-}
-
-/**
- * What Yoga is handed: who asks, and the body already read within the limit (@whatwg-node/server
- * takes a `body` found on the request instead of reading the stream).
- */
-type RequestWithAccess = IncomingMessage & { access?: Access; body?: Buffer; served?: ServedRequest };
-
-/** The trace a request belongs to: its span when traced, else its `traceparent` header. */
-const traceOf = (req: RequestWithAccess) => req.served?.trace ?? parseTraceparent(req.headers[TRACEPARENT_HEADER]);
-
-/**
- * The GraphQL endpoint (`/graphql`) of a service, as an HTTP handler.
- *
- * graphql-yoga serves GraphiQL, subscriptions over SSE, GET and anything unusual. The ordinary
- * request (a POST of JSON asking for JSON, a query or a mutation) takes a direct path: the body
- * is read, the document parsed and validated once per distinct text, and executed with graphql-js,
- * with the same error masking. Yoga's per-request machinery (fetch-API objects, abort signals,
- * plugin hooks) cost about 0.2 ms of CPU per request, the largest item of the Order Service under
- * load. A request the direct path does not recognise is handed to Yoga as it came.
- *
- * Every operation, on either path, first passes `authenticate` (401 UNAUTHENTICATED otherwise)
- * and the limits (depth, aliases, cost, tokens, introspection); the GraphiQL page itself needs
- * no token. Every body is read here, within MAX_REQUEST_BODY_BYTES, whichever path takes it.
- *
- * A web page of another site gets nothing from a browser: a POST must be application/json (no
- * form, multipart or text/plain operation, which a page could send without asking), so its
- * request needs a CORS preflight, and CORS headers go only to the origins in `corsOrigins`.
- */
-export function createGraphqlServer<Context extends Record<string, unknown>>(options: {
-  schema: GraphQLSchema;
-  logger: Logger;
-  graphiql: boolean;
-  authenticate: (authorization: string | undefined) => Promise<Access>;
-  /** The request's context: who asks, and the trace it belongs to (its `traceparent` header). */
-  context: (access: Access, request: { trace: TraceContext | undefined }) => Context;
-  limits: GraphqlLimits;
-  /** Origins (scheme://host[:port]) whose pages may call the API from a browser; none by default. */
-  corsOrigins?: readonly string[];
-  metrics?: Metrics;
-  /** Each request a SERVER span, continuing its `traceparent`, when tracing is on. */
-  tracing?: Tracing | undefined;
-}): (req: IncomingMessage, res: ServerResponse) => void {
-  const { metrics, limits } = options;
-  const maskOnly = maskError(options.logger);
-  const mask = (error: unknown): Error => {
-    const masked = maskOnly(error) as GraphQLError;
-    const code = masked.extensions.code;
-    metrics?.graphqlErrors.inc({ code: typeof code === 'string' ? code : 'UNKNOWN' });
-    return masked;
-  };
-  // Whether introspection is on travels with the request: a subgraph's `_service { sdl }` follows it.
-  const contextOf = (access: Access, req: RequestWithAccess) => ({
-    ...options.context(access, { trace: traceOf(req) }),
-    introspection: limits.introspection,
-  });
-  const tooCostly = costLimit(options.schema, limits.maxCost);
-  const yoga: YogaServerInstance<{ req: RequestWithAccess }, Context> = createYoga<{ req: RequestWithAccess }, Context>({
-    schema: options.schema,
-    graphiql: options.graphiql,
-    renderGraphiQL,
-    landingPage: false,
-    logging: false,
-    context: ({ req }) => contextOf(req.access ?? OPEN_ACCESS, req),
-    maskedErrors: { maskError: mask, errorMessage: 'Unexpected error.' },
-    // Answered here, the same on both paths; Yoga's own reflects any origin.
-    cors: false,
-    plugins: [limitsPlugin(limits, tooCostly)],
-  });
-
-  const prepare = documentPreparer(options.schema, limits);
-
-  const cors = corsResponder(options.corsOrigins ?? []);
-
-  /** Yoga answers a request whose body (if any) was read here. */
-  const viaYoga = (req: RequestWithAccess, res: ServerResponse, body: Buffer | undefined) => {
-    if (body) req.body = body;
-    return yoga.handle(req, res);
-  };
-
-  type Labels = { operation: string; outcome: 'ok' | 'error' };
-  const direct = async (req: RequestWithAccess, res: ServerResponse, labels: Labels, access: Access, body: Buffer) => {
-    const params = plainParams(body);
-    if (!params) return viaYoga(req, res, body);
-    const { query, variables, operationName } = params;
-    const prepared = prepare(query, operationName);
-    if ('errors' in prepared) {
-      labels.outcome = 'error';
-      return sendGraphqlAnswer(res, 200, { errors: prepared.errors.map(mask) });
-    }
-    labels.operation = prepared.operation.operation;
-    req.served?.operation(prepared.operation);
-    if (prepared.operation.operation === OperationTypeNode.SUBSCRIPTION) return viaYoga(req, res, body);
-    const costError = tooCostly(prepared.document, operationName, variables);
-    if (costError) {
-      labels.outcome = 'error';
-      return sendGraphqlAnswer(res, 200, { errors: [mask(costError)] });
-    }
-    const result = await execute({
-      schema: options.schema,
-      document: prepared.document,
-      operationName: operationName ?? undefined,
-      variableValues: variables,
-      contextValue: contextOf(access, req),
-    });
-    if (result.errors) labels.outcome = 'error';
-    sendGraphqlAnswer(res, 200, result.errors ? { errors: result.errors.map(mask), data: result.data } : { data: result.data });
-  };
-
-  const handle = async (req: RequestWithAccess, res: ServerResponse, plain: boolean, labels: Labels) => {
-    const admitted = await admitGraphqlRequest(req, res, {
-      cors,
-      graphiql: options.graphiql,
-      authenticate: options.authenticate,
-      mask,
-      logger: options.logger,
-    });
-    // Refused: its status (4xx) counts it as an error.
-    if (!admitted) return;
-    req.access = admitted.access;
-    if (plain && admitted.body) return direct(req, res, labels, admitted.access ?? OPEN_ACCESS, admitted.body);
-    return viaYoga(req, res, admitted.body);
-  };
-
-  return (req: RequestWithAccess, res) => {
-    if (options.tracing) req.served = options.tracing.serve(req, res, '/graphql');
-    const plain = plainRequest(req);
-    const labels: Labels = {
-      operation: plain ? 'other' : req.headers.accept?.includes('text/event-stream') ? 'subscription' : 'other',
-      outcome: 'ok',
-    };
-    if (metrics) timeGraphqlRequest(metrics.graphqlDuration, res, labels);
-    handle(req, res, plain, labels).catch((error: unknown) => {
-      options.logger.error({ err: error }, 'GraphQL request failed');
-      answerUnexpectedFailure(res);
-    });
-  };
 }
 
 /** ISO-8601 with milliseconds, in UTC. */

@@ -6,6 +6,7 @@ export * from './host.ts';
 export * from './db/index.ts';
 export * from './messaging/index.ts';
 export * from './graphql.ts';
+export * from './graphql-pipeline.ts';
 export * from './cost.ts';
 export * from './runtime.ts';
 export * from './connection.ts';

@@ -74,7 +74,7 @@ describe.skipIf(servicesUnavailable)('Order Service stopped with SIGTERM', { tim
       }),
       (error: unknown) => ({ status: 0, error: String((error as { cause?: { code?: string } }).cause?.code ?? error) }),
     );
-  /** createOrder over Server-Sent Events, as Yoga serves queries and mutations too: one `next` event, then `complete`. */
+  /** createOrder over Server-Sent Events (queries and mutations are served so too): one `next` event, then `complete`. */
   const createOrderOverSse = (port: number, customerId: string): Promise<Outcome> =>
     fetch(`http://127.0.0.1:${port}/graphql`, {
       method: 'POST',
