@@ -147,7 +147,8 @@ async function streamEvents(res: ServerResponse, results: AsyncGenerator<Executi
   const end = () => {
     if (ended) return;
     ended = true;
-    void results.return(undefined);
+    // A source that fails as it is stopped (its read cut by the client's leaving) has nobody to tell.
+    results.return(undefined).catch(() => undefined);
   };
   const leave = () => {
     if (!res.writableFinished) end();
@@ -161,7 +162,20 @@ async function streamEvents(res: ServerResponse, results: AsyncGenerator<Executi
   }, KEEP_ALIVE_MS);
   try {
     for (;;) {
-      const next = await results.next();
+      let next: IteratorResult<ExecutionResult>;
+      try {
+        next = await results.next();
+      } catch (error) {
+        // The source failed mid-stream: the client gets the error, masked, as the stream's last
+        // event (as Yoga sent it), not a cut connection.
+        ended = true;
+        const cause = error instanceof Error ? error : new Error(String(error));
+        if (!gone(res))
+          res.write(
+            eventOf(json({ errors: [error instanceof GraphQLError ? error : new GraphQLError(cause.message, { originalError: cause })] })),
+          );
+        break;
+      }
       if (next.done) {
         ended = true;
         break;
@@ -173,18 +187,22 @@ async function streamEvents(res: ServerResponse, results: AsyncGenerator<Executi
   } finally {
     clearInterval(keepAlive);
     res.off('close', leave);
-    // Cut (a shutdown destroys it) before its 'close' was emitted: 'close' comes after this.
-    if (gone(res)) end();
+    // Cut (a shutdown destroys it), or a write failed: the source is stopped either way.
+    end();
   }
 }
 
 /** The GraphiQL page is about 9 MB, rendered once; a failure is not kept, so the next request tries again. */
-let graphiqlPage: Promise<string> | undefined;
+let graphiqlPage: Promise<Buffer> | undefined;
 const renderedGraphiql = () =>
-  (graphiqlPage ??= renderGraphiQL({}).catch((error: unknown) => {
-    graphiqlPage = undefined;
-    throw error;
-  }));
+  (graphiqlPage ??= renderGraphiQL({}).then(
+    // Encoded once: every request then shares the same bytes instead of encoding 9 MB again.
+    (page) => Buffer.from(page),
+    (error: unknown) => {
+      graphiqlPage = undefined;
+      throw error;
+    },
+  ));
 
 type RequestWithServed = IncomingMessage & { served?: ServedRequest };
 
@@ -303,10 +321,10 @@ export function createGraphqlServer<Context extends Record<string, unknown>>(opt
     if (!admitted) return;
     const method = req.method ?? 'GET';
     if (method !== 'POST' && method !== 'GET' && method !== 'HEAD')
-      return refuse(res, 405, `The GraphQL endpoint takes POST and GET, not ${method}.`, { allow: 'GET, POST' });
+      return refuse(res, 405, `The GraphQL endpoint takes POST and GET, not ${method}.`, { allow: 'GET, HEAD, POST' });
     if (graphiqlPageAsked(req, options.graphiql)) {
       const page = await renderedGraphiql();
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(page) });
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': page.length });
       return res.end(page);
     }
     const format = negotiateFormat(req.headers.accept);

@@ -21,7 +21,7 @@ vi.mock('@graphql-yoga/render-graphiql', () => ({
 const schema = buildSchema(`
   type Query { items(first: Int = 10): [Item!]! }
   type Mutation { touch: Int }
-  type Subscription { ticks(first: Int): [Item!]!, big: String, held: Int }
+  type Subscription { ticks(first: Int): [Item!]!, big: String, held: Int, idle: Int, failing: Int }
   type Item { id: Int!, children(first: Int): [Item!]! }
 `);
 const items = (args: { first?: number | null }) => Array.from({ length: args.first ?? 10 }, (_, id) => ({ id, children: [] }));
@@ -89,6 +89,16 @@ Object.assign(subscriptionFields.held!, {
     new Promise((resolve) => {
       streams.release = () => resolve(silent());
     }),
+  resolve: () => 1,
+});
+
+Object.assign(subscriptionFields.idle!, { subscribe: () => silent(), resolve: () => 1 });
+Object.assign(subscriptionFields.failing!, {
+  // One event, then its source fails (a lost database connection, say).
+  subscribe: async function* () {
+    yield await Promise.resolve({});
+    throw new Error('connection terminated');
+  },
   resolve: () => 1,
 });
 
@@ -271,11 +281,11 @@ describe('one pipeline for every transport', () => {
     expect(await res.json()).toEqual({ data: { __typename: 'Query' } });
   });
 
-  it('answers 404 off /graphql, 405 (Allow: GET, POST) to other methods, and HEAD with headers only, running nothing', async () => {
+  it('answers 404 off /graphql, 405 (Allow: GET, HEAD, POST) to other methods, and HEAD with headers only, running nothing', async () => {
     expect((await fetch(url.replace('/graphql', '/graphiql'))).status).toBe(404);
     const put = await fetch(url, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' });
     expect(put.status).toBe(405);
-    expect(put.headers.get('allow')).toBe('GET, POST');
+    expect(put.headers.get('allow')).toBe('GET, HEAD, POST');
     const before = queriesRun;
     const head = await fetch(`${url}?query=${encodeURIComponent('{ items(first: 1) { id } }')}`, { method: 'HEAD' });
     expect(head.status).toBe(200);
@@ -323,6 +333,26 @@ describe('a subscription stream', () => {
     res.resume();
     req.destroy();
     expect(await eventually(() => streams.returned === 1)).toBe(true);
+  });
+
+  it('ends an idle subscription (waiting for an event that may never come) when its client leaves', async () => {
+    streams.silentReturned = 0;
+    const { res, req } = await openStream(url, 'subscription { idle }');
+    res.resume();
+    req.destroy();
+    expect(await eventually(() => streams.silentReturned === 1)).toBe(true);
+  });
+
+  it("sends a source's failure as the stream's last event, masked, then completes, rather than cutting the connection", async () => {
+    const { res } = await openStream(url, 'subscription { failing }');
+    let text = '';
+    for await (const chunk of res) text += String(chunk);
+    const events = text.split('\n\n').filter((e) => e.startsWith('event:'));
+    expect(events).toEqual([
+      'event: next\ndata: {"data":{"failing":1}}',
+      'event: next\ndata: {"errors":[{"message":"Unexpected error.","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}',
+      'event: complete\ndata:',
+    ]);
   });
 
   it('ends the subscription when its client left while it was starting', async () => {

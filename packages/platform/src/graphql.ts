@@ -158,13 +158,20 @@ function limitRules(limits: Omit<GraphqlLimits, 'maxCost'>): ValidationRule[] {
 
 /** Distinct query texts kept parsed and validated. */
 const DOCUMENT_CACHE_SIZE = 1_000;
+/**
+ * The longest query text (with its operation name) kept: a cached document holds its source, and a comment is free of the
+ * token limit, so 1,000 texts of a megabyte each (one comment apiece) would hold two gigabytes.
+ * The operations of a real client are a few hundred bytes to a few kilobytes; a longer one is
+ * parsed and validated each time it comes, which the body limit bounds.
+ */
+const CACHED_QUERY_MAX_CHARS = 8_192;
 
 export type PreparedDocument = { document: DocumentNode; operation: OperationDefinitionNode } | { errors: GraphQLError[] };
 
 /**
  * Parses (within the token limit) and validates (with the depth, alias and introspection rules) a
  * query against `schema`, and finds the operation asked for: once per distinct text and operation
- * name, the most recently used DOCUMENT_CACHE_SIZE kept. A service's pipeline and the gateway's
+ * name, the most recently used DOCUMENT_CACHE_SIZE kept (texts up to CACHED_QUERY_MAX_CHARS). A service's pipeline and the gateway's
  * share it, so a document is judged the same at both.
  */
 export function documentPreparer(schema: GraphQLSchema, limits: Omit<GraphqlLimits, 'maxCost'>) {
@@ -196,6 +203,7 @@ export function documentPreparer(schema: GraphQLSchema, limits: Omit<GraphqlLimi
     } catch (error) {
       prepared = { errors: coded([error instanceof GraphQLError ? error : new GraphQLError(String(error))], 'GRAPHQL_PARSE_FAILED') };
     }
+    if (key.length > CACHED_QUERY_MAX_CHARS) return prepared;
     documents.set(key, prepared);
     if (documents.size > DOCUMENT_CACHE_SIZE) documents.delete(documents.keys().next().value as string);
     return prepared;

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPEN_ACCESS } from './auth.ts';
 import { NotFoundError } from './errors.ts';
 import { createGraphqlServer } from './graphql-pipeline.ts';
-import { MAX_REQUEST_BODY_BYTES } from './graphql.ts';
+import { documentPreparer, MAX_REQUEST_BODY_BYTES } from './graphql.ts';
 import { createLogger } from './logger.ts';
 
 const schema = new GraphQLSchema({
@@ -255,5 +255,22 @@ describe('GraphQL endpoint: cost, body types and origins', () => {
       { accept: 'application/graphql-response+json, application/json, multipart/mixed' },
     );
     expect(graphiqlPost.body).toEqual({ data: { touch: 1 } });
+  });
+});
+
+describe('the document cache', () => {
+  const prepare = documentPreparer(buildSchema('type Query { a: Int }'), {
+    maxDepth: 10,
+    maxAliases: 10,
+    maxTokens: 100,
+    introspection: false,
+  });
+
+  it('keeps a document once judged, and not one whose text is long (a comment would make each entry a megabyte)', () => {
+    expect(prepare('{ a }', undefined)).toBe(prepare('{ a }', undefined));
+    const long = `{ a } # ${'x'.repeat(100_000)}`;
+    const first = prepare(long, undefined);
+    expect('document' in first).toBe(true);
+    expect(prepare(long, undefined)).not.toBe(first);
   });
 });
