@@ -42,7 +42,8 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
         url: target.url,
         client: typeof client === 'string' ? client : undefined,
       });
-      const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
+      // The client's Accept as it came: the service negotiates the answer as it would have directly.
+      const headers: Record<string, string> = { 'content-type': 'application/json', accept: req.headers.accept ?? 'application/json' };
       if (req.headers.authorization) headers.authorization = req.headers.authorization;
       if (call.traceparent) headers[TRACEPARENT_HEADER] = call.traceparent;
 

@@ -4,7 +4,8 @@ import { buildSchema, type GraphQLSchema } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OPEN_ACCESS } from './auth.ts';
 import { AppError } from './errors.ts';
-import { createGraphqlServer, negotiateFormat } from './graphql-pipeline.ts';
+import { createGraphqlServer } from './graphql-pipeline.ts';
+import { negotiateFormat } from './graphql.ts';
 import { createDrainingServer } from './http.ts';
 import { createLogger } from './logger.ts';
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPEN_ACCESS } from './auth.ts';
 import { NotFoundError } from './errors.ts';
 import { createGraphqlServer } from './graphql-pipeline.ts';
-import { documentPreparer, MAX_REQUEST_BODY_BYTES } from './graphql.ts';
+import { documentPreparer, MAX_REQUEST_BODY_BYTES, plainRequest } from './graphql.ts';
 import { createLogger } from './logger.ts';
 
 const schema = new GraphQLSchema({
@@ -272,5 +272,18 @@ describe('the document cache', () => {
     const first = prepare(long, undefined);
     expect('document' in first).toBe(true);
     expect(prepare(long, undefined)).not.toBe(first);
+  });
+});
+
+describe('a plain request (the one the gateway forwards whole)', () => {
+  const asking = (accept: string | undefined) =>
+    plainRequest({ method: 'POST', url: '/graphql', headers: { 'content-type': 'application/json', ...(accept ? { accept } : {}) } } as never);
+
+  it('is one whose Accept the services answer with JSON, weighed as they weigh it (q-values included)', () => {
+    expect(asking(undefined)).toBe(true);
+    expect(asking('application/graphql-response+json')).toBe(true);
+    expect(asking('*/*')).toBe(true);
+    expect(asking('application/json;q=0, text/event-stream')).toBe(false);
+    expect(asking('text/event-stream')).toBe(false);
   });
 });
