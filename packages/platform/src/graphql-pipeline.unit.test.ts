@@ -328,20 +328,15 @@ describe('a subscription stream', () => {
     req.destroy();
   });
 
-  it('ends the subscription when its client leaves', async () => {
-    streams.returned = 0;
-    const { res, req } = await openStream(url, 'subscription { big }');
+  it.each([
+    ['a busy subscription', 'big', 'returned'],
+    ['an idle subscription (waiting for an event that may never come)', 'idle', 'silentReturned'],
+  ] as const)('ends %s when its client leaves', async (_name, field, counter) => {
+    streams[counter] = 0;
+    const { res, req } = await openStream(url, `subscription { ${field} }`);
     res.resume();
     req.destroy();
-    expect(await eventually(() => streams.returned === 1)).toBe(true);
-  });
-
-  it('ends an idle subscription (waiting for an event that may never come) when its client leaves', async () => {
-    streams.silentReturned = 0;
-    const { res, req } = await openStream(url, 'subscription { idle }');
-    res.resume();
-    req.destroy();
-    expect(await eventually(() => streams.silentReturned === 1)).toBe(true);
+    expect(await eventually(() => streams[counter] === 1)).toBe(true);
   });
 
   it("sends a source's failure as the stream's last event, masked, then completes, rather than cutting the connection", async () => {
