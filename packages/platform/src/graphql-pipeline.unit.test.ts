@@ -411,6 +411,27 @@ describe('the GraphiQL page', () => {
     expect(renderPage.calls).toBe(2);
   });
 
+  it('refuses an operation without a valid token with the same 401 over POST JSON, GET and SSE, running nothing', async () => {
+    const before = queriesRun;
+    const query = '{ items(first: 1) { id } }';
+    const post = (accept: string) =>
+      fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept }, body: JSON.stringify({ query }) });
+    const get = (accept: string) => fetch(`${url}?query=${encodeURIComponent(query)}`, { headers: { accept } });
+    const refusals = await Promise.all(
+      [post('application/json'), get('application/json'), post('text/event-stream'), get('text/event-stream')].map(async (sent) => {
+        const res = await sent;
+        return { status: res.status, authenticate: res.headers.get('www-authenticate'), body: await res.json() };
+      }),
+    );
+    expect(refusals[0]).toMatchObject({
+      status: 401,
+      authenticate: 'Bearer',
+      body: { errors: [{ extensions: { code: 'UNAUTHENTICATED' } }] },
+    });
+    expect(refusals).toEqual(refusals.map(() => refusals[0]));
+    expect(queriesRun).toBe(before);
+  });
+
   it('is all a request for it gets, without a token: its operation does not run', async () => {
     const before = queriesRun;
     const res = await fetch(`${url}?query=${encodeURIComponent('{ items(first: 1) { id } }')}`, { headers: { accept: 'text/html' } });
