@@ -420,7 +420,7 @@ describe('the GraphiQL page', () => {
     const refusals = await Promise.all(
       [post('application/json'), get('application/json'), post('text/event-stream'), get('text/event-stream')].map(async (sent) => {
         const res = await sent;
-        return { status: res.status, authenticate: res.headers.get('www-authenticate'), body: await res.json() };
+        return { status: res.status, authenticate: res.headers.get('www-authenticate'), body: (await res.json()) as unknown };
       }),
     );
     expect(refusals[0]).toMatchObject({
