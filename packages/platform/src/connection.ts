@@ -1,6 +1,9 @@
 import type { ObjectRef, SchemaTypes } from '@pothos/core';
 import { ValidationError } from './errors.ts';
 import { SHAREABLE } from './federation/index.ts';
+import { PAGE_LIMITS } from './page-limits.ts';
+
+export { PAGE_LIMITS };
 
 /** One page of a cursor connection, as repositories return it. */
 export interface Page<T> {
@@ -8,8 +11,6 @@ export interface Page<T> {
   hasNextPage: boolean;
   totalCount: number;
 }
-
-export const PAGE_LIMITS = { maxIdsPerQuery: 500, maxPageSize: 500, defaultPageSize: 50 } as const;
 
 export function pageSize(first: number | null | undefined): number {
   if (first === null || first === undefined) return PAGE_LIMITS.defaultPageSize;

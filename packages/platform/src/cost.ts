@@ -18,7 +18,7 @@ import {
   type OperationDefinitionNode,
   type SelectionSetNode,
 } from 'graphql';
-import { PAGE_LIMITS } from './connection.ts';
+import { PAGE_LIMITS } from './page-limits.ts';
 
 /**
  * How many items a list field without `first` may return at most, declared on the field
