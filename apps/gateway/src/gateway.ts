@@ -10,6 +10,7 @@ import { z } from 'zod';
 import {
   admitGraphqlRequest,
   answerUnexpectedFailure,
+  bodyParams,
   corsResponder,
   costLimit,
   createAuthenticator,
@@ -20,7 +21,6 @@ import {
   limitsPlugin,
   loadConfig,
   maskError,
-  plainParams,
   plainRequest,
   renderGraphiQL,
   sendGraphqlAnswer,
@@ -184,8 +184,9 @@ export async function startGateway(
    * untouched to the runtime, which judges it itself with the same limits: false then.
    */
   const forwarded = async (req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<boolean> => {
-    const params = plainParams(body);
-    if (!params) return false;
+    // A body of another shape is the runtime's to refuse, in its own words.
+    const params = bodyParams(body);
+    if (typeof params === 'string') return false;
     const prepared = prepare(params.query, params.operationName);
     if ('errors' in prepared) {
       observe.erred(req);

@@ -58,13 +58,13 @@ export function gatewayObservability(options: { tracing: Tracing | undefined; me
     const req = (context as { req?: IncomingMessage } | undefined)?.req;
     return req ? served.get(req) : undefined;
   };
-  const operationOf = (args: { document: DocumentNode; operationName?: string | null | undefined; contextValue: unknown }) => {
-    const state = ofContext(args.contextValue);
-    const operation = getOperationAST(args.document, args.operationName);
+  const name = (state: Served | undefined, operation: OperationDefinitionNode | null | undefined) => {
     if (!state || !operation) return;
     state.operation = operation.operation;
     state.span?.operation(operation);
   };
+  const operationOf = (args: { document: DocumentNode; operationName?: string | null | undefined; contextValue: unknown }) =>
+    name(ofContext(args.contextValue), getOperationAST(args.document, args.operationName));
 
   return {
     /** Starts what a client request is followed by; the first thing the handler does. */
@@ -98,10 +98,7 @@ export function gatewayObservability(options: { tracing: Tracing | undefined; me
 
     /** Names a request the gateway answers itself (forwarded whole) by its operation, as `plugin` does for the runtime's. */
     named(req: IncomingMessage, operation: OperationDefinitionNode): void {
-      const state = served.get(req);
-      if (!state) return;
-      state.operation = operation.operation;
-      state.span?.operation(operation);
+      name(served.get(req), operation);
     },
 
     /** Counts a request the gateway answers itself as an error. */

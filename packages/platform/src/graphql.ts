@@ -302,15 +302,6 @@ export function bodyParams(body: Buffer): GraphqlParams | string {
 }
 
 /**
- * A plain request's parameters (bodyParams); undefined for anything else (not JSON, another
- * shape), which the gateway leaves to its runtime to answer as it would.
- */
-export function plainParams(body: Buffer): GraphqlParams | undefined {
-  const params = bodyParams(body);
-  return typeof params === 'string' ? undefined : params;
-}
-
-/**
  * The limits as one Yoga plugin, for the gateway's Hive runtime on the supergraph (the services
  * judge with `documentPreparer` and `costLimit` in their own pipeline; the supergraph's lists keep their services' `@listSize`, so the whole operation is held to what the
  * services apply to their shares): tokens while parsing; depth, aliases and introspection in
