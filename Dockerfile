@@ -9,7 +9,9 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY packages/contracts/package.json packages/contracts/
+COPY packages/loadgen/package.json packages/loadgen/
 COPY packages/platform/package.json packages/platform/
+COPY packages/supergraph/package.json packages/supergraph/
 COPY packages/testing/package.json packages/testing/
 COPY services/inventory/package.json services/inventory/
 COPY services/orders/package.json services/orders/
@@ -26,7 +28,9 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/packages/contracts/package.json packages/contracts/
+COPY --from=build /app/packages/loadgen/package.json packages/loadgen/
 COPY --from=build /app/packages/platform/package.json packages/platform/
+COPY --from=build /app/packages/supergraph/package.json packages/supergraph/
 COPY --from=build /app/packages/testing/package.json packages/testing/
 COPY --from=build /app/services/inventory/package.json services/inventory/
 COPY --from=build /app/services/orders/package.json services/orders/

@@ -32,10 +32,7 @@ import {
   type ServiceProcess,
 } from '@stockflow/testing';
 import { parseCli, wholeNumber } from './cli.ts';
-import { auditPlatform } from './audit.ts';
-import { httpPipe } from './http-pipe.ts';
-import { runLoad, type LoadOptions, type LoadReport } from './load.ts';
-import { percentile, summarize, type Summary } from './stats.ts';
+import { auditPlatform, httpPipe, percentile, runLoad, summarize, type LoadOptions, type LoadReport, type Summary } from '@stockflow/loadgen';
 
 /**
  * distributed-N: N inventory instances on the single local RabbitMQ node with classic queues (as

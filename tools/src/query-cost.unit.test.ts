@@ -4,7 +4,7 @@ import { costLimit, operationCost, serviceConfigShape } from '@stockflow/platfor
 import { DASHBOARD_QUERY, RECENT } from '../../apps/dashboard/src/queries.ts';
 import { inventorySchema } from '../../services/inventory/src/graphql/schema.ts';
 import { ordersSchema } from '../../services/orders/src/graphql/schema.ts';
-import { auditQueries } from './audit.ts';
+import { auditQueries } from '@stockflow/loadgen';
 import { gatewaySchema, supergraphSchema } from './schemas.ts';
 
 const defaultMaxCost = serviceConfigShape.GRAPHQL_MAX_COST.parse(undefined);

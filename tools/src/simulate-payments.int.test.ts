@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, QUEUES, ROUTING_KEYS } from '@stockflow/contracts';
 import { signToken } from '@stockflow/platform';
 import { eventually, graphqlClient, rawAmqp, type GraphqlClient } from '@stockflow/testing';
-import { auditPlatform } from './audit.ts';
+import { auditPlatform } from '@stockflow/loadgen';
 import { runTool, servicesUnderTest } from './services-under-test.ts';
 import { simulatePayments, type PaymentSimulationReport, type Role } from './simulate-payments.ts';
 

@@ -35,7 +35,7 @@ import {
   type Authenticator,
   type Logger,
 } from '@stockflow/platform';
-import { runLoad, type LoadReport, type Progress } from '../../../tools/src/load.ts';
+import { runLoad, type LoadReport, type Progress } from '@stockflow/loadgen';
 
 export interface DashboardOptions {
   port: number;

@@ -3,7 +3,7 @@ import { expect } from 'vitest';
 import { queues } from '@stockflow/contracts';
 import { graphqlClient, metricSum } from '@stockflow/platform';
 import { eventually, placeOrders, rawAmqp, type Cluster } from '@stockflow/testing';
-import { auditPlatform } from '../../../tools/src/audit.ts';
+import { auditPlatform } from '@stockflow/loadgen';
 
 /** Empties every platform queue and its DLQ (a scenario starts with nothing left by the last one). */
 export async function purgeQueues(amqpUrl: string) {
