@@ -1,5 +1,5 @@
 import { AppError } from './errors.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from '@stockflow/observability';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
