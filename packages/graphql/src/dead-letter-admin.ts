@@ -1,8 +1,8 @@
 import type { QueueSpec } from '@stockflow/contracts';
 import { requirePermission, ValidationError, type Access } from '@stockflow/platform';
+import type { DeadLetter, ParkedPayment, Transport } from '@stockflow/messaging';
 import type { StockflowSchemaTypes } from './connection.ts';
 import { SHAREABLE, SHAREABLE_INACCESSIBLE } from './federation.ts';
-import type { DeadLetter, ParkedPayment, Transport } from '@stockflow/messaging';
 
 export interface DeadLetterAdminContext {
   /** Who asks: only a request that may operate the platform (an admin) may see or replay parked messages. */

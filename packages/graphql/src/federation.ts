@@ -1,7 +1,5 @@
 import { printSubgraphSchema } from '@apollo/subgraph';
 import { entitiesField, EntityType, serviceField } from '@apollo/subgraph/dist/types.js';
-import { ForbiddenError, may, type Access } from '@stockflow/platform';
-import { LIST_SIZE_DIRECTIVE, MAX_ITEMS_EXTENSION } from './cost.ts';
 import {
   GraphQLList,
   GraphQLNonNull,
@@ -22,6 +20,8 @@ import {
   type GraphQLNamedType,
   type TypeDefinitionNode,
 } from 'graphql';
+import { ForbiddenError, may, type Access } from '@stockflow/platform';
+import { LIST_SIZE_DIRECTIVE, MAX_ITEMS_EXTENSION } from './cost.ts';
 
 /**
  * Apollo Federation v2 for a service's schema: its types and fields carry their federation

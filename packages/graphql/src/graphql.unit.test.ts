@@ -3,11 +3,11 @@ import type { AddressInfo } from 'node:net';
 import { buildSchema, GraphQLInt, GraphQLNonNull, GraphQLObjectType, GraphQLSchema, GraphQLString } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPEN_ACCESS, NotFoundError } from '@stockflow/platform';
+import { createLogger } from '@stockflow/observability';
 import { createGraphqlServer } from './pipeline.ts';
 import { documentPreparer } from './documents.ts';
 import { MAX_REQUEST_BODY_BYTES } from './request-body.ts';
 import { plainRequest } from './params.ts';
-import { createLogger } from '@stockflow/observability';
 
 const schema = new GraphQLSchema({
   query: new GraphQLObjectType({

@@ -10,16 +10,6 @@ import {
   type OperationDefinitionNode,
 } from 'graphql';
 import { OPEN_ACCESS, markSubscription, type Access } from '@stockflow/platform';
-import { costLimit } from './cost.ts';
-import { admitGraphqlRequest } from './admission.ts';
-import { answerUnexpectedFailure, sendGraphqlAnswer } from './answer.ts';
-import { bodyParams, checkedParams, type GraphqlParams } from './params.ts';
-import { corsResponder } from './cors.ts';
-import { documentPreparer } from './documents.ts';
-import { graphiqlPageAsked, renderGraphiQL } from './graphiql.ts';
-import { maskError } from './masking.ts';
-import { negotiateFormat, type AnswerFormat } from './format.ts';
-import type { GraphqlLimits } from './limits.ts';
 import {
   timeGraphqlRequest,
   parseTraceparent,
@@ -30,6 +20,16 @@ import {
   type TraceContext,
   type Tracing,
 } from '@stockflow/observability';
+import { costLimit } from './cost.ts';
+import { admitGraphqlRequest } from './admission.ts';
+import { answerUnexpectedFailure, sendGraphqlAnswer } from './answer.ts';
+import { bodyParams, checkedParams, type GraphqlParams } from './params.ts';
+import { corsResponder } from './cors.ts';
+import { documentPreparer } from './documents.ts';
+import { graphiqlPageAsked, renderGraphiQL } from './graphiql.ts';
+import { maskError } from './masking.ts';
+import { negotiateFormat, type AnswerFormat } from './format.ts';
+import type { GraphqlLimits } from './limits.ts';
 
 /**
  * GET's parameters from its query string: `query`, `operationName`, and `variables` and

@@ -3,9 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { buildSchema, type GraphQLSchema } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OPEN_ACCESS, AppError, createDrainingServer } from '@stockflow/platform';
+import { createLogger } from '@stockflow/observability';
 import { createGraphqlServer } from './pipeline.ts';
 import { negotiateFormat } from './format.ts';
-import { createLogger } from '@stockflow/observability';
 
 /** The GraphiQL page, as a renderer that fails once (its module failing to load, say), then renders. */
 const renderPage = vi.hoisted(() => ({ calls: 0 }));

@@ -1,7 +1,7 @@
 import type { AsyncMessage, Channel, Connection } from 'rabbitmq-client';
 import { queueDeclarations, type QueueSpec, type QueueType, type IncomingMessage } from '@stockflow/contracts';
-import { declareQueue } from './amqp-topology.ts';
 import type { Logger } from '@stockflow/observability';
+import { declareQueue } from './amqp-topology.ts';
 import { untilAborted, type DeliveryHandler, type Subscription } from './transport.ts';
 
 export interface AckingConsumerOptions {

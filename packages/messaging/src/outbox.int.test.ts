@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, eventually, type TestDatabase } from '@stockflow/testing';
 import { createPostgresDatabase, migrate, type Database } from '@stockflow/db';
-import { platformMigrations, startOutbox, type OutboxOptions } from './outbox.ts';
 import { createLogger } from '@stockflow/observability';
-import { UnroutableError, type Transport } from './transport.ts';
 import type { OutgoingMessage } from '@stockflow/contracts';
+import { platformMigrations, startOutbox, type OutboxOptions } from './outbox.ts';
+import { UnroutableError, type Transport } from './transport.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
 

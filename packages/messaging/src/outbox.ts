@@ -2,8 +2,8 @@ import path from 'node:path';
 import { createBatcher, type CircuitBreaker } from '@stockflow/platform';
 import { migrationSource, type Database, type Transaction } from '@stockflow/db';
 import { tally, withTraceparent, type Logger, type Metrics, type Tracing } from '@stockflow/observability';
-import { UnroutableError, type Transport } from './transport.ts';
 import type { OutgoingMessage } from '@stockflow/contracts';
+import { UnroutableError, type Transport } from './transport.ts';
 
 /**
  * The outbox's table, which every service has. Its scope stays `platform`, the name the databases

@@ -1,8 +1,8 @@
 import type * as OtelApi from '@opentelemetry/api';
 import type { Attributes, Span, Tracer } from '@opentelemetry/api';
 import { Kind, type OperationDefinitionNode } from 'graphql';
-import type { Logger } from '../logger.ts';
 import type { MessagingPeer, OutgoingMessage } from '@stockflow/contracts';
+import type { Logger } from '../logger.ts';
 import { formatTraceparent, parseTraceparent, TRACEPARENT_HEADER, type TraceContext } from './context.ts';
 import type { OtlpProtocol, Tracing } from './types.ts';
 
