@@ -11,7 +11,9 @@ import {
   type Tracing,
   type Transport,
 } from '@stockflow/platform';
-import { applyInventoryAnswers, applyPayments, type Effects } from '../db/orders.ts';
+import { applyInventoryAnswers } from '../application/answer-inventory.ts';
+import type { Effects } from '../application/effects.ts';
+import { applyPayments } from '../application/pay-orders.ts';
 
 /** Consumes StockReserved / StockRejected / StockReleased, and PaymentSucceeded / PaymentFailed, in batches, one transaction each. */
 export async function startOrdersConsumers(options: {
