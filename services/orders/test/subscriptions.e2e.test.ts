@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { metricSum } from '@stockflow/platform';
+import { metricSum } from '@stockflow/observability';
 import {
   createTestDatabase,
   eventually,
@@ -9,7 +9,7 @@ import {
   type ServiceProcess,
   type TestDatabase,
 } from '@stockflow/testing';
-import { notifyPayloads, ORDER_STATUS_CHANNEL, type StatusChange } from '../src/db/orders.ts';
+import { notifyPayloads, ORDER_STATUS_CHANNEL, type StatusChange } from '../src/db/status-changes.ts';
 import { MAX_PENDING_CHANGES } from '../src/graphql/status-feed.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { routeOf } from '@stockflow/contracts';
-import { graphqlClient, metricSum } from '@stockflow/platform';
+import { graphqlClient } from '@stockflow/client';
+import { metricSum } from '@stockflow/observability';
 import { cpuMeter, perOrder } from './meters.ts';
 import type { Platform } from './platforms.ts';
 import { publishAll } from './publish.ts';

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { metricSum } from '@stockflow/platform';
+import { metricSum } from '@stockflow/observability';
 import { load } from './load.ts';
 import { cpuMeter, perOrder } from './meters.ts';
 import type { Platform } from './platforms.ts';

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { graphqlClient } from '@stockflow/platform';
+import { graphqlClient } from '@stockflow/client';
 import { httpPipe, summarize, type Summary } from '@stockflow/loadgen';
 import { EVEN, load } from './load.ts';
 import { cpuMeter, perOrder } from './meters.ts';

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { QueueType } from '@stockflow/contracts';
-import { signToken } from '@stockflow/platform';
+import { signToken } from '@stockflow/client';
 import {
   createClusterVhost,
   createTestDatabase,

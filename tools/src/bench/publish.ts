@@ -1,6 +1,6 @@
 import { Connection } from 'rabbitmq-client';
 import { JSON_CONTENT_TYPE, routeOf, type EventName } from '@stockflow/contracts';
-import { connectionTarget } from '@stockflow/platform';
+import { connectionTarget } from '@stockflow/messaging';
 
 /** Publishes events where their producer would (routeOf), with confirms, a thousand in flight at a time. */
 export async function publishAll(amqpUrl: string, events: { event: EventName }[]): Promise<void> {

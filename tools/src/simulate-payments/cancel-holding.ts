@@ -1,4 +1,4 @@
-import type { GraphqlClient } from '@stockflow/platform';
+import type { GraphqlClient } from '@stockflow/client';
 
 /** Its orders in these statuses still hold stock (or may yet), and are cancelled at the end. */
 const HOLDING_STOCK = ['PENDING', 'CONFIRMED', 'PAID'] as const;

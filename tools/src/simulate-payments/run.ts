@@ -15,7 +15,8 @@
  */
 import { Connection } from 'rabbitmq-client';
 import { EXCHANGES, OrderCancelled, OrderConfirmed, OrderPaid, RefundRequested, ROUTING_KEYS } from '@stockflow/contracts';
-import { connectionTarget, graphqlClient } from '@stockflow/platform';
+import { graphqlClient } from '@stockflow/client';
+import { connectionTarget } from '@stockflow/messaging';
 import { messageJson, ownQueue, requireLocal } from '../simulator.ts';
 import { cancelHolding } from './cancel-holding.ts';
 import { LATE_BY_MS, paymentPlanner } from './plan.ts';

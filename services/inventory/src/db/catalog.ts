@@ -1,4 +1,5 @@
-import { ConflictError, NotFoundError, type Database, type Queryable } from '@stockflow/platform';
+import { ConflictError, NotFoundError } from '@stockflow/platform';
+import type { Database, Queryable } from '@stockflow/db';
 import { validAdjustment, type NewProduct, type ProductChanges } from '../domain/catalog.ts';
 
 export interface Product {
