@@ -5,7 +5,7 @@ import { serviceConfigShape } from '@stockflow/platform';
 import { DASHBOARD_QUERY, RECENT } from '../../apps/dashboard/src/queries.ts';
 import { inventorySchema } from '../../services/inventory/src/graphql/schema.ts';
 import { ordersSchema } from '../../services/orders/src/graphql/schema.ts';
-import { auditQueries } from './audit.ts';
+import { auditQueries } from '@stockflow/loadgen';
 import { gatewaySchema, supergraphSchema } from './schemas.ts';
 
 const defaultMaxCost = serviceConfigShape.GRAPHQL_MAX_COST.parse(undefined);

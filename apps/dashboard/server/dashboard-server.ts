@@ -32,7 +32,7 @@ import {
 } from '@stockflow/platform';
 import { metricSamples, metricSum, type Logger } from '@stockflow/observability';
 import { readLimitedBody, refuseTooLargeBody } from '@stockflow/graphql';
-import { runLoad, type LoadReport, type Progress } from '../../../tools/src/load.ts';
+import { runLoad, type LoadReport, type Progress } from '@stockflow/loadgen';
 
 export interface DashboardOptions {
   port: number;
