@@ -1,4 +1,5 @@
 export * from './pipeline.ts';
+export * from './service-server.ts';
 export * from './admission.ts';
 export * from './answer.ts';
 export * from './masking.ts';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { queues, queuesConsumedBy } from '@stockflow/contracts';
-import { createGraphqlServer } from '@stockflow/graphql';
-import { createRateLimiter, graphiqlEnabled, graphqlLimits, systemClock, type Clock } from '@stockflow/platform';
+import { createServiceGraphqlServer } from '@stockflow/graphql';
+import { createRateLimiter, systemClock, type Clock } from '@stockflow/platform';
 import { migrationSource } from '@stockflow/db';
 import { platformMigrations } from '@stockflow/messaging';
 import { runService, type RunningService, type ServiceDependencies } from '@stockflow/runtime';
@@ -88,15 +88,13 @@ export function startOrdersService(
         config.CREATE_ORDER_RATE_LIMIT > 0
           ? createRateLimiter({ perSecond: config.CREATE_ORDER_RATE_LIMIT, burst: config.CREATE_ORDER_RATE_BURST })
           : undefined;
-      const graphql = createGraphqlServer({
-        schema: ordersSchema,
+      const graphql = createServiceGraphqlServer({
+        config,
         logger,
-        graphiql: graphiqlEnabled(config),
+        auth,
         metrics,
         tracing,
-        authenticate: (authorization) => auth.authenticate(authorization),
-        limits: graphqlLimits(config),
-        corsOrigins: config.CORS_ORIGINS,
+        schema: ordersSchema,
         context: (access, { trace }) => ({
           access,
           trace,
