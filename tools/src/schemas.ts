@@ -2,8 +2,8 @@ import path from 'node:path';
 import { buildASTSchema, buildSchema, parse, type GraphQLSchema } from 'graphql';
 import { subgraphSdl } from '@stockflow/graphql';
 import { composeSupergraph, DEFAULT_SUBGRAPH_URLS } from '@stockflow/supergraph';
-import { inventorySchema } from '../../services/inventory/src/graphql/schema.ts';
-import { ordersSchema } from '../../services/orders/src/graphql/schema.ts';
+import { inventorySchema } from '@stockflow/inventory';
+import { ordersSchema } from '@stockflow/orders';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 

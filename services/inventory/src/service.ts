@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { queues } from '@stockflow/contracts';
-import { createGraphqlServer } from '@stockflow/graphql';
-import { graphiqlEnabled, graphqlLimits } from '@stockflow/platform';
+import { createServiceGraphqlServer } from '@stockflow/graphql';
 import { migrationSource } from '@stockflow/db';
 import { platformMigrations } from '@stockflow/messaging';
 import { runService, type RunningService, type ServiceDependencies } from '@stockflow/runtime';
@@ -33,15 +32,13 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
         tracing,
       });
       const catalog = catalogRepository(db);
-      const graphql = createGraphqlServer({
-        schema: inventorySchema,
+      const graphql = createServiceGraphqlServer({
+        config,
         logger,
-        graphiql: graphiqlEnabled(config),
+        auth,
         metrics,
         tracing,
-        authenticate: (authorization) => auth.authenticate(authorization),
-        limits: graphqlLimits(config),
-        corsOrigins: config.CORS_ORIGINS,
+        schema: inventorySchema,
         context: (access) => ({ access, catalog, productById: productLoader(catalog), transport, consumerQueues: INVENTORY_QUEUES }),
       });
       return { subscriptions, consumedQueues: INVENTORY_QUEUES, http: graphql };

@@ -3,6 +3,7 @@ import {
   addDeadLetterAdmin,
   type DeadLetterAdminContext,
   afterPosition,
+  batchLoader,
   connectionType,
   DateTimeScalar,
   pageSize,
@@ -20,25 +21,12 @@ export interface InventoryContext extends DeadLetterAdminContext {
   productById: (id: number) => Promise<Product | undefined>;
 }
 
-/**
- * Collects the product ids asked for in one turn of the event loop and reads them in one query:
- * the gateway asks for every product of a page of orders in one `_entities` request.
- */
-export function productLoader(catalog: Pick<CatalogRepository, 'byIds'>): (id: number) => Promise<Product | undefined> {
-  let queued: { ids: Set<number>; rows: Promise<Map<number, Product>> } | undefined;
-  return async (id) => {
-    if (!queued) {
-      const ids = new Set<number>();
-      const rows = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
-        queued = undefined;
-        return new Map((await catalog.byIds([...ids])).map((p) => [p.id, p]));
-      });
-      queued = { ids, rows };
-    }
-    queued.ids.add(id);
-    return (await queued.rows).get(id);
-  };
-}
+/** The products another subgraph refers to, read in one query per turn of the event loop. */
+export const productLoader = (catalog: Pick<CatalogRepository, 'byIds'>): ((id: number) => Promise<Product | undefined>) =>
+  batchLoader(async (ids: number[]) => {
+    const products = new Map((await catalog.byIds(ids)).map((p) => [p.id, p]));
+    return (id) => products.get(id);
+  });
 
 const manage = (ctx: InventoryContext) => requirePermission(ctx.access, 'manageCatalog', 'manage products and stock');
 const browse = (ctx: InventoryContext) => requirePermission(ctx.access, 'readCatalog', 'read the catalog');
