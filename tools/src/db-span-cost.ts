@@ -1,5 +1,5 @@
 /**
- * What database spans would cost (README "Traces"): `npx tsx tools/src/db-span-cost.ts`, against
+ * What database spans would cost (docs/operations.md, "Traces"): `npx tsx tools/src/db-span-cost.ts`, against
  * the PostgreSQL and RabbitMQ of the tests (TEST_POSTGRES_URL, TEST_AMQP_URL). It counts the
  * statements one order runs in both services, then times a span around a hot-path statement
  * (Inventory's read of a product) in blocks A/B interleaved, each span exported over OTLP/HTTP

@@ -31,7 +31,7 @@ const first = values.first === undefined ? 50 : Number(values.first);
 if (!Number.isInteger(first) || first < 1 || first > 10_000) fail('--first must be a whole number from 1 to 10000');
 if (command === 'replay' && !values.all && !values.id?.length) fail(`replay needs --id (one or more) or --all\n\n${usage}`);
 
-/** What a parked payment event stands for, in a sentence an operator acts on (README, "When things fail"). */
+/** What a parked payment event stands for, in a sentence an operator acts on (docs/operations.md, "When things fail"). */
 function moneyOf(p: ParkedPayment): string {
   const what = `${p.paymentId ?? '(no payment id)'} for ${p.orderId ?? '(no order id)'}`;
   const amount = `${p.amountCents ?? '?'} cents ${p.currency ?? '(no currency)'}`;

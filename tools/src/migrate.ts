@@ -1,4 +1,4 @@
-/** `npm run migrate`: applies pending migrations to each service database configured. */
+/** `npm run migrate`: applies the Inventory Service's pending migrations (the Order Service applies its own at start). */
 import { createPostgresDatabase, migrate } from '@stockflow/db';
 import { inventoryMigrations } from '@stockflow/inventory';
 import { fail } from './cli.ts';

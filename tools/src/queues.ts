@@ -16,8 +16,8 @@ const usage = `Usage:
 Options:
   --amqp-url URL   broker, or a cluster's nodes comma-separated (default $AMQP_URL or amqp://guest:guest@127.0.0.1:5672)
 Migrating: first set AMQP_QUEUE_TYPE=quorum on every service and roll them out (they
-keep using the existing queues, and log that they differ); then migrate. See README, "Moving to
-quorum queues".`;
+keep using the existing queues, and log that they differ); then migrate. See docs/operations.md,
+"Moving to quorum queues".`;
 
 const { values, positionals } = parseCommand(usage, { to: { type: 'string' }, 'amqp-url': { type: 'string' } });
 const [command, ...rest] = positionals;

@@ -43,7 +43,7 @@ const { NODE_ENV, LOG_LEVEL, HOST, GRAPHIQL, SHUTDOWN_TIMEOUT_MS, CORS_ORIGINS }
 const { GRAPHQL_INTROSPECTION, GRAPHQL_MAX_DEPTH, GRAPHQL_MAX_ALIASES, GRAPHQL_MAX_TOKENS, GRAPHQL_MAX_COST } = serviceConfigShape;
 const { AUTH_JWT_SECRET, AUTH_JWKS_URL, AUTH_JWT_ISSUER, AUTH_JWT_AUDIENCE, AUTH_DISABLED } = serviceConfigShape;
 
-/** Every option of the gateway; the README's configuration table mirrors this. */
+/** Every option of the gateway; the table in docs/configuration.md mirrors this. */
 export const GatewayConfigSchema = z.object({
   NODE_ENV,
   LOG_LEVEL,

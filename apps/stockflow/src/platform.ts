@@ -11,7 +11,7 @@ import { loadGatewayConfig, startGateway, type RunningGateway } from '@stockflow
 import { loadInventoryConfig, catalogRepository, SAMPLE_CATALOG, startInventoryService } from '@stockflow/inventory';
 import { loadOrdersConfig, startOrdersService } from '@stockflow/orders';
 
-/** Options of `npm start`; each service's own options (see README) apply to both. */
+/** Options of `npm start`; each service's own options (docs/configuration.md) apply to both. */
 export const PlatformConfigSchema = z.object({
   LOG_LEVEL: env.logLevel(),
   // Loopback unless told: the embedded mode runs without authentication unless it is configured.

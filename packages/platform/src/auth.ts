@@ -156,7 +156,7 @@ export type Reach = 'any' | 'own';
 /**
  * The role model: each role's permissions and their reach. Resolvers ask for a permission, never
  * for a role, and a role has exactly what is listed here: a new role starts with nothing, neither
- * a customer's reach nor an admin's, until it is granted each thing here (and in the README's
+ * a customer's reach nor an admin's, until it is granted each thing here (and in docs/api.md,
  * "Who may do what").
  */
 const GRANTS: Record<Role, Partial<Record<Permission, Reach>>> = {

@@ -222,7 +222,8 @@ export const serviceConfigShape = {
   AMQP_QUEUE_TYPE: z.enum(QUEUE_TYPES).default('quorum'),
   CONSUMER_PREFETCH: env.positiveInt(1_000),
   // Drawn at start unless set: with several instances the one with the highest priority takes
-  // the deliveries, and the next one those that overflow its prefetch (see the README).
+  // the deliveries, and the next one those that overflow its prefetch (docs/decisions.md,
+  // "Instances take the overflow").
   CONSUMER_PRIORITY: z.coerce
     .number({ error: 'must be a whole number' })
     .int('must be a whole number')

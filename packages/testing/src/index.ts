@@ -7,4 +7,3 @@ export * from './proxy.ts';
 export * from './cluster.ts';
 export * from './broker-cluster.ts';
 export * from './otlp.ts';
-export * from './logs.ts';

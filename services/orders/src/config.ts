@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Currency } from '@stockflow/contracts';
 import { env, loadConfig, serviceConfigShape } from '@stockflow/platform';
 
-/** Every option of the Order Service; the README's configuration table mirrors this. */
+/** Every option of the Order Service; the table in docs/configuration.md mirrors this. */
 export const OrdersConfigSchema = z.object({
   ...serviceConfigShape,
   PORT: env.port(8001),

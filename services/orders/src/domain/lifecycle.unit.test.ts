@@ -295,21 +295,157 @@ describe('a repeated createOrder', () => {
   });
 });
 
-describe('the whole lifecycle', () => {
-  it('PENDING -> CONFIRMED -> PAID -> FULFILLED, after which nothing moves it', () => {
-    const confirmed = decideAnswer(given('PENDING'), reserved, paymentsOn);
-    expect(confirmed).toMatchObject({ status: 'CONFIRMED' });
-    const paid = decidePayments(
-      new Map([['ORD-1', { status: 'CONFIRMED', totalCents: 2_000, currency: 'EUR', holdExpired: false, paymentDueIso: DUE }]]),
-      [],
-      [{ event: 'PaymentSucceeded', payment_id: 'p', order_id: 'ORD-1', amount_cents: 2_000, currency: 'EUR' }],
-    );
-    expect(paid.outcome === 'decided' && paid.orders.get('ORD-1')?.status).toBe('PAID');
-    expect(decideTransition(given('PAID'), { orderId: 'ORD-1', to: 'FULFILLED', reason: null }, true)).toMatchObject({
-      status: 'FULFILLED',
+describe('the whole lifecycle, each decision meeting the order as the one before it left it', () => {
+  const CREATED = new Date('2026-01-01T11:45:00.123Z');
+  const later = (seconds: number) => new Date(CREATED.getTime() + seconds * 1_000);
+  const created: Order = { ...given('PENDING'), createdAt: CREATED, updatedAt: CREATED };
+
+  /** What a move may write besides the status, whichever command decided it. */
+  interface Move {
+    outcome: 'moved';
+    status: OrderStatus;
+    reason?: string | null;
+    pricedItems?: Order['pricedItems'];
+    totalCents?: number | null;
+    currency?: string | null;
+    holdSeconds?: number | null;
+    paymentId?: string;
+  }
+
+  /**
+   * The order as a decision taken `at` leaves it, as the application handlers write it: anything
+   * but a move fails the route here, so that each step meets what the previous one really left.
+   */
+  const evolve = (order: Order, decision: { outcome: string } | undefined, at: Date): Order => {
+    expect(decision).toMatchObject({ outcome: 'moved' });
+    const move = decision as Move;
+    return {
+      ...order,
+      status: move.status,
+      reason: move.reason ?? order.reason,
+      ...(move.pricedItems !== undefined && {
+        pricedItems: move.pricedItems,
+        totalCents: move.totalCents ?? null,
+        currency: move.currency ?? null,
+        paymentDueAt: move.holdSeconds ? new Date(at.getTime() + move.holdSeconds * 1_000) : null,
+      }),
+      paidAt: move.paymentId !== undefined ? at : order.paidAt,
+      updatedAt: at,
+    };
+  };
+
+  /** The order as the payment and expiry handlers read it under its lock at `now`. */
+  const heldAt = (order: Order, now: Date): PayableOrder & Hold => ({
+    status: order.status,
+    totalCents: order.totalCents,
+    currency: order.currency,
+    holdExpired: order.paymentDueAt !== null && order.paymentDueAt <= now,
+    paymentDueIso: order.paymentDueAt?.toISOString() ?? null,
+  });
+
+  const money = (paymentId: string, amount = 2_000): PaymentEvent => ({
+    event: 'PaymentSucceeded',
+    payment_id: paymentId,
+    order_id: 'ORD-1',
+    amount_cents: amount,
+    currency: 'EUR',
+  });
+  const pay = (order: Order, now: Date, payments: PaymentEvent[]) => {
+    const decision = decidePayments(new Map([[order.id, heldAt(order, now)]]), [], payments);
+    if (decision.outcome !== 'decided') throw decision.error;
+    return { records: [...decision.records.values()].map((r) => [r.outcome, r.reason]), move: decision.orders.get(order.id) };
+  };
+  const answer = (order: Order, answers: InventoryAnswer[], payments = paymentsOn) =>
+    decideAnswers(new Map([[order.id, order]]), answers, payments).get(order.id);
+  const fulfil = { orderId: 'ORD-1', to: 'FULFILLED', reason: null } as const;
+  const cancel = { orderId: 'ORD-1', to: 'CANCELLED', reason: 'changed my mind' } as const;
+  const refusal = (decision: ReturnType<typeof decideTransition>) => decision.outcome === 'refused' && decision.error.code;
+
+  /** Nothing moves a final order: no answer, no expiry, no person; money for it goes back. */
+  const staysFinal = (order: Order, now: Date, moneyBack: string) => {
+    expect(answer(order, [reserved, rejected])).toBeUndefined();
+    expect(decideExpiry({ ...heldAt(order, now), holdExpired: true })).toEqual({ outcome: 'unchanged' });
+    expect(refusal(decideTransition(order, cancel, true))).toBe('INVALID_TRANSITION');
+    expect(refusal(decideTransition(order, fulfil, true))).toBe('INVALID_TRANSITION');
+    expect(pay(order, now, [money('late')])).toEqual({ records: [['REFUND_REQUESTED', moneyBack]], move: undefined });
+  };
+
+  it('given a new order, when stock is reserved, it is paid within its hold and fulfilled, then it is FULFILLED for good', () => {
+    const confirmed = evolve(created, answer(created, [reserved]), CREATED);
+    expect(confirmed).toMatchObject({ status: 'CONFIRMED', totalCents: 2_000, currency: 'EUR', paymentDueAt: new Date(DUE) });
+    expect(refusal(decideTransition(confirmed, fulfil, true))).toBe('PAYMENT_REQUIRED');
+    const paying = pay(confirmed, later(60), [money('p1')]);
+    expect(paying.records).toEqual([['PAID', null]]);
+    const paid = evolve(confirmed, paying.move, later(60));
+    expect(paid).toMatchObject({ status: 'PAID', paidAt: later(60) });
+    expect(decideExpiry(heldAt(paid, later(901)))).toEqual({ outcome: 'unchanged' });
+    const fulfilled = evolve(paid, decideTransition(paid, fulfil, true), later(120));
+    expect(fulfilled.status).toBe('FULFILLED');
+    staysFinal(fulfilled, later(901), 'the order is already fulfilled');
+  });
+
+  it('given payments are off, when stock is reserved, then the order is confirmed without a hold and fulfilled directly', () => {
+    const confirmed = evolve(created, answer(created, [reserved], paymentsOff), CREATED);
+    expect(confirmed).toMatchObject({ status: 'CONFIRMED', paymentDueAt: null });
+    expect(decideExpiry(heldAt(confirmed, later(10_000)))).toEqual({ outcome: 'unchanged' });
+    const fulfilled = evolve(confirmed, decideTransition(confirmed, fulfil, false), later(60));
+    expect(fulfilled.status).toBe('FULFILLED');
+  });
+
+  it('given a new order, when stock is rejected, then it is CANCELLED with the reason for good', () => {
+    const cancelled = evolve(created, answer(created, [rejected, reserved]), CREATED);
+    expect(cancelled).toMatchObject({ status: 'CANCELLED', reason: rejected.event === 'StockRejected' && rejected.reason });
+    staysFinal(cancelled, later(60), 'the order is cancelled');
+  });
+
+  it('given a confirmed order, when its hold runs out unpaid, then it is CANCELLED as expired for good', () => {
+    const confirmed = evolve(created, answer(created, [reserved]), CREATED);
+    expect(decideExpiry(heldAt(confirmed, later(899)))).toEqual({ outcome: 'unchanged' });
+    const expired = evolve(confirmed, decideExpiry(heldAt(confirmed, later(900))), later(900));
+    expect(expired).toMatchObject({ status: 'CANCELLED', reason: `Payment not received by ${DUE}` });
+    staysFinal(expired, later(901), 'the order is cancelled');
+  });
+
+  it('given a confirmed order, when money comes after its hold ran out, then it goes back and the order is CANCELLED as expired', () => {
+    const confirmed = evolve(created, answer(created, [reserved]), CREATED);
+    const paying = pay(confirmed, later(901), [money('p1')]);
+    expect(paying.records).toEqual([['REFUND_REQUESTED', 'the payment hold expired before the payment arrived']]);
+    const expired = evolve(confirmed, paying.move, later(901));
+    expect(expired).toMatchObject({ status: 'CANCELLED', reason: `Payment not received by ${DUE}`, paidAt: null });
+    staysFinal(expired, later(902), 'the order is cancelled');
+  });
+
+  it('given a paid order, when it is cancelled, then it is CANCELLED, its money is asked back, and it stays so', () => {
+    const confirmed = evolve(created, answer(created, [reserved]), CREATED);
+    const paid = evolve(confirmed, pay(confirmed, later(60), [money('p1')]).move, later(60));
+    const cancelling = decideTransition(paid, cancel, true);
+    expect(cancelling).toMatchObject({ status: 'CANCELLED', refund: true });
+    const cancelled = evolve(paid, cancelling, later(120));
+    expect(cancelled).toMatchObject({ status: 'CANCELLED', reason: 'changed my mind' });
+    staysFinal(cancelled, later(901), 'the order is cancelled');
+  });
+});
+
+describe('an expired hold, more closely', () => {
+  it('given a CONFIRMED order said to be past a hold it does not have, then it is not cancelled (there is no due time to name)', () => {
+    expect(decideExpiry(hold('CONFIRMED', true, null))).toEqual({ outcome: 'unchanged' });
+  });
+
+  it('given an expired order, when two payments for it come in one batch, then the second is refunded because the order is cancelled', () => {
+    const payable: PayableOrder & Hold = { ...hold('CONFIRMED', true), totalCents: 2_000, currency: 'EUR' };
+    const payment = (paymentId: string): PaymentEvent => ({
+      event: 'PaymentSucceeded',
+      payment_id: paymentId,
+      order_id: 'ORD-1',
+      amount_cents: 2_000,
+      currency: 'EUR',
     });
-    expect(decideTransition(given('FULFILLED'), { orderId: 'ORD-1', to: 'CANCELLED', reason: null }, true).outcome).toBe('refused');
-    expect(decideExpiry({ status: 'FULFILLED', holdExpired: true, paymentDueIso: DUE }).outcome).toBe('unchanged');
-    expect(decideAnswer(given('FULFILLED'), rejected, paymentsOn).outcome).toBe('unchanged');
+    const decision = decidePayments(new Map([['ORD-1', payable]]), [], [payment('p1'), payment('p2')]);
+    if (decision.outcome !== 'decided') throw decision.error;
+    expect([...decision.records.values()].map((r) => [r.payment.payment_id, r.outcome, r.reason])).toEqual([
+      ['p1', 'REFUND_REQUESTED', 'the payment hold expired before the payment arrived'],
+      ['p2', 'REFUND_REQUESTED', 'the order is cancelled'],
+    ]);
+    expect(decision.orders.get('ORD-1')).toMatchObject({ status: 'CANCELLED', reason: `Payment not received by ${DUE}` });
   });
 });
