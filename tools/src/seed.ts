@@ -1,6 +1,6 @@
 /** `npm run seed`: loads the sample catalog into the Inventory Service database (idempotent). */
 import { createPostgresDatabase, migrate } from '@stockflow/platform';
-import { catalogRepository } from '../../services/inventory/src/db/catalog.ts';
+import { seedCatalog } from '../../services/inventory/src/db/catalog.ts';
 import { SAMPLE_CATALOG } from '../../services/inventory/src/domain/sample-catalog.ts';
 import { inventoryMigrations } from '../../services/inventory/src/service.ts';
 import { fail } from './cli.ts';
@@ -10,7 +10,7 @@ if (!url) fail('Set DATABASE_URL (or INVENTORY_DATABASE_URL) to the Inventory Se
 const db = createPostgresDatabase({ url, poolSize: 1, applicationName: 'seed' });
 try {
   await migrate(db, inventoryMigrations);
-  const created = await catalogRepository(db).seed(SAMPLE_CATALOG);
+  const created = await seedCatalog(db, SAMPLE_CATALOG);
   const { rows } = await db.query<{ id: number; sku: string; available: number }>(
     'SELECT id, sku, available FROM products WHERE sku = ANY($1::text[]) ORDER BY id',
     [SAMPLE_CATALOG.map((p) => p.sku)],

@@ -17,7 +17,7 @@ import {
 import { startDashboard, type RunningDashboard } from '../../dashboard/server/dashboard-server.ts';
 import { loadGatewayConfig, startGateway, type RunningGateway } from '../../gateway/src/gateway.ts';
 import { loadInventoryConfig } from '../../../services/inventory/src/config.ts';
-import { catalogRepository } from '../../../services/inventory/src/db/catalog.ts';
+import { seedCatalog } from '../../../services/inventory/src/db/catalog.ts';
 import { SAMPLE_CATALOG } from '../../../services/inventory/src/domain/sample-catalog.ts';
 import { startInventoryService } from '../../../services/inventory/src/service.ts';
 import { loadOrdersConfig } from '../../../services/orders/src/config.ts';
@@ -116,7 +116,7 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
   const orders = await startOrdersService(ordersConfig, createLogger({ name: 'orders', level: config.LOG_LEVEL }), deps.orders);
   if (config.SEED_SAMPLE_CATALOG === 'true') {
     const { rows } = await inventory.db.query<{ n: number }>('SELECT count(*)::int AS n FROM products');
-    if (rows[0]?.n === 0) await catalogRepository(inventory.db).seed(SAMPLE_CATALOG);
+    if (rows[0]?.n === 0) await seedCatalog(inventory.db, SAMPLE_CATALOG);
   }
 
   // Where the services are reached from here: the interface they are bound to, or loopback when

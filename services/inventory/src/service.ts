@@ -13,8 +13,8 @@ import {
 } from '@stockflow/platform';
 import type { InventoryConfig } from './config.ts';
 import { catalogRepository } from './db/catalog.ts';
-import { inventorySchema, productLoader } from './graphql/schema.ts';
-import { INVENTORY_QUEUES, startInventoryConsumers } from './messaging/consumers.ts';
+import { inventorySchema, levelsLoader, productLoader } from './graphql/schema.ts';
+import { INVENTORY_QUEUES, startInventoryConsumers, systemClock } from './messaging/consumers.ts';
 
 export const inventoryMigrations = [platformMigrations, migrationSource('inventory', path.join(import.meta.dirname, 'db', 'migrations'))];
 
@@ -37,7 +37,7 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
         metrics,
         tracing,
       });
-      const catalog = catalogRepository(db);
+      const catalog = catalogRepository(db, { clock: systemClock, outbox });
       const graphql = createGraphqlServer({
         schema: inventorySchema,
         logger,
@@ -47,7 +47,14 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
         authenticate: (authorization) => auth.authenticate(authorization),
         limits: graphqlLimits(config),
         corsOrigins: config.CORS_ORIGINS,
-        context: (access) => ({ access, catalog, productById: productLoader(catalog), transport, consumerQueues: INVENTORY_QUEUES }),
+        context: (access) => ({
+          access,
+          catalog,
+          productById: productLoader(catalog),
+          levelsOf: levelsLoader(catalog),
+          transport,
+          consumerQueues: INVENTORY_QUEUES,
+        }),
       });
       return { subscriptions, consumedQueues: INVENTORY_QUEUES, http: graphql };
     },
