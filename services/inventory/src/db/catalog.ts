@@ -306,7 +306,7 @@ export function catalogRepository(db: Database, effects: ArrivalEffects) {
         ])
         .catch((error: unknown) => {
           if (isUniqueViolation(error)) {
-            throw new ConflictError(`a stock location with code "${input.code}" already exists`, { code: input.code });
+            throw new ConflictError(`a stock location with code "${input.code}" already exists`, { locationCode: input.code });
           }
           throw error;
         });
