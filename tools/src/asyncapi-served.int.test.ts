@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse } from 'yaml';
-import { createLogger, type RunningService } from '@stockflow/platform';
+import { createLogger } from '@stockflow/observability';
+import type { RunningService } from '@stockflow/runtime';
 import { createTestDatabase, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../../services/inventory/src/config.ts';
 import { startInventoryService } from '../../services/inventory/src/service.ts';

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse } from 'yaml';
 import { EXCHANGES, exchanges } from '@stockflow/contracts';
-import { signToken } from '@stockflow/platform';
+import { signToken } from '@stockflow/client';
 import { eventually, graphqlClient, rawAmqp, type GraphqlClient, type RawAmqp, type ReceivedMessage } from '@stockflow/testing';
 import { asyncApiFile } from './asyncapi.ts';
 import { servicesUnderTest } from './services-under-test.ts';

@@ -3,7 +3,7 @@
  * two GraphQL APIs must tell one consistent story. Used by the fault-injection suite, the load
  * generator and the bench.
  */
-import { graphqlClient, type GraphqlClient } from '@stockflow/platform';
+import { graphqlClient, type GraphqlClient } from '@stockflow/client';
 
 export type AuditedStatus = 'PENDING' | 'CONFIRMED' | 'PAID' | 'CANCELLED' | 'FULFILLED';
 

@@ -19,7 +19,9 @@ import pg from 'pg';
 import { Connection } from 'rabbitmq-client';
 import { z } from 'zod';
 import { JSON_CONTENT_TYPE, routeOf, type EventName, type QueueType } from '@stockflow/contracts';
-import { connectionTarget, graphqlClient, metricSum, signToken } from '@stockflow/platform';
+import { connectionTarget } from '@stockflow/messaging';
+import { graphqlClient, signToken } from '@stockflow/client';
+import { metricSum } from '@stockflow/observability';
 import {
   buildRunnables,
   createClusterVhost,

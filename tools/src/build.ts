@@ -20,10 +20,10 @@ const entries = [
 ];
 
 const migrationDirs: Record<string, string> = {
-  platform: 'packages/platform/src/db/migrations',
+  platform: 'packages/messaging/src/migrations/outbox',
   inventory: 'services/inventory/src/db/migrations',
   orders: 'services/orders/src/db/migrations',
-  broker: 'packages/platform/src/messaging/migrations',
+  broker: 'packages/messaging/src/migrations/broker',
 };
 
 /** Our workspace packages are bundled; everything from the registry is imported at run time. */

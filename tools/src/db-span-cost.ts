@@ -11,7 +11,7 @@ import { ROOT_CONTEXT, SpanKind, trace, TraceFlags } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import pg from 'pg';
-import { createLogger } from '@stockflow/platform';
+import { createLogger } from '@stockflow/observability';
 import { createTestDatabase, createTestVhost, graphqlClient } from '@stockflow/testing';
 import { loadInventoryConfig } from '../../services/inventory/src/config.ts';
 import { startInventoryService } from '../../services/inventory/src/service.ts';

@@ -4,7 +4,8 @@
  *   npm run dlq -- replay order.created.inventory --id <message id> [--id ...] | --all
  */
 import { QUEUE_TYPES, queues, type QueueType } from '@stockflow/contracts';
-import { createAmqpTransport, createLogger, safeUrl, type ParkedPayment } from '@stockflow/platform';
+import { createAmqpTransport, type ParkedPayment } from '@stockflow/messaging';
+import { createLogger, safeUrl } from '@stockflow/observability';
 import { fail, parseCommand } from './cli.ts';
 
 const consumerQueues = Object.values(queues);

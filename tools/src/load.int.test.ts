@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { signToken } from '@stockflow/platform';
+import { signToken } from '@stockflow/client';
 import { runLoad, type LoadOptions } from './load.ts';
 import { servicesUnderTest } from './services-under-test.ts';
 

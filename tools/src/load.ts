@@ -4,7 +4,7 @@
  * reports throughput, latency (server timestamps: createdAt to the final status) and the audit.
  */
 import { randomInt, randomUUID } from 'node:crypto';
-import { graphqlClient, type GraphqlClient, type GraphqlResponse } from '@stockflow/platform';
+import { graphqlClient, type GraphqlClient, type GraphqlResponse } from '@stockflow/client';
 import { auditPlatform, type AuditReport } from './audit.ts';
 import { httpPipe } from './http-pipe.ts';
 import { summarize, type Summary } from './stats.ts';

@@ -1,5 +1,5 @@
 /** `npm run migrate`: applies pending migrations to each service database configured. */
-import { createPostgresDatabase, migrate } from '@stockflow/platform';
+import { createPostgresDatabase, migrate } from '@stockflow/db';
 import { inventoryMigrations } from '../../services/inventory/src/service.ts';
 import { fail } from './cli.ts';
 

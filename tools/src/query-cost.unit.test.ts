@@ -1,6 +1,7 @@
 import { getOperationAST, parse, validate, type GraphQLSchema } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { costLimit, operationCost, serviceConfigShape } from '@stockflow/platform';
+import { costLimit, operationCost } from '@stockflow/graphql';
+import { serviceConfigShape } from '@stockflow/platform';
 import { DASHBOARD_QUERY, RECENT } from '../../apps/dashboard/src/queries.ts';
 import { inventorySchema } from '../../services/inventory/src/graphql/schema.ts';
 import { ordersSchema } from '../../services/orders/src/graphql/schema.ts';

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { QUEUE_CONSUMERS, queues, type EventParty } from '@stockflow/contracts';
-import { createLogger, graphqlClient, signToken, type RunningService } from '@stockflow/platform';
+import { createLogger } from '@stockflow/observability';
+import { graphqlClient, signToken } from '@stockflow/client';
+import type { RunningService } from '@stockflow/runtime';
 import { createTestDatabase, eventually, rawAmqp, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../../services/inventory/src/config.ts';
 import { startInventoryService } from '../../services/inventory/src/service.ts';

@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
-import { createAmqpTransport, createLogger, type OutgoingMessage, type Transport } from '@stockflow/platform';
+import { EXCHANGES, queues, ROUTING_KEYS, type OutgoingMessage } from '@stockflow/contracts';
+import { createAmqpTransport, type Transport } from '@stockflow/messaging';
+import { createLogger } from '@stockflow/observability';
 import { createTestVhost } from '@stockflow/testing';
 import { migrateToQuorum, openBroker, queueStates } from './queue-migration.ts';
 

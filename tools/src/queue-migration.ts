@@ -18,7 +18,7 @@ import {
   type QueueDeclaration,
   type QueueType,
 } from '@stockflow/contracts';
-import { amqpErrorCode, connectionTarget, encodeBody } from '@stockflow/platform';
+import { amqpErrorCode, connectionTarget, encodeBody } from '@stockflow/messaging';
 
 interface Binding {
   exchange: string;

@@ -6,7 +6,7 @@
  * Exits 0 when done, 1 when the migration stopped (it says why; run it again), 2 on bad flags or
  * an unreachable broker.
  */
-import { safeUrl } from '@stockflow/platform';
+import { safeUrl } from '@stockflow/observability';
 import { fail, parseCommand } from './cli.ts';
 import { migrateToQuorum, openBroker, queueStates } from './queue-migration.ts';
 

@@ -10,7 +10,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { graphqlClient } from '@stockflow/platform';
+import { graphqlClient } from '@stockflow/client';
 import { fail, parseCli, wholeNumber } from './cli.ts';
 
 const usage = `Usage: npm run reconcile -- [--older-than 5m] [--batch 200] [--rate 100] [--orders-url URL] [--token TOKEN]

@@ -1,5 +1,5 @@
 /** `npm run seed`: loads the sample catalog into the Inventory Service database (idempotent). */
-import { createPostgresDatabase, migrate } from '@stockflow/platform';
+import { createPostgresDatabase, migrate } from '@stockflow/db';
 import { seedCatalog } from '../../services/inventory/src/db/catalog.ts';
 import { SAMPLE_CATALOG } from '../../services/inventory/src/domain/sample-catalog.ts';
 import { inventoryMigrations } from '../../services/inventory/src/service.ts';

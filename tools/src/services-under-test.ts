@@ -2,7 +2,8 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { queues } from '@stockflow/contracts';
-import { createLogger, type RunningService } from '@stockflow/platform';
+import { createLogger } from '@stockflow/observability';
+import type { RunningService } from '@stockflow/runtime';
 import { createTestDatabase, rawAmqp, serviceTestEnv, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../../services/inventory/src/config.ts';
 import { startInventoryService } from '../../services/inventory/src/service.ts';

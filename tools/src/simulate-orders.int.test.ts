@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { signToken } from '@stockflow/platform';
+import { signToken } from '@stockflow/client';
 import { eventually, graphqlClient, type GraphqlClient } from '@stockflow/testing';
 import { runTool, servicesUnderTest } from './services-under-test.ts';
 import { simulateOrders, type OrderSimulationOptions } from './simulate-orders.ts';

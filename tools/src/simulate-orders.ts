@@ -9,7 +9,7 @@
 import { randomInt } from 'node:crypto';
 import { Connection } from 'rabbitmq-client';
 import { JSON_CONTENT_TYPE, routeOf, type OrderCancelled, type OrderCreated } from '@stockflow/contracts';
-import { connectionTarget } from '@stockflow/platform';
+import { connectionTarget } from '@stockflow/messaging';
 import { messageJson, ownQueue, requireLocal } from './simulator.ts';
 
 export interface OrderSimulationOptions {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, QUEUES, ROUTING_KEYS } from '@stockflow/contracts';
-import { signToken } from '@stockflow/platform';
+import { signToken } from '@stockflow/client';
 import { eventually, graphqlClient, rawAmqp, type GraphqlClient } from '@stockflow/testing';
 import { auditPlatform } from './audit.ts';
 import { runTool, servicesUnderTest } from './services-under-test.ts';

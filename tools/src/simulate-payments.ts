@@ -29,7 +29,8 @@ import {
   ROUTING_KEYS,
   type PaymentEvent,
 } from '@stockflow/contracts';
-import { connectionTarget, graphqlClient } from '@stockflow/platform';
+import { connectionTarget } from '@stockflow/messaging';
+import { graphqlClient } from '@stockflow/client';
 import { messageJson, ownQueue, requireLocal } from './simulator.ts';
 
 export const ROLES = ['pay', 'fail', 'duplicate', 'double', 'late', 'unpaid'] as const;

@@ -9,7 +9,8 @@
  *   to give back; then cancels those still holding stock.
  */
 import { z } from 'zod';
-import { AppError, env, safeUrl } from '@stockflow/platform';
+import { AppError, env } from '@stockflow/platform';
+import { safeUrl } from '@stockflow/observability';
 import { fail, fraction, parseCli, requireApi, wholeNumber } from './cli.ts';
 import { simulateOrders } from './simulate-orders.ts';
 import { simulatePayments } from './simulate-payments.ts';

@@ -2,7 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import type { AsyncMessage } from 'rabbitmq-client';
 import { exchanges } from '@stockflow/contracts';
-import { AppError, isLoopbackHost, parseBrokerUrls, safeUrl } from '@stockflow/platform';
+import { AppError, isLoopbackHost, parseBrokerUrls } from '@stockflow/platform';
+import { safeUrl } from '@stockflow/observability';
 
 /**
  * The simulators publish made-up orders, payments and cancellations, and a platform acts on them

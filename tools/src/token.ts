@@ -7,7 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ROLES, signToken } from '@stockflow/platform';
+import { ROLES } from '@stockflow/platform';
+import { signToken } from '@stockflow/client';
 import { fail, parseCli } from './cli.ts';
 
 const usage = `Usage: npm run token -- --role admin|customer|payments --sub NAME [--expires 12h] [--secret S]

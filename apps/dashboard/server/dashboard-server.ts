@@ -25,16 +25,13 @@ import {
   createDrainingServer,
   markSubscription,
   may,
-  metricSamples,
-  metricSum,
-  readLimitedBody,
   refuseRebindableHost,
-  refuseTooLargeBody,
   UnauthenticatedError,
   type Access,
   type Authenticator,
-  type Logger,
 } from '@stockflow/platform';
+import { metricSamples, metricSum, type Logger } from '@stockflow/observability';
+import { readLimitedBody, refuseTooLargeBody } from '@stockflow/graphql';
 import { runLoad, type LoadReport, type Progress } from '../../../tools/src/load.ts';
 
 export interface DashboardOptions {

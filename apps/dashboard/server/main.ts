@@ -1,6 +1,8 @@
 /** `npm run start:dashboard`: the operations dashboard alone, in front of a distributed platform. */
 import { z } from 'zod';
-import { createAuthenticator, createLogger, env, loadConfig, serviceConfigShape, stopOnSignals } from '@stockflow/platform';
+import { createAuthenticator, env, loadConfig, serviceConfigShape } from '@stockflow/platform';
+import { createLogger } from '@stockflow/observability';
+import { stopOnSignals } from '@stockflow/runtime';
 import { startDashboard } from './dashboard-server.ts';
 
 const DashboardConfigSchema = z.object({

@@ -5,7 +5,8 @@
  */
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AUTH_NOTICE_HEADER, signToken } from '@stockflow/platform';
+import { AUTH_NOTICE_HEADER } from '@stockflow/graphql';
+import { signToken } from '@stockflow/client';
 import { startPlatform, type RunningPlatform } from '../../stockflow/src/platform.ts';
 import { embeddedEnv } from '../../stockflow/test/embedded.ts';
 
@@ -76,7 +77,17 @@ describe.each([
   };
   /** Everything the summary tells an operator: each part's checks, the outbox, dead letters, decisions. */
   const expectDetails = (body: StatusBody) => {
-    expect(Object.keys(body).sort()).toEqual(['at', 'auth', 'deadLetters', 'decisions', 'gateway', 'outbox', 'queues', 'refundQueue', 'services']);
+    expect(Object.keys(body).sort()).toEqual([
+      'at',
+      'auth',
+      'deadLetters',
+      'decisions',
+      'gateway',
+      'outbox',
+      'queues',
+      'refundQueue',
+      'services',
+    ]);
     for (const part of [...body.services, body.gateway]) expect(part).toHaveProperty('checks');
   };
 

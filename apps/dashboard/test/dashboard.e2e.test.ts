@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { signToken } from '@stockflow/platform';
+import { signToken } from '@stockflow/client';
 import { createTestDatabase, repoRoot, type TestDatabase } from '@stockflow/testing';
 import { chromiumMissing, launchChromium } from '@stockflow/testing/browser';
 import { startPlatform, type RunningPlatform } from '../../stockflow/src/platform.ts';

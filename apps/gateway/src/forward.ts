@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { sendGraphqlAnswer, TRACEPARENT_HEADER } from '@stockflow/platform';
+import { sendGraphqlAnswer } from '@stockflow/graphql';
+import { TRACEPARENT_HEADER } from '@stockflow/observability';
 import { Pool, type Dispatcher } from 'undici';
 import type { gatewayObservability } from './observability.ts';
 

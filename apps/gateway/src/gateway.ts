@@ -13,23 +13,23 @@ import {
   bodyParams,
   corsResponder,
   costLimit,
-  createAuthenticator,
   documentPreparer,
-  env,
-  graphiqlEnabled,
-  graphqlLimits,
   limitsPlugin,
-  loadConfig,
   maskError,
   plainRequest,
   renderGraphiQL,
   sendGraphqlAnswer,
+} from '@stockflow/graphql';
+import {
+  createAuthenticator,
+  env,
+  graphiqlEnabled,
+  graphqlLimits,
+  loadConfig,
   serviceConfigShape,
   startHttpServer,
-  startTracing,
-  TRACEPARENT_HEADER,
-  type Logger,
 } from '@stockflow/platform';
+import { startTracing, TRACEPARENT_HEADER, type Logger } from '@stockflow/observability';
 import { DEFAULT_SUBGRAPH_URLS } from './compose.ts';
 import { subgraphForwarder } from './forward.ts';
 import { createGatewayMetrics, gatewayObservability } from './observability.ts';

@@ -1,4 +1,5 @@
-import { createLogger, stopOnSignals } from '@stockflow/platform';
+import { createLogger } from '@stockflow/observability';
+import { stopOnSignals } from '@stockflow/runtime';
 import { loadGatewayConfig, startGateway } from './gateway.ts';
 
 const boot = async () => {

@@ -11,7 +11,7 @@ import {
   TRACEPARENT_HEADER,
   type ServedRequest,
   type Tracing,
-} from '@stockflow/platform';
+} from '@stockflow/observability';
 
 /**
  * The gateway's Prometheus metrics, served at its /metrics. Requests carry the services' metric

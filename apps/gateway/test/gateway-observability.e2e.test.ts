@@ -1,6 +1,7 @@
 import { createServer, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createLogger, metricSum, type RunningService } from '@stockflow/platform';
+import { createLogger, metricSum } from '@stockflow/observability';
+import type { RunningService } from '@stockflow/runtime';
 import {
   createTestDatabase,
   eventually,

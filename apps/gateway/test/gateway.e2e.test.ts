@@ -1,7 +1,10 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { AUTH_NOTICE_HEADER, createLogger, metricSum, signToken, type RunningService } from '@stockflow/platform';
+import { AUTH_NOTICE_HEADER } from '@stockflow/graphql';
+import { createLogger, metricSum } from '@stockflow/observability';
+import { signToken } from '@stockflow/client';
+import type { RunningService } from '@stockflow/runtime';
 import { randomUUID } from 'node:crypto';
 import { dlqName, EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
 import {

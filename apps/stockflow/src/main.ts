@@ -1,5 +1,5 @@
 /** `npm start`: the whole platform in one process (embedded unless RabbitMQ and PostgreSQL are configured). */
-import { stopOnSignals } from '@stockflow/platform';
+import { stopOnSignals } from '@stockflow/runtime';
 import { exposureWarning, startPlatform } from './platform.ts';
 
 try {

@@ -1,19 +1,11 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { queues } from '@stockflow/contracts';
-import {
-  ConfigError,
-  createAuthenticator,
-  createInProcessTransport,
-  createLogger,
-  createPgliteDatabase,
-  env,
-  isLoopbackHost,
-  loadConfig,
-  type Logger,
-  type RunningService,
-  type ServiceDependencies,
-} from '@stockflow/platform';
+import { ConfigError, createAuthenticator, env, isLoopbackHost, loadConfig } from '@stockflow/platform';
+import { createInProcessTransport } from '@stockflow/messaging';
+import { createLogger, type Logger } from '@stockflow/observability';
+import { createPgliteDatabase } from '@stockflow/db';
+import type { RunningService, ServiceDependencies } from '@stockflow/runtime';
 import { startDashboard, type RunningDashboard } from '../../dashboard/server/dashboard-server.ts';
 import { loadGatewayConfig, startGateway, type RunningGateway } from '../../gateway/src/gateway.ts';
 import { loadInventoryConfig } from '../../../services/inventory/src/config.ts';

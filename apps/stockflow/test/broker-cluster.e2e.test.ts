@@ -3,7 +3,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEAD_LETTER_REASON_HEADER, EXCHANGES, queueDeclarations, queues, ROUTING_KEYS } from '@stockflow/contracts';
-import { graphqlClient, metricSum } from '@stockflow/platform';
+import { graphqlClient } from '@stockflow/client';
+import { metricSum } from '@stockflow/observability';
 import {
   brokerNodes,
   connectionNodes,

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { queues, RefundRequested } from '@stockflow/contracts';
-import { metricSum, type IncomingMessage } from '@stockflow/platform';
+import { queues, RefundRequested, type IncomingMessage } from '@stockflow/contracts';
+import { metricSum } from '@stockflow/observability';
 import { eventually, graphqlClient, startServiceProcess, type GraphqlClient, type ServiceProcess } from '@stockflow/testing';
 import { startPlatform, type RunningPlatform } from '../src/platform.ts';
 import { embeddedEnv } from './embedded.ts';

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
-import { graphqlClient } from '@stockflow/platform';
+import { graphqlClient } from '@stockflow/client';
 import {
   createCatalog,
   eventually,

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { queues } from '@stockflow/contracts';
-import { metricSum, type Transaction } from '@stockflow/platform';
+import { metricSum } from '@stockflow/observability';
+import type { Transaction } from '@stockflow/db';
 import {
   createTestDatabase,
   eventually,

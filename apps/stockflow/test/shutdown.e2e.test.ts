@@ -1,7 +1,7 @@
 import { getEventListeners } from 'node:events';
 import pg from 'pg';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { graphqlClient } from '@stockflow/platform';
+import { graphqlClient } from '@stockflow/client';
 import {
   createTestDatabase,
   eventually,

@@ -1,7 +1,8 @@
 /** What the fault scenarios share: a load placed in the background, and the audit once it settled. */
 import { expect } from 'vitest';
 import { queues } from '@stockflow/contracts';
-import { graphqlClient, metricSum } from '@stockflow/platform';
+import { graphqlClient } from '@stockflow/client';
+import { metricSum } from '@stockflow/observability';
 import { eventually, placeOrders, rawAmqp, type Cluster } from '@stockflow/testing';
 import { auditPlatform } from '../../../tools/src/audit.ts';
 

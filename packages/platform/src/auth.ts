@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { AppError, ConfigError } from './errors.ts';
 
 export const ROLES = ['admin', 'customer', 'payments'] as const;
@@ -123,16 +123,6 @@ export function createAuthenticator(settings: AuthSettings, options: { optional?
       return verify(match[1]);
     },
   };
-}
-
-/** Signs an HS256 token (the token CLI and tests). */
-export function signToken(secret: string, claims: { sub: string; role: Role }, expiresIn = '12h'): Promise<string> {
-  return new SignJWT({ role: claims.role })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(claims.sub)
-    .setIssuedAt()
-    .setExpirationTime(expiresIn)
-    .sign(new TextEncoder().encode(secret));
 }
 
 /** What a role may be granted, each named for what it lets a request do. */

@@ -10,11 +10,19 @@ import {
   OPEN_ACCESS,
   PERMISSIONS,
   requirePermission,
-  signToken,
   type Access,
   type Role,
 } from './auth.ts';
 import { ConfigError } from './errors.ts';
+
+/** An HS256 token as the token CLI signs it (the client package's signToken, which depends on this one). */
+const signToken = (secret: string, claims: { sub: string; role: Role }, expiresIn = '12h') =>
+  new SignJWT({ role: claims.role })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(claims.sub)
+    .setIssuedAt()
+    .setExpirationTime(expiresIn)
+    .sign(new TextEncoder().encode(secret));
 
 describe('authenticator', () => {
   const secret = 'a-unit-test-secret-of-at-least-32-chars';

@@ -1,5 +1,5 @@
+import type { Logger } from '@stockflow/observability';
 import { AppError } from './errors.ts';
-import type { Logger } from './logger.ts';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { createLogger } from '@stockflow/observability';
 import { CircuitBreaker, isDatabaseOutage } from './breaker.ts';
 import { AppError } from './errors.ts';
-import { createLogger } from './logger.ts';
 
 const outage = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
 

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { loadConfig, parseBrokerUrls, safeUrl, serviceConfigShape } from './config.ts';
+import { safeUrl } from '@stockflow/observability';
+import { loadConfig, parseBrokerUrls, serviceConfigShape } from './config.ts';
 import { ConfigError } from './errors.ts';
 
 const schema = z.object(serviceConfigShape);

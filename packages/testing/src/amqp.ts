@@ -1,5 +1,5 @@
 import { Connection, type AsyncMessage, type SyncMessage } from 'rabbitmq-client';
-import { connectionTarget } from '@stockflow/platform';
+import { connectionTarget } from '@stockflow/messaging';
 
 export interface ReceivedMessage {
   routingKey: string;

@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
-import { graphqlClient, splitUrlList } from '@stockflow/platform';
+import { graphqlClient } from '@stockflow/client';
+import { splitUrlList } from '@stockflow/observability';
 import { startServiceProcess, type Runnable, type ServiceProcess } from './process.ts';
 import { startTcpProxy, viaProxy } from './proxy.ts';
 import { createTestDatabase, testServers, type TestDatabase } from './services.ts';

@@ -1,4 +1,4 @@
-export { graphqlClient, type GraphqlClient, type GraphqlResponse } from '@stockflow/platform';
+export { graphqlClient, type GraphqlClient, type GraphqlResponse } from '@stockflow/client';
 
 /**
  * Polls `fn` until `accept` holds. A call that throws counts as "not yet" (a service may be

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { createLogger, type Logger } from '@stockflow/platform';
+import { createLogger, type Logger } from '@stockflow/observability';
 
 /** A debug-level logger whose JSON lines are kept in `lines` for the test to read. */
 export function capturingLogger(name: string, lines: Record<string, unknown>[]): Logger {

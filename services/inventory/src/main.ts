@@ -1,4 +1,4 @@
-import { runMain } from '@stockflow/platform';
+import { runMain } from '@stockflow/runtime';
 import { loadInventoryConfig } from './config.ts';
 import { startInventoryService } from './service.ts';
 

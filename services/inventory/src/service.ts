@@ -1,16 +1,11 @@
 import path from 'node:path';
 import { queues } from '@stockflow/contracts';
-import {
-  createGraphqlServer,
-  graphiqlEnabled,
-  graphqlLimits,
-  migrationSource,
-  platformMigrations,
-  runService,
-  type Logger,
-  type RunningService,
-  type ServiceDependencies,
-} from '@stockflow/platform';
+import { createGraphqlServer } from '@stockflow/graphql';
+import { graphiqlEnabled, graphqlLimits } from '@stockflow/platform';
+import { migrationSource } from '@stockflow/db';
+import { platformMigrations } from '@stockflow/messaging';
+import { runService, type RunningService, type ServiceDependencies } from '@stockflow/runtime';
+import type { Logger } from '@stockflow/observability';
 import type { InventoryConfig } from './config.ts';
 import { catalogRepository } from './db/catalog.ts';
 import { inventorySchema, levelsLoader, productLoader } from './graphql/schema.ts';

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OrderCreated } from '@stockflow/contracts';
-import { AppError, createPostgresDatabase, type Database, type OutgoingMessage } from '@stockflow/platform';
+import type { OrderCreated, OutgoingMessage } from '@stockflow/contracts';
+import { AppError } from '@stockflow/platform';
+import { createPostgresDatabase, type Database } from '@stockflow/db';
 import { eventually } from '@stockflow/testing';
 import { applyOrderCreatedBatch, type Effects } from '../src/db/reservations.ts';
 import { systemClock } from '../src/messaging/consumers.ts';

@@ -1,7 +1,8 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXCHANGES, ROUTING_KEYS } from '@stockflow/contracts';
-import { MAX_REQUEST_BODY_BYTES, signToken } from '@stockflow/platform';
+import { MAX_REQUEST_BODY_BYTES } from '@stockflow/graphql';
+import { signToken } from '@stockflow/client';
 import { graphqlClient } from '@stockflow/testing';
 import { servicesUnavailable, startInventory, type InventoryHarness } from './harness.ts';
 

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createLogger, createPostgresDatabase, type Database, type RunningService } from '@stockflow/platform';
+import { createLogger } from '@stockflow/observability';
+import { createPostgresDatabase, type Database } from '@stockflow/db';
+import type { RunningService } from '@stockflow/runtime';
 import { createTestDatabase, graphqlClient, type GraphqlClient, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../src/config.ts';
 import { startInventoryService } from '../src/service.ts';

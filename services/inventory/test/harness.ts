@@ -1,5 +1,6 @@
 import { inject } from 'vitest';
-import { createLogger, type RunningService } from '@stockflow/platform';
+import { createLogger } from '@stockflow/observability';
+import type { RunningService } from '@stockflow/runtime';
 import { EXCHANGES, queues } from '@stockflow/contracts';
 import { createTestDatabase, eventually, graphqlClient, rawAmqp, type ReceivedMessage, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../src/config.ts';

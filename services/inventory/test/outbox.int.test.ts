@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
-import { createAmqpTransport, createLogger, type Transport } from '@stockflow/platform';
+import { createAmqpTransport, type Transport } from '@stockflow/messaging';
+import { createLogger } from '@stockflow/observability';
 import { createTestDatabase, eventually, rawAmqp, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../src/config.ts';
 import { seedCatalog } from '../src/db/catalog.ts';

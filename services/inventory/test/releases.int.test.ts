@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPostgresDatabase, type Database, type OutgoingMessage } from '@stockflow/platform';
+import { createPostgresDatabase, type Database } from '@stockflow/db';
+import type { OutgoingMessage } from '@stockflow/contracts';
 import { applyOrderCancelledBatch, applyOrderFulfilledBatch, CANCELLED_BEFORE_RESERVATION } from '../src/db/releases.ts';
 import { applyOrderCreatedBatch, type Effects } from '../src/db/reservations.ts';
 import { systemClock } from '../src/messaging/consumers.ts';

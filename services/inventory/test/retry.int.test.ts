@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ATTEMPTS_HEADER, DEAD_LETTER_REASON_HEADER, EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
-import { createLogger, createPostgresDatabase, type Database, type RunningService } from '@stockflow/platform';
+import { createLogger } from '@stockflow/observability';
+import { createPostgresDatabase, type Database } from '@stockflow/db';
+import type { RunningService } from '@stockflow/runtime';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { createTestDatabase, eventually, graphqlClient, rawAmqp, repoRoot, type RawAmqp, type TestDatabase } from '@stockflow/testing';

@@ -1,4 +1,5 @@
-import { untilAborted, type Logger, type Subscription } from '@stockflow/platform';
+import { untilAborted, type Subscription } from '@stockflow/messaging';
+import type { Logger } from '@stockflow/observability';
 
 /** Holds cancelled per transaction: a flash sale leaves tens of thousands due in the same minute. */
 export const HOLD_EXPIRY_BATCH = 500;

@@ -1,4 +1,4 @@
-import { runMain } from '@stockflow/platform';
+import { runMain } from '@stockflow/runtime';
 import { loadOrdersConfig } from './config.ts';
 import { startOrdersService } from './service.ts';
 

@@ -1,5 +1,5 @@
 import { Counter } from 'prom-client';
-import { scrapedGauge, type Metrics } from '@stockflow/platform';
+import { scrapedGauge, type Metrics } from '@stockflow/observability';
 import { MAX_PENDING_CHANGES, STATUS_SUBSCRIPTIONS } from './graphql/status-feed.ts';
 
 export interface OrdersMetrics {

@@ -1,17 +1,11 @@
 import path from 'node:path';
 import { queues, queuesConsumedBy } from '@stockflow/contracts';
-import {
-  createGraphqlServer,
-  createRateLimiter,
-  graphiqlEnabled,
-  graphqlLimits,
-  migrationSource,
-  platformMigrations,
-  runService,
-  type Logger,
-  type RunningService,
-  type ServiceDependencies,
-} from '@stockflow/platform';
+import { createGraphqlServer } from '@stockflow/graphql';
+import { createRateLimiter, graphiqlEnabled, graphqlLimits } from '@stockflow/platform';
+import { migrationSource } from '@stockflow/db';
+import { platformMigrations } from '@stockflow/messaging';
+import { runService, type RunningService, type ServiceDependencies } from '@stockflow/runtime';
+import type { Logger } from '@stockflow/observability';
 import type { OrdersConfig } from './config.ts';
 import { ORDER_STATUS_CHANNEL, ordersRepository, type StatusChange } from './db/orders.ts';
 import { ordersSchema, paymentsLoader } from './graphql/schema.ts';

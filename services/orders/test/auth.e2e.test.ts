@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, ROUTING_KEYS } from '@stockflow/contracts';
-import { AUTH_NOTICE_HEADER, createLogger, metricSum, signToken, type DeadLetter, type RunningService } from '@stockflow/platform';
+import { AUTH_NOTICE_HEADER } from '@stockflow/graphql';
+import { createLogger, metricSum } from '@stockflow/observability';
+import { signToken } from '@stockflow/client';
+import type { DeadLetter } from '@stockflow/messaging';
+import type { RunningService } from '@stockflow/runtime';
 import {
   capturingLogger,
   createTestDatabase,

@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createLogger, MAX_REQUEST_BODY_BYTES, signToken, type RunningService } from '@stockflow/platform';
+import { createLogger } from '@stockflow/observability';
+import { MAX_REQUEST_BODY_BYTES } from '@stockflow/graphql';
+import { signToken } from '@stockflow/client';
+import type { RunningService } from '@stockflow/runtime';
 import { createTestDatabase, graphqlClient, type TestDatabase } from '@stockflow/testing';
 import { loadOrdersConfig } from '../src/config.ts';
 import { startOrdersService } from '../src/service.ts';

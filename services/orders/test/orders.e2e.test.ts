@@ -3,7 +3,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, queues, ROUTING_KEYS } from '@stockflow/contracts';
-import { createLogger, metricSum, type RunningService } from '@stockflow/platform';
+import { createLogger, metricSum } from '@stockflow/observability';
+import type { RunningService } from '@stockflow/runtime';
 import {
   createTestDatabase,
   eventually,

@@ -1,14 +1,9 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { queues } from '@stockflow/contracts';
-import {
-  createLogger,
-  IN_PROCESS_MESSAGING_SYSTEM,
-  startTracing,
-  type IncomingMessage,
-  type MessagingPeer,
-  type RunningService,
-} from '@stockflow/platform';
+import { queues, type IncomingMessage, type MessagingPeer } from '@stockflow/contracts';
+import { createLogger, startTracing } from '@stockflow/observability';
+import { IN_PROCESS_MESSAGING_SYSTEM } from '@stockflow/messaging';
+import type { RunningService } from '@stockflow/runtime';
 import {
   createTestDatabase,
   eventually,

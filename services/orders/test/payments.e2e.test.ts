@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { DEAD_LETTER_REASON_HEADER, EXCHANGES, queues, ROUTING_KEYS, type RefundRequested } from '@stockflow/contracts';
-import { createLogger, metricSum, type RunningService } from '@stockflow/platform';
+import { createLogger, metricSum } from '@stockflow/observability';
+import type { RunningService } from '@stockflow/runtime';
 import { createTestDatabase, eventually, graphqlClient, rawAmqp, type GraphqlClient, type TestDatabase } from '@stockflow/testing';
 import { loadOrdersConfig } from '../src/config.ts';
 import { HOLD_EXPIRY_BATCH } from '../src/hold-expiry.ts';

@@ -1,5 +1,6 @@
 /** What the Order Service's e2e tests share: the settings they start a service with, and the Inventory Service beside it. */
-import { createLogger, type RunningService } from '@stockflow/platform';
+import { createLogger } from '@stockflow/observability';
+import type { RunningService } from '@stockflow/runtime';
 import { graphqlClient, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../../inventory/src/config.ts';
 import { startInventoryService } from '../../inventory/src/service.ts';

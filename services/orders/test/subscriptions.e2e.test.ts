@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { metricSum } from '@stockflow/platform';
+import { metricSum } from '@stockflow/observability';
 import {
   createTestDatabase,
   eventually,

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES } from '@stockflow/contracts';
-import { parseTraceparent, type RunningService } from '@stockflow/platform';
+import { parseTraceparent } from '@stockflow/observability';
+import type { RunningService } from '@stockflow/runtime';
 import { capturingLogger, createTestDatabase, eventually, graphqlClient, rawAmqp, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../../inventory/src/config.ts';
 import { startInventoryService } from '../../inventory/src/service.ts';

@@ -1,5 +1,6 @@
 import { routeOf, type BackorderFilled } from '@stockflow/contracts';
-import { ConflictError, NotFoundError, ValidationError, type Database, type Queryable, type Transaction } from '@stockflow/platform';
+import { ConflictError, NotFoundError, ValidationError } from '@stockflow/platform';
+import type { Database, Queryable, Transaction } from '@stockflow/db';
 import {
   MAIN_LOCATION,
   validAdjustment,

@@ -1,5 +1,6 @@
 import { routeOf, type OrderCancelled, type OrderFulfilled, type StockReleased } from '@stockflow/contracts';
-import { traceHeaders, tracesByOrder, type Queryable, type TraceContext, type Transaction } from '@stockflow/platform';
+import { traceHeaders, tracesByOrder, type TraceContext } from '@stockflow/observability';
+import type { Queryable, Transaction } from '@stockflow/db';
 import { answerFor } from '../messaging/answers.ts';
 import type { Decision } from '../domain/reservation.ts';
 import { countDecisions, type Effects } from './reservations.ts';

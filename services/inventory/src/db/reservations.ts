@@ -1,16 +1,8 @@
-import { routeOf, type OrderCreated, type StockRejected, type StockReserved } from '@stockflow/contracts';
-import {
-  AppError,
-  traceHeaders,
-  tracesByOrder,
-  type Logger,
-  type Metrics,
-  type OutboxWriter,
-  type OutgoingMessage,
-  type Queryable,
-  type TraceContext,
-  type Transaction,
-} from '@stockflow/platform';
+import { routeOf, type OrderCreated, type StockRejected, type StockReserved, type OutgoingMessage } from '@stockflow/contracts';
+import { AppError } from '@stockflow/platform';
+import { traceHeaders, tracesByOrder, type Logger, type Metrics, type TraceContext } from '@stockflow/observability';
+import type { OutboxWriter } from '@stockflow/messaging';
+import type { Queryable, Transaction } from '@stockflow/db';
 import { decideOrders, type Decision, type OrderRequest, type ProductStock } from '../domain/reservation.ts';
 import { answerFor } from '../messaging/answers.ts';
 

@@ -1,5 +1,6 @@
 import { MAX_INT32 } from '@stockflow/contracts';
-import { PAGE_LIMITS, ValidationError } from '@stockflow/platform';
+import { PAGE_LIMITS } from '@stockflow/graphql';
+import { ValidationError } from '@stockflow/platform';
 
 export const LIMITS = {
   skuLength: 64,

@@ -5,14 +5,12 @@ import {
   afterPosition,
   connectionType,
   DateTimeScalar,
-  may,
   pageSize,
-  requirePermission,
   entity,
   subgraphSchema,
-  ValidationError,
   type StockflowSchemaTypes,
-} from '@stockflow/platform';
+} from '@stockflow/graphql';
+import { may, requirePermission, ValidationError } from '@stockflow/platform';
 import {
   LIMITS,
   MAIN_LOCATION,

@@ -1,5 +1,4 @@
-import { routeOf, type StockRejected, type StockReserved } from '@stockflow/contracts';
-import type { OutgoingMessage } from '@stockflow/platform';
+import { routeOf, type StockRejected, type StockReserved, type OutgoingMessage } from '@stockflow/contracts';
 import type { Decision } from '../domain/reservation.ts';
 
 export interface EventMeta {

@@ -1,17 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { OrderCancelled, OrderCreated, OrderFulfilled, queues, queuesConsumedBy } from '@stockflow/contracts';
-import {
-  serviceConsumerOptions,
-  startBatchConsumer,
-  type Database,
-  type Logger,
-  type Metrics,
-  type OutboxWriter,
-  type ServiceConfig,
-  type Subscription,
-  type Tracing,
-  type Transport,
-} from '@stockflow/platform';
+import { serviceConsumerOptions, startBatchConsumer, type OutboxWriter, type Subscription, type Transport } from '@stockflow/messaging';
+import type { Database } from '@stockflow/db';
+import type { Logger, Metrics, Tracing } from '@stockflow/observability';
+import type { ServiceConfig } from '@stockflow/platform';
 import { applyOrderCancelledBatch, applyOrderFulfilledBatch } from '../db/releases.ts';
 import { applyOrderCreatedBatch, type Clock } from '../db/reservations.ts';
 

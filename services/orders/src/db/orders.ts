@@ -1,18 +1,9 @@
 import type { InventoryAnswer, PaymentEvent } from '@stockflow/contracts';
-import {
-  ConflictError,
-  createBatcher,
-  NotFoundError,
-  type Database,
-  traceHeaders,
-  tracesByOrder,
-  type Logger,
-  type OutboxWriter,
-  type Page,
-  type Queryable,
-  type TraceContext,
-  type Transaction,
-} from '@stockflow/platform';
+import { ConflictError, createBatcher, NotFoundError } from '@stockflow/platform';
+import type { Database, Queryable, Transaction } from '@stockflow/db';
+import { traceHeaders, tracesByOrder, type Logger, type TraceContext } from '@stockflow/observability';
+import type { OutboxWriter } from '@stockflow/messaging';
+import type { Page } from '@stockflow/graphql';
 import { allowedFrom, sameLines, transitionError, type NewOrder, type Order, type OrderStatus } from '../domain/order.ts';
 import { judgePayment, MAX_PAYMENTS_LISTED, orderTotal, type Payment, type PayableOrder } from '../domain/payment.ts';
 import { eventFor, refundFor, type Clock } from '../messaging/events.ts';

@@ -1,30 +1,25 @@
 import SchemaBuilder from '@pothos/core';
 import {
   addDeadLetterAdmin,
-  type DeadLetterAdminContext,
   afterPosition,
   connectionType,
   DateTimeScalar,
-  customerScope,
-  ForbiddenError,
   MAX_ITEMS_EXTENSION,
-  NotFoundError,
   PAGE_LIMITS,
   pageSize,
-  requirePermission,
-  type Permission,
   subgraphSchema,
   unresolvableEntity,
-  ValidationError,
+  type DeadLetterAdminContext,
   type StockflowSchemaTypes,
-  type TraceContext,
-} from '@stockflow/platform';
+} from '@stockflow/graphql';
+import { customerScope, ForbiddenError, NotFoundError, requirePermission, ValidationError, type Permission } from '@stockflow/platform';
+import type { TraceContext } from '@stockflow/observability';
 import { PaymentSucceeded } from '@stockflow/contracts';
 import type { OrdersRepository, Reconciliation, StatusChange } from '../db/orders.ts';
 import { ORDER_LIMITS, ORDER_STATUSES, validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
 import { MAX_PAYMENTS_LISTED, type PAYMENT_OUTCOMES, type Payment } from '../domain/payment.ts';
 import { followOrder } from './follow-order.ts';
-import { MAX_PENDING_CHANGES, type StatusFeed, type SubscriberTooSlowError, unlessTooSlow } from './status-feed.ts';
+import { MAX_PENDING_CHANGES, unlessTooSlow, type StatusFeed, type SubscriberTooSlowError } from './status-feed.ts';
 
 /** How many orders one reconcilePendingOrders call sends again: by default, and at most. */
 const RECONCILE_LIMIT = { default: 200, max: 1_000 } as const;

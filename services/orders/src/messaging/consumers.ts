@@ -1,16 +1,8 @@
 import { InventoryAnswer, PaymentEvent, queues } from '@stockflow/contracts';
-import {
-  parkedPayment,
-  serviceConsumerOptions,
-  startBatchConsumer,
-  type Database,
-  type Logger,
-  type Metrics,
-  type ServiceConfig,
-  type Subscription,
-  type Tracing,
-  type Transport,
-} from '@stockflow/platform';
+import { parkedPayment, serviceConsumerOptions, startBatchConsumer, type Subscription, type Transport } from '@stockflow/messaging';
+import type { Database } from '@stockflow/db';
+import type { Logger, Metrics, Tracing } from '@stockflow/observability';
+import type { ServiceConfig } from '@stockflow/platform';
 import { applyInventoryAnswers, applyPayments, type Effects } from '../db/orders.ts';
 
 /** Consumes StockReserved / StockRejected / StockReleased, and PaymentSucceeded / PaymentFailed, in batches, one transaction each. */

@@ -8,8 +8,8 @@ import {
   type OrderFulfilled,
   type OrderPaid,
   type RefundRequested,
+  type OutgoingMessage,
 } from '@stockflow/contracts';
-import type { OutgoingMessage } from '@stockflow/platform';
 import type { Order } from '../domain/order.ts';
 import type { Payment } from '../domain/payment.ts';
 

@@ -1,0 +1,17 @@
+export * from './pipeline.ts';
+export * from './admission.ts';
+export * from './answer.ts';
+export * from './masking.ts';
+export * from './graphiql.ts';
+export * from './cors.ts';
+export * from './format.ts';
+export * from './params.ts';
+export * from './documents.ts';
+export { limitsPlugin, type GraphqlLimits } from './limits.ts';
+export { MAX_REQUEST_BODY_BYTES, notJsonRefusal, readLimitedBody, refuseTooLargeBody } from './request-body.ts';
+export * from './scalars.ts';
+export * from './cost.ts';
+export * from './page-limits.ts';
+export * from './connection.ts';
+export * from './federation.ts';
+export * from './dead-letter-admin.ts';
