@@ -7,8 +7,12 @@ import { platformMigrations } from '@stockflow/messaging';
 import { runService, type RunningService, type ServiceDependencies } from '@stockflow/runtime';
 import type { Logger } from '@stockflow/observability';
 import type { OrdersConfig } from './config.ts';
-import { ORDER_STATUS_CHANNEL, ordersRepository, type StatusChange } from './db/orders.ts';
-import { ordersSchema, paymentsLoader } from './graphql/schema.ts';
+import { orderCommands } from './application/commands.ts';
+import { orderReads } from './db/orders.ts';
+import { paymentReads } from './db/payments.ts';
+import { ORDER_STATUS_CHANNEL, type StatusChange } from './db/status-changes.ts';
+import { paymentsLoader } from './graphql/payments-loader.ts';
+import { ordersSchema } from './graphql/schema.ts';
 import { createStatusFeed, MAX_PENDING_CHANGES } from './graphql/status-feed.ts';
 import { startOrdersConsumers } from './messaging/consumers.ts';
 import { registerOrdersMetrics } from './metrics.ts';
@@ -34,6 +38,7 @@ export function startOrdersService(
     queues: Object.values(queues),
     deps,
     async build({ db, transport, outbox, metrics, auth, tracing, waitForDatabase }) {
+      const orders = { ...orderReads(db), ...paymentReads(db) };
       const ordersMetrics = registerOrdersMetrics(metrics, {
         oldestPendingAgeSeconds: () => orders.oldestPendingAgeSeconds(),
         overdueHoldSeconds: () => orders.overdueHoldSeconds(),
@@ -45,7 +50,7 @@ export function startOrdersService(
         metrics: ordersMetrics,
         payments: { holdSeconds: config.PAYMENT_HOLD_SECONDS, currency: config.CURRENCY },
       };
-      const orders = ordersRepository(db, effects);
+      const commands = orderCommands(db, effects);
       // Status changes reach subscribers on every instance through LISTEN/NOTIFY on the shared
       // database, whichever instance made the change.
       const statusFeed = createStatusFeed({
@@ -77,7 +82,7 @@ export function startOrdersService(
       // With payments off nothing ever falls due; the sweep would only poll.
       if (config.PAYMENT_HOLD_SECONDS > 0) {
         subscriptions.push(
-          startHoldExpiry({ expireHolds: (limit) => orders.expireHolds(limit), intervalMs: config.PAYMENT_EXPIRY_INTERVAL_MS, logger }),
+          startHoldExpiry({ expireHolds: (limit) => commands.expireHolds(limit), intervalMs: config.PAYMENT_EXPIRY_INTERVAL_MS, logger }),
         );
       }
       const createOrderLimiter =
@@ -97,6 +102,7 @@ export function startOrdersService(
           access,
           trace,
           orders,
+          commands,
           statusFeed,
           transport,
           consumerQueues: CONSUMED_QUEUES,

@@ -9,7 +9,7 @@ import {
   type ServiceProcess,
   type TestDatabase,
 } from '@stockflow/testing';
-import { notifyPayloads, ORDER_STATUS_CHANNEL, type StatusChange } from '../src/db/orders.ts';
+import { notifyPayloads, ORDER_STATUS_CHANNEL, type StatusChange } from '../src/db/status-changes.ts';
 import { MAX_PENDING_CHANGES } from '../src/graphql/status-feed.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');

@@ -1,5 +1,5 @@
 import { Repeater } from 'graphql-yoga';
-import type { StatusChange } from '../db/orders.ts';
+import type { StatusChange } from '../db/status-changes.ts';
 import { isFinal, type Order } from '../domain/order.ts';
 import { SubscriberTooSlowError } from './status-feed.ts';
 

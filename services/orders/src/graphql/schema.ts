@@ -15,7 +15,11 @@ import {
 import { customerScope, ForbiddenError, NotFoundError, requirePermission, ValidationError, type Permission } from '@stockflow/platform';
 import type { TraceContext } from '@stockflow/observability';
 import { PaymentSucceeded } from '@stockflow/contracts';
-import type { OrdersRepository, Reconciliation, StatusChange } from '../db/orders.ts';
+import type { OrderCommands } from '../application/commands.ts';
+import type { Reconciliation } from '../application/republish-pending.ts';
+import type { OrderReads } from '../db/orders.ts';
+import type { PaymentReads } from '../db/payments.ts';
+import type { StatusChange } from '../db/status-changes.ts';
 import { ORDER_LIMITS, ORDER_STATUSES, validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
 import { MAX_PAYMENTS_LISTED, type PAYMENT_OUTCOMES, type Payment } from '../domain/payment.ts';
 import { followOrder } from './follow-order.ts';
@@ -25,7 +29,10 @@ import { MAX_PENDING_CHANGES, unlessTooSlow, type StatusFeed, type SubscriberToo
 const RECONCILE_LIMIT = { default: 200, max: 1_000 } as const;
 
 export interface OrdersContext extends DeadLetterAdminContext {
-  orders: OrdersRepository;
+  /** What the queries read. */
+  orders: OrderReads & PaymentReads;
+  /** What the mutations do: one handler per command. */
+  commands: OrderCommands;
   statusFeed: StatusFeed;
   /** The trace the request belongs to (its traceparent header); the events it causes continue it. */
   trace: TraceContext | undefined;
@@ -33,26 +40,6 @@ export interface OrdersContext extends DeadLetterAdminContext {
   createOrderLimiter: { take(client: string): void } | undefined;
   /** The payments of an order, fetched once per request for every order it lists. */
   paymentsOf: (orderId: string) => Promise<Payment[]>;
-}
-
-/**
- * Collects the order ids asked for in one turn of the event loop and fetches their payments in
- * one query: a page of 100 orders costs one round trip, not 100.
- */
-export function paymentsLoader(orders: Pick<OrdersRepository, 'paymentsOf'>): (orderId: string) => Promise<Payment[]> {
-  let queued: { ids: Set<string>; rows: Promise<Payment[]> } | undefined;
-  return async (orderId) => {
-    if (!queued) {
-      const ids = new Set<string>();
-      const rows = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-        queued = undefined;
-        return orders.paymentsOf([...ids]);
-      });
-      queued = { ids, rows };
-    }
-    queued.ids.add(orderId);
-    return (await queued.rows).filter((p) => p.orderId === orderId);
-  };
 }
 
 /** A customer acts only for itself; an admin (or open access) for anyone; a role without the permission for no one. */
@@ -275,7 +262,7 @@ builder.mutationType({
         });
         mayActFor(ctx, 'placeOrders', order.customerId, 'create');
         if (own !== undefined) ctx.createOrderLimiter?.take(own);
-        return ctx.orders.create(order, ctx.trace);
+        return ctx.commands.create(order, ctx.trace);
       },
     }),
     cancelOrder: t.field({
@@ -284,7 +271,7 @@ builder.mutationType({
       args: { id: t.arg.id({ required: true }), reason: t.arg.string() },
       resolve: (_root, args, ctx) => {
         const own = customerScope(ctx.access, 'cancelOrders', 'cancel orders');
-        return ctx.orders.cancel(validOrderId(args.id), validReason(args.reason), ctx.trace, own);
+        return ctx.commands.cancel(validOrderId(args.id), validReason(args.reason), ctx.trace, own);
       },
     }),
     fulfillOrder: t.field({
@@ -294,7 +281,7 @@ builder.mutationType({
       args: { id: t.arg.id({ required: true }) },
       resolve: (_root, args, ctx) => {
         requirePermission(ctx.access, 'fulfilOrders', 'fulfil orders');
-        return ctx.orders.fulfil(validOrderId(args.id), ctx.trace);
+        return ctx.commands.fulfil(validOrderId(args.id), ctx.trace);
       },
     }),
   }),
@@ -355,7 +342,7 @@ builder.mutationField('recordPayment', (t) =>
         const field = { payment_id: 'paymentId', amount_cents: 'amountCents', currency: 'currency' }[String(issue?.path[0])] ?? 'input';
         throw new ValidationError(`${field}: ${issue?.message ?? 'invalid'}`, { field });
       }
-      return ctx.orders.recordPayment(parsed.data, ctx.trace);
+      return ctx.commands.recordPayment(parsed.data, ctx.trace);
     },
   }),
 );
@@ -378,7 +365,7 @@ builder.mutationField('reconcilePendingOrders', (t) =>
       if (limit < 1 || limit > RECONCILE_LIMIT.max) {
         throw new ValidationError(`limit must be between 1 and ${RECONCILE_LIMIT.max}`, { field: 'limit' });
       }
-      return ctx.orders.republishPending(olderThan, limit);
+      return ctx.commands.republishPending(olderThan, limit);
     },
   }),
 );

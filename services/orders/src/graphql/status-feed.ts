@@ -1,5 +1,5 @@
 import { AppError } from '@stockflow/platform';
-import type { StatusChange } from '../db/orders.ts';
+import type { StatusChange } from '../db/status-changes.ts';
 
 /**
  * How many status changes may wait for one subscriber that has not read them; one more and its

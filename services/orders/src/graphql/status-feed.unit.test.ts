@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { StatusChange } from '../db/orders.ts';
+import type { StatusChange } from '../db/status-changes.ts';
 import { createStatusFeed, MAX_PENDING_CHANGES, SubscriberTooSlowError } from './status-feed.ts';
 
 const change = (n: number, id = `ORD-${n}`): StatusChange => ({ id, customerId: 'alice', status: 'PENDING' });

@@ -3,7 +3,9 @@ import { parkedPayment, serviceConsumerOptions, startBatchConsumer, type Subscri
 import type { Database } from '@stockflow/db';
 import type { Logger, Metrics, Tracing } from '@stockflow/observability';
 import type { ServiceConfig } from '@stockflow/platform';
-import { applyInventoryAnswers, applyPayments, type Effects } from '../db/orders.ts';
+import { applyInventoryAnswers } from '../application/answer-inventory.ts';
+import type { Effects } from '../application/effects.ts';
+import { applyPayments } from '../application/pay-orders.ts';
 
 /** Consumes StockReserved / StockRejected / StockReleased, and PaymentSucceeded / PaymentFailed, in batches, one transaction each. */
 export async function startOrdersConsumers(options: {

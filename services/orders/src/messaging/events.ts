@@ -10,6 +10,7 @@ import {
   type RefundRequested,
   type OutgoingMessage,
 } from '@stockflow/contracts';
+import type { OrderEventName } from '../domain/lifecycle.ts';
 import type { Order } from '../domain/order.ts';
 import type { Payment } from '../domain/payment.ts';
 
@@ -28,22 +29,19 @@ const message = (body: { event: EventName; event_id?: string }): OutgoingMessage
 
 const metaOf = (clock: Clock) => ({ event_id: clock.newId(), occurred_at: clock.now().toISOString() });
 
-/**
- * The event an order owes the world on entering its current status (PENDING: just created;
- * PAID: with the payment that paid it).
- */
-export function eventFor(order: Order, clock: Clock, payment?: Payment): OutgoingMessage {
+/** The event `name` of an order, as it is now (OrderPaid: with the payment that paid it). */
+export function eventFor(name: OrderEventName, order: Order, clock: Clock, payment?: Payment): OutgoingMessage {
   const meta = metaOf(clock);
-  switch (order.status) {
-    case 'PENDING': {
+  switch (name) {
+    case 'OrderCreated': {
       const body: OrderCreated = { event: 'OrderCreated', order_id: order.id, items: order.items, ...meta };
       return message(body);
     }
-    case 'CONFIRMED': {
+    case 'OrderConfirmed': {
       const body: OrderConfirmed = { event: 'OrderConfirmed', order_id: order.id, items: order.items, ...meta };
       return message(body);
     }
-    case 'CANCELLED': {
+    case 'OrderCancelled': {
       const body: OrderCancelled = {
         event: 'OrderCancelled',
         order_id: order.id,
@@ -52,11 +50,11 @@ export function eventFor(order: Order, clock: Clock, payment?: Payment): Outgoin
       };
       return message(body);
     }
-    case 'FULFILLED': {
+    case 'OrderFulfilled': {
       const body: OrderFulfilled = { event: 'OrderFulfilled', order_id: order.id, ...meta };
       return message(body);
     }
-    case 'PAID': {
+    case 'OrderPaid': {
       if (!payment || payment.amountCents === null || payment.currency === null) {
         throw new Error(`order ${order.id} is PAID without the payment that paid it`);
       }

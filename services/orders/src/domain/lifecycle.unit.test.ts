@@ -1,0 +1,315 @@
+import { describe, expect, it } from 'vitest';
+import type { InventoryAnswer, PaymentEvent } from '@stockflow/contracts';
+import {
+  answerRepeat,
+  decideAnswer,
+  decideAnswers,
+  decideExpiry,
+  decidePayments,
+  decideTransition,
+  type Hold,
+  type PaymentSettings,
+} from './lifecycle.ts';
+import type { Order, OrderStatus } from './order.ts';
+import type { PayableOrder } from './payment.ts';
+
+const DUE = '2026-01-01T12:00:00.123Z';
+const paymentsOn: PaymentSettings = { holdSeconds: 900, currency: 'EUR' };
+const paymentsOff: PaymentSettings = { holdSeconds: 0, currency: 'EUR' };
+
+/** An order as read under its lock, in `status`. */
+const given = (status: OrderStatus, more: Partial<Order> = {}): Order => ({
+  seq: 1,
+  id: 'ORD-1',
+  customerId: 'alice',
+  status,
+  reason: null,
+  items: [{ product_id: 1, quantity: 2 }],
+  pricedItems: null,
+  totalCents: status === 'PENDING' ? null : 2_000,
+  currency: status === 'PENDING' ? null : 'EUR',
+  paymentDueAt: status === 'PENDING' ? null : new Date(DUE),
+  paidAt: status === 'PAID' || status === 'FULFILLED' ? new Date(DUE) : null,
+  createdAt: new Date(DUE),
+  updatedAt: new Date(DUE),
+  ...more,
+});
+
+const reserved: InventoryAnswer = {
+  event: 'StockReserved',
+  order_id: 'ORD-1',
+  items: [{ product_id: 1, quantity: 2, unit_price_cents: 1_000 }],
+};
+const rejected: InventoryAnswer = {
+  event: 'StockRejected',
+  order_id: 'ORD-1',
+  reason: 'Insufficient stock: product 1 (requested 2, available 1)',
+  lines: [{ product_id: 1, requested: 2, available: 1, problem: 'INSUFFICIENT_STOCK' }],
+};
+const released: InventoryAnswer = { event: 'StockReleased', order_id: 'ORD-1', items: [{ product_id: 1, quantity: 2 }] };
+
+describe('an inventory answer', () => {
+  it('given a PENDING order, when stock is reserved, then it is CONFIRMED with its total and a hold, and OrderConfirmed is announced', () => {
+    expect(decideAnswer(given('PENDING'), reserved, paymentsOn)).toEqual({
+      outcome: 'moved',
+      status: 'CONFIRMED',
+      announce: ['OrderConfirmed'],
+      reason: null,
+      pricedItems: reserved.event === 'StockReserved' && reserved.items,
+      totalCents: 2_000,
+      currency: 'EUR',
+      holdSeconds: 900,
+    });
+  });
+
+  it('given payments are off, when stock is reserved, then the order is CONFIRMED without a hold', () => {
+    expect(decideAnswer(given('PENDING'), reserved, paymentsOff)).toMatchObject({ status: 'CONFIRMED', holdSeconds: null });
+  });
+
+  it('given a PENDING order, when stock is rejected, then it is CANCELLED with the reason, and OrderCancelled is announced', () => {
+    expect(decideAnswer(given('PENDING'), rejected, paymentsOn)).toEqual({
+      outcome: 'moved',
+      status: 'CANCELLED',
+      announce: ['OrderCancelled'],
+      reason: rejected.event === 'StockRejected' && rejected.reason,
+      pricedItems: null,
+      totalCents: null,
+      currency: null,
+      holdSeconds: null,
+    });
+  });
+
+  it.each(['CONFIRMED', 'PAID', 'CANCELLED', 'FULFILLED'] as const)(
+    'given a %s order, when a late or stray answer comes, then nothing changes',
+    (status) => {
+      expect(decideAnswer(given(status), rejected, paymentsOn)).toEqual({ outcome: 'unchanged' });
+      expect(decideAnswer(given(status), reserved, paymentsOn)).toEqual({ outcome: 'unchanged' });
+    },
+  );
+
+  it('given no such order, or a release, then nothing changes', () => {
+    expect(decideAnswer(undefined, reserved, paymentsOn)).toEqual({ outcome: 'unchanged' });
+    expect(decideAnswer(given('PENDING'), released, paymentsOn)).toEqual({ outcome: 'unchanged' });
+  });
+
+  it('given answers for one order in one batch, then the first that decides it wins', () => {
+    const orders = new Map([['ORD-1', given('PENDING')]]);
+    expect(decideAnswers(orders, [released, reserved, rejected], paymentsOn).get('ORD-1')?.status).toBe('CONFIRMED');
+    expect(decideAnswers(orders, [rejected, reserved], paymentsOn).get('ORD-1')?.status).toBe('CANCELLED');
+    expect(decideAnswers(new Map(), [reserved], paymentsOn).size).toBe(0);
+  });
+});
+
+describe('a transition asked by a person', () => {
+  const cancel = { orderId: 'ORD-1', to: 'CANCELLED', reason: 'changed my mind' } as const;
+  const fulfil = { orderId: 'ORD-1', to: 'FULFILLED', reason: null } as const;
+
+  it.each(['PENDING', 'CONFIRMED'] as const)(
+    'given a %s order, when it is cancelled, then it is CANCELLED with nothing to refund',
+    (status) => {
+      expect(decideTransition(given(status), cancel, true)).toEqual({
+        outcome: 'moved',
+        status: 'CANCELLED',
+        announce: ['OrderCancelled'],
+        reason: 'changed my mind',
+        refund: false,
+      });
+    },
+  );
+
+  it('given a PAID order, when it is cancelled, then it is CANCELLED and its money is asked back', () => {
+    expect(decideTransition(given('PAID'), cancel, true)).toMatchObject({ status: 'CANCELLED', refund: true });
+  });
+
+  it('given a PAID order, when it is fulfilled, then it is FULFILLED and OrderFulfilled is announced', () => {
+    expect(decideTransition(given('PAID'), fulfil, true)).toEqual({
+      outcome: 'moved',
+      status: 'FULFILLED',
+      announce: ['OrderFulfilled'],
+      reason: null,
+      refund: false,
+    });
+  });
+
+  it('given a CONFIRMED order with a hold, when it is fulfilled while payments are on, then PAYMENT_REQUIRED', () => {
+    const decision = decideTransition(given('CONFIRMED'), fulfil, true);
+    expect(decision.outcome === 'refused' && decision.error).toMatchObject({
+      code: 'PAYMENT_REQUIRED',
+      details: { status: 'CONFIRMED', paymentDueAt: DUE },
+    });
+  });
+
+  it('given a CONFIRMED order, when it is fulfilled while payments are off or it has no hold, then it is FULFILLED', () => {
+    expect(decideTransition(given('CONFIRMED'), fulfil, false)).toMatchObject({ outcome: 'moved', status: 'FULFILLED' });
+    expect(decideTransition(given('CONFIRMED', { paymentDueAt: null }), fulfil, true)).toMatchObject({ outcome: 'moved' });
+  });
+
+  it.each([
+    ['CANCELLED', cancel, ['PENDING', 'CONFIRMED', 'PAID']],
+    ['FULFILLED', cancel, ['PENDING', 'CONFIRMED', 'PAID']],
+    ['PENDING', fulfil, ['CONFIRMED', 'PAID']],
+    ['CANCELLED', fulfil, ['CONFIRMED', 'PAID']],
+  ] as const)('given a %s order, when %o is asked, then INVALID_TRANSITION names where it could move from', (status, request, from) => {
+    const decision = decideTransition(given(status), request, true);
+    expect(decision.outcome === 'refused' && decision.error).toMatchObject({
+      code: 'INVALID_TRANSITION',
+      details: { status, allowedFrom: from },
+    });
+  });
+
+  it("given no such order, or another customer's, when a customer asks, then NOT_FOUND alike", () => {
+    for (const order of [undefined, given('PENDING', { customerId: 'bob' })]) {
+      const decision = decideTransition(order, { ...cancel, customerId: 'alice' }, true);
+      expect(decision.outcome === 'refused' && decision.error).toMatchObject({
+        code: 'NOT_FOUND',
+        message: 'order ORD-1 does not exist',
+        details: { orderId: 'ORD-1' },
+      });
+    }
+    expect(decideTransition(given('PENDING', { customerId: 'bob' }), cancel, true).outcome).toBe('moved');
+  });
+});
+
+const hold = (status: OrderStatus, holdExpired: boolean, paymentDueIso: string | null = DUE): Hold => ({
+  status,
+  holdExpired,
+  paymentDueIso,
+});
+
+describe('the expiry of a payment hold', () => {
+  it('given a CONFIRMED order whose hold is over, then it is CANCELLED with the due time as the reason', () => {
+    expect(decideExpiry(hold('CONFIRMED', true))).toEqual({
+      outcome: 'moved',
+      status: 'CANCELLED',
+      announce: ['OrderCancelled'],
+      reason: `Payment not received by ${DUE}`,
+    });
+  });
+
+  it('given an order paid, cancelled, within its hold, or without one, then nothing changes', () => {
+    for (const h of [hold('PAID', true), hold('CANCELLED', true), hold('CONFIRMED', false), hold('CONFIRMED', false, null)]) {
+      expect(decideExpiry(h)).toEqual({ outcome: 'unchanged' });
+    }
+  });
+});
+
+describe('a payment', () => {
+  const payable = (status: OrderStatus, holdExpired = false): PayableOrder & Hold => ({
+    status,
+    totalCents: 2_000,
+    currency: 'EUR',
+    holdExpired,
+    paymentDueIso: DUE,
+  });
+  const pays = (paymentId = 'p1', amount = 2_000): PaymentEvent => ({
+    event: 'PaymentSucceeded',
+    payment_id: paymentId,
+    order_id: 'ORD-1',
+    amount_cents: amount,
+    currency: 'EUR',
+  });
+  const fails = (paymentId = 'p1'): PaymentEvent => ({
+    event: 'PaymentFailed',
+    payment_id: paymentId,
+    order_id: 'ORD-1',
+    reason: 'declined',
+  });
+  const decided = (
+    order: (PayableOrder & Hold) | undefined,
+    payments: PaymentEvent[],
+    recorded: Parameters<typeof decidePayments>[1] = [],
+  ) => {
+    const decision = decidePayments(new Map(order ? [['ORD-1', order]] : []), recorded, payments);
+    if (decision.outcome !== 'decided') throw decision.error;
+    return {
+      records: [...decision.records.values()].map((r) => [r.payment.payment_id, r.outcome, r.index]),
+      orders: [...decision.orders],
+    };
+  };
+
+  it('given a CONFIRMED order within its hold, when its total is paid, then it is PAID by that payment and OrderPaid is announced', () => {
+    expect(decided(payable('CONFIRMED'), [pays()])).toEqual({
+      records: [['p1', 'PAID', 0]],
+      orders: [['ORD-1', { outcome: 'moved', status: 'PAID', announce: ['OrderPaid'], paymentId: 'p1' }]],
+    });
+  });
+
+  it('given an order just paid in the same batch, when a second payment comes, then its money is asked back', () => {
+    expect(decided(payable('CONFIRMED'), [pays('p1'), pays('p2')]).records).toEqual([
+      ['p1', 'PAID', 0],
+      ['p2', 'REFUND_REQUESTED', 1],
+    ]);
+  });
+
+  it('given a failed attempt, when the provider retries it and it succeeds, then one record says PAID', () => {
+    expect(decided(payable('CONFIRMED'), [fails(), pays()]).records).toEqual([['p1', 'PAID', 1]]);
+    expect(decided(payable('CONFIRMED'), [pays()], [{ paymentId: 'p1', orderId: 'ORD-1', outcome: 'FAILED' }]).records).toEqual([
+      ['p1', 'PAID', 0],
+    ]);
+  });
+
+  it('given a payment already recorded, when it comes again, then nothing is decided', () => {
+    expect(decided(payable('PAID'), [pays()], [{ paymentId: 'p1', orderId: 'ORD-1', outcome: 'PAID' }])).toEqual({
+      records: [],
+      orders: [],
+    });
+    expect(decided(payable('CONFIRMED'), [fails(), fails()]).records).toEqual([['p1', 'FAILED', 0]]);
+  });
+
+  it('given a CONFIRMED order whose hold is over, when money comes, then it is asked back and the order is CANCELLED as expired', () => {
+    expect(decided(payable('CONFIRMED', true), [pays()])).toEqual({
+      records: [['p1', 'REFUND_REQUESTED', 0]],
+      orders: [
+        ['ORD-1', { outcome: 'moved', status: 'CANCELLED', announce: ['OrderCancelled'], reason: `Payment not received by ${DUE}` }],
+      ],
+    });
+  });
+
+  it('given no such order, when money comes, then it is asked back and no order moves', () => {
+    expect(decided(undefined, [pays()])).toEqual({ records: [['p1', 'REFUND_REQUESTED', 0]], orders: [] });
+  });
+
+  it('given a payment id recorded for another order, then the whole batch is refused with CONFLICT', () => {
+    const decision = decidePayments(
+      new Map([['ORD-1', payable('CONFIRMED')]]),
+      [{ paymentId: 'p1', orderId: 'ORD-9', outcome: 'FAILED' }],
+      [pays()],
+    );
+    expect(decision.outcome === 'refused' && decision.error).toMatchObject({
+      code: 'CONFLICT',
+      details: { paymentId: 'p1', orderId: 'ORD-9' },
+    });
+    const sameBatch = decidePayments(new Map(), [], [pays(), { ...pays(), order_id: 'ORD-2' }]);
+    expect(sameBatch.outcome).toBe('refused');
+  });
+});
+
+describe('a repeated createOrder', () => {
+  it('given an order created with the key, then the same lines get that order and other lines CONFLICT', () => {
+    const earlier = given('CONFIRMED');
+    expect(answerRepeat(earlier, { customerId: 'alice', items: earlier.items, idempotencyKey: 'k' })).toBe(earlier);
+    expect(answerRepeat(earlier, { customerId: 'alice', items: [{ product_id: 1, quantity: 3 }], idempotencyKey: 'k' })).toMatchObject({
+      code: 'CONFLICT',
+      details: { orderId: 'ORD-1' },
+    });
+  });
+});
+
+describe('the whole lifecycle', () => {
+  it('PENDING -> CONFIRMED -> PAID -> FULFILLED, after which nothing moves it', () => {
+    const confirmed = decideAnswer(given('PENDING'), reserved, paymentsOn);
+    expect(confirmed).toMatchObject({ status: 'CONFIRMED' });
+    const paid = decidePayments(
+      new Map([['ORD-1', { status: 'CONFIRMED', totalCents: 2_000, currency: 'EUR', holdExpired: false, paymentDueIso: DUE }]]),
+      [],
+      [{ event: 'PaymentSucceeded', payment_id: 'p', order_id: 'ORD-1', amount_cents: 2_000, currency: 'EUR' }],
+    );
+    expect(paid.outcome === 'decided' && paid.orders.get('ORD-1')?.status).toBe('PAID');
+    expect(decideTransition(given('PAID'), { orderId: 'ORD-1', to: 'FULFILLED', reason: null }, true)).toMatchObject({
+      status: 'FULFILLED',
+    });
+    expect(decideTransition(given('FULFILLED'), { orderId: 'ORD-1', to: 'CANCELLED', reason: null }, true).outcome).toBe('refused');
+    expect(decideExpiry({ status: 'FULFILLED', holdExpired: true, paymentDueIso: DUE }).outcome).toBe('unchanged');
+    expect(decideAnswer(given('FULFILLED'), rejected, paymentsOn).outcome).toBe('unchanged');
+  });
+});
