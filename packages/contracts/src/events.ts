@@ -139,7 +139,7 @@ export const BackorderFilled = z.object({
 export type BackorderFilled = z.infer<typeof BackorderFilled>;
 
 /** Everything the Order Service consumes from `inventory`, told apart by `event`. */
-export const InventoryAnswer = z.discriminatedUnion('event', [StockReserved, StockRejected, StockReleased]);
+export const InventoryAnswer = z.discriminatedUnion('event', [StockReserved, StockRejected, StockReleased, BackorderFilled]);
 export type InventoryAnswer = z.infer<typeof InventoryAnswer>;
 
 /** ISO 4217: three capital letters. */
