@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, ROUTING_KEYS } from '@stockflow/contracts';
 import { createLogger } from '@stockflow/observability';
 import type { RunningService } from '@stockflow/runtime';
-import { createTestDatabase, eventually, graphqlClient, rawAmqp, type ReceivedMessage, type TestDatabase } from '@stockflow/testing';
+import { createTestDatabase, eventually, graphqlClient, rawAmqp, type TestDatabase } from '@stockflow/testing';
 import { loadOrdersConfig } from '../src/config.ts';
 import { startOrdersService } from '../src/service.ts';
 import { serviceEnv, startInventory } from './services.ts';
@@ -90,7 +90,7 @@ describe.skipIf(servicesUnavailable)('orders awaiting backordered stock', () => 
       () => backordered(first),
       (b) => b[0] === 1,
     );
-    const [filled] = (await fills.waitFor(1)) as ReceivedMessage[];
+    const [filled] = await fills.waitFor(1);
 
     // The same BackorderFilled again (a redelivery): nothing changes. A fill for a second order,
     // published after it, shows the repeat was consumed.
