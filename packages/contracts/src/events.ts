@@ -47,6 +47,9 @@ export const Cents = z.number().int('must be a whole number of cents').nonnegati
 /** A stock location's code: upper-case letters, digits and `-`, at most 32 characters. */
 export const LocationCode = z.string().regex(/^[A-Z0-9-]{1,32}$/, 'location_code must be 1 to 32 upper-case letters, digits or "-"');
 
+/** How many stock locations there may be: a line's allocations, and a product's levels, are at most this many. */
+export const MAX_STOCK_LOCATIONS = 50;
+
 /** Units of a line held at one location. */
 export const Allocation = z.object({ location_code: LocationCode, quantity: Quantity });
 export type Allocation = z.infer<typeof Allocation>;
@@ -59,7 +62,7 @@ export type Allocation = z.infer<typeof Allocation>;
 export const ReservedLine = OrderLine.extend({
   unit_price_cents: Cents.optional(),
   /** Where the line's units on hand are held; absent from producers older than stock locations. */
-  allocations: z.array(Allocation).optional(),
+  allocations: z.array(Allocation).max(MAX_STOCK_LOCATIONS).optional(),
   /** Units promised beyond what is on hand (0 when none); absent from producers older than backorders. */
   backordered_quantity: z.number().int().nonnegative().max(MAX_INT32).optional(),
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXCHANGES, ROUTING_KEYS, StockReserved } from '@stockflow/contracts';
+import { EXCHANGES, MAX_STOCK_LOCATIONS, ROUTING_KEYS, StockReserved } from '@stockflow/contracts';
 import { eventually, type ReceivedMessage } from '@stockflow/testing';
 import { servicesUnavailable, startInventory, type InventoryHarness } from './harness.ts';
 
@@ -297,5 +297,17 @@ describe.skipIf(servicesUnavailable)('stock locations, allocation and backorders
     expect(Object.keys((body.items as object[])[0] as object)).toEqual(['product_id', 'quantity', 'location_code']);
     expect(new Date(body.occurred_at as string).toISOString()).toBe(body.occurred_at);
     expect(typeof body.event_id).toBe('string');
+  });
+  // Last: it fills the list of locations up.
+  it(`refuses a location beyond the ${MAX_STOCK_LOCATIONS}th with CONFLICT`, async () => {
+    const { stockLocations } = await h.gql.data<{ stockLocations: unknown[] }>('{ stockLocations { code } }');
+    for (let n = stockLocations.length; n < MAX_STOCK_LOCATIONS; n += 1) {
+      await h.gql.data(`mutation { createStockLocation(input: {code: "SPARE-${n}", name: "Spare"}) { id } }`);
+    }
+    const beyond = await h.gql.request('mutation { createStockLocation(input: {code: "ONE-TOO-MANY", name: "x"}) { id } }');
+    expect(beyond.errors?.[0]?.extensions?.code).toBe('CONFLICT');
+    expect((await h.gql.data<{ stockLocations: unknown[] }>('{ stockLocations { code } }')).stockLocations).toHaveLength(
+      MAX_STOCK_LOCATIONS,
+    );
   });
 });

@@ -1,4 +1,4 @@
-import { routeOf, type BackorderFilled } from '@stockflow/contracts';
+import { MAX_STOCK_LOCATIONS, routeOf, type BackorderFilled } from '@stockflow/contracts';
 import { ConflictError, NotFoundError, ValidationError } from '@stockflow/platform';
 import type { Database, Queryable, Transaction } from '@stockflow/db';
 import {
@@ -298,21 +298,29 @@ export function catalogRepository(db: Database, effects: ArrivalEffects) {
       return rows;
     },
 
-    createLocation: async (input: NewLocation): Promise<StockLocation> => {
-      const { rows } = await db
-        .query<StockLocation>(`INSERT INTO stock_locations (code, name, priority) VALUES ($1, $2, $3) RETURNING ${LOCATION_COLUMNS}`, [
-          input.code,
-          input.name,
-          input.priority,
-        ])
+    createLocation: (input: NewLocation): Promise<StockLocation> =>
+      db
+        .transaction(async (tx) => {
+          // Creations take turns, so two at once cannot both see room for one more; reads go on.
+          await tx.query('LOCK TABLE stock_locations IN EXCLUSIVE MODE');
+          const { rows: counted } = await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM stock_locations');
+          if ((counted[0]?.n ?? 0) >= MAX_STOCK_LOCATIONS) {
+            throw new ConflictError(`there are ${MAX_STOCK_LOCATIONS} stock locations already, the most there may be`, {
+              maxLocations: MAX_STOCK_LOCATIONS,
+            });
+          }
+          const { rows } = await tx.query<StockLocation>(
+            `INSERT INTO stock_locations (code, name, priority) VALUES ($1, $2, $3) RETURNING ${LOCATION_COLUMNS}`,
+            [input.code, input.name, input.priority],
+          );
+          return rows[0] as StockLocation;
+        })
         .catch((error: unknown) => {
           if (isUniqueViolation(error)) {
             throw new ConflictError(`a stock location with code "${input.code}" already exists`, { locationCode: input.code });
           }
           throw error;
-        });
-      return rows[0] as StockLocation;
-    },
+        }),
 
     /** Every level of the products, each product's in order of allocation preference. */
     async levels(productIds: readonly number[]): Promise<StockLevel[]> {

@@ -5,11 +5,13 @@ import {
   afterPosition,
   connectionType,
   DateTimeScalar,
+  MAX_ITEMS_EXTENSION,
   pageSize,
   entity,
   subgraphSchema,
   type StockflowSchemaTypes,
 } from '@stockflow/graphql';
+import { MAX_STOCK_LOCATIONS } from '@stockflow/contracts';
 import { may, requirePermission, ValidationError } from '@stockflow/platform';
 import {
   LIMITS,
@@ -153,6 +155,7 @@ const ProductRef = builder.objectRef<Product>('Product').implement({
     soldStock: t.exposeInt('soldStock', { description: 'Units of fulfilled orders.' }),
     stockLevels: t.field({
       type: [StockLevelRef],
+      extensions: { [MAX_ITEMS_EXTENSION]: MAX_STOCK_LOCATIONS },
       description: 'The stock at each location that has had any, in order of allocation preference; the stock fields above are their sums.',
       resolve: (product, _args, ctx) => ctx.levelsOf(product.id),
     }),
@@ -236,6 +239,7 @@ builder.queryType({
   fields: (t) => ({
     stockLocations: t.field({
       type: [StockLocationRef],
+      extensions: { [MAX_ITEMS_EXTENSION]: MAX_STOCK_LOCATIONS },
       description: 'Every stock location, in order of allocation preference.',
       resolve: (_root, _args, ctx) => {
         browse(ctx);

@@ -14,7 +14,7 @@ import {
 } from '@stockflow/graphql';
 import { customerScope, ForbiddenError, NotFoundError, requirePermission, ValidationError, type Permission } from '@stockflow/platform';
 import type { TraceContext } from '@stockflow/observability';
-import { PaymentSucceeded, type Allocation, type ReservedLine } from '@stockflow/contracts';
+import { MAX_STOCK_LOCATIONS, PaymentSucceeded, type Allocation, type ReservedLine } from '@stockflow/contracts';
 import type { OrderCommands } from '../application/commands.ts';
 import type { Reconciliation } from '../application/republish-pending.ts';
 import type { OrderReads } from '../db/orders.ts';
@@ -113,6 +113,7 @@ const OrderLineRef = builder.objectRef<ReservedLine>('OrderLine').implement({
     }),
     allocations: t.field({
       type: [AllocationRef],
+      extensions: { [MAX_ITEMS_EXTENSION]: MAX_STOCK_LOCATIONS },
       description: 'Where the units held for the line are; empty before it is reserved.',
       resolve: (l) => l.allocations ?? [],
     }),
