@@ -203,6 +203,8 @@ function Catalog({ products, error }: { products: Product[]; error: string | nul
               <th scope="col">Available</th>
               <th scope="col">Reserved</th>
               <th scope="col">Sold</th>
+              <th scope="col">Backordered</th>
+              <th scope="col">Available by location</th>
             </tr>
           </thead>
           <tbody>
@@ -215,6 +217,10 @@ function Catalog({ products, error }: { products: Product[]; error: string | nul
                 <td data-field="available">{p.availableStock}</td>
                 <td data-field="reserved">{p.reservedStock}</td>
                 <td data-field="sold">{p.soldStock}</td>
+                <td data-field="backordered">{p.backorderedStock}</td>
+                <td data-field="locations" className="muted">
+                  {p.stockLevels.map((l) => `${l.location.code} ${l.available}`).join(' · ')}
+                </td>
               </tr>
             ))}
           </tbody>
@@ -253,7 +259,8 @@ function OrderActions({ order, admin, onDone }: { order: Order; admin: boolean; 
     });
   const payable = order.status === 'CONFIRMED' && order.paymentDueAt !== null && order.totalCents !== null && order.currency !== null;
   // Without a due time a CONFIRMED order was confirmed with payments off, so it ships unpaid.
-  const fulfillable = order.status === 'PAID' || (order.status === 'CONFIRMED' && order.paymentDueAt === null);
+  // An order awaiting backordered stock is refused (AWAITING_STOCK) until it arrives.
+  const fulfillable = !order.awaitingStock && (order.status === 'PAID' || (order.status === 'CONFIRMED' && order.paymentDueAt === null));
   return (
     <span className="actions">
       {admin && payable && (
@@ -352,6 +359,11 @@ function RecentOrders({
               <span className={`status ${o.status.toLowerCase()}`} data-field="status">
                 {o.status}
               </span>{' '}
+              {o.awaitingStock && (
+                <span className="badge" data-field="awaiting-stock">
+                  awaiting stock
+                </span>
+              )}{' '}
               <code>{o.id.slice(0, 12)}…</code> {o.customerId}:{' '}
               <span data-field="items">{o.items.map((i) => `${i.quantity} × ${i.product?.name ?? `#${i.productId}`}`).join(', ')}</span>
               {o.totalCents !== null && o.currency && (
