@@ -12,10 +12,12 @@ COPY packages/contracts/package.json packages/contracts/
 COPY packages/client/package.json packages/client/
 COPY packages/db/package.json packages/db/
 COPY packages/graphql/package.json packages/graphql/
+COPY packages/loadgen/package.json packages/loadgen/
 COPY packages/messaging/package.json packages/messaging/
 COPY packages/observability/package.json packages/observability/
 COPY packages/platform/package.json packages/platform/
 COPY packages/runtime/package.json packages/runtime/
+COPY packages/supergraph/package.json packages/supergraph/
 COPY packages/testing/package.json packages/testing/
 COPY services/inventory/package.json services/inventory/
 COPY services/orders/package.json services/orders/
@@ -35,10 +37,12 @@ COPY --from=build /app/packages/contracts/package.json packages/contracts/
 COPY --from=build /app/packages/client/package.json packages/client/
 COPY --from=build /app/packages/db/package.json packages/db/
 COPY --from=build /app/packages/graphql/package.json packages/graphql/
+COPY --from=build /app/packages/loadgen/package.json packages/loadgen/
 COPY --from=build /app/packages/messaging/package.json packages/messaging/
 COPY --from=build /app/packages/observability/package.json packages/observability/
 COPY --from=build /app/packages/platform/package.json packages/platform/
 COPY --from=build /app/packages/runtime/package.json packages/runtime/
+COPY --from=build /app/packages/supergraph/package.json packages/supergraph/
 COPY --from=build /app/packages/testing/package.json packages/testing/
 COPY --from=build /app/services/inventory/package.json services/inventory/
 COPY --from=build /app/services/orders/package.json services/orders/

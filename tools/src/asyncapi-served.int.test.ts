@@ -4,10 +4,8 @@ import { parse } from 'yaml';
 import { createLogger } from '@stockflow/observability';
 import type { RunningService } from '@stockflow/runtime';
 import { createTestDatabase, type TestDatabase } from '@stockflow/testing';
-import { loadInventoryConfig } from '../../services/inventory/src/config.ts';
-import { startInventoryService } from '../../services/inventory/src/service.ts';
-import { loadOrdersConfig } from '../../services/orders/src/config.ts';
-import { startOrdersService } from '../../services/orders/src/service.ts';
+import { loadInventoryConfig, startInventoryService } from '@stockflow/inventory';
+import { loadOrdersConfig, startOrdersService } from '@stockflow/orders';
 import { asyncApiFile } from './asyncapi.ts';
 
 describe.skipIf(inject('servicesUnavailable'))('each service serves the AsyncAPI document', () => {

@@ -7,7 +7,7 @@ import { signToken } from '@stockflow/client';
 import { eventually, graphqlClient, rawAmqp, type GraphqlClient, type RawAmqp, type ReceivedMessage } from '@stockflow/testing';
 import { asyncApiFile } from './asyncapi.ts';
 import { servicesUnderTest } from './services-under-test.ts';
-import { simulatePayments } from './simulate-payments.ts';
+import { simulatePayments } from './simulate-payments/run.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
 const SECRET = randomBytes(32).toString('hex');

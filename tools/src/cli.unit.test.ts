@@ -37,7 +37,7 @@ describe('command-line tools refuse bad input with a clear message', () => {
     [['--only', 'embedded', '--scenarios', 'even,gateway,joined'], '--scenarios: gateway, joined run on distributed configurations only'],
     [['--only', 'embedded', '--scenarios', 'expiry'], '--scenarios: expiry run on distributed configurations only'],
   ])('bench %j', (args, message) => {
-    const result = run('bench.ts', args);
+    const result = run('bench/main.ts', args);
     expect(result.status).toBe(2);
     expect(result.stderr).toContain(message);
   });

@@ -13,10 +13,8 @@ import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trac
 import pg from 'pg';
 import { createLogger } from '@stockflow/observability';
 import { createTestDatabase, createTestVhost, graphqlClient } from '@stockflow/testing';
-import { loadInventoryConfig } from '../../services/inventory/src/config.ts';
-import { startInventoryService } from '../../services/inventory/src/service.ts';
-import { loadOrdersConfig } from '../../services/orders/src/config.ts';
-import { startOrdersService } from '../../services/orders/src/service.ts';
+import { loadInventoryConfig, startInventoryService } from '@stockflow/inventory';
+import { loadOrdersConfig, startOrdersService } from '@stockflow/orders';
 
 const ORDERS = 200;
 const ROUNDS = 20;

@@ -13,8 +13,8 @@ import { queues } from '@stockflow/contracts';
 import { ConfigError, createAuthenticator, EXAMPLE_SECRETS } from '@stockflow/platform';
 import { createMetrics } from '@stockflow/observability';
 import { repoRoot, runnableCommand } from '@stockflow/testing';
-import { createGatewayMetrics } from '../../apps/gateway/src/observability.ts';
-import { registerOrdersMetrics } from '../../services/orders/src/metrics.ts';
+import { createGatewayMetrics } from '@stockflow/gateway';
+import { registerOrdersMetrics } from '@stockflow/orders';
 
 const read = (file: string) => readFileSync(path.join(repoRoot, file), 'utf8');
 const SERVICES = ['inventory', 'orders'] as const;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { signToken } from '@stockflow/client';
-import { runLoad, type LoadOptions } from './load.ts';
+import { runLoad, type LoadOptions } from '@stockflow/loadgen';
 import { servicesUnderTest } from './services-under-test.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');

@@ -6,7 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { fraction, parseCli, requireApi, wholeNumber } from './cli.ts';
-import { runLoad, type PaymentsReport } from './load.ts';
+import { runLoad, type PaymentsReport } from '@stockflow/loadgen';
 import { renderHtmlReport } from './report-html.ts';
 
 const usage = `Usage: npm run loadgen -- [options]

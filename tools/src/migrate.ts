@@ -1,6 +1,6 @@
 /** `npm run migrate`: applies pending migrations to each service database configured. */
 import { createPostgresDatabase, migrate } from '@stockflow/db';
-import { inventoryMigrations } from '../../services/inventory/src/service.ts';
+import { inventoryMigrations } from '@stockflow/inventory';
 import { fail } from './cli.ts';
 
 const targets = [{ name: 'inventory', url: process.env.INVENTORY_DATABASE_URL ?? process.env.DATABASE_URL, sources: inventoryMigrations }];

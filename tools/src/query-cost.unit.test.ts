@@ -2,10 +2,10 @@ import { getOperationAST, parse, validate, type GraphQLSchema } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { costLimit, operationCost } from '@stockflow/graphql';
 import { serviceConfigShape } from '@stockflow/platform';
-import { DASHBOARD_QUERY, RECENT } from '../../apps/dashboard/src/queries.ts';
-import { inventorySchema } from '../../services/inventory/src/graphql/schema.ts';
-import { ordersSchema } from '../../services/orders/src/graphql/schema.ts';
-import { auditQueries } from './audit.ts';
+import { DASHBOARD_QUERY, RECENT } from '@stockflow/dashboard/queries';
+import { inventorySchema } from '@stockflow/inventory';
+import { ordersSchema } from '@stockflow/orders';
+import { auditQueries } from '@stockflow/loadgen';
 import { gatewaySchema, supergraphSchema } from './schemas.ts';
 
 const defaultMaxCost = serviceConfigShape.GRAPHQL_MAX_COST.parse(undefined);

@@ -5,10 +5,8 @@ import { createLogger } from '@stockflow/observability';
 import { graphqlClient, signToken } from '@stockflow/client';
 import type { RunningService } from '@stockflow/runtime';
 import { createTestDatabase, eventually, rawAmqp, type TestDatabase } from '@stockflow/testing';
-import { loadInventoryConfig } from '../../services/inventory/src/config.ts';
-import { startInventoryService } from '../../services/inventory/src/service.ts';
-import { loadOrdersConfig } from '../../services/orders/src/config.ts';
-import { startOrdersService } from '../../services/orders/src/service.ts';
+import { loadInventoryConfig, startInventoryService } from '@stockflow/inventory';
+import { loadOrdersConfig, startOrdersService } from '@stockflow/orders';
 
 const servicesUnavailable = inject('servicesUnavailable');
 const SECRET = randomBytes(32).toString('hex');

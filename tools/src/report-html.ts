@@ -1,4 +1,4 @@
-import type { LoadReport } from './load.ts';
+import type { LoadReport } from '@stockflow/loadgen';
 
 const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
 

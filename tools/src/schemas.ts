@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { buildASTSchema, buildSchema, parse, type GraphQLSchema } from 'graphql';
 import { subgraphSdl } from '@stockflow/graphql';
-import { composeSupergraph, DEFAULT_SUBGRAPH_URLS } from '../../apps/gateway/src/compose.ts';
-import { inventorySchema } from '../../services/inventory/src/graphql/schema.ts';
-import { ordersSchema } from '../../services/orders/src/graphql/schema.ts';
+import { composeSupergraph, DEFAULT_SUBGRAPH_URLS } from '@stockflow/supergraph';
+import { inventorySchema } from '@stockflow/inventory';
+import { ordersSchema } from '@stockflow/orders';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 

@@ -1,8 +1,6 @@
 /** `npm run seed`: loads the sample catalog into the Inventory Service database (idempotent). */
 import { createPostgresDatabase, migrate } from '@stockflow/db';
-import { seedCatalog } from '../../services/inventory/src/db/catalog.ts';
-import { SAMPLE_CATALOG } from '../../services/inventory/src/domain/sample-catalog.ts';
-import { inventoryMigrations } from '../../services/inventory/src/service.ts';
+import { seedCatalog, SAMPLE_CATALOG, inventoryMigrations } from '@stockflow/inventory';
 import { fail } from './cli.ts';
 
 const url = process.env.INVENTORY_DATABASE_URL ?? process.env.DATABASE_URL;

@@ -5,10 +5,8 @@ import { queues } from '@stockflow/contracts';
 import { createLogger } from '@stockflow/observability';
 import type { RunningService } from '@stockflow/runtime';
 import { createTestDatabase, rawAmqp, serviceTestEnv, type TestDatabase } from '@stockflow/testing';
-import { loadInventoryConfig } from '../../services/inventory/src/config.ts';
-import { startInventoryService } from '../../services/inventory/src/service.ts';
-import { loadOrdersConfig } from '../../services/orders/src/config.ts';
-import { startOrdersService } from '../../services/orders/src/service.ts';
+import { loadInventoryConfig, startInventoryService } from '@stockflow/inventory';
+import { loadOrdersConfig, startOrdersService } from '@stockflow/orders';
 
 const logger = createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 

@@ -3,9 +3,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, QUEUES, ROUTING_KEYS } from '@stockflow/contracts';
 import { signToken } from '@stockflow/client';
 import { eventually, graphqlClient, rawAmqp, type GraphqlClient } from '@stockflow/testing';
-import { auditPlatform } from './audit.ts';
+import { auditPlatform } from '@stockflow/loadgen';
 import { runTool, servicesUnderTest } from './services-under-test.ts';
-import { simulatePayments, type PaymentSimulationReport, type Role } from './simulate-payments.ts';
+import type { PaymentSimulationReport } from './simulate-payments/report.ts';
+import type { Role } from './simulate-payments/roles.ts';
+import { simulatePayments } from './simulate-payments/run.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
 const SECRET = randomBytes(32).toString('hex');

@@ -4,7 +4,7 @@
  * unless told to keep what it did (--keep).
  * - `orders` (the default): another team's Order Service (simulate-orders.ts). Publishes
  *   OrderCreated and prints each answer; then cancels the orders it left holding stock.
- * - `payments`: a payment service (simulate-payments.ts). Places orders of its own, pays them on
+ * - `payments`: a payment service (simulate-payments/). Places orders of its own, pays them on
  *   `payments` as each one's role says, and reports what the Order Service kept and what it asked
  *   to give back; then cancels those still holding stock.
  */
@@ -13,7 +13,7 @@ import { AppError, env } from '@stockflow/platform';
 import { safeUrl } from '@stockflow/observability';
 import { fail, fraction, parseCli, requireApi, wholeNumber } from './cli.ts';
 import { simulateOrders } from './simulate-orders.ts';
-import { simulatePayments } from './simulate-payments.ts';
+import { simulatePayments } from './simulate-payments/run.ts';
 import { requireLocal } from './simulator.ts';
 
 const MODES = ['orders', 'payments'] as const;

@@ -1,4 +1,4 @@
-/** What both simulators (simulate-orders.ts, simulate-payments.ts) share. */
+/** What both simulators (simulate-orders.ts, simulate-payments/) share. */
 import { randomBytes } from 'node:crypto';
 import type { AsyncMessage } from 'rabbitmq-client';
 import { exchanges } from '@stockflow/contracts';

@@ -31,8 +31,8 @@ import {
   type Authenticator,
 } from '@stockflow/platform';
 import { metricSamples, metricSum, type Logger } from '@stockflow/observability';
-import { readLimitedBody, refuseTooLargeBody } from '@stockflow/graphql';
-import { runLoad, type LoadReport, type Progress } from '../../../tools/src/load.ts';
+import { isJsonContentType, readLimitedBody, refuseTooLargeBody } from '@stockflow/graphql';
+import { runLoad, type LoadReport, type Progress } from '@stockflow/loadgen';
 
 export interface DashboardOptions {
   port: number;
@@ -114,9 +114,6 @@ function isSubscription(body: Buffer | undefined, url: URL): boolean {
     return false;
   }
 }
-
-/** An HTML form can send only form-encoded, multipart or text/plain bodies: a JSON one comes from a script. */
-const isJsonRequest = (req: IncomingMessage) => /^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '');
 
 /** The page is on this origin: no other site's page is let read an answer, whatever a service would allow. */
 const withoutCors = (headers: IncomingHttpHeaders) =>
@@ -306,7 +303,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     } else if (!fromOwnPage(req)) {
       return { status: 403, error: "authentication is off: only the dashboard's own page may start a rehearsal" };
     }
-    if (!isJsonRequest(req)) return { status: 415, error: 'the body must be JSON (content-type: application/json)' };
+    if (!isJsonContentType(req.headers['content-type']))
+      return { status: 415, error: 'the body must be JSON (content-type: application/json)' };
     return undefined;
   };
 

@@ -30,7 +30,7 @@ import {
   startHttpServer,
 } from '@stockflow/platform';
 import { startTracing, TRACEPARENT_HEADER, type Logger } from '@stockflow/observability';
-import { DEFAULT_SUBGRAPH_URLS } from './compose.ts';
+import { DEFAULT_SUBGRAPH_URLS } from '@stockflow/supergraph';
 import { subgraphForwarder } from './forward.ts';
 import { createGatewayMetrics, gatewayObservability } from './observability.ts';
 import { subgraphRouter } from './route.ts';

@@ -15,10 +15,8 @@ import {
   type ReceivedSpan,
   type TestDatabase,
 } from '@stockflow/testing';
-import { loadInventoryConfig } from '../../../services/inventory/src/config.ts';
-import { startInventoryService } from '../../../services/inventory/src/service.ts';
-import { loadOrdersConfig } from '../../../services/orders/src/config.ts';
-import { startOrdersService } from '../../../services/orders/src/service.ts';
+import { loadInventoryConfig, startInventoryService } from '@stockflow/inventory';
+import { loadOrdersConfig, startOrdersService } from '@stockflow/orders';
 import { loadGatewayConfig, startGateway, type RunningGateway } from '../src/gateway.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');

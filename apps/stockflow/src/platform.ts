@@ -6,14 +6,10 @@ import { createInProcessTransport } from '@stockflow/messaging';
 import { createLogger, type Logger } from '@stockflow/observability';
 import { createPgliteDatabase } from '@stockflow/db';
 import type { RunningService, ServiceDependencies } from '@stockflow/runtime';
-import { startDashboard, type RunningDashboard } from '../../dashboard/server/dashboard-server.ts';
-import { loadGatewayConfig, startGateway, type RunningGateway } from '../../gateway/src/gateway.ts';
-import { loadInventoryConfig } from '../../../services/inventory/src/config.ts';
-import { seedCatalog } from '../../../services/inventory/src/db/catalog.ts';
-import { SAMPLE_CATALOG } from '../../../services/inventory/src/domain/sample-catalog.ts';
-import { startInventoryService } from '../../../services/inventory/src/service.ts';
-import { loadOrdersConfig } from '../../../services/orders/src/config.ts';
-import { startOrdersService } from '../../../services/orders/src/service.ts';
+import { startDashboard, type RunningDashboard } from '@stockflow/dashboard';
+import { loadGatewayConfig, startGateway, type RunningGateway } from '@stockflow/gateway';
+import { loadInventoryConfig, SAMPLE_CATALOG, seedCatalog, startInventoryService } from '@stockflow/inventory';
+import { loadOrdersConfig, startOrdersService } from '@stockflow/orders';
 
 /** Options of `npm start`; each service's own options (see README) apply to both. */
 export const PlatformConfigSchema = z.object({

@@ -11,7 +11,7 @@ import {
   type GraphqlClient,
   type TestDatabase,
 } from '@stockflow/testing';
-import { CANCELLED_BEFORE_RESERVATION } from '../../../services/inventory/src/db/releases.ts';
+import { CANCELLED_BEFORE_RESERVATION } from '@stockflow/inventory';
 import { startPlatform, type RunningPlatform } from '../src/platform.ts';
 import { embeddedEnv, PLATFORM_TEST_ENV } from './embedded.ts';
 

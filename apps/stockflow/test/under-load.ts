@@ -4,7 +4,7 @@ import { queues } from '@stockflow/contracts';
 import { graphqlClient } from '@stockflow/client';
 import { metricSum } from '@stockflow/observability';
 import { eventually, placeOrders, rawAmqp, type Cluster } from '@stockflow/testing';
-import { auditPlatform } from '../../../tools/src/audit.ts';
+import { auditPlatform } from '@stockflow/loadgen';
 
 /** Empties every platform queue and its DLQ (a scenario starts with nothing left by the last one). */
 export async function purgeQueues(amqpUrl: string) {

@@ -19,6 +19,13 @@ export const OrderId = z
 
 export const ProductId = z.number().int('product_id must be an integer').positive('product_id must be positive').max(MAX_INT32);
 
+/** A product id as a client writes it (GraphQL's `ID` is a string) to the contract's integer; undefined if it is none. */
+export function productIdFrom(raw: string | number): number | undefined {
+  const text = String(raw).trim();
+  const id = /^\d{1,10}$/.test(text) ? Number(text) : Number.NaN;
+  return Number.isInteger(id) && id > 0 && id <= MAX_INT32 ? id : undefined;
+}
+
 export const Quantity = z.number().int('quantity must be an integer').positive('quantity must be positive').max(MAX_INT32);
 
 export const OrderLine = z.object({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BackorderFilled, OrderCreated, PaymentEvent, RefundRequested, StockRejected, StockReserved } from './events.ts';
+import { BackorderFilled, OrderCreated, PaymentEvent, productIdFrom, RefundRequested, StockRejected, StockReserved } from './events.ts';
 
 describe('event contract', () => {
   it('accepts the documented examples carrying exactly their fields', () => {
@@ -65,6 +65,21 @@ describe('payment contract', () => {
       StockReserved.parse({ event: 'StockReserved', order_id: 'O', items: [{ ...line, unit_price_cents: 19_900 }] }).items[0]
         ?.unit_price_cents,
     ).toBe(19_900);
+  });
+});
+
+describe('productIdFrom: a product id as a client writes it', () => {
+  it.each([
+    ['7', 7],
+    [' 42 ', 42],
+    [2_147_483_647, 2_147_483_647],
+    ['0012', 12],
+  ])('takes %j as %d', (raw, id) => {
+    expect(productIdFrom(raw)).toBe(id);
+  });
+
+  it.each(['0', '-1', '1.5', '1e3', '', 'abc', '2147483648', '12345678901', 0, 1.5])('refuses %j', (raw) => {
+    expect(productIdFrom(raw)).toBeUndefined();
   });
 });
 

@@ -1,4 +1,5 @@
 export * from './pipeline.ts';
+export * from './service-server.ts';
 export * from './admission.ts';
 export * from './answer.ts';
 export * from './masking.ts';
@@ -8,10 +9,11 @@ export * from './format.ts';
 export * from './params.ts';
 export * from './documents.ts';
 export { limitsPlugin, type GraphqlLimits } from './limits.ts';
-export { MAX_REQUEST_BODY_BYTES, notJsonRefusal, readLimitedBody, refuseTooLargeBody } from './request-body.ts';
+export { isJsonContentType, MAX_REQUEST_BODY_BYTES, notJsonRefusal, readLimitedBody, refuseTooLargeBody } from './request-body.ts';
 export * from './scalars.ts';
 export * from './cost.ts';
 export * from './page-limits.ts';
 export * from './connection.ts';
+export * from './loader.ts';
 export * from './federation.ts';
 export * from './dead-letter-admin.ts';

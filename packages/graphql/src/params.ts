@@ -1,13 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import { negotiateFormat } from './format.ts';
-import { isJson } from './request-body.ts';
+import { isJsonContentType } from './request-body.ts';
 
 /** The ordinary request the gateway forwards whole: a POST of JSON to /graphql, asking for JSON. */
 export function plainRequest(req: IncomingMessage): boolean {
   return (
     req.method === 'POST' &&
     req.url?.split('?')[0] === '/graphql' &&
-    isJson(req.headers['content-type']) &&
+    isJsonContentType(req.headers['content-type']) &&
     negotiateFormat(req.headers.accept) === 'json'
   );
 }

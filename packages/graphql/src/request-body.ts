@@ -25,7 +25,9 @@ export async function readLimitedBody(req: IncomingMessage): Promise<Buffer | nu
   return Buffer.concat(chunks);
 }
 
-export const isJson = (contentType: string | undefined) => contentType?.split(';')[0]?.trim().toLowerCase() === 'application/json';
+/** Whether a body is JSON: no HTML form can send one, so a JSON POST came from a script (CORS applies to it). */
+export const isJsonContentType = (contentType: string | undefined) =>
+  contentType?.split(';')[0]?.trim().toLowerCase() === 'application/json';
 
 /**
  * The answer (415) to a POST whose body is not application/json, else undefined: a web page of
@@ -35,7 +37,7 @@ export function notJsonRefusal(
   req: IncomingMessage,
 ): { status: 415; body: { errors: { message: string; extensions: { code: string } }[] } } | undefined {
   const type = req.headers['content-type'];
-  if (req.method !== 'POST' || isJson(type)) return undefined;
+  if (req.method !== 'POST' || isJsonContentType(type)) return undefined;
   return {
     status: 415,
     body: {

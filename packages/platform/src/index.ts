@@ -6,3 +6,4 @@ export * from './host.ts';
 export * from './breaker.ts';
 export * from './rate-limit.ts';
 export * from './batcher.ts';
+export * from './clock.ts';

@@ -1,5 +1,5 @@
 import { Connection, type AsyncMessage, type SyncMessage } from 'rabbitmq-client';
-import { connectionTarget } from '@stockflow/messaging';
+import { parseBrokerUrls } from '@stockflow/platform';
 
 export interface ReceivedMessage {
   routingKey: string;
@@ -17,8 +17,15 @@ export interface ReceivedMessage {
  * raw bytes out, raw bytes in, nothing from our own messaging code.
  */
 export async function rawAmqp(url: string) {
-  // A cluster's nodes (comma-separated) are tried in turn, as the services do.
-  const connection = new Connection({ ...connectionTarget(url), retryLow: 100, retryHigh: 1_000 });
+  // A cluster's nodes (comma-separated) are tried in turn, as the services do. The harness's
+  // brokers listen on IPv4, so rabbitmq-client's own `host:port` nodes reach them.
+  const nodes = parseBrokerUrls(url);
+  const connection = new Connection({
+    url: nodes[0]?.url,
+    hosts: nodes.map(({ node }) => `${node.host}:${node.port}`),
+    retryLow: 100,
+    retryHigh: 1_000,
+  });
   await connection.onConnect(5_000);
   const publisher = connection.createPublisher({ confirm: true });
   const closers: (() => Promise<void>)[] = [];

@@ -1,15 +1,15 @@
 import path from 'node:path';
 import { queues } from '@stockflow/contracts';
-import { createGraphqlServer } from '@stockflow/graphql';
-import { graphiqlEnabled, graphqlLimits } from '@stockflow/platform';
+import { createServiceGraphqlServer } from '@stockflow/graphql';
 import { migrationSource } from '@stockflow/db';
 import { platformMigrations } from '@stockflow/messaging';
+import { systemClock } from '@stockflow/platform';
 import { runService, type RunningService, type ServiceDependencies } from '@stockflow/runtime';
 import type { Logger } from '@stockflow/observability';
 import type { InventoryConfig } from './config.ts';
 import { catalogRepository } from './db/catalog.ts';
 import { inventorySchema, levelsLoader, productLoader } from './graphql/schema.ts';
-import { INVENTORY_QUEUES, startInventoryConsumers, systemClock } from './messaging/consumers.ts';
+import { INVENTORY_QUEUES, startInventoryConsumers } from './messaging/consumers.ts';
 
 export const inventoryMigrations = [platformMigrations, migrationSource('inventory', path.join(import.meta.dirname, 'db', 'migrations'))];
 
@@ -33,15 +33,13 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
         tracing,
       });
       const catalog = catalogRepository(db, { clock: systemClock, outbox });
-      const graphql = createGraphqlServer({
-        schema: inventorySchema,
+      const graphql = createServiceGraphqlServer({
+        config,
         logger,
-        graphiql: graphiqlEnabled(config),
+        auth,
         metrics,
         tracing,
-        authenticate: (authorization) => auth.authenticate(authorization),
-        limits: graphqlLimits(config),
-        corsOrigins: config.CORS_ORIGINS,
+        schema: inventorySchema,
         context: (access) => ({
           access,
           catalog,

@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderCreated, OutgoingMessage } from '@stockflow/contracts';
-import { AppError } from '@stockflow/platform';
+import { AppError, systemClock } from '@stockflow/platform';
 import { createPostgresDatabase, type Database } from '@stockflow/db';
 import { eventually } from '@stockflow/testing';
 import { applyOrderCreatedBatch, type Effects } from '../src/db/reservations.ts';
-import { systemClock } from '../src/messaging/consumers.ts';
 import { servicesUnavailable, startInventory, type InventoryHarness } from './harness.ts';
 
 /**

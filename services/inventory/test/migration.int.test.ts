@@ -6,7 +6,7 @@ import { createPostgresDatabase, migrate, type Database } from '@stockflow/db';
 import { platformMigrations } from '@stockflow/messaging';
 import { createTestDatabase, type TestDatabase } from '@stockflow/testing';
 import { applyOrderCancelledBatch } from '../src/db/releases.ts';
-import { systemClock } from '../src/messaging/consumers.ts';
+import { systemClock } from '@stockflow/platform';
 import { inventoryMigrations } from '../src/service.ts';
 import { servicesUnavailable } from './harness.ts';
 

@@ -3,7 +3,7 @@ import { createPostgresDatabase, type Database } from '@stockflow/db';
 import type { OutgoingMessage } from '@stockflow/contracts';
 import { applyOrderCancelledBatch, applyOrderFulfilledBatch, CANCELLED_BEFORE_RESERVATION } from '../src/db/releases.ts';
 import { applyOrderCreatedBatch, type Effects } from '../src/db/reservations.ts';
-import { systemClock } from '../src/messaging/consumers.ts';
+import { systemClock } from '@stockflow/platform';
 import { servicesUnavailable, startInventory, type InventoryHarness } from './harness.ts';
 
 /**

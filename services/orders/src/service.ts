@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { queues, queuesConsumedBy } from '@stockflow/contracts';
-import { createGraphqlServer } from '@stockflow/graphql';
-import { createRateLimiter, graphiqlEnabled, graphqlLimits } from '@stockflow/platform';
+import { createServiceGraphqlServer } from '@stockflow/graphql';
+import { createRateLimiter, systemClock, type Clock } from '@stockflow/platform';
 import { migrationSource } from '@stockflow/db';
 import { platformMigrations } from '@stockflow/messaging';
 import { runService, type RunningService, type ServiceDependencies } from '@stockflow/runtime';
@@ -16,7 +16,6 @@ import { ordersSchema } from './graphql/schema.ts';
 import { createStatusFeed, MAX_PENDING_CHANGES } from './graphql/status-feed.ts';
 import { startOrdersConsumers } from './messaging/consumers.ts';
 import { registerOrdersMetrics } from './metrics.ts';
-import { systemClock, type Clock } from './messaging/events.ts';
 import { startHoldExpiry } from './hold-expiry.ts';
 
 /** The queues the Order Service consumes (and so whose dead letters it administers). */
@@ -89,15 +88,13 @@ export function startOrdersService(
         config.CREATE_ORDER_RATE_LIMIT > 0
           ? createRateLimiter({ perSecond: config.CREATE_ORDER_RATE_LIMIT, burst: config.CREATE_ORDER_RATE_BURST })
           : undefined;
-      const graphql = createGraphqlServer({
-        schema: ordersSchema,
+      const graphql = createServiceGraphqlServer({
+        config,
         logger,
-        graphiql: graphiqlEnabled(config),
+        auth,
         metrics,
         tracing,
-        authenticate: (authorization) => auth.authenticate(authorization),
-        limits: graphqlLimits(config),
-        corsOrigins: config.CORS_ORIGINS,
+        schema: ordersSchema,
         context: (access, { trace }) => ({
           access,
           trace,

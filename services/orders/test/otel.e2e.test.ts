@@ -16,8 +16,7 @@ import {
   type ReceivedSpan as Received,
   type TestDatabase,
 } from '@stockflow/testing';
-import { loadInventoryConfig } from '../../inventory/src/config.ts';
-import { startInventoryService } from '../../inventory/src/service.ts';
+import { loadInventoryConfig, startInventoryService } from '@stockflow/inventory';
 import { loadOrdersConfig } from '../src/config.ts';
 import { startOrdersService } from '../src/service.ts';
 

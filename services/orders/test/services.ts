@@ -2,8 +2,7 @@
 import { createLogger } from '@stockflow/observability';
 import type { RunningService } from '@stockflow/runtime';
 import { graphqlClient, type TestDatabase } from '@stockflow/testing';
-import { loadInventoryConfig } from '../../inventory/src/config.ts';
-import { startInventoryService } from '../../inventory/src/service.ts';
+import { loadInventoryConfig, startInventoryService } from '@stockflow/inventory';
 
 const logger = createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 

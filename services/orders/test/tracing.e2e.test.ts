@@ -3,8 +3,7 @@ import { EXCHANGES } from '@stockflow/contracts';
 import { parseTraceparent } from '@stockflow/observability';
 import type { RunningService } from '@stockflow/runtime';
 import { capturingLogger, createTestDatabase, eventually, graphqlClient, rawAmqp, type TestDatabase } from '@stockflow/testing';
-import { loadInventoryConfig } from '../../inventory/src/config.ts';
-import { startInventoryService } from '../../inventory/src/service.ts';
+import { loadInventoryConfig, startInventoryService } from '@stockflow/inventory';
 import { loadOrdersConfig } from '../src/config.ts';
 import { startOrdersService } from '../src/service.ts';
 

@@ -1,15 +1,10 @@
 import { routeOf, type OrderCreated, type StockRejected, type StockReserved, type OutgoingMessage } from '@stockflow/contracts';
-import { AppError } from '@stockflow/platform';
+import { AppError, type Clock } from '@stockflow/platform';
 import { traceHeaders, tracesByOrder, type Logger, type Metrics, type TraceContext } from '@stockflow/observability';
 import type { OutboxWriter } from '@stockflow/messaging';
 import type { Queryable, Transaction } from '@stockflow/db';
 import { decideOrders, type Decision, type OrderRequest, type ProductStock } from '../domain/reservation.ts';
 import { answerFor } from '../messaging/answers.ts';
-
-export interface Clock {
-  now(): Date;
-  newId(): string;
-}
 
 /** What the inventory's writes need besides the transaction: time and ids, and the outbox for its answers. */
 export interface Effects {

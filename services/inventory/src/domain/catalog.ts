@@ -1,4 +1,4 @@
-import { MAX_INT32 } from '@stockflow/contracts';
+import { MAX_INT32, productIdFrom } from '@stockflow/contracts';
 import { PAGE_LIMITS } from '@stockflow/graphql';
 import { ValidationError } from '@stockflow/platform';
 
@@ -133,10 +133,9 @@ export function validNewProduct(input: NewProduct): NewProduct {
 
 /** A product id as given in GraphQL (`ID`, so a string) to the integer used in events. */
 export function parseProductId(raw: string | number, field = 'id'): number {
-  const text = String(raw).trim();
-  const id = /^\d{1,10}$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isInteger(id) || id <= 0 || id > MAX_INT32) {
-    throw new ValidationError(`${field} must be a product id (a positive integer), got "${text.slice(0, 40)}"`, { field });
+  const id = productIdFrom(raw);
+  if (id === undefined) {
+    throw new ValidationError(`${field} must be a product id (a positive integer), got "${String(raw).trim().slice(0, 40)}"`, { field });
   }
   return id;
 }

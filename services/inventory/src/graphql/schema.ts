@@ -3,6 +3,7 @@ import {
   addDeadLetterAdmin,
   type DeadLetterAdminContext,
   afterPosition,
+  batchLoader,
   connectionType,
   DateTimeScalar,
   MAX_ITEMS_EXTENSION,
@@ -37,37 +38,20 @@ export interface InventoryContext extends DeadLetterAdminContext {
   levelsOf: (productId: number) => Promise<StockLevel[]>;
 }
 
-/**
- * Collects the ids asked for in one turn of the event loop and reads them in one query: the
- * gateway asks for every product of a page of orders in one `_entities` request.
- */
-function batchLoader<T>(read: (ids: number[]) => Promise<Map<number, T>>): (id: number) => Promise<T | undefined> {
-  let queued: { ids: Set<number>; rows: Promise<Map<number, T>> } | undefined;
-  return async (id) => {
-    if (!queued) {
-      const ids = new Set<number>();
-      const rows = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-        queued = undefined;
-        return read([...ids]);
-      });
-      queued = { ids, rows };
-    }
-    queued.ids.add(id);
-    return (await queued.rows).get(id);
-  };
-}
+/** The products another subgraph refers to, read in one query per turn of the event loop. */
+export const productLoader = (catalog: Pick<CatalogRepository, 'byIds'>): ((id: number) => Promise<Product | undefined>) =>
+  batchLoader(async (ids: number[]) => {
+    const products = new Map((await catalog.byIds(ids)).map((p) => [p.id, p]));
+    return (id) => products.get(id);
+  });
 
-export const productLoader = (catalog: Pick<CatalogRepository, 'byIds'>) =>
-  batchLoader(async (ids) => new Map((await catalog.byIds(ids)).map((p) => [p.id, p])));
-
-export function levelsLoader(catalog: Pick<CatalogRepository, 'levels'>): (productId: number) => Promise<StockLevel[]> {
-  const load = batchLoader(async (ids) => {
+/** The stock levels of the products a request asks for, read in one query per turn of the event loop. */
+export const levelsLoader = (catalog: Pick<CatalogRepository, 'levels'>): ((productId: number) => Promise<StockLevel[]>) =>
+  batchLoader(async (ids: number[]) => {
     const byProduct = new Map<number, StockLevel[]>();
     for (const level of await catalog.levels(ids)) byProduct.set(level.productId, [...(byProduct.get(level.productId) ?? []), level]);
-    return byProduct;
+    return (id) => byProduct.get(id) ?? [];
   });
-  return async (productId) => (await load(productId)) ?? [];
-}
 
 const locationOf = (code: string | null | undefined) =>
   code === null || code === undefined ? MAIN_LOCATION : validLocationCode(code, 'locationCode');

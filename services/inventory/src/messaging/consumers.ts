@@ -1,16 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import { OrderCancelled, OrderCreated, OrderFulfilled, queues, queuesConsumedBy } from '@stockflow/contracts';
 import { serviceConsumerOptions, startBatchConsumer, type OutboxWriter, type Subscription, type Transport } from '@stockflow/messaging';
 import type { Database } from '@stockflow/db';
 import type { Logger, Metrics, Tracing } from '@stockflow/observability';
-import type { ServiceConfig } from '@stockflow/platform';
+import { systemClock, type Clock, type ServiceConfig } from '@stockflow/platform';
 import { applyOrderCancelledBatch, applyOrderFulfilledBatch } from '../db/releases.ts';
-import { applyOrderCreatedBatch, type Clock } from '../db/reservations.ts';
+import { applyOrderCreatedBatch } from '../db/reservations.ts';
 
 /** The queues the Inventory Service consumes (and so whose dead letters it administers). */
 export const INVENTORY_QUEUES = queuesConsumedBy('inventoryService');
-
-export const systemClock: Clock = { now: () => new Date(), newId: () => randomUUID() };
 
 export interface InventoryConsumerOptions {
   db: Database;

@@ -1,7 +1,7 @@
 import type { Logger } from '@stockflow/observability';
 import type { OutboxWriter } from '@stockflow/messaging';
 import type { PaymentSettings } from '../domain/lifecycle.ts';
-import type { Clock } from '../messaging/events.ts';
+import type { Clock } from '@stockflow/platform';
 import type { OrdersMetrics } from '../metrics.ts';
 
 /** What the command handlers need besides the transaction: time and ids, payment settings, and the outbox for their events. */

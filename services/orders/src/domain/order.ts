@@ -1,4 +1,4 @@
-import { MAX_INT32, ORDER_ID_MAX_LENGTH, type OrderLine, type ReservedLine } from '@stockflow/contracts';
+import { ORDER_ID_MAX_LENGTH, productIdFrom, type OrderLine, type ReservedLine } from '@stockflow/contracts';
 import { AppError, ValidationError } from '@stockflow/platform';
 
 export const ORDER_STATUSES = ['PENDING', 'CONFIRMED', 'PAID', 'CANCELLED', 'FULFILLED'] as const;
@@ -115,9 +115,8 @@ export function validNewOrder(input: NewOrderInput): NewOrder {
     throw new ValidationError(`an order may have at most ${ORDER_LIMITS.maxLines} lines`, { field: 'items' });
   }
   const items = input.items.map((line, i) => {
-    const text = String(line.productId).trim();
-    const productId = /^\d{1,10}$/.test(text) ? Number(text) : Number.NaN;
-    if (!Number.isInteger(productId) || productId <= 0 || productId > MAX_INT32) {
+    const productId = productIdFrom(line.productId);
+    if (productId === undefined) {
       throw new ValidationError(`items[${i}].productId must be a product id (a positive integer)`, { field: `items.${i}.productId` });
     }
     if (!Number.isInteger(line.quantity) || line.quantity <= 0 || line.quantity > ORDER_LIMITS.maxQuantity) {

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   routeOf,
   type EventName,
@@ -10,16 +9,10 @@ import {
   type RefundRequested,
   type OutgoingMessage,
 } from '@stockflow/contracts';
+import type { Clock } from '@stockflow/platform';
 import type { OrderEventName } from '../domain/lifecycle.ts';
 import type { Order } from '../domain/order.ts';
 import type { Payment } from '../domain/payment.ts';
-
-export interface Clock {
-  now(): Date;
-  newId(): string;
-}
-
-export const systemClock: Clock = { now: () => new Date(), newId: () => randomUUID() };
 
 const message = (body: { event: EventName; event_id?: string }): OutgoingMessage => ({
   ...routeOf(body.event),

@@ -7,8 +7,8 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUTH_NOTICE_HEADER } from '@stockflow/graphql';
 import { signToken } from '@stockflow/client';
-import { startPlatform, type RunningPlatform } from '../../stockflow/src/platform.ts';
-import { embeddedEnv } from '../../stockflow/test/embedded.ts';
+import { startPlatform, type RunningPlatform } from '../src/platform.ts';
+import { embeddedEnv } from './embedded.ts';
 
 const SECRET = 'a-dashboard-access-test-secret-of-32-characters';
 const EVIL = { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' };

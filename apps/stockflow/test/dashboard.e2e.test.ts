@@ -15,8 +15,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { signToken } from '@stockflow/client';
 import { createTestDatabase, graphqlClient, repoRoot, type TestDatabase } from '@stockflow/testing';
 import { chromiumMissing, launchChromium } from '@stockflow/testing/browser';
-import { startPlatform, type RunningPlatform } from '../../stockflow/src/platform.ts';
-import { embeddedEnv, PLATFORM_TEST_ENV } from '../../stockflow/test/embedded.ts';
+import { startPlatform, type RunningPlatform } from '../src/platform.ts';
+import { embeddedEnv, PLATFORM_TEST_ENV } from './embedded.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
 const SECRET = 'a-dashboard-test-secret-of-at-least-32-characters';

@@ -1,0 +1,1 @@
+export { composeSupergraph, DEFAULT_SUBGRAPH_URLS, type Subgraph } from './compose.ts';

@@ -1,0 +1,65 @@
+import { runLoad, type LoadOptions } from '@stockflow/loadgen';
+import type { ScenarioKey } from './cli.ts';
+import type { Platform } from './platforms.ts';
+
+/** What a scenario asks of the load generator; the bench's defaults fill in the rest. */
+type BenchLoad = Partial<LoadOptions> & Pick<LoadOptions, 'orders'>;
+
+export interface LoadScenario {
+  key: ScenarioKey;
+  name: string;
+  options: BenchLoad;
+  /** Sent to the gateway's /graphql instead of the services (distributed platforms only). */
+  viaGateway?: boolean;
+}
+
+export const EVEN: Partial<LoadOptions> = { concurrency: 200, products: 1_000, hot: 0, hotShare: 0 };
+
+const others = (orders: number, round: number): LoadScenario[] => [
+  {
+    key: 'hot',
+    name: 'hot skew (5 hot, 90% of orders)',
+    // A catalog of its own each round, so its hot products start with their 100 units (the even
+    // catalog's products hold a million each, and a sold-out doorbuster is another scenario).
+    options: { orders, concurrency: 200, products: 1_000, hot: 5, hotShare: 0.9, hotStock: 100, catalog: `HOT${round}` },
+  },
+  {
+    key: 'steady',
+    name: 'steady 500/s',
+    options: { orders: Math.min(orders, 10_000), rate: 500, concurrency: 1_000, products: 1_000, hot: 0, hotShare: 0 },
+  },
+];
+
+export const scenarios = (orders: number, round: number): LoadScenario[] => {
+  const even: LoadScenario = { key: 'even', name: 'even catalog (concurrency 200)', options: { ...EVEN, orders } };
+  // The same orders and polls as a client of the gateway would send them.
+  const gateway: LoadScenario = {
+    key: 'gateway',
+    name: 'even catalog via the gateway (concurrency 200)',
+    options: { ...EVEN, orders },
+    viaGateway: true,
+  };
+  // Each goes first every other round, so the machine's drift and what the first leaves to the
+  // second (autovacuum, checkpoints) spread over both instead of landing on one.
+  return [...(round % 2 === 1 ? [even, gateway] : [gateway, even]), ...others(orders, round)];
+};
+
+/** One load scenario against a platform, with the bench's defaults; through its gateway when asked. */
+export const load = (platform: Platform, options: BenchLoad, viaGateway = false) => {
+  if (viaGateway && !platform.gatewayUrl) throw new Error(`${platform.name} runs no gateway`);
+  const via = viaGateway ? platform.gatewayUrl : undefined;
+  return runLoad({
+    ordersUrl: via ?? platform.ordersUrl,
+    inventoryUrl: via ?? platform.inventoryUrl,
+    concurrency: 200,
+    products: 1_000,
+    hot: 0,
+    hotShare: 0,
+    stock: 1_000_000,
+    hotStock: 100,
+    settleTimeoutMs: 300_000,
+    audit: true,
+    token: platform.token,
+    ...options,
+  });
+};

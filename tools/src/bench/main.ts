@@ -1,0 +1,153 @@
+/**
+ * `npm run bench`: starts the platform itself in each configuration (embedded; distributed with
+ * one inventory instance; with two; on quorum queues; on the 3-node cluster), all at once, runs
+ * fixed scenarios with the load generator on each in turn, round after round, and prints one
+ * table, with the CPU each kind of process spent per completed order. Needs the local PostgreSQL
+ * and RabbitMQ (and rabbitmqctl) for the distributed runs, and starts the 3-node cluster for
+ * cluster-1. A distributed platform also runs a gateway (the built dist/gateway/main.mjs) over its
+ * Order Service and an inventory instance, for the scenarios that go through it.
+ *   npm run bench -- [--orders 20000] [--backlog 20000] [--only distributed-1] [--scenarios even,gateway,joined,drain]
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { auditPlatform } from '@stockflow/loadgen';
+import { buildRunnables, repoRoot } from '@stockflow/testing';
+import { parseBenchArgs, type Configuration } from './cli.ts';
+import { BACKLOGS, backlogDrain, type DrainResult } from './drain.ts';
+import { expiry, type ExpiryResult } from './expiry.ts';
+import { joined, type JoinedResult } from './joined.ts';
+import { load, scenarios } from './load.ts';
+import { cpuMeter, peakRss, perOrder } from './meters.ts';
+import { launch, type Platform } from './platforms.ts';
+import { drainRow, expiryRow, joinedRow, loadRow, renderTable, type LoadRun } from './table.ts';
+
+const args = parseBenchArgs();
+
+// The platform runs as it is deployed: the built bundles under plain node.
+buildRunnables();
+const rows: string[][] = [];
+const results: unknown[] = [];
+const started: { config: Configuration; platform: Platform }[] = [];
+try {
+  for (const config of args.only) {
+    process.stderr.write(`\n== starting ${config}\n`);
+    const platform = await launch(config);
+    started.push({ config, platform });
+    if (args.warmup > 0) {
+      // Measured from warm: a platform on Black Friday has been up for hours, its code compiled
+      // by the JIT and its pools and connections open; a cold start is a different question.
+      process.stderr.write(`   warm-up (${args.warmup} orders, not measured)...\n`);
+      const warm = await load(platform, { orders: args.warmup, audit: false });
+      if (!warm.ok) throw new Error(`the warm-up did not complete: ${warm.stuck.length} orders stuck`);
+      // The gateway's code warmed too, by what it will be measured on.
+      if (platform.gatewayUrl && args.scenarios.includes('gateway')) {
+        process.stderr.write(`   gateway warm-up (${args.warmup} orders, not measured)...\n`);
+        const warmGateway = await load(platform, { orders: args.warmup, audit: false }, true);
+        if (!warmGateway.ok) throw new Error(`the gateway warm-up did not complete: ${warmGateway.stuck.length} orders stuck`);
+      }
+      if (platform.gatewayUrl && args.scenarios.includes('joined')) {
+        process.stderr.write(`   joined warm-up (${args.warmup} requests, not measured)...\n`);
+        const warmJoined = await joined(platform, args.warmup);
+        if (!warmJoined?.ok) throw new Error(`the joined warm-up failed: ${JSON.stringify(warmJoined?.errors)}`);
+      }
+    }
+  }
+  // Every configuration is up at once (the others idle) and the rounds go through them in turn:
+  // this machine's speed drifts by the minute, and a drift should spread over every scenario and
+  // every configuration instead of landing on one. Configurations run one after another used to
+  // differ by as much as the second inventory instance was meant to show. (The idle platforms
+  // cost about 1% of the machine: outbox polls and heartbeats.)
+  const chosen = (round: number) => scenarios(args.orders, round).filter((s) => args.scenarios.includes(s.key));
+  const loads = new Map(started.map(({ config }) => [config, new Map(chosen(1).map((s) => [s.name, [] as LoadRun[]]))]));
+  const chosenBacklogs = BACKLOGS.filter((b) => args.scenarios.includes(b.key));
+  const drains = new Map(
+    started.map(({ config }) => [config, new Map(chosenBacklogs.map((b) => [b, [] as { result: DrainResult; rss: number }[]]))]),
+  );
+  const expiries = new Map(started.map(({ config }) => [config, [] as { result: ExpiryResult; rss: number }[]]));
+  const joins = new Map(started.map(({ config }) => [config, [] as { result: JoinedResult; rss: number }[]]));
+  for (let round = 1; round <= args.repeat; round += 1) {
+    // Each round starts with the next configuration. With a fixed order the one running second
+    // lost every round (two inventory instances after one: 7-10% lower on the hot skew; with the
+    // order swapped they came out ahead), most likely paying for the first one's autovacuum and
+    // checkpoint of the tables it had just written.
+    const turn = started.map((_, i) => started[(i + round - 1) % started.length] as (typeof started)[number]);
+    for (const { config, platform } of turn) {
+      process.stderr.write(`\n== ${config}${args.repeat > 1 ? `, round ${round}` : ''}\n`);
+      // The embedded platform runs no gateway process.
+      for (const scenario of chosen(round).filter((s) => !s.viaGateway || platform.gatewayUrl)) {
+        process.stderr.write(`   ${scenario.name}...\n`);
+        // Timed and counted without the audit (it reads every order and product); audited after.
+        const cpuSince = await cpuMeter(platform, scenario.viaGateway);
+        const [unaudited, rss] = await peakRss(
+          platform,
+          () => load(platform, { ...scenario.options, audit: false }, scenario.viaGateway),
+          scenario.viaGateway,
+        );
+        const cpu = await cpuSince();
+        const audit = await auditPlatform({ orders: platform.ordersUrl, inventory: platform.inventoryUrl, token: platform.token });
+        const report = { ...unaudited, audit, ok: unaudited.ok && audit.ok };
+        const { CONFIRMED, CANCELLED, FULFILLED } = report.outcomes;
+        const cpuPerOrder = perOrder(cpu, CONFIRMED + CANCELLED + FULFILLED);
+        results.push({
+          config,
+          scenario: scenario.name,
+          round,
+          report: { ...report, timeline: undefined },
+          peakRssMb: rss,
+          cpuMsPerOrder: cpuPerOrder,
+        });
+        loads.get(config)?.get(scenario.name)?.push({ report, rss, cpuPerOrder });
+      }
+      if (args.scenarios.includes('joined') && platform.gatewayUrl) {
+        process.stderr.write(`   joined via the gateway, ${args.orders} requests...\n`);
+        const [result, rss] = await peakRss(platform, () => joined(platform, args.orders), true);
+        if (result) {
+          results.push({ config, scenario: 'joined via the gateway', round, ...result, peakRssMb: rss });
+          joins.get(config)?.push({ result, rss });
+        }
+      }
+      // The embedded platform has no broker to queue a backlog in.
+      for (const backlog of platform.amqpUrl ? chosenBacklogs : []) {
+        process.stderr.write(`   backlog drain, ${backlog.name}...\n`);
+        const [result, rss] = await peakRss(platform, () => backlogDrain(platform, args.backlog, backlog));
+        if (result) {
+          results.push({ config, scenario: `backlog drain, ${backlog.name}`, round, ...result, peakRssMb: rss });
+          drains.get(config)?.get(backlog)?.push({ result, rss });
+        }
+      }
+      if (args.scenarios.includes('expiry') && platform.ordersDatabaseUrl) {
+        process.stderr.write(`   expiry, ${args.orders} holds due at once...\n`);
+        const [result, rss] = await peakRss(platform, () => expiry(platform, args.orders));
+        if (result) {
+          results.push({ config, scenario: 'expiry', round, ...result, peakRssMb: rss });
+          expiries.get(config)?.push({ result, rss });
+        }
+      }
+    }
+  }
+  for (const { config } of started) {
+    for (const [name, runs] of loads.get(config) ?? []) {
+      // A gateway scenario on the embedded platform, which has none.
+      if (runs.length === 0) continue;
+      rows.push(loadRow(config, name, runs));
+    }
+    const joinedRuns = joins.get(config) ?? [];
+    if (joinedRuns.length > 0) rows.push(joinedRow(config, args.orders, joinedRuns));
+    for (const [backlog, drained] of drains.get(config) ?? []) {
+      if (drained.length === 0) continue;
+      rows.push(drainRow(config, args.backlog, backlog, drained));
+    }
+    const expired = expiries.get(config) ?? [];
+    if (expired.length > 0) rows.push(expiryRow(config, expired));
+  }
+} finally {
+  for (const { platform } of started) await platform.close();
+}
+
+console.log(`\n${renderTable(rows)}\n`);
+await mkdir(path.join(repoRoot, 'bench-results'), { recursive: true });
+await writeFile(
+  path.join(repoRoot, 'bench-results', 'latest.json'),
+  JSON.stringify({ at: new Date().toISOString(), args, results }, null, 2),
+);
+console.log('wrote bench-results/latest.json');

@@ -1,0 +1,172 @@
+/** The platform under test in one configuration, launched as it is deployed (the built bundles). */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { QueueType } from '@stockflow/contracts';
+import { signToken } from '@stockflow/client';
+import {
+  createClusterVhost,
+  createTestDatabase,
+  ensureBrokerCluster,
+  createTestVhost,
+  repoRoot,
+  runnableCommand,
+  startServiceProcess,
+  type ServiceProcess,
+} from '@stockflow/testing';
+import type { Configuration } from './cli.ts';
+import { fixedPorts, freePort } from './ports.ts';
+
+export interface Platform {
+  name: string;
+  /**
+   * The platform's own processes by kind, for the CPU they spend (RabbitMQ and PostgreSQL are
+   * counted machine-wide); the gateway's only when asked, for the scenarios that go through it.
+   */
+  servicePids(withGateway?: boolean): Record<string, number[]>;
+  /** An admin token, when the platform requires one. */
+  token?: string;
+  ordersUrl: string;
+  inventoryUrl: string;
+  /** The gateway's /graphql over both services (distributed platforms). */
+  gatewayUrl?: string;
+  /** The processes whose resident memory is sampled; the gateway's only when asked. */
+  pids(withGateway?: boolean): number[];
+  /** For the backlog scenario: stop every inventory instance, and start them again. */
+  stopInventory?: () => Promise<void>;
+  startInventory?: () => Promise<void>;
+  amqpUrl?: string;
+  /** The inventory's database, where the backlog drain checks the decisions that landed. */
+  inventoryDatabaseUrl?: string;
+  /** The Order Service's database, where the expiry scenario makes holds fall due. */
+  ordersDatabaseUrl?: string;
+  /** Where the Order Service serves its metrics. */
+  ordersMetricsUrl?: string;
+  /** Where each running inventory instance serves its metrics. */
+  inventoryMetricsUrls?: () => string[];
+  close(): Promise<void>;
+}
+
+/**
+ * Holds last the longest the services allow: the default 15 minutes would run out in the middle of
+ * later scenarios (a full bench runs for an hour) and put thousands of cancellations into whatever
+ * they were measuring. The expiry scenario makes its own holds fall due.
+ */
+const PAYMENT_HOLD_SECONDS = String(30 * 86_400);
+
+async function embedded(): Promise<Platform> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'stockflow-bench-'));
+  const [inventoryPort, ordersPort] = [await freePort(), await freePort()];
+  const [command, commandArgs] = runnableCommand('stockflow');
+  const child = spawn(command, commandArgs, {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      DATA_DIR: dir,
+      INVENTORY_PORT: String(inventoryPort),
+      ORDERS_PORT: String(ordersPort),
+      DASHBOARD_PORT: '0',
+      GATEWAY_PORT: '0',
+      LOG_LEVEL: 'warn',
+      PAYMENT_HOLD_SECONDS,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const deadline = Date.now() + 90_000;
+  while (!out.includes('Stockflow is running')) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`embedded platform did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    name: 'embedded',
+    ordersUrl: `http://127.0.0.1:${ordersPort}/graphql`,
+    inventoryUrl: `http://127.0.0.1:${inventoryPort}/graphql`,
+    pids: () => [child.pid as number],
+    servicePids: () => ({ platform: [child.pid as number] }),
+    async close() {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function distributed(name: string, instances: number, broker: 'node' | 'cluster', queueType: QueueType): Promise<Platform> {
+  if (broker === 'cluster') await ensureBrokerCluster();
+  const vhost = broker === 'cluster' ? await createClusterVhost('bench') : await createTestVhost();
+  const dbs = { inventory: await createTestDatabase('bench_inventory'), orders: await createTestDatabase('bench_orders') };
+  // info: the start-up line with the port is what startServiceProcess waits for.
+  // As deployed: every request carries a token, checked by the service.
+  const secret = randomBytes(32).toString('hex');
+  const env = (url: string) => ({
+    DATABASE_URL: url,
+    AMQP_URL: vhost.url,
+    AMQP_QUEUE_TYPE: queueType,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    AUTH_JWT_SECRET: secret,
+    PAYMENT_HOLD_SECONDS,
+  });
+  // Each instance keeps its port across the drains' restarts, so the gateway's INVENTORY_URL stays valid.
+  const inventoryPorts = await fixedPorts(instances);
+  const startInventory = (port: number) => startServiceProcess('inventory', { ...env(dbs.inventory.url), PORT: String(port) });
+  let inventory: ServiceProcess[] = [];
+  for (const port of inventoryPorts) inventory.push(await startInventory(port));
+  const orders = await startServiceProcess('orders', env(dbs.orders.url));
+  const ordersUrl = `http://127.0.0.1:${orders.port}/graphql`;
+  const inventoryUrl = `http://127.0.0.1:${inventoryPorts[0] as number}/graphql`;
+  // As deployed: the built bundle, the services' auth settings (it checks the same tokens first).
+  const gateway = await startServiceProcess('gateway', {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    ORDERS_URL: ordersUrl,
+    INVENTORY_URL: inventoryUrl,
+    AUTH_JWT_SECRET: secret,
+  });
+  const servicePids = () => ({ orders: [orders.child.pid as number], inventory: inventory.map((p) => p.child.pid as number) });
+  return {
+    name,
+    token: await signToken(secret, { sub: 'bench', role: 'admin' }),
+    ordersUrl,
+    inventoryUrl,
+    gatewayUrl: `http://127.0.0.1:${gateway.port}/graphql`,
+    amqpUrl: vhost.url,
+    inventoryDatabaseUrl: dbs.inventory.url,
+    ordersDatabaseUrl: dbs.orders.url,
+    ordersMetricsUrl: `http://127.0.0.1:${orders.port}/metrics`,
+    inventoryMetricsUrls: () => inventory.map((p) => `http://127.0.0.1:${p.port}/metrics`),
+    pids: (withGateway) => [...inventory, orders, ...(withGateway ? [gateway] : [])].map((p) => p.child.pid as number),
+    servicePids: (withGateway) => ({ ...servicePids(), ...(withGateway ? { gateway: [gateway.child.pid as number] } : {}) }),
+    async stopInventory() {
+      await Promise.all(inventory.map((p) => p.stop()));
+    },
+    async startInventory() {
+      inventory = [];
+      for (const port of inventoryPorts) inventory.push(await startInventory(port));
+    },
+    async close() {
+      await gateway.stop();
+      await Promise.all([...inventory, orders].map((p) => p.stop()));
+      await dbs.inventory.drop();
+      await dbs.orders.drop();
+      await vhost.remove();
+    },
+  };
+}
+
+/** The platform of one of the bench's configurations (cli.ts says what each is). */
+export const launch = (config: Configuration): Promise<Platform> =>
+  config === 'embedded'
+    ? embedded()
+    : config === 'cluster-1'
+      ? distributed(config, 1, 'cluster', 'quorum')
+      : config === 'quorum-1'
+        ? distributed(config, 1, 'node', 'quorum')
+        : distributed(config, config === 'distributed-2' ? 2 : 1, 'node', 'classic');
