@@ -8,8 +8,8 @@ import { announce } from './announce.ts';
 import type { Effects } from './effects.ts';
 
 /**
- * Applies the Inventory Service's answers in the caller's transaction: the orders they name are
- * locked in id order (so two instances never deadlock), decided (decideAnswers, then decideFills
+ * Applies the Inventory Service's answers in the caller's transaction: the orders they decide
+ * (PENDING) or fill are locked in id order (so two instances never deadlock), decided (decideAnswers, then decideFills
  * on the orders as the answers left them), written and announced. Each BackorderFilled is applied
  * once, by its event_id (the inbox is written in the same transaction).
  */
@@ -22,7 +22,11 @@ export async function applyInventoryAnswers(
   const fills = answers.filter((a): a is BackorderFilled => a.event === 'BackorderFilled');
   const named = [...new Set(answers.filter((a) => a.event !== 'StockReleased').map((a) => a.order_id))];
   if (named.length === 0) return;
-  const locked = await lockAnswered(tx, named);
+  const locked = await lockAnswered(
+    tx,
+    named,
+    fills.map((f) => f.order_id),
+  );
   const decided = decideAnswers(new Map(locked.filter((o) => o.status === 'PENDING').map((o) => [o.id, o])), answers, effects.payments);
   if (decided.size > 0) {
     const moved = await writeAnswers(tx, decided);

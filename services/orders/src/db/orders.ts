@@ -151,13 +151,19 @@ export async function writeStatus(tx: Queryable, id: string, status: OrderStatus
 }
 
 /**
- * The orders among `ids`, locked in id order (as every writer of orders locks them), so two
- * instances with overlapping batches never deadlock.
+ * The orders among `ids` that are PENDING, or in `filled` (backorders filled, whatever their
+ * status), locked in id order (as every writer of orders locks them), so two instances with
+ * overlapping batches never deadlock.
  */
-export async function lockAnswered(tx: Queryable, ids: readonly string[]): Promise<Pick<Order, 'id' | 'status' | 'pricedItems'>[]> {
+export async function lockAnswered(
+  tx: Queryable,
+  ids: readonly string[],
+  filled: readonly string[],
+): Promise<Pick<Order, 'id' | 'status' | 'pricedItems'>[]> {
   const { rows } = await tx.query<Pick<Order, 'id' | 'status' | 'pricedItems'>>(
-    `SELECT id, status, priced_items AS "pricedItems" FROM orders WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
-    [ids],
+    `SELECT id, status, priced_items AS "pricedItems" FROM orders
+     WHERE id = ANY($1::text[]) AND (status = 'PENDING' OR id = ANY($2::text[])) ORDER BY id FOR UPDATE`,
+    [ids, filled],
   );
   return rows;
 }
