@@ -69,13 +69,19 @@ describe.skipIf(servicesUnavailable)('what the producers really publish, against
     await services.stop();
   });
 
-  const product = async (stock: number) =>
+  const product = async (stock: number, backorderLimit = 0) =>
     Number(
       (
         await catalog.data<{ createProduct: { id: string } }>(
           'mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }',
           {
-            input: { sku: `WIRE-${randomBytes(4).toString('hex')}`, name: 'Wired thing', priceCents: 1_000, initialStock: stock },
+            input: {
+              sku: `WIRE-${randomBytes(4).toString('hex')}`,
+              name: 'Wired thing',
+              priceCents: 1_000,
+              initialStock: stock,
+              backorderLimit,
+            },
           },
         )
       ).createProduct.id,
@@ -118,6 +124,19 @@ describe.skipIf(servicesUnavailable)('what the producers really publish, against
     await eventually(
       () => Promise.resolve(published().map((m) => m.json as { event: string; order_id: string })),
       (bodies) => bodies.some((b) => b.event === 'StockReleased' && b.order_id === rejected),
+    );
+
+    // Promised before it is in stock, then received: BackorderFilled.
+    const toCome = await product(0, 1);
+    const backordered = await place(toCome);
+    await eventually(
+      () => status(backordered),
+      (s) => s === 'CONFIRMED',
+    );
+    await catalog.data(`mutation { restock(productId: "${toCome}", quantity: 1) { id } }`);
+    await eventually(
+      () => Promise.resolve(published().map((m) => m.json as { event: string; order_id: string })),
+      (bodies) => bodies.some((b) => b.event === 'BackorderFilled' && b.order_id === backordered),
     );
 
     const wrong = published()

@@ -1,6 +1,6 @@
 /** `npm run seed`: loads the sample catalog into the Inventory Service database (idempotent). */
 import { createPostgresDatabase, migrate } from '@stockflow/db';
-import { catalogRepository, SAMPLE_CATALOG, inventoryMigrations } from '@stockflow/inventory';
+import { seedCatalog, SAMPLE_CATALOG, inventoryMigrations } from '@stockflow/inventory';
 import { fail } from './cli.ts';
 
 const url = process.env.INVENTORY_DATABASE_URL ?? process.env.DATABASE_URL;
@@ -8,7 +8,7 @@ if (!url) fail('Set DATABASE_URL (or INVENTORY_DATABASE_URL) to the Inventory Se
 const db = createPostgresDatabase({ url, poolSize: 1, applicationName: 'seed' });
 try {
   await migrate(db, inventoryMigrations);
-  const created = await catalogRepository(db).seed(SAMPLE_CATALOG);
+  const created = await seedCatalog(db, SAMPLE_CATALOG);
   const { rows } = await db.query<{ id: number; sku: string; available: number }>(
     'SELECT id, sku, available FROM products WHERE sku = ANY($1::text[]) ORDER BY id',
     [SAMPLE_CATALOG.map((p) => p.sku)],

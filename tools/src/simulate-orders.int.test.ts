@@ -85,6 +85,22 @@ describe.skipIf(servicesUnavailable)('npm run simulate (orders), against the rea
     );
   });
 
+  it('counts the orders reserved with units backordered, and its cancellations give their places in the backorder back', async () => {
+    const sku = `SIM-BO-${randomBytes(4).toString('hex')}`;
+    const created = await catalog.data<{ createProduct: { id: string } }>(
+      'mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }',
+      { input: { sku, name: sku, priceCents: 100, initialStock: 2, backorderLimit: 4 } },
+    );
+    const id = Number(created.createProduct.id);
+    const report = await simulate([id], { orders: 8, maxQuantity: 1, lines: 1 });
+    expect([report.reserved, report.backordered, report.rejected]).toEqual([6, 4, 2]);
+    expect(report.released).toBe(6);
+    const { product } = await catalog.data<{ product: { availableStock: number; reservedStock: number; backorderedStock: number } }>(
+      `{ product(id: "${id}") { availableStock reservedStock backorderedStock } }`,
+    );
+    expect(product).toEqual({ availableStock: 2, reservedStock: 0, backorderedStock: 0 });
+  });
+
   it('with keep, leaves the reserved orders holding their stock, and says which', async () => {
     const ids = await products();
     const report = await simulate(ids, { keep: true });

@@ -1,7 +1,8 @@
 /**
  * `npm run simulate` (orders mode): plays another team's Order Service on the wire. Publishes
  * OrderCreated in the contract's exact format to `orders` and reports every StockReserved /
- * StockRejected as it arrives, until each order is answered or the timeout passes. Then, unless
+ * StockRejected as it arrives (and each BackorderFilled of its orders), until each order is
+ * answered or the timeout passes. Then, unless
  * told to keep them, it cancels the orders it left holding stock (OrderCancelled, as their Order
  * Service would) and waits for the Inventory Service to release them, so the demo's stock is as
  * it found it: no Order Service knows these orders, so nothing else ever would.
@@ -37,6 +38,8 @@ export interface OrderSimulationOptions {
 export interface OrderSimulationReport {
   published: number;
   reserved: number;
+  /** Of the reserved ones, those with units backordered (promised beyond the stock on hand). */
+  backordered: number;
   rejected: number;
   /** Not answered within the timeout. */
   unanswered: number;
@@ -60,25 +63,29 @@ export async function simulateOrders(options: OrderSimulationOptions): Promise<O
   // onConnect closes the connection itself when it fails.
   await connection.onConnect(5_000);
 
-  const answers = [routeOf('StockReserved'), routeOf('StockRejected'), routeOf('StockReleased')];
-  const [reservedKey, , releasedKey] = answers.map((a) => a.routingKey);
+  const answers = [routeOf('StockReserved'), routeOf('StockRejected'), routeOf('StockReleased'), routeOf('BackorderFilled')];
+  const [reservedKey, , releasedKey, filledKey] = answers.map((a) => a.routingKey);
   const unanswered = new Set<string>();
   const reserved = new Set<string>();
   const rejected = new Set<string>();
+  const backordered = new Set<string>();
   const releasing = new Set<string>();
   let released = 0;
   let changed: () => void = () => undefined;
 
   const listener = connection.createConsumer(ownQueue('simulate-orders', answers), (msg) => {
-    const body = messageJson(msg) as { order_id?: unknown } | undefined;
+    const body = messageJson(msg) as { order_id?: unknown; items?: { backordered_quantity?: number }[] } | undefined;
     const id = typeof body?.order_id === 'string' ? body.order_id : undefined;
     if (id === undefined) return;
-    if (msg.routingKey === releasedKey) {
+    if (msg.routingKey === filledKey) {
+      if (!reserved.has(id) && !releasing.has(id)) return;
+    } else if (msg.routingKey === releasedKey) {
       if (!releasing.delete(id)) return;
       released += 1;
     } else {
       if (!unanswered.delete(id)) return;
       (msg.routingKey === reservedKey ? reserved : rejected).add(id);
+      if (body?.items?.some((line) => (line.backordered_quantity ?? 0) > 0)) backordered.add(id);
     }
     log(`${msg.routingKey.padEnd(15)} ${JSON.stringify(body)}`);
     changed();
@@ -114,7 +121,13 @@ export async function simulateOrders(options: OrderSimulationOptions): Promise<O
     );
     log(`published ${orders.length} OrderCreated to ${created.exchange}/${created.routingKey}; waiting for answers...`);
     await waitUntil(() => unanswered.size === 0, options.timeoutMs, options.signal);
-    const report = { published: orders.length, reserved: reserved.size, rejected: rejected.size, unanswered: unanswered.size };
+    const report = {
+      published: orders.length,
+      reserved: reserved.size,
+      backordered: backordered.size,
+      rejected: rejected.size,
+      unanswered: unanswered.size,
+    };
     if (options.keep) return { ...report, cancelled: [], released: 0, holding: [...reserved, ...unanswered] };
 
     // An unanswered order is cancelled too: inventory may reserve it yet, and a cancellation that

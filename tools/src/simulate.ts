@@ -230,6 +230,7 @@ async function orders(argv: string[]) {
     failRun(error, args['amqp-url']);
   }
   console.log(`reserved ${r.reserved}, rejected ${r.rejected}, unanswered ${r.unanswered}`);
+  if (r.backordered > 0) console.log(`${r.backordered} of the reserved orders had units backordered (promised beyond the stock on hand)`);
   if (args.keep) {
     if (r.holding.length > 0) {
       console.log(

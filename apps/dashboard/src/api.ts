@@ -23,8 +23,10 @@ export interface Order {
   customerId: string;
   status: OrderStatus;
   reason: string | null;
+  /** Some units are backordered: it cannot be fulfilled until they arrive. */
+  awaitingStock: boolean;
   /** `product` is joined from the Inventory Service by the gateway; null for a product it no longer has. */
-  items: { productId: string; quantity: number; product: { name: string } | null }[];
+  items: { productId: string; quantity: number; backorderedQuantity: number; product: { name: string } | null }[];
   totalCents: number | null;
   currency: string | null;
   /** Null when payments are off (the shop takes them elsewhere): nothing expires then. */
@@ -42,6 +44,10 @@ export interface Product {
   availableStock: number;
   reservedStock: number;
   soldStock: number;
+  /** Units promised to orders and not in stock yet. */
+  backorderedStock: number;
+  /** What is available at each location, in order of allocation preference. */
+  stockLevels: { location: { code: string }; available: number }[];
 }
 
 /**

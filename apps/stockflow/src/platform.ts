@@ -8,7 +8,7 @@ import { createPgliteDatabase } from '@stockflow/db';
 import type { RunningService, ServiceDependencies } from '@stockflow/runtime';
 import { startDashboard, type RunningDashboard } from '@stockflow/dashboard';
 import { loadGatewayConfig, startGateway, type RunningGateway } from '@stockflow/gateway';
-import { loadInventoryConfig, catalogRepository, SAMPLE_CATALOG, startInventoryService } from '@stockflow/inventory';
+import { loadInventoryConfig, SAMPLE_CATALOG, seedCatalog, startInventoryService } from '@stockflow/inventory';
 import { loadOrdersConfig, startOrdersService } from '@stockflow/orders';
 
 /** Options of `npm start`; each service's own options (docs/configuration.md) apply to both. */
@@ -104,7 +104,7 @@ export async function startPlatform(source: NodeJS.ProcessEnv = process.env): Pr
   const orders = await startOrdersService(ordersConfig, createLogger({ name: 'orders', level: config.LOG_LEVEL }), deps.orders);
   if (config.SEED_SAMPLE_CATALOG === 'true') {
     const { rows } = await inventory.db.query<{ n: number }>('SELECT count(*)::int AS n FROM products');
-    if (rows[0]?.n === 0) await catalogRepository(inventory.db).seed(SAMPLE_CATALOG);
+    if (rows[0]?.n === 0) await seedCatalog(inventory.db, SAMPLE_CATALOG);
   }
 
   // Where the services are reached from here: the interface they are bound to, or loopback when

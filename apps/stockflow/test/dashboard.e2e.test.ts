@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { signToken } from '@stockflow/client';
-import { createTestDatabase, repoRoot, type TestDatabase } from '@stockflow/testing';
+import { createTestDatabase, graphqlClient, repoRoot, type TestDatabase } from '@stockflow/testing';
 import { chromiumMissing, launchChromium } from '@stockflow/testing/browser';
 import { startPlatform, type RunningPlatform } from '../src/platform.ts';
 import { embeddedEnv, PLATFORM_TEST_ENV } from './embedded.ts';
@@ -129,6 +129,10 @@ describe.skipIf(chromiumMissing).each(['embedded', 'distributed'] as const)('ope
     await expect
       .poll(() => stockOf(productId), { timeout: 10_000 })
       .toEqual({ available: before.available - 2, reserved: before.reserved + 2 });
+    // The sample catalog is stocked at MAIN only.
+    expect(await page.locator(`tr[data-product="${productId}"] [data-field="locations"]`).textContent()).toBe(
+      `MAIN ${before.available - 2}`,
+    );
     await page.screenshot({ path: path.join(artifacts, `dashboard-${mode}-confirmed.png`), fullPage: true });
 
     await placed.getByRole('button', { name: 'Cancel' }).click();
@@ -171,6 +175,31 @@ describe.skipIf(chromiumMissing).each(['embedded', 'distributed'] as const)('ope
         .toEqual({ available: before.available - 2, reserved: before.reserved, sold: before.sold + 2 });
     },
   );
+
+  it.skipIf(skip)('marks an order awaiting backordered stock, offers to fulfil it only once the stock arrives', async () => {
+    const inventory = graphqlClient(`http://127.0.0.1:${platform.inventory.port}/graphql`, {
+      token: await signToken(SECRET, { sub: 'ops', role: 'admin' }),
+    });
+    const option = page.getByLabel('Product').locator('option', { hasText: 'Air fryer' });
+    const productId = (await option.getAttribute('value')) as string;
+    await inventory.data(`mutation { updateProduct(id: "${productId}", input: {backorderLimit: 5}) { id } }`);
+    const { available } = await stockOf(productId);
+    await placeFromPage(page, 'dashboard-backordered', 'Air fryer', available + 2);
+    const placed = page.locator('ol.orders li.placed');
+    await expect.poll(() => placed.locator('[data-field="status"]').textContent(), { timeout: 15_000 }).toBe('CONFIRMED');
+    expect(await placed.locator('[data-field="awaiting-stock"]').count()).toBe(1);
+    await expect
+      .poll(() => page.locator(`tr[data-product="${productId}"] [data-field="backordered"]`).textContent(), { timeout: 10_000 })
+      .toBe('2');
+    await placed.getByRole('button', { name: 'Pay' }).click();
+    await expect.poll(() => placed.locator('[data-field="status"]').textContent(), { timeout: 15_000 }).toBe('PAID');
+    expect(await placed.getByRole('button', { name: 'Fulfil' }).count()).toBe(0);
+
+    await inventory.data(`mutation { restock(productId: "${productId}", quantity: 2) { id } }`);
+    await expect.poll(() => placed.locator('[data-field="awaiting-stock"]').count(), { timeout: 15_000 }).toBe(0);
+    await placed.getByRole('button', { name: 'Fulfil' }).click();
+    await expect.poll(() => placed.locator('[data-field="status"]').textContent(), { timeout: 15_000 }).toBe('FULFILLED');
+  });
 
   it.skipIf(skip)('lists the refund of a paid order cancelled, and the refunds waiting for the payment service', async () => {
     await placeFromPage(page, 'dashboard-refunded', 'Burr coffee grinder', 1);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  BackorderFilled,
   OrderCancelled,
   OrderConfirmed,
   OrderCreated,
@@ -109,11 +110,20 @@ const EVENTS: { [Name in EventName]: EventSpec<Name> } = {
   },
   StockReserved: {
     schema: StockReserved,
-    summary: "Every line is held for the order, each with the product's price when it was reserved.",
+    summary:
+      "Every line is held for the order, each with the product's price when it was reserved, the locations its units are held at, and the units backordered (promised, not on hand yet).",
     example: {
       event: 'StockReserved',
       order_id: ORDER,
-      items: [{ product_id: 1, quantity: 2, unit_price_cents: 19900 }],
+      items: [
+        {
+          product_id: 1,
+          quantity: 2,
+          unit_price_cents: 19900,
+          allocations: [{ location_code: 'MAIN', quantity: 2 }],
+          backordered_quantity: 0,
+        },
+      ],
       ...meta('8e8f6c5d-2f0e-4c55-b0f5-3f8a8f2c7d10', '2026-11-27T09:30:00.012Z'),
     },
   },
@@ -139,6 +149,18 @@ const EVENTS: { [Name in EventName]: EventSpec<Name> } = {
       order_id: ORDER,
       items: LINES,
       ...meta('61c0ad23-5c1d-4a53-9bde-7a8e8b1f2e44', '2026-11-27T09:31:00.020Z'),
+    },
+  },
+  BackorderFilled: {
+    schema: BackorderFilled,
+    summary:
+      'Stock arrived for an order waiting on backordered units (oldest order first, from the location that received it): each item is held for it now. Apply each `event_id` once.',
+    example: {
+      event: 'BackorderFilled',
+      event_id: '3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f',
+      occurred_at: '2026-11-29T08:00:00.000Z',
+      order_id: ORDER,
+      items: [{ product_id: 1, quantity: 2, location_code: 'MAIN' }],
     },
   },
   OrderPaid: {

@@ -51,12 +51,28 @@ export type OrderCreated = z.infer<typeof OrderCreated>;
 /** Cents of the shop's currency; a Postgres `integer` holds it. */
 export const Cents = z.number().int('must be a whole number of cents').nonnegative('must not be negative').max(MAX_INT32);
 
+/** A stock location's code: upper-case letters, digits and `-`, at most 32 characters. */
+export const LocationCode = z.string().regex(/^[A-Z0-9-]{1,32}$/, 'location_code must be 1 to 32 upper-case letters, digits or "-"');
+
+/** How many stock locations there may be: a line's allocations, and a product's levels, are at most this many. */
+export const MAX_STOCK_LOCATIONS = 50;
+
+/** Units of a line held at one location. */
+export const Allocation = z.object({ location_code: LocationCode, quantity: Quantity });
+export type Allocation = z.infer<typeof Allocation>;
+
 /**
  * A line as reserved, priced: `unit_price_cents` is the product's price when it was reserved
  * (absent for a product without a price). Consumers of the seed contract read only `product_id`
  * and `quantity`.
  */
-export const ReservedLine = OrderLine.extend({ unit_price_cents: Cents.optional() });
+export const ReservedLine = OrderLine.extend({
+  unit_price_cents: Cents.optional(),
+  /** Where the line's units on hand are held; absent from producers older than stock locations. */
+  allocations: z.array(Allocation).max(MAX_STOCK_LOCATIONS).optional(),
+  /** Units promised beyond what is on hand (0 when none); absent from producers older than backorders. */
+  backordered_quantity: z.number().int().nonnegative().max(MAX_INT32).optional(),
+});
 export type ReservedLine = z.infer<typeof ReservedLine>;
 
 export const StockReserved = z.object({
@@ -116,8 +132,24 @@ export const StockReleased = z.object({
 });
 export type StockReleased = z.infer<typeof StockReleased>;
 
+/**
+ * Stock arrived for an order waiting on backordered units: each item is held now, at its location.
+ * `event_id` is required: the Order Service applies each fill once by it.
+ */
+export const BackorderFilled = z.object({
+  event: z.literal('BackorderFilled'),
+  event_id: z.string().min(1).max(200),
+  occurred_at: Meta.occurred_at,
+  order_id: OrderId,
+  items: z
+    .array(z.object({ product_id: ProductId, quantity: Quantity, location_code: LocationCode }))
+    .min(1, 'items must not be empty')
+    .max(MAX_LINES_PER_ORDER),
+});
+export type BackorderFilled = z.infer<typeof BackorderFilled>;
+
 /** Everything the Order Service consumes from `inventory`, told apart by `event`. */
-export const InventoryAnswer = z.discriminatedUnion('event', [StockReserved, StockRejected, StockReleased]);
+export const InventoryAnswer = z.discriminatedUnion('event', [StockReserved, StockRejected, StockReleased, BackorderFilled]);
 export type InventoryAnswer = z.infer<typeof InventoryAnswer>;
 
 /** ISO 4217: three capital letters. */

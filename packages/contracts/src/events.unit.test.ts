@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OrderCreated, PaymentEvent, productIdFrom, RefundRequested, StockRejected, StockReserved } from './events.ts';
+import { BackorderFilled, OrderCreated, PaymentEvent, productIdFrom, RefundRequested, StockRejected, StockReserved } from './events.ts';
 
 describe('event contract', () => {
   it('accepts the documented examples carrying exactly their fields', () => {
@@ -80,5 +80,60 @@ describe('productIdFrom: a product id as a client writes it', () => {
 
   it.each(['0', '-1', '1.5', '1e3', '', 'abc', '2147483648', '12345678901', 0, 1.5])('refuses %j', (raw) => {
     expect(productIdFrom(raw)).toBeUndefined();
+  });
+});
+
+/**
+ * The bodies as they travel, read the way the seed's consumers read them (a JSON decoder, then the
+ * seed's fields by name), and as Stockflow's own consumers parse them.
+ */
+describe('wire format of stock locations and backorders', () => {
+  it('adds allocations and backordered_quantity to a StockReserved line without touching the seed fields', () => {
+    const raw =
+      '{"event": "StockReserved", "order_id": "ORD-1", "items": [{"product_id": 1, "quantity": 3, "unit_price_cents": 500,' +
+      ' "allocations": [{"location_code": "MAIN", "quantity": 1}, {"location_code": "EAST-2", "quantity": 1}], "backordered_quantity": 1}],' +
+      ' "event_id": "e-1", "occurred_at": "2026-11-27T09:30:00.012Z"}';
+    const seedView = JSON.parse(raw) as { event: string; order_id: string; items: { product_id: number; quantity: number }[] };
+    expect([seedView.event, seedView.order_id, seedView.items.map((i) => [i.product_id, i.quantity])]).toEqual([
+      'StockReserved',
+      'ORD-1',
+      [[1, 3]],
+    ]);
+    expect(StockReserved.parse(JSON.parse(raw)).items[0]).toEqual({
+      product_id: 1,
+      quantity: 3,
+      unit_price_cents: 500,
+      allocations: [
+        { location_code: 'MAIN', quantity: 1 },
+        { location_code: 'EAST-2', quantity: 1 },
+      ],
+      backordered_quantity: 1,
+    });
+    // A producer that knows nothing of locations (the seed's) is still understood.
+    expect(
+      StockReserved.parse(JSON.parse('{"event": "StockReserved", "order_id": "ORD-1", "items": [{"product_id": 1, "quantity": 3}]}')).items,
+    ).toEqual([{ product_id: 1, quantity: 3 }]);
+  });
+
+  it('reads BackorderFilled as documented and refuses one without event_id, items or a valid location code', () => {
+    const raw =
+      '{"event": "BackorderFilled", "event_id": "3c4d", "occurred_at": "2026-11-29T08:00:00.000Z", "order_id": "ORD-1",' +
+      ' "items": [{"product_id": 1, "quantity": 2, "location_code": "MAIN"}]}';
+    expect(BackorderFilled.parse(JSON.parse(raw))).toEqual({
+      event: 'BackorderFilled',
+      event_id: '3c4d',
+      occurred_at: '2026-11-29T08:00:00.000Z',
+      order_id: 'ORD-1',
+      items: [{ product_id: 1, quantity: 2, location_code: 'MAIN' }],
+    });
+    const body = JSON.parse(raw) as Record<string, unknown>;
+    for (const bad of [
+      { event_id: undefined },
+      { items: [] },
+      { items: [{ product_id: 1, quantity: 2, location_code: 'main' }] },
+      { items: [{ product_id: 1, quantity: 0, location_code: 'MAIN' }] },
+    ]) {
+      expect(BackorderFilled.safeParse({ ...body, ...bad }).success, JSON.stringify(bad)).toBe(false);
+    }
   });
 });

@@ -21,6 +21,7 @@ export const ROUTING_KEYS = {
   stockReserved: 'stock.reserved',
   stockRejected: 'stock.rejected',
   stockReleased: 'stock.released',
+  backorderFilled: 'stock.backorder_filled',
   orderPaid: 'order.paid',
   refundRequested: 'order.refund_requested',
   paymentSucceeded: 'payment.succeeded',
@@ -50,6 +51,7 @@ export const EVENT_ROUTES = {
   StockReserved: { exchange: EXCHANGES.inventory, routingKey: ROUTING_KEYS.stockReserved, publisher: 'inventoryService' },
   StockRejected: { exchange: EXCHANGES.inventory, routingKey: ROUTING_KEYS.stockRejected, publisher: 'inventoryService' },
   StockReleased: { exchange: EXCHANGES.inventory, routingKey: ROUTING_KEYS.stockReleased, publisher: 'inventoryService' },
+  BackorderFilled: { exchange: EXCHANGES.inventory, routingKey: ROUTING_KEYS.backorderFilled, publisher: 'inventoryService' },
   OrderPaid: { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderPaid, publisher: 'orderService' },
   RefundRequested: { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.refundRequested, publisher: 'orderService' },
   PaymentSucceeded: { exchange: EXCHANGES.payments, routingKey: ROUTING_KEYS.paymentSucceeded, publisher: 'paymentService' },
@@ -197,7 +199,7 @@ export const queues = {
   orderFulfilledInventory: consumerQueue(QUEUES.orderFulfilledInventory, [
     { exchange: EXCHANGES.orders, routingKey: ROUTING_KEYS.orderFulfilled },
   ]),
-  /** The Order Service's answers from inventory: reserved, rejected, released. */
+  /** The Order Service's answers from inventory: reserved, rejected, released, and backorders filled. */
   stockOrders: consumerQueue(QUEUES.stockOrders, [{ exchange: EXCHANGES.inventory, routingKey: 'stock.*' }]),
   /** The Order Service's payments: succeeded, failed. */
   paymentOrders: consumerQueue(QUEUES.paymentOrders, [{ exchange: EXCHANGES.payments, routingKey: 'payment.*' }]),

@@ -47,6 +47,7 @@ describe('platformQueueFor', () => {
   it('expects a queue for what the platform consumes, by name and when parked, and none for OrderConfirmed', () => {
     expect(platformQueueFor(EXCHANGES.orders, ROUTING_KEYS.orderCreated)).toBe(true);
     expect(platformQueueFor(EXCHANGES.inventory, ROUTING_KEYS.stockReleased)).toBe(true);
+    expect(platformQueueFor(EXCHANGES.inventory, ROUTING_KEYS.backorderFilled)).toBe(true);
     expect(platformQueueFor('', 'order.created.inventory.retry.5s')).toBe(true);
     expect(platformQueueFor(EXCHANGES.deadLetter, queues.stockOrders.queue)).toBe(true);
     expect(platformQueueFor(EXCHANGES.deadLetter, 'someone.elses.queue')).toBe(false);
@@ -69,6 +70,7 @@ describe('EVENT_ROUTES', () => {
       StockReserved: 'inventory stock.reserved by inventoryService',
       StockRejected: 'inventory stock.rejected by inventoryService',
       StockReleased: 'inventory stock.released by inventoryService',
+      BackorderFilled: 'inventory stock.backorder_filled by inventoryService',
       PaymentSucceeded: 'payments payment.succeeded by paymentService',
       PaymentFailed: 'payments payment.failed by paymentService',
     });

@@ -2,6 +2,6 @@
 export { startInventoryService, inventoryMigrations } from './service.ts';
 export { loadInventoryConfig, type InventoryConfig } from './config.ts';
 export { inventorySchema } from './graphql/schema.ts';
-export { catalogRepository, type CatalogRepository } from './db/catalog.ts';
+export { seedCatalog, type CatalogRepository } from './db/catalog.ts';
 export { SAMPLE_CATALOG } from './domain/sample-catalog.ts';
 export { CANCELLED_BEFORE_RESERVATION } from './db/releases.ts';

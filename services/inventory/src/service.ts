@@ -3,11 +3,12 @@ import { queues } from '@stockflow/contracts';
 import { createServiceGraphqlServer } from '@stockflow/graphql';
 import { migrationSource } from '@stockflow/db';
 import { platformMigrations } from '@stockflow/messaging';
+import { systemClock } from '@stockflow/platform';
 import { runService, type RunningService, type ServiceDependencies } from '@stockflow/runtime';
 import type { Logger } from '@stockflow/observability';
 import type { InventoryConfig } from './config.ts';
 import { catalogRepository } from './db/catalog.ts';
-import { inventorySchema, productLoader } from './graphql/schema.ts';
+import { inventorySchema, levelsLoader, productLoader } from './graphql/schema.ts';
 import { INVENTORY_QUEUES, startInventoryConsumers } from './messaging/consumers.ts';
 
 export const inventoryMigrations = [platformMigrations, migrationSource('inventory', path.join(import.meta.dirname, 'db', 'migrations'))];
@@ -31,7 +32,7 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
         metrics,
         tracing,
       });
-      const catalog = catalogRepository(db);
+      const catalog = catalogRepository(db, { clock: systemClock, outbox });
       const graphql = createServiceGraphqlServer({
         config,
         logger,
@@ -39,7 +40,14 @@ export function startInventoryService(config: InventoryConfig, logger: Logger, d
         metrics,
         tracing,
         schema: inventorySchema,
-        context: (access) => ({ access, catalog, productById: productLoader(catalog), transport, consumerQueues: INVENTORY_QUEUES }),
+        context: (access) => ({
+          access,
+          catalog,
+          productById: productLoader(catalog),
+          levelsOf: levelsLoader(catalog),
+          transport,
+          consumerQueues: INVENTORY_QUEUES,
+        }),
       });
       return { subscriptions, consumedQueues: INVENTORY_QUEUES, http: graphql };
     },

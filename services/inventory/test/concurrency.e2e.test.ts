@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, ROUTING_KEYS } from '@stockflow/contracts';
 import {
   createTestDatabase,
+  eventually,
   graphqlClient,
   rawAmqp,
   startServiceProcess,
@@ -93,6 +94,117 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
     expect((coldRow?.availableStock ?? -1) + (coldRow?.reservedStock ?? 0)).toBe(50);
 
     // No process hit an error on the way (a deadlock or a CHECK violation would log at level 50).
+    expect(processes.map((p) => p.output()).filter((log) => /"level":50/.test(log))).toEqual([]);
+  });
+
+  it('keeps every location whole and backorders within their limit while orders, cancellations and restocks race', async () => {
+    const gql = graphqlClient(`http://127.0.0.1:${processes[1]?.port}/graphql`);
+    await gql.data('mutation { createStockLocation(input: {code: "SECOND", name: "Second", priority: 50}) { id } }');
+    const create = async (sku: string, main: number, second: number, backorderLimit: number) => {
+      const id = (
+        await gql.data<{ createProduct: { id: string } }>(
+          `mutation { createProduct(input: {sku: "${sku}", name: "${sku}", initialStock: ${main}, backorderLimit: ${backorderLimit}}) { id } }`,
+        )
+      ).createProduct.id;
+      await gql.data(`mutation { restock(productId: "${id}", quantity: ${second}, locationCode: "SECOND") { id } }`);
+      return Number(id);
+    };
+    const received = { A: { MAIN: 10, SECOND: 5 }, B: { MAIN: 6, SECOND: 6 } };
+    const limits = { A: 8, B: 4 };
+    const a = await create('HOT-LOC-A', received.A.MAIN, received.A.SECOND, limits.A);
+    const b = await create('HOT-LOC-B', received.B.MAIN, received.B.SECOND, limits.B);
+
+    const answers = await amqp.listen(EXCHANGES.inventory, 'stock.*');
+    const orderItems = (i: number) => [{ product_id: a, quantity: (i % 2) + 1 }, ...(i % 3 === 0 ? [{ product_id: b, quantity: 1 }] : [])];
+    const place = (from: number, to: number) =>
+      Promise.all(
+        Array.from({ length: to - from }, (_, k) =>
+          amqp.publish(EXCHANGES.orders, ROUTING_KEYS.orderCreated, {
+            event: 'OrderCreated',
+            order_id: `L-${from + k}`,
+            items: orderItems(from + k),
+          }),
+        ),
+      );
+    const decided = () => answers.received.filter((m) => m.routingKey === 'stock.reserved' || m.routingKey === 'stock.rejected');
+    await place(0, 200);
+    await eventually(
+      () => Promise.resolve(decided().length),
+      (n) => n >= 200,
+      60_000,
+    );
+
+    // A second wave races cancellations of reserved orders (backordered ones among them) and stock arriving at both locations.
+    const cancelled = decided()
+      .filter((m) => m.routingKey === 'stock.reserved')
+      .slice(0, 20)
+      .map((m) => (m.json as { order_id: string }).order_id);
+    const restocks: [number, number, 'MAIN' | 'SECOND'][] = [
+      [a, 3, 'MAIN'],
+      [a, 4, 'SECOND'],
+      [b, 2, 'SECOND'],
+      [a, 2, 'MAIN'],
+    ];
+    await Promise.all([
+      place(200, 300),
+      ...cancelled.map((order_id) => amqp.publish(EXCHANGES.orders, ROUTING_KEYS.orderCancelled, { event: 'OrderCancelled', order_id })),
+      ...restocks.map(([id, quantity, location]) =>
+        gql.data(`mutation { restock(productId: "${id}", quantity: ${quantity}, locationCode: "${location}") { id } }`),
+      ),
+    ]);
+    for (const [id, quantity, location] of restocks) received[id === a ? 'A' : 'B'][location] += quantity;
+    await eventually(
+      () => Promise.resolve([decided().length, answers.received.filter((m) => m.routingKey === 'stock.released').length]),
+      ([d, r]) => d === 300 && r === cancelled.length,
+      60_000,
+    );
+    await new Promise((r) => setTimeout(r, 500));
+
+    // Every order decided exactly once.
+    const outcomes = new Map<string, string[]>();
+    for (const m of decided()) {
+      const id = (m.json as { order_id: string }).order_id;
+      outcomes.set(id, [...(outcomes.get(id) ?? []), m.routingKey]);
+    }
+    expect(outcomes.size).toBe(300);
+    expect([...outcomes.values()].filter((o) => o.length !== 1)).toEqual([]);
+
+    const { products } = await gql.data<{
+      products: {
+        nodes: {
+          id: string;
+          reservedStock: number;
+          backorderedStock: number;
+          stockLevels: { location: { code: 'MAIN' | 'SECOND' }; available: number; reserved: number; sold: number }[];
+        }[];
+      };
+    }>(
+      `{ products(ids: ["${a}", "${b}"]) { nodes { id reservedStock backorderedStock stockLevels { location { code } available reserved sold } } } }`,
+    );
+    const stillHeld = new Set(
+      decided()
+        .filter((m) => m.routingKey === 'stock.reserved')
+        .map((m) => (m.json as { order_id: string }).order_id)
+        .filter((id) => !cancelled.includes(id)),
+    );
+    for (const [key, id] of [
+      ['A', a],
+      ['B', b],
+    ] as const) {
+      const row = products.nodes.find((p) => p.id === String(id));
+      // Per location: nothing below zero, and every unit received is available, reserved or sold.
+      for (const level of row?.stockLevels ?? []) {
+        expect(level.available, `${key} at ${level.location.code}`).toBeGreaterThanOrEqual(0);
+        expect(level.available + level.reserved + level.sold, `${key} at ${level.location.code}`).toBe(received[key][level.location.code]);
+      }
+      expect(row?.stockLevels).toHaveLength(2);
+      expect(row?.backorderedStock).toBeLessThanOrEqual(limits[key]);
+      // What the accepted orders still hold, on hand or backordered, is what the product says is promised.
+      const promised = [...stillHeld].flatMap((orderId) => orderItems(Number(orderId.slice(2)))).filter((l) => l.product_id === id);
+      expect((row?.reservedStock ?? 0) + (row?.backorderedStock ?? 0)).toBe(promised.reduce((sum, l) => sum + l.quantity, 0));
+    }
+    // Demand far above supply: the backorders were used, and stock that arrived filled them.
+    expect(answers.received.some((m) => m.routingKey === 'stock.backorder_filled')).toBe(true);
     expect(processes.map((p) => p.output()).filter((log) => /"level":50/.test(log))).toEqual([]);
   });
 });

@@ -27,8 +27,17 @@ describe.skipIf(servicesUnavailable)('wire contract with other teams (raw AMQP)'
     expect({ event: body.event, order_id: body.order_id, items: body.items }).toEqual({
       event: 'StockReserved',
       order_id: 'ORD-12345',
-      // The seed's fields, and the product's price at reservation (the harness prices at 999).
-      items: [{ product_id: productId, quantity: 2, unit_price_cents: 999 }],
+      // The seed's fields, the product's price at reservation (the harness prices at 999), where
+      // the units are held and how many are backordered.
+      items: [
+        {
+          product_id: productId,
+          quantity: 2,
+          unit_price_cents: 999,
+          allocations: [{ location_code: 'MAIN', quantity: 2 }],
+          backordered_quantity: 0,
+        },
+      ],
     });
     // Only the extras the contract allows a producer to add.
     expect(Object.keys(body).sort()).toEqual(['event', 'event_id', 'items', 'occurred_at', 'order_id']);
@@ -87,7 +96,15 @@ describe.skipIf(servicesUnavailable)('wire contract with other teams (raw AMQP)'
     });
     const answer = await answerFor('ORD-EXTRA');
     expect(answer.routingKey).toBe('stock.reserved');
-    expect((answer.json as { items: unknown }).items).toEqual([{ product_id: productId, quantity: 1, unit_price_cents: 999 }]);
+    expect((answer.json as { items: unknown }).items).toEqual([
+      {
+        product_id: productId,
+        quantity: 1,
+        unit_price_cents: 999,
+        allocations: [{ location_code: 'MAIN', quantity: 1 }],
+        backordered_quantity: 0,
+      },
+    ]);
   });
 
   it('prices each line at the price of the moment it is reserved, and leaves a line of a product without a price unpriced', async () => {
@@ -104,9 +121,10 @@ describe.skipIf(servicesUnavailable)('wire contract with other teams (raw AMQP)'
       ],
     });
     const answer = await answerFor('ORD-PRICED');
-    expect(StockReserved.parse(answer.json).items).toEqual([
-      { product_id: priced, quantity: 2, unit_price_cents: 1250 },
-      { product_id: unpriced, quantity: 1 },
+    expect(StockReserved.parse(answer.json).items.map(({ product_id, unit_price_cents }) => ({ product_id, unit_price_cents }))).toEqual([
+      { product_id: priced, unit_price_cents: 1250 },
+      { product_id: unpriced, unit_price_cents: undefined },
     ]);
+    expect(Object.keys((answer.json as { items: object[] }).items[1] as object)).not.toContain('unit_price_cents');
   });
 });

@@ -4,6 +4,7 @@ import { createAmqpTransport, type Transport } from '@stockflow/messaging';
 import { createLogger } from '@stockflow/observability';
 import { createTestDatabase, eventually, rawAmqp, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../src/config.ts';
+import { seedCatalog } from '../src/db/catalog.ts';
 import { startInventoryService } from '../src/service.ts';
 import { purgeQueues, servicesUnavailable } from './harness.ts';
 
@@ -51,9 +52,8 @@ describe.skipIf(servicesUnavailable)('outbox between commit and publish', () => 
     };
     const first = await startInventoryService(config, logger, { transport: cannotPublish });
     const answers = await amqp.listen(EXCHANGES.inventory, 'stock.*');
-    const { rows } = await first.db.query<{ id: number }>(
-      `INSERT INTO products (sku, name, available) VALUES ('OUTBOX-1', 'Outbox', 5) RETURNING id`,
-    );
+    await seedCatalog(first.db, [{ sku: 'OUTBOX-1', name: 'Outbox', priceCents: null, initialStock: 5 }]);
+    const { rows } = await first.db.query<{ id: number }>(`SELECT id FROM products WHERE sku = 'OUTBOX-1'`);
     const productId = rows[0]?.id;
     await amqp.publish(EXCHANGES.orders, ROUTING_KEYS.orderCreated, {
       event: 'OrderCreated',

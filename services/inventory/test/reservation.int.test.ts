@@ -104,7 +104,10 @@ describe.skipIf(servicesUnavailable)('reservation on the real PostgreSQL and Rab
     const transaction = other.transaction(async (tx) => {
       await (setAvailable === undefined
         ? tx.query('SELECT 1 FROM products WHERE id = $1 FOR UPDATE', [productId])
-        : tx.query('UPDATE products SET available = $2 WHERE id = $1', [productId, setAvailable]));
+        : tx.query(
+            'WITH level AS (UPDATE stock_levels SET available = $2 WHERE product_id = $1) UPDATE products SET available = $2 WHERE id = $1',
+            [productId, setAvailable],
+          ));
       holding();
       await committing;
     });

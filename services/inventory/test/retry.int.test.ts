@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { createTestDatabase, eventually, graphqlClient, rawAmqp, repoRoot, type RawAmqp, type TestDatabase } from '@stockflow/testing';
 import { loadInventoryConfig } from '../src/config.ts';
+import { seedCatalog } from '../src/db/catalog.ts';
 import { startInventoryService } from '../src/service.ts';
 import { purgeQueues, servicesUnavailable } from './harness.ts';
 
@@ -64,7 +65,7 @@ describe.skipIf(servicesUnavailable)('retries with increasing delay, parking, an
       AUTH_DISABLED: 'true',
     });
     service = await startInventoryService(config, createLogger({ name: 'inventory', level: 'silent' }), { db: flaky.db });
-    await real.query(`INSERT INTO products (sku, name, available) VALUES ('RETRY-${marker}', 'r', 100) ON CONFLICT DO NOTHING`);
+    await seedCatalog(real, [{ sku: `RETRY-${marker}`, name: 'r', priceCents: null, initialStock: 100 }]);
     const { rows } = await real.query<{ id: number }>(`SELECT id FROM products WHERE sku = 'RETRY-${marker}'`);
     return { seen: flaky.seen, productId: rows[0]?.id as number, gql: graphqlClient(`http://127.0.0.1:${service.port}/graphql`) };
   };

@@ -15,6 +15,8 @@ export function Catalog({ products, error }: { products: Product[]; error: strin
               <th scope="col">Available</th>
               <th scope="col">Reserved</th>
               <th scope="col">Sold</th>
+              <th scope="col">Backordered</th>
+              <th scope="col">Available by location</th>
             </tr>
           </thead>
           <tbody>
@@ -27,6 +29,10 @@ export function Catalog({ products, error }: { products: Product[]; error: strin
                 <td data-field="available">{p.availableStock}</td>
                 <td data-field="reserved">{p.reservedStock}</td>
                 <td data-field="sold">{p.soldStock}</td>
+                <td data-field="backordered">{p.backorderedStock}</td>
+                <td data-field="locations" className="muted">
+                  {p.stockLevels.map((l) => `${l.location.code} ${l.available}`).join(' · ')}
+                </td>
               </tr>
             ))}
           </tbody>

@@ -31,7 +31,8 @@ export function OrderActions({ order, admin, onDone }: { order: Order; admin: bo
     });
   const payable = order.status === 'CONFIRMED' && order.paymentDueAt !== null && order.totalCents !== null && order.currency !== null;
   // Without a due time a CONFIRMED order was confirmed with payments off, so it ships unpaid.
-  const fulfillable = order.status === 'PAID' || (order.status === 'CONFIRMED' && order.paymentDueAt === null);
+  // An order awaiting backordered stock is refused (AWAITING_STOCK) until it arrives.
+  const fulfillable = !order.awaitingStock && (order.status === 'PAID' || (order.status === 'CONFIRMED' && order.paymentDueAt === null));
   return (
     <span className="actions">
       {admin && payable && (

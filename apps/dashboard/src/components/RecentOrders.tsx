@@ -28,6 +28,11 @@ export function RecentOrders({
               <span className={`status ${o.status.toLowerCase()}`} data-field="status">
                 {o.status}
               </span>{' '}
+              {o.awaitingStock && (
+                <span className="badge" data-field="awaiting-stock">
+                  awaiting stock
+                </span>
+              )}{' '}
               <code>{o.id.slice(0, 12)}…</code> {o.customerId}:{' '}
               <span data-field="items">{o.items.map((i) => `${i.quantity} × ${i.product?.name ?? `#${i.productId}`}`).join(', ')}</span>
               {o.totalCents !== null && o.currency && (

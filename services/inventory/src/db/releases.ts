@@ -10,52 +10,69 @@ export const CANCELLED_BEFORE_RESERVATION = 'Order cancelled before stock was re
 type Movement = 'RELEASE' | 'SALE';
 
 /**
- * Moves what is held for the orders out of `reserved`: back to `available` (RELEASE) or on to
- * `sold` (SALE), with a ledger row per order and product. Held lines are locked in order id
- * order, then their products in id order, as every other writer takes them, so concurrent
- * batches never deadlock on them. The ledger rows carry the counters after each line, computed
- * with a running sum per product.
+ * Moves what is held for the orders out of `reserved`, at the locations it is held at: back to
+ * `available` (RELEASE) or on to `sold` (SALE), with a ledger row per order, product and location;
+ * the lines' backordered units are given up (their place in the backorder with them). Their
+ * products are locked in id order first, as every other writer of stock takes them, so concurrent
+ * batches never deadlock; every held line, its allocations and its level change only under its
+ * product's lock, so what is read after it is what the last writer left. The ledger rows carry the
+ * product's counters after each row, computed with a running sum per product.
  */
 async function settleHeld(tx: Queryable, orderIds: readonly string[], kind: Movement): Promise<void> {
   const { rows: held } = await tx.query<{ product_id: number }>(
-    `SELECT product_id FROM reservations WHERE order_id = ANY($1::text[]) AND status = 'HELD' ORDER BY order_id, product_id FOR UPDATE`,
+    `SELECT DISTINCT product_id FROM reservations WHERE order_id = ANY($1::text[]) AND status = 'HELD' ORDER BY product_id`,
     [orderIds],
   );
   if (held.length === 0) return;
-  await tx.query('SELECT 1 FROM products WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE', [[...new Set(held.map((h) => h.product_id))]]);
+  const productIds = held.map((h) => h.product_id);
+  await tx.query('SELECT 1 FROM products WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE', [productIds]);
   const release = kind === 'RELEASE';
   await tx.query(
     `WITH line AS (
-       SELECT row_number() OVER (ORDER BY order_id, product_id) AS ord, order_id, product_id, quantity
-       FROM reservations WHERE order_id = ANY($1::text[]) AND status = 'HELD'
+       SELECT order_id, product_id, quantity, backordered FROM reservations
+       WHERE order_id = ANY($1::text[]) AND status = 'HELD' AND product_id = ANY($5::int[])
+     ), alloc AS (
+       SELECT row_number() OVER (ORDER BY a.order_id, a.product_id, a.location_id) AS ord,
+              a.order_id, a.product_id, a.location_id, a.quantity
+       FROM reservation_allocations a JOIN line l ON l.order_id = a.order_id AND l.product_id = a.product_id
      ), totals AS (
-       SELECT product_id, sum(quantity)::int AS quantity FROM line GROUP BY product_id
+       SELECT product_id, sum(quantity - backordered)::int AS held, sum(backordered)::int AS backordered FROM line GROUP BY product_id
      ), updated AS (
        UPDATE products p SET
-         available = p.available + CASE WHEN $2 THEN t.quantity ELSE 0 END,
-         reserved = p.reserved - t.quantity,
-         sold = p.sold + CASE WHEN $2 THEN 0 ELSE t.quantity END,
+         available = p.available + CASE WHEN $2 THEN t.held ELSE 0 END,
+         reserved = p.reserved - t.held,
+         sold = p.sold + CASE WHEN $2 THEN 0 ELSE t.held END,
+         backordered = p.backordered - t.backordered,
          updated_at = now()
        FROM totals t WHERE p.id = t.product_id
        RETURNING p.id,
-                 p.available - CASE WHEN $2 THEN t.quantity ELSE 0 END AS available_before,
-                 p.reserved + t.quantity AS reserved_before,
-                 p.sold - CASE WHEN $2 THEN 0 ELSE t.quantity END AS sold_before
+                 p.available - CASE WHEN $2 THEN t.held ELSE 0 END AS available_before,
+                 p.reserved + t.held AS reserved_before,
+                 p.sold - CASE WHEN $2 THEN 0 ELSE t.held END AS sold_before
+     ), level_totals AS (
+       SELECT product_id, location_id, sum(quantity)::int AS quantity FROM alloc GROUP BY product_id, location_id
+     ), levels AS (
+       UPDATE stock_levels s SET
+         available = s.available + CASE WHEN $2 THEN t.quantity ELSE 0 END,
+         reserved = s.reserved - t.quantity,
+         sold = s.sold + CASE WHEN $2 THEN 0 ELSE t.quantity END
+       FROM level_totals t WHERE s.product_id = t.product_id AND s.location_id = t.location_id
      ), settled AS (
-       UPDATE reservations SET status = $3, updated_at = now() WHERE order_id = ANY($1::text[]) AND status = 'HELD'
+       UPDATE reservations SET status = $3, updated_at = now()
+       WHERE order_id = ANY($1::text[]) AND status = 'HELD' AND product_id = ANY($5::int[])
      )
-     INSERT INTO stock_movements (product_id, kind, quantity, available_change, reserved_change, sold_change,
+     INSERT INTO stock_movements (product_id, location_id, kind, quantity, available_change, reserved_change, sold_change,
                                   available_after, reserved_after, sold_after, order_id)
-     SELECT l.product_id, $4, l.quantity,
-            CASE WHEN $2 THEN l.quantity ELSE 0 END, -l.quantity, CASE WHEN $2 THEN 0 ELSE l.quantity END,
-            u.available_before + CASE WHEN $2 THEN sum(l.quantity) OVER w ELSE 0 END,
-            u.reserved_before - sum(l.quantity) OVER w,
-            u.sold_before + CASE WHEN $2 THEN 0 ELSE sum(l.quantity) OVER w END,
-            l.order_id
-     FROM line l JOIN updated u ON u.id = l.product_id
-     WINDOW w AS (PARTITION BY l.product_id ORDER BY l.ord)
-     ORDER BY l.ord`,
-    [orderIds, release, release ? 'RELEASED' : 'SOLD', kind],
+     SELECT a.product_id, a.location_id, $4, a.quantity,
+            CASE WHEN $2 THEN a.quantity ELSE 0 END, -a.quantity, CASE WHEN $2 THEN 0 ELSE a.quantity END,
+            u.available_before + CASE WHEN $2 THEN sum(a.quantity) OVER w ELSE 0 END,
+            u.reserved_before - sum(a.quantity) OVER w,
+            u.sold_before + CASE WHEN $2 THEN 0 ELSE sum(a.quantity) OVER w END,
+            a.order_id
+     FROM alloc a JOIN updated u ON u.id = a.product_id
+     WINDOW w AS (PARTITION BY a.product_id ORDER BY a.ord)
+     ORDER BY a.ord`,
+    [orderIds, release, release ? 'RELEASED' : 'SOLD', kind, productIds],
   );
 }
 

@@ -3,7 +3,7 @@ import { AppError, type Clock } from '@stockflow/platform';
 import { traceHeaders, tracesByOrder, type Logger, type Metrics, type TraceContext } from '@stockflow/observability';
 import type { OutboxWriter } from '@stockflow/messaging';
 import type { Queryable, Transaction } from '@stockflow/db';
-import { decideOrders, type Decision, type OrderRequest } from '../domain/reservation.ts';
+import { decideOrders, type Decision, type OrderRequest, type ProductStock } from '../domain/reservation.ts';
 import { answerFor } from '../messaging/answers.ts';
 
 /** What the inventory's writes need besides the transaction: time and ids, and the outbox for its answers. */
@@ -60,32 +60,44 @@ export async function applyOrderCreatedBatch(
   const orderIds = [...new Set(events.map((e) => e.order_id))];
   const productIds = [...new Set(events.flatMap((e) => e.items.map((i) => i.product_id)))].sort((a, b) => a - b);
   // One round trip: the orders decided before, and the stock of every product the batch names.
-  // A product with nothing available cannot reserve a unit whatever is decided before, so it is
-  // read without its lock: once a doorbuster sells out, its rejections stop queueing behind one
-  // another for its row. A product that may still reserve is locked (in id order) and read again
-  // under the lock. Stock only grows by a restock or a release, after which this reading is still
-  // a true one of the moment this batch looked. (The products of an order answered again are
-  // locked too; a redelivery is rare, and the lookup would otherwise cost a round trip of its own.)
+  // A product with nothing available and no backorder room left cannot reserve a unit whatever is
+  // decided before, so it is read without its lock: once a doorbuster sells out, its rejections
+  // stop queueing behind one another for its row. A product that may still reserve is locked (in
+  // id order) and read again under the lock, its levels too: a level locked here is read as the
+  // last writer left it, as the product row is (every writer of a level holds its product's row).
+  // Stock only grows by a restock, a transfer or a release, after which this reading is still a
+  // true one of the moment this batch looked; a level a concurrent restock has just created at a
+  // new location is not seen (this statement's snapshot predates it), which only sees less stock.
+  // (The products of an order answered again are locked too; a redelivery is rare, and the lookup
+  // would otherwise cost a round trip of its own.)
   const { rows: looked } = await tx.query<{
     existing: ExistingDecision[];
-    stock: { id: number; available: number; price_cents: number | null }[];
+    stock: { id: number; available: number; backorder_room: number; price_cents: number | null }[];
+    levels: { product_id: number; location_id: number; code: string; priority: number; available: number }[];
   }>(
     `WITH existing AS (
        SELECT order_id, event, routing_key FROM order_decisions WHERE order_id = ANY($1::text[])
      ), seen AS (
-       SELECT id, available, price_cents FROM products WHERE id = ANY($2::int[])
+       SELECT id, available, backorder_limit - backordered AS backorder_room, price_cents FROM products WHERE id = ANY($2::int[])
      ), locked AS (
-       SELECT id, available, price_cents FROM products WHERE id IN (SELECT id FROM seen WHERE available > 0) ORDER BY id FOR UPDATE
+       SELECT id, available, backorder_limit - backordered AS backorder_room, price_cents FROM products
+       WHERE id IN (SELECT id FROM seen WHERE available > 0 OR backorder_room > 0) ORDER BY id FOR UPDATE
+     ), levels AS (
+       SELECT product_id, location_id, available FROM stock_levels
+       WHERE product_id IN (SELECT id FROM locked) ORDER BY product_id, location_id FOR UPDATE
      ), stock AS (
-       SELECT id, available, price_cents FROM locked
+       SELECT id, available, backorder_room, price_cents FROM locked
        UNION ALL
-       SELECT id, available, price_cents FROM seen WHERE available = 0
+       SELECT id, available, backorder_room, price_cents FROM seen WHERE available = 0 AND backorder_room = 0
      )
      SELECT (SELECT coalesce(json_agg(existing), '[]') FROM existing) AS existing,
-            (SELECT coalesce(json_agg(stock), '[]') FROM stock) AS stock`,
+            (SELECT coalesce(json_agg(stock), '[]') FROM stock) AS stock,
+            (SELECT coalesce(json_agg(json_build_object('product_id', v.product_id, 'location_id', v.location_id, 'code', l.code,
+                                                        'priority', l.priority, 'available', v.available)), '[]')
+             FROM levels v JOIN stock_locations l ON l.id = v.location_id WHERE v.available > 0) AS levels`,
     [orderIds, productIds],
   );
-  const { existing, stock } = looked[0] as (typeof looked)[number];
+  const { existing, stock, levels } = looked[0] as (typeof looked)[number];
   const answerByOrder = new Map(existing.map((d) => [d.order_id, repeatAnswer(d)]));
   const fresh: OrderRequest[] = [];
   const freshIds = new Set<string>();
@@ -104,7 +116,11 @@ export async function applyOrderCreatedBatch(
 
   let newAnswers: OutgoingMessage[] = [];
   if (fresh.length > 0) {
-    const decisions = decideOrders(fresh, new Map(stock.map((s) => [s.id, s.available])));
+    const stockById = new Map<number, ProductStock>(stock.map((s) => [s.id, { levels: [], backorderRoom: s.backorder_room }]));
+    for (const l of levels) {
+      stockById.get(l.product_id)?.levels.push({ locationId: l.location_id, code: l.code, priority: l.priority, available: l.available });
+    }
+    const decisions = decideOrders(fresh, stockById);
     const prices = new Map(stock.map((s) => [s.id, s.price_cents]));
     newAnswers = decisions.map((d, i) => traced(answerFor(d, { eventId: eventIds[i] as string, occurredAt: now }, prices), d.orderId));
     decisions.forEach((d, i) => answerByOrder.set(d.orderId, newAnswers[i] as OutgoingMessage));
@@ -134,8 +150,9 @@ function repeatAnswer(previous: ExistingDecision): OutgoingMessage {
 
 /**
  * Records the decisions (the inbox that makes a repeat answer the stored event) and applies the
- * reservations: products, held lines and ledger rows, one statement for the whole batch. The
- * ledger rows carry the counters after each order, computed with a running sum in arrival order.
+ * reservations: products and their levels, held lines with their allocations, and ledger rows
+ * (one per location a line takes from), one statement for the whole batch. The ledger rows carry
+ * the product's counters after each of them, computed with a running sum in arrival order.
  */
 async function writeDecisions(tx: Queryable, decisions: Decision[], answers: OutgoingMessage[]): Promise<void> {
   const decided = decisions.map((d, i) => ({
@@ -145,11 +162,19 @@ async function writeDecisions(tx: Queryable, decisions: Decision[], answers: Out
     event: answers[i]?.body,
     routing_key: answers[i]?.routingKey,
   }));
-  const lines = decisions
-    .flatMap((d) =>
-      d.outcome === 'RESERVED' ? d.perProduct.map((l) => ({ order_id: d.orderId, product_id: l.product_id, quantity: l.quantity })) : [],
+  const reserved = decisions.flatMap((d) => (d.outcome === 'RESERVED' ? d.perProduct.map((l) => ({ orderId: d.orderId, line: l })) : []));
+  const lines = reserved.map(({ orderId, line }, ord) => ({
+    ord,
+    order_id: orderId,
+    product_id: line.product_id,
+    quantity: line.quantity,
+    backordered: line.backordered,
+  }));
+  const allocations = reserved
+    .flatMap(({ orderId, line }) =>
+      line.allocations.map((a) => ({ order_id: orderId, product_id: line.product_id, location_id: a.locationId, quantity: a.quantity })),
     )
-    .map((line, ord) => ({ ...line, ord }));
+    .map((a, ord) => ({ ...a, ord }));
   const { rows } = await tx.query<{ recorded: number }>(
     `WITH recorded AS (
        INSERT INTO order_decisions (order_id, outcome, reason, event, routing_key)
@@ -161,31 +186,45 @@ async function writeDecisions(tx: Queryable, decisions: Decision[], answers: Out
        -- Only the lines of orders recorded here: the held lines of an order another instance has
        -- just decided are there already, and inserting them again would fail on their key
        -- instead of as the conflict it is.
-       SELECT ord, order_id, product_id, quantity
-       FROM json_to_recordset($2::json) AS x(ord int, order_id text, product_id int, quantity int)
+       SELECT ord, order_id, product_id, quantity, backordered
+       FROM json_to_recordset($2::json) AS x(ord int, order_id text, product_id int, quantity int, backordered int)
+       WHERE order_id IN (SELECT order_id FROM recorded)
+     ), alloc AS (
+       SELECT ord, order_id, product_id, location_id, quantity
+       FROM json_to_recordset($3::json) AS x(ord int, order_id text, product_id int, location_id int, quantity int)
        WHERE order_id IN (SELECT order_id FROM recorded)
      ), totals AS (
-       SELECT product_id, sum(quantity)::int AS quantity FROM line GROUP BY product_id
+       SELECT product_id, sum(quantity - backordered)::int AS held, sum(backordered)::int AS backordered FROM line GROUP BY product_id
      ), updated AS (
-       UPDATE products p SET available = p.available - t.quantity, reserved = p.reserved + t.quantity, updated_at = now()
+       UPDATE products p SET available = p.available - t.held, reserved = p.reserved + t.held,
+                             backordered = p.backordered + t.backordered, updated_at = now()
        FROM totals t WHERE p.id = t.product_id
-       RETURNING p.id, p.available + t.quantity AS available_before, p.reserved - t.quantity AS reserved_before, p.sold
+       RETURNING p.id, p.available + t.held AS available_before, p.reserved - t.held AS reserved_before, p.sold
+     ), level_totals AS (
+       SELECT product_id, location_id, sum(quantity)::int AS quantity FROM alloc GROUP BY product_id, location_id
+     ), levels AS (
+       UPDATE stock_levels s SET available = s.available - t.quantity, reserved = s.reserved + t.quantity
+       FROM level_totals t WHERE s.product_id = t.product_id AND s.location_id = t.location_id
      ), held AS (
-       INSERT INTO reservations (order_id, product_id, quantity, status)
-       SELECT order_id, product_id, quantity, 'HELD' FROM line
+       -- In arrival order: seq orders the backordered lines for filling, oldest first.
+       INSERT INTO reservations (order_id, product_id, quantity, backordered, status)
+       SELECT order_id, product_id, quantity, backordered, 'HELD' FROM line ORDER BY ord
+     ), allocated AS (
+       INSERT INTO reservation_allocations (order_id, product_id, location_id, quantity)
+       SELECT order_id, product_id, location_id, quantity FROM alloc
      ), moved AS (
-       INSERT INTO stock_movements (product_id, kind, quantity, available_change, reserved_change, sold_change,
+       INSERT INTO stock_movements (product_id, location_id, kind, quantity, available_change, reserved_change, sold_change,
                                     available_after, reserved_after, sold_after, order_id)
-       SELECT l.product_id, 'RESERVATION', l.quantity, -l.quantity, l.quantity, 0,
-              u.available_before - sum(l.quantity) OVER w,
-              u.reserved_before + sum(l.quantity) OVER w,
-              u.sold, l.order_id
-       FROM line l JOIN updated u ON u.id = l.product_id
-       WINDOW w AS (PARTITION BY l.product_id ORDER BY l.ord)
-       ORDER BY l.ord
+       SELECT a.product_id, a.location_id, 'RESERVATION', a.quantity, -a.quantity, a.quantity, 0,
+              u.available_before - sum(a.quantity) OVER w,
+              u.reserved_before + sum(a.quantity) OVER w,
+              u.sold, a.order_id
+       FROM alloc a JOIN updated u ON u.id = a.product_id
+       WINDOW w AS (PARTITION BY a.product_id ORDER BY a.ord)
+       ORDER BY a.ord
      )
      SELECT count(*)::int AS recorded FROM recorded`,
-    [JSON.stringify(decided), JSON.stringify(lines)],
+    [JSON.stringify(decided), JSON.stringify(lines), JSON.stringify(allocations)],
   );
   if (rows[0]?.recorded !== decided.length) {
     // Another instance decided one of these orders after our lookup (the same order delivered to

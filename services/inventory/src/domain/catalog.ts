@@ -17,12 +17,63 @@ export interface NewProduct {
   name: string;
   priceCents: number | null;
   initialStock: number;
+  /** Units that may be promised beyond what is on hand; 0 when left out. */
+  backorderLimit?: number | undefined;
 }
 
 export interface ProductChanges {
   sku?: string | undefined;
   name?: string | undefined;
   priceCents?: number | null | undefined;
+  backorderLimit?: number | undefined;
+}
+
+/** The location every product's stock starts at, and every call naming none works on. */
+export const MAIN_LOCATION = 'MAIN';
+/** A new location's priority when none is given: MAIN's, so it is preferred only by its code. */
+export const DEFAULT_LOCATION_PRIORITY = 100;
+
+export interface NewLocation {
+  code: string;
+  name: string;
+  priority: number;
+}
+
+const LOCATION_CODE_PATTERN = /^[A-Z0-9-]{1,32}$/;
+
+export function validLocationCode(raw: string, field = 'code'): string {
+  const code = raw.trim();
+  if (!LOCATION_CODE_PATTERN.test(code)) {
+    throw new ValidationError(`${field} must be 1 to 32 upper-case letters, digits or "-", got "${code.slice(0, 40)}"`, { field });
+  }
+  return code;
+}
+
+export function validNewLocation(input: { code: string; name: string; priority?: number | null | undefined }): NewLocation {
+  const priority = input.priority ?? DEFAULT_LOCATION_PRIORITY;
+  if (!Number.isInteger(priority) || priority < 0 || priority > LIMITS.maxStock) {
+    throw new ValidationError(`priority must be a whole number from 0 to ${LIMITS.maxStock}`, { field: 'priority' });
+  }
+  return { code: validLocationCode(input.code), name: validName(input.name), priority };
+}
+
+export function validBackorderLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 0 || limit > LIMITS.maxStock) {
+    throw new ValidationError(`backorderLimit must be a whole number from 0 to ${LIMITS.maxStock}`, { field: 'backorderLimit' });
+  }
+  return limit;
+}
+
+/** A transfer moves units that are available at its source to another location. */
+export function validTransfer(from: string, to: string, quantity: number, availableAtSource: number): void {
+  validQuantity(quantity);
+  if (from === to) throw new ValidationError('a transfer needs two different locations', { field: 'toLocation' });
+  if (quantity > availableAtSource) {
+    throw new ValidationError(`cannot move ${quantity} units: only ${availableAtSource} are available at ${from}`, {
+      field: 'quantity',
+      available: availableAtSource,
+    });
+  }
 }
 
 const SKU_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -76,6 +127,7 @@ export function validNewProduct(input: NewProduct): NewProduct {
     name: validName(input.name),
     priceCents: validPrice(input.priceCents),
     initialStock: input.initialStock,
+    backorderLimit: validBackorderLimit(input.backorderLimit ?? 0),
   };
 }
 

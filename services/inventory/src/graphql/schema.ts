@@ -6,19 +6,36 @@ import {
   batchLoader,
   connectionType,
   DateTimeScalar,
+  MAX_ITEMS_EXTENSION,
   pageSize,
   entity,
   subgraphSchema,
   type StockflowSchemaTypes,
 } from '@stockflow/graphql';
+import { MAX_STOCK_LOCATIONS } from '@stockflow/contracts';
 import { may, requirePermission, ValidationError } from '@stockflow/platform';
-import { LIMITS, parseProductId, validName, validNewProduct, validPrice, validQuantity, validReason, validSku } from '../domain/catalog.ts';
-import type { CatalogRepository, Product, StockMovement } from '../db/catalog.ts';
+import {
+  LIMITS,
+  MAIN_LOCATION,
+  parseProductId,
+  validBackorderLimit,
+  validLocationCode,
+  validName,
+  validNewLocation,
+  validNewProduct,
+  validPrice,
+  validQuantity,
+  validReason,
+  validSku,
+} from '../domain/catalog.ts';
+import type { CatalogRepository, Product, StockLevel, StockLocation, StockMovement } from '../db/catalog.ts';
 
 export interface InventoryContext extends DeadLetterAdminContext {
   catalog: CatalogRepository;
   /** The products another subgraph refers to (`_entities`), read in one query per request. */
   productById: (id: number) => Promise<Product | undefined>;
+  /** The stock levels of the products of a request, read in one query. */
+  levelsOf: (productId: number) => Promise<StockLevel[]>;
 }
 
 /** The products another subgraph refers to, read in one query per turn of the event loop. */
@@ -27,6 +44,17 @@ export const productLoader = (catalog: Pick<CatalogRepository, 'byIds'>): ((id: 
     const products = new Map((await catalog.byIds(ids)).map((p) => [p.id, p]));
     return (id) => products.get(id);
   });
+
+/** The stock levels of the products a request asks for, read in one query per turn of the event loop. */
+export const levelsLoader = (catalog: Pick<CatalogRepository, 'levels'>): ((productId: number) => Promise<StockLevel[]>) =>
+  batchLoader(async (ids: number[]) => {
+    const byProduct = new Map<number, StockLevel[]>();
+    for (const level of await catalog.levels(ids)) byProduct.set(level.productId, [...(byProduct.get(level.productId) ?? []), level]);
+    return (id) => byProduct.get(id) ?? [];
+  });
+
+const locationOf = (code: string | null | undefined) =>
+  code === null || code === undefined ? MAIN_LOCATION : validLocationCode(code, 'locationCode');
 
 const manage = (ctx: InventoryContext) => requirePermission(ctx.access, 'manageCatalog', 'manage products and stock');
 const browse = (ctx: InventoryContext) => requirePermission(ctx.access, 'readCatalog', 'read the catalog');
@@ -44,6 +72,7 @@ const MovementKindEnum = builder.enumType('StockMovementKind', {
     RESERVATION: { description: 'Units held for an order.' },
     RELEASE: { description: 'Held units returned to available (order cancelled).' },
     SALE: { description: 'Held units shipped (order fulfilled).' },
+    TRANSFER: { description: 'Available units moved between locations: one entry leaving, one arriving.' },
   } as const,
 });
 
@@ -67,7 +96,30 @@ const StockMovementRef = builder.objectRef<StockMovement>('StockMovement').imple
       resolve: (m, _args, ctx) => (may(ctx.access, 'listOrders') ? m.orderId : null),
     }),
     reason: t.exposeString('reason', { nullable: true }),
+    locationCode: t.exposeString('locationCode', {
+      description: "The location whose stock changed (the counters after it are the product's sums).",
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+const StockLocationRef = builder.objectRef<StockLocation>('StockLocation').implement({
+  description: 'A place stock is kept at.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    code: t.exposeString('code', { description: 'Unique: upper-case letters, digits and "-", at most 32 characters.' }),
+    name: t.exposeString('name'),
+    priority: t.exposeInt('priority', { description: 'Allocation prefers the lowest number, then the code.' }),
+  }),
+});
+
+const StockLevelRef = builder.objectRef<StockLevel>('StockLevel').implement({
+  description: "A product's stock at one location.",
+  fields: (t) => ({
+    location: t.field({ type: StockLocationRef, resolve: (level) => level.location }),
+    available: t.exposeInt('available'),
+    reserved: t.exposeInt('reserved'),
+    sold: t.exposeInt('sold'),
   }),
 });
 
@@ -85,6 +137,16 @@ const ProductRef = builder.objectRef<Product>('Product').implement({
     availableStock: t.exposeInt('availableStock', { description: 'Units that can still be reserved.' }),
     reservedStock: t.exposeInt('reservedStock', { description: 'Units held for orders not yet fulfilled or cancelled.' }),
     soldStock: t.exposeInt('soldStock', { description: 'Units of fulfilled orders.' }),
+    stockLevels: t.field({
+      type: [StockLevelRef],
+      extensions: { [MAX_ITEMS_EXTENSION]: MAX_STOCK_LOCATIONS },
+      description: 'The stock at each location that has had any, in order of allocation preference; the stock fields above are their sums.',
+      resolve: (product, _args, ctx) => ctx.levelsOf(product.id),
+    }),
+    backorderLimit: t.exposeInt('backorderLimit', {
+      description: 'Units that may be promised beyond what is on hand, over all locations.',
+    }),
+    backorderedStock: t.exposeInt('backorderedStock', { description: 'Units promised to orders and not on hand yet.' }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
     movements: t.field({
@@ -134,7 +196,16 @@ const CreateProductInput = builder.inputType('CreateProductInput', {
     sku: t.string({ required: true }),
     name: t.string({ required: true }),
     priceCents: t.int(),
-    initialStock: t.int({ required: true }),
+    initialStock: t.int({ required: true, description: 'Units on hand at MAIN.' }),
+    backorderLimit: t.int({ description: 'Units that may be promised beyond what is on hand; 0 when left out.' }),
+  }),
+});
+
+const CreateStockLocationInput = builder.inputType('CreateStockLocationInput', {
+  fields: (t) => ({
+    code: t.string({ required: true, description: 'Unique: upper-case letters, digits and "-", at most 32 characters.' }),
+    name: t.string({ required: true }),
+    priority: t.int({ description: 'Allocation prefers the lowest number, then the code; 100 (as MAIN) when left out.' }),
   }),
 });
 
@@ -144,11 +215,21 @@ const UpdateProductInput = builder.inputType('UpdateProductInput', {
     sku: t.string(),
     name: t.string(),
     priceCents: t.int(),
+    backorderLimit: t.int({ description: 'May not be below the units backordered now.' }),
   }),
 });
 
 builder.queryType({
   fields: (t) => ({
+    stockLocations: t.field({
+      type: [StockLocationRef],
+      extensions: { [MAX_ITEMS_EXTENSION]: MAX_STOCK_LOCATIONS },
+      description: 'Every stock location, in order of allocation preference.',
+      resolve: (_root, _args, ctx) => {
+        browse(ctx);
+        return ctx.catalog.locations();
+      },
+    }),
     product: t.field({
       type: ProductRef,
       nullable: true,
@@ -220,7 +301,13 @@ builder.mutationType({
       resolve: (_root, { input }, ctx) => {
         manage(ctx);
         return ctx.catalog.create(
-          validNewProduct({ sku: input.sku, name: input.name, priceCents: input.priceCents ?? null, initialStock: input.initialStock }),
+          validNewProduct({
+            sku: input.sku,
+            name: input.name,
+            priceCents: input.priceCents ?? null,
+            initialStock: input.initialStock,
+            backorderLimit: input.backorderLimit ?? undefined,
+          }),
         );
       },
     }),
@@ -233,29 +320,77 @@ builder.mutationType({
           sku: input.sku === null || input.sku === undefined ? undefined : validSku(input.sku),
           name: input.name === null || input.name === undefined ? undefined : validName(input.name),
           priceCents: input.priceCents === undefined ? undefined : validPrice(input.priceCents),
+          backorderLimit:
+            input.backorderLimit === null || input.backorderLimit === undefined ? undefined : validBackorderLimit(input.backorderLimit),
         });
       },
     }),
     restock: t.field({
       type: ProductRef,
-      description: 'Units received: adds to available stock and records a RESTOCK in the ledger.',
-      args: { productId: t.arg.id({ required: true }), quantity: t.arg.int({ required: true }), note: t.arg.string() },
+      description:
+        'Units received at a location (MAIN when none is named): adds to available stock, records a RESTOCK in the ledger, and fills backorders from them, oldest order first.',
+      args: {
+        productId: t.arg.id({ required: true }),
+        quantity: t.arg.int({ required: true }),
+        note: t.arg.string(),
+        locationCode: t.arg.string(),
+      },
       resolve: (_root, args, ctx) => {
         manage(ctx);
         return ctx.catalog.restock(
           parseProductId(args.productId, 'productId'),
           validQuantity(args.quantity),
           args.note ? validReason(args.note) : null,
+          locationOf(args.locationCode),
         );
       },
     }),
     adjustStock: t.field({
       type: ProductRef,
-      description: 'Corrects available stock by a signed delta, with a reason (stocktake, damage...).',
-      args: { productId: t.arg.id({ required: true }), delta: t.arg.int({ required: true }), reason: t.arg.string({ required: true }) },
+      description:
+        'Corrects available stock at a location (MAIN when none is named) by a signed delta, with a reason (stocktake, damage...); units added fill backorders first.',
+      args: {
+        productId: t.arg.id({ required: true }),
+        delta: t.arg.int({ required: true }),
+        reason: t.arg.string({ required: true }),
+        locationCode: t.arg.string(),
+      },
       resolve: (_root, args, ctx) => {
         manage(ctx);
-        return ctx.catalog.adjust(parseProductId(args.productId, 'productId'), args.delta, validReason(args.reason));
+        return ctx.catalog.adjust(
+          parseProductId(args.productId, 'productId'),
+          args.delta,
+          validReason(args.reason),
+          locationOf(args.locationCode),
+        );
+      },
+    }),
+    transferStock: t.field({
+      type: ProductRef,
+      description:
+        'Moves available units between locations (a TRANSFER in the ledger on both sides); the units arriving fill backorders first.',
+      args: {
+        productId: t.arg.id({ required: true }),
+        fromLocation: t.arg.string({ required: true }),
+        toLocation: t.arg.string({ required: true }),
+        quantity: t.arg.int({ required: true }),
+      },
+      resolve: (_root, args, ctx) => {
+        manage(ctx);
+        return ctx.catalog.transfer(
+          parseProductId(args.productId, 'productId'),
+          validLocationCode(args.fromLocation, 'fromLocation'),
+          validLocationCode(args.toLocation, 'toLocation'),
+          validQuantity(args.quantity),
+        );
+      },
+    }),
+    createStockLocation: t.field({
+      type: StockLocationRef,
+      args: { input: t.arg({ type: CreateStockLocationInput, required: true }) },
+      resolve: (_root, { input }, ctx) => {
+        manage(ctx);
+        return ctx.catalog.createLocation(validNewLocation(input));
       },
     }),
   }),

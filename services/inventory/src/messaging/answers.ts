@@ -14,9 +14,15 @@ export interface EventMeta {
 export function answerFor(decision: Decision, meta: EventMeta, prices: ReadonlyMap<number, number | null> = new Map()): OutgoingMessage {
   const common = { event_id: meta.eventId, occurred_at: meta.occurredAt.toISOString() };
   if (decision.outcome === 'RESERVED') {
-    const items = decision.items.map((line) => {
-      const price = prices.get(line.product_id);
-      return price === undefined || price === null ? line : { ...line, unit_price_cents: price };
+    const items = decision.items.map(({ product_id, quantity, allocations, backordered }) => {
+      const price = prices.get(product_id);
+      return {
+        product_id,
+        quantity,
+        ...(price === undefined || price === null ? {} : { unit_price_cents: price }),
+        allocations: allocations.map((a) => ({ location_code: a.code, quantity: a.quantity })),
+        backordered_quantity: backordered,
+      };
     });
     const body: StockReserved = { event: 'StockReserved', order_id: decision.orderId, items, ...common };
     return { ...routeOf(body.event), messageId: meta.eventId, body };

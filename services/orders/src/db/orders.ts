@@ -1,4 +1,4 @@
-import type { OrderLine } from '@stockflow/contracts';
+import type { OrderLine, ReservedLine } from '@stockflow/contracts';
 import type { Queryable } from '@stockflow/db';
 import type { Page } from '@stockflow/graphql';
 import type { AnswerChange, Hold } from '../domain/lifecycle.ts';
@@ -151,15 +151,41 @@ export async function writeStatus(tx: Queryable, id: string, status: OrderStatus
 }
 
 /**
- * The PENDING orders among `ids`, locked in id order (as every writer of orders locks them), so
- * two instances with overlapping batches never deadlock.
+ * The orders among `ids` that are PENDING, or in `filled` (backorders filled, whatever their
+ * status), locked in id order (as every writer of orders locks them), so two instances with
+ * overlapping batches never deadlock.
  */
-export async function lockPending(tx: Queryable, ids: readonly string[]): Promise<Pick<Order, 'id' | 'status'>[]> {
-  const { rows } = await tx.query<Pick<Order, 'id' | 'status'>>(
-    `SELECT id, status FROM orders WHERE id = ANY($1::text[]) AND status = 'PENDING' ORDER BY id FOR UPDATE`,
-    [ids],
+export async function lockAnswered(
+  tx: Queryable,
+  ids: readonly string[],
+  filled: readonly string[],
+): Promise<Pick<Order, 'id' | 'status' | 'pricedItems'>[]> {
+  const { rows } = await tx.query<Pick<Order, 'id' | 'status' | 'pricedItems'>>(
+    `SELECT id, status, priced_items AS "pricedItems" FROM orders
+     WHERE id = ANY($1::text[]) AND (status = 'PENDING' OR id = ANY($2::text[])) ORDER BY id FOR UPDATE`,
+    [ids, filled],
   );
   return rows;
+}
+
+/** Records BackorderFilled events as applied; returns the event ids not recorded before. */
+export async function recordFills(tx: Queryable, fills: readonly { event_id: string; order_id: string }[]): Promise<Set<string>> {
+  const { rows } = await tx.query<{ event_id: string }>(
+    `INSERT INTO backorder_fills (event_id, order_id)
+     SELECT event_id, order_id FROM json_to_recordset($1::json) AS x(event_id text, order_id text)
+     ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,
+    [JSON.stringify(fills.map(({ event_id, order_id }) => ({ event_id, order_id })))],
+  );
+  return new Set(rows.map((r) => r.event_id));
+}
+
+/** Writes reserved lines whose backorders were filled (the order's status does not change). */
+export async function writeFilledLines(tx: Queryable, filled: ReadonlyMap<string, ReservedLine[]>): Promise<void> {
+  await tx.query(
+    `UPDATE orders o SET priced_items = x.priced_items
+     FROM json_to_recordset($1::json) AS x(id text, priced_items json) WHERE o.id = x.id`,
+    [JSON.stringify([...filled].map(([id, lines]) => ({ id, priced_items: lines })))],
+  );
 }
 
 /** Writes Inventory's answers as decided, to orders still PENDING; returns the orders moved. */

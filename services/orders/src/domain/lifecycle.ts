@@ -1,6 +1,15 @@
-import type { InventoryAnswer, PaymentEvent, ReservedLine } from '@stockflow/contracts';
-import { ConflictError, NotFoundError, type AppError } from '@stockflow/platform';
-import { allowedFrom, awaitsPayment, sameLines, transitionError, type NewOrder, type Order, type OrderStatus } from './order.ts';
+import type { BackorderFilled, InventoryAnswer, PaymentEvent, ReservedLine } from '@stockflow/contracts';
+import { AppError, ConflictError, NotFoundError } from '@stockflow/platform';
+import {
+  allowedFrom,
+  awaitingStock,
+  awaitsPayment,
+  sameLines,
+  transitionError,
+  type NewOrder,
+  type Order,
+  type OrderStatus,
+} from './order.ts';
 import { judgePayment, orderTotal, type PayableOrder, type PaymentOutcome } from './payment.ts';
 
 /**
@@ -73,6 +82,7 @@ export function decideAnswer(
   if (order?.status !== 'PENDING') return unchanged;
   switch (answer.event) {
     case 'StockReleased':
+    case 'BackorderFilled':
       return unchanged;
     case 'StockReserved':
       return moved('CONFIRMED', {
@@ -85,6 +95,61 @@ export function decideAnswer(
     case 'StockRejected':
       return moved('CANCELLED', { reason: answer.reason, pricedItems: null, totalCents: null, currency: null, holdSeconds: null });
   }
+}
+
+/**
+ * The order's reserved lines once stock arrived for them: each item lowers the backordered units
+ * of the lines of its product (the first lines first) and adds to their units held at its
+ * location. Units beyond what a line still waits for are not counted: they cannot be held for it.
+ */
+export function fillLines(lines: readonly ReservedLine[], items: BackorderFilled['items']): ReservedLine[] {
+  const filled = lines.map((line) => ({ ...line, allocations: [...(line.allocations ?? [])] }));
+  for (const item of items) {
+    let left = item.quantity;
+    for (const line of filled) {
+      const take = line.product_id === item.product_id ? Math.min(left, line.backordered_quantity ?? 0) : 0;
+      if (take === 0) continue;
+      line.backordered_quantity = (line.backordered_quantity ?? 0) - take;
+      const at = line.allocations.findIndex((a) => a.location_code === item.location_code);
+      const held = line.allocations[at];
+      if (held) line.allocations[at] = { ...held, quantity: held.quantity + take };
+      else line.allocations.push({ location_code: item.location_code, quantity: take });
+      left -= take;
+    }
+  }
+  return filled;
+}
+
+export interface FillsDecision {
+  /** By order id: its lines once every fill of the batch for it is applied. */
+  filled: Map<string, ReservedLine[]>;
+  /** Orders a fill names that are not confirmed yet (the fill overtook StockReserved): the batch waits for them. */
+  notConfirmed: string[];
+}
+
+/**
+ * Backorders filled, each applied once (`fills` are those not applied before) to the order as the
+ * ones before it left it. A fill for an order not known here changes nothing; one for an order
+ * still PENDING cannot be applied to lines it does not have yet.
+ */
+export function decideFills(
+  orders: ReadonlyMap<string, Pick<Order, 'status' | 'pricedItems'>>,
+  fills: readonly BackorderFilled[],
+): FillsDecision {
+  const filled = new Map<string, ReservedLine[]>();
+  const notConfirmed = new Set<string>();
+  for (const fill of fills) {
+    const order = orders.get(fill.order_id);
+    if (!order) continue;
+    if (order.status === 'PENDING') {
+      notConfirmed.add(fill.order_id);
+      continue;
+    }
+    // An order cancelled while PENDING never took its reserved lines: nothing to lower.
+    const lines = filled.get(fill.order_id) ?? order.pricedItems;
+    if (lines !== null) filled.set(fill.order_id, fillLines(lines, fill.items));
+  }
+  return { filled, notConfirmed: [...notConfirmed] };
 }
 
 /**
@@ -127,10 +192,10 @@ export interface TransitionChange {
  * A transition asked by a person. A refusal is an error the caller sees: acting for a customer,
  * another customer's order is answered as one that does not exist, so that neither the error nor
  * the status tells that it does. A CONFIRMED order with a payment hold is fulfilled only once
- * paid, while payments are on.
+ * paid, while payments are on, and any order only once none of its units is backordered.
  */
 export function decideTransition(
-  order: Pick<Order, 'id' | 'customerId' | 'status' | 'paymentDueAt' | 'paidAt'> | undefined,
+  order: Pick<Order, 'id' | 'customerId' | 'status' | 'paymentDueAt' | 'paidAt' | 'pricedItems'> | undefined,
   request: TransitionRequest,
   paymentsOn: boolean,
 ): Exclude<Decision<TransitionChange>, { outcome: 'unchanged' }> {
@@ -140,6 +205,13 @@ export function decideTransition(
   const { to } = request;
   if (!allowedFrom(to).includes(order.status) || (to === 'FULFILLED' && awaitsPayment(order, paymentsOn))) {
     return refused(transitionError(order, to, paymentsOn));
+  }
+  if (to === 'FULFILLED' && awaitingStock(order)) {
+    return refused(
+      new AppError('AWAITING_STOCK', `cannot fulfil order ${order.id}: some of its units are backordered, not in stock yet`, {
+        details: { status: order.status },
+      }),
+    );
   }
   return moved(to, { reason: request.reason, refund: to === 'CANCELLED' && order.paidAt !== null });
 }

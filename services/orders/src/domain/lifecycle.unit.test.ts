@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { InventoryAnswer, PaymentEvent } from '@stockflow/contracts';
+import type { BackorderFilled, InventoryAnswer, PaymentEvent, ReservedLine } from '@stockflow/contracts';
 import {
   answerRepeat,
   decideAnswer,
   decideAnswers,
   decideExpiry,
+  decideFills,
+  fillLines,
   decidePayments,
   decideTransition,
   type Hold,
@@ -447,5 +449,96 @@ describe('an expired hold, more closely', () => {
       ['p2', 'REFUND_REQUESTED', 'the order is cancelled'],
     ]);
     expect(decision.orders.get('ORD-1')).toMatchObject({ status: 'CANCELLED', reason: `Payment not received by ${DUE}` });
+  });
+});
+
+describe('backorders', () => {
+  /** A reserved line of product 1: `held` units at MAIN, `backordered` not in stock yet. */
+  const line = (held: number, backordered: number, productId = 1): ReservedLine => ({
+    product_id: productId,
+    quantity: held + backordered,
+    unit_price_cents: 1_000,
+    allocations: held > 0 ? [{ location_code: 'MAIN', quantity: held }] : [],
+    backordered_quantity: backordered,
+  });
+  const fill = (eventId: string, quantity: number, location = 'MAIN', orderId = 'ORD-1'): BackorderFilled => ({
+    event: 'BackorderFilled',
+    event_id: eventId,
+    order_id: orderId,
+    items: [{ product_id: 1, quantity, location_code: location }],
+  });
+  const fulfil = { orderId: 'ORD-1', to: 'FULFILLED', reason: null } as const;
+
+  it('given a backordered line, when stock arrives at a location, then its backorder goes down and its units are held there', () => {
+    expect(fillLines([line(1, 3), line(0, 1, 2)], fill('e', 2, 'EAST').items)).toEqual([
+      {
+        ...line(1, 1),
+        quantity: 4,
+        allocations: [
+          { location_code: 'MAIN', quantity: 1 },
+          { location_code: 'EAST', quantity: 2 },
+        ],
+      },
+      line(0, 1, 2),
+    ]);
+    expect(fillLines([line(1, 3)], fill('e', 2, 'MAIN').items)[0]?.allocations).toEqual([{ location_code: 'MAIN', quantity: 3 }]);
+  });
+
+  it('given two lines of the product, then the first waiting line is filled first, and no line past what it waits for', () => {
+    expect(fillLines([line(2, 0), line(0, 1), line(0, 2)], fill('e', 5).items).map((l) => l.backordered_quantity)).toEqual([0, 0, 0]);
+    expect(fillLines([line(0, 1), line(0, 2)], fill('e', 2).items).map((l) => l.backordered_quantity)).toEqual([0, 1]);
+  });
+
+  it('given a CONFIRMED order awaiting stock, when two fills come in one batch, then both are applied in turn', () => {
+    const orders = new Map([['ORD-1', given('CONFIRMED', { pricedItems: [line(0, 3)] })]]);
+    const { filled, notConfirmed } = decideFills(orders, [fill('a', 1, 'EAST'), fill('b', 2)]);
+    expect(notConfirmed).toEqual([]);
+    expect(filled.get('ORD-1')).toEqual([
+      {
+        ...line(0, 0),
+        quantity: 3,
+        allocations: [
+          { location_code: 'EAST', quantity: 1 },
+          { location_code: 'MAIN', quantity: 2 },
+        ],
+      },
+    ]);
+  });
+
+  it('given a PENDING order, when a fill overtakes its StockReserved, then it waits; unknown orders and orders cancelled while PENDING change nothing', () => {
+    const orders = new Map([
+      ['ORD-1', given('PENDING')],
+      ['ORD-2', given('CANCELLED', { id: 'ORD-2', pricedItems: null })],
+    ]);
+    expect(decideFills(orders, [fill('a', 1), fill('b', 1, 'MAIN', 'ORD-2'), fill('c', 1, 'MAIN', 'ORD-9')])).toEqual({
+      filled: new Map(),
+      notConfirmed: ['ORD-1'],
+    });
+  });
+
+  it("given a fill, then the order's status is not an inventory answer to decide", () => {
+    expect(decideAnswer(given('PENDING'), fill('a', 1), paymentsOn)).toEqual({ outcome: 'unchanged' });
+  });
+
+  it.each([
+    ['a PAID order', 'PAID', true],
+    ['a CONFIRMED order with payments off', 'CONFIRMED', false],
+  ] as const)(
+    'given %s awaiting stock, when it is fulfilled, then AWAITING_STOCK, and once filled it is FULFILLED',
+    (_label, status, on) => {
+      const waiting = given(status, { pricedItems: [line(1, 1)] });
+      const refusal = decideTransition(waiting, fulfil, on);
+      expect(refusal.outcome === 'refused' && refusal.error).toMatchObject({ code: 'AWAITING_STOCK', details: { status } });
+      const filled = given(status, { pricedItems: fillLines([line(1, 1)], fill('a', 1).items) });
+      expect(decideTransition(filled, fulfil, on)).toMatchObject({ outcome: 'moved', status: 'FULFILLED' });
+    },
+  );
+
+  it('given an order awaiting stock, when it is cancelled, then it is CANCELLED as any other', () => {
+    expect(
+      decideTransition(given('CONFIRMED', { pricedItems: [line(0, 2)] }), { orderId: 'ORD-1', to: 'CANCELLED', reason: 'x' }, true),
+    ).toMatchObject({
+      status: 'CANCELLED',
+    });
   });
 });

@@ -52,6 +52,10 @@ export const allowedFrom = (to: OrderStatus): OrderStatus[] =>
 /** A status the order never leaves (CANCELLED, FULFILLED). */
 export const isFinal = (status: OrderStatus): boolean => NEXT[status].length === 0;
 
+/** Are units of this order promised and not on hand yet (backordered)? Then it cannot ship. */
+export const awaitingStock = (order: Pick<Order, 'pricedItems'>): boolean =>
+  (order.pricedItems ?? []).some((line) => (line.backordered_quantity ?? 0) > 0);
+
 /** Must this order be paid before it can be fulfilled? */
 export const awaitsPayment = (order: Pick<Order, 'status' | 'paymentDueAt'>, paymentsOn: boolean): boolean =>
   paymentsOn && order.status === 'CONFIRMED' && order.paymentDueAt !== null;

@@ -14,13 +14,22 @@ import {
 } from '@stockflow/graphql';
 import { customerScope, ForbiddenError, NotFoundError, requirePermission, ValidationError, type Permission } from '@stockflow/platform';
 import type { TraceContext } from '@stockflow/observability';
-import { PaymentSucceeded } from '@stockflow/contracts';
+import { MAX_STOCK_LOCATIONS, PaymentSucceeded, type Allocation, type ReservedLine } from '@stockflow/contracts';
 import type { OrderCommands } from '../application/commands.ts';
 import type { Reconciliation } from '../application/republish-pending.ts';
 import type { OrderReads } from '../db/orders.ts';
 import type { PaymentReads } from '../db/payments.ts';
 import type { StatusChange } from '../db/status-changes.ts';
-import { ORDER_LIMITS, ORDER_STATUSES, validCustomerId, validNewOrder, validOrderId, validReason, type Order } from '../domain/order.ts';
+import {
+  awaitingStock,
+  ORDER_LIMITS,
+  ORDER_STATUSES,
+  validCustomerId,
+  validNewOrder,
+  validOrderId,
+  validReason,
+  type Order,
+} from '../domain/order.ts';
 import { MAX_PAYMENTS_LISTED, type PAYMENT_OUTCOMES, type Payment } from '../domain/payment.ts';
 import { followOrder } from './follow-order.ts';
 import { MAX_PENDING_CHANGES, unlessTooSlow, type StatusFeed, type SubscriberTooSlowError } from './status-feed.ts';
@@ -80,7 +89,15 @@ const OrderStatusEnum = builder.enumType('OrderStatus', {
  * this service answered a product reference itself, a product Inventory does not have would have
  * been a Product without a name, an error at the gateway, rather than no product.
  */
-const OrderLineRef = builder.objectRef<{ product_id: number; quantity: number; unit_price_cents?: number }>('OrderLine').implement({
+const AllocationRef = builder.objectRef<Allocation>('Allocation').implement({
+  description: "Units of a line held at one of the Inventory Service's locations.",
+  fields: (t) => ({
+    locationCode: t.string({ resolve: (a) => a.location_code }),
+    quantity: t.exposeInt('quantity'),
+  }),
+});
+
+const OrderLineRef = builder.objectRef<ReservedLine>('OrderLine').implement({
   ...unresolvableEntity('productId'),
   fields: (t) => ({
     productId: t.id({ resolve: (l) => l.product_id }),
@@ -89,6 +106,16 @@ const OrderLineRef = builder.objectRef<{ product_id: number; quantity: number; u
       nullable: true,
       description: "The product's price when it was reserved; null before, and for a product without a price.",
       resolve: (l) => l.unit_price_cents ?? null,
+    }),
+    backorderedQuantity: t.int({
+      description: 'Units promised and not in stock yet: the order cannot be fulfilled until they arrive. 0 before it is reserved.',
+      resolve: (l) => l.backordered_quantity ?? 0,
+    }),
+    allocations: t.field({
+      type: [AllocationRef],
+      extensions: { [MAX_ITEMS_EXTENSION]: MAX_STOCK_LOCATIONS },
+      description: 'Where the units held for the line are; empty before it is reserved.',
+      resolve: (l) => l.allocations ?? [],
     }),
   }),
 });
@@ -125,6 +152,10 @@ const OrderRef = builder.objectRef<Order>('Order').implement({
       type: [OrderLineRef],
       extensions: { [MAX_ITEMS_EXTENSION]: ORDER_LIMITS.maxLines },
       resolve: (o) => o.pricedItems ?? o.items,
+    }),
+    awaitingStock: t.boolean({
+      description: 'Some of its units are backordered: it may be paid, but not fulfilled until they arrive.',
+      resolve: (o) => awaitingStock(o),
     }),
     totalCents: t.exposeInt('totalCents', {
       nullable: true,
@@ -277,7 +308,7 @@ builder.mutationType({
     fulfillOrder: t.field({
       type: OrderRef,
       description:
-        'PAID (or CONFIRMED, when payments are off) to FULFILLED (shipped); the reservation becomes a sale. A CONFIRMED order awaiting payment is refused with PAYMENT_REQUIRED.',
+        'PAID (or CONFIRMED, when payments are off) to FULFILLED (shipped); the reservation becomes a sale. A CONFIRMED order awaiting payment is refused with PAYMENT_REQUIRED, an order awaiting backordered stock with AWAITING_STOCK.',
       args: { id: t.arg.id({ required: true }) },
       resolve: (_root, args, ctx) => {
         requirePermission(ctx.access, 'fulfilOrders', 'fulfil orders');

@@ -1,0 +1,76 @@
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPostgresDatabase, migrate, type Database } from '@stockflow/db';
+import { platformMigrations } from '@stockflow/messaging';
+import { createTestDatabase, type TestDatabase } from '@stockflow/testing';
+import { applyOrderCancelledBatch } from '../src/db/releases.ts';
+import { systemClock } from '@stockflow/platform';
+import { inventoryMigrations } from '../src/service.ts';
+import { servicesUnavailable } from './harness.ts';
+
+const MIGRATIONS = path.join(import.meta.dirname, '..', 'src', 'db', 'migrations');
+
+/** A database as it was before stock locations (0001 only), with stock and a held order, then migrated. */
+describe.skipIf(servicesUnavailable)('the migration to stock locations', () => {
+  let database: TestDatabase;
+  let db: Database;
+  let before: string;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('inventory_migration');
+    db = createPostgresDatabase({ url: database.url, poolSize: 2, applicationName: 'migration-test' });
+    before = await mkdtemp(path.join(os.tmpdir(), 'inventory-0001-'));
+    await copyFile(path.join(MIGRATIONS, '0001_inventory.sql'), path.join(before, '0001_inventory.sql'));
+    await migrate(db, [platformMigrations, { scope: 'inventory', dir: before }]);
+  });
+  afterAll(async () => {
+    await db?.close();
+    await database?.drop();
+    if (before) await rm(before, { recursive: true, force: true });
+  });
+
+  it('moves existing stock, held lines and the ledger to MAIN, so a release after it returns the units there', async () => {
+    const { rows } = await db.query<{ id: number }>(
+      `INSERT INTO products (sku, name, available, reserved, sold) VALUES ('OLD', 'Old', 7, 2, 1) RETURNING id`,
+    );
+    const id = rows[0]?.id as number;
+    await db.query(`INSERT INTO reservations (order_id, product_id, quantity, status) VALUES ('ORD-OLD', $1, 2, 'HELD')`, [id]);
+    await db.query(
+      `INSERT INTO stock_movements (product_id, kind, quantity, available_change, reserved_change, sold_change,
+                                    available_after, reserved_after, sold_after)
+       VALUES ($1, 'INITIAL', 10, 10, 0, 0, 10, 0, 0)`,
+      [id],
+    );
+
+    expect(await migrate(db, inventoryMigrations)).toEqual(['inventory/0002_locations.sql']);
+
+    const level = await db.query(
+      `SELECT l.code, l.priority, s.available, s.reserved, s.sold FROM stock_levels s JOIN stock_locations l ON l.id = s.location_id
+       WHERE s.product_id = $1`,
+      [id],
+    );
+    expect(level.rows).toEqual([{ code: 'MAIN', priority: 100, available: 7, reserved: 2, sold: 1 }]);
+    const held = await db.query(
+      `SELECT a.quantity, l.code FROM reservation_allocations a JOIN stock_locations l ON l.id = a.location_id WHERE a.order_id = 'ORD-OLD'`,
+    );
+    expect(held.rows).toEqual([{ quantity: 2, code: 'MAIN' }]);
+    const ledger = await db.query(
+      `SELECT l.code FROM stock_movements m JOIN stock_locations l ON l.id = m.location_id WHERE m.product_id = $1`,
+      [id],
+    );
+    expect(ledger.rows).toEqual([{ code: 'MAIN' }]);
+    const product = await db.query('SELECT backorder_limit, backordered FROM products WHERE id = $1', [id]);
+    expect(product.rows).toEqual([{ backorder_limit: 0, backordered: 0 }]);
+
+    await db.transaction((tx) =>
+      applyOrderCancelledBatch(tx, [{ event: 'OrderCancelled', order_id: 'ORD-OLD' }], {
+        clock: systemClock,
+        outbox: { enqueue: () => Promise.resolve() },
+      }),
+    );
+    const after = await db.query('SELECT available, reserved, sold FROM stock_levels WHERE product_id = $1', [id]);
+    expect(after.rows).toEqual([{ available: 9, reserved: 0, sold: 1 }]);
+  });
+});

@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { EXCHANGES, ROUTING_KEYS } from '@stockflow/contracts';
+import { createLogger } from '@stockflow/observability';
+import type { RunningService } from '@stockflow/runtime';
+import { createTestDatabase, eventually, graphqlClient, rawAmqp, type TestDatabase } from '@stockflow/testing';
+import { loadOrdersConfig } from '../src/config.ts';
+import { startOrdersService } from '../src/service.ts';
+import { serviceEnv, startInventory } from './services.ts';
+
+const servicesUnavailable = inject('servicesUnavailable');
+
+interface Line {
+  productId: string;
+  backorderedQuantity: number;
+  allocations: { locationCode: string; quantity: number }[];
+}
+
+/** An order whose stock is partly backordered, from createOrder to fulfilment, with both services on the real broker and databases. */
+describe.skipIf(servicesUnavailable)('orders awaiting backordered stock', () => {
+  const amqpUrl = inject('amqpUrl');
+  let ordersDb: TestDatabase;
+  let inventoryDb: TestDatabase;
+  const running: RunningService[] = [];
+  let amqp: Awaited<ReturnType<typeof rawAmqp>>;
+  let orders: ReturnType<typeof graphqlClient>;
+  let inventory: ReturnType<typeof graphqlClient>;
+
+  beforeAll(async () => {
+    [ordersDb, inventoryDb] = await Promise.all([
+      createTestDatabase('orders_backorders'),
+      createTestDatabase('orders_backorders_inventory'),
+    ]);
+    amqp = await rawAmqp(amqpUrl);
+    const started = await startInventory(inventoryDb, amqpUrl);
+    running.push(started.service);
+    inventory = started.gql;
+    // Payments off: a CONFIRMED order may be fulfilled at once, so only its stock stands in the way.
+    const service = await startOrdersService(
+      loadOrdersConfig({ ...serviceEnv(ordersDb, amqpUrl), PAYMENT_HOLD_SECONDS: '0' }),
+      createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    );
+    running.push(service);
+    orders = graphqlClient(`http://127.0.0.1:${service.port}/graphql`);
+  });
+  afterAll(async () => {
+    while (running.length > 0) await running.pop()?.close();
+    await amqp?.close();
+    await ordersDb?.drop();
+    await inventoryDb?.drop();
+  });
+
+  const order = async (id: string) =>
+    (
+      await orders.data<{ order: { status: string; awaitingStock: boolean; items: Line[] } }>(
+        `{ order(id: "${id}") { status awaitingStock items { productId backorderedQuantity allocations { locationCode quantity } } } }`,
+      )
+    ).order;
+  const place = async (productId: number, quantity: number) => {
+    const { createOrder } = await orders.data<{ createOrder: { id: string } }>(
+      `mutation { createOrder(input: {customerId: "c", items: [{productId: "${productId}", quantity: ${quantity}}]}) { id } }`,
+    );
+    await eventually(
+      () => order(createOrder.id),
+      (o) => o.status === 'CONFIRMED',
+    );
+    return createOrder.id;
+  };
+  const restock = (productId: number, quantity: number) =>
+    inventory.data(`mutation { restock(productId: "${productId}", quantity: ${quantity}) { id } }`);
+  const backordered = async (id: string) => (await order(id)).items.map((l) => l.backorderedQuantity);
+
+  it('confirms an order with backordered units, refuses to fulfil it until they arrive, and applies each BackorderFilled once', async () => {
+    const { createProduct } = await inventory.data<{ createProduct: { id: string } }>(
+      'mutation { createProduct(input: {sku: "BO-E2E", name: "Backordered", priceCents: 500, initialStock: 1, backorderLimit: 5}) { id } }',
+    );
+    const productId = Number(createProduct.id);
+    const fills = await amqp.listen(EXCHANGES.inventory, ROUTING_KEYS.backorderFilled);
+
+    const first = await place(productId, 3);
+    expect(await order(first)).toEqual({
+      status: 'CONFIRMED',
+      awaitingStock: true,
+      items: [{ productId: String(productId), backorderedQuantity: 2, allocations: [{ locationCode: 'MAIN', quantity: 1 }] }],
+    });
+    const refused = await orders.request(`mutation { fulfillOrder(id: "${first}") { status } }`);
+    expect(refused.errors?.[0]?.extensions?.code).toBe('AWAITING_STOCK');
+
+    await restock(productId, 1);
+    await eventually(
+      () => backordered(first),
+      (b) => b[0] === 1,
+    );
+    const [filled] = await fills.waitFor(1);
+
+    // The same BackorderFilled again (a redelivery): nothing changes. A fill for a second order,
+    // published after it, shows the repeat was consumed.
+    const second = await place(productId, 1);
+    await amqp.publish(EXCHANGES.inventory, ROUTING_KEYS.backorderFilled, filled?.raw ?? '');
+    await amqp.publish(EXCHANGES.inventory, ROUTING_KEYS.backorderFilled, {
+      event: 'BackorderFilled',
+      event_id: 'sentinel-fill',
+      order_id: second,
+      items: [{ product_id: productId, quantity: 1, location_code: 'MAIN' }],
+    });
+    await eventually(
+      () => backordered(second),
+      (b) => b[0] === 0,
+    );
+    expect(await backordered(first)).toEqual([1]);
+
+    await restock(productId, 1);
+    await eventually(
+      () => order(first),
+      (o) => !o.awaitingStock,
+    );
+    expect((await order(first)).items[0]?.allocations).toEqual([{ locationCode: 'MAIN', quantity: 3 }]);
+    const shipped = await orders.data<{ fulfillOrder: { status: string } }>(`mutation { fulfillOrder(id: "${first}") { status } }`);
+    expect(shipped.fulfillOrder.status).toBe('FULFILLED');
+  });
+});
