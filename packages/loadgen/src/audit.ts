@@ -95,7 +95,8 @@ export async function auditPlatform(urls: { orders: string; inventory: string; t
  * equals the units of its FULFILLED orders, available + reserved + sold equals what was received
  * (initial stock, restocks and adjustments in the ledger), backordered stays within the product's
  * limit, and no counter is negative; and the same at each location: available + reserved + sold
- * equals what that location received (transfers in and out counted), nothing negative. Money: an
+ * equals what that location received (transfers in and out counted), nothing negative, and the
+ * locations' counters add up to the product's. Money: an
  * order keeps money (payments
  * PAID) only when it went through: a PAID order, or a FULFILLED one that was paid (paidAt), keeps
  * exactly its total in its currency; any other order (CONFIRMED, PENDING, CANCELLED, FULFILLED
@@ -179,6 +180,13 @@ export function auditBooks(orderRows: readonly AuditedOrder[], productRows: read
     }
     for (const [at, units] of receivedAt) {
       if (units !== 0) problems.push(`product ${p.id}: ${units} units received at ${at}, which shows no stock level`);
+    }
+    const sum = (field: 'available' | 'reserved' | 'sold') => p.stockLevels.reduce((total, level) => total + level[field], 0);
+    if (sum('available') !== p.availableStock || sum('reserved') !== p.reservedStock || sum('sold') !== p.soldStock) {
+      problems.push(
+        `product ${p.id}: its locations hold ${sum('available')}/${sum('reserved')}/${sum('sold')} available/reserved/sold, ` +
+          `but the product ${p.availableStock}/${p.reservedStock}/${p.soldStock}`,
+      );
     }
   }
   const known = new Set(productRows.map((p) => p.id));

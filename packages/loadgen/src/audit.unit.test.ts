@@ -149,6 +149,24 @@ describe('audit of stock and money', () => {
         { location: { code: 'EAST' }, available: -1, reserved: 31, sold: 0 },
       ],
     };
-    expect(auditBooks(backorderedBooks(), [negative]).problems).toEqual(['product 1 at EAST: a negative counter']);
+    expect(auditBooks(backorderedBooks(), [negative]).problems).toEqual([
+      'product 1 at EAST: a negative counter',
+      'product 1: its locations hold 61/34/5 available/reserved/sold, but the product 91/4/5',
+    ]);
+  });
+
+  it("finds a location's counters that do not add up to the product's: a level left behind by a release", () => {
+    const p = atTwoLocations();
+    const stale = {
+      ...p,
+      stockLevels: [
+        { location: { code: 'MAIN' }, available: 62, reserved: 3, sold: 5 },
+        // Still holding a unit the product has given back.
+        { location: { code: 'EAST' }, available: 28, reserved: 2, sold: 0 },
+      ],
+    };
+    expect(auditBooks(backorderedBooks(), [stale]).problems).toEqual([
+      'product 1: its locations hold 90/5/5 available/reserved/sold, but the product 91/4/5',
+    ]);
   });
 });
