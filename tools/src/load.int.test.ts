@@ -68,7 +68,9 @@ describe.skipIf(servicesUnavailable)("the load generator's payments and stock lo
     expect(report.audit?.problems).toEqual([]);
     const inventory = graphqlClient(urls.inventoryUrl, { token: urls.token });
     const { products } = await inventory.data<{
-      products: { nodes: { sku: string; stockLevels: { location: { code: string }; available: number; reserved: number; sold: number }[] }[] };
+      products: {
+        nodes: { sku: string; stockLevels: { location: { code: string }; available: number; reserved: number; sold: number }[] }[];
+      };
     }>('{ products(first: 10) { nodes { sku stockLevels { location { code } available reserved sold } } } }');
     const at = (sku: string) =>
       products.nodes
@@ -77,7 +79,11 @@ describe.skipIf(servicesUnavailable)("the load generator's payments and stock lo
         // A product is created at MAIN, with no units when it lives elsewhere.
         .filter(([, units]) => units !== 0)
         .sort();
-    expect(at('LG-00000')).toEqual([['LOC-2', 3], ['LOC-3', 3], ['MAIN', 3]]);
+    expect(at('LG-00000')).toEqual([
+      ['LOC-2', 3],
+      ['LOC-3', 3],
+      ['MAIN', 3],
+    ]);
     expect(at('LG-00001')).toEqual([['LOC-2', 100_000]]);
     expect(at('LG-00002')).toEqual([['LOC-3', 100_000]]);
     expect(at('LG-00003')).toEqual([['MAIN', 100_000]]);

@@ -120,7 +120,9 @@ const HOT_BACKORDER_LIMIT = 5;
 async function allocation(c: Cluster) {
   const { products } = await graphqlClient(c.liveInventory().url).data<{
     products: { nodes: { backorderedStock: number; movements: { nodes: { orderId: string; locationCode: string }[] } }[] };
-  }>('{ products(first: 50) { nodes { backorderedStock movements(kinds: [RESERVATION], first: 500) { nodes { orderId locationCode } } } } }');
+  }>(
+    '{ products(first: 50) { nodes { backorderedStock movements(kinds: [RESERVATION], first: 500) { nodes { orderId locationCode } } } } }',
+  );
   const placesOf = new Map<string, Set<string>>();
   for (const m of products.nodes.flatMap((p) => p.movements.nodes)) {
     placesOf.set(m.orderId, (placesOf.get(m.orderId) ?? new Set()).add(m.locationCode));

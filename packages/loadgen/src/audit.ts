@@ -151,7 +151,9 @@ export function auditBooks(orderRows: readonly AuditedOrder[], productRows: read
     // A backordered unit is held by its order without being on hand: reserved does not count it.
     if (p.reservedStock + p.backorderedStock !== expectedReserved) {
       const backordered = p.backorderedStock > 0 ? ` (and ${p.backorderedStock} backordered)` : '';
-      problems.push(`product ${p.id}: reserved ${p.reservedStock}${backordered}, but its CONFIRMED and PAID orders hold ${expectedReserved}`);
+      problems.push(
+        `product ${p.id}: reserved ${p.reservedStock}${backordered}, but its CONFIRMED and PAID orders hold ${expectedReserved}`,
+      );
     }
     if (p.backorderedStock > p.backorderLimit) {
       problems.push(`product ${p.id}: ${p.backorderedStock} backordered, above its limit of ${p.backorderLimit}`);
@@ -173,7 +175,9 @@ export function auditBooks(orderRows: readonly AuditedOrder[], productRows: read
       const at = level.location.code;
       const there = level.available + level.reserved + level.sold;
       if (there !== (receivedAt.get(at) ?? 0)) {
-        problems.push(`product ${p.id} at ${at}: available + reserved + sold = ${there}, but ${receivedAt.get(at) ?? 0} were received there`);
+        problems.push(
+          `product ${p.id} at ${at}: available + reserved + sold = ${there}, but ${receivedAt.get(at) ?? 0} were received there`,
+        );
       }
       if (level.available < 0 || level.reserved < 0 || level.sold < 0) problems.push(`product ${p.id} at ${at}: a negative counter`);
       receivedAt.delete(at);

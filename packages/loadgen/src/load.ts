@@ -103,8 +103,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const MAIN_LOCATION = 'MAIN';
 /** The codes of the first `count` locations the load generator stocks: MAIN, then LOC-2, LOC-3... */
-export const loadLocations = (count: number) =>
-  Array.from({ length: count }, (_, i) => (i === 0 ? MAIN_LOCATION : `LOC-${i + 1}`));
+export const loadLocations = (count: number) => Array.from({ length: count }, (_, i) => (i === 0 ? MAIN_LOCATION : `LOC-${i + 1}`));
 
 /** Creates the locations of `codes` that do not exist yet, each after the one before it in priority. */
 async function ensureLocations(inventory: GraphqlClient, codes: readonly string[]) {
@@ -156,11 +155,14 @@ async function ensureCatalog(inventory: GraphqlClient, options: LoadOptions): Pr
         );
         for (const [locationCode, quantity] of spread) {
           if (locationCode === MAIN_LOCATION || quantity === 0) continue;
-          await inventory.data('mutation($id: ID!, $quantity: Int!, $at: String!) { restock(productId: $id, quantity: $quantity, locationCode: $at) { id } }', {
-            id: data.createProduct.id,
-            quantity,
-            at: locationCode,
-          });
+          await inventory.data(
+            'mutation($id: ID!, $quantity: Int!, $at: String!) { restock(productId: $id, quantity: $quantity, locationCode: $at) { id } }',
+            {
+              id: data.createProduct.id,
+              quantity,
+              at: locationCode,
+            },
+          );
         }
         existing.set(sku, Number(data.createProduct.id));
       }),
