@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXCHANGES, MAX_STOCK_LOCATIONS, ROUTING_KEYS, StockReserved } from '@stockflow/contracts';
+import { EXCHANGES, MAX_INT32, MAX_STOCK_LOCATIONS, ROUTING_KEYS, StockReserved } from '@stockflow/contracts';
 import { eventually, type ReceivedMessage } from '@stockflow/testing';
 import { servicesUnavailable, startInventory, type InventoryHarness } from './harness.ts';
 
@@ -188,6 +188,15 @@ describe.skipIf(servicesUnavailable)('stock locations, allocation and backorders
     expect(below.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     const unknown = await h.gql.request(`mutation { restock(productId: "${id}", quantity: 1, locationCode: "NOWHERE") { id } }`);
     expect(unknown.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+  });
+
+  it("refuses with a coded error an adjustment up that would take the product's sum over locations past the largest storable amount", async () => {
+    const id = await product('ADJUST-OVER-MAX', { MAIN: MAX_INT32 - 10 });
+    const over = await h.gql.request(
+      `mutation { adjustStock(productId: "${id}", delta: 11, reason: "found", locationCode: "WEST") { id } }`,
+    );
+    expect(over.errors?.[0]?.extensions?.code, JSON.stringify(over)).toBe('BAD_USER_INPUT');
+    expect(await levels(id)).toEqual({ MAIN: `${MAX_INT32 - 10}/0/0` });
   });
 
   it('backorders a shortfall that fits the backorder limit, and rejects an order beyond what is left of it', async () => {

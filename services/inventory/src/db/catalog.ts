@@ -279,13 +279,13 @@ export function catalogRepository(db: Database, effects: ArrivalEffects) {
     id: number,
     locationCode: string,
     kind: 'RESTOCK' | 'ADJUSTMENT',
-    delta: (available: number) => number,
+    delta: (available: number, productAvailable: number) => number,
     reason: string | null,
   ) =>
     db.transaction(async (tx) => {
-      await lockProduct(tx, id);
+      const product = await lockProduct(tx, id);
       const location = await locationByCode(tx, locationCode);
-      const change = delta(await levelAvailable(tx, id, location.id));
+      const change = delta(await levelAvailable(tx, id, location.id), product.availableStock);
       const changed = await changeLevel(tx, id, location.id, change);
       await recordMovement(tx, changed, location.id, { kind, quantity: Math.abs(change), availableChange: change, reason });
       if (change > 0) await fillFromArrival(tx, id, location, effects);
@@ -409,7 +409,13 @@ export function catalogRepository(db: Database, effects: ArrivalEffects) {
       changeAvailable(id, locationCode, 'RESTOCK', () => quantity, note),
 
     adjust: (id: number, delta: number, reason: string, locationCode = MAIN_LOCATION) =>
-      changeAvailable(id, locationCode, 'ADJUSTMENT', (available) => validAdjustment(delta, available), reason),
+      changeAvailable(
+        id,
+        locationCode,
+        'ADJUSTMENT',
+        (available, productAvailable) => validAdjustment(delta, available, productAvailable),
+        reason,
+      ),
 
     /** Moves available units between two locations (a TRANSFER ledger row on each side), then fills backorders at the receiving one. */
     transfer: (id: number, fromCode: string, toCode: string, quantity: number) =>
