@@ -183,9 +183,8 @@ describe.skipIf(servicesUnavailable)('a BackorderFilled out of order', () => {
     });
   /** The inbox row of a fill (undefined until it was received), and the items it keeps waiting. */
   const inbox = async (eventId: string) =>
-    (
-      await service.db.query<{ waiting: unknown }>('SELECT waiting_items AS waiting FROM backorder_fills WHERE event_id = $1', [eventId])
-    ).rows[0];
+    (await service.db.query<{ waiting: unknown }>('SELECT waiting_items AS waiting FROM backorder_fills WHERE event_id = $1', [eventId]))
+      .rows[0];
   const confirmed = (id: string) =>
     eventually(
       () => order(id),
@@ -224,5 +223,23 @@ describe.skipIf(servicesUnavailable)('a BackorderFilled out of order', () => {
       ],
     });
     expect(await inbox('early-fill')).toEqual({ waiting: null });
+  });
+
+  it('records a fill for an order cancelled after its confirmation, and changes nothing of it', async () => {
+    const id = await create(73, 3);
+    await reserve(id, 73, 3);
+    await confirmed(id);
+    await orders.data(`mutation { cancelOrder(id: "${id}") { id } }`);
+    const before = await order(id);
+    expect(before.status).toBe('CANCELLED');
+
+    await fill('late-fill', id, 73, 2);
+    expect(
+      await eventually(
+        () => inbox('late-fill'),
+        (row) => row !== undefined,
+      ),
+    ).toEqual({ waiting: null });
+    expect(await order(id)).toEqual(before);
   });
 });

@@ -4,6 +4,7 @@ import {
   allowedFrom,
   awaitingStock,
   awaitsPayment,
+  isFinal,
   sameLines,
   transitionError,
   type NewOrder,
@@ -138,7 +139,8 @@ export interface FillsDecision {
  * batch), of which only the `fresh` ids (not in the inbox before) and only once each. A fill for
  * an order still PENDING waits for its reservation: the Inventory Service's relays publish in no
  * promised order, so it may overtake StockReserved, and the lines it fills only come with that.
- * A fill for an order not known here changes nothing.
+ * A fill changes nothing for an order not known here, nor for one that is over: a CANCELLED
+ * order's units (those filled too) go back with its release, and a FULFILLED one never waited.
  */
 export function decideFills(
   orders: ReadonlyMap<string, Pick<Order, 'status' | 'pricedItems'>>,
@@ -150,8 +152,7 @@ export function decideFills(
   const apply = (fill: Fill): 'applied' | 'waits' | 'dropped' => {
     const order = orders.get(fill.order_id);
     if (order?.status === 'PENDING') return 'waits';
-    // An order cancelled while PENDING never took its reserved lines: nothing to lower.
-    if (!order || order.pricedItems === null) return 'dropped';
+    if (!order || isFinal(order.status) || order.pricedItems === null) return 'dropped';
     filled.set(fill.order_id, fillLines(filled.get(fill.order_id) ?? order.pricedItems, fill.items));
     return 'applied';
   };

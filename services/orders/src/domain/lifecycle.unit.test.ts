@@ -492,7 +492,11 @@ describe('backorders', () => {
   /** The fills of one batch, none of them in the inbox before, and none waiting. */
   const received = (...fills: BackorderFilled[]) => ({ waiting: [], received: fills, fresh: new Set(fills.map((f) => f.event_id)) });
   /** StockReserved of ORD-1 for `backordered` of 3 units of product 1 (the rest held at MAIN). */
-  const reservedWith = (backordered: number): InventoryAnswer => ({ event: 'StockReserved', order_id: 'ORD-1', items: [line(3 - backordered, backordered)] });
+  const reservedWith = (backordered: number): InventoryAnswer => ({
+    event: 'StockReserved',
+    order_id: 'ORD-1',
+    items: [line(3 - backordered, backordered)],
+  });
   /** ORD-1 as these answers leave it (read PENDING). */
   const answered = (...answers: InventoryAnswer[]) => {
     const decision = decideAnswers(new Map([['ORD-1', given('PENDING')]]), answers, paymentsOff).get('ORD-1');
@@ -538,7 +542,11 @@ describe('backorders', () => {
   });
 
   it('given a fill that waited, when StockReserved and a later fill come in one batch, then both are applied, the one that waited first', () => {
-    const then = decideFills(answered(reservedWith(3)), { waiting: [fill('a', 1, 'EAST')], received: [fill('b', 1)], fresh: new Set(['b']) });
+    const then = decideFills(answered(reservedWith(3)), {
+      waiting: [fill('a', 1, 'EAST')],
+      received: [fill('b', 1)],
+      fresh: new Set(['b']),
+    });
     expect(then.filled.get('ORD-1')?.[0]).toMatchObject({
       backordered_quantity: 1,
       allocations: [
@@ -563,6 +571,14 @@ describe('backorders', () => {
       settled: ['a'],
     });
   });
+
+  it.each(['CANCELLED', 'FULFILLED'] as const)(
+    'given a %s order that was confirmed with backordered units, when a fill comes, then it changes nothing and does not wait',
+    (status) => {
+      const orders = new Map([['ORD-1', given(status, { pricedItems: [line(1, 2)] })]]);
+      expect(decideFills(orders, received(fill('a', 2)))).toEqual({ filled: new Map(), wait: [], settled: [] });
+    },
+  );
 
   it('given a fill for an order not known here or cancelled while PENDING, then it changes nothing and does not wait', () => {
     const orders = new Map([['ORD-2', given('CANCELLED', { id: 'ORD-2', pricedItems: null })]]);
