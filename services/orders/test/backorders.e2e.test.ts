@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, ROUTING_KEYS, queues } from '@stockflow/contracts';
 import { createLogger } from '@stockflow/observability';
 import type { RunningService } from '@stockflow/runtime';
-import { createTestDatabase, eventually, graphqlClient, rawAmqp, type TestDatabase } from '@stockflow/testing';
+import { createTestDatabase, eventually, graphqlClient, rawAmqp, sseSubscribe, type TestDatabase } from '@stockflow/testing';
 import { loadOrdersConfig } from '../src/config.ts';
 import { startOrdersService } from '../src/service.ts';
 import { serviceEnv, startInventory } from './services.ts';
@@ -241,5 +241,46 @@ describe.skipIf(servicesUnavailable)('a BackorderFilled out of order', () => {
       ),
     ).toEqual({ waiting: null });
     expect(await order(id)).toEqual(before);
+  });
+
+  it('tells a client following the order when its last backordered units arrived, and not the subscribers to status changes', async () => {
+    const url = `http://127.0.0.1:${service.port}/graphql`;
+    const id = await create(74, 2);
+    await reserve(id, 74, 2);
+    await confirmed(id);
+    const follower = await sseSubscribe<{ orderStatusChanged: { status: string; awaitingStock: boolean } }>(
+      url,
+      'subscription($id: ID!) { orderStatusChanged(id: $id) { status awaitingStock } }',
+      { id },
+    );
+    const everyOrder = await sseSubscribe<{ orderStatusChanges: { id: string } }>(url, 'subscription { orderStatusChanges { id } }');
+    const customers = await sseSubscribe<{ customerOrderStatusChanged: { id: string } }>(
+      url,
+      'subscription { customerOrderStatusChanged(customerId: "c") { id } }',
+    );
+    try {
+      await follower.waitFor((events) => events.length === 1);
+      // A new order shows when the status-change stream listens, and, after the fill, that it was given what came before.
+      const listening = await create(75, 1);
+      await everyOrder.waitFor((events) => events.some((e) => e.orderStatusChanges.id === listening));
+      await customers.waitFor((events) => events.some((e) => e.customerOrderStatusChanged.id === listening));
+
+      await fill('last-units', id, 74, 1);
+      await follower.waitFor((events) => events.length === 2);
+      const after = await create(75, 1);
+      await everyOrder.waitFor((events) => events.some((e) => e.orderStatusChanges.id === after));
+      await customers.waitFor((events) => events.some((e) => e.customerOrderStatusChanged.id === after));
+
+      expect(follower.events.map((e) => e.orderStatusChanged)).toEqual([
+        { status: 'CONFIRMED', awaitingStock: true },
+        { status: 'CONFIRMED', awaitingStock: false },
+      ]);
+      expect(everyOrder.events.map((e) => e.orderStatusChanges.id)).toEqual([listening, after]);
+      expect(customers.events.map((e) => e.customerOrderStatusChanged.id)).toEqual([listening, after]);
+    } finally {
+      follower.close();
+      everyOrder.close();
+      customers.close();
+    }
   });
 });

@@ -2,6 +2,7 @@ import type { BackorderFilled, InventoryAnswer } from '@stockflow/contracts';
 import { tracesByOrder, type TraceContext } from '@stockflow/observability';
 import type { Transaction } from '@stockflow/db';
 import { keepWaiting, lockAnswered, recordFills, settleWaiting, waitingFills, writeAnswers, writeFilledLines } from '../db/orders.ts';
+import { notifyStatusChanges } from '../db/status-changes.ts';
 import { decideAnswers, decideFills } from '../domain/lifecycle.ts';
 import { awaitingStock } from '../domain/order.ts';
 import { announce } from './announce.ts';
@@ -13,6 +14,7 @@ import type { Effects } from './effects.ts';
  * on the orders as the answers left them), written and announced. Each BackorderFilled is applied
  * once, by its event_id (the inbox is written in the same transaction); one that overtook its
  * order's StockReserved waits in the inbox and is applied in the transaction that confirms the order.
+ * An order whose last backordered units arrive is notified (stockArrived) to those following it.
  */
 export async function applyInventoryAnswers(
   tx: Transaction,
@@ -54,5 +56,17 @@ export async function applyInventoryAnswers(
   const { filled, wait, settled } = decideFills(asAnswered, { waiting, received: fills, fresh });
   if (wait.length > 0) await keepWaiting(tx, wait);
   if (settled.length > 0) await settleWaiting(tx, settled);
-  if (filled.size > 0) await writeFilledLines(tx, filled);
+  if (filled.size === 0) return;
+  await writeFilledLines(tx, filled);
+  // A client following the order waits for the moment it can ship, though its status stays.
+  const stocked = locked.filter((o) => {
+    const lines = filled.get(o.id);
+    return lines !== undefined && !awaitingStock({ pricedItems: lines }) && awaitingStock(asAnswered.get(o.id) ?? o);
+  });
+  if (stocked.length > 0) {
+    await notifyStatusChanges(
+      tx,
+      stocked.map((o) => ({ id: o.id, customerId: o.customerId, status: asAnswered.get(o.id)?.status ?? o.status, stockArrived: true })),
+    );
+  }
 }

@@ -159,9 +159,9 @@ export async function lockAnswered(
   tx: Queryable,
   ids: readonly string[],
   filled: readonly string[],
-): Promise<Pick<Order, 'id' | 'status' | 'pricedItems'>[]> {
-  const { rows } = await tx.query<Pick<Order, 'id' | 'status' | 'pricedItems'>>(
-    `SELECT id, status, priced_items AS "pricedItems" FROM orders
+): Promise<Pick<Order, 'id' | 'customerId' | 'status' | 'pricedItems'>[]> {
+  const { rows } = await tx.query<Pick<Order, 'id' | 'customerId' | 'status' | 'pricedItems'>>(
+    `SELECT id, customer_id AS "customerId", status, priced_items AS "pricedItems" FROM orders
      WHERE id = ANY($1::text[]) AND (status = 'PENDING' OR id = ANY($2::text[])) ORDER BY id FOR UPDATE`,
     [ids, filled],
   );
