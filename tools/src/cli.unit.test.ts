@@ -2,6 +2,8 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createAuthenticator } from '@stockflow/platform';
+import { parseBenchArgs } from './bench/cli.ts';
+import { scenarios } from './bench/load.ts';
 
 const run = (tool: string, args: string[]) =>
   spawnSync(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, tool), ...args], { encoding: 'utf8', timeout: 30_000 });
@@ -36,10 +38,21 @@ describe('command-line tools refuse bad input with a clear message', () => {
     [['--scenarios', 'even,joind'], '--scenarios.1: Invalid option: expected one of "even"|"gateway"|'],
     [['--only', 'embedded', '--scenarios', 'even,gateway,joined'], '--scenarios: gateway, joined run on distributed configurations only'],
     [['--only', 'embedded', '--scenarios', 'expiry'], '--scenarios: expiry run on distributed configurations only'],
+    [['--locations', '0'], '--locations: must be positive'],
+    [['--locations', '51'], '--locations: must be at most 50'],
+    [['--locations', 'x'], '--locations: must be a number'],
+    [['--locations', '2.5'], '--locations: must be a whole number'],
   ])('bench %j', (args, message) => {
     const result = run('bench/main.ts', args);
     expect(result.status).toBe(2);
     expect(result.stderr).toContain(message);
+  });
+
+  it('bench stocks one location unless --locations names more, and its load scenarios ask for them', () => {
+    expect(parseBenchArgs([]).locations).toBe(1);
+    const { locations, orders } = parseBenchArgs(['--locations', '3', '--orders', '200']);
+    expect(locations).toBe(3);
+    for (const scenario of scenarios(orders, 1, locations)) expect(scenario.options.locations, scenario.key).toBe(3);
   });
 
   it.each([

@@ -107,10 +107,48 @@ async function queuedOrderIds(amqp: RawAmqp, queue: string): Promise<string[]> {
   return ids;
 }
 
+/** The storm's catalog is stocked here: every invariant the audit checks holds at each of them too. */
+const LOCATIONS = ['MAIN', 'EAST', 'WEST'] as const;
+/** Units of each hot product that may be promised beyond its stock: demand goes far beyond. */
+const HOT_BACKORDER_LIMIT = 5;
+
+/**
+ * Where the orders' units were reserved (from the ledger) and how many units are backordered: the
+ * audit's per-location checks prove something only if allocation used every location and split
+ * orders across them.
+ */
+async function allocation(c: Cluster) {
+  const { products } = await graphqlClient(c.liveInventory().url).data<{
+    products: { nodes: { backorderedStock: number; movements: { nodes: { orderId: string; locationCode: string }[] } }[] };
+  }>(
+    '{ products(first: 50) { nodes { backorderedStock movements(kinds: [RESERVATION], first: 500) { nodes { orderId locationCode } } } } }',
+  );
+  const placesOf = new Map<string, Set<string>>();
+  for (const m of products.nodes.flatMap((p) => p.movements.nodes)) {
+    placesOf.set(m.orderId, (placesOf.get(m.orderId) ?? new Set()).add(m.locationCode));
+  }
+  return {
+    used: new Set([...placesOf.values()].flatMap((places) => [...places])),
+    split: [...placesOf.values()].filter((places) => places.size > 1).length,
+    backordered: products.nodes.reduce((sum, p) => sum + p.backorderedStock, 0),
+  };
+}
+
+/** Settles and audits (per product and per location), and checks that the orders were allocated over every location. */
+async function settleAndAuditLocations(c: Cluster) {
+  const report = await settleAndAudit(c);
+  const { used, split } = await allocation(c);
+  expect(used).toEqual(new Set(LOCATIONS));
+  expect(split).toBeGreaterThan(0);
+  return report;
+}
+
 /**
  * Each scenario: the distributed platform as separate processes behind proxies of the test's own,
- * several hundred orders with hot products, a fault in the middle, then the audit: nothing
- * stuck, every product's counters matching its orders, nothing negative.
+ * several hundred orders with hot products over a catalog stocked at three locations, a fault in
+ * the middle, then the audit: nothing stuck, every product's counters matching its orders,
+ * backorders within their limit, nothing negative, and each location holding exactly what it
+ * received.
  */
 describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 120_000 }, () => {
   let cluster: Cluster | undefined;
@@ -123,7 +161,14 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
   const boot = async (inventoryInstances = 2, env: Record<string, string> = {}) => {
     await purgeQueues(amqpUrl);
     cluster = await startCluster({ amqpUrl, inventoryInstances, env });
-    const catalog = await createCatalog(cluster.inventory[0]?.url as string, { products: 12, hot: 3, hotStock: 25, stock: 500 });
+    const catalog = await createCatalog(cluster.inventory[0]?.url as string, {
+      products: 12,
+      hot: 3,
+      hotStock: 25,
+      stock: 500,
+      locations: LOCATIONS,
+      hotBackorderLimit: HOT_BACKORDER_LIMIT,
+    });
     return { cluster, catalog };
   };
 
@@ -154,9 +199,11 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
 
     // Redelivered to the survivor: every order decided, each exactly once (one decision event,
     // however often it was answered), and the stock audit finds nothing wrong.
-    const report = await settleAndAudit(c);
+    const report = await settleAndAuditLocations(c);
     expect(report.orders.CONFIRMED + report.orders.CANCELLED).toBe(ORDERS);
     expect(report.orders.CANCELLED).toBeGreaterThan(0);
+    // The hot products' backorders were filled up to their limit, and not beyond (the audit).
+    expect((await allocation(c)).backordered).toBe(3 * HOT_BACKORDER_LIMIT);
     const decisions = await eventually(
       () => Promise.resolve(decisionEvents(answers.received)),
       (byOrder) => accepted.every((id) => byOrder.has(id)),
@@ -185,7 +232,7 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
     // The Order Service kept accepting orders while the broker was gone.
     expect(failed).toBe(0);
     expect(accepted).toHaveLength(ORDERS);
-    await settleAndAudit(c);
+    await settleAndAuditLocations(c);
   });
 
   it('3. survives the database connections cut mid-load', async () => {
@@ -208,7 +255,7 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
     // Requests during the cut were refused with a clear error; every accepted order completes.
     expect(accepted.length + failed).toBe(ORDERS);
     expect(failed).toBeGreaterThan(0);
-    await settleAndAudit(c);
+    await settleAndAuditLocations(c);
   });
 
   it('4. delivers the outbox after kill -9 of the Order Service between commit and publish', async () => {
@@ -221,7 +268,7 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
     await c.orders.process.stop('SIGKILL');
     c.orders.broker?.restore();
     await c.restartOrders();
-    const report = await settleAndAudit(c);
+    const report = await settleAndAuditLocations(c);
     expect(report.orders.PENDING).toBe(0);
     expect(report.orders.CONFIRMED + report.orders.CANCELLED).toBe(100);
   });
@@ -232,7 +279,7 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
     const created = await amqp.listen(EXCHANGES.orders, ROUTING_KEYS.orderCreated);
     const answers = await amqp.listen(EXCHANGES.inventory, 'stock.*');
     await placeOrders(c.orders.url, catalog, { count: 200, concurrency: 10 });
-    await settleAndAudit(c);
+    await settleAndAuditLocations(c);
     const before = await graphqlClient(c.orders.url).data<{ orders: { nodes: { id: string; status: string }[] } }>(
       '{ orders(first: 500) { nodes { id status } } }',
     );
@@ -269,7 +316,7 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
       '{ orders(first: 500) { nodes { id status } } }',
     );
     expect(after.orders.nodes).toEqual(before.orders.nodes);
-    await settleAndAudit(c);
+    await settleAndAuditLocations(c);
   });
 
   it('6. parks exactly the malformed messages of a burst interleaved with valid orders', async () => {
@@ -287,7 +334,7 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
       await sleep(100);
     }
     await load;
-    await settleAndAudit(c);
+    await settleAndAuditLocations(c);
     const depth = (queue: string) => amqp.connection.queueDeclare({ queue, passive: true }).then((r) => r.messageCount);
     await eventually(
       () => depth(queues.orderCreatedInventory.deadLetterQueue),
@@ -388,7 +435,7 @@ describe.skipIf(servicesUnavailable)('fault injection under load', { timeout: 12
 
     for (const client of [inventoryDb, ordersDb, holder]) await client.end();
     await c.restartInventory(0);
-    await settleAndAudit(c);
+    await settleAndAuditLocations(c);
     await amqp.close();
   });
 });

@@ -31,13 +31,16 @@ export interface AuditedProduct {
   availableStock: number;
   reservedStock: number;
   soldStock: number;
-  movements: { totalCount: number; nodes: { availableChange: number }[] };
+  backorderLimit: number;
+  backorderedStock: number;
+  stockLevels: { location: { code: string }; available: number; reserved: number; sold: number }[];
+  movements: { totalCount: number; nodes: { availableChange: number; locationCode: string }[] };
 }
 
 const PAGE = 500;
 /** Orders a page: with their lines and payments, a page stays within the cost limit. */
 const ORDER_PAGE = 200;
-const PRODUCT_PAGE = 100;
+const PRODUCT_PAGE = 50;
 /** Orders named per kind of problem: a broken run can have thousands. */
 const EXAMPLES = 5;
 
@@ -51,10 +54,12 @@ export const auditQueries = {
   orders: (after: string | null) =>
     `{ orders(first: ${ORDER_PAGE}${afterArg(after)}) { nodes { id status totalCents currency paidAt items { productId quantity }
        payments { paymentId amountCents currency outcome } } pageInfo { hasNextPage endCursor } } }`,
-  // 100 products a page: with 500 ledger rows each, a page stays within the cost limit.
+  // 50 products a page: with 500 ledger rows each (change and location) and their stock levels, a
+  // page stays within the cost limit.
   products: (after: string | null) =>
-    `{ products(first: ${PRODUCT_PAGE}${afterArg(after)}) { nodes { id availableStock reservedStock soldStock
-       movements(kinds: [INITIAL, RESTOCK, ADJUSTMENT], first: ${PAGE}) { totalCount nodes { availableChange } } }
+    `{ products(first: ${PRODUCT_PAGE}${afterArg(after)}) { nodes { id availableStock reservedStock soldStock backorderLimit backorderedStock
+       stockLevels { location { code } available reserved sold }
+       movements(kinds: [INITIAL, RESTOCK, ADJUSTMENT, TRANSFER], first: ${PAGE}) { totalCount nodes { availableChange locationCode } } }
        pageInfo { hasNextPage endCursor } } }`,
 };
 
@@ -85,10 +90,14 @@ export async function auditPlatform(urls: { orders: string; inventory: string; t
 }
 
 /**
- * The checks. Stock: no order is stuck PENDING; for each product, reserved equals the units of
- * its CONFIRMED and PAID orders (both hold their units), sold equals the units of its FULFILLED
- * orders, available + reserved + sold equals what was received (initial stock, restocks and
- * adjustments in the ledger), and no counter is negative. Money: an order keeps money (payments
+ * The checks. Stock: no order is stuck PENDING; for each product, reserved plus backordered equals
+ * the units of its CONFIRMED and PAID orders (both hold their units, on hand or promised), sold
+ * equals the units of its FULFILLED orders, available + reserved + sold equals what was received
+ * (initial stock, restocks and adjustments in the ledger), backordered stays within the product's
+ * limit, and no counter is negative; and the same at each location: available + reserved + sold
+ * equals what that location received (transfers in and out counted), nothing negative, and the
+ * locations' counters add up to the product's. Money: an
+ * order keeps money (payments
  * PAID) only when it went through: a PAID order, or a FULFILLED one that was paid (paidAt), keeps
  * exactly its total in its currency; any other order (CONFIRMED, PENDING, CANCELLED, FULFILLED
  * with payments off) keeps none, so a cancelled order's money is all asked back; and every refund
@@ -139,8 +148,15 @@ export function auditBooks(orderRows: readonly AuditedOrder[], productRows: read
   for (const p of productRows) {
     const expectedReserved = held.get(p.id) ?? 0;
     const expectedSold = sold.get(p.id) ?? 0;
-    if (p.reservedStock !== expectedReserved) {
-      problems.push(`product ${p.id}: reserved ${p.reservedStock}, but its CONFIRMED and PAID orders hold ${expectedReserved}`);
+    // A backordered unit is held by its order without being on hand: reserved does not count it.
+    if (p.reservedStock + p.backorderedStock !== expectedReserved) {
+      const backordered = p.backorderedStock > 0 ? ` (and ${p.backorderedStock} backordered)` : '';
+      problems.push(
+        `product ${p.id}: reserved ${p.reservedStock}${backordered}, but its CONFIRMED and PAID orders hold ${expectedReserved}`,
+      );
+    }
+    if (p.backorderedStock > p.backorderLimit) {
+      problems.push(`product ${p.id}: ${p.backorderedStock} backordered, above its limit of ${p.backorderLimit}`);
     }
     if (p.soldStock !== expectedSold) problems.push(`product ${p.id}: sold ${p.soldStock}, but its FULFILLED orders took ${expectedSold}`);
     if (p.movements.totalCount > p.movements.nodes.length) {
@@ -149,7 +165,33 @@ export function auditBooks(orderRows: readonly AuditedOrder[], productRows: read
     const received = p.movements.nodes.reduce((sum, m) => sum + m.availableChange, 0);
     const onBooks = p.availableStock + p.reservedStock + p.soldStock;
     if (onBooks !== received) problems.push(`product ${p.id}: available + reserved + sold = ${onBooks}, but ${received} were received`);
-    if (p.availableStock < 0 || p.reservedStock < 0 || p.soldStock < 0) problems.push(`product ${p.id}: a negative counter`);
+    if (p.availableStock < 0 || p.reservedStock < 0 || p.soldStock < 0 || p.backorderedStock < 0) {
+      problems.push(`product ${p.id}: a negative counter`);
+    }
+    // The sums above could balance while one location oversold and another kept the units it lost.
+    const receivedAt = new Map<string, number>();
+    for (const m of p.movements.nodes) receivedAt.set(m.locationCode, (receivedAt.get(m.locationCode) ?? 0) + m.availableChange);
+    for (const level of p.stockLevels) {
+      const at = level.location.code;
+      const there = level.available + level.reserved + level.sold;
+      if (there !== (receivedAt.get(at) ?? 0)) {
+        problems.push(
+          `product ${p.id} at ${at}: available + reserved + sold = ${there}, but ${receivedAt.get(at) ?? 0} were received there`,
+        );
+      }
+      if (level.available < 0 || level.reserved < 0 || level.sold < 0) problems.push(`product ${p.id} at ${at}: a negative counter`);
+      receivedAt.delete(at);
+    }
+    for (const [at, units] of receivedAt) {
+      if (units !== 0) problems.push(`product ${p.id}: ${units} units received at ${at}, which shows no stock level`);
+    }
+    const sum = (field: 'available' | 'reserved' | 'sold') => p.stockLevels.reduce((total, level) => total + level[field], 0);
+    if (sum('available') !== p.availableStock || sum('reserved') !== p.reservedStock || sum('sold') !== p.soldStock) {
+      problems.push(
+        `product ${p.id}: its locations hold ${sum('available')}/${sum('reserved')}/${sum('sold')} available/reserved/sold, ` +
+          `but the product ${p.availableStock}/${p.reservedStock}/${p.soldStock}`,
+      );
+    }
   }
   const known = new Set(productRows.map((p) => p.id));
   for (const id of new Set([...held.keys(), ...sold.keys()])) {

@@ -19,14 +19,40 @@ const order = (id: string, status: AuditedOrder['status'], quantity: number, ext
   ...extra,
 });
 const PAID_AT = '2026-11-30T12:00:00.000Z';
-/** Product 1 received 100 units; reserved and sold as given, the rest available. */
+/** Product 1 received 100 units at MAIN; reserved and sold as given, the rest available. */
 const product = (reserved: number, sold: number): AuditedProduct => ({
   id: '1',
   availableStock: 100 - reserved - sold,
   reservedStock: reserved,
   soldStock: sold,
-  movements: { totalCount: 1, nodes: [{ availableChange: 100 }] },
+  backorderLimit: 0,
+  backorderedStock: 0,
+  stockLevels: [{ location: { code: 'MAIN' }, available: 100 - reserved - sold, reserved, sold }],
+  movements: { totalCount: 1, nodes: [{ availableChange: 100, locationCode: 'MAIN' }] },
 });
+/**
+ * The same books with product 1's 100 units received 60 at MAIN and 40 at EAST, 10 of them moved
+ * from EAST to MAIN, and the 4 held units split over both; one more unit held is backordered.
+ */
+const atTwoLocations = (): AuditedProduct => ({
+  ...product(4, 5),
+  backorderLimit: 2,
+  backorderedStock: 1,
+  stockLevels: [
+    { location: { code: 'MAIN' }, available: 62, reserved: 3, sold: 5 },
+    { location: { code: 'EAST' }, available: 29, reserved: 1, sold: 0 },
+  ],
+  movements: {
+    totalCount: 4,
+    nodes: [
+      { availableChange: 60, locationCode: 'MAIN' },
+      { availableChange: 40, locationCode: 'EAST' },
+      { availableChange: -10, locationCode: 'EAST' },
+      { availableChange: 10, locationCode: 'MAIN' },
+    ],
+  },
+});
+const backorderedBooks = () => [...books(), order('ORD-backordered', 'CONFIRMED', 1)];
 
 /** A shop's books after payments, every order as the lifecycle leaves it. */
 const books = (): AuditedOrder[] => [
@@ -90,5 +116,57 @@ describe('audit of stock and money', () => {
   it('finds a PAID order without paidAt', () => {
     const noDate = books().map((o) => (o.id === 'ORD-paid' ? { ...o, paidAt: null } : o));
     expect(auditBooks(noDate, balanced()).problems).toEqual(['1 PAID orders without paidAt (e.g. ORD-paid)']);
+  });
+
+  it('counts backordered units as held, within the limit, and checks each location against what it received', () => {
+    expect(auditBooks(backorderedBooks(), [atTwoLocations()]).problems).toEqual([]);
+  });
+
+  it('finds backorders above the limit', () => {
+    const over = { ...atTwoLocations(), backorderLimit: 0 };
+    expect(auditBooks(backorderedBooks(), [over]).problems).toEqual(['product 1: 1 backordered, above its limit of 0']);
+  });
+
+  it("finds a location that holds another's units, though the product's sums balance", () => {
+    const p = atTwoLocations();
+    // A release returned a unit reserved at EAST to MAIN: MAIN has one too many, EAST one too few.
+    const wrong = {
+      ...p,
+      stockLevels: [
+        { location: { code: 'MAIN' }, available: 63, reserved: 3, sold: 5 },
+        { location: { code: 'EAST' }, available: 28, reserved: 1, sold: 0 },
+      ],
+    };
+    expect(auditBooks(backorderedBooks(), [wrong]).problems).toEqual([
+      'product 1 at MAIN: available + reserved + sold = 71, but 70 were received there',
+      'product 1 at EAST: available + reserved + sold = 29, but 30 were received there',
+    ]);
+    const negative = {
+      ...p,
+      stockLevels: [
+        { location: { code: 'MAIN' }, available: 62, reserved: 3, sold: 5 },
+        // Oversold: one unit more reserved there than it had, balanced by a negative available.
+        { location: { code: 'EAST' }, available: -1, reserved: 31, sold: 0 },
+      ],
+    };
+    expect(auditBooks(backorderedBooks(), [negative]).problems).toEqual([
+      'product 1 at EAST: a negative counter',
+      'product 1: its locations hold 61/34/5 available/reserved/sold, but the product 91/4/5',
+    ]);
+  });
+
+  it("finds a location's counters that do not add up to the product's: a level left behind by a release", () => {
+    const p = atTwoLocations();
+    const stale = {
+      ...p,
+      stockLevels: [
+        { location: { code: 'MAIN' }, available: 62, reserved: 3, sold: 5 },
+        // Still holding a unit the product has given back.
+        { location: { code: 'EAST' }, available: 28, reserved: 2, sold: 0 },
+      ],
+    };
+    expect(auditBooks(backorderedBooks(), [stale]).problems).toEqual([
+      'product 1: its locations hold 90/5/5 available/reserved/sold, but the product 91/4/5',
+    ]);
   });
 });

@@ -24,6 +24,13 @@ export interface LoadOptions {
   hotShare: number;
   stock: number;
   hotStock: number;
+  /**
+   * Locations the catalog is stocked at, MAIN and `LOC-2`... (default 1: MAIN alone). Each product
+   * that is not hot lives at one of them in turn, so an order of two products that live apart is
+   * split across locations; each hot product's stock is spread over all of them, so a doorbuster
+   * empties one location after another in priority order. Applies to the products this run creates.
+   */
+  locations?: number | undefined;
   /** How long to wait for the last orders to complete. */
   settleTimeoutMs: number;
   /** Skip the audit (it reads every order and product; slow on a large database). */
@@ -94,6 +101,29 @@ const EXPIRED_REASON = /^Payment not received by /;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const MAIN_LOCATION = 'MAIN';
+/** The codes of the first `count` locations the load generator stocks: MAIN, then LOC-2, LOC-3... */
+export const loadLocations = (count: number) => Array.from({ length: count }, (_, i) => (i === 0 ? MAIN_LOCATION : `LOC-${i + 1}`));
+
+/** Creates the locations of `codes` that do not exist yet, each after the one before it in priority. */
+async function ensureLocations(inventory: GraphqlClient, codes: readonly string[]) {
+  const data = await inventory.data<{ stockLocations: { code: string }[] }>('{ stockLocations { code } }');
+  const existing = new Set(data.stockLocations.map((l) => l.code));
+  for (const [i, code] of codes.entries()) {
+    if (existing.has(code)) continue;
+    await inventory.data('mutation($input: CreateStockLocationInput!) { createStockLocation(input: $input) { id } }', {
+      input: { code, name: `Load test location ${i + 1}`, priority: 100 + i },
+    });
+  }
+}
+
+/** How a product's units are spread over `locations`: one location in turn, or all of them evenly. */
+function stockAt(locations: readonly string[], index: number, units: number, spread: boolean): [string, number][] {
+  if (!spread) return [[locations[index % locations.length] as string, units]];
+  const base = Math.floor(units / locations.length);
+  return locations.map((code, i) => [code, base + (i < units % locations.length ? 1 : 0)]);
+}
+
 /** Creates the products `LG-00000`... (or of another catalog) that do not exist yet; returns every id, hot ones first. */
 async function ensureCatalog(inventory: GraphqlClient, options: LoadOptions): Promise<{ all: number[]; hot: number[] }> {
   const prefix = `${options.catalog ?? 'LG'}-`;
@@ -110,15 +140,30 @@ async function ensureCatalog(inventory: GraphqlClient, options: LoadOptions): Pr
     after = data.products.pageInfo.endCursor;
   }
   const missing = skus.filter((sku) => !existing.has(sku));
+  const locations = loadLocations(options.locations ?? 1);
+  if (missing.length > 0 && locations.length > 1) await ensureLocations(inventory, locations);
   for (let i = 0; i < missing.length; i += 20) {
     await Promise.all(
       missing.slice(i, i + 20).map(async (sku) => {
         const index = skus.indexOf(sku);
-        const initialStock = index < options.hot ? options.hotStock : options.stock;
+        const hot = index < options.hot;
+        const spread = stockAt(locations, index, hot ? options.hotStock : options.stock, hot);
+        const initialStock = spread.find(([code]) => code === MAIN_LOCATION)?.[1] ?? 0;
         const data = await inventory.data<{ createProduct: { id: string } }>(
           'mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }',
           { input: { sku, name: `Load test product ${index}`, priceCents: 1_000 + index, initialStock } },
         );
+        for (const [locationCode, quantity] of spread) {
+          if (locationCode === MAIN_LOCATION || quantity === 0) continue;
+          await inventory.data(
+            'mutation($id: ID!, $quantity: Int!, $at: String!) { restock(productId: $id, quantity: $quantity, locationCode: $at) { id } }',
+            {
+              id: data.createProduct.id,
+              quantity,
+              at: locationCode,
+            },
+          );
+        }
         existing.set(sku, Number(data.createProduct.id));
       }),
     );
@@ -381,6 +426,7 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
       hotShare: options.hotShare,
       stock: options.stock,
       hotStock: options.hotStock,
+      locations: options.locations ?? 1,
       settleTimeoutMs: options.settleTimeoutMs,
       audit: options.audit,
       payShare,

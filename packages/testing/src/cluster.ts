@@ -119,15 +119,48 @@ export async function startCluster(options: {
 
 export type Cluster = Awaited<ReturnType<typeof startCluster>>;
 
-/** A catalog with a few hot products far below demand and the rest plentiful. */
-export async function createCatalog(inventoryUrl: string, options: { products: number; hot: number; hotStock: number; stock: number }) {
+/**
+ * A catalog with a few hot products far below demand and the rest plentiful. With `locations`
+ * (MAIN first; the others are created, each after the one before it in priority) each hot
+ * product's stock is spread over all of them, and of the rest every other product is too while
+ * the others live at one location each, so orders are split across locations and a hot
+ * product's stock runs out at one location after another. `hotBackorderLimit` lets that many
+ * units of each hot product be promised beyond its stock.
+ */
+export async function createCatalog(
+  inventoryUrl: string,
+  options: {
+    products: number;
+    hot: number;
+    hotStock: number;
+    stock: number;
+    locations?: readonly string[];
+    hotBackorderLimit?: number;
+  },
+) {
   const gql = graphqlClient(inventoryUrl);
+  const locations = options.locations ?? ['MAIN'];
+  for (const [i, code] of locations.entries()) {
+    if (code === 'MAIN') continue;
+    await gql.data(`mutation { createStockLocation(input: {code: "${code}", name: "${code}", priority: ${100 + 10 * i}}) { id } }`);
+  }
   const ids: number[] = [];
   for (let i = 0; i < options.products; i += 1) {
-    const initialStock = i < options.hot ? options.hotStock : options.stock;
+    const hot = i < options.hot;
+    const units = hot ? options.hotStock : options.stock;
+    const spread: [string, number][] =
+      hot || i % 2 === 0
+        ? locations.map((code, n) => [code, Math.floor(units / locations.length) + (n < units % locations.length ? 1 : 0)])
+        : [[locations[i % locations.length] as string, units]];
+    const at = new Map(spread);
+    const backorderLimit = hot ? (options.hotBackorderLimit ?? 0) : 0;
     const data = await gql.data<{ createProduct: { id: string } }>(
-      `mutation { createProduct(input: {sku: "P-${i}", name: "Product ${i}", initialStock: ${initialStock}}) { id } }`,
+      `mutation { createProduct(input: {sku: "P-${i}", name: "Product ${i}", initialStock: ${at.get('MAIN') ?? 0}, backorderLimit: ${backorderLimit}}) { id } }`,
     );
+    for (const [code, quantity] of spread) {
+      if (code === 'MAIN' || quantity === 0) continue;
+      await gql.data(`mutation { restock(productId: "${data.createProduct.id}", quantity: ${quantity}, locationCode: "${code}") { id } }`);
+    }
     ids.push(Number(data.createProduct.id));
   }
   return { all: ids, hot: ids.slice(0, options.hot) };

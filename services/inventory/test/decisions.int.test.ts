@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OrderCreated, OutgoingMessage } from '@stockflow/contracts';
+import type { OrderCreated, OutgoingMessage, StockReserved } from '@stockflow/contracts';
 import { AppError, systemClock } from '@stockflow/platform';
 import { createPostgresDatabase, type Database } from '@stockflow/db';
 import { eventually } from '@stockflow/testing';
@@ -103,6 +103,63 @@ describe.skipIf(servicesUnavailable)('deciding an order once', () => {
     expect(sent.map(answer)).toEqual([answer(sent[0] as OutgoingMessage), answer(sent[0] as OutgoingMessage)]);
     expect(await h.stock(productId)).toEqual({ availableStock: 7, reservedStock: 3 });
     expect(await recorded(order.order_id)).toEqual({ decisions: 1, reservations: 1, ledger: 1 });
+  });
+
+  it('reserves from a location a restock stocks for the first time while the order waits for the product, not backordered', async () => {
+    sent.length = 0;
+    const productId = await h.createProduct('FIRST-AT-NEW-PLACE', 0);
+    await h.gql.data(`mutation { updateProduct(id: "${productId}", input: {backorderLimit: 5}) { id } }`);
+    await h.gql.data('mutation { createStockLocation(input: {code: "NEW-PLACE", name: "Stocked during the lookup"}) { id } }');
+    // What a restock at a location the product has no level at does, held open: the order's
+    // lookup takes its snapshot before the new level commits, then waits for the product's lock.
+    let commit = () => undefined as void;
+    const committing = new Promise<void>((resolve) => (commit = resolve));
+    let holding = () => undefined as void;
+    const held = new Promise<void>((resolve) => (holding = resolve));
+    const restock = observer.transaction(async (tx) => {
+      await tx.query('SELECT 1 FROM products WHERE id = $1 FOR UPDATE', [productId]);
+      await tx.query(
+        `INSERT INTO stock_levels (product_id, location_id, available)
+         SELECT $1, id, 3 FROM stock_locations WHERE code = 'NEW-PLACE'`,
+        [productId],
+      );
+      await tx.query('UPDATE products SET available = available + 3 WHERE id = $1', [productId]);
+      holding();
+      await committing;
+    });
+    await held;
+    const deciding = decide(instances.a, [orderCreated('ORD-RACED-A-RESTOCK', productId, 2)]);
+    await eventually(
+      async () =>
+        (
+          await observer.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'inventory-a' AND wait_event_type = 'Lock'`,
+          )
+        ).rows[0]?.n,
+      (waiting) => waiting === 1,
+    );
+    commit();
+    await restock;
+    await deciding;
+
+    expect(sent.map((m) => (m.body as StockReserved).items)).toEqual([
+      [
+        {
+          product_id: productId,
+          quantity: 2,
+          unit_price_cents: 999,
+          allocations: [{ location_code: 'NEW-PLACE', quantity: 2 }],
+          backordered_quantity: 0,
+        },
+      ],
+    ]);
+    const levels = await observer.query(
+      `SELECT l.code, s.available, s.reserved FROM stock_levels s JOIN stock_locations l ON l.id = s.location_id
+       WHERE s.product_id = $1 AND s.available + s.reserved > 0`,
+      [productId],
+    );
+    expect(levels.rows).toEqual([{ code: 'NEW-PLACE', available: 1, reserved: 2 }]);
   });
 
   it('decides an OrderCreated that comes twice within one batch once, and answers both with the same answer', async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXCHANGES, MAX_STOCK_LOCATIONS, ROUTING_KEYS, StockReserved } from '@stockflow/contracts';
+import { EXCHANGES, MAX_INT32, MAX_STOCK_LOCATIONS, ROUTING_KEYS, StockReserved } from '@stockflow/contracts';
 import { eventually, type ReceivedMessage } from '@stockflow/testing';
 import { servicesUnavailable, startInventory, type InventoryHarness } from './harness.ts';
 
@@ -190,6 +190,15 @@ describe.skipIf(servicesUnavailable)('stock locations, allocation and backorders
     expect(unknown.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
   });
 
+  it("refuses with a coded error an adjustment up that would take the product's sum over locations past the largest storable amount", async () => {
+    const id = await product('ADJUST-OVER-MAX', { MAIN: MAX_INT32 - 10 });
+    const over = await h.gql.request(
+      `mutation { adjustStock(productId: "${id}", delta: 11, reason: "found", locationCode: "WEST") { id } }`,
+    );
+    expect(over.errors?.[0]?.extensions?.code, JSON.stringify(over)).toBe('BAD_USER_INPUT');
+    expect(await levels(id)).toEqual({ MAIN: `${MAX_INT32 - 10}/0/0` });
+  });
+
   it('backorders a shortfall that fits the backorder limit, and rejects an order beyond what is left of it', async () => {
     const id = await product('BACKORDER-LIMIT', { MAIN: 2 }, 3);
     expect(allocated(await order('ORD-BO-1', [id, 4]))).toEqual([[['MAIN:2'], 2]]);
@@ -233,16 +242,20 @@ describe.skipIf(servicesUnavailable)('stock locations, allocation and backorders
     expect([after.availableStock, after.reservedStock, after.backorderedStock]).toEqual([0, 4, 1]);
     expect(await levels(id)).toEqual({ EAST: '0/2/0', MAIN: '0/2/0' });
 
-    // The filled units are held where they arrived: the old order's cancellation gives them back there.
+    // The filled units are held where they arrived: the old order's cancellation gives them back
+    // there, and the new order's unit still waiting takes one of them (EAST is preferred to MAIN).
     await cancel('ORD-FIFO-OLD');
     await eventually(
-      () => levels(id),
-      (l) => l.EAST === '2/0/0',
+      () => Promise.resolve(fillsFor('ORD-FIFO-NEW')),
+      (fills) => fills.length === 2,
     );
-    expect(await levels(id)).toEqual({ EAST: '2/0/0', MAIN: '1/1/0' });
+    expect((fillsFor('ORD-FIFO-NEW')[1]?.json as { items: unknown }).items).toEqual([
+      { product_id: id, quantity: 1, location_code: 'EAST' },
+    ]);
+    expect(await levels(id)).toEqual({ EAST: '1/1/0', MAIN: '1/1/0' });
   });
 
-  it('gives back a cancelled backordered order its held units and its place in the backorder', async () => {
+  it('gives the units a cancelled backordered order held to the oldest waiting order, and its place in the backorder to a new one', async () => {
     const id = await product('BACKORDER-CANCEL', { MAIN: 1 }, 2);
     await order('ORD-BC-FIRST', [id, 2]);
     await order('ORD-BC-SECOND', [id, 1]);
@@ -250,19 +263,53 @@ describe.skipIf(servicesUnavailable)('stock locations, allocation and backorders
 
     await cancel('ORD-BC-FIRST');
     await h.answersFor('ORD-BC-FIRST', 2);
-    const after = await stock(id);
-    expect([after.availableStock, after.reservedStock, after.backorderedStock]).toEqual([1, 0, 1]);
-
-    // Its place is free: an order may backorder again, and stock arriving fills the one still waiting.
-    expect(allocated(await order('ORD-BC-THIRD', [id, 2]))).toEqual([[['MAIN:1'], 1]]);
-    await restock(id, 1, 'MAIN');
-    await eventually(
+    const [filled] = await eventually(
       () => Promise.resolve(fillsFor('ORD-BC-SECOND')),
       (fills) => fills.length === 1,
     );
+    expect((filled?.json as { items: unknown }).items).toEqual([{ product_id: id, quantity: 1, location_code: 'MAIN' }]);
+    const after = await stock(id);
+    expect([after.availableStock, after.reservedStock, after.backorderedStock]).toEqual([0, 1, 0]);
+    expect(await levels(id)).toEqual({ MAIN: '0/1/0' });
+
+    // Its place is free: a newer order may backorder again, and stock arriving fills it.
+    expect(allocated(await order('ORD-BC-THIRD', [id, 2]))).toEqual([[[], 2]]);
+    await restock(id, 1, 'MAIN');
+    await eventually(
+      () => Promise.resolve(fillsFor('ORD-BC-THIRD')),
+      (fills) => fills.length === 1,
+    );
     expect(fillsFor('ORD-BC-FIRST')).toEqual([]);
-    expect(fillsFor('ORD-BC-THIRD')).toEqual([]);
+    expect(fillsFor('ORD-BC-SECOND')).toHaveLength(1);
     expect((await stock(id)).backorderedStock).toBe(1);
+  });
+
+  it('hands the units a restock filled an order with to the next waiting order when that order is cancelled, where they are', async () => {
+    const id = await product('BACKORDER-FILLED-CANCEL', {}, 3);
+    await order('ORD-BFC-OLD', [id, 2]);
+    await order('ORD-BFC-NEW', [id, 1]);
+    await restock(id, 2, 'EAST');
+    await eventually(
+      () => Promise.resolve(fillsFor('ORD-BFC-OLD')),
+      (fills) => fills.length === 1,
+    );
+
+    await cancel('ORD-BFC-OLD');
+    const [filled] = await eventually(
+      () => Promise.resolve(fillsFor('ORD-BFC-NEW')),
+      (fills) => fills.length === 1,
+    );
+    expect((filled?.json as { items: unknown }).items).toEqual([{ product_id: id, quantity: 1, location_code: 'EAST' }]);
+    expect(await levels(id)).toEqual({ EAST: '1/1/0', MAIN: '0/0/0' });
+    const after = await stock(id);
+    expect([after.availableStock, after.reservedStock, after.backorderedStock]).toEqual([1, 1, 0]);
+    const { stockMovements } = await h.gql.data<{ stockMovements: { nodes: { kind: string; quantity: number; orderId: string }[] } }>(
+      `{ stockMovements(productId: "${id}", kinds: [RESERVATION, RELEASE]) { nodes { kind quantity orderId } } }`,
+    );
+    expect(stockMovements.nodes.slice(-2)).toEqual([
+      { kind: 'RELEASE', quantity: 2, orderId: 'ORD-BFC-OLD' },
+      { kind: 'RESERVATION', quantity: 1, orderId: 'ORD-BFC-NEW' },
+    ]);
   });
 
   it('publishes BackorderFilled exactly as documented, raw, and StockReserved with where its units are', async () => {

@@ -73,4 +73,53 @@ describe.skipIf(servicesUnavailable)('the migration to stock locations', () => {
     const after = await db.query('SELECT available, reserved, sold FROM stock_levels WHERE product_id = $1', [id]);
     expect(after.rows).toEqual([{ available: 9, reserved: 0, sold: 1 }]);
   });
+
+  // The previous version moves a product's counters without its levels; were such a write to land,
+  // allocation would trust levels that no longer add up. Every one of its stock writes carries a
+  // ledger row without a location, so the whole transaction fails instead (docs/operations.md).
+  it("refuses the previous version's stock writes whole after it: a restock and a reservation change nothing", async () => {
+    const { rows } = await db.query<{ id: number }>(`SELECT id FROM products WHERE sku = 'OLD'`);
+    const id = rows[0]?.id as number;
+    const state = async () => ({
+      product: (await db.query('SELECT available, reserved, sold FROM products WHERE id = $1', [id])).rows,
+      levels: (await db.query('SELECT available, reserved, sold FROM stock_levels WHERE product_id = $1', [id])).rows,
+      decisions: (await db.query(`SELECT order_id FROM order_decisions WHERE order_id = 'ORD-BY-OLD'`)).rows,
+    });
+    const before = await state();
+
+    // The previous version's restock (catalog.ts at 40e87d7): the product's sum, then its ledger row.
+    const restock = db.transaction(async (tx) => {
+      await tx.query('SELECT id FROM products WHERE id = $1 FOR UPDATE', [id]);
+      await tx.query('UPDATE products SET available = available + $2, updated_at = now() WHERE id = $1', [id, 5]);
+      await tx.query(
+        `INSERT INTO stock_movements (product_id, kind, quantity, available_change, reserved_change, sold_change,
+           available_after, reserved_after, sold_after, reason)
+         VALUES ($1, 'RESTOCK', 5, 5, 0, 0, 14, 0, 1, NULL)`,
+        [id],
+      );
+    });
+    await expect(restock).rejects.toMatchObject({ code: '23502', column: 'location_id' });
+
+    // The previous version's reservation (reservations.ts at 40e87d7): one statement, ledger rows included.
+    const reservation = db.query(
+      `WITH recorded AS (
+         INSERT INTO order_decisions (order_id, outcome, reason, event, routing_key)
+         VALUES ('ORD-BY-OLD', 'RESERVED', NULL, '{}', 'stock.reserved') RETURNING order_id
+       ), updated AS (
+         UPDATE products p SET available = p.available - 2, reserved = p.reserved + 2, updated_at = now()
+         WHERE p.id = $1 RETURNING p.id, p.available + 2 AS available_before, p.reserved - 2 AS reserved_before, p.sold
+       ), held AS (
+         INSERT INTO reservations (order_id, product_id, quantity, status) VALUES ('ORD-BY-OLD', $1, 2, 'HELD')
+       ), moved AS (
+         INSERT INTO stock_movements (product_id, kind, quantity, available_change, reserved_change, sold_change,
+                                      available_after, reserved_after, sold_after, order_id)
+         SELECT u.id, 'RESERVATION', 2, -2, 2, 0, u.available_before - 2, u.reserved_before + 2, u.sold, 'ORD-BY-OLD' FROM updated u
+       )
+       SELECT count(*)::int AS recorded FROM recorded`,
+      [id],
+    );
+    await expect(reservation).rejects.toMatchObject({ code: '23502', column: 'location_id' });
+
+    expect(await state()).toEqual(before);
+  });
 });

@@ -65,6 +65,7 @@ describe.skipIf(servicesUnavailable)('authentication and authorisation', () => {
         )
       ).createProduct.id,
     );
+    await as('admin').inventory.data('mutation { createStockLocation(input: {code: "AUTH-EAST", name: "Transfers go here"}) { id } }');
   });
   afterAll(async () => {
     await orders?.close();
@@ -167,6 +168,27 @@ describe.skipIf(servicesUnavailable)('authentication and authorisation', () => {
       async check(data, before) {
         expect((data as { adjustStock: { availableStock: number } }).adjustStock.availableStock).toBe(before.availableStock - 1);
         expect((await guarded()).availableStock).toBe(before.availableStock - 1);
+      },
+    },
+    {
+      name: 'createStockLocation',
+      query: () => 'mutation { createStockLocation(input: {code: "BY-ADMIN", name: "n", priority: 7}) { code priority } }',
+      async check(data) {
+        expect((data as { createStockLocation: unknown }).createStockLocation).toEqual({ code: 'BY-ADMIN', priority: 7 });
+        const read = await as('bob').inventory.data<{ stockLocations: { code: string }[] }>('{ stockLocations { code } }');
+        expect(read.stockLocations.map((l) => l.code)).toContain('BY-ADMIN');
+      },
+    },
+    {
+      name: 'transferStock',
+      query: () =>
+        `mutation { transferStock(productId: "${productId}", fromLocation: "MAIN", toLocation: "AUTH-EAST", quantity: 2) { availableStock } }`,
+      async check(data, before) {
+        expect((data as { transferStock: { availableStock: number } }).transferStock.availableStock).toBe(before.availableStock);
+        const read = await as('admin').inventory.data<{ product: { stockLevels: { location: { code: string }; available: number }[] } }>(
+          `{ product(id: "${productId}") { stockLevels { location { code } available } } }`,
+        );
+        expect(read.product.stockLevels.find((l) => l.location.code === 'AUTH-EAST')?.available).toBe(2);
       },
     },
     {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_STOCK_LOCATIONS } from '@stockflow/contracts';
 import { parseCli, wholeNumber } from '../cli.ts';
 
 /**
@@ -19,13 +20,17 @@ const DISTRIBUTED_ONLY: readonly (typeof SCENARIOS)[number][] = [
   'expiry',
 ];
 
-const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--warmup N] [--repeat N] [--only LIST] [--scenarios LIST]
+const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--warmup N] [--repeat N] [--locations N] [--only LIST] [--scenarios LIST]
   --orders N        orders per load scenario, and holds falling due at once in expiry (default 5000;
                     the targets are stated for 20000)
   --backlog N       OrderCreated queued for each backlog-drain scenario (default 20000)
   --warmup N        orders sent to each configuration before it is measured (default 2000; 0 for none)
   --repeat N        rounds of the scenarios per configuration; the table shows each figure's median
                     and, with more than one round, its range (default 1)
+  --locations N     stock locations the load scenarios' catalogs (and the warm-up's) are stocked at,
+                    1 to ${MAX_STOCK_LOCATIONS} (default 1: MAIN alone): each product that is not hot at one of
+                    them in turn, so orders of products that live apart are split; each hot product
+                    spread over all of them
   --only LIST       configurations to run, comma-separated: ${CONFIGURATIONS.join(', ')}
   --scenarios LIST  scenarios to run, comma-separated: ${SCENARIOS.join(', ')} (default all)
                     gateway: the even catalog's load (orders created, their statuses polled)
@@ -45,7 +50,7 @@ const listOf = <T extends string>(choices: readonly [T, ...T[]]) =>
     .pipe(z.array(z.enum(choices)).min(1));
 
 /** The bench's flags, checked: on a bad one it prints why and exits 2. */
-export const parseBenchArgs = () =>
+export const parseBenchArgs = (argv: string[] = process.argv.slice(2)) =>
   parseCli(
     usage,
     {
@@ -53,6 +58,7 @@ export const parseBenchArgs = () =>
       backlog: { type: 'string' },
       warmup: { type: 'string' },
       repeat: { type: 'string' },
+      locations: { type: 'string' },
       only: { type: 'string' },
       scenarios: { type: 'string' },
     },
@@ -62,6 +68,7 @@ export const parseBenchArgs = () =>
         backlog: wholeNumber(1_000_000).default(20_000),
         warmup: wholeNumber(1_000_000, { zero: true }).default(2_000),
         repeat: wholeNumber(20).default(1),
+        locations: wholeNumber(MAX_STOCK_LOCATIONS).default(1),
         only: listOf(CONFIGURATIONS),
         scenarios: listOf(SCENARIOS),
       })
@@ -81,6 +88,7 @@ export const parseBenchArgs = () =>
           });
         }
       }),
+    argv,
   );
 
 export type BenchArgs = ReturnType<typeof parseBenchArgs>;

@@ -15,33 +15,34 @@ export interface LoadScenario {
 
 export const EVEN: Partial<LoadOptions> = { concurrency: 200, products: 1_000, hot: 0, hotShare: 0 };
 
-const others = (orders: number, round: number): LoadScenario[] => [
+const others = (orders: number, round: number, locations: number): LoadScenario[] => [
   {
     key: 'hot',
     name: 'hot skew (5 hot, 90% of orders)',
     // A catalog of its own each round, so its hot products start with their 100 units (the even
     // catalog's products hold a million each, and a sold-out doorbuster is another scenario).
-    options: { orders, concurrency: 200, products: 1_000, hot: 5, hotShare: 0.9, hotStock: 100, catalog: `HOT${round}` },
+    options: { orders, concurrency: 200, products: 1_000, hot: 5, hotShare: 0.9, hotStock: 100, catalog: `HOT${round}`, locations },
   },
   {
     key: 'steady',
     name: 'steady 500/s',
-    options: { orders: Math.min(orders, 10_000), rate: 500, concurrency: 1_000, products: 1_000, hot: 0, hotShare: 0 },
+    options: { orders: Math.min(orders, 10_000), rate: 500, concurrency: 1_000, products: 1_000, hot: 0, hotShare: 0, locations },
   },
 ];
 
-export const scenarios = (orders: number, round: number): LoadScenario[] => {
-  const even: LoadScenario = { key: 'even', name: 'even catalog (concurrency 200)', options: { ...EVEN, orders } };
+/** The load scenarios of a round, their catalogs stocked at `locations` locations. */
+export const scenarios = (orders: number, round: number, locations: number): LoadScenario[] => {
+  const even: LoadScenario = { key: 'even', name: 'even catalog (concurrency 200)', options: { ...EVEN, orders, locations } };
   // The same orders and polls as a client of the gateway would send them.
   const gateway: LoadScenario = {
     key: 'gateway',
     name: 'even catalog via the gateway (concurrency 200)',
-    options: { ...EVEN, orders },
+    options: { ...EVEN, orders, locations },
     viaGateway: true,
   };
   // Each goes first every other round, so the machine's drift and what the first leaves to the
   // second (autovacuum, checkpoints) spread over both instead of landing on one.
-  return [...(round % 2 === 1 ? [even, gateway] : [gateway, even]), ...others(orders, round)];
+  return [...(round % 2 === 1 ? [even, gateway] : [gateway, even]), ...others(orders, round, locations)];
 };
 
 /** One load scenario against a platform, with the bench's defaults; through its gateway when asked. */

@@ -6,7 +6,7 @@
  * and RabbitMQ (and rabbitmqctl) for the distributed runs, and starts the 3-node cluster for
  * cluster-1. A distributed platform also runs a gateway (the built dist/gateway/main.mjs) over its
  * Order Service and an inventory instance, for the scenarios that go through it.
- *   npm run bench -- [--orders 20000] [--backlog 20000] [--only distributed-1] [--scenarios even,gateway,joined,drain]
+ *   npm run bench -- [--orders 20000] [--backlog 20000] [--locations 3] [--only distributed-1] [--scenarios even,gateway,joined,drain]
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -37,12 +37,13 @@ try {
       // Measured from warm: a platform on Black Friday has been up for hours, its code compiled
       // by the JIT and its pools and connections open; a cold start is a different question.
       process.stderr.write(`   warm-up (${args.warmup} orders, not measured)...\n`);
-      const warm = await load(platform, { orders: args.warmup, audit: false });
+      // Over the catalog the even scenarios reuse: stocked where they will find it.
+      const warm = await load(platform, { orders: args.warmup, audit: false, locations: args.locations });
       if (!warm.ok) throw new Error(`the warm-up did not complete: ${warm.stuck.length} orders stuck`);
       // The gateway's code warmed too, by what it will be measured on.
       if (platform.gatewayUrl && args.scenarios.includes('gateway')) {
         process.stderr.write(`   gateway warm-up (${args.warmup} orders, not measured)...\n`);
-        const warmGateway = await load(platform, { orders: args.warmup, audit: false }, true);
+        const warmGateway = await load(platform, { orders: args.warmup, audit: false, locations: args.locations }, true);
         if (!warmGateway.ok) throw new Error(`the gateway warm-up did not complete: ${warmGateway.stuck.length} orders stuck`);
       }
       if (platform.gatewayUrl && args.scenarios.includes('joined')) {
@@ -57,7 +58,7 @@ try {
   // every configuration instead of landing on one. Configurations run one after another used to
   // differ by as much as the second inventory instance was meant to show. (The idle platforms
   // cost about 1% of the machine: outbox polls and heartbeats.)
-  const chosen = (round: number) => scenarios(args.orders, round).filter((s) => args.scenarios.includes(s.key));
+  const chosen = (round: number) => scenarios(args.orders, round, args.locations).filter((s) => args.scenarios.includes(s.key));
   const loads = new Map(started.map(({ config }) => [config, new Map(chosen(1).map((s) => [s.name, [] as LoadRun[]]))]));
   const chosenBacklogs = BACKLOGS.filter((b) => args.scenarios.includes(b.key));
   const drains = new Map(

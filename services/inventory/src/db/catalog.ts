@@ -1,6 +1,6 @@
-import { MAX_STOCK_LOCATIONS, routeOf, type BackorderFilled } from '@stockflow/contracts';
+import { MAX_STOCK_LOCATIONS } from '@stockflow/contracts';
 import { ConflictError, NotFoundError, ValidationError } from '@stockflow/platform';
-import type { Database, Queryable, Transaction } from '@stockflow/db';
+import type { Database, Queryable } from '@stockflow/db';
 import {
   MAIN_LOCATION,
   validAdjustment,
@@ -9,8 +9,7 @@ import {
   type NewProduct,
   type ProductChanges,
 } from '../domain/catalog.ts';
-import { fillBackorders } from '../domain/reservation.ts';
-import type { Effects } from './reservations.ts';
+import { fillFromArrival, type ArrivalEffects } from './backorders.ts';
 
 export interface Product {
   id: number;
@@ -181,81 +180,6 @@ async function changeLevel(tx: Queryable, productId: number, locationId: number,
   return rows[0] as Product;
 }
 
-/** What a stock arrival needs besides the transaction: ids and time for BackorderFilled, and the outbox it goes out through. */
-export type ArrivalEffects = Pick<Effects, 'clock' | 'outbox'>;
-
-/**
- * Stock arrived at a location (restock, adjustment up, transfer in): the product's backordered
- * lines are filled from what the location has, oldest order first, under the product's lock the
- * caller holds. Each filled order's units are held there from now on, and the order is told with
- * BackorderFilled, through the outbox in this transaction.
- */
-async function fillFromArrival(
-  tx: Transaction,
-  productId: number,
-  location: StockLocation,
-  { clock, outbox }: ArrivalEffects,
-): Promise<void> {
-  const { rows } = await tx.query<{ available: number; waiting: { order_id: string; backordered: number }[] }>(
-    `SELECT (SELECT available FROM stock_levels WHERE product_id = $1 AND location_id = $2) AS available,
-            (SELECT coalesce(json_agg(w ORDER BY w.seq), '[]') FROM (
-               SELECT order_id, backordered, seq FROM reservations
-               WHERE product_id = $1 AND status = 'HELD' AND backordered > 0) w) AS waiting`,
-    [productId, location.id],
-  );
-  const { available, waiting } = rows[0] as (typeof rows)[number];
-  const fills = fillBackorders(
-    waiting.map((w) => ({ orderId: w.order_id, backordered: w.backordered })),
-    available,
-  );
-  if (fills.length === 0) return;
-  await tx.query(
-    `WITH fill AS (
-       SELECT ord, order_id, quantity FROM json_to_recordset($3::json) AS x(ord int, order_id text, quantity int)
-     ), total AS (
-       SELECT sum(quantity)::int AS quantity FROM fill
-     ), updated AS (
-       UPDATE products p SET available = p.available - t.quantity, reserved = p.reserved + t.quantity,
-                             backordered = p.backordered - t.quantity, updated_at = now()
-       FROM total t WHERE p.id = $1
-       RETURNING p.available + t.quantity AS available_before, p.reserved - t.quantity AS reserved_before, p.sold
-     ), level AS (
-       UPDATE stock_levels s SET available = s.available - t.quantity, reserved = s.reserved + t.quantity
-       FROM total t WHERE s.product_id = $1 AND s.location_id = $2
-     ), waiting AS (
-       UPDATE reservations r SET backordered = r.backordered - f.quantity, updated_at = now()
-       FROM fill f WHERE r.order_id = f.order_id AND r.product_id = $1
-     ), allocated AS (
-       INSERT INTO reservation_allocations (order_id, product_id, location_id, quantity)
-       SELECT order_id, $1, $2, quantity FROM fill
-       ON CONFLICT (order_id, product_id, location_id) DO UPDATE SET quantity = reservation_allocations.quantity + EXCLUDED.quantity
-     )
-     INSERT INTO stock_movements (product_id, location_id, kind, quantity, available_change, reserved_change, sold_change,
-                                  available_after, reserved_after, sold_after, order_id, reason)
-     SELECT $1, $2, 'RESERVATION', f.quantity, -f.quantity, f.quantity, 0,
-            u.available_before - sum(f.quantity) OVER w, u.reserved_before + sum(f.quantity) OVER w, u.sold,
-            f.order_id, 'backorder filled'
-     FROM fill f, updated u
-     WINDOW w AS (ORDER BY f.ord)
-     ORDER BY f.ord`,
-    [productId, location.id, JSON.stringify(fills.map((f, ord) => ({ ord, order_id: f.orderId, quantity: f.quantity })))],
-  );
-  const occurredAt = clock.now().toISOString();
-  await outbox.enqueue(
-    tx,
-    fills.map((f) => {
-      const body: BackorderFilled = {
-        event: 'BackorderFilled',
-        event_id: clock.newId(),
-        occurred_at: occurredAt,
-        order_id: f.orderId,
-        items: [{ product_id: productId, quantity: f.quantity, location_code: location.code }],
-      };
-      return { ...routeOf(body.event), messageId: body.event_id, body };
-    }),
-  );
-}
-
 const isCheckViolation = (error: unknown, constraint: string) =>
   (error as { code?: string }).code === '23514' && (error as { constraint?: string }).constraint === constraint;
 
@@ -279,13 +203,13 @@ export function catalogRepository(db: Database, effects: ArrivalEffects) {
     id: number,
     locationCode: string,
     kind: 'RESTOCK' | 'ADJUSTMENT',
-    delta: (available: number) => number,
+    delta: (available: number, productAvailable: number) => number,
     reason: string | null,
   ) =>
     db.transaction(async (tx) => {
-      await lockProduct(tx, id);
+      const product = await lockProduct(tx, id);
       const location = await locationByCode(tx, locationCode);
-      const change = delta(await levelAvailable(tx, id, location.id));
+      const change = delta(await levelAvailable(tx, id, location.id), product.availableStock);
       const changed = await changeLevel(tx, id, location.id, change);
       await recordMovement(tx, changed, location.id, { kind, quantity: Math.abs(change), availableChange: change, reason });
       if (change > 0) await fillFromArrival(tx, id, location, effects);
@@ -409,7 +333,13 @@ export function catalogRepository(db: Database, effects: ArrivalEffects) {
       changeAvailable(id, locationCode, 'RESTOCK', () => quantity, note),
 
     adjust: (id: number, delta: number, reason: string, locationCode = MAIN_LOCATION) =>
-      changeAvailable(id, locationCode, 'ADJUSTMENT', (available) => validAdjustment(delta, available), reason),
+      changeAvailable(
+        id,
+        locationCode,
+        'ADJUSTMENT',
+        (available, productAvailable) => validAdjustment(delta, available, productAvailable),
+        reason,
+      ),
 
     /** Moves available units between two locations (a TRANSFER ledger row on each side), then fills backorders at the receiving one. */
     transfer: (id: number, fromCode: string, toCode: string, quantity: number) =>

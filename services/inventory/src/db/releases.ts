@@ -3,11 +3,19 @@ import { traceHeaders, tracesByOrder, type TraceContext } from '@stockflow/obser
 import type { Queryable, Transaction } from '@stockflow/db';
 import { answerFor } from '../messaging/answers.ts';
 import type { Decision } from '../domain/reservation.ts';
+import { fillFromArrival } from './backorders.ts';
 import { countDecisions, type Effects } from './reservations.ts';
 
 export const CANCELLED_BEFORE_RESERVATION = 'Order cancelled before stock was reserved';
 
 type Movement = 'RELEASE' | 'SALE';
+
+/** Units a release gave back to a location, of a product whose backorder still waits. */
+interface Returned {
+  product_id: number;
+  location_id: number;
+  code: string;
+}
 
 /**
  * Moves what is held for the orders out of `reserved`, at the locations it is held at: back to
@@ -16,18 +24,19 @@ type Movement = 'RELEASE' | 'SALE';
  * products are locked in id order first, as every other writer of stock takes them, so concurrent
  * batches never deadlock; every held line, its allocations and its level change only under its
  * product's lock, so what is read after it is what the last writer left. The ledger rows carry the
- * product's counters after each row, computed with a running sum per product.
+ * product's counters after each row, computed with a running sum per product. Returns where units
+ * went back to products that still have backordered lines, in order of allocation preference.
  */
-async function settleHeld(tx: Queryable, orderIds: readonly string[], kind: Movement): Promise<void> {
+async function settleHeld(tx: Queryable, orderIds: readonly string[], kind: Movement): Promise<Returned[]> {
   const { rows: held } = await tx.query<{ product_id: number }>(
     `SELECT DISTINCT product_id FROM reservations WHERE order_id = ANY($1::text[]) AND status = 'HELD' ORDER BY product_id`,
     [orderIds],
   );
-  if (held.length === 0) return;
+  if (held.length === 0) return [];
   const productIds = held.map((h) => h.product_id);
   await tx.query('SELECT 1 FROM products WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE', [productIds]);
   const release = kind === 'RELEASE';
-  await tx.query(
+  const { rows: returned } = await tx.query<Returned>(
     `WITH line AS (
        SELECT order_id, product_id, quantity, backordered FROM reservations
        WHERE order_id = ANY($1::text[]) AND status = 'HELD' AND product_id = ANY($5::int[])
@@ -48,7 +57,8 @@ async function settleHeld(tx: Queryable, orderIds: readonly string[], kind: Move
        RETURNING p.id,
                  p.available - CASE WHEN $2 THEN t.held ELSE 0 END AS available_before,
                  p.reserved + t.held AS reserved_before,
-                 p.sold - CASE WHEN $2 THEN 0 ELSE t.held END AS sold_before
+                 p.sold - CASE WHEN $2 THEN 0 ELSE t.held END AS sold_before,
+                 p.backordered AS waiting
      ), level_totals AS (
        SELECT product_id, location_id, sum(quantity)::int AS quantity FROM alloc GROUP BY product_id, location_id
      ), levels AS (
@@ -60,20 +70,26 @@ async function settleHeld(tx: Queryable, orderIds: readonly string[], kind: Move
      ), settled AS (
        UPDATE reservations SET status = $3, updated_at = now()
        WHERE order_id = ANY($1::text[]) AND status = 'HELD' AND product_id = ANY($5::int[])
+     ), moved AS (
+       INSERT INTO stock_movements (product_id, location_id, kind, quantity, available_change, reserved_change, sold_change,
+                                    available_after, reserved_after, sold_after, order_id)
+       SELECT a.product_id, a.location_id, $4, a.quantity,
+              CASE WHEN $2 THEN a.quantity ELSE 0 END, -a.quantity, CASE WHEN $2 THEN 0 ELSE a.quantity END,
+              u.available_before + CASE WHEN $2 THEN sum(a.quantity) OVER w ELSE 0 END,
+              u.reserved_before - sum(a.quantity) OVER w,
+              u.sold_before + CASE WHEN $2 THEN 0 ELSE sum(a.quantity) OVER w END,
+              a.order_id
+       FROM alloc a JOIN updated u ON u.id = a.product_id
+       WINDOW w AS (PARTITION BY a.product_id ORDER BY a.ord)
+       ORDER BY a.ord
      )
-     INSERT INTO stock_movements (product_id, location_id, kind, quantity, available_change, reserved_change, sold_change,
-                                  available_after, reserved_after, sold_after, order_id)
-     SELECT a.product_id, a.location_id, $4, a.quantity,
-            CASE WHEN $2 THEN a.quantity ELSE 0 END, -a.quantity, CASE WHEN $2 THEN 0 ELSE a.quantity END,
-            u.available_before + CASE WHEN $2 THEN sum(a.quantity) OVER w ELSE 0 END,
-            u.reserved_before - sum(a.quantity) OVER w,
-            u.sold_before + CASE WHEN $2 THEN 0 ELSE sum(a.quantity) OVER w END,
-            a.order_id
-     FROM alloc a JOIN updated u ON u.id = a.product_id
-     WINDOW w AS (PARTITION BY a.product_id ORDER BY a.ord)
-     ORDER BY a.ord`,
+     SELECT DISTINCT a.product_id, a.location_id, l.code, l.priority
+     FROM alloc a JOIN updated u ON u.id = a.product_id JOIN stock_locations l ON l.id = a.location_id
+     WHERE $2 AND u.waiting > 0
+     ORDER BY a.product_id, l.priority, l.code`,
     [orderIds, release, release ? 'RELEASED' : 'SOLD', kind, productIds],
   );
+  return returned;
 }
 
 /**
@@ -117,7 +133,10 @@ export async function applyOrderCancelledBatch(
     metrics,
     tombstones.filter((t) => newlyRejected.has(t.rejection.orderId)).map((t) => t.rejection),
   );
-  await settleHeld(tx, orderIds, 'RELEASE');
+  // Units given back go to the backorder first, oldest order first, as units received do.
+  for (const r of await settleHeld(tx, orderIds, 'RELEASE')) {
+    await fillFromArrival(tx, r.product_id, { id: r.location_id, code: r.code }, { clock, outbox });
+  }
   const { rows: released } = await tx.query<{ order_id: string; product_id: number; quantity: number }>(
     `SELECT order_id, product_id, quantity FROM reservations WHERE order_id = ANY($1::text[]) AND status = 'RELEASED' ORDER BY order_id, product_id`,
     [orderIds],

@@ -27,6 +27,15 @@ export function countDecisions(tx: Transaction, metrics: Metrics | undefined, de
   });
 }
 
+/** A location's available units of a product, with what allocation needs of the location. */
+interface LevelRow {
+  product_id: number;
+  location_id: number;
+  code: string;
+  priority: number;
+  available: number;
+}
+
 interface ExistingDecision {
   order_id: string;
   event: StockReserved | StockRejected;
@@ -65,15 +74,14 @@ export async function applyOrderCreatedBatch(
   // stop queueing behind one another for its row. A product that may still reserve is locked (in
   // id order) and read again under the lock, its levels too: a level locked here is read as the
   // last writer left it, as the product row is (every writer of a level holds its product's row).
-  // Stock only grows by a restock, a transfer or a release, after which this reading is still a
-  // true one of the moment this batch looked; a level a concurrent restock has just created at a
-  // new location is not seen (this statement's snapshot predates it), which only sees less stock.
-  // (The products of an order answered again are locked too; a redelivery is rare, and the lookup
-  // would otherwise cost a round trip of its own.)
+  // A level a concurrent restock created at a new location while this statement waited for the
+  // lock is not seen, though (its snapshot predates the row), so the levels of a product whose
+  // available is not their sum are read again below. (The products of an order answered again
+  // are locked too; a redelivery is rare, and the lookup would otherwise cost a round trip of its own.)
   const { rows: looked } = await tx.query<{
     existing: ExistingDecision[];
     stock: { id: number; available: number; backorder_room: number; price_cents: number | null }[];
-    levels: { product_id: number; location_id: number; code: string; priority: number; available: number }[];
+    levels: LevelRow[];
   }>(
     `WITH existing AS (
        SELECT order_id, event, routing_key FROM order_decisions WHERE order_id = ANY($1::text[])
@@ -97,7 +105,8 @@ export async function applyOrderCreatedBatch(
              FROM levels v JOIN stock_locations l ON l.id = v.location_id WHERE v.available > 0) AS levels`,
     [orderIds, productIds],
   );
-  const { existing, stock, levels } = looked[0] as (typeof looked)[number];
+  const { existing, stock, levels: seenLevels } = looked[0] as (typeof looked)[number];
+  const levels = await levelsUnderLock(tx, stock, seenLevels);
   const answerByOrder = new Map(existing.map((d) => [d.order_id, repeatAnswer(d)]));
   const fresh: OrderRequest[] = [];
   const freshIds = new Set<string>();
@@ -138,6 +147,27 @@ export async function applyOrderCreatedBatch(
     }
   }
   await outbox.enqueue(tx, [...newAnswers, ...repeats.map((id) => traced(answerByOrder.get(id) as OutgoingMessage, id))]);
+}
+
+/**
+ * The levels as the last writer left them. The locking lookup's snapshot may miss a level that a
+ * restock created while the lookup waited for the product's lock, and the product's available,
+ * read under that lock, then exceeds the sum of the levels seen. Those products' levels are read
+ * by a statement of their own, whose snapshot (READ COMMITTED) has every committed row; the locks
+ * held keep them as read. Only a batch that raced such a restock pays the round trip.
+ */
+async function levelsUnderLock(tx: Queryable, stock: readonly { id: number; available: number }[], seen: LevelRow[]): Promise<LevelRow[]> {
+  const onHand = new Map<number, number>();
+  for (const l of seen) onHand.set(l.product_id, (onHand.get(l.product_id) ?? 0) + l.available);
+  const stale = stock.filter((s) => s.available !== (onHand.get(s.id) ?? 0)).map((s) => s.id);
+  if (stale.length === 0) return seen;
+  const { rows } = await tx.query<LevelRow>(
+    `SELECT v.product_id, v.location_id, l.code, l.priority, v.available
+     FROM stock_levels v JOIN stock_locations l ON l.id = v.location_id
+     WHERE v.product_id = ANY($1::int[]) AND v.available > 0`,
+    [stale],
+  );
+  return [...seen.filter((l) => !stale.includes(l.product_id)), ...rows];
 }
 
 function repeatAnswer(previous: ExistingDecision): OutgoingMessage {

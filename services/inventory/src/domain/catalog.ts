@@ -141,10 +141,12 @@ export function parseProductId(raw: string | number, field = 'id'): number {
 }
 
 /**
- * An adjustment moves available stock by `delta` (a count after a stocktake, damage, a found
- * box). It may not take available below zero: units already reserved belong to orders.
+ * An adjustment moves available stock at a location by `delta` (a count after a stocktake,
+ * damage, a found box). It may not take the location's available below zero: units already
+ * reserved belong to orders. Nor may it take the product's available, the sum over its
+ * locations, past what a counter can store.
  */
-export function validAdjustment(delta: number, available: number): number {
+export function validAdjustment(delta: number, available: number, productAvailable: number): number {
   if (!Number.isInteger(delta) || delta === 0 || Math.abs(delta) > LIMITS.maxStock) {
     throw new ValidationError('delta must be a non-zero whole number', { field: 'delta' });
   }
@@ -154,6 +156,7 @@ export function validAdjustment(delta: number, available: number): number {
       available,
     });
   }
-  if (available + delta > LIMITS.maxStock) throw new ValidationError('stock would exceed the largest storable amount', { field: 'delta' });
+  if (productAvailable + delta > LIMITS.maxStock)
+    throw new ValidationError('stock would exceed the largest storable amount', { field: 'delta' });
   return delta;
 }

@@ -57,7 +57,10 @@ CREATE TABLE reservation_allocations (
 INSERT INTO reservation_allocations (order_id, product_id, location_id, quantity)
 SELECT r.order_id, r.product_id, l.id, r.quantity FROM reservations r, stock_locations l WHERE l.code = 'MAIN';
 
--- Every ledger row names its location; the counters after it stay the product's sums.
+-- Every ledger row names its location; the counters after it stay the product's sums. No
+-- default, on purpose: the previous version moves a product's counters without its levels, and
+-- each of its stock writes inserts a ledger row without a location, so the NOT NULL refuses that
+-- write whole rather than let the levels stop adding up (docs/operations.md: the deploy order).
 ALTER TABLE stock_movements ADD COLUMN location_id integer REFERENCES stock_locations (id);
 UPDATE stock_movements SET location_id = (SELECT id FROM stock_locations WHERE code = 'MAIN');
 ALTER TABLE stock_movements ALTER COLUMN location_id SET NOT NULL;
