@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { EXCHANGES, ROUTING_KEYS } from '@stockflow/contracts';
+import { EXCHANGES, ROUTING_KEYS, queues } from '@stockflow/contracts';
 import { createLogger } from '@stockflow/observability';
 import type { RunningService } from '@stockflow/runtime';
-import { createTestDatabase, eventually, graphqlClient, rawAmqp, type TestDatabase } from '@stockflow/testing';
+import { createTestDatabase, eventually, graphqlClient, rawAmqp, sseSubscribe, type TestDatabase } from '@stockflow/testing';
 import { loadOrdersConfig } from '../src/config.ts';
 import { startOrdersService } from '../src/service.ts';
 import { serviceEnv, startInventory } from './services.ts';
@@ -116,5 +116,171 @@ describe.skipIf(servicesUnavailable)('orders awaiting backordered stock', () => 
     expect((await order(first)).items[0]?.allocations).toEqual([{ locationCode: 'MAIN', quantity: 3 }]);
     const shipped = await orders.data<{ fulfillOrder: { status: string } }>(`mutation { fulfillOrder(id: "${first}") { status } }`);
     expect(shipped.fulfillOrder.status).toBe('FULFILLED');
+  });
+});
+
+/**
+ * Fills that arrive out of order, with the Order Service alone on the real broker and database:
+ * the test publishes what the Inventory Service would, in the order its relays may publish it.
+ */
+describe.skipIf(servicesUnavailable)('a BackorderFilled out of order', () => {
+  const amqpUrl = inject('amqpUrl');
+  let ordersDb: TestDatabase;
+  let service: RunningService;
+  let amqp: Awaited<ReturnType<typeof rawAmqp>>;
+  let orders: ReturnType<typeof graphqlClient>;
+
+  beforeAll(async () => {
+    ordersDb = await createTestDatabase('orders_early_fills');
+    amqp = await rawAmqp(amqpUrl);
+    service = await startOrdersService(
+      loadOrdersConfig({ ...serviceEnv(ordersDb, amqpUrl), PAYMENT_HOLD_SECONDS: '0' }),
+      createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    );
+    orders = graphqlClient(`http://127.0.0.1:${service.port}/graphql`);
+  });
+  afterAll(async () => {
+    await service?.close();
+    // No Inventory Service took this file's orders: they must not reach one of a later file.
+    for (const q of Object.values(queues)) await amqp?.connection.queuePurge(q.queue).catch(() => undefined);
+    await amqp?.close();
+    await ordersDb?.drop();
+  });
+
+  const order = async (id: string) =>
+    (
+      await orders.data<{ order: { status: string; awaitingStock: boolean; items: Line[] } }>(
+        `{ order(id: "${id}") { status awaitingStock items { productId backorderedQuantity allocations { locationCode quantity } } } }`,
+      )
+    ).order;
+  const create = async (productId: number, quantity: number) =>
+    (
+      await orders.data<{ createOrder: { id: string } }>(
+        `mutation { createOrder(input: {customerId: "c", items: [{productId: "${productId}", quantity: ${quantity}}]}) { id } }`,
+      )
+    ).createOrder.id;
+  /** StockReserved for `quantity` units of `productId`: one held at MAIN, the rest backordered. */
+  const reserve = (orderId: string, productId: number, quantity: number) =>
+    amqp.publish(EXCHANGES.inventory, ROUTING_KEYS.stockReserved, {
+      event: 'StockReserved',
+      order_id: orderId,
+      items: [
+        {
+          product_id: productId,
+          quantity,
+          unit_price_cents: 500,
+          allocations: [{ location_code: 'MAIN', quantity: 1 }],
+          backordered_quantity: quantity - 1,
+        },
+      ],
+    });
+  const fill = (eventId: string, orderId: string, productId: number, quantity: number) =>
+    amqp.publish(EXCHANGES.inventory, ROUTING_KEYS.backorderFilled, {
+      event: 'BackorderFilled',
+      event_id: eventId,
+      order_id: orderId,
+      items: [{ product_id: productId, quantity, location_code: 'EAST' }],
+    });
+  /** The inbox row of a fill (undefined until it was received), and the items it keeps waiting. */
+  const inbox = async (eventId: string) =>
+    (await service.db.query<{ waiting: unknown }>('SELECT waiting_items AS waiting FROM backorder_fills WHERE event_id = $1', [eventId]))
+      .rows[0];
+  const confirmed = (id: string) =>
+    eventually(
+      () => order(id),
+      (o) => o.status === 'CONFIRMED',
+    );
+
+  it('keeps a fill that overtook its StockReserved, without failing the answers beside it, and applies it when the order is confirmed', async () => {
+    const early = await create(71, 3);
+    const beside = await create(72, 2);
+    await fill('early-fill', early, 71, 1);
+    await reserve(beside, 72, 2);
+
+    expect(await confirmed(beside)).toMatchObject({ awaitingStock: true, items: [{ backorderedQuantity: 1 }] });
+    expect(
+      await eventually(
+        () => inbox('early-fill'),
+        (row) => row !== undefined,
+      ),
+    ).toEqual({ waiting: [{ product_id: 71, quantity: 1, location_code: 'EAST' }] });
+    expect((await order(early)).status).toBe('PENDING');
+
+    await reserve(early, 71, 3);
+    // Confirmed and filled in one transaction: the first read of the confirmed order shows the fill.
+    expect(await confirmed(early)).toEqual({
+      status: 'CONFIRMED',
+      awaitingStock: true,
+      items: [
+        {
+          productId: '71',
+          backorderedQuantity: 1,
+          allocations: [
+            { locationCode: 'MAIN', quantity: 1 },
+            { locationCode: 'EAST', quantity: 1 },
+          ],
+        },
+      ],
+    });
+    expect(await inbox('early-fill')).toEqual({ waiting: null });
+  });
+
+  it('records a fill for an order cancelled after its confirmation, and changes nothing of it', async () => {
+    const id = await create(73, 3);
+    await reserve(id, 73, 3);
+    await confirmed(id);
+    await orders.data(`mutation { cancelOrder(id: "${id}") { id } }`);
+    const before = await order(id);
+    expect(before.status).toBe('CANCELLED');
+
+    await fill('late-fill', id, 73, 2);
+    expect(
+      await eventually(
+        () => inbox('late-fill'),
+        (row) => row !== undefined,
+      ),
+    ).toEqual({ waiting: null });
+    expect(await order(id)).toEqual(before);
+  });
+
+  it('tells a client following the order when its last backordered units arrived, and not the subscribers to status changes', async () => {
+    const url = `http://127.0.0.1:${service.port}/graphql`;
+    const id = await create(74, 2);
+    await reserve(id, 74, 2);
+    await confirmed(id);
+    const follower = await sseSubscribe<{ orderStatusChanged: { status: string; awaitingStock: boolean } }>(
+      url,
+      'subscription($id: ID!) { orderStatusChanged(id: $id) { status awaitingStock } }',
+      { id },
+    );
+    const everyOrder = await sseSubscribe<{ orderStatusChanges: { id: string } }>(url, 'subscription { orderStatusChanges { id } }');
+    const customers = await sseSubscribe<{ customerOrderStatusChanged: { id: string } }>(
+      url,
+      'subscription { customerOrderStatusChanged(customerId: "c") { id } }',
+    );
+    try {
+      await follower.waitFor((events) => events.length === 1);
+      // A new order shows when the status-change stream listens, and, after the fill, that it was given what came before.
+      const listening = await create(75, 1);
+      await everyOrder.waitFor((events) => events.some((e) => e.orderStatusChanges.id === listening));
+      await customers.waitFor((events) => events.some((e) => e.customerOrderStatusChanged.id === listening));
+
+      await fill('last-units', id, 74, 1);
+      await follower.waitFor((events) => events.length === 2);
+      const after = await create(75, 1);
+      await everyOrder.waitFor((events) => events.some((e) => e.orderStatusChanges.id === after));
+      await customers.waitFor((events) => events.some((e) => e.customerOrderStatusChanged.id === after));
+
+      expect(follower.events.map((e) => e.orderStatusChanged)).toEqual([
+        { status: 'CONFIRMED', awaitingStock: true },
+        { status: 'CONFIRMED', awaitingStock: false },
+      ]);
+      expect(everyOrder.events.map((e) => e.orderStatusChanges.id)).toEqual([listening, after]);
+      expect(customers.events.map((e) => e.customerOrderStatusChanged.id)).toEqual([listening, after]);
+    } finally {
+      follower.close();
+      everyOrder.close();
+      customers.close();
+    }
   });
 });

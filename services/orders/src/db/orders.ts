@@ -1,7 +1,7 @@
 import type { OrderLine, ReservedLine } from '@stockflow/contracts';
 import type { Queryable } from '@stockflow/db';
 import type { Page } from '@stockflow/graphql';
-import type { AnswerChange, Hold } from '../domain/lifecycle.ts';
+import type { AnswerChange, Fill, Hold } from '../domain/lifecycle.ts';
 import type { Order, OrderStatus } from '../domain/order.ts';
 import type { PayableOrder } from '../domain/payment.ts';
 
@@ -159,9 +159,9 @@ export async function lockAnswered(
   tx: Queryable,
   ids: readonly string[],
   filled: readonly string[],
-): Promise<Pick<Order, 'id' | 'status' | 'pricedItems'>[]> {
-  const { rows } = await tx.query<Pick<Order, 'id' | 'status' | 'pricedItems'>>(
-    `SELECT id, status, priced_items AS "pricedItems" FROM orders
+): Promise<Pick<Order, 'id' | 'customerId' | 'status' | 'pricedItems'>[]> {
+  const { rows } = await tx.query<Pick<Order, 'id' | 'customerId' | 'status' | 'pricedItems'>>(
+    `SELECT id, customer_id AS "customerId", status, priced_items AS "pricedItems" FROM orders
      WHERE id = ANY($1::text[]) AND (status = 'PENDING' OR id = ANY($2::text[])) ORDER BY id FOR UPDATE`,
     [ids, filled],
   );
@@ -177,6 +177,30 @@ export async function recordFills(tx: Queryable, fills: readonly { event_id: str
     [JSON.stringify(fills.map(({ event_id, order_id }) => ({ event_id, order_id })))],
   );
   return new Set(rows.map((r) => r.event_id));
+}
+
+/** The fills kept for these orders until their reservation (in the order they were received). */
+export async function waitingFills(tx: Queryable, orderIds: readonly string[]): Promise<Fill[]> {
+  const { rows } = await tx.query<Fill>(
+    `SELECT event_id, order_id, waiting_items AS items FROM backorder_fills
+     WHERE order_id = ANY($1::text[]) AND waiting_items IS NOT NULL ORDER BY applied_at, event_id`,
+    [orderIds],
+  );
+  return rows;
+}
+
+/** Keeps recorded fills (with their items) until their order's reservation. */
+export async function keepWaiting(tx: Queryable, fills: readonly Fill[]): Promise<void> {
+  await tx.query(
+    `UPDATE backorder_fills f SET waiting_items = x.items
+     FROM json_to_recordset($1::json) AS x(event_id text, items jsonb) WHERE f.event_id = x.event_id`,
+    [JSON.stringify(fills.map(({ event_id, items }) => ({ event_id, items })))],
+  );
+}
+
+/** Fills that waited and are now applied (or dropped): no longer waiting. */
+export async function settleWaiting(tx: Queryable, eventIds: readonly string[]): Promise<void> {
+  await tx.query(`UPDATE backorder_fills SET waiting_items = NULL WHERE event_id = ANY($1::text[])`, [eventIds]);
 }
 
 /** Writes reserved lines whose backorders were filled (the order's status does not change). */

@@ -8,6 +8,11 @@ export interface StatusChange {
   id: string;
   customerId: string;
   status: OrderStatus;
+  /**
+   * Not a status change: the order's last backordered units arrived (awaitingStock turned false).
+   * Only orderStatusChanged, which follows one order to its fulfilment, sends it on.
+   */
+  stockArrived?: true;
 }
 
 /** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */

@@ -4,6 +4,7 @@ import {
   allowedFrom,
   awaitingStock,
   awaitsPayment,
+  isFinal,
   sameLines,
   transitionError,
   type NewOrder,
@@ -120,36 +121,49 @@ export function fillLines(lines: readonly ReservedLine[], items: BackorderFilled
   return filled;
 }
 
+/** A BackorderFilled as it is applied (kept while it waits for its order's reservation). */
+export type Fill = Pick<BackorderFilled, 'event_id' | 'order_id' | 'items'>;
+
 export interface FillsDecision {
-  /** By order id: its lines once every fill of the batch for it is applied. */
+  /** By order id: its lines once every fill applied now is applied. */
   filled: Map<string, ReservedLine[]>;
-  /** Orders a fill names that are not confirmed yet (the fill overtook StockReserved): the batch waits for them. */
-  notConfirmed: string[];
+  /** Received fills for orders not confirmed yet (each overtook its StockReserved): kept until it comes. */
+  wait: Fill[];
+  /** Ids of the fills that waited and no longer do: applied now, or dropped with their order. */
+  settled: string[];
 }
 
 /**
- * Backorders filled, each applied once (`fills` are those not applied before) to the order as the
- * ones before it left it. A fill for an order not known here changes nothing; one for an order
- * still PENDING cannot be applied to lines it does not have yet.
+ * Backorders filled, each applied once, in turn, to the order as the ones before left it:
+ * `waiting` (kept earlier, for orders that may have been confirmed since), then `received` (this
+ * batch), of which only the `fresh` ids (not in the inbox before) and only once each. A fill for
+ * an order still PENDING waits for its reservation: the Inventory Service's relays publish in no
+ * promised order, so it may overtake StockReserved, and the lines it fills only come with that.
+ * A fill changes nothing for an order not known here, nor for one that is over: a CANCELLED
+ * order's units (those filled too) go back with its release, and a FULFILLED one never waited.
  */
 export function decideFills(
   orders: ReadonlyMap<string, Pick<Order, 'status' | 'pricedItems'>>,
-  fills: readonly BackorderFilled[],
+  { waiting, received, fresh }: { waiting: readonly Fill[]; received: readonly Fill[]; fresh: ReadonlySet<string> },
 ): FillsDecision {
   const filled = new Map<string, ReservedLine[]>();
-  const notConfirmed = new Set<string>();
-  for (const fill of fills) {
+  const wait: Fill[] = [];
+  const settled: string[] = [];
+  const apply = (fill: Fill): 'applied' | 'waits' | 'dropped' => {
     const order = orders.get(fill.order_id);
-    if (!order) continue;
-    if (order.status === 'PENDING') {
-      notConfirmed.add(fill.order_id);
-      continue;
-    }
-    // An order cancelled while PENDING never took its reserved lines: nothing to lower.
-    const lines = filled.get(fill.order_id) ?? order.pricedItems;
-    if (lines !== null) filled.set(fill.order_id, fillLines(lines, fill.items));
+    if (order?.status === 'PENDING') return 'waits';
+    if (!order || isFinal(order.status) || order.pricedItems === null) return 'dropped';
+    filled.set(fill.order_id, fillLines(filled.get(fill.order_id) ?? order.pricedItems, fill.items));
+    return 'applied';
+  };
+  for (const fill of waiting) if (apply(fill) !== 'waits') settled.push(fill.event_id);
+  const seen = new Set<string>();
+  for (const fill of received) {
+    if (!fresh.has(fill.event_id) || seen.has(fill.event_id)) continue;
+    seen.add(fill.event_id);
+    if (apply(fill) === 'waits') wait.push(fill);
   }
-  return { filled, notConfirmed: [...notConfirmed] };
+  return { filled, wait, settled };
 }
 
 /**

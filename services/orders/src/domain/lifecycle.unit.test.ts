@@ -489,30 +489,103 @@ describe('backorders', () => {
     expect(fillLines([line(0, 1), line(0, 2)], fill('e', 2).items).map((l) => l.backordered_quantity)).toEqual([0, 1]);
   });
 
+  /** The fills of one batch, none of them in the inbox before, and none waiting. */
+  const received = (...fills: BackorderFilled[]) => ({ waiting: [], received: fills, fresh: new Set(fills.map((f) => f.event_id)) });
+  /** StockReserved of ORD-1 for `backordered` of 3 units of product 1 (the rest held at MAIN). */
+  const reservedWith = (backordered: number): InventoryAnswer => ({
+    event: 'StockReserved',
+    order_id: 'ORD-1',
+    items: [line(3 - backordered, backordered)],
+  });
+  /** ORD-1 as these answers leave it (read PENDING). */
+  const answered = (...answers: InventoryAnswer[]) => {
+    const decision = decideAnswers(new Map([['ORD-1', given('PENDING')]]), answers, paymentsOff).get('ORD-1');
+    return new Map([['ORD-1', decision ? { status: decision.status, pricedItems: decision.pricedItems } : given('PENDING')]]);
+  };
+
   it('given a CONFIRMED order awaiting stock, when two fills come in one batch, then both are applied in turn', () => {
     const orders = new Map([['ORD-1', given('CONFIRMED', { pricedItems: [line(0, 3)] })]]);
-    const { filled, notConfirmed } = decideFills(orders, [fill('a', 1, 'EAST'), fill('b', 2)]);
-    expect(notConfirmed).toEqual([]);
-    expect(filled.get('ORD-1')).toEqual([
-      {
-        ...line(0, 0),
-        quantity: 3,
-        allocations: [
-          { location_code: 'EAST', quantity: 1 },
-          { location_code: 'MAIN', quantity: 2 },
+    expect(decideFills(orders, received(fill('a', 1, 'EAST'), fill('b', 2)))).toEqual({
+      filled: new Map([
+        [
+          'ORD-1',
+          [
+            {
+              ...line(0, 0),
+              quantity: 3,
+              allocations: [
+                { location_code: 'EAST', quantity: 1 },
+                { location_code: 'MAIN', quantity: 2 },
+              ],
+            },
+          ],
         ],
-      },
-    ]);
+      ]),
+      wait: [],
+      settled: [],
+    });
   });
 
-  it('given a PENDING order, when a fill overtakes its StockReserved, then it waits; unknown orders and orders cancelled while PENDING change nothing', () => {
-    const orders = new Map([
-      ['ORD-1', given('PENDING')],
-      ['ORD-2', given('CANCELLED', { id: 'ORD-2', pricedItems: null })],
-    ]);
-    expect(decideFills(orders, [fill('a', 1), fill('b', 1, 'MAIN', 'ORD-2'), fill('c', 1, 'MAIN', 'ORD-9')])).toEqual({
+  it('given a PENDING order, when a fill overtakes its StockReserved, then the fill waits, and when StockReserved comes, its backorder is what was reported less what was filled', () => {
+    const early = fill('a', 2);
+    expect(decideFills(answered(), received(early))).toEqual({ filled: new Map(), wait: [early], settled: [] });
+
+    const then = decideFills(answered(reservedWith(3)), { waiting: [early], received: [], fresh: new Set() });
+    expect(then.filled.get('ORD-1')).toEqual([line(2, 1)]);
+    expect(then).toMatchObject({ wait: [], settled: ['a'] });
+  });
+
+  it('given fills that waited for more than was backordered, when StockReserved comes, then nothing stays backordered, and no fewer than zero', () => {
+    const then = decideFills(answered(reservedWith(2)), { waiting: [fill('a', 1), fill('b', 3)], received: [], fresh: new Set() });
+    expect(then.filled.get('ORD-1')).toEqual([line(3, 0)]);
+    expect(then.settled).toEqual(['a', 'b']);
+  });
+
+  it('given a fill that waited, when StockReserved and a later fill come in one batch, then both are applied, the one that waited first', () => {
+    const then = decideFills(answered(reservedWith(3)), {
+      waiting: [fill('a', 1, 'EAST')],
+      received: [fill('b', 1)],
+      fresh: new Set(['b']),
+    });
+    expect(then.filled.get('ORD-1')?.[0]).toMatchObject({
+      backordered_quantity: 1,
+      allocations: [
+        { location_code: 'EAST', quantity: 1 },
+        { location_code: 'MAIN', quantity: 1 },
+      ],
+    });
+  });
+
+  it('given a fill, when it is delivered again (in the inbox before, or twice in one batch), then it is applied once', () => {
+    const orders = new Map([['ORD-1', given('CONFIRMED', { pricedItems: [line(0, 3)] })]]);
+    const again = decideFills(orders, { waiting: [], received: [fill('a', 1), fill('b', 1), fill('b', 1)], fresh: new Set(['b']) });
+    expect(again.filled.get('ORD-1')?.[0]?.backordered_quantity).toBe(2);
+    const early = decideFills(answered(), { waiting: [], received: [fill('a', 1), fill('a', 1)], fresh: new Set(['a']) });
+    expect(early.wait).toEqual([fill('a', 1)]);
+  });
+
+  it('given a fill that waited, when the order is rejected instead, then it is dropped and changes nothing', () => {
+    expect(decideFills(answered(rejected), { waiting: [fill('a', 1)], received: [], fresh: new Set() })).toEqual({
       filled: new Map(),
-      notConfirmed: ['ORD-1'],
+      wait: [],
+      settled: ['a'],
+    });
+  });
+
+  it.each(['CANCELLED', 'FULFILLED'] as const)(
+    'given a %s order that was confirmed with backordered units, when a fill comes, then it changes nothing and does not wait',
+    (status) => {
+      const orders = new Map([['ORD-1', given(status, { pricedItems: [line(1, 2)] })]]);
+      expect(decideFills(orders, received(fill('a', 2)))).toEqual({ filled: new Map(), wait: [], settled: [] });
+    },
+  );
+
+  it('given a fill for an order not known here or cancelled while PENDING, then it changes nothing and does not wait', () => {
+    const orders = new Map([['ORD-2', given('CANCELLED', { id: 'ORD-2', pricedItems: null })]]);
+    expect(decideFills(orders, received(fill('b', 1, 'MAIN', 'ORD-2'), fill('c', 1, 'MAIN', 'ORD-9')))).toEqual({
+      filled: new Map(),
+      wait: [],
+      settled: [],
     });
   });
 

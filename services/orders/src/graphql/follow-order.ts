@@ -1,15 +1,17 @@
 import { Repeater } from 'graphql-yoga';
 import type { StatusChange } from '../db/status-changes.ts';
-import { isFinal, type Order } from '../domain/order.ts';
+import { awaitingStock, isFinal, type Order } from '../domain/order.ts';
 import { SubscriberTooSlowError } from './status-feed.ts';
 
 /**
  * One order for `orderStatusChanged`: as it is when the stream starts, then as it is after each
- * change to it; the stream ends after a final status. `read` reads the order (undefined: none).
+ * change of its status, and once its last backordered units arrived (it may ship now); the stream
+ * ends after a final status. `read` reads the order (undefined: none).
  *
  * Listening starts before the order is read, so a change committed in between is not lost: it is
  * notified after the read and compared with what was sent. A status is sent once (an order never
- * returns to a status it left), so a change the first read already showed is not sent again.
+ * returns to a status it left), and so is the arrival of its stock (awaitingStock never turns true
+ * again), so a change the first read already showed is not sent again.
  * A Repeater rather than an async generator: a subscriber who leaves ends it at once, even while
  * it waits for a change that may never come.
  *
@@ -39,9 +41,9 @@ export function followOrder(
           return;
         }
         next = iterator.next();
-        if (change.value.id !== sent.id || change.value.status === sent.status) continue;
+        if (change.value.id !== sent.id || (change.value.status === sent.status && !change.value.stockArrived)) continue;
         const order = await read();
-        if (!order || order.status === sent.status) continue;
+        if (!order || (order.status === sent.status && awaitingStock(order) === awaitingStock(sent))) continue;
         sent = order;
         await push(sent);
       }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Order, OrderStatus } from '../domain/order.ts';
+import { awaitingStock, type Order, type OrderStatus } from '../domain/order.ts';
 import { followOrder } from './follow-order.ts';
 import { createStatusFeed, type StatusFeed, SubscriberTooSlowError } from './status-feed.ts';
 
@@ -74,6 +74,37 @@ describe('followOrder', () => {
     await change('ORD-1', 'PAID');
     await change('ORD-1', 'FULFILLED');
     expect(await result).toEqual({ sent: ['PENDING', 'CONFIRMED', 'PAID', 'FULFILLED'], ended: true });
+  });
+
+  it('sends the order again once its last backordered units arrived, and for no other change that keeps its status', async () => {
+    const feed = createStatusFeed();
+    let current: Order = { ...order('CONFIRMED'), pricedItems: [{ product_id: 1, quantity: 1, backordered_quantity: 1 }] };
+    const sent: boolean[] = [];
+    const stream = followOrder(changesOf(feed), () => Promise.resolve(current));
+    const iterator = stream[Symbol.asyncIterator]();
+    // What the stream sends next, or 'silent' after 200 ms (the pull still waits for the next call).
+    let pull: ReturnType<typeof iterator.next> | undefined;
+    const next = async () => {
+      pull ??= iterator.next();
+      const step = await Promise.race([pull, new Promise<'silent'>((r) => setTimeout(() => r('silent'), 200))]);
+      if (step === 'silent') return step;
+      pull = undefined;
+      if (!step.done && !(step.value instanceof SubscriberTooSlowError)) sent.push(awaitingStock(step.value));
+      return step;
+    };
+    await next();
+    // A change that is neither a new status nor the stock's arrival (as another instance repeats one) is not sent.
+    feed.publish({ id: 'ORD-1', customerId: 'alice', status: 'CONFIRMED' });
+    expect(await next()).toBe('silent');
+    current = { ...current, pricedItems: [{ product_id: 1, quantity: 1, backordered_quantity: 0 }] };
+    feed.publish({ id: 'ORD-1', customerId: 'alice', status: 'CONFIRMED', stockArrived: true });
+    await next();
+    // The same told again: nothing new to send.
+    feed.publish({ id: 'ORD-1', customerId: 'alice', status: 'CONFIRMED', stockArrived: true });
+    expect(await next()).toBe('silent');
+    await iterator.return?.();
+    // awaitingStock as sent: first true, then false.
+    expect(sent).toEqual([true, false]);
   });
 
   it('sends an order already final once and ends', async () => {

@@ -361,7 +361,8 @@ builder.subscriptionType({
       description: `Every order, each time its status changes, new orders included (admins only). A subscriber more than ${MAX_PENDING_CHANGES} changes behind is ended with SUBSCRIBER_TOO_SLOW.`,
       subscribe: (_root, _args, ctx) => {
         requirePermission(ctx.access, 'followOrders', 'follow every order');
-        return ctx.statusFeed.subscribe({ subscription: 'orderStatusChanges', details: subscriberOf(ctx) });
+        // Documented as status changes: an order's stock arriving is one for orderStatusChanged only.
+        return ctx.statusFeed.subscribe({ subscription: 'orderStatusChanges', accept: (c) => !c.stockArrived, details: subscriberOf(ctx) });
       },
       resolve: async (item: StatusChange | SubscriberTooSlowError, _args, ctx) => {
         const change = unlessTooSlow(item);
@@ -371,7 +372,7 @@ builder.subscriptionType({
     orderStatusChanged: t.field({
       type: OrderRef,
       description:
-        "The order as it is now, then again each time its status changes (on whichever instance processed it); the stream ends after a final status (CANCELLED, FULFILLED). Only this order's changes are kept for it, so it is never ended for how busy the shop is.",
+        "The order as it is now, then again each time its status changes (on whichever instance processed it) and once its last backordered units arrived (awaitingStock turned false, the status unchanged); the stream ends after a final status (CANCELLED, FULFILLED). Only this order's changes are kept for it, so it is never ended for how busy the shop is.",
       args: { id: t.arg.id({ required: true }) },
       subscribe: async (_root, args, ctx) => {
         const id = validOrderId(args.id);
@@ -399,7 +400,7 @@ builder.subscriptionType({
         mayActFor(ctx, 'followOrders', customerId, 'follow');
         return ctx.statusFeed.subscribe({
           subscription: 'customerOrderStatusChanged',
-          accept: (c) => c.customerId === customerId,
+          accept: (c) => c.customerId === customerId && !c.stockArrived,
           details: { customerId, ...subscriberOf(ctx) },
         });
       },
