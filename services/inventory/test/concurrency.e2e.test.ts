@@ -97,7 +97,7 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
     expect(processes.map((p) => p.output()).filter((log) => /"level":50/.test(log))).toEqual([]);
   });
 
-  it('keeps every location whole and backorders within their limit while orders, cancellations and restocks race', async () => {
+  it('keeps every location whole and backorders within their limit while orders, cancellations, sales, transfers, adjustments and restocks race', async () => {
     const gql = graphqlClient(`http://127.0.0.1:${processes[1]?.port}/graphql`);
     await gql.data('mutation { createStockLocation(input: {code: "SECOND", name: "Second", priority: 50}) { id } }');
     const create = async (sku: string, main: number, second: number, backorderLimit: number) => {
@@ -109,13 +109,21 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
       await gql.data(`mutation { restock(productId: "${id}", quantity: ${second}, locationCode: "SECOND") { id } }`);
       return Number(id);
     };
-    const received = { A: { MAIN: 10, SECOND: 5 }, B: { MAIN: 6, SECOND: 6 } };
-    const limits = { A: 8, B: 4 };
+    const received = { A: { MAIN: 10, SECOND: 5 }, B: { MAIN: 6, SECOND: 6 }, C: { MAIN: 20, SECOND: 20 } };
+    const limits = { A: 8, B: 4, C: 0 };
     const a = await create('HOT-LOC-A', received.A.MAIN, received.A.SECOND, limits.A);
     const b = await create('HOT-LOC-B', received.B.MAIN, received.B.SECOND, limits.B);
+    // Demand for A and B leaves nothing available to move; C keeps units on hand at both locations,
+    // so its transfers and removals succeed while its reserved units are sold from under them.
+    const c = await create('WARM-LOC-C', received.C.MAIN, received.C.SECOND, limits.C);
+    const keyOf = (id: number) => (id === a ? 'A' : id === b ? 'B' : 'C');
 
     const answers = await amqp.listen(EXCHANGES.inventory, 'stock.*');
-    const orderItems = (i: number) => [{ product_id: a, quantity: (i % 2) + 1 }, ...(i % 3 === 0 ? [{ product_id: b, quantity: 1 }] : [])];
+    const orderItems = (i: number) => [
+      { product_id: a, quantity: (i % 2) + 1 },
+      ...(i % 3 === 0 ? [{ product_id: b, quantity: 1 }] : []),
+      ...(i % 4 === 0 ? [{ product_id: c, quantity: 1 }] : []),
+    ];
     const place = (from: number, to: number) =>
       Promise.all(
         Array.from({ length: to - from }, (_, k) =>
@@ -134,29 +142,91 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
       60_000,
     );
 
-    // A second wave races cancellations of reserved orders (backordered ones among them) and stock arriving at both locations.
-    const cancelled = decided()
+    // A second wave races cancellations of reserved orders (backordered ones among them), sales,
+    // transfers and adjustments at both locations, and stock arriving at both.
+    type Reserved = { order_id: string; items: { backordered_quantity?: number }[] };
+    const reservedFirst = decided()
       .filter((m) => m.routingKey === 'stock.reserved')
-      .slice(0, 20)
-      .map((m) => (m.json as { order_id: string }).order_id);
+      .map((m) => m.json as Reserved);
+    // Only orders holding every unit on hand are sold: a sale gives up a line's backordered units, so
+    // what an order still waiting for stock sells depends on whether its fill won the race.
+    const fulfilled = reservedFirst
+      .filter((r) => r.items.every((line) => (line.backordered_quantity ?? 0) === 0))
+      .slice(0, 5)
+      .map((r) => r.order_id);
+    const cancelled = reservedFirst
+      .map((r) => r.order_id)
+      .filter((id) => !fulfilled.includes(id))
+      .filter((_, k) => k % 2 === 0);
+    expect(fulfilled.length).toBeGreaterThan(0);
     const restocks: [number, number, 'MAIN' | 'SECOND'][] = [
       [a, 3, 'MAIN'],
       [a, 4, 'SECOND'],
       [b, 2, 'SECOND'],
       [a, 2, 'MAIN'],
     ];
+    const transfers: [number, 'MAIN' | 'SECOND', 'MAIN' | 'SECOND', number][] = [
+      [c, 'MAIN', 'SECOND', 3],
+      [c, 'SECOND', 'MAIN', 2],
+      [c, 'MAIN', 'SECOND', 4],
+      [a, 'SECOND', 'MAIN', 1],
+      [b, 'MAIN', 'SECOND', 1],
+    ];
+    const adjustments: [number, number, 'MAIN' | 'SECOND'][] = [
+      [c, 3, 'MAIN'],
+      [c, -2, 'SECOND'],
+      [a, 2, 'SECOND'],
+      [a, -1, 'MAIN'],
+      [b, -1, 'SECOND'],
+    ];
+    // A transfer or removal may find too few units available by the time it runs; only what the
+    // service accepted moved.
+    const refusedForStock = (errors: { message: string }[] | undefined) => {
+      if (!errors?.length) return false;
+      expect(errors.map((e) => e.message).filter((m) => !/^cannot (move|remove) \d+ units: only \d+ are available/.test(m))).toEqual([]);
+      return true;
+    };
     await Promise.all([
       place(200, 300),
       ...cancelled.map((order_id) => amqp.publish(EXCHANGES.orders, ROUTING_KEYS.orderCancelled, { event: 'OrderCancelled', order_id })),
-      ...restocks.map(([id, quantity, location]) =>
-        gql.data(`mutation { restock(productId: "${id}", quantity: ${quantity}, locationCode: "${location}") { id } }`),
-      ),
+      ...fulfilled.map((order_id) => amqp.publish(EXCHANGES.orders, ROUTING_KEYS.orderFulfilled, { event: 'OrderFulfilled', order_id })),
+      ...restocks.map(async ([id, quantity, location]) => {
+        await gql.data(`mutation { restock(productId: "${id}", quantity: ${quantity}, locationCode: "${location}") { id } }`);
+        received[keyOf(id)][location] += quantity;
+      }),
+      ...transfers.map(async ([id, from, to, quantity]) => {
+        const res = await gql.request(
+          `mutation { transferStock(productId: "${id}", fromLocation: "${from}", toLocation: "${to}", quantity: ${quantity}) { id } }`,
+        );
+        if (refusedForStock(res.errors)) return;
+        received[keyOf(id)][from] -= quantity;
+        received[keyOf(id)][to] += quantity;
+      }),
+      ...adjustments.map(async ([id, delta, location]) => {
+        const res = await gql.request(
+          `mutation { adjustStock(productId: "${id}", delta: ${delta}, reason: "stocktake", locationCode: "${location}") { id } }`,
+        );
+        if (refusedForStock(res.errors)) return;
+        received[keyOf(id)][location] += delta;
+      }),
     ]);
-    for (const [id, quantity, location] of restocks) received[id === a ? 'A' : 'B'][location] += quantity;
     await eventually(
       () => Promise.resolve([decided().length, answers.received.filter((m) => m.routingKey === 'stock.released').length]),
       ([d, r]) => d === 300 && r === cancelled.length,
       60_000,
+    );
+    const unitsOf = (orderIds: Iterable<string>, id: number) =>
+      [...orderIds]
+        .flatMap((orderId) => orderItems(Number(orderId.slice(2))))
+        .filter((l) => l.product_id === id)
+        .reduce((sum, l) => sum + l.quantity, 0);
+    // A sale has no answer on the wire: wait for the products' own counters to show every one.
+    await eventually(
+      () =>
+        gql.data<{ products: { nodes: { soldStock: number }[] } }>(`{ products(ids: ["${a}", "${b}", "${c}"]) { nodes { soldStock } } }`),
+      ({ products }) =>
+        products.nodes.reduce((sum, p) => sum + p.soldStock, 0) === [a, b, c].reduce((sum, id) => sum + unitsOf(fulfilled, id), 0),
+      30_000,
     );
     await new Promise((r) => setTimeout(r, 500));
 
@@ -179,29 +249,39 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
         }[];
       };
     }>(
-      `{ products(ids: ["${a}", "${b}"]) { nodes { id reservedStock backorderedStock stockLevels { location { code } available reserved sold } } } }`,
+      `{ products(ids: ["${a}", "${b}", "${c}"]) { nodes { id reservedStock backorderedStock stockLevels { location { code } available reserved sold } } } }`,
     );
     const stillHeld = new Set(
       decided()
         .filter((m) => m.routingKey === 'stock.reserved')
         .map((m) => (m.json as { order_id: string }).order_id)
-        .filter((id) => !cancelled.includes(id)),
+        .filter((id) => !cancelled.includes(id) && !fulfilled.includes(id)),
     );
     for (const [key, id] of [
       ['A', a],
       ['B', b],
+      ['C', c],
     ] as const) {
       const row = products.nodes.find((p) => p.id === String(id));
-      // Per location: nothing below zero, and every unit received is available, reserved or sold.
+      // Per location: nothing below zero, and every unit received (moved in or out, adjusted) is available, reserved or sold.
       for (const level of row?.stockLevels ?? []) {
         expect(level.available, `${key} at ${level.location.code}`).toBeGreaterThanOrEqual(0);
         expect(level.available + level.reserved + level.sold, `${key} at ${level.location.code}`).toBe(received[key][level.location.code]);
       }
       expect(row?.stockLevels).toHaveLength(2);
       expect(row?.backorderedStock).toBeLessThanOrEqual(limits[key]);
+      // The locations together sold exactly the units of the fulfilled orders, and hold what the product says is reserved.
+      const levels = row?.stockLevels ?? [];
+      expect(
+        levels.reduce((sum, l) => sum + l.sold, 0),
+        `${key} sold`,
+      ).toBe(unitsOf(fulfilled, id));
+      expect(
+        levels.reduce((sum, l) => sum + l.reserved, 0),
+        `${key} reserved`,
+      ).toBe(row?.reservedStock);
       // What the accepted orders still hold, on hand or backordered, is what the product says is promised.
-      const promised = [...stillHeld].flatMap((orderId) => orderItems(Number(orderId.slice(2)))).filter((l) => l.product_id === id);
-      expect((row?.reservedStock ?? 0) + (row?.backorderedStock ?? 0)).toBe(promised.reduce((sum, l) => sum + l.quantity, 0));
+      expect((row?.reservedStock ?? 0) + (row?.backorderedStock ?? 0), `${key} promised`).toBe(unitsOf(stillHeld, id));
     }
     // Demand far above supply: the backorders were used, and stock that arrived filled them.
     expect(answers.received.some((m) => m.routingKey === 'stock.backorder_filled')).toBe(true);
