@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXCHANGES, ROUTING_KEYS } from '@stockflow/contracts';
 import {
@@ -17,6 +18,7 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
   let database: TestDatabase;
   let amqp: Awaited<ReturnType<typeof rawAmqp>>;
   const processes: ServiceProcess[] = [];
+  let sql: pg.Client | undefined;
 
   beforeAll(async () => {
     database = await createTestDatabase('inventory_concurrency');
@@ -40,6 +42,7 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
 
   afterAll(async () => {
     await Promise.all(processes.map((p) => p.stop()));
+    await sql?.end();
     await amqp?.close();
     await database?.drop();
   });
@@ -109,12 +112,15 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
       await gql.data(`mutation { restock(productId: "${id}", quantity: ${second}, locationCode: "SECOND") { id } }`);
       return Number(id);
     };
-    const received = { A: { MAIN: 10, SECOND: 5 }, B: { MAIN: 6, SECOND: 6 }, C: { MAIN: 20, SECOND: 20 } };
-    const limits = { A: 8, B: 4, C: 0 };
+    const received = { A: { MAIN: 10, SECOND: 5 }, B: { MAIN: 6, SECOND: 6 }, C: { MAIN: 90, SECOND: 90 } };
+    const limits = { A: 40, B: 4, C: 0 };
     const a = await create('HOT-LOC-A', received.A.MAIN, received.A.SECOND, limits.A);
     const b = await create('HOT-LOC-B', received.B.MAIN, received.B.SECOND, limits.B);
-    // Demand for A and B leaves nothing available to move; C keeps units on hand at both locations,
-    // so its transfers and removals succeed while its reserved units are sold from under them.
+    // Demand for A and B leaves nothing available to move (while an order waits for a product, none
+    // of its units stays on hand anywhere, so no transfer can fill a backorder). C keeps units on
+    // hand at both locations whatever the race (more at each than all the orders naming it want,
+    // and than moves take out), so its transfers and removals succeed while its reserved units are
+    // sold from under them.
     const c = await create('WARM-LOC-C', received.C.MAIN, received.C.SECOND, limits.C);
     const keyOf = (id: number) => (id === a ? 'A' : id === b ? 'B' : 'C');
 
@@ -142,23 +148,6 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
       60_000,
     );
 
-    // A second wave races cancellations of reserved orders (backordered ones among them), sales,
-    // transfers and adjustments at both locations, and stock arriving at both.
-    type Reserved = { order_id: string; items: { backordered_quantity?: number }[] };
-    const reservedFirst = decided()
-      .filter((m) => m.routingKey === 'stock.reserved')
-      .map((m) => m.json as Reserved);
-    // Only orders holding every unit on hand are sold: a sale gives up a line's backordered units, so
-    // what an order still waiting for stock sells depends on whether its fill won the race.
-    const fulfilled = reservedFirst
-      .filter((r) => r.items.every((line) => (line.backordered_quantity ?? 0) === 0))
-      .slice(0, 5)
-      .map((r) => r.order_id);
-    const cancelled = reservedFirst
-      .map((r) => r.order_id)
-      .filter((id) => !fulfilled.includes(id))
-      .filter((_, k) => k % 2 === 0);
-    expect(fulfilled.length).toBeGreaterThan(0);
     const restocks: [number, number, 'MAIN' | 'SECOND'][] = [
       [a, 3, 'MAIN'],
       [a, 4, 'SECOND'],
@@ -179,10 +168,57 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
       [a, -1, 'MAIN'],
       [b, -1, 'SECOND'],
     ];
+
+    // A second wave races cancellations of reserved orders (backordered ones among them), sales,
+    // transfers and adjustments at both locations, and stock arriving at both.
+    type Reserved = {
+      order_id: string;
+      items: {
+        product_id: number;
+        quantity: number;
+        backordered_quantity?: number;
+        allocations?: { location_code: string; quantity: number }[];
+      }[];
+    };
+    const reservedFirst = decided()
+      .filter((m) => m.routingKey === 'stock.reserved')
+      .map((m) => m.json as Reserved);
+    // Only orders holding every unit on hand are sold: a sale gives up a line's backordered units, so
+    // what an order still waiting for stock sells depends on whether its fill won the race.
+    const fulfilled = reservedFirst
+      .filter((r) => r.items.every((line) => (line.backordered_quantity ?? 0) === 0))
+      .slice(0, 5)
+      .map((r) => r.order_id);
+    expect(fulfilled.length).toBeGreaterThan(0);
+    // A cancellation of an order holding A's units must hand them to an order waiting for A. It
+    // finds one whatever the race if the orders waiting now outnumber the units that can arrive
+    // for A and that all the cancellations give up: every other order is cancelled within that
+    // budget, the first one holding A on hand among them.
+    const unitsOfA = (r: Reserved) => r.items.filter((l) => l.product_id === a).reduce((sum, l) => sum + l.quantity, 0);
+    const heldOfA = (r: Reserved) =>
+      r.items.filter((l) => l.product_id === a).reduce((sum, l) => sum + l.quantity - (l.backordered_quantity ?? 0), 0);
+    const waitingForA = (await gql.data<{ product: { backorderedStock: number } }>(`{ product(id: "${a}") { backorderedStock } }`)).product
+      .backorderedStock;
+    const arrivingForA = [...restocks, ...adjustments].filter(([id, n]) => id === a && n > 0).reduce((sum, [, n]) => sum + n, 0);
+    let budget = waitingForA - arrivingForA - 1;
+    const candidates = reservedFirst.filter((r) => !fulfilled.includes(r.order_id));
+    const holding = candidates.find((r) => heldOfA(r) > 0);
+    const cancelled: string[] = [];
+    for (const r of [...(holding ? [holding] : []), ...candidates.filter((r, k) => k % 2 === 0 && r !== holding)]) {
+      if (unitsOfA(r) > budget) continue;
+      budget -= unitsOfA(r);
+      cancelled.push(r.order_id);
+    }
+    expect(holding && cancelled.includes(holding.order_id), 'an order holding A on hand is cancelled').toBe(true);
+    expect(
+      reservedFirst.some((r) => cancelled.includes(r.order_id) && heldOfA(r) < unitsOfA(r)),
+      'a backordered order is cancelled',
+    ).toBe(true);
     // A transfer or removal may find too few units available by the time it runs; only what the
     // service accepted moved.
-    const refusedForStock = (errors: { message: string }[] | undefined) => {
+    const refusedForStock = (id: number, errors: { message: string }[] | undefined) => {
       if (!errors?.length) return false;
+      expect(id, `C keeps units on hand: ${JSON.stringify(errors)}`).not.toBe(c);
       expect(errors.map((e) => e.message).filter((m) => !/^cannot (move|remove) \d+ units: only \d+ are available/.test(m))).toEqual([]);
       return true;
     };
@@ -198,7 +234,7 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
         const res = await gql.request(
           `mutation { transferStock(productId: "${id}", fromLocation: "${from}", toLocation: "${to}", quantity: ${quantity}) { id } }`,
         );
-        if (refusedForStock(res.errors)) return;
+        if (refusedForStock(id, res.errors)) return;
         received[keyOf(id)][from] -= quantity;
         received[keyOf(id)][to] += quantity;
       }),
@@ -206,7 +242,7 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
         const res = await gql.request(
           `mutation { adjustStock(productId: "${id}", delta: ${delta}, reason: "stocktake", locationCode: "${location}") { id } }`,
         );
-        if (refusedForStock(res.errors)) return;
+        if (refusedForStock(id, res.errors)) return;
         received[keyOf(id)][location] += delta;
       }),
     ]);
@@ -226,6 +262,15 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
         gql.data<{ products: { nodes: { soldStock: number }[] } }>(`{ products(ids: ["${a}", "${b}", "${c}"]) { nodes { soldStock } } }`),
       ({ products }) =>
         products.nodes.reduce((sum, p) => sum + p.soldStock, 0) === [a, b, c].reduce((sum, id) => sum + unitsOf(fulfilled, id), 0),
+      30_000,
+    );
+    const db = new pg.Client({ connectionString: database.url });
+    sql = db;
+    await db.connect();
+    // Every BackorderFilled written is published (the outbox keeps only what is not).
+    await eventually(
+      () => db.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox'),
+      ({ rows }) => rows[0]?.n === 0,
       30_000,
     );
     await new Promise((r) => setTimeout(r, 500));
@@ -283,8 +328,74 @@ describe.skipIf(servicesUnavailable)('three inventory processes consuming one qu
       // What the accepted orders still hold, on hand or backordered, is what the product says is promised.
       expect((row?.reservedStock ?? 0) + (row?.backorderedStock ?? 0), `${key} promised`).toBe(unitsOf(stillHeld, id));
     }
+
+    // Each fill once (a redelivered event keeps its event_id), and only for an order reserved.
+    type Filled = { event_id: string; order_id: string; items: { product_id: number; quantity: number; location_code: string }[] };
+    const fills = [
+      ...new Map(
+        answers.received
+          .filter((m) => m.routingKey === 'stock.backorder_filled')
+          .map((m) => [(m.json as Filled).event_id, m.json as Filled]),
+      ).values(),
+    ];
     // Demand far above supply: the backorders were used, and stock that arrived filled them.
-    expect(answers.received.some((m) => m.routingKey === 'stock.backorder_filled')).toBe(true);
+    expect(fills.length).toBeGreaterThan(0);
+    const reservedAll = new Map(
+      decided()
+        .filter((m) => m.routingKey === 'stock.reserved')
+        .map((m) => [(m.json as Reserved).order_id, m.json as Reserved]),
+    );
+    expect(fills.filter((f) => !reservedAll.has(f.order_id)).map((f) => f.order_id)).toEqual([]);
+    // Per order and product, the fills told add up to the units that stopped waiting: what
+    // StockReserved backordered less what the order's line still waits for.
+    const { rows: lines } = await db.query<{ order_id: string; product_id: number; backordered: number }>(
+      'SELECT order_id, product_id, backordered FROM reservations WHERE product_id = ANY($1::int[])',
+      [[a, b, c]],
+    );
+    const stillWaiting = new Map(lines.map((l) => [`${l.order_id}/${l.product_id}`, l.backordered]));
+    const filledTold = new Map<string, number>();
+    for (const f of fills)
+      for (const item of f.items)
+        filledTold.set(`${f.order_id}/${item.product_id}`, (filledTold.get(`${f.order_id}/${item.product_id}`) ?? 0) + item.quantity);
+    const mismatched = [...reservedAll.values()].flatMap((r) =>
+      [...new Set(r.items.map((l) => l.product_id))].flatMap((productId) => {
+        const key = `${r.order_id}/${productId}`;
+        const backordered = r.items.filter((l) => l.product_id === productId).reduce((sum, l) => sum + (l.backordered_quantity ?? 0), 0);
+        const told = filledTold.get(key) ?? 0;
+        const left = stillWaiting.get(key);
+        return left !== undefined && told === backordered - left ? [] : [{ key, backordered, told, left }];
+      }),
+    );
+    expect(mismatched).toEqual([]);
+    // Per location, what is reserved there is what the orders still held were allocated there,
+    // when reserved or by a fill since.
+    const heldAt = new Map<string, number>();
+    const hold = (productId: number, code: string, quantity: number) =>
+      heldAt.set(`${productId}@${code}`, (heldAt.get(`${productId}@${code}`) ?? 0) + quantity);
+    for (const orderId of stillHeld) {
+      for (const line of reservedAll.get(orderId)?.items ?? [])
+        for (const at of line.allocations ?? []) hold(line.product_id, at.location_code, at.quantity);
+    }
+    for (const f of fills.filter((f) => stillHeld.has(f.order_id)))
+      for (const item of f.items) hold(item.product_id, item.location_code, item.quantity);
+    for (const row of products.nodes)
+      for (const level of row.stockLevels)
+        expect(level.reserved, `reserved of ${row.id} at ${level.location.code}`).toBe(heldAt.get(`${row.id}@${level.location.code}`) ?? 0);
+    // While an order waits for a product, none of its units stays on hand anywhere: every arrival
+    // (restock, adjustment, transfer in, units given back) went to the waiting orders first.
+    for (const row of products.nodes.filter((p) => p.backorderedStock > 0))
+      expect(
+        row.stockLevels.map((l) => l.available),
+        `available of ${row.id} while orders wait`,
+      ).toEqual(row.stockLevels.map(() => 0));
+    // A cancellation's units went to a waiting order: a fill written in the transaction that released them, at that location.
+    const { rows: releaseFills } = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM stock_movements f JOIN stock_movements r
+         ON r.xmin::text = f.xmin::text AND r.product_id = f.product_id AND r.location_id = f.location_id
+       WHERE f.reason = 'backorder filled' AND r.kind = 'RELEASE' AND f.product_id = $1`,
+      [a],
+    );
+    expect(releaseFills[0]?.n, 'fills of A by a cancellation').toBeGreaterThan(0);
     expect(processes.map((p) => p.output()).filter((log) => /"level":50/.test(log))).toEqual([]);
   });
 });

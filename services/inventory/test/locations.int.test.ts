@@ -199,6 +199,13 @@ describe.skipIf(servicesUnavailable)('stock locations, allocation and backorders
     expect(await levels(id)).toEqual({ MAIN: `${MAX_INT32 - 10}/0/0` });
   });
 
+  it("refuses with a coded error a restock that would take the product's sum over locations past the largest storable amount", async () => {
+    const id = await product('RESTOCK-OVER-MAX', { MAIN: MAX_INT32 - 10 });
+    const over = await h.gql.request(`mutation { restock(productId: "${id}", quantity: 11, locationCode: "WEST") { id } }`);
+    expect(over.errors?.[0]?.extensions?.code, JSON.stringify(over)).toBe('BAD_USER_INPUT');
+    expect(await levels(id)).toEqual({ MAIN: `${MAX_INT32 - 10}/0/0` });
+  });
+
   it('backorders a shortfall that fits the backorder limit, and rejects an order beyond what is left of it', async () => {
     const id = await product('BACKORDER-LIMIT', { MAIN: 2 }, 3);
     expect(allocated(await order('ORD-BO-1', [id, 4]))).toEqual([[['MAIN:2'], 2]]);

@@ -134,7 +134,8 @@ describe.skipIf(servicesUnavailable)('a BackorderFilled out of order', () => {
     ordersDb = await createTestDatabase('orders_early_fills');
     amqp = await rawAmqp(amqpUrl);
     service = await startOrdersService(
-      loadOrdersConfig({ ...serviceEnv(ordersDb, amqpUrl), PAYMENT_HOLD_SECONDS: '0' }),
+      // One batch in flight at a time: what arrives while it runs waits, and forms the next batch together.
+      loadOrdersConfig({ ...serviceEnv(ordersDb, amqpUrl), PAYMENT_HOLD_SECONDS: '0', CONSUMER_BATCHES_IN_FLIGHT: '1' }),
       createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     );
     orders = graphqlClient(`http://127.0.0.1:${service.port}/graphql`);
@@ -194,8 +195,35 @@ describe.skipIf(servicesUnavailable)('a BackorderFilled out of order', () => {
   it('keeps a fill that overtook its StockReserved, without failing the answers beside it, and applies it when the order is confirmed', async () => {
     const early = await create(71, 3);
     const beside = await create(72, 2);
+    const blocker = await create(70, 1);
+    // The fill and the answer beside it must meet in one batch: a batch for `blocker` is held in
+    // flight on the order's lock while both are delivered, so they wait together for the next one.
+    let unlock: () => void = () => undefined;
+    let locked: () => void = () => undefined;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const holding = service.db.transaction(async (tx) => {
+      await tx.query('SELECT 1 FROM orders WHERE id = $1 FOR UPDATE', [blocker]);
+      locked();
+      await new Promise<void>((resolve) => (unlock = resolve));
+    });
+    await isLocked;
+    await reserve(blocker, 70, 1);
+    await eventually(
+      () =>
+        service.db.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        ),
+      ({ rows }) => (rows[0]?.n ?? 0) > 0,
+    );
     await fill('early-fill', early, 71, 1);
     await reserve(beside, 72, 2);
+    // Both delivered (none left ready in the queue) while the blocker's batch still waits.
+    await eventually(
+      () => amqp.connection.queueDeclare({ queue: queues.stockOrders.queue, passive: true }),
+      ({ messageCount }) => messageCount === 0,
+    );
+    unlock();
+    await holding;
 
     expect(await confirmed(beside)).toMatchObject({ awaitingStock: true, items: [{ backorderedQuantity: 1 }] });
     expect(
@@ -205,6 +233,12 @@ describe.skipIf(servicesUnavailable)('a BackorderFilled out of order', () => {
       ),
     ).toEqual({ waiting: [{ product_id: 71, quantity: 1, location_code: 'EAST' }] });
     expect((await order(early)).status).toBe('PENDING');
+    // One transaction wrote both: the batch holding them was applied whole, not failed and retried one by one.
+    const { rows: writers } = await service.db.query<{ xid: string }>(
+      `SELECT xmin::text AS xid FROM orders WHERE id = $1 UNION SELECT xmin::text FROM backorder_fills WHERE event_id = 'early-fill'`,
+      [beside],
+    );
+    expect(writers).toHaveLength(1);
 
     await reserve(early, 71, 3);
     // Confirmed and filled in one transaction: the first read of the confirmed order shows the fill.

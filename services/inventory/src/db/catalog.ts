@@ -4,6 +4,7 @@ import type { Database, Queryable } from '@stockflow/db';
 import {
   MAIN_LOCATION,
   validAdjustment,
+  validRestock,
   validTransfer,
   type NewLocation,
   type NewProduct,
@@ -330,7 +331,7 @@ export function catalogRepository(db: Database, effects: ArrivalEffects) {
     },
 
     restock: (id: number, quantity: number, note: string | null, locationCode = MAIN_LOCATION) =>
-      changeAvailable(id, locationCode, 'RESTOCK', () => quantity, note),
+      changeAvailable(id, locationCode, 'RESTOCK', (_available, productAvailable) => validRestock(quantity, productAvailable), note),
 
     adjust: (id: number, delta: number, reason: string, locationCode = MAIN_LOCATION) =>
       changeAvailable(

@@ -140,6 +140,13 @@ export function parseProductId(raw: string | number, field = 'id'): number {
   return id;
 }
 
+/** A restock may not take the product's available, the sum over its locations (so any location's too), past what a counter can store. */
+export function validRestock(quantity: number, productAvailable: number): number {
+  if (productAvailable + quantity > LIMITS.maxStock)
+    throw new ValidationError('stock would exceed the largest storable amount', { field: 'quantity' });
+  return quantity;
+}
+
 /**
  * An adjustment moves available stock at a location by `delta` (a count after a stocktake,
  * damage, a found box). It may not take the location's available below zero: units already
