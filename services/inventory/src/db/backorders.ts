@@ -11,14 +11,14 @@ export type ArrivalEffects = Pick<Effects, 'clock' | 'outbox'>;
  * Stock arrived at a location (restock, adjustment up, transfer in, units a cancelled order gives
  * back): the product's backordered lines are filled from what the location has, oldest order
  * first, under the product's lock the caller holds. Each filled order's units are held there from now on, and the order is told with
- * BackorderFilled, through the outbox in this transaction.
+ * BackorderFilled, through the outbox in this transaction. Says whether any order was filled.
  */
 export async function fillFromArrival(
   tx: Transaction,
   productId: number,
   location: Pick<StockLocation, 'id' | 'code'>,
   { clock, outbox }: ArrivalEffects,
-): Promise<void> {
+): Promise<boolean> {
   const { rows } = await tx.query<{ available: number; waiting: { order_id: string; backordered: number }[] }>(
     `SELECT (SELECT available FROM stock_levels WHERE product_id = $1 AND location_id = $2) AS available,
             (SELECT coalesce(json_agg(w ORDER BY w.seq), '[]') FROM (
@@ -31,7 +31,7 @@ export async function fillFromArrival(
     waiting.map((w) => ({ orderId: w.order_id, backordered: w.backordered })),
     available,
   );
-  if (fills.length === 0) return;
+  if (fills.length === 0) return false;
   await tx.query(
     `WITH fill AS (
        SELECT ord, order_id, quantity FROM json_to_recordset($3::json) AS x(ord int, order_id text, quantity int)
@@ -77,4 +77,5 @@ export async function fillFromArrival(
       return { ...routeOf(body.event), messageId: body.event_id, body };
     }),
   );
+  return true;
 }

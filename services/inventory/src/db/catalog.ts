@@ -213,8 +213,9 @@ export function catalogRepository(db: Database, effects: ArrivalEffects) {
       const change = delta(await levelAvailable(tx, id, location.id), product.availableStock);
       const changed = await changeLevel(tx, id, location.id, change);
       await recordMovement(tx, changed, location.id, { kind, quantity: Math.abs(change), availableChange: change, reason });
-      if (change > 0) await fillFromArrival(tx, id, location, effects);
-      return lockProduct(tx, id);
+      // The product row changes again only when a backorder was filled.
+      if (change > 0 && (await fillFromArrival(tx, id, location, effects))) return lockProduct(tx, id);
+      return changed;
     });
 
   return {
@@ -353,8 +354,7 @@ export function catalogRepository(db: Database, effects: ArrivalEffects) {
         await recordMovement(tx, taken, from.id, { kind: 'TRANSFER', quantity, availableChange: -quantity, reason: `to ${to.code}` });
         const given = await changeLevel(tx, id, to.id, quantity);
         await recordMovement(tx, given, to.id, { kind: 'TRANSFER', quantity, availableChange: quantity, reason: `from ${from.code}` });
-        await fillFromArrival(tx, id, to, effects);
-        return lockProduct(tx, id);
+        return (await fillFromArrival(tx, id, to, effects)) ? lockProduct(tx, id) : given;
       }),
 
     async movements(productId: number, page: { afterId: number | undefined; limit: number; kinds?: MovementKind[] | undefined }) {

@@ -1,4 +1,4 @@
-import { MAX_INT32, productIdFrom } from '@stockflow/contracts';
+import { LocationCode, MAX_INT32, productIdFrom } from '@stockflow/contracts';
 import { PAGE_LIMITS } from '@stockflow/graphql';
 import { ValidationError } from '@stockflow/platform';
 
@@ -39,11 +39,10 @@ export interface NewLocation {
   priority: number;
 }
 
-const LOCATION_CODE_PATTERN = /^[A-Z0-9-]{1,32}$/;
-
 export function validLocationCode(raw: string, field = 'code'): string {
   const code = raw.trim();
-  if (!LOCATION_CODE_PATTERN.test(code)) {
+  // The contract's rule, so a code the API accepts is one BackorderFilled and StockReserved may carry.
+  if (!LocationCode.safeParse(code).success) {
     throw new ValidationError(`${field} must be 1 to 32 upper-case letters, digits or "-", got "${code.slice(0, 40)}"`, { field });
   }
   return code;
