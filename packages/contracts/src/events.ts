@@ -54,6 +54,9 @@ export const Cents = z.number().int('must be a whole number of cents').nonnegati
 /** A stock location's code: upper-case letters, digits and `-`, at most 32 characters. */
 export const LocationCode = z.string().regex(/^[A-Z0-9-]{1,32}$/, 'location_code must be 1 to 32 upper-case letters, digits or "-"');
 
+/** The location every stock exists at from the start, and where a call naming none acts. */
+export const MAIN_LOCATION = 'MAIN';
+
 /** How many stock locations there may be: a line's allocations, and a product's levels, are at most this many. */
 export const MAX_STOCK_LOCATIONS = 50;
 

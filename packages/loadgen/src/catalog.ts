@@ -1,8 +1,8 @@
 /** The catalog a load runs on: its products, stocked at one location or several, created once and reused. */
 import type { GraphqlClient } from '@stockflow/client';
+import { MAIN_LOCATION } from '@stockflow/contracts';
 import type { LoadOptions } from './load.ts';
 
-const MAIN_LOCATION = 'MAIN';
 /** The codes of the first `count` locations the load generator stocks: MAIN, then LOC-2, LOC-3... */
 const loadLocations = (count: number) => Array.from({ length: count }, (_, i) => (i === 0 ? MAIN_LOCATION : `LOC-${i + 1}`));
 
@@ -19,7 +19,7 @@ async function ensureLocations(inventory: GraphqlClient, codes: readonly string[
 }
 
 /** How a product's units are spread over `locations`: one location in turn, or all of them evenly. */
-function stockAt(locations: readonly string[], index: number, units: number, spread: boolean): [string, number][] {
+export function stockAt(locations: readonly string[], index: number, units: number, spread: boolean): [string, number][] {
   if (!spread) return [[locations[index % locations.length] as string, units]];
   const base = Math.floor(units / locations.length);
   return locations.map((code, i) => [code, base + (i < units % locations.length ? 1 : 0)]);

@@ -2,8 +2,6 @@ import type { IncomingMessage, MessagingPeer, OutgoingMessage, QueueSpec } from 
 import { AppError } from '@stockflow/platform';
 import type { DeadLetterStore } from './dead-letters.ts';
 
-export type { IncomingMessage, MessagingPeer, OutgoingMessage } from '@stockflow/contracts';
-
 /** Resolve to acknowledge; throw to hand the message back for another attempt. */
 export type DeliveryHandler = (message: IncomingMessage) => Promise<void>;
 

@@ -1,5 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { graphqlClient } from '@stockflow/client';
+import { MAIN_LOCATION } from '@stockflow/contracts';
+import { stockAt } from '@stockflow/loadgen';
 import { splitUrlList } from '@stockflow/observability';
 import { startServiceProcess, type Runnable, type ServiceProcess } from './process.ts';
 import { startTcpProxy, viaProxy } from './proxy.ts';
@@ -139,26 +141,23 @@ export async function createCatalog(
   },
 ) {
   const gql = graphqlClient(inventoryUrl);
-  const locations = options.locations ?? ['MAIN'];
+  const locations = options.locations ?? [MAIN_LOCATION];
   for (const [i, code] of locations.entries()) {
-    if (code === 'MAIN') continue;
+    if (code === MAIN_LOCATION) continue;
     await gql.data(`mutation { createStockLocation(input: {code: "${code}", name: "${code}", priority: ${100 + 10 * i}}) { id } }`);
   }
   const ids: number[] = [];
   for (let i = 0; i < options.products; i += 1) {
     const hot = i < options.hot;
     const units = hot ? options.hotStock : options.stock;
-    const spread: [string, number][] =
-      hot || i % 2 === 0
-        ? locations.map((code, n) => [code, Math.floor(units / locations.length) + (n < units % locations.length ? 1 : 0)])
-        : [[locations[i % locations.length] as string, units]];
+    const spread = stockAt(locations, i, units, hot || i % 2 === 0);
     const at = new Map(spread);
     const backorderLimit = hot ? (options.hotBackorderLimit ?? 0) : 0;
     const data = await gql.data<{ createProduct: { id: string } }>(
-      `mutation { createProduct(input: {sku: "P-${i}", name: "Product ${i}", initialStock: ${at.get('MAIN') ?? 0}, backorderLimit: ${backorderLimit}}) { id } }`,
+      `mutation { createProduct(input: {sku: "P-${i}", name: "Product ${i}", initialStock: ${at.get(MAIN_LOCATION) ?? 0}, backorderLimit: ${backorderLimit}}) { id } }`,
     );
     for (const [code, quantity] of spread) {
-      if (code === 'MAIN' || quantity === 0) continue;
+      if (code === MAIN_LOCATION || quantity === 0) continue;
       await gql.data(`mutation { restock(productId: "${data.createProduct.id}", quantity: ${quantity}, locationCode: "${code}") { id } }`);
     }
     ids.push(Number(data.createProduct.id));

@@ -1,4 +1,4 @@
-import { LocationCode, MAX_INT32, productIdFrom } from '@stockflow/contracts';
+import { LocationCode, MAIN_LOCATION, MAX_INT32, productIdFrom } from '@stockflow/contracts';
 import { PAGE_LIMITS } from '@stockflow/graphql';
 import { ValidationError } from '@stockflow/platform';
 
@@ -28,8 +28,7 @@ export interface ProductChanges {
   backorderLimit?: number | undefined;
 }
 
-/** The location every product's stock starts at, and every call naming none works on. */
-export const MAIN_LOCATION = 'MAIN';
+export { MAIN_LOCATION };
 /** A new location's priority when none is given: MAIN's, so it is preferred only by its code. */
 export const DEFAULT_LOCATION_PRIORITY = 100;
 
