@@ -60,16 +60,16 @@ FROM runtime AS inventory
 COPY --from=build --chown=node:node /app/dist/inventory dist/inventory
 ENV PORT=8000
 EXPOSE 8000
-CMD ["node", "--max-old-space-size=192", "--enable-source-maps", "dist/inventory/main.mjs"]
+CMD ["node", "--max-old-space-size=192", "--max-semi-space-size=32", "--enable-source-maps", "dist/inventory/main.mjs"]
 
 FROM runtime AS orders
 COPY --from=build --chown=node:node /app/dist/orders dist/orders
 ENV PORT=8001
 EXPOSE 8001
-CMD ["node", "--max-old-space-size=192", "--enable-source-maps", "dist/orders/main.mjs"]
+CMD ["node", "--max-old-space-size=192", "--max-semi-space-size=32", "--enable-source-maps", "dist/orders/main.mjs"]
 
 FROM runtime AS gateway
 COPY --from=build --chown=node:node /app/dist/gateway dist/gateway
 ENV PORT=4000
 EXPOSE 4000
-CMD ["node", "--max-old-space-size=192", "--enable-source-maps", "dist/gateway/main.mjs"]
+CMD ["node", "--max-old-space-size=192", "--max-semi-space-size=32", "--enable-source-maps", "dist/gateway/main.mjs"]
