@@ -17,6 +17,7 @@ import {
   listQueues,
   placeOrders,
   queueLeader,
+  quorumQueueStates,
   rawAmqp,
   repoRoot,
   startCluster,
@@ -126,8 +127,10 @@ describe.skipIf(clusterUnavailable)('on a 3-node RabbitMQ cluster with quorum qu
       (backlog) => backlog === 0,
       60_000,
       250,
-    ).catch((error: unknown) => {
-      throw new Error(`${(error as Error).message}\n${c.logs()}`);
+    ).catch(async (error: unknown) => {
+      // Publishes refused this long mean a queue without a leader or a majority: say which.
+      const queues = await quorumQueueStates(vhost.vhost).catch((e: unknown) => `(queues unreadable: ${String(e)})`);
+      throw new Error(`${(error as Error).message}\nquorum queues after killing ${String(before)}:\n${queues}\n${c.logs()}`);
     });
     await startNode(before as string);
     await settleAndAudit(c, 120_000);

@@ -246,6 +246,24 @@ export async function connectionNodes(vhost: string): Promise<{ name: string; cl
 }
 
 /**
+ * Each quorum queue of a vhost with its leader, its members and those online, one line each: what
+ * a scenario that timed out waiting on the broker reports, so that its failure says which queue
+ * had no leader or too few members.
+ */
+export async function quorumQueueStates(vhost: string): Promise<string> {
+  const rows = jsonRows(
+    await rabbitmqctlAny(['list_queues', '-p', vhost, 'name', 'type', 'leader', 'members', 'online', '--formatter', 'json']),
+  );
+  return rows
+    .filter((r) => r.type === 'quorum')
+    .map(
+      (r) =>
+        `${String(r.name)}: leader ${String(r.leader || 'none')}, members ${JSON.stringify(r.members)}, online ${JSON.stringify(r.online)}`,
+    )
+    .join('\n');
+}
+
+/**
  * Resolves once every quorum queue of the vhost has a leader and all three members online: a
  * scenario that loses one node must start from a cluster that has caught up from the last one
  * (a queue with two of its three members down is unavailable, as Raft wants).

@@ -2,7 +2,15 @@ import { inject } from 'vitest';
 import { createLogger } from '@stockflow/observability';
 import type { RunningService } from '@stockflow/runtime';
 import { EXCHANGES, queues } from '@stockflow/contracts';
-import { createTestDatabase, eventually, graphqlClient, rawAmqp, type ReceivedMessage, type TestDatabase } from '@stockflow/testing';
+import {
+  createTestDatabase,
+  createTestVhost,
+  eventually,
+  graphqlClient,
+  rawAmqp,
+  type ReceivedMessage,
+  type TestDatabase,
+} from '@stockflow/testing';
 import { loadInventoryConfig } from '../src/config.ts';
 import { startInventoryService } from '../src/service.ts';
 
@@ -30,10 +38,16 @@ export async function purgeQueues(amqp: InventoryHarness['amqp']) {
   }
 }
 
-/** The Inventory Service in this process, on a database of its own and this run's vhost. */
+/**
+ * The Inventory Service in this process, on a database and a vhost of its own: its answers come
+ * from it alone. On the run's shared vhost, any consumer of the contract's queues that an earlier
+ * file left running (a process still stopping) could take an OrderCreated and answer it from a
+ * database that knows none of these products.
+ */
 export async function startInventory(env: Record<string, string> = {}): Promise<InventoryHarness> {
   const database = await createTestDatabase('inventory_test');
-  const amqpUrl = inject('amqpUrl');
+  const vhost = await createTestVhost();
+  const amqpUrl = vhost.url;
   const amqp = await rawAmqp(amqpUrl);
   const config = loadInventoryConfig({
     DATABASE_URL: database.url,
@@ -46,7 +60,6 @@ export async function startInventory(env: Record<string, string> = {}): Promise<
     ...env,
   });
   const service = await startInventoryService(config, createLogger({ name: 'inventory', level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
-  await purgeQueues(amqp);
   const gql = graphqlClient(`http://127.0.0.1:${service.port}/graphql`);
   const listener = await amqp.listen(EXCHANGES.inventory, 'stock.*');
   const forOrder = (orderId: string) =>
@@ -79,6 +92,7 @@ export async function startInventory(env: Record<string, string> = {}): Promise<
       await service.close();
       await amqp.close();
       await database.drop();
+      await vhost.remove();
     },
   };
 }
