@@ -258,7 +258,7 @@ export async function quorumQueueStates(vhost: string): Promise<string> {
     .filter((r) => r.type === 'quorum')
     .map(
       (r) =>
-        `${String(r.name)}: leader ${String(r.leader || 'none')}, members ${JSON.stringify(r.members)}, online ${JSON.stringify(r.online)}`,
+        `${String(r.name)}: leader ${typeof r.leader === 'string' && r.leader ? r.leader : 'none'}, members ${JSON.stringify(r.members)}, online ${JSON.stringify(r.online)}`,
     )
     .join('\n');
 }
