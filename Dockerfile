@@ -72,4 +72,4 @@ FROM runtime AS gateway
 COPY --from=build --chown=node:node /app/dist/gateway dist/gateway
 ENV PORT=4000
 EXPOSE 4000
-CMD ["node", "--max-old-space-size=192", "--max-semi-space-size=32", "--enable-source-maps", "dist/gateway/main.mjs"]
+CMD ["node", "--max-old-space-size=192", "--enable-source-maps", "dist/gateway/main.mjs"]
