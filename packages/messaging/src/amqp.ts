@@ -90,12 +90,29 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
   // turn more before it asks whether a message came back. Counted per id, since one message may
   // be in flight twice (a relay's retry beside a slow first try).
   const returned = new Map<string, { count: number; reason: string }>();
-  const publisher: Publisher = connection.createPublisher({ confirm: true, maxAttempts: 1, exchanges: declareExchanges() });
-  publisher.on('basic.return', (msg) => {
-    if (!msg.messageId) return;
-    const seen = returned.get(msg.messageId);
-    returned.set(msg.messageId, { count: (seen?.count ?? 0) + 1, reason: `${msg.replyCode} ${msg.replyText}` });
-  });
+  const newPublisher = (): Publisher => {
+    const created = connection.createPublisher({ confirm: true, maxAttempts: 1, exchanges: declareExchanges() });
+    created.on('basic.return', (msg) => {
+      if (!msg.messageId) return;
+      const seen = returned.get(msg.messageId);
+      returned.set(msg.messageId, { count: (seen?.count ?? 0) + 1, reason: `${msg.replyCode} ${msg.replyText}` });
+    });
+    return created;
+  };
+  let publisher = newPublisher();
+  /**
+   * A refused publish (basic.nack) gets the next ones a new channel. On RabbitMQ 3.10, a channel
+   * opened right after the node leading a quorum queue died (the reconnect to another node) can
+   * go on refusing every publish to that queue long after a new leader was elected, while a
+   * channel opened later is served: reproduced here, over 45 s of refusals on the old channel and
+   * none on a new one. A NACK is otherwise rare, so the cost is a channel now and then.
+   */
+  const replaceRefusingPublisher = (refusing: Publisher) => {
+    if (publisher !== refusing) return;
+    publisher = newPublisher();
+    logger.warn('the broker refused a publish: publishing on a new channel');
+    refusing.close().catch((err: unknown) => logger.debug({ err }, 'closing the refusing publisher failed'));
+  };
   const takeReturn = (messageId: string): string | undefined => {
     const seen = returned.get(messageId);
     if (!seen) return undefined;
@@ -146,9 +163,10 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
       // took (its queue deleted, or not declared yet) as readily as a stored one, and only a
       // return tells them apart. Events no queue of ours is for (OrderConfirmed, for other teams)
       // are not expected to be routed, and not refused for it.
+      const sending = publisher;
       const results = await Promise.allSettled(
         messages.map((m) =>
-          publisher.send(
+          sending.send(
             {
               exchange: m.exchange,
               routingKey: m.routingKey,
@@ -165,6 +183,8 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
       );
       await new Promise((resolve) => setImmediate(resolve));
       const failed = results.find((r) => r.status === 'rejected');
+      if (results.some((r) => r.status === 'rejected' && (r.reason as { code?: unknown }).code === 'NACK'))
+        replaceRefusingPublisher(sending);
       const unroutable: OutgoingMessage[] = [];
       let reason = '';
       results.forEach((r, i) => {
