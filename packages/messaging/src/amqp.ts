@@ -44,6 +44,10 @@ export function encodeBody(body: unknown): Buffer {
 /** Reconnection backoff, for the connection and for consumers setting themselves up again. */
 const RETRY_LOW_MS = 200;
 const RETRY_HIGH_MS = 10_000;
+/** At most one new publishing channel in this long when the broker keeps refusing publishes. */
+const PUBLISHER_REPLACE_INTERVAL_MS = 5_000;
+/** How long a replaced channel stays open for the confirms it still owes (the outbox waits 5 s for one). */
+const RETIRED_PUBLISHER_CLOSE_MS = 10_000;
 
 export async function createAmqpTransport(options: AmqpOptions): Promise<Transport> {
   const { logger } = options;
@@ -100,18 +104,32 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
     return created;
   };
   let publisher = newPublisher();
+  let closing = false;
+  /** Replaced publishers, each closed once the confirms it still owes are in (or at the transport's close). */
+  const retired = new Map<Publisher, NodeJS.Timeout>();
+  let replacedAt = 0;
+  let replacements = 0;
+  const retire = (old: Publisher) => {
+    retired.delete(old);
+    return old.close().catch((err: unknown) => logger.debug({ err }, 'closing a replaced publisher failed'));
+  };
   /**
-   * A refused publish (basic.nack) gets the next ones a new channel. On RabbitMQ 3.10, a channel
-   * opened right after the node leading a quorum queue died (the reconnect to another node) can
-   * go on refusing every publish to that queue long after a new leader was elected, while a
-   * channel opened later is served: reproduced here, over 45 s of refusals on the old channel and
-   * none on a new one. A NACK is otherwise rare, so the cost is a channel now and then.
+   * A refused publish (basic.nack) gets the next ones a new channel. On RabbitMQ 3.10, after the
+   * node a publisher was connected to died while it published, the channel its reconnect opened
+   * went on refusing every publish to one quorum queue for 45 s and more, though every queue had
+   * a leader again, while a new channel was served at once (reproduced by hand on the test
+   * cluster; amqp-cluster.int.test.ts). The old channel stays open for what is in flight on it:
+   * closing it at once would fail other callers' messages to healthy queues. A queue that refuses
+   * for good reason (no majority, a length limit) would otherwise get a new channel per batch:
+   * one replacement per PUBLISHER_REPLACE_INTERVAL_MS at most.
    */
   const replaceRefusingPublisher = (refusing: Publisher) => {
-    if (publisher !== refusing) return;
+    if (closing || publisher !== refusing || Date.now() - replacedAt < PUBLISHER_REPLACE_INTERVAL_MS) return;
+    replacedAt = Date.now();
+    replacements += 1;
     publisher = newPublisher();
-    logger.warn('the broker refused a publish: publishing on a new channel');
-    refusing.close().catch((err: unknown) => logger.debug({ err }, 'closing the refusing publisher failed'));
+    logger.warn({ replacements }, 'the broker refused a publish: publishing on a new channel');
+    retired.set(refusing, setTimeout(() => void retire(refusing), RETIRED_PUBLISHER_CLOSE_MS).unref());
   };
   const takeReturn = (messageId: string): string | undefined => {
     const seen = returned.get(messageId);
@@ -275,7 +293,10 @@ export async function createAmqpTransport(options: AmqpOptions): Promise<Transpo
     },
 
     async close() {
+      closing = true;
       await Promise.all([...consumers].map((c) => c.close()));
+      for (const timer of retired.values()) clearTimeout(timer);
+      await Promise.all([...retired.keys()].map(retire));
       // A publisher still waiting for a channel (the broker is unreachable) rejects its close with
       // that wait's error; there is nothing open to close then, and the connection goes next.
       await publisher.close().catch((err: unknown) => logger.debug({ err }, 'publisher had no channel to close'));
