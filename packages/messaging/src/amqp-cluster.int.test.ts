@@ -13,6 +13,7 @@ import {
 } from '@stockflow/testing';
 import { createLogger } from '@stockflow/observability';
 import { createAmqpTransport } from './amqp.ts';
+import { PUBLISH_TIMEOUT_MS, withTimeout } from './outbox.ts';
 import type { Transport } from './transport.ts';
 
 const clusterUnavailable = inject('brokerClusterUnavailable');
@@ -23,10 +24,6 @@ const batch = () =>
     const id = randomUUID();
     return { exchange: EXCHANGES.orders, routingKey, messageId: id, body: { order_id: `ORD-${id}` } };
   });
-
-/** A publish that never settles counts as a failure after 5 s, as the outbox counts it. */
-const within5s = <T>(p: Promise<T>) =>
-  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no confirm within 5 s')), 5_000))]);
 
 describe.skipIf(clusterUnavailable)('AMQP transport on the 3-node cluster', { timeout: 180_000 }, () => {
   let vhost: Awaited<ReturnType<typeof createClusterVhost>>;
@@ -63,14 +60,15 @@ describe.skipIf(clusterUnavailable)('AMQP transport on the 3-node cluster', { ti
     const node = (await connectionNodes(vhost.vhost)).find((c) => c.clientName === 'transport-test')?.node;
     expect(await queueLeader(vhost.vhost, queues.orderCreatedInventory.queue)).toBe(node);
 
-    // Publishing all along, as an outbox under load does: the kill lands with publishes in flight.
+    // Publishing all along, as an outbox under load does (a publish unconfirmed after its timeout
+    // fails): the kill lands with publishes in flight.
     const outcomes: { at: number; ok: boolean; error?: string }[] = [];
     let running = true;
     // Four at a time, as an outbox's relay and its after-commit publishes overlap.
     const loop = Promise.all(
       Array.from({ length: 4 }, async () => {
         while (running) {
-          await within5s(publishing.publish(batch())).then(
+          await withTimeout(publishing.publish(batch()), PUBLISH_TIMEOUT_MS, 'no confirm in time').then(
             () => outcomes.push({ at: Date.now(), ok: true }),
             (error: unknown) => outcomes.push({ at: Date.now(), ok: false, error: (error as Error).message }),
           );

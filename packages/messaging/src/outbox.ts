@@ -66,7 +66,7 @@ interface StoredRow {
 }
 
 /** A publish not confirmed within this long counts as failed (the broker is unreachable). */
-const PUBLISH_TIMEOUT_MS = 5_000;
+export const PUBLISH_TIMEOUT_MS = 5_000;
 /**
  * How long the instance that wrote (or polled) a row holds it before another may take it: longer
  * than any publish may take, short enough that the rows of an instance killed mid-publish are
@@ -78,7 +78,7 @@ const UNROUTABLE_RETRY_SECONDS = 5;
 /** Publishes started right after commits, running at once; later commits join the next one. */
 const PUBLISHES_IN_FLIGHT = 2;
 
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+export function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
   // Once the timeout has won, the publish may still fail later (e.g. "channel acquisition timed
   // out"); nobody awaits it any more, and an unhandled rejection would end the process.
   promise.catch(() => undefined);

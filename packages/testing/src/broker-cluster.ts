@@ -245,21 +245,30 @@ export async function connectionNodes(vhost: string): Promise<{ name: string; cl
     });
 }
 
+/** Each quorum queue of a vhost: its leader (empty while none is known), its members and those online. */
+async function quorumQueues(vhost: string): Promise<{ name: string; leader: string; members: string[]; online: string[] }[]> {
+  const rows = jsonRows(
+    await rabbitmqctlAny(['list_queues', '-p', vhost, 'name', 'type', 'leader', 'members', 'online', '--formatter', 'json']),
+  );
+  const names = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
+  return rows
+    .filter((r) => r.type === 'quorum')
+    .map((r) => ({
+      name: String(r.name),
+      leader: typeof r.leader === 'string' ? r.leader : '',
+      members: names(r.members),
+      online: names(r.online),
+    }));
+}
+
 /**
  * Each quorum queue of a vhost with its leader, its members and those online, one line each: what
  * a scenario that timed out waiting on the broker reports, so that its failure says which queue
  * had no leader or too few members.
  */
 export async function quorumQueueStates(vhost: string): Promise<string> {
-  const rows = jsonRows(
-    await rabbitmqctlAny(['list_queues', '-p', vhost, 'name', 'type', 'leader', 'members', 'online', '--formatter', 'json']),
-  );
-  return rows
-    .filter((r) => r.type === 'quorum')
-    .map(
-      (r) =>
-        `${String(r.name)}: leader ${typeof r.leader === 'string' && r.leader ? r.leader : 'none'}, members ${JSON.stringify(r.members)}, online ${JSON.stringify(r.online)}`,
-    )
+  return (await quorumQueues(vhost))
+    .map((q) => `${q.name}: leader ${q.leader || 'none'}, members ${JSON.stringify(q.members)}, online ${JSON.stringify(q.online)}`)
     .join('\n');
 }
 
@@ -271,13 +280,9 @@ export async function quorumQueueStates(vhost: string): Promise<string> {
 export async function awaitQueuesHealthy(vhost: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const rows = jsonRows(await rabbitmqctlAny(['list_queues', '-p', vhost, 'name', 'type', 'leader', 'online', '--formatter', 'json']));
-    const behind = rows.filter(
-      (r) => r.type === 'quorum' && (!r.leader || !Array.isArray(r.online) || r.online.length < brokerNodes.length),
-    );
+    const behind = (await quorumQueues(vhost)).filter((q) => !q.leader || q.online.length < brokerNodes.length);
     if (behind.length === 0) return;
-    if (Date.now() > deadline)
-      throw new Error(`quorum queues not healthy after ${timeoutMs} ms: ${behind.map((r) => String(r.name)).join(', ')}`);
+    if (Date.now() > deadline) throw new Error(`quorum queues not healthy after ${timeoutMs} ms: ${behind.map((q) => q.name).join(', ')}`);
     await sleep(500);
   }
 }

@@ -28,9 +28,10 @@ const HEAP_CAP = '--max-old-space-size=192';
  * The gateway keeps V8's young generation: the larger one saved it no measurable CPU, and its
  * joined reads (Hive's runtime) already take it to ~200 MB resident under a 256 MiB limit.
  */
+const SERVICE_HEAP_FLAGS = [HEAP_CAP, '--max-semi-space-size=32'];
 const HEAP_FLAGS: Record<Runnable, string[]> = {
-  inventory: [HEAP_CAP, '--max-semi-space-size=32'],
-  orders: [HEAP_CAP, '--max-semi-space-size=32'],
+  inventory: SERVICE_HEAP_FLAGS,
+  orders: SERVICE_HEAP_FLAGS,
   gateway: [HEAP_CAP],
   stockflow: [],
 };
