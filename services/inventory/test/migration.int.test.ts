@@ -44,7 +44,7 @@ describe.skipIf(servicesUnavailable)('the migration to stock locations', () => {
       [id],
     );
 
-    expect(await migrate(db, inventoryMigrations)).toEqual(['inventory/0002_locations.sql']);
+    expect(await migrate(db, inventoryMigrations)).toEqual(['inventory/0002_locations.sql', 'inventory/0003_hot_path_foreign_keys.sql']);
 
     const level = await db.query(
       `SELECT l.code, l.priority, s.available, s.reserved, s.sold FROM stock_levels s JOIN stock_locations l ON l.id = s.location_id
@@ -121,5 +121,25 @@ describe.skipIf(servicesUnavailable)('the migration to stock locations', () => {
     await expect(reservation).rejects.toMatchObject({ code: '23502', column: 'location_id' });
 
     expect(await state()).toEqual(before);
+  });
+
+  // The reservation's rows lost their foreign keys (0003); what the keys also kept, the rows they
+  // refer to, is kept by refusing every deletion of them.
+  it.each([
+    ['products', `DELETE FROM products WHERE sku = 'OLD'`],
+    ['products', 'TRUNCATE products CASCADE'],
+    ['stock_locations', `DELETE FROM stock_locations WHERE code = 'MAIN'`],
+    ['stock_locations', 'TRUNCATE stock_locations CASCADE'],
+    ['reservations', `DELETE FROM reservations WHERE order_id = 'ORD-OLD'`],
+    ['reservations', 'TRUNCATE reservations CASCADE'],
+  ])('refuses to remove %s rows: %s', async (table, statement) => {
+    const count = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]?.n;
+    const before = await count();
+    expect(before).toBeGreaterThan(0);
+    await expect(db.query(statement)).rejects.toMatchObject({
+      code: '23001',
+      message: `${table} rows are never deleted: reservations and the stock ledger refer to them`,
+    });
+    expect(await count()).toBe(before);
   });
 });
