@@ -124,22 +124,30 @@ describe.skipIf(servicesUnavailable)('the migration to stock locations', () => {
   });
 
   // The reservation's rows lost their foreign keys (0003); what the keys also kept, the rows they
-  // refer to, is kept by refusing every deletion of them.
+  // refer to under the ids they refer to, is kept by refusing every deletion of them and every
+  // change of those ids.
+  const deleted = (table: string) => `${table} rows are never deleted: reservations and the stock ledger refer to them`;
+  const changed = (table: string) => `the ids in ${table} never change: reservations and the stock ledger refer to them`;
   it.each([
-    ['products', `DELETE FROM products WHERE sku = 'OLD'`],
-    ['products', 'TRUNCATE products CASCADE'],
-    ['stock_locations', `DELETE FROM stock_locations WHERE code = 'MAIN'`],
-    ['stock_locations', 'TRUNCATE stock_locations CASCADE'],
-    ['reservations', `DELETE FROM reservations WHERE order_id = 'ORD-OLD'`],
-    ['reservations', 'TRUNCATE reservations CASCADE'],
-  ])('refuses to remove %s rows: %s', async (table, statement) => {
-    const count = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]?.n;
-    const before = await count();
-    expect(before).toBeGreaterThan(0);
-    await expect(db.query(statement)).rejects.toMatchObject({
-      code: '23001',
-      message: `${table} rows are never deleted: reservations and the stock ledger refer to them`,
-    });
-    expect(await count()).toBe(before);
+    ['products', `DELETE FROM products WHERE sku = 'OLD'`, deleted],
+    ['products', 'TRUNCATE products CASCADE', deleted],
+    ['products', `UPDATE products SET id = id + 1000 WHERE sku = 'OLD'`, changed],
+    ['stock_locations', `DELETE FROM stock_locations WHERE code = 'MAIN'`, deleted],
+    ['stock_locations', 'TRUNCATE stock_locations CASCADE', deleted],
+    ['stock_locations', `UPDATE stock_locations SET id = 999 WHERE code = 'MAIN'`, changed],
+    ['reservations', `DELETE FROM reservations WHERE order_id = 'ORD-OLD'`, deleted],
+    ['reservations', 'TRUNCATE reservations CASCADE', deleted],
+    ['reservations', `UPDATE reservations SET product_id = 424242 WHERE order_id = 'ORD-OLD'`, changed],
+    ['reservations', `UPDATE reservations SET order_id = 'ORD-ELSE' WHERE order_id = 'ORD-OLD'`, changed],
+    ['reservation_allocations', `UPDATE reservation_allocations SET location_id = 888 WHERE order_id = 'ORD-OLD'`, changed],
+    ['stock_movements', 'UPDATE stock_movements SET product_id = 777, location_id = 888', changed],
+  ])('keeps %s as it is: %s is refused', async (table, statement, message) => {
+    const rows = async () =>
+      (await db.query<{ rows: string }>(`SELECT count(*) || ':' || md5(string_agg(t::text, ',' ORDER BY t::text)) AS rows FROM ${table} t`))
+        .rows[0]?.rows;
+    const before = await rows();
+    expect(before).not.toMatch(/^0:/);
+    await expect(db.query(statement)).rejects.toMatchObject({ code: '23001', message: message(table) });
+    expect(await rows()).toBe(before);
   });
 });

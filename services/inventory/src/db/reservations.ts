@@ -205,7 +205,7 @@ async function writeDecisions(tx: Queryable, decisions: Decision[], answers: Out
       line.allocations.map((a) => ({ order_id: orderId, product_id: line.product_id, location_id: a.locationId, quantity: a.quantity })),
     )
     .map((a, ord) => ({ ...a, ord }));
-  const { rows } = await tx.query<{ recorded: number }>(
+  const { rows } = await tx.query<{ recorded: number; found: boolean }>(
     `WITH recorded AS (
        INSERT INTO order_decisions (order_id, outcome, reason, event, routing_key)
        SELECT order_id, outcome, reason, event, routing_key
@@ -235,6 +235,7 @@ async function writeDecisions(tx: Queryable, decisions: Decision[], answers: Out
      ), levels AS (
        UPDATE stock_levels s SET available = s.available - t.quantity, reserved = s.reserved + t.quantity
        FROM level_totals t WHERE s.product_id = t.product_id AND s.location_id = t.location_id
+       RETURNING s.product_id
      ), held AS (
        -- In arrival order: seq orders the backordered lines for filling, oldest first.
        INSERT INTO reservations (order_id, product_id, quantity, backordered, status)
@@ -253,7 +254,9 @@ async function writeDecisions(tx: Queryable, decisions: Decision[], answers: Out
        WINDOW w AS (PARTITION BY a.product_id ORDER BY a.ord)
        ORDER BY a.ord
      )
-     SELECT count(*)::int AS recorded FROM recorded`,
+     SELECT (SELECT count(*)::int FROM recorded) AS recorded,
+            (SELECT count(*)::int FROM updated) = (SELECT count(*)::int FROM totals)
+              AND (SELECT count(*)::int FROM levels) = (SELECT count(*)::int FROM level_totals) AS found`,
     [JSON.stringify(decided), JSON.stringify(lines), JSON.stringify(allocations)],
   );
   if (rows[0]?.recorded !== decided.length) {
@@ -261,4 +264,8 @@ async function writeDecisions(tx: Queryable, decisions: Decision[], answers: Out
     // two instances at once). Roll back; the retry finds the decision and answers it as a repeat.
     throw new AppError('CONFLICT', 'an order in this batch was decided concurrently; retrying');
   }
+  // What the held lines, allocations and ledger rows refer to (their foreign keys are dropped for
+  // speed: migration 0003) is what this statement moved: a product or level it did not find would
+  // leave rows pointing nowhere. Never expected; the batch is rolled back and retried, then parked.
+  if (!rows[0].found) throw new Error('a reservation named a product or stock level that does not exist; nothing was written');
 }

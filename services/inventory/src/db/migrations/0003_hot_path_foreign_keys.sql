@@ -1,10 +1,10 @@
 -- The rows a reservation writes for every line carry no foreign keys any more (docs/decisions.md,
 -- "The reservation's rows are checked by their writer"). PostgreSQL checks a foreign key with a
 -- trigger and a query per inserted row: five per reserved line here, about a third of
--- PostgreSQL's CPU per order draining a backlog. Each of these rows is written in one statement
--- with what it refers to (the held line with its allocations and ledger rows, under the product's
--- lock, from the levels read under that lock), so the writer already holds what the checks
--- looked up again.
+-- PostgreSQL's CPU per order draining a backlog. The reservation writes these rows in one
+-- statement from the product and levels it has locked, and that statement checks that every
+-- level it moved exists (so do its product and location: stock_levels keeps its keys); the other
+-- writers copy the ids of rows they have locked or read in the same transaction.
 ALTER TABLE reservations DROP CONSTRAINT reservations_product_id_fkey;
 ALTER TABLE reservation_allocations
   DROP CONSTRAINT reservation_allocations_location_id_fkey,
@@ -13,18 +13,28 @@ ALTER TABLE stock_movements
   DROP CONSTRAINT stock_movements_product_id_fkey,
   DROP CONSTRAINT stock_movements_location_id_fkey;
 
--- What the keys also kept: the rows they refer to stay. Nothing deletes a product, a location or a
--- held line (a held line ends RELEASED or SOLD), so a deletion is refused outright, by hand included.
-CREATE FUNCTION refuse_deletion() RETURNS trigger LANGUAGE plpgsql AS $$
+-- What the keys also kept: a row referred to stays, under the key it is referred to by. Nothing
+-- deletes a product, a location or a held line (a held line ends RELEASED or SOLD), and no id
+-- changes, so both are refused outright, by hand included. Statement triggers, and an UPDATE OF
+-- trigger fires only when its columns are set: the hot path pays nothing for them.
+CREATE FUNCTION refuse_removal() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    RAISE EXCEPTION 'the ids in % never change: reservations and the stock ledger refer to them', TG_TABLE_NAME
+      USING ERRCODE = 'restrict_violation';
+  END IF;
   RAISE EXCEPTION '% rows are never deleted: reservations and the stock ledger refer to them', TG_TABLE_NAME
     USING ERRCODE = 'restrict_violation';
 END
 $$;
 
-CREATE TRIGGER products_never_deleted BEFORE DELETE OR TRUNCATE ON products
-  FOR EACH STATEMENT EXECUTE FUNCTION refuse_deletion();
-CREATE TRIGGER stock_locations_never_deleted BEFORE DELETE OR TRUNCATE ON stock_locations
-  FOR EACH STATEMENT EXECUTE FUNCTION refuse_deletion();
-CREATE TRIGGER reservations_never_deleted BEFORE DELETE OR TRUNCATE ON reservations
-  FOR EACH STATEMENT EXECUTE FUNCTION refuse_deletion();
+CREATE TRIGGER products_kept BEFORE DELETE OR TRUNCATE OR UPDATE OF id ON products
+  FOR EACH STATEMENT EXECUTE FUNCTION refuse_removal();
+CREATE TRIGGER stock_locations_kept BEFORE DELETE OR TRUNCATE OR UPDATE OF id ON stock_locations
+  FOR EACH STATEMENT EXECUTE FUNCTION refuse_removal();
+CREATE TRIGGER reservations_kept BEFORE DELETE OR TRUNCATE OR UPDATE OF order_id, product_id ON reservations
+  FOR EACH STATEMENT EXECUTE FUNCTION refuse_removal();
+CREATE TRIGGER reservation_allocations_kept BEFORE UPDATE OF order_id, product_id, location_id ON reservation_allocations
+  FOR EACH STATEMENT EXECUTE FUNCTION refuse_removal();
+CREATE TRIGGER stock_movements_kept BEFORE UPDATE OF product_id, location_id ON stock_movements
+  FOR EACH STATEMENT EXECUTE FUNCTION refuse_removal();
