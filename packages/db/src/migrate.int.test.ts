@@ -3,16 +3,17 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '@stockflow/testing';
-import { migrate } from './migrate.ts';
+import { createTestDatabase, eventually, type TestDatabase } from '@stockflow/testing';
+import { migrate, type MigrationRetry } from './migrate.ts';
 import { createPostgresDatabase } from './postgres.ts';
 import type { Database } from './database.ts';
 
 const servicesUnavailable = inject('servicesUnavailable');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * A migration running beside live traffic (a rolling update): a transaction of the previous
- * version holds a lock on the table the migration alters, longer than the migration's lock timeout.
+ * Migrations running beside live traffic (a rolling update): transactions of the previous version
+ * hold locks on the tables a migration alters, or take them in the other order.
  */
 describe.skipIf(servicesUnavailable)('migrations beside live traffic', () => {
   let database: TestDatabase;
@@ -26,14 +27,33 @@ describe.skipIf(servicesUnavailable)('migrations beside live traffic', () => {
     return c;
   };
   const source = () => [{ scope: 'traffic', dir }];
+  const retries: Parameters<MigrationRetry>[0][] = [];
+  const onRetry: MigrationRetry = (retry) => retries.push(retry);
+  /** Resolves once a session waits for a lock on `table`: the migration has reached it. */
+  const waitingOn = (observer: pg.Client, table: string) =>
+    eventually(
+      async () =>
+        (
+          await observer.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND relation = $1::regclass', [
+            table,
+          ])
+        ).rows[0]?.n ?? 0,
+      (n) => n > 0,
+      10_000,
+      20,
+    );
 
   beforeAll(async () => {
     database = await createTestDatabase('migrate_traffic');
     db = createPostgresDatabase({ url: database.url, poolSize: 2, applicationName: 'migrate-test' });
     dir = await mkdtemp(path.join(os.tmpdir(), 'migrate-traffic-'));
-    await writeFile(path.join(dir, '0001_stock.sql'), 'CREATE TABLE stock (id int PRIMARY KEY, units int NOT NULL);');
+    await writeFile(
+      path.join(dir, '0001_stock.sql'),
+      'CREATE TABLE stock (id int PRIMARY KEY, units int NOT NULL); CREATE TABLE ledger (id int PRIMARY KEY, units int NOT NULL);',
+    );
     await migrate(db, source());
     await db.query('INSERT INTO stock (id, units) VALUES (1, 10)');
+    await db.query('INSERT INTO ledger (id, units) VALUES (1, 10)');
   });
   afterAll(async () => {
     for (const c of live) await c.end().catch(() => undefined);
@@ -42,28 +62,101 @@ describe.skipIf(servicesUnavailable)('migrations beside live traffic', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('gives way to a transaction holding its table and is applied once that transaction ends', async () => {
+  it('gives way to a transaction holding its table, so queries do not queue behind it, and is applied once that transaction ends', async () => {
+    retries.length = 0;
     await writeFile(path.join(dir, '0002_reserved.sql'), 'ALTER TABLE stock ADD COLUMN reserved int NOT NULL DEFAULT 0;');
     // A live transaction that has read the table, and goes on for longer than the lock timeout.
     const holder = await client();
     await holder.query('BEGIN');
     await holder.query('SELECT units FROM stock WHERE id = 1');
+    const started = Date.now();
 
-    const migrating = migrate(db, source());
+    const migrating = migrate(db, source(), onRetry);
+    await waitingOn(await client(), 'stock');
     // Another query of the live traffic, asked while the migration waits for its lock.
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const reader = await client();
     const asked = Date.now();
-    const read = reader.query('SELECT units FROM stock WHERE id = 1').then(() => Date.now() - asked);
+    const read = (await client()).query('SELECT units FROM stock WHERE id = 1').then(() => Date.now() - asked);
 
-    // The migration gave way (its 2 s lock timeout) rather than keep the reader queued behind it
-    // until the holder ends, 6 s later.
-    expect(await read).toBeLessThan(4_500);
-    await new Promise((resolve) => setTimeout(resolve, 6_000 - (Date.now() - asked)));
+    // Answered once the migration gave way (500 ms), not when the holder ends, 3 s after it began.
+    expect(await read).toBeLessThan(1_500);
+    await sleep(3_000 - (Date.now() - started));
     await holder.query('COMMIT');
 
     expect(await migrating).toEqual(['traffic/0002_reserved.sql']);
+    expect(retries[0]).toMatchObject({ migration: 'traffic/0002_reserved.sql', attempt: 1, code: '55P03' });
     const { rows } = await db.query<{ reserved: number }>('SELECT reserved FROM stock WHERE id = 1');
     expect(rows).toEqual([{ reserved: 0 }]);
+  });
+
+  it('gives way when the statement timeout of the locks it takes together ends them (as inventory 0003 takes its tables), and is applied later', async () => {
+    retries.length = 0;
+    // As inventory's 0003 takes its five tables.
+    await writeFile(
+      path.join(dir, '0003_both.sql'),
+      `SET LOCAL statement_timeout = 400;
+       LOCK TABLE stock, ledger IN ACCESS EXCLUSIVE MODE;
+       SET LOCAL statement_timeout = DEFAULT;
+       ALTER TABLE stock ADD COLUMN note text; ALTER TABLE ledger ADD COLUMN note text;`,
+    );
+    const holder = await client();
+    await holder.query('BEGIN');
+    await holder.query('SELECT units FROM ledger WHERE id = 1');
+    const started = Date.now();
+
+    // stock is taken, ledger waited for: a read of stock now waits behind the migration.
+    const migrating = migrate(db, source(), onRetry);
+    await waitingOn(await client(), 'ledger');
+    const asked = Date.now();
+    const read = (await client()).query('SELECT units FROM stock WHERE id = 1').then(() => Date.now() - asked);
+
+    expect(await read).toBeLessThan(1_500);
+    await sleep(3_000 - (Date.now() - started));
+    await holder.query('COMMIT');
+
+    expect(await migrating).toEqual(['traffic/0003_both.sql']);
+    expect(retries[0]).toMatchObject({ attempt: 1, code: '57014' });
+  });
+
+  it('gives way to a live transaction it deadlocks with, which goes through, and is applied on a later try', async () => {
+    retries.length = 0;
+    // Where the migration checks for the deadlock before its lock timeout ends (deadlock_timeout
+    // below 500 ms): PostgreSQL aborts the transaction that finds the cycle, here the migration.
+    const admin = await client();
+    await admin.query(`ALTER DATABASE "${database.name}" SET deadlock_timeout = '100ms'`);
+    const quick = createPostgresDatabase({ url: database.url, poolSize: 1, applicationName: 'migrate-deadlock-test' });
+    try {
+      await writeFile(
+        path.join(dir, '0004_crossed.sql'),
+        'LOCK TABLE stock IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(0.5); LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE;',
+      );
+      // The live transaction holds ledger, then asks for stock while the migration holds it...
+      const livetx = await client();
+      await livetx.query('BEGIN');
+      await livetx.query('SELECT units FROM ledger WHERE id = 1 FOR UPDATE');
+      const migrating = migrate(quick, source(), onRetry);
+      await eventually(
+        async () =>
+          (
+            await admin.query<{ n: number }>(
+              `SELECT count(*)::int AS n FROM pg_locks WHERE granted AND mode = 'AccessExclusiveLock' AND relation = 'stock'::regclass`,
+            )
+          ).rows[0]?.n ?? 0,
+        (n) => n === 1,
+        10_000,
+        20,
+      );
+      const wrote = livetx.query('UPDATE stock SET units = units - 1 WHERE id = 1');
+      // ...and the migration then asks for ledger: each waits for the other.
+      await wrote;
+      await livetx.query('COMMIT');
+
+      expect(await migrating).toEqual(['traffic/0004_crossed.sql']);
+      expect(retries.map((r) => r.code)).toContain('40P01');
+      const { rows } = await db.query<{ units: number }>('SELECT units FROM stock WHERE id = 1');
+      expect(rows).toEqual([{ units: 9 }]);
+    } finally {
+      await quick.close();
+      await admin.query(`ALTER DATABASE "${database.name}" RESET deadlock_timeout`);
+    }
   });
 });

@@ -23,36 +23,48 @@ export function migrationSource(scope: string, sourceDir: string): MigrationSour
 }
 
 /**
- * How long a migration waits for a table lock before it gives way, and how often it tries again.
- * Migrations run while the previous version serves (a rolling update): a DDL statement's lock
- * queues every query on its table behind it, and one that takes its tables in another order than a
- * live transaction deadlocks with it. A short wait, given up and retried, keeps the traffic moving
- * and lets the migration through between transactions.
+ * How long a migration waits for each table lock before it gives way, and how often it tries
+ * again. Migrations run while the previous version serves (a rolling update): a DDL statement's
+ * lock queues every query on its table behind it, and a migration that takes its tables in
+ * another order than a live transaction deadlocks with it. A wait shorter than PostgreSQL's
+ * deadlock_timeout (1 s by default) ends before a live transaction caught in such a cycle checks
+ * for the deadlock, so the migration is the one that gives way, not the batch or the request.
+ * Each wait is bounded, not the migration: one that takes several locks holds those it has while
+ * it waits for the next, which is why a migration that needs several takes them first, in one
+ * LOCK TABLE under a statement timeout of its own. After the last attempt the migration fails, and so does the start: the previous
+ * version keeps serving, and the next start tries again.
  */
-const MIGRATION_LOCK_TIMEOUT = '2s';
-const MIGRATION_ATTEMPTS = 10;
-const MIGRATION_RETRY_MS = 500;
-/** lock_not_available (the lock timeout) and deadlock_detected: the migration lost to live traffic. */
-const GAVE_WAY = new Set(['55P03', '40P01']);
+const MIGRATION_LOCK_TIMEOUT_MS = 500;
+const MIGRATION_ATTEMPTS = 20;
+/** Each retry waits up to this much longer than the one before (with jitter, so instances starting together do not line up). */
+const MIGRATION_RETRY_STEP_MS = 100;
+/**
+ * lock_not_available (the lock timeout), deadlock_detected, and query_canceled (a statement
+ * timeout a migration sets around the locks it takes together): the migration lost to live traffic.
+ */
+const GAVE_WAY = new Set(['55P03', '40P01', '57014']);
+
+/** Told of each migration that gave way to live traffic and will be tried again. */
+export type MigrationRetry = (retry: { migration: string; attempt: number; code: string; error: Error }) => void;
 
 /**
  * Applies the `NNNN_name.sql` files of each source that have not run yet, in name order, each in
  * its own transaction. An advisory lock makes concurrent starts of several instances take turns;
- * a migration that cannot take its table locks within MIGRATION_LOCK_TIMEOUT is rolled back and
- * tried again.
+ * a migration that cannot take a table lock within MIGRATION_LOCK_TIMEOUT_MS, or deadlocks, is
+ * rolled back whole and tried again, up to MIGRATION_ATTEMPTS times.
  */
-export async function migrate(db: Database, sources: MigrationSource[]): Promise<string[]> {
+export async function migrate(db: Database, sources: MigrationSource[], onRetry?: MigrationRetry): Promise<string[]> {
   const applied: string[] = [];
   for (const source of sources) {
     const files = (await readdir(source.dir)).filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f)).sort();
     for (const file of files) {
-      applied.push(...(await applyOne(db, source, file)));
+      applied.push(...(await applyOne(db, source, file, onRetry)));
     }
   }
   return applied;
 }
 
-async function applyOne(db: Database, source: MigrationSource, file: string): Promise<string[]> {
+async function applyOne(db: Database, source: MigrationSource, file: string, onRetry?: MigrationRetry): Promise<string[]> {
   const name = `${source.scope}/${file}`;
   const sql = await readFile(path.join(source.dir, file), 'utf8');
   for (let attempt = 1; ; attempt += 1) {
@@ -63,7 +75,7 @@ async function applyOne(db: Database, source: MigrationSource, file: string): Pr
         const done = await tx.query('SELECT 1 FROM schema_migrations WHERE name = $1', [name]);
         if (done.rowCount > 0) return false;
         // After the advisory lock: waiting for another instance's migrations is not giving way.
-        await tx.exec(`SET LOCAL lock_timeout = '${MIGRATION_LOCK_TIMEOUT}'`);
+        await tx.exec(`SET LOCAL lock_timeout = ${MIGRATION_LOCK_TIMEOUT_MS}`);
         await tx.exec(sql);
         await tx.query('INSERT INTO schema_migrations (name) VALUES ($1)', [name]);
         return true;
@@ -72,7 +84,8 @@ async function applyOne(db: Database, source: MigrationSource, file: string): Pr
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       if (typeof code !== 'string' || !GAVE_WAY.has(code) || attempt >= MIGRATION_ATTEMPTS) throw error;
-      await new Promise((resolve) => setTimeout(resolve, MIGRATION_RETRY_MS * attempt));
+      onRetry?.({ migration: name, attempt, code, error: error as Error });
+      await new Promise((resolve) => setTimeout(resolve, MIGRATION_RETRY_STEP_MS * attempt * (0.5 + Math.random())));
     }
   }
 }

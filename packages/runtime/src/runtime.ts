@@ -128,7 +128,9 @@ export async function runService(options: {
       applicationName: name,
     });
   const db = guardDatabase(rawDb, databaseBreaker);
-  const applied = await migrate(rawDb, options.migrations).catch((error: unknown) => {
+  const applied = await migrate(rawDb, options.migrations, ({ migration, attempt, code, error }) =>
+    logger.warn({ migration, attempt, code, err: error }, 'a migration gave way to live traffic; trying it again'),
+  ).catch((error: unknown) => {
     throw new AppError(
       'UNAVAILABLE',
       `cannot prepare the database${config.DATABASE_URL ? ` at ${safeUrl(config.DATABASE_URL)}` : ''}: ${(error as Error).message}`,

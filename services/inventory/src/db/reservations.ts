@@ -267,5 +267,5 @@ async function writeDecisions(tx: Queryable, decisions: Decision[], answers: Out
   // What the held lines, allocations and ledger rows refer to (their foreign keys are dropped for
   // speed: migration 0003) is what this statement moved: a product or level it did not find would
   // leave rows pointing nowhere. Never expected; the batch is rolled back and retried, then parked.
-  if (!rows[0].found) throw new Error('a reservation named a product or stock level that does not exist; nothing was written');
+  if (!rows[0].found) throw new Error('a reservation did not move a product or stock level its rows name; nothing was written');
 }
