@@ -94,7 +94,11 @@ describe.skipIf(servicesUnavailable)('migrations beside live traffic', () => {
     await writeFile(
       path.join(dir, '0003_both.sql'),
       `SET LOCAL statement_timeout = 400;
-       LOCK TABLE stock, ledger IN ACCESS EXCLUSIVE MODE;
+       DO $$ BEGIN
+         LOCK TABLE stock, ledger IN ACCESS EXCLUSIVE MODE;
+       EXCEPTION WHEN query_canceled THEN
+         RAISE EXCEPTION 'gave way to live traffic: %', SQLERRM USING ERRCODE = 'lock_not_available';
+       END $$;
        SET LOCAL statement_timeout = DEFAULT;
        ALTER TABLE stock ADD COLUMN note text; ALTER TABLE ledger ADD COLUMN note text;`,
     );
@@ -114,49 +118,71 @@ describe.skipIf(servicesUnavailable)('migrations beside live traffic', () => {
     await holder.query('COMMIT');
 
     expect(await migrating).toEqual(['traffic/0003_both.sql']);
-    expect(retries[0]).toMatchObject({ attempt: 1, code: '57014' });
+    expect(retries[0]).toMatchObject({ attempt: 1, code: '55P03' });
+    expect(retries[0]?.error.message).toMatch(/^gave way to live traffic: canceling statement due to statement timeout/);
   });
 
-  it('gives way to a live transaction it deadlocks with, which goes through, and is applied on a later try', async () => {
-    retries.length = 0;
-    // Where the migration checks for the deadlock before its lock timeout ends (deadlock_timeout
-    // below 500 ms): PostgreSQL aborts the transaction that finds the cycle, here the migration.
-    const admin = await client();
-    await admin.query(`ALTER DATABASE "${database.name}" SET deadlock_timeout = '100ms'`);
-    const quick = createPostgresDatabase({ url: database.url, poolSize: 1, applicationName: 'migrate-deadlock-test' });
-    try {
-      await writeFile(
-        path.join(dir, '0004_crossed.sql'),
-        'LOCK TABLE stock IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(0.5); LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE;',
-      );
-      // The live transaction holds ledger, then asks for stock while the migration holds it...
-      const livetx = await client();
-      await livetx.query('BEGIN');
-      await livetx.query('SELECT units FROM ledger WHERE id = 1 FOR UPDATE');
-      const migrating = migrate(quick, source(), onRetry);
-      await eventually(
-        async () =>
-          (
-            await admin.query<{ n: number }>(
-              `SELECT count(*)::int AS n FROM pg_locks WHERE granted AND mode = 'AccessExclusiveLock' AND relation = 'stock'::regclass`,
-            )
-          ).rows[0]?.n ?? 0,
-        (n) => n === 1,
-        10_000,
-        20,
-      );
-      const wrote = livetx.query('UPDATE stock SET units = units - 1 WHERE id = 1');
-      // ...and the migration then asks for ledger: each waits for the other.
-      await wrote;
-      await livetx.query('COMMIT');
+  /**
+   * A migration that takes stock, then ledger, beside a live transaction that holds ledger and
+   * asks for stock: each waits for the other. The migration asks for ledger once the live
+   * transaction waits (plus 100 ms), as a migration that takes its locks one after the other would.
+   */
+  const crossed = (name: string, first = '') =>
+    writeFile(
+      path.join(dir, name),
+      `${first}
+       LOCK TABLE stock IN ACCESS EXCLUSIVE MODE;
+       DO $$ BEGIN
+         FOR i IN 1..200 LOOP
+           EXIT WHEN EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'stock'::regclass);
+           PERFORM pg_sleep(0.01);
+         END LOOP;
+         PERFORM pg_sleep(0.1);
+       END $$;
+       LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE;`,
+    );
+  const crossingTransaction = async (migrating: () => Promise<string[]>) => {
+    const livetx = await client();
+    await livetx.query('BEGIN');
+    await livetx.query('SELECT units FROM ledger WHERE id = 1 FOR UPDATE');
+    const applied = migrating();
+    const observer = await client();
+    await eventually(
+      async () =>
+        (
+          await observer.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_locks WHERE granted AND mode = 'AccessExclusiveLock' AND relation = 'stock'::regclass`,
+          )
+        ).rows[0]?.n ?? 0,
+      (n) => n === 1,
+      10_000,
+      20,
+    );
+    await livetx.query('UPDATE stock SET units = units - 1 WHERE id = 1');
+    await livetx.query('COMMIT');
+    return applied;
+  };
+  const units = async () => (await db.query<{ units: number }>('SELECT units FROM stock WHERE id = 1')).rows[0]?.units;
 
-      expect(await migrating).toEqual(['traffic/0004_crossed.sql']);
-      expect(retries.map((r) => r.code)).toContain('40P01');
-      const { rows } = await db.query<{ units: number }>('SELECT units FROM stock WHERE id = 1');
-      expect(rows).toEqual([{ units: 9 }]);
-    } finally {
-      await quick.close();
-      await admin.query(`ALTER DATABASE "${database.name}" RESET deadlock_timeout`);
-    }
+  it('gives way to a live transaction it deadlocks with before that transaction checks for the deadlock, so the transaction goes through', async () => {
+    retries.length = 0;
+    await crossed('0004_crossed.sql');
+    const before = await units();
+    // PostgreSQL's default deadlock_timeout (1 s) on both sides: the migration's 500 ms lock
+    // timeout ends first. The live transaction's UPDATE would reject with 40P01 otherwise.
+    expect(await crossingTransaction(() => migrate(db, source(), onRetry))).toEqual(['traffic/0004_crossed.sql']);
+    expect(retries[0]).toMatchObject({ attempt: 1, code: '55P03' });
+    expect(await units()).toBe((before as number) - 1);
+  });
+
+  it('tries again a migration that found itself in a deadlock first', async () => {
+    retries.length = 0;
+    // A migration whose deadlock check comes before its lock timeout ends: PostgreSQL aborts the
+    // transaction that finds the cycle, here the migration.
+    await crossed('0005_crossed.sql', "SET LOCAL deadlock_timeout = '100ms';");
+    const before = await units();
+    expect(await crossingTransaction(() => migrate(db, source(), onRetry))).toEqual(['traffic/0005_crossed.sql']);
+    expect(retries[0]).toMatchObject({ attempt: 1, code: '40P01' });
+    expect(await units()).toBe((before as number) - 1);
   });
 });

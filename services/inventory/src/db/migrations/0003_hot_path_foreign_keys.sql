@@ -12,7 +12,14 @@
 -- too, and the runner bounds each wait, not their sum. Past it, the migration gives way and is
 -- tried again (packages/db/src/migrate.ts).
 SET LOCAL statement_timeout = 400;
-LOCK TABLE products, stock_locations, reservations, reservation_allocations, stock_movements IN ACCESS EXCLUSIVE MODE;
+DO $$
+BEGIN
+  LOCK TABLE products, stock_locations, reservations, reservation_allocations, stock_movements IN ACCESS EXCLUSIVE MODE;
+EXCEPTION WHEN query_canceled THEN
+  -- The runner tries a migration again after lock_not_available, not after a cancel.
+  RAISE EXCEPTION 'gave way to live traffic: %', SQLERRM USING ERRCODE = 'lock_not_available';
+END
+$$;
 SET LOCAL statement_timeout = DEFAULT;
 ALTER TABLE reservations DROP CONSTRAINT reservations_product_id_fkey;
 ALTER TABLE reservation_allocations
