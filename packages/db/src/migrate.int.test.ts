@@ -62,27 +62,33 @@ describe.skipIf(servicesUnavailable)('migrations beside live traffic', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  /**
+   * A live transaction that has read `held` goes on for 3 s, longer than the migration's lock
+   * timeout; once the migration waits for `held`, another query of the traffic reads stock.
+   * Resolves with how long that read waited, and what the migration applied.
+   */
+  const besideAHolder = async (held: 'stock' | 'ledger') => {
+    const holder = await client();
+    await holder.query('BEGIN');
+    await holder.query(`SELECT units FROM ${held} WHERE id = 1`);
+    const started = Date.now();
+    const migrating = migrate(db, source(), onRetry);
+    await waitingOn(await client(), held);
+    const asked = Date.now();
+    const readMs = await (await client()).query('SELECT units FROM stock WHERE id = 1').then(() => Date.now() - asked);
+    await sleep(3_000 - (Date.now() - started));
+    await holder.query('COMMIT');
+    return { readMs, applied: await migrating };
+  };
+
   it('gives way to a transaction holding its table, so queries do not queue behind it, and is applied once that transaction ends', async () => {
     retries.length = 0;
     await writeFile(path.join(dir, '0002_reserved.sql'), 'ALTER TABLE stock ADD COLUMN reserved int NOT NULL DEFAULT 0;');
-    // A live transaction that has read the table, and goes on for longer than the lock timeout.
-    const holder = await client();
-    await holder.query('BEGIN');
-    await holder.query('SELECT units FROM stock WHERE id = 1');
-    const started = Date.now();
-
-    const migrating = migrate(db, source(), onRetry);
-    await waitingOn(await client(), 'stock');
-    // Another query of the live traffic, asked while the migration waits for its lock.
-    const asked = Date.now();
-    const read = (await client()).query('SELECT units FROM stock WHERE id = 1').then(() => Date.now() - asked);
+    const { readMs, applied } = await besideAHolder('stock');
 
     // Answered once the migration gave way (500 ms), not when the holder ends, 3 s after it began.
-    expect(await read).toBeLessThan(1_500);
-    await sleep(3_000 - (Date.now() - started));
-    await holder.query('COMMIT');
-
-    expect(await migrating).toEqual(['traffic/0002_reserved.sql']);
+    expect(readMs).toBeLessThan(1_500);
+    expect(applied).toEqual(['traffic/0002_reserved.sql']);
     expect(retries[0]).toMatchObject({ migration: 'traffic/0002_reserved.sql', attempt: 1, code: '55P03' });
     const { rows } = await db.query<{ reserved: number }>('SELECT reserved FROM stock WHERE id = 1');
     expect(rows).toEqual([{ reserved: 0 }]);
@@ -90,7 +96,6 @@ describe.skipIf(servicesUnavailable)('migrations beside live traffic', () => {
 
   it('gives way when the statement timeout of the locks it takes together ends them (as inventory 0003 takes its tables), and is applied later', async () => {
     retries.length = 0;
-    // As inventory's 0003 takes its five tables.
     await writeFile(
       path.join(dir, '0003_both.sql'),
       `SET LOCAL statement_timeout = 400;
@@ -102,22 +107,11 @@ describe.skipIf(servicesUnavailable)('migrations beside live traffic', () => {
        SET LOCAL statement_timeout = DEFAULT;
        ALTER TABLE stock ADD COLUMN note text; ALTER TABLE ledger ADD COLUMN note text;`,
     );
-    const holder = await client();
-    await holder.query('BEGIN');
-    await holder.query('SELECT units FROM ledger WHERE id = 1');
-    const started = Date.now();
+    // stock is taken, ledger waited for: the read of stock waits behind the migration.
+    const { readMs, applied } = await besideAHolder('ledger');
 
-    // stock is taken, ledger waited for: a read of stock now waits behind the migration.
-    const migrating = migrate(db, source(), onRetry);
-    await waitingOn(await client(), 'ledger');
-    const asked = Date.now();
-    const read = (await client()).query('SELECT units FROM stock WHERE id = 1').then(() => Date.now() - asked);
-
-    expect(await read).toBeLessThan(1_500);
-    await sleep(3_000 - (Date.now() - started));
-    await holder.query('COMMIT');
-
-    expect(await migrating).toEqual(['traffic/0003_both.sql']);
+    expect(readMs).toBeLessThan(1_500);
+    expect(applied).toEqual(['traffic/0003_both.sql']);
     expect(retries[0]).toMatchObject({ attempt: 1, code: '55P03' });
     expect(retries[0]?.error.message).toMatch(/^gave way to live traffic: canceling statement due to statement timeout/);
   });
