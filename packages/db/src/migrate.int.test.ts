@@ -29,14 +29,20 @@ describe.skipIf(servicesUnavailable)('migrations beside live traffic', () => {
   const source = () => [{ scope: 'traffic', dir }];
   const retries: Parameters<MigrationRetry>[0][] = [];
   const onRetry: MigrationRetry = (retry) => retries.push(retry);
-  /** Resolves once a session waits for a lock on `table`: the migration has reached it. */
-  const waitingOn = (observer: pg.Client, table: string) =>
+  /**
+   * Resolves once a lock on `table` is as asked: `waited` once a session waits for one (the
+   * migration has reached it), `held` once the migration holds it exclusively.
+   */
+  const lockOn = (observer: pg.Client, table: string, state: 'waited' | 'held') =>
     eventually(
       async () =>
         (
-          await observer.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND relation = $1::regclass', [
-            table,
-          ])
+          await observer.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_locks WHERE relation = $1::regclass AND ${
+              state === 'waited' ? 'NOT granted' : "granted AND mode = 'AccessExclusiveLock'"
+            }`,
+            [table],
+          )
         ).rows[0]?.n ?? 0,
       (n) => n > 0,
       10_000,
@@ -73,7 +79,7 @@ describe.skipIf(servicesUnavailable)('migrations beside live traffic', () => {
     await holder.query(`SELECT units FROM ${held} WHERE id = 1`);
     const started = Date.now();
     const migrating = migrate(db, source(), onRetry);
-    await waitingOn(await client(), held);
+    await lockOn(await client(), held, 'waited');
     const asked = Date.now();
     const readMs = await (await client()).query('SELECT units FROM stock WHERE id = 1').then(() => Date.now() - asked);
     await sleep(3_000 - (Date.now() - started));
@@ -140,18 +146,7 @@ describe.skipIf(servicesUnavailable)('migrations beside live traffic', () => {
     await livetx.query('BEGIN');
     await livetx.query('SELECT units FROM ledger WHERE id = 1 FOR UPDATE');
     const applied = migrating();
-    const observer = await client();
-    await eventually(
-      async () =>
-        (
-          await observer.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM pg_locks WHERE granted AND mode = 'AccessExclusiveLock' AND relation = 'stock'::regclass`,
-          )
-        ).rows[0]?.n ?? 0,
-      (n) => n === 1,
-      10_000,
-      20,
-    );
+    await lockOn(await client(), 'stock', 'held');
     await livetx.query('UPDATE stock SET units = units - 1 WHERE id = 1');
     await livetx.query('COMMIT');
     return applied;

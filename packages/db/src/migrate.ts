@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from './database.ts';
 
 /** Any fixed number works; it only has to be the same for every instance of every service. */
@@ -89,7 +90,7 @@ async function applyOne(db: Database, source: MigrationSource, file: string, onR
       const code = (error as { code?: unknown }).code;
       if (typeof code !== 'string' || !GAVE_WAY.has(code) || attempt >= MIGRATION_ATTEMPTS) throw error;
       onRetry?.({ migration: name, attempt, code, error: error as Error });
-      await new Promise((resolve) => setTimeout(resolve, MIGRATION_RETRY_STEP_MS * attempt * (0.5 + Math.random())));
+      await sleep(MIGRATION_RETRY_STEP_MS * attempt * (0.5 + Math.random()));
     }
   }
 }

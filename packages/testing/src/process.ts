@@ -24,14 +24,12 @@ export type Runnable = 'inventory' | 'orders' | 'stockflow' | 'gateway';
  * platform, two services and their databases in one process, keeps V8's default.
  */
 const HEAP_CAP = '--max-old-space-size=192';
-/**
- * The gateway keeps V8's young generation: the larger one saved it no measurable CPU, and its
- * joined reads (Hive's runtime) already take it to ~200 MB resident under a 256 MiB limit.
- */
 const SERVICE_HEAP_FLAGS = [HEAP_CAP, '--max-semi-space-size=32'];
 const HEAP_FLAGS: Record<Runnable, string[]> = {
   inventory: SERVICE_HEAP_FLAGS,
   orders: SERVICE_HEAP_FLAGS,
+  // V8's young generation: the larger one saved the gateway no measurable CPU, and its joined
+  // reads (Hive's runtime) already take it to ~200 MB resident under a 256 MiB limit.
   gateway: [HEAP_CAP],
   stockflow: [],
 };
