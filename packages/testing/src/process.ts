@@ -59,8 +59,19 @@ export function buildRunnables(): void {
  * its container runs) and resolves once it logs that it is listening. Tests can `kill -9` it
  * through `stop('SIGKILL')`. The test run builds the bundles first (global setup).
  */
-export async function startServiceProcess(name: Runnable, env: Record<string, string>, timeoutMs = 30_000): Promise<ServiceProcess> {
-  const [command, args] = runnableCommand(name);
+export const startServiceProcess = (name: Runnable, env: Record<string, string>, timeoutMs = 30_000): Promise<ServiceProcess> =>
+  startProcess(name, runnableCommand(name), env, timeoutMs);
+
+/**
+ * Runs `command` as a child process and resolves once it logs its port and that it is listening
+ * (a JSON line with `"port"` and `listening`, as the services log it).
+ */
+export async function startProcess(
+  name: string,
+  [command, args]: [string, string[]],
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+): Promise<ServiceProcess> {
   const child = spawn(command, args, {
     cwd: repoRoot,
     env: { ...process.env, LOG_LEVEL: 'info', ...env },

@@ -9,10 +9,11 @@ import { parseCli, wholeNumber } from '../cli.ts';
  * production topology. The three share this machine's two cores with everything else.
  */
 const CONFIGURATIONS = ['embedded', 'distributed-1', 'distributed-2', 'quorum-1', 'cluster-1'] as const;
-const SCENARIOS = ['even', 'gateway', 'hot', 'steady', 'joined', 'drain', 'drain-reservable', 'drain-spread', 'expiry'] as const;
+const SCENARIOS = ['even', 'gateway', 'floor', 'hot', 'steady', 'joined', 'drain', 'drain-reservable', 'drain-spread', 'expiry'] as const;
 /** Scenarios that need a broker and PostgreSQL, or the gateway process: the embedded platform has none of them. */
 const DISTRIBUTED_ONLY: readonly (typeof SCENARIOS)[number][] = [
   'gateway',
+  'floor',
   'joined',
   'drain',
   'drain-reservable',
@@ -35,6 +36,8 @@ const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--warmup N] [
   --scenarios LIST  scenarios to run, comma-separated: ${SCENARIOS.join(', ')} (default all)
                     gateway: the even catalog's load (orders created, their statuses polled)
                       sent to the gateway's /graphql instead of the Order Service
+                    floor: the same load through a bare forwarder (token checked, nothing else),
+                      the floor any gateway pays on this machine, to read the gateway's share against
                     joined: --orders requests through the gateway for existing orders with their
                       lines' products (from both services), 200 in flight; CPU per request
                     ${DISTRIBUTED_ONLY.join(', ')}:

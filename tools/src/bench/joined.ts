@@ -47,7 +47,7 @@ async function existingOrders(platform: Platform, count: number): Promise<string
  * theirs. Every answer must hold the order and each line's product.
  */
 export async function joined(platform: Platform, requests: number, concurrency = 200): Promise<JoinedResult | undefined> {
-  const { gatewayUrl } = platform;
+  const gatewayUrl = platform.fronts?.gateway;
   if (!gatewayUrl) return undefined;
   let ids = await existingOrders(platform, 1_000);
   if (ids.length === 0) {
@@ -60,7 +60,7 @@ export async function joined(platform: Platform, requests: number, concurrency =
   const errors: Record<string, number> = {};
   const fail = (code: string) => (errors[code] = (errors[code] ?? 0) + 1);
   let next = 0;
-  const cpuSince = await cpuMeter(platform, true);
+  const cpuSince = await cpuMeter(platform, 'gateway');
   const start = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {

@@ -1,6 +1,6 @@
 import { runLoad, type LoadOptions } from '@stockflow/loadgen';
 import type { ScenarioKey } from './cli.ts';
-import type { Platform } from './platforms.ts';
+import type { Front, Platform } from './platforms.ts';
 
 /** What a scenario asks of the load generator; the bench's defaults fill in the rest. */
 type BenchLoad = Partial<LoadOptions> & Pick<LoadOptions, 'orders'>;
@@ -9,8 +9,8 @@ export interface LoadScenario {
   key: ScenarioKey;
   name: string;
   options: BenchLoad;
-  /** Sent to the gateway's /graphql instead of the services (distributed platforms only). */
-  viaGateway?: boolean;
+  /** Sent to a front's /graphql instead of the services (distributed platforms only). */
+  via?: Front;
 }
 
 export const EVEN: Partial<LoadOptions> = { concurrency: 200, products: 1_000, hot: 0, hotShare: 0 };
@@ -38,17 +38,25 @@ export const scenarios = (orders: number, round: number, locations: number): Loa
     key: 'gateway',
     name: 'even catalog via the gateway (concurrency 200)',
     options: { ...EVEN, orders, locations },
-    viaGateway: true,
+    via: 'gateway',
   };
-  // Each goes first every other round, so the machine's drift and what the first leaves to the
-  // second (autovacuum, checkpoints) spread over both instead of landing on one.
-  return [...(round % 2 === 1 ? [even, gateway] : [gateway, even]), ...others(orders, round, locations)];
+  const floor: LoadScenario = {
+    key: 'floor',
+    name: 'even catalog via a bare forwarder, the floor under the gateway (concurrency 200)',
+    options: { ...EVEN, orders, locations },
+    via: 'forwarder',
+  };
+  // Each goes first in turn, so the machine's drift and what one leaves to the next (autovacuum,
+  // checkpoints) spread over all three instead of landing on one.
+  const compared = [even, gateway, floor];
+  const turn = (round - 1) % compared.length;
+  return [...compared.slice(turn), ...compared.slice(0, turn), ...others(orders, round, locations)];
 };
 
-/** One load scenario against a platform, with the bench's defaults; through its gateway when asked. */
-export const load = (platform: Platform, options: BenchLoad, viaGateway = false) => {
-  if (viaGateway && !platform.gatewayUrl) throw new Error(`${platform.name} runs no gateway`);
-  const via = viaGateway ? platform.gatewayUrl : undefined;
+/** One load scenario against a platform, with the bench's defaults; through a front when asked. */
+export const load = (platform: Platform, options: BenchLoad, front?: Front) => {
+  const via = front && platform.fronts?.[front];
+  if (front && !via) throw new Error(`${platform.name} runs no ${front}`);
   return runLoad({
     ordersUrl: via ?? platform.ordersUrl,
     inventoryUrl: via ?? platform.inventoryUrl,

@@ -40,13 +40,14 @@ try {
       // Over the catalog the even scenarios reuse: stocked where they will find it.
       const warm = await load(platform, { orders: args.warmup, audit: false, locations: args.locations });
       if (!warm.ok) throw new Error(`the warm-up did not complete: ${warm.stuck.length} orders stuck`);
-      // The gateway's code warmed too, by what it will be measured on.
-      if (platform.gatewayUrl && args.scenarios.includes('gateway')) {
-        process.stderr.write(`   gateway warm-up (${args.warmup} orders, not measured)...\n`);
-        const warmGateway = await load(platform, { orders: args.warmup, audit: false, locations: args.locations }, true);
-        if (!warmGateway.ok) throw new Error(`the gateway warm-up did not complete: ${warmGateway.stuck.length} orders stuck`);
+      // The fronts' code warmed too, by what they will be measured on.
+      for (const [front, key] of [['gateway', 'gateway'], ['forwarder', 'floor']] as const) {
+        if (!platform.fronts || !args.scenarios.includes(key)) continue;
+        process.stderr.write(`   ${front} warm-up (${args.warmup} orders, not measured)...\n`);
+        const warmFront = await load(platform, { orders: args.warmup, audit: false, locations: args.locations }, front);
+        if (!warmFront.ok) throw new Error(`the ${front} warm-up did not complete: ${warmFront.stuck.length} orders stuck`);
       }
-      if (platform.gatewayUrl && args.scenarios.includes('joined')) {
+      if (platform.fronts && args.scenarios.includes('joined')) {
         process.stderr.write(`   joined warm-up (${args.warmup} requests, not measured)...\n`);
         const warmJoined = await joined(platform, args.warmup);
         if (!warmJoined?.ok) throw new Error(`the joined warm-up failed: ${JSON.stringify(warmJoined?.errors)}`);
@@ -75,14 +76,14 @@ try {
     for (const { config, platform } of turn) {
       process.stderr.write(`\n== ${config}${args.repeat > 1 ? `, round ${round}` : ''}\n`);
       // The embedded platform runs no gateway process.
-      for (const scenario of chosen(round).filter((s) => !s.viaGateway || platform.gatewayUrl)) {
+      for (const scenario of chosen(round).filter((s) => !s.via || platform.fronts)) {
         process.stderr.write(`   ${scenario.name}...\n`);
         // Timed and counted without the audit (it reads every order and product); audited after.
-        const cpuSince = await cpuMeter(platform, scenario.viaGateway);
+        const cpuSince = await cpuMeter(platform, scenario.via);
         const [unaudited, rss] = await peakRss(
           platform,
-          () => load(platform, { ...scenario.options, audit: false }, scenario.viaGateway),
-          scenario.viaGateway,
+          () => load(platform, { ...scenario.options, audit: false }, scenario.via),
+          scenario.via,
         );
         const cpu = await cpuSince();
         const audit = await auditPlatform({ orders: platform.ordersUrl, inventory: platform.inventoryUrl, token: platform.token });
@@ -99,9 +100,9 @@ try {
         });
         loads.get(config)?.get(scenario.name)?.push({ report, rss, cpuPerOrder });
       }
-      if (args.scenarios.includes('joined') && platform.gatewayUrl) {
+      if (args.scenarios.includes('joined') && platform.fronts) {
         process.stderr.write(`   joined via the gateway, ${args.orders} requests...\n`);
-        const [result, rss] = await peakRss(platform, () => joined(platform, args.orders), true);
+        const [result, rss] = await peakRss(platform, () => joined(platform, args.orders), 'gateway');
         if (result) {
           results.push({ config, scenario: 'joined via the gateway', round, ...result, peakRssMb: rss });
           joins.get(config)?.push({ result, rss });

@@ -1,6 +1,6 @@
 /** What a scenario costs: CPU by kind of process and peak resident memory, read from /proc. */
 import { readdir, readFile } from 'node:fs/promises';
-import type { Platform } from './platforms.ts';
+import type { Front, Platform } from './platforms.ts';
 
 /** CPU time (user + system) of a process so far, in ms; 0 once it is gone. */
 async function cpuMs(pid: number): Promise<number> {
@@ -38,8 +38,8 @@ async function machinePids(platform: Platform): Promise<Record<string, number[]>
  * machine happens to be this hour the way a rate does. The returned function reads what each kind
  * spent since.
  */
-export async function cpuMeter(platform: Platform, withGateway = false): Promise<() => Promise<Record<string, number>>> {
-  const kinds = async () => ({ ...platform.servicePids(withGateway), ...(await machinePids(platform)) });
+export async function cpuMeter(platform: Platform, front?: Front): Promise<() => Promise<Record<string, number>>> {
+  const kinds = async () => ({ ...platform.servicePids(front), ...(await machinePids(platform)) });
   const read = async (pids: Record<string, number[]>) =>
     new Map(
       await Promise.all(
@@ -68,10 +68,10 @@ export const perOrder = (cpu: Record<string, number>, orders: number) =>
   Object.fromEntries(Object.entries(cpu).map(([k, ms]) => [k, ms / Math.max(orders, 1)]));
 
 /** Samples the resident memory of the platform's processes while `work` runs; returns the peak in MB. */
-export async function peakRss<T>(platform: Platform, work: () => Promise<T>, withGateway = false): Promise<[T, number]> {
+export async function peakRss<T>(platform: Platform, work: () => Promise<T>, front?: Front): Promise<[T, number]> {
   let peak = 0;
   const sample = async () => {
-    for (const pid of platform.pids(withGateway)) {
+    for (const pid of platform.pids(front)) {
       const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
       const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
       peak = Math.max(peak, kb / 1024);

@@ -13,27 +13,34 @@ import {
   createTestVhost,
   repoRoot,
   runnableCommand,
+  startProcess,
   startServiceProcess,
   type ServiceProcess,
 } from '@stockflow/testing';
 import type { Configuration } from './cli.ts';
 import { fixedPorts, freePort } from './ports.ts';
 
+/**
+ * What a scenario may send its load through instead of the services: the gateway, or the bare
+ * forwarder that measures the floor under it (forwarder.ts).
+ */
+export type Front = 'gateway' | 'forwarder';
+
 export interface Platform {
   name: string;
   /**
    * The platform's own processes by kind, for the CPU they spend (RabbitMQ and PostgreSQL are
-   * counted machine-wide); the gateway's only when asked, for the scenarios that go through it.
+   * counted machine-wide); a front's only when asked, for the scenarios that go through it.
    */
-  servicePids(withGateway?: boolean): Record<string, number[]>;
+  servicePids(front?: Front): Record<string, number[]>;
   /** An admin token, when the platform requires one. */
   token?: string;
   ordersUrl: string;
   inventoryUrl: string;
-  /** The gateway's /graphql over both services (distributed platforms). */
-  gatewayUrl?: string;
-  /** The processes whose resident memory is sampled; the gateway's only when asked. */
-  pids(withGateway?: boolean): number[];
+  /** The gateway's /graphql over both services, and the bare forwarder's (distributed platforms). */
+  fronts?: Record<Front, string>;
+  /** The processes whose resident memory is sampled; a front's only when asked. */
+  pids(front?: Front): number[];
   /** For the backlog scenario: stop every inventory instance, and start them again. */
   stopInventory?: () => Promise<void>;
   startInventory?: () => Promise<void>;
@@ -55,6 +62,7 @@ export interface Platform {
  * they were measuring. The expiry scenario makes its own holds fall due.
  */
 const PAYMENT_HOLD_SECONDS = String(30 * 86_400);
+const FORWARDER = path.join(import.meta.dirname, 'forwarder.ts');
 
 async function embedded(): Promise<Platform> {
   const dir = await mkdtemp(path.join(tmpdir(), 'stockflow-bench-'));
@@ -110,6 +118,8 @@ async function distributed(name: string, instances: number, broker: 'node' | 'cl
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'info',
+    // As the images run them (the Dockerfile's runtime stage): graphql-js's production build too.
+    NODE_ENV: 'production',
     AUTH_JWT_SECRET: secret,
     PAYMENT_HOLD_SECONDS,
   });
@@ -126,24 +136,33 @@ async function distributed(name: string, instances: number, broker: 'node' | 'cl
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'info',
+    NODE_ENV: 'production',
     ORDERS_URL: ordersUrl,
     INVENTORY_URL: inventoryUrl,
     AUTH_JWT_SECRET: secret,
   });
+  // The floor under the gateway: the same settings, nothing checked but the token.
+  const forwarder = await startProcess('forwarder', [process.execPath, ['--import', 'tsx', FORWARDER]], {
+    PORT: '0',
+    ORDERS_URL: ordersUrl,
+    INVENTORY_URL: inventoryUrl,
+    AUTH_JWT_SECRET: secret,
+  });
+  const frontProcesses = { gateway, forwarder };
   const servicePids = () => ({ orders: [orders.child.pid as number], inventory: inventory.map((p) => p.child.pid as number) });
   return {
     name,
     token: await signToken(secret, { sub: 'bench', role: 'admin' }),
     ordersUrl,
     inventoryUrl,
-    gatewayUrl: `http://127.0.0.1:${gateway.port}/graphql`,
+    fronts: { gateway: `http://127.0.0.1:${gateway.port}/graphql`, forwarder: `http://127.0.0.1:${forwarder.port}/graphql` },
     amqpUrl: vhost.url,
     inventoryDatabaseUrl: dbs.inventory.url,
     ordersDatabaseUrl: dbs.orders.url,
     ordersMetricsUrl: `http://127.0.0.1:${orders.port}/metrics`,
     inventoryMetricsUrls: () => inventory.map((p) => `http://127.0.0.1:${p.port}/metrics`),
-    pids: (withGateway) => [...inventory, orders, ...(withGateway ? [gateway] : [])].map((p) => p.child.pid as number),
-    servicePids: (withGateway) => ({ ...servicePids(), ...(withGateway ? { gateway: [gateway.child.pid as number] } : {}) }),
+    pids: (front) => [...inventory, orders, ...(front ? [frontProcesses[front]] : [])].map((p) => p.child.pid as number),
+    servicePids: (front) => ({ ...servicePids(), ...(front ? { [front]: [frontProcesses[front].child.pid as number] } : {}) }),
     async stopInventory() {
       await Promise.all(inventory.map((p) => p.stop()));
     },
@@ -152,7 +171,7 @@ async function distributed(name: string, instances: number, broker: 'node' | 'cl
       for (const port of inventoryPorts) inventory.push(await startInventory(port));
     },
     async close() {
-      await gateway.stop();
+      await Promise.all([gateway.stop(), forwarder.stop()]);
       await Promise.all([...inventory, orders].map((p) => p.stop()));
       await dbs.inventory.drop();
       await dbs.orders.drop();
