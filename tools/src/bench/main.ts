@@ -17,11 +17,19 @@ import { BACKLOGS, backlogDrain, type DrainResult } from './drain.ts';
 import { expiry, type ExpiryResult } from './expiry.ts';
 import { joined, type JoinedResult } from './joined.ts';
 import { load, scenarios } from './load.ts';
-import { cpuMeter, peakRss, perOrder } from './meters.ts';
+import { cpuMeter, peakRss, perOrder, settle } from './meters.ts';
 import { launch, type Platform } from './platforms.ts';
 import { drainRow, expiryRow, joinedRow, loadRow, renderTable, type LoadRun } from './table.ts';
 
 const args = parseBenchArgs();
+
+/** Each measured scenario starts on a settled machine (meters.ts, `settle`), and says so when it had to wait. */
+async function settled(): Promise<void> {
+  const { waitedMs, settled } = await settle();
+  const seconds = (waitedMs / 1_000).toFixed(0);
+  if (!settled) process.stderr.write(`   the machine did not settle within ${seconds} s; measuring anyway\n`);
+  else if (waitedMs > 2_000) process.stderr.write(`   waited ${seconds} s for the machine to settle\n`);
+}
 
 // The platform runs as it is deployed: the built bundles under plain node.
 buildRunnables();
@@ -78,6 +86,7 @@ try {
       // The embedded platform runs no gateway process.
       for (const scenario of chosen(round).filter((s) => !s.via || platform.fronts)) {
         process.stderr.write(`   ${scenario.name}...\n`);
+        await settled();
         // Timed and counted without the audit (it reads every order and product); audited after.
         const cpuSince = await cpuMeter(platform, scenario.via);
         const [unaudited, rss] = await peakRss(
@@ -102,6 +111,7 @@ try {
       }
       if (args.scenarios.includes('joined') && platform.fronts) {
         process.stderr.write(`   joined via the gateway, ${args.orders} requests...\n`);
+        await settled();
         const [result, rss] = await peakRss(platform, () => joined(platform, args.orders), 'gateway');
         if (result) {
           results.push({ config, scenario: 'joined via the gateway', round, ...result, peakRssMb: rss });
@@ -111,6 +121,7 @@ try {
       // The embedded platform has no broker to queue a backlog in.
       for (const backlog of platform.amqpUrl ? chosenBacklogs : []) {
         process.stderr.write(`   backlog drain, ${backlog.name}...\n`);
+        await settled();
         const [result, rss] = await peakRss(platform, () => backlogDrain(platform, args.backlog, backlog));
         if (result) {
           results.push({ config, scenario: `backlog drain, ${backlog.name}`, round, ...result, peakRssMb: rss });
@@ -119,6 +130,7 @@ try {
       }
       if (args.scenarios.includes('expiry') && platform.ordersDatabaseUrl) {
         process.stderr.write(`   expiry, ${args.orders} holds due at once...\n`);
+        await settled();
         const [result, rss] = await peakRss(platform, () => expiry(platform, args.orders));
         if (result) {
           results.push({ config, scenario: 'expiry', round, ...result, peakRssMb: rss });

@@ -63,6 +63,39 @@ export async function cpuMeter(platform: Platform, front?: Front): Promise<() =>
   };
 }
 
+/** The machine's CPU so far, from the first line of /proc/stat: all jiffies, and the idle ones (idle, iowait). */
+async function machineJiffies(): Promise<{ total: number; idle: number }> {
+  const [, ...fields] = ((await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '').trim().split(/\s+/);
+  const values = fields.map(Number);
+  return { total: values.reduce((sum, v) => sum + v, 0), idle: (values[3] ?? 0) + (values[4] ?? 0) };
+}
+
+/** Below this share of the machine busy, it is taken as settled (the idle platforms and nodes cost a few percent). */
+const SETTLED_BUSY = 0.1;
+const SETTLE_WINDOW_MS = 1_000;
+const SETTLE_TIMEOUT_MS = 60_000;
+
+/**
+ * Waits until the machine has been nearly idle for a second (at most a minute): a scenario must not
+ * pay for what the one before left running. A backlog drain ends when the inventory has answered
+ * every order, while the Order Service is still taking in the answers and PostgreSQL vacuuming
+ * what was written, and the scenario after it, on another configuration, used to start into that
+ * (its platform's CPU per order up to a half higher than the same scenario's in the other round).
+ * Returns how long it waited, in ms; whether it settled.
+ */
+export async function settle(): Promise<{ waitedMs: number; settled: boolean }> {
+  const started = Date.now();
+  let before = await machineJiffies();
+  while (Date.now() - started < SETTLE_TIMEOUT_MS) {
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_WINDOW_MS));
+    const now = await machineJiffies();
+    const busy = 1 - (now.idle - before.idle) / Math.max(1, now.total - before.total);
+    if (busy < SETTLED_BUSY) return { waitedMs: Date.now() - started, settled: true };
+    before = now;
+  }
+  return { waitedMs: Date.now() - started, settled: false };
+}
+
 /** CPU ms by kind divided by the orders completed. */
 export const perOrder = (cpu: Record<string, number>, orders: number) =>
   Object.fromEntries(Object.entries(cpu).map(([k, ms]) => [k, ms / Math.max(orders, 1)]));
