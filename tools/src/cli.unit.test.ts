@@ -38,6 +38,7 @@ describe('command-line tools refuse bad input with a clear message', () => {
     [['--scenarios', 'even,joind'], '--scenarios.1: Invalid option: expected one of "even"|"gateway"|'],
     [['--only', 'embedded', '--scenarios', 'even,gateway,joined'], '--scenarios: gateway, joined run on distributed configurations only'],
     [['--only', 'embedded', '--scenarios', 'expiry'], '--scenarios: expiry run on distributed configurations only'],
+    [['--only', 'embedded', '--scenarios', 'even,floor'], '--scenarios: floor run on distributed configurations only'],
     [['--locations', '0'], '--locations: must be positive'],
     [['--locations', '51'], '--locations: must be at most 50'],
     [['--locations', 'x'], '--locations: must be a number'],
@@ -50,9 +51,11 @@ describe('command-line tools refuse bad input with a clear message', () => {
 
   it('bench stocks one location unless --locations names more, and its load scenarios ask for them', () => {
     expect(parseBenchArgs([]).locations).toBe(1);
-    const { locations, orders } = parseBenchArgs(['--locations', '3', '--orders', '200']);
+    const { locations, orders, scenarios: chosen } = parseBenchArgs(['--locations', '3', '--orders', '200']);
     expect(locations).toBe(3);
-    for (const scenario of scenarios(orders, 1, locations)) expect(scenario.options.locations, scenario.key).toBe(3);
+    const loads = scenarios(orders, 1, locations, chosen);
+    expect(loads.length).toBeGreaterThan(0);
+    for (const scenario of loads) expect(scenario.options.locations, scenario.key).toBe(3);
   });
 
   it.each([

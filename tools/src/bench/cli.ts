@@ -10,7 +10,7 @@ import { parseCli, wholeNumber } from '../cli.ts';
  */
 const CONFIGURATIONS = ['embedded', 'distributed-1', 'distributed-2', 'quorum-1', 'cluster-1'] as const;
 const SCENARIOS = ['even', 'gateway', 'floor', 'hot', 'steady', 'joined', 'drain', 'drain-reservable', 'drain-spread', 'expiry'] as const;
-/** Scenarios that need a broker and PostgreSQL, or the gateway process: the embedded platform has none of them. */
+/** Scenarios that need a broker and PostgreSQL, or the gateway and forwarder processes: the embedded platform has none of them. */
 const DISTRIBUTED_ONLY: readonly (typeof SCENARIOS)[number][] = [
   'gateway',
   'floor',
@@ -37,7 +37,7 @@ const usage = `Usage: npm run bench -- [--orders N] [--backlog N] [--warmup N] [
                     gateway: the even catalog's load (orders created, their statuses polled)
                       sent to the gateway's /graphql instead of the Order Service
                     floor: the same load through a bare forwarder (token checked, nothing else),
-                      the floor any gateway pays on this machine, to read the gateway's share against
+                      what a minimal Node forwarder costs here, to read the gateway's share against
                     joined: --orders requests through the gateway for existing orders with their
                       lines' products (from both services), 200 in flight; CPU per request
                     ${DISTRIBUTED_ONLY.join(', ')}:

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { routeOf } from '@stockflow/contracts';
 import { graphqlClient } from '@stockflow/client';
 import { metricSum } from '@stockflow/observability';
-import { cpuMeter, perOrder } from './meters.ts';
+import { cpuMeter, perOrder, settle } from './meters.ts';
 import type { Platform } from './platforms.ts';
 import { publishAll } from './publish.ts';
 
@@ -94,6 +94,8 @@ export async function backlogDrain(platform: Platform, count: number, backlog: B
     // Counted from before the instances start: a second instance still starting while the first
     // already decides would otherwise hide the first one's work. Their start (loading code,
     // connecting: about 0.5 s of CPU each) is in the figure.
+    // The backlog just queued is RabbitMQ's work, not the drain's.
+    await settle();
     const cpuSince = await cpuMeter(platform);
     await startInventory();
     const deadline = Date.now() + 600_000;

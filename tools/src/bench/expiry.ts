@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { metricSum } from '@stockflow/observability';
 import { load } from './load.ts';
-import { cpuMeter, perOrder } from './meters.ts';
+import { cpuMeter, perOrder, settle } from './meters.ts';
 import type { Platform } from './platforms.ts';
 
 export interface ExpiryResult {
@@ -62,6 +62,8 @@ export async function expiry(platform: Platform, count: number): Promise<ExpiryR
     const reservedBefore = (await reservedNow()) - units;
     const expiredBefore = await expiredSoFar();
 
+    // The confirmations just made are the set-up's work, not the expiry's.
+    await settle();
     const due = await orders.query(`UPDATE orders SET payment_due_at = now() WHERE customer_id = $1 AND status = 'CONFIRMED'`, [
       customerId,
     ]);

@@ -30,8 +30,8 @@ const others = (orders: number, round: number, locations: number): LoadScenario[
   },
 ];
 
-/** The load scenarios of a round, their catalogs stocked at `locations` locations. */
-export const scenarios = (orders: number, round: number, locations: number): LoadScenario[] => {
+/** The load scenarios of a round among those `chosen`, their catalogs stocked at `locations` locations. */
+export const scenarios = (orders: number, round: number, locations: number, chosen: readonly ScenarioKey[]): LoadScenario[] => {
   const even: LoadScenario = { key: 'even', name: 'even catalog (concurrency 200)', options: { ...EVEN, orders, locations } };
   // The same orders and polls as a client of the gateway would send them.
   const gateway: LoadScenario = {
@@ -46,11 +46,11 @@ export const scenarios = (orders: number, round: number, locations: number): Loa
     options: { ...EVEN, orders, locations },
     via: 'forwarder',
   };
-  // Each goes first in turn, so the machine's drift and what one leaves to the next (autovacuum,
-  // checkpoints) spread over all three instead of landing on one.
-  const compared = [even, gateway, floor];
-  const turn = (round - 1) % compared.length;
-  return [...compared.slice(turn), ...compared.slice(0, turn), ...others(orders, round, locations)];
+  // The ones chosen go first in turn, so the machine's drift and what one leaves to the next
+  // (autovacuum, checkpoints) spread over them instead of landing on one.
+  const compared = [even, gateway, floor].filter((s) => chosen.includes(s.key));
+  const turn = (round - 1) % Math.max(compared.length, 1);
+  return [...compared.slice(turn), ...compared.slice(0, turn), ...others(orders, round, locations).filter((s) => chosen.includes(s.key))];
 };
 
 /** One load scenario against a platform, with the bench's defaults; through a front when asked. */

@@ -5,7 +5,8 @@
  * table, with the CPU each kind of process spent per completed order. Needs the local PostgreSQL
  * and RabbitMQ (and rabbitmqctl) for the distributed runs, and starts the 3-node cluster for
  * cluster-1. A distributed platform also runs a gateway (the built dist/gateway/main.mjs) over its
- * Order Service and an inventory instance, for the scenarios that go through it.
+ * Order Service and an inventory instance, and a bare forwarder beside it (forwarder.ts), for the
+ * scenarios that go through them.
  *   npm run bench -- [--orders 20000] [--backlog 20000] [--locations 3] [--only distributed-1] [--scenarios even,gateway,joined,drain]
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -23,17 +24,10 @@ import { drainRow, expiryRow, joinedRow, loadRow, renderTable, type LoadRun } fr
 
 const args = parseBenchArgs();
 
-/** Each measured scenario starts on a settled machine (meters.ts, `settle`), and says so when it had to wait. */
-async function settled(): Promise<void> {
-  const { waitedMs, settled } = await settle();
-  const seconds = (waitedMs / 1_000).toFixed(0);
-  if (!settled) process.stderr.write(`   the machine did not settle within ${seconds} s; measuring anyway\n`);
-  else if (waitedMs > 2_000) process.stderr.write(`   waited ${seconds} s for the machine to settle\n`);
-}
-
 // The platform runs as it is deployed: the built bundles under plain node.
 buildRunnables();
 const rows: string[][] = [];
+const chosen = (round: number) => scenarios(args.orders, round, args.locations, args.scenarios);
 const results: unknown[] = [];
 const started: { config: Configuration; platform: Platform }[] = [];
 try {
@@ -49,8 +43,8 @@ try {
       const warm = await load(platform, { orders: args.warmup, audit: false, locations: args.locations });
       if (!warm.ok) throw new Error(`the warm-up did not complete: ${warm.stuck.length} orders stuck`);
       // The fronts' code warmed too, by what they will be measured on.
-      for (const [front, key] of [['gateway', 'gateway'], ['forwarder', 'floor']] as const) {
-        if (!platform.fronts || !args.scenarios.includes(key)) continue;
+      for (const front of new Set(chosen(1).flatMap((s) => (s.via ? [s.via] : [])))) {
+        if (!platform.fronts) continue;
         process.stderr.write(`   ${front} warm-up (${args.warmup} orders, not measured)...\n`);
         const warmFront = await load(platform, { orders: args.warmup, audit: false, locations: args.locations }, front);
         if (!warmFront.ok) throw new Error(`the ${front} warm-up did not complete: ${warmFront.stuck.length} orders stuck`);
@@ -67,7 +61,6 @@ try {
   // every configuration instead of landing on one. Configurations run one after another used to
   // differ by as much as the second inventory instance was meant to show. (The idle platforms
   // cost about 1% of the machine: outbox polls and heartbeats.)
-  const chosen = (round: number) => scenarios(args.orders, round, args.locations).filter((s) => args.scenarios.includes(s.key));
   const loads = new Map(started.map(({ config }) => [config, new Map(chosen(1).map((s) => [s.name, [] as LoadRun[]]))]));
   const chosenBacklogs = BACKLOGS.filter((b) => args.scenarios.includes(b.key));
   const drains = new Map(
@@ -86,7 +79,7 @@ try {
       // The embedded platform runs no gateway process.
       for (const scenario of chosen(round).filter((s) => !s.via || platform.fronts)) {
         process.stderr.write(`   ${scenario.name}...\n`);
-        await settled();
+        await settle();
         // Timed and counted without the audit (it reads every order and product); audited after.
         const cpuSince = await cpuMeter(platform, scenario.via);
         const [unaudited, rss] = await peakRss(
@@ -111,7 +104,7 @@ try {
       }
       if (args.scenarios.includes('joined') && platform.fronts) {
         process.stderr.write(`   joined via the gateway, ${args.orders} requests...\n`);
-        await settled();
+        await settle();
         const [result, rss] = await peakRss(platform, () => joined(platform, args.orders), 'gateway');
         if (result) {
           results.push({ config, scenario: 'joined via the gateway', round, ...result, peakRssMb: rss });
@@ -121,7 +114,6 @@ try {
       // The embedded platform has no broker to queue a backlog in.
       for (const backlog of platform.amqpUrl ? chosenBacklogs : []) {
         process.stderr.write(`   backlog drain, ${backlog.name}...\n`);
-        await settled();
         const [result, rss] = await peakRss(platform, () => backlogDrain(platform, args.backlog, backlog));
         if (result) {
           results.push({ config, scenario: `backlog drain, ${backlog.name}`, round, ...result, peakRssMb: rss });
@@ -130,7 +122,6 @@ try {
       }
       if (args.scenarios.includes('expiry') && platform.ordersDatabaseUrl) {
         process.stderr.write(`   expiry, ${args.orders} holds due at once...\n`);
-        await settled();
         const [result, rss] = await peakRss(platform, () => expiry(platform, args.orders));
         if (result) {
           results.push({ config, scenario: 'expiry', round, ...result, peakRssMb: rss });

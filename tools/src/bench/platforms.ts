@@ -13,6 +13,7 @@ import {
   createTestVhost,
   repoRoot,
   runnableCommand,
+  profileFlags,
   startProcess,
   startServiceProcess,
   type ServiceProcess,
@@ -141,9 +142,10 @@ async function distributed(name: string, instances: number, broker: 'node' | 'cl
     INVENTORY_URL: inventoryUrl,
     AUTH_JWT_SECRET: secret,
   });
-  // The floor under the gateway: the same settings, nothing checked but the token.
-  const forwarder = await startProcess('forwarder', [process.execPath, ['--import', 'tsx', FORWARDER]], {
+  // The floor under the gateway: the gateway's services and token secret; it checks nothing but the token.
+  const forwarder = await startProcess('forwarder', [process.execPath, [...profileFlags(), '--import', 'tsx', FORWARDER]], {
     PORT: '0',
+    NODE_ENV: 'production',
     ORDERS_URL: ordersUrl,
     INVENTORY_URL: inventoryUrl,
     AUTH_JWT_SECRET: secret,
