@@ -23,38 +23,43 @@ import { launch, type Platform } from './platforms.ts';
 import { drainRow, expiryRow, joinedRow, loadRow, renderTable, type LoadRun } from './table.ts';
 
 const args = parseBenchArgs();
+/** Orders sent again at the start of each turn (at most --warmup). */
+const REWARM_ORDERS = 500;
 
 // The platform runs as it is deployed: the built bundles under plain node.
 buildRunnables();
 const rows: string[][] = [];
 const chosen = (round: number) => scenarios(args.orders, round, args.locations, args.scenarios);
 const results: unknown[] = [];
+
+/**
+ * Measured from warm: a platform on Black Friday has been up for hours, its code compiled by the
+ * JIT and its pools and connections open; a cold start is a different question. `orders` orders
+ * directly, then through each front a chosen scenario goes through, over the catalog the even
+ * scenarios reuse (stocked where they will find it); the joined reads too when chosen.
+ */
+async function warm(platform: Platform, orders: number, what: string): Promise<void> {
+  process.stderr.write(`   ${what} (${orders} orders, not measured)...\n`);
+  const direct = await load(platform, { orders, audit: false, locations: args.locations });
+  if (!direct.ok) throw new Error(`the ${what} did not complete: ${direct.stuck.length} orders stuck`);
+  if (!platform.fronts) return;
+  for (const front of new Set(chosen(1).flatMap((s) => (s.via ? [s.via] : [])))) {
+    const through = await load(platform, { orders, audit: false, locations: args.locations }, front);
+    if (!through.ok) throw new Error(`the ${front} ${what} did not complete: ${through.stuck.length} orders stuck`);
+  }
+  if (args.scenarios.includes('joined')) {
+    const reads = await joined(platform, orders);
+    if (!reads?.ok) throw new Error(`the joined ${what} failed: ${JSON.stringify(reads?.errors)}`);
+  }
+}
+
 const started: { config: Configuration; platform: Platform }[] = [];
 try {
   for (const config of args.only) {
     process.stderr.write(`\n== starting ${config}\n`);
     const platform = await launch(config);
     started.push({ config, platform });
-    if (args.warmup > 0) {
-      // Measured from warm: a platform on Black Friday has been up for hours, its code compiled
-      // by the JIT and its pools and connections open; a cold start is a different question.
-      process.stderr.write(`   warm-up (${args.warmup} orders, not measured)...\n`);
-      // Over the catalog the even scenarios reuse: stocked where they will find it.
-      const warm = await load(platform, { orders: args.warmup, audit: false, locations: args.locations });
-      if (!warm.ok) throw new Error(`the warm-up did not complete: ${warm.stuck.length} orders stuck`);
-      // The fronts' code warmed too, by what they will be measured on.
-      for (const front of new Set(chosen(1).flatMap((s) => (s.via ? [s.via] : [])))) {
-        if (!platform.fronts) continue;
-        process.stderr.write(`   ${front} warm-up (${args.warmup} orders, not measured)...\n`);
-        const warmFront = await load(platform, { orders: args.warmup, audit: false, locations: args.locations }, front);
-        if (!warmFront.ok) throw new Error(`the ${front} warm-up did not complete: ${warmFront.stuck.length} orders stuck`);
-      }
-      if (platform.fronts && args.scenarios.includes('joined')) {
-        process.stderr.write(`   joined warm-up (${args.warmup} requests, not measured)...\n`);
-        const warmJoined = await joined(platform, args.warmup);
-        if (!warmJoined?.ok) throw new Error(`the joined warm-up failed: ${JSON.stringify(warmJoined?.errors)}`);
-      }
-    }
+    if (args.warmup > 0) await warm(platform, args.warmup, 'warm-up');
   }
   // Every configuration is up at once (the others idle) and the rounds go through them in turn:
   // this machine's speed drifts by the minute, and a drift should spread over every scenario and
@@ -76,6 +81,10 @@ try {
     const turn = started.map((_, i) => started[(i + round - 1) % started.length] as (typeof started)[number]);
     for (const { config, platform } of turn) {
       process.stderr.write(`\n== ${config}${args.repeat > 1 ? `, round ${round}` : ''}\n`);
+      // Warm again after idling through the others' turns: the first scenario of a turn used to
+      // cost the services 20-80% more CPU per order than the ones after it (docs/performance.md,
+      // History, "the first scenario of a turn").
+      if (args.warmup > 0) await warm(platform, Math.min(args.warmup, REWARM_ORDERS), 're-warm');
       // The embedded platform runs no gateway process.
       for (const scenario of chosen(round).filter((s) => !s.via || platform.fronts)) {
         process.stderr.write(`   ${scenario.name}...\n`);
