@@ -37,14 +37,14 @@ const HEAP_FLAGS: Record<Runnable, string[]> = {
 /**
  * With STOCKFLOW_CPU_PROF_DIR set, every runnable started here writes a V8 CPU profile there when
  * it exits (node refuses --cpu-prof in NODE_OPTIONS): how the bench's processes are profiled.
- * STOCKFLOW_CPU_PROF_INTERVAL_US samples more often than V8's 1 ms (finer, and slower).
+ * STOCKFLOW_CPU_PROF_INTERVAL_US sets their sampling interval (V8's default is 1 ms; finer is slower).
  */
 export const profileFlags = (): string[] => {
   const dir = process.env.STOCKFLOW_CPU_PROF_DIR;
   const interval = process.env.STOCKFLOW_CPU_PROF_INTERVAL_US;
-  if (!dir) return [];
   if (interval !== undefined && !/^[1-9]\d*$/.test(interval))
     throw new Error(`STOCKFLOW_CPU_PROF_INTERVAL_US must be a whole number of microseconds above 0, not ${JSON.stringify(interval)}`);
+  if (!dir) return [];
   return ['--cpu-prof', `--cpu-prof-dir=${dir}`, ...(interval ? [`--cpu-prof-interval=${interval}`] : [])];
 };
 

@@ -51,6 +51,8 @@ export async function expiry(platform: Platform, count: number): Promise<ExpiryR
         ])
       ).rows[0]?.reserved ?? 0;
     const expiredSoFar = async () => metricSum(await (await fetch(ordersMetricsUrl)).text(), 'stockflow_payment_holds_expired_total');
+    // The confirmations just made are the set-up's work, not the expiry's: settled before the baselines are read.
+    await settle();
     const units =
       (
         await orders.query<{ units: number }>(
@@ -62,8 +64,6 @@ export async function expiry(platform: Platform, count: number): Promise<ExpiryR
     const reservedBefore = (await reservedNow()) - units;
     const expiredBefore = await expiredSoFar();
 
-    // The confirmations just made are the set-up's work, not the expiry's.
-    await settle();
     const due = await orders.query(`UPDATE orders SET payment_due_at = now() WHERE customer_id = $1 AND status = 'CONFIRMED'`, [
       customerId,
     ]);

@@ -96,10 +96,14 @@ const server = createServer((req, res) => {
       return refuse(res, 400, 'the body is not JSON');
     }
     if (typeof query !== 'string') return refuse(res, 400, 'the body has no query');
-    auth.authenticate(req.headers.authorization).then(
-      () => forward(ORDER_WORDS.test(query) ? orders : inventory, req, res, body),
-      (error: unknown) => refuse(res, 401, String(error)),
-    );
+    auth
+      .authenticate(req.headers.authorization)
+      .then(
+        () => forward(ORDER_WORDS.test(query) ? orders : inventory, req, res, body),
+        (error: unknown) => refuse(res, 401, String(error)),
+      )
+      // A request it could not forward fails alone, never the process (and with it the scenario).
+      .catch(() => res.destroy());
   });
 });
 

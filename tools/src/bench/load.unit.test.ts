@@ -22,6 +22,13 @@ describe('the load scenarios of a round', () => {
       ],
     ],
     [
+      ['even', 'floor'],
+      [
+        ['even', 'floor'],
+        ['floor', 'even'],
+      ],
+    ],
+    [
       ['even', 'gateway', 'floor', 'hot'],
       [
         ['even', 'gateway', 'floor', 'hot'],

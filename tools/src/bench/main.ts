@@ -23,7 +23,7 @@ import { launch, type Platform } from './platforms.ts';
 import { drainRow, expiryRow, joinedRow, loadRow, renderTable, type LoadRun } from './table.ts';
 
 const args = parseBenchArgs();
-/** Orders sent again at the start of each turn (at most --warmup). */
+/** Orders sent again along each path (directly, through each front) at the start of each turn (at most --warmup). */
 const REWARM_ORDERS = 500;
 
 // The platform runs as it is deployed: the built bundles under plain node.
@@ -44,10 +44,12 @@ async function warm(platform: Platform, orders: number, what: string): Promise<v
   if (!direct.ok) throw new Error(`the ${what} did not complete: ${direct.stuck.length} orders stuck`);
   if (!platform.fronts) return;
   for (const front of new Set(chosen(1).flatMap((s) => (s.via ? [s.via] : [])))) {
+    process.stderr.write(`   ${front} ${what} (${orders} orders, not measured)...\n`);
     const through = await load(platform, { orders, audit: false, locations: args.locations }, front);
     if (!through.ok) throw new Error(`the ${front} ${what} did not complete: ${through.stuck.length} orders stuck`);
   }
   if (args.scenarios.includes('joined')) {
+    process.stderr.write(`   joined ${what} (${orders} requests, not measured)...\n`);
     const reads = await joined(platform, orders);
     if (!reads?.ok) throw new Error(`the joined ${what} failed: ${JSON.stringify(reads?.errors)}`);
   }
@@ -81,9 +83,9 @@ try {
     const turn = started.map((_, i) => started[(i + round - 1) % started.length] as (typeof started)[number]);
     for (const { config, platform } of turn) {
       process.stderr.write(`\n== ${config}${args.repeat > 1 ? `, round ${round}` : ''}\n`);
-      // Warm again after idling through the others' turns: the first scenario of a turn used to
-      // cost the services 20-80% more CPU per order than the ones after it (docs/performance.md,
-      // History, "the first scenario of a turn").
+      // Warm again after idling through the others' turns: the first scenario of a turn costs the
+      // services more CPU per order than the ones after it, and this narrows the difference
+      // (docs/performance.md, History, "the first scenario of a turn").
       if (args.warmup > 0) await warm(platform, Math.min(args.warmup, REWARM_ORDERS), 're-warm');
       // The embedded platform runs no gateway process.
       for (const scenario of chosen(round).filter((s) => !s.via || platform.fronts)) {

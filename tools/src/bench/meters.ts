@@ -99,7 +99,9 @@ export async function settle(): Promise<void> {
       return;
     }
     if (waited >= SETTLE_TIMEOUT_MS) {
-      process.stderr.write(`   the machine did not settle within ${(waited / 1_000).toFixed(0)} s (${(busy * 100).toFixed(0)}% busy); measuring anyway\n`);
+      process.stderr.write(
+        `   the machine did not settle within ${(waited / 1_000).toFixed(0)} s (${(busy * 100).toFixed(0)}% busy); measuring anyway\n`,
+      );
       return;
     }
     before = now;
