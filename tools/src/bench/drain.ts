@@ -91,11 +91,11 @@ export async function backlogDrain(platform: Platform, count: number, backlog: B
       }
       return { published };
     };
+    // The backlog just queued is RabbitMQ's work, not the drain's.
+    await settle();
     // Counted from before the instances start: a second instance still starting while the first
     // already decides would otherwise hide the first one's work. Their start (loading code,
     // connecting: about 0.5 s of CPU each) is in the figure.
-    // The backlog just queued is RabbitMQ's work, not the drain's.
-    await settle();
     const cpuSince = await cpuMeter(platform);
     await startInventory();
     const deadline = Date.now() + 600_000;

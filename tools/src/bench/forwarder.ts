@@ -14,6 +14,7 @@
  *   PORT=0 ORDERS_URL=... INVENTORY_URL=... AUTH_JWT_SECRET=... node --import tsx tools/src/bench/forwarder.ts
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { sendGraphqlAnswer } from '@stockflow/graphql';
 import { createAuthenticator, loadConfig, serviceConfigShape } from '@stockflow/platform';
 import { Pool } from 'undici';
 import { z } from 'zod';
@@ -36,10 +37,7 @@ const orders = upstream(config.ORDERS_URL);
 const inventory = upstream(config.INVENTORY_URL);
 const ORDER_WORDS = /order|payment/i;
 
-const refuse = (res: ServerResponse, status: number, message: string) => {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ errors: [{ message }] }));
-};
+const refuse = (res: ServerResponse, status: number, message: string) => sendGraphqlAnswer(res, status, { errors: [{ message }] });
 
 function forward(target: ReturnType<typeof upstream>, req: IncomingMessage, res: ServerResponse, body: Buffer): void {
   const headers: Record<string, string> = { 'content-type': 'application/json', accept: req.headers.accept ?? 'application/json' };

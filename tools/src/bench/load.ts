@@ -32,18 +32,14 @@ const others = (orders: number, round: number, locations: number): LoadScenario[
 
 /** The load scenarios of a round among those `chosen`, their catalogs stocked at `locations` locations. */
 export const scenarios = (orders: number, round: number, locations: number, chosen: readonly ScenarioKey[]): LoadScenario[] => {
-  const even: LoadScenario = { key: 'even', name: 'even catalog (concurrency 200)', options: { ...EVEN, orders, locations } };
-  // The same orders and polls as a client of the gateway would send them.
-  const gateway: LoadScenario = {
-    key: 'gateway',
-    name: 'even catalog via the gateway (concurrency 200)',
-    options: { ...EVEN, orders, locations },
-    via: 'gateway',
-  };
+  // One load, sent directly or, as a client of the gateway would send it, through a front.
+  const options = { ...EVEN, orders, locations };
+  const even: LoadScenario = { key: 'even', name: 'even catalog (concurrency 200)', options };
+  const gateway: LoadScenario = { key: 'gateway', name: 'even catalog via the gateway (concurrency 200)', options, via: 'gateway' };
   const floor: LoadScenario = {
     key: 'floor',
     name: 'even catalog via a bare forwarder, the floor under the gateway (concurrency 200)',
-    options: { ...EVEN, orders, locations },
+    options,
     via: 'forwarder',
   };
   // The ones chosen go first in turn, so the machine's drift and what one leaves to the next
