@@ -2,11 +2,10 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
-import { createGatewayRuntime, type GatewayPlugin } from '@graphql-hive/gateway-runtime';
-import { unifiedGraphHandler } from '@graphql-hive/router-runtime';
+import { createGatewayRuntime } from '@graphql-hive/gateway-runtime';
 import { buildHTTPExecutor, type AsyncFetchFn } from '@graphql-tools/executor-http';
 import { transformSupergraphToPublicSchema } from '@theguild/federation-composition';
-import { buildASTSchema, GraphQLError, OperationTypeNode, parse } from 'graphql';
+import { buildASTSchema, OperationTypeNode, parse } from 'graphql';
 import { z } from 'zod';
 import {
   admitGraphqlRequest,
@@ -24,7 +23,6 @@ import {
 import {
   createAuthenticator,
   env,
-  ERROR_CODES,
   graphiqlEnabled,
   graphqlLimits,
   loadConfig,
@@ -88,25 +86,6 @@ export interface RunningGateway {
   close(giveUp?: AbortSignal): Promise<void>;
 }
 
-/**
- * The codes a service's own errors carry: its AppErrors', its masked unexpected ones and its limits'.
- * An error with another code was made by the runtime about a service (an answer it could not read,
- * say), with the service's request and answer in it: masked and logged like any unexpected error.
- */
-const SERVICE_ERROR_CODES = new Set<string>([...ERROR_CODES, 'INTERNAL_SERVER_ERROR', 'GRAPHQL_VALIDATION_FAILED']);
-
-/** What the runtime adds to a service's error (which service; its request and the answer), which the service's own answer has none of. */
-const RUNTIME_EXTENSIONS = new Set(['serviceName', 'request', 'response']);
-
-/** An error as a service answered it, which the router runtime hands over as a plain object, not an Error. */
-function isServiceError(
-  error: unknown,
-): error is { message: string; path?: readonly (string | number)[]; extensions: { code: string; [key: string]: unknown } } {
-  if (typeof error !== 'object' || error === null || error instanceof Error) return false;
-  const { message, extensions } = error as { message?: unknown; extensions?: { code?: unknown } };
-  return typeof message === 'string' && typeof extensions?.code === 'string' && SERVICE_ERROR_CODES.has(extensions.code);
-}
-
 /** Whether a subgraph's process answers its liveness probe (`/health` next to its `/graphql`). */
 async function healthy(graphqlUrl: string): Promise<boolean> {
   try {
@@ -120,10 +99,7 @@ async function healthy(graphqlUrl: string): Promise<boolean> {
 /**
  * One GraphQL endpoint for both services: Hive Gateway's runtime over the committed supergraph,
  * sending each part of an operation to the service that owns it (an order's lines to the Order
- * Service, their products to the Inventory Service through `_entities`). It plans and executes with
- * Hive's router runtime (its Rust query planner): measured A/B on the bench's joined reads, 22-33%
- * less of the gateway's CPU per request than the default stitching runtime (docs/decisions.md, "The
- * gateway forwards what one service answers whole").
+ * Service, their products to the Inventory Service through `_entities`).
  *
  * The services keep every rule: the gateway forwards the Authorization header (and traceparent),
  * so they check the token, a customer's scope and their limits (depth, aliases, cost, body size)
@@ -152,14 +128,6 @@ export async function startGateway(
   const graphiql = graphiqlEnabled(config);
   const limits = graphqlLimits(config);
   const mask = maskError(logger);
-  // The runtime hands an error a service answered over as the plain object it came as; the services
-  // word and code their own errors (maskError), so it reaches the client as a forwarded answer does.
-  const maskAtRuntime = (error: unknown) => {
-    const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
-    if (!isServiceError(original)) return mask(error);
-    const extensions = Object.fromEntries(Object.entries(original.extensions).filter(([key]) => !RUNTIME_EXTENSIONS.has(key)));
-    return new GraphQLError(original.message, { path: original.path, extensions });
-  };
   // The cost counted on the supergraph, which keeps each list's most (@listSize): the services count their shares again.
   const tooCostly = costLimit(buildASTSchema(supergraphDocument, { assumeValidSDL: true }), limits.maxCost);
   // Hive's runtime disposes itself on SIGTERM and SIGINT, at once (its own listener; it cannot be
@@ -168,7 +136,6 @@ export async function startGateway(
   const executors: ReturnType<typeof buildHTTPExecutor>[] = [];
   const runtime = createGatewayRuntime({
     supergraph,
-    unifiedGraphHandler,
     transportEntries: { orders: { location: config.ORDERS_URL }, inventory: { location: config.INVENTORY_URL } },
     // The subgraphs are plain GraphQL over HTTP; subscriptions over SSE (executor-http's own).
     transports: {
@@ -197,20 +164,8 @@ export async function startGateway(
     landingPage: false,
     logging: false,
     // Worded as the services word them, and an unexpected one logged with its cause (Yoga's own mask, with logging off, kept silent).
-    maskedErrors: { maskError: maskAtRuntime },
-    plugins: () => [
-      observe.plugin(),
-      limitsPlugin(limits, tooCostly),
-      {
-        // The router runtime's answer to a query skips maskedErrors (a subscription's events do not):
-        // its errors are masked here, before the answer is written, the same way.
-        onResultProcess(payload) {
-          const { result } = payload;
-          if (Array.isArray(result) || Symbol.asyncIterator in result || !result.errors?.length) return;
-          payload.setResult({ ...result, errors: result.errors.map((e) => maskAtRuntime(e) as GraphQLError) });
-        },
-      } satisfies GatewayPlugin,
-    ],
+    maskedErrors: { maskError: mask },
+    plugins: () => [observe.plugin(), limitsPlugin(limits, tooCostly)],
     // Answered in `handler`, as the services answer it (Yoga's would allow credentials and any method).
     cors: false,
   });

@@ -3,21 +3,19 @@
  * the message is written for a person. Anything that is not an AppError is unexpected:
  * GraphQL masks it and the logs keep the cause.
  */
-export const ERROR_CODES = [
-  'BAD_USER_INPUT',
-  'NOT_FOUND',
-  'CONFLICT',
-  'INVALID_TRANSITION',
-  'PAYMENT_REQUIRED',
-  'AWAITING_STOCK',
-  'UNAVAILABLE',
-  'CONFIG_INVALID',
-  'UNAUTHENTICATED',
-  'FORBIDDEN',
-  'RATE_LIMITED',
-  'SUBSCRIBER_TOO_SLOW',
-] as const;
-export type ErrorCode = (typeof ERROR_CODES)[number];
+export type ErrorCode =
+  | 'BAD_USER_INPUT'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'INVALID_TRANSITION'
+  | 'PAYMENT_REQUIRED'
+  | 'AWAITING_STOCK'
+  | 'UNAVAILABLE'
+  | 'CONFIG_INVALID'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'RATE_LIMITED'
+  | 'SUBSCRIBER_TOO_SLOW';
 
 export class AppError extends Error {
   readonly code: ErrorCode;
