@@ -5,7 +5,7 @@ import path from 'node:path';
 import { createGatewayRuntime } from '@graphql-hive/gateway-runtime';
 import { buildHTTPExecutor, type AsyncFetchFn } from '@graphql-tools/executor-http';
 import { transformSupergraphToPublicSchema } from '@theguild/federation-composition';
-import { buildASTSchema, OperationTypeNode, parse } from 'graphql';
+import { buildASTSchema, GraphQLError, OperationTypeNode, parse } from 'graphql';
 import { z } from 'zod';
 import {
   admitGraphqlRequest,
@@ -86,6 +86,33 @@ export interface RunningGateway {
   close(giveUp?: AbortSignal): Promise<void>;
 }
 
+/** An error as the runtime hands it over, read by its shape: the runtime's errors wrap one another through `originalError`. */
+interface RuntimeError {
+  message: string;
+  path?: readonly (string | number)[];
+  extensions?: Record<string, unknown>;
+  originalError?: unknown;
+}
+
+/**
+ * The error the runtime's HTTP executor made about a request to a service (it could not be sent, or
+ * its answer could not be read), found anywhere in `error`'s chain: it carries that request (the
+ * `_entities` query and its representations) and the answer, and names the service's address.
+ */
+function subgraphRequestError(error: unknown): RuntimeError | undefined {
+  for (let e = error as RuntimeError | undefined; typeof e === 'object' && e !== null; e = e.originalError as RuntimeError | undefined) {
+    if (e.extensions && ('request' in e.extensions || 'response' in e.extensions)) return e;
+  }
+  return undefined;
+}
+
+/** What an error the runtime made arose from (a SyntaxError, undici's TypeError), as an Error that is not a GraphQLError: maskError passes those on. */
+function rootCause(error: RuntimeError): Error {
+  let root: RuntimeError = error;
+  while (typeof root.originalError === 'object' && root.originalError !== null) root = root.originalError as RuntimeError;
+  return root instanceof Error && !('extensions' in root) ? root : new Error(root.message);
+}
+
 /** Whether a subgraph's process answers its liveness probe (`/health` next to its `/graphql`). */
 async function healthy(graphqlUrl: string): Promise<boolean> {
   try {
@@ -128,6 +155,23 @@ export async function startGateway(
   const graphiql = graphiqlEnabled(config);
   const limits = graphqlLimits(config);
   const mask = maskError(logger);
+  // What the runtime answers: maskError would pass the executor's own coded errors on as they
+  // are, with the service's address and the gateway's request to it. A service it could not reach
+  // is answered as a forwarded request's is (SUBGRAPH_UNREACHABLE), anything else as unexpected.
+  const maskAtRuntime = (error: unknown): Error => {
+    const failed = subgraphRequestError(error);
+    if (!failed) return mask(error);
+    const path = (error as RuntimeError).path;
+    const cause = rootCause(failed);
+    if (failed.extensions?.code !== 'SUBREQUEST_HTTP_ERROR') return mask(new GraphQLError(failed.message, { path, originalError: cause }));
+    const subgraph = typeof failed.extensions.serviceName === 'string' ? failed.extensions.serviceName : undefined;
+    logger.warn({ err: cause, subgraph, path: path?.join('.') }, 'a service could not be reached');
+    return new GraphQLError(subgraph ? `The ${subgraph} service could not be reached.` : 'A service could not be reached.', {
+      path,
+      extensions: { code: 'SUBGRAPH_UNREACHABLE', ...(subgraph && { subgraph }) },
+    });
+  };
+
   // The cost counted on the supergraph, which keeps each list's most (@listSize): the services count their shares again.
   const tooCostly = costLimit(buildASTSchema(supergraphDocument, { assumeValidSDL: true }), limits.maxCost);
   // Hive's runtime disposes itself on SIGTERM and SIGINT, at once (its own listener; it cannot be
@@ -164,7 +208,7 @@ export async function startGateway(
     landingPage: false,
     logging: false,
     // Worded as the services word them, and an unexpected one logged with its cause (Yoga's own mask, with logging off, kept silent).
-    maskedErrors: { maskError: mask },
+    maskedErrors: { maskError: maskAtRuntime },
     plugins: () => [observe.plugin(), limitsPlugin(limits, tooCostly)],
     // Answered in `handler`, as the services answer it (Yoga's would allow credentials and any method).
     cors: false,

@@ -153,6 +153,77 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     }
   });
 
+  describe('a join whose Inventory Service fails, without its address or the request the gateway made of it', () => {
+    const LEAKS = /ECONNREFUSED|127\.0\.0\.1|_entities|representations|not json/;
+    const joinThrough = async (inventoryUrl: string) => {
+      const lines: Record<string, unknown>[] = [];
+      const watched = await gatewayWith({ INVENTORY_URL: inventoryUrl }, capturingLogger('gateway', lines));
+      try {
+        // A product the Inventory Service does not have: the order reserves nothing the other tests count on.
+        const { createOrder: created } = await via('alice').data<{ createOrder: { id: string } }>(
+          'mutation($input: CreateOrderInput!) { createOrder(input: $input) { id } }',
+          { input: { customerId: 'alice', items: [{ productId: '424242', quantity: 1 }] } },
+        );
+        const id = created.id;
+        const client = graphqlClient(`http://127.0.0.1:${watched.port}/graphql`, { token: tokens.alice });
+        const answer = await client.request('query($id: ID!) { order(id: $id) { id items { product { name } } } }', { id });
+        return { id, answer, logged: lines.filter((l) => (l.level as number) >= 40) };
+      } finally {
+        await watched.close();
+      }
+    };
+
+    it('answers a service it cannot reach as SUBGRAPH_UNREACHABLE for the products, with the order, and logs it', async () => {
+      const closed = createServer();
+      await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+      const deadPort = (closed.address() as AddressInfo).port;
+      await new Promise((resolve) => closed.close(resolve));
+      const { id, answer, logged } = await joinThrough(`http://127.0.0.1:${deadPort}/graphql`);
+      expect(answer.data).toEqual({ order: { id, items: [{ product: null }] } });
+      expect(answer.errors).toEqual([
+        {
+          message: 'The inventory service could not be reached.',
+          path: ['order', 'items', 'product'],
+          extensions: { code: 'SUBGRAPH_UNREACHABLE', subgraph: 'inventory' },
+        },
+      ]);
+      expect(JSON.stringify(answer)).not.toMatch(LEAKS);
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toMatchObject({
+        level: 40,
+        msg: 'a service could not be reached',
+        subgraph: 'inventory',
+        path: 'order.items.product',
+      });
+      expect(JSON.stringify(logged[0]?.err)).toMatch(/ECONNREFUSED/);
+    });
+
+    it('answers a service answering what is not JSON as "Unexpected error.", and logs it with its cause', async () => {
+      const broken = createServer((req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'application/json' }).end('not json from the inventory');
+      });
+      await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+      try {
+        const { id, answer, logged } = await joinThrough(`http://127.0.0.1:${(broken.address() as AddressInfo).port}/graphql`);
+        expect(answer.data).toEqual({ order: { id, items: [{ product: null }] } });
+        expect(answer.errors).toEqual([
+          { message: 'Unexpected error.', path: ['order', 'items', 'product'], extensions: { code: 'INTERNAL_SERVER_ERROR' } },
+        ]);
+        expect(JSON.stringify(answer)).not.toMatch(LEAKS);
+        expect(logged).toHaveLength(1);
+        expect(logged[0]).toMatchObject({
+          level: 50,
+          msg: 'unexpected error while resolving a GraphQL request',
+          path: 'order.items.product',
+        });
+        expect((logged[0]?.err as { stack?: string }).stack).toMatch(/not json[^]*\n +at /);
+      } finally {
+        await new Promise((resolve) => broken.close(resolve));
+      }
+    });
+  });
+
   it('forwards an operation one service answers whole to it as the client sent it, and passes its answer back as it came', async () => {
     // A stand-in Inventory Service that records what it is sent and answers what the gateway would
     // never produce itself: the runtime, executing the operation again, would refuse a null name.
