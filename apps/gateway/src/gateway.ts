@@ -100,18 +100,28 @@ interface RuntimeError {
  * `_entities` query and its representations) and the answer, and names the service's address.
  */
 function subgraphRequestError(error: unknown): RuntimeError | undefined {
-  for (let e = error as RuntimeError | undefined; typeof e === 'object' && e !== null; e = e.originalError as RuntimeError | undefined) {
-    if (e.extensions && ('request' in e.extensions || 'response' in e.extensions)) return e;
+  if (typeof error !== 'object' || error === null) return undefined;
+  const e = error as RuntimeError & { errors?: unknown };
+  if (e.extensions && ('request' in e.extensions || 'response' in e.extensions)) return e;
+  // Node tries each address a name (localhost) resolves to: the connection's failures come as one AggregateError.
+  if (Array.isArray(e.errors)) {
+    for (const inner of e.errors as unknown[]) {
+      const found = subgraphRequestError(inner);
+      if (found) return found;
+    }
   }
-  return undefined;
+  return subgraphRequestError(e.originalError);
+}
+
+/** The first error in `error`'s chain, what the others wrap: shared by each field one failed request was for. */
+function innermost(error: RuntimeError): RuntimeError {
+  let root = error;
+  while (typeof root.originalError === 'object' && root.originalError !== null) root = root.originalError as RuntimeError;
+  return root;
 }
 
 /** What an error the runtime made arose from (a SyntaxError, undici's TypeError), as an Error that is not a GraphQLError: maskError passes those on. */
-function rootCause(error: RuntimeError): Error {
-  let root: RuntimeError = error;
-  while (typeof root.originalError === 'object' && root.originalError !== null) root = root.originalError as RuntimeError;
-  return root instanceof Error && !('extensions' in root) ? root : new Error(root.message);
-}
+const rootCause = (root: RuntimeError): Error => (root instanceof Error && !('extensions' in root) ? root : new Error(root.message));
 
 /** Whether a subgraph's process answers its liveness probe (`/health` next to its `/graphql`). */
 async function healthy(graphqlUrl: string): Promise<boolean> {
@@ -158,14 +168,23 @@ export async function startGateway(
   // What the runtime answers: maskError would pass the executor's own coded errors on as they
   // are, with the service's address and the gateway's request to it. A service it could not reach
   // is answered as a forwarded request's is (SUBGRAPH_UNREACHABLE), anything else as unexpected.
+  // One failed request to a service comes back once for each field it was for (each line of an
+  // order): it is logged once.
+  const logged = new WeakSet<object>();
   const maskAtRuntime = (error: unknown): Error => {
     const failed = subgraphRequestError(error);
     if (!failed) return mask(error);
     const path = (error as RuntimeError).path;
-    const cause = rootCause(failed);
-    if (failed.extensions?.code !== 'SUBREQUEST_HTTP_ERROR') return mask(new GraphQLError(failed.message, { path, originalError: cause }));
+    const root = innermost(failed);
+    const first = !logged.has(root);
+    logged.add(root);
+    const cause = rootCause(root);
+    if (failed.extensions?.code !== 'SUBREQUEST_HTTP_ERROR') {
+      if (first) return mask(new GraphQLError(failed.message, { path, originalError: cause }));
+      return new GraphQLError('Unexpected error.', { path, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+    }
     const subgraph = typeof failed.extensions.serviceName === 'string' ? failed.extensions.serviceName : undefined;
-    logger.warn({ err: cause, subgraph, path: path?.join('.') }, 'a service could not be reached');
+    if (first) logger.warn({ err: cause, subgraph, path: path?.join('.') }, 'a service could not be reached');
     return new GraphQLError(subgraph ? `The ${subgraph} service could not be reached.` : 'A service could not be reached.', {
       path,
       extensions: { code: 'SUBGRAPH_UNREACHABLE', ...(subgraph && { subgraph }) },
