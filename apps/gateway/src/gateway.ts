@@ -169,26 +169,29 @@ export async function startGateway(
   // are, with the service's address and the gateway's request to it. A service it could not reach
   // is answered as a forwarded request's is (SUBGRAPH_UNREACHABLE), anything else as unexpected.
   // One failed request to a service comes back once for each field it was for (each line of an
-  // order): it is logged once.
-  const logged = new WeakSet<object>();
+  // order): the first is answered (and logged), the others get the same answer at their own path.
+  const answered = new WeakMap<object, GraphQLError>();
+  const answerFailed = (failed: RuntimeError, root: RuntimeError, path: RuntimeError['path']): GraphQLError => {
+    const cause = rootCause(root);
+    if (failed.extensions?.code !== 'SUBREQUEST_HTTP_ERROR')
+      return mask(new GraphQLError(failed.message, { path, originalError: cause })) as GraphQLError;
+    const subgraph = typeof failed.extensions.serviceName === 'string' ? failed.extensions.serviceName : undefined;
+    logger.warn({ err: cause, subgraph, path: path?.join('.') }, 'a service could not be reached');
+    return new GraphQLError(subgraph ? `The ${subgraph} service could not be reached.` : 'A service could not be reached.', {
+      path,
+      extensions: { code: 'SUBGRAPH_UNREACHABLE', ...(subgraph && { subgraph }) },
+    });
+  };
   const maskAtRuntime = (error: unknown): Error => {
     const failed = subgraphRequestError(error);
     if (!failed) return mask(error);
     const path = (error as RuntimeError).path;
     const root = innermost(failed);
-    const first = !logged.has(root);
-    logged.add(root);
-    const cause = rootCause(root);
-    if (failed.extensions?.code !== 'SUBREQUEST_HTTP_ERROR') {
-      if (first) return mask(new GraphQLError(failed.message, { path, originalError: cause }));
-      return new GraphQLError('Unexpected error.', { path, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
-    }
-    const subgraph = typeof failed.extensions.serviceName === 'string' ? failed.extensions.serviceName : undefined;
-    if (first) logger.warn({ err: cause, subgraph, path: path?.join('.') }, 'a service could not be reached');
-    return new GraphQLError(subgraph ? `The ${subgraph} service could not be reached.` : 'A service could not be reached.', {
-      path,
-      extensions: { code: 'SUBGRAPH_UNREACHABLE', ...(subgraph && { subgraph }) },
-    });
+    const first = answered.get(root);
+    if (first) return new GraphQLError(first.message, { path, extensions: first.extensions });
+    const answer = answerFailed(failed, root, path);
+    answered.set(root, answer);
+    return answer;
   };
 
   // The cost counted on the supergraph, which keeps each list's most (@listSize): the services count their shares again.
