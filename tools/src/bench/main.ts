@@ -39,15 +39,14 @@ const results: unknown[] = [];
  * scenarios reuse (stocked where they will find it); the joined reads too when chosen.
  */
 async function warm(platform: Platform, orders: number, what: string): Promise<void> {
-  process.stderr.write(`   ${what} (${orders} orders, not measured)...\n`);
-  const direct = await load(platform, { orders, audit: false, locations: args.locations });
-  if (!direct.ok) throw new Error(`the ${what} did not complete: ${direct.stuck.length} orders stuck`);
-  if (!platform.fronts) return;
-  for (const front of new Set(chosen(1).flatMap((s) => (s.via ? [s.via] : [])))) {
-    process.stderr.write(`   ${front} ${what} (${orders} orders, not measured)...\n`);
-    const through = await load(platform, { orders, audit: false, locations: args.locations }, front);
-    if (!through.ok) throw new Error(`the ${front} ${what} did not complete: ${through.stuck.length} orders stuck`);
+  const fronts = platform.fronts ? new Set(chosen(1).flatMap((s) => (s.via ? [s.via] : []))) : [];
+  for (const front of [undefined, ...fronts]) {
+    const path = front ? `${front} ${what}` : what;
+    process.stderr.write(`   ${path} (${orders} orders, not measured)...\n`);
+    const run = await load(platform, { orders, audit: false, locations: args.locations }, front);
+    if (!run.ok) throw new Error(`the ${path} did not complete: ${run.stuck.length} orders stuck`);
   }
+  if (!platform.fronts) return;
   if (args.scenarios.includes('joined')) {
     process.stderr.write(`   joined ${what} (${orders} requests, not measured)...\n`);
     const reads = await joined(platform, orders);
