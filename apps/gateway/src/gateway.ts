@@ -94,15 +94,20 @@ interface RuntimeError {
   originalError?: unknown;
 }
 
+/** The runtime's own coded error about a request to a service, and what it carries: the request, the service's answer, its name. */
+interface SubgraphRequestError extends RuntimeError {
+  extensions: { code?: unknown; serviceName?: unknown; request?: unknown; response?: { status?: unknown } };
+}
+
 /**
  * The error the runtime's HTTP executor made about a request to a service (it could not be sent, or
  * its answer could not be read), found anywhere in `error`'s chain: it carries that request (the
  * `_entities` query and its representations) and the answer, and names the service's address.
  */
-function subgraphRequestError(error: unknown): RuntimeError | undefined {
+function subgraphRequestError(error: unknown): SubgraphRequestError | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
   const e = error as RuntimeError & { errors?: unknown };
-  if (e.extensions && ('request' in e.extensions || 'response' in e.extensions)) return e;
+  if (e.extensions && ('request' in e.extensions || 'response' in e.extensions)) return e as SubgraphRequestError;
   // Node tries each address a name (localhost) resolves to: the connection's failures come as one AggregateError.
   if (Array.isArray(e.errors)) {
     for (const inner of e.errors as unknown[]) {
@@ -122,6 +127,24 @@ function innermost(error: RuntimeError): RuntimeError {
 
 /** What an error the runtime made arose from (a SyntaxError, undici's TypeError), as an Error that is not a GraphQLError: maskError passes those on. */
 const rootCause = (root: RuntimeError): Error => (root instanceof Error && !('extensions' in root) ? root : new Error(root.message));
+
+/**
+ * The service whose answer `error` came in, by the name Hive's subgraph-error plugin gives every
+ * error of a service's answer (a service's own error, or one its connection ended in).
+ */
+const serviceOf = (error: RuntimeError): string | undefined =>
+  typeof error.extensions?.serviceName === 'string' ? error.extensions.serviceName : undefined;
+
+/**
+ * Whether `root`, the innermost error of one a service's answer came with, is its connection
+ * failing (a system or socket error such as ECONNRESET: a subscription's stream cut mid-way) rather
+ * than an error the service sent, which is always a GraphQL error.
+ */
+const connectionLost = (root: RuntimeError): boolean =>
+  !(root instanceof GraphQLError) && typeof (root as { code?: unknown }).code === 'string';
+
+/** A service's HTTP answers that say it is not there to answer: a draining instance's 503, a load balancer's 502 and 504. */
+const UNAVAILABLE = new Set<unknown>([502, 503, 504]);
 
 /** Whether a subgraph's process answers its liveness probe (`/health` next to its `/graphql`). */
 async function healthy(graphqlUrl: string): Promise<boolean> {
@@ -166,26 +189,43 @@ export async function startGateway(
   const limits = graphqlLimits(config);
   const mask = maskError(logger);
   // What the runtime answers: maskError would pass the executor's own coded errors on as they
-  // are, with the service's address and the gateway's request to it. A service it could not reach
-  // is answered as a forwarded request's is (SUBGRAPH_UNREACHABLE), anything else as unexpected.
+  // are, with the service's address and the gateway's request to it, and a broken connection's
+  // raw message. A service that could not be reached (refused, or answered 502-504 as a draining
+  // instance or a load balancer in front of a dead one does), or whose answer was cut off, is
+  // answered SUBGRAPH_UNREACHABLE, as a forwarded request to a service that cannot be reached is,
+  // and logged as a warning with its cause; anything else of the kind is unexpected. A service's
+  // own errors are answered as it sent them, as a forwarded request's are (without the name
+  // Hive's plugin adds).
   // One failed request to a service comes back once for each field it was for (each line of an
   // order): the first is answered (and logged), the others get the same answer at their own path.
   const answered = new WeakMap<object, GraphQLError>();
   const answerFailed = (failed: RuntimeError, root: RuntimeError, path: RuntimeError['path']): GraphQLError => {
     const cause = rootCause(root);
-    if (failed.extensions?.code !== 'SUBREQUEST_HTTP_ERROR')
-      return mask(new GraphQLError(failed.message, { path, originalError: cause })) as GraphQLError;
-    const subgraph = typeof failed.extensions.serviceName === 'string' ? failed.extensions.serviceName : undefined;
-    logger.warn({ err: cause, subgraph, path: path?.join('.') }, 'a service could not be reached');
-    return new GraphQLError(subgraph ? `The ${subgraph} service could not be reached.` : 'A service could not be reached.', {
+    const request = subgraphRequestError(failed);
+    const status = request?.extensions.response?.status;
+    const refused = request?.extensions.code === 'SUBREQUEST_HTTP_ERROR' || UNAVAILABLE.has(status);
+    const lost = !request && connectionLost(root);
+    if (!refused && !lost) return mask(new GraphQLError(failed.message, { path, originalError: cause })) as GraphQLError;
+    const subgraph = serviceOf(failed);
+    const at = path?.join('.');
+    logger.warn({ err: cause, subgraph, path: at, status }, lost ? "a service's answer was cut off" : 'a service could not be reached');
+    const what = lost ? 'stopped answering' : 'could not be reached';
+    return new GraphQLError(subgraph ? `The ${subgraph} service ${what}.` : `A service ${what}.`, {
       path,
       extensions: { code: 'SUBGRAPH_UNREACHABLE', ...(subgraph && { subgraph }) },
     });
   };
   const maskAtRuntime = (error: unknown): Error => {
-    const failed = subgraphRequestError(error);
-    if (!failed) return mask(error);
-    const path = (error as RuntimeError).path;
+    const e = error as RuntimeError;
+    const failed = subgraphRequestError(error) ?? (serviceOf(e) && connectionLost(innermost(e)) ? e : undefined);
+    if (!failed) {
+      const masked = mask(error);
+      if (!(masked instanceof GraphQLError) || masked.extensions.serviceName === undefined) return masked;
+      const extensions = { ...masked.extensions };
+      delete extensions.serviceName;
+      return new GraphQLError(masked.message, { nodes: masked.nodes, path: masked.path, extensions });
+    }
+    const path = e.path;
     const root = innermost(failed);
     const first = answered.get(root);
     if (first) return new GraphQLError(first.message, { path, extensions: first.extensions });

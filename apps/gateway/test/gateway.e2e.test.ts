@@ -15,6 +15,7 @@ import {
   rawAmqp,
   serviceTestEnv,
   sseSubscribe,
+  startTcpProxy,
   type TestDatabase,
 } from '@stockflow/testing';
 import { loadInventoryConfig, startInventoryService } from '@stockflow/inventory';
@@ -235,6 +236,32 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
         await new Promise((resolve) => broken.close(resolve));
       }
     });
+
+    it('answers a service refusing the request with 503, as a draining one does, as SUBGRAPH_UNREACHABLE, and logs it once', async () => {
+      // What a service answers a request arriving on a kept-alive connection once it has begun to drain (createDrainingServer).
+      const draining = createServer((req, res) => {
+        req.resume();
+        res.writeHead(503, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1' });
+        res.end(JSON.stringify({ status: 'shutting down' }));
+      });
+      await new Promise<void>((resolve) => draining.listen(0, '127.0.0.1', resolve));
+      try {
+        const { id, answer, logged } = await joinThrough(`http://127.0.0.1:${(draining.address() as AddressInfo).port}/graphql`);
+        expect(answer.data).toEqual({ order: { id, items: [{ product: null }, { product: null }] } });
+        const unreachable = {
+          message: 'The inventory service could not be reached.',
+          path: ['order', 'items', 'product'],
+          extensions: { code: 'SUBGRAPH_UNREACHABLE', subgraph: 'inventory' },
+        };
+        expect(answer.errors).toEqual([unreachable, unreachable]);
+        expect(JSON.stringify(answer)).not.toMatch(/shutting down|_entities|127\.0\.0\.1/);
+        expect(logged).toHaveLength(1);
+        expect(logged[0]).toMatchObject({ level: 40, msg: 'a service could not be reached', subgraph: 'inventory', status: 503 });
+        expect(JSON.stringify(logged[0]?.err)).toMatch(/shutting down/);
+      } finally {
+        await new Promise((resolve) => draining.close(resolve));
+      }
+    });
   });
 
   it('forwards an operation one service answers whole to it as the client sent it, and passes its answer back as it came', async () => {
@@ -310,6 +337,60 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     expect(answer).toBe((await sseAnswer(tokens.bob, query, { id: missing })).replaceAll(missing, 'ORDER'));
     expect(answer).toMatch(/"code":"NOT_FOUND"/);
     expect(answer).not.toMatch(/CANCELLED|still open/);
+  });
+
+  it("answers a service's own error in a join as the service does directly, without the service's name", async () => {
+    const missing = `ORD-${randomUUID()}`;
+    const joined = await via('alice').request('mutation($id: ID!) { cancelOrder(id: $id) { id items { product { name } } } }', {
+      id: missing,
+    });
+    const direct = await graphqlClient(`http://127.0.0.1:${orders.port}/graphql`, { token: tokens.alice }).request(
+      'mutation($id: ID!) { cancelOrder(id: $id) { id } }',
+      { id: missing },
+    );
+    expect(direct.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    // What a client reads of an error, but `locations`: those point into the document the service was sent, which the runtime writes itself.
+    const read = (errors: typeof direct.errors) =>
+      errors?.map((e) => ({ message: e.message, path: (e as { path?: unknown }).path, extensions: e.extensions }));
+    expect(read(joined.errors)).toEqual(read(direct.errors));
+  });
+
+  it('tells a subscriber whose Order Service stream is cut mid-way that the service stopped answering, without the connection error, and logs it once', async () => {
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: orders.port });
+    const lines: Record<string, unknown>[] = [];
+    const watched = await gatewayWith({ ORDERS_URL: `http://127.0.0.1:${proxy.port}/graphql` }, capturingLogger('gateway', lines));
+    const id = await createOrder('alice', 1);
+    const sub = await sseSubscribe<{ orderStatusChanged: { status: string } }>(
+      `http://127.0.0.1:${watched.port}/graphql`,
+      'subscription($id: ID!) { orderStatusChanged(id: $id) { status } }',
+      { id },
+      { authorization: `Bearer ${tokens.alice}` },
+    );
+    try {
+      // The order as it is, at once: the stream is open end to end.
+      await sub.waitFor((list) => list.length > 0);
+      proxy.cut();
+      expect(await Promise.race([sub.ended.then(() => 'ended'), new Promise((r) => setTimeout(() => r('still open'), 10_000))])).toBe(
+        'ended',
+      );
+      expect(sub.errors).toEqual([
+        {
+          message: 'The orders service stopped answering.',
+          path: ['orderStatusChanged'],
+          extensions: { code: 'SUBGRAPH_UNREACHABLE', subgraph: 'orders' },
+        },
+      ]);
+      expect(sub.completed).toBe(true);
+      const logged = lines.filter((l) => (l.level as number) >= 40);
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toMatchObject({ level: 40, msg: "a service's answer was cut off", subgraph: 'orders' });
+    } finally {
+      sub.close();
+      await watched.close();
+      await proxy.close();
+      // The unit it holds goes back to the stock the other tests count on.
+      await via('alice').data('mutation($id: ID!) { cancelOrder(id: $id) { id } }', { id });
+    }
   });
 
   it('lets a payments token record a payment and read the order it pays for, through the one graph', async () => {
