@@ -42,11 +42,16 @@ export const scenarios = (orders: number, round: number, locations: number, chos
     options,
     via: 'forwarder',
   };
-  // The ones chosen go first in turn, so the machine's drift and what one leaves to the next
-  // (autovacuum, checkpoints) spread over them instead of landing on one.
+  // The machine's drift, what one scenario leaves to the next (autovacuum, checkpoints) and the
+  // first of a turn's extra cost (docs/performance.md, History) must spread over the compared ones
+  // instead of landing on one. Rounds go in pairs: the second of a pair runs the first's order
+  // backwards, so within any two rounds each compared pair runs once each way (with three, the
+  // first and the last each go first once); each pair of rounds starts with the next one.
   const compared = [even, gateway, floor].filter((s) => chosen.includes(s.key));
-  const turn = (round - 1) % Math.max(compared.length, 1);
-  return [...compared.slice(turn), ...compared.slice(0, turn), ...others(orders, round, locations).filter((s) => chosen.includes(s.key))];
+  const turn = Math.floor((round - 1) / 2) % Math.max(compared.length, 1);
+  const rotated = [...compared.slice(turn), ...compared.slice(0, turn)];
+  const ordered = round % 2 === 0 ? rotated.reverse() : rotated;
+  return [...ordered, ...others(orders, round, locations).filter((s) => chosen.includes(s.key))];
 };
 
 /** One load scenario against a platform, with the bench's defaults; through a front when asked. */

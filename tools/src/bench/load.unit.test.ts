@@ -12,13 +12,8 @@ describe('the load scenarios of a round', () => {
       [
         ['gateway', 'floor'],
         ['floor', 'gateway'],
-      ],
-    ],
-    [
-      ['even', 'gateway'],
-      [
-        ['even', 'gateway'],
-        ['gateway', 'even'],
+        ['floor', 'gateway'],
+        ['gateway', 'floor'],
       ],
     ],
     [
@@ -32,12 +27,31 @@ describe('the load scenarios of a round', () => {
       ['even', 'gateway', 'floor', 'hot'],
       [
         ['even', 'gateway', 'floor', 'hot'],
+        ['floor', 'gateway', 'even', 'hot'],
         ['gateway', 'floor', 'even', 'hot'],
+        ['even', 'floor', 'gateway', 'hot'],
         ['floor', 'even', 'gateway', 'hot'],
+        ['gateway', 'even', 'floor', 'hot'],
       ],
     ],
-  ])('given %j chosen, each of the compared ones goes first in turn, round by round', (chosen, expected) => {
-    expect(firsts(chosen, expected.length)).toEqual(expected);
+  ])(
+    'given %j chosen, the second round of each pair runs the first one backwards, and each pair starts with the next one',
+    (chosen, expected) => {
+      expect(firsts(chosen, expected.length)).toEqual(expected);
+    },
+  );
+
+  it('with three compared, runs each two of them once each way within two rounds, and the floor first in one', () => {
+    const [one, two] = firsts(['even', 'gateway', 'floor'], 2);
+    expect(new Set([one?.[0], two?.[0]])).toEqual(new Set(['even', 'floor']));
+    for (const [a, b] of [
+      ['even', 'gateway'],
+      ['even', 'floor'],
+      ['gateway', 'floor'],
+    ] as const) {
+      const before = [one, two].filter((order) => (order?.indexOf(a) ?? 0) < (order?.indexOf(b) ?? 0));
+      expect(before).toHaveLength(1);
+    }
   });
 
   it('holds only the chosen ones, under the same names every round', () => {

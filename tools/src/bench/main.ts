@@ -5,8 +5,8 @@
  * table, with the CPU each kind of process spent per completed order. Needs the local PostgreSQL
  * and RabbitMQ (and rabbitmqctl) for the distributed runs, and starts the 3-node cluster for
  * cluster-1. A distributed platform also runs a gateway (the built dist/gateway/main.mjs) over its
- * Order Service and an inventory instance, and a bare forwarder beside it (forwarder.ts), for the
- * scenarios that go through them.
+ * Order Service and an inventory instance, and a bare forwarder beside it (forwarder.ts), when a
+ * chosen scenario goes through them.
  *   npm run bench -- [--orders 20000] [--backlog 20000] [--locations 3] [--only distributed-1] [--scenarios even,gateway,joined,drain]
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -19,7 +19,7 @@ import { expiry, type ExpiryResult } from './expiry.ts';
 import { joined, type JoinedResult } from './joined.ts';
 import { load, scenarios } from './load.ts';
 import { cpuMeter, peakRss, perOrder, settle } from './meters.ts';
-import { launch, type Platform } from './platforms.ts';
+import { launch, type Front, type Platform } from './platforms.ts';
 import { drainRow, expiryRow, joinedRow, loadRow, renderTable, type LoadRun } from './table.ts';
 
 const args = parseBenchArgs();
@@ -30,6 +30,11 @@ const REWARM_ORDERS = 500;
 buildRunnables();
 const rows: string[][] = [];
 const chosen = (round: number) => scenarios(args.orders, round, args.locations, args.scenarios);
+/** The fronts the chosen scenarios go through: the joined reads go through the gateway. */
+const fronts = new Set<Front>([
+  ...chosen(1).flatMap((s) => (s.via ? [s.via] : [])),
+  ...(args.scenarios.includes('joined') ? ['gateway' as const] : []),
+]);
 const results: unknown[] = [];
 
 /**
@@ -39,8 +44,7 @@ const results: unknown[] = [];
  * scenarios reuse (stocked where they will find it); the joined reads too when chosen.
  */
 async function warm(platform: Platform, orders: number, what: string): Promise<void> {
-  const fronts = platform.fronts ? new Set(chosen(1).flatMap((s) => (s.via ? [s.via] : []))) : [];
-  for (const front of [undefined, ...fronts]) {
+  for (const front of [undefined, ...(platform.fronts ? chosen(1).flatMap((s) => (s.via ? [s.via] : [])) : [])]) {
     const path = front ? `${front} ${what}` : what;
     process.stderr.write(`   ${path} (${orders} orders, not measured)...\n`);
     const run = await load(platform, { orders, audit: false, locations: args.locations }, front);
@@ -58,7 +62,7 @@ const started: { config: Configuration; platform: Platform }[] = [];
 try {
   for (const config of args.only) {
     process.stderr.write(`\n== starting ${config}\n`);
-    const platform = await launch(config);
+    const platform = await launch(config, fronts);
     started.push({ config, platform });
     if (args.warmup > 0) await warm(platform, args.warmup, 'warm-up');
   }

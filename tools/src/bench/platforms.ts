@@ -38,8 +38,11 @@ export interface Platform {
   token?: string;
   ordersUrl: string;
   inventoryUrl: string;
-  /** The gateway's /graphql over both services, and the bare forwarder's (distributed platforms). */
-  fronts?: Record<Front, string>;
+  /**
+   * The /graphql of each front the platform runs (distributed platforms, the fronts a chosen
+   * scenario goes through): the gateway's over both services, the bare forwarder's.
+   */
+  fronts?: Partial<Record<Front, string>>;
   /** The processes whose resident memory is sampled; a front's only when asked. */
   pids(front?: Front): number[];
   /** For the backlog scenario: stop every inventory instance, and start them again. */
@@ -105,7 +108,13 @@ async function embedded(): Promise<Platform> {
   };
 }
 
-async function distributed(name: string, instances: number, broker: 'node' | 'cluster', queueType: QueueType): Promise<Platform> {
+async function distributed(
+  name: string,
+  instances: number,
+  broker: 'node' | 'cluster',
+  queueType: QueueType,
+  fronts: ReadonlySet<Front>,
+): Promise<Platform> {
   if (broker === 'cluster') await ensureBrokerCluster();
   const vhost = broker === 'cluster' ? await createClusterVhost('bench') : await createTestVhost();
   const dbs = { inventory: await createTestDatabase('bench_inventory'), orders: await createTestDatabase('bench_orders') };
@@ -132,39 +141,49 @@ async function distributed(name: string, instances: number, broker: 'node' | 'cl
   const orders = await startServiceProcess('orders', env(dbs.orders.url));
   const ordersUrl = `http://127.0.0.1:${orders.port}/graphql`;
   const inventoryUrl = `http://127.0.0.1:${inventoryPorts[0] as number}/graphql`;
+  // Only the fronts a chosen scenario goes through: an idle one would still be counted in the machine's load.
+  const frontProcesses: Partial<Record<Front, ServiceProcess>> = {};
   // As deployed: the built bundle, the services' auth settings (it checks the same tokens first).
-  const gateway = await startServiceProcess('gateway', {
-    PORT: '0',
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'info',
-    NODE_ENV: 'production',
-    ORDERS_URL: ordersUrl,
-    INVENTORY_URL: inventoryUrl,
-    AUTH_JWT_SECRET: secret,
-  });
+  if (fronts.has('gateway'))
+    frontProcesses.gateway = await startServiceProcess('gateway', {
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      NODE_ENV: 'production',
+      ORDERS_URL: ordersUrl,
+      INVENTORY_URL: inventoryUrl,
+      AUTH_JWT_SECRET: secret,
+    });
   // The floor under the gateway: the gateway's services and token secret; it checks nothing but the token.
-  const forwarder = await startProcess('forwarder', [process.execPath, [...profileFlags(), '--import', 'tsx', FORWARDER]], {
-    PORT: '0',
-    NODE_ENV: 'production',
-    ORDERS_URL: ordersUrl,
-    INVENTORY_URL: inventoryUrl,
-    AUTH_JWT_SECRET: secret,
-  });
-  const frontProcesses = { gateway, forwarder };
+  if (fronts.has('forwarder'))
+    frontProcesses.forwarder = await startProcess('forwarder', [process.execPath, [...profileFlags(), '--import', 'tsx', FORWARDER]], {
+      PORT: '0',
+      NODE_ENV: 'production',
+      ORDERS_URL: ordersUrl,
+      INVENTORY_URL: inventoryUrl,
+      AUTH_JWT_SECRET: secret,
+    });
+  const front = (which: Front | undefined) => (which ? frontProcesses[which] : undefined);
   const servicePids = () => ({ orders: [orders.child.pid as number], inventory: inventory.map((p) => p.child.pid as number) });
   return {
     name,
     token: await signToken(secret, { sub: 'bench', role: 'admin' }),
     ordersUrl,
     inventoryUrl,
-    fronts: { gateway: `http://127.0.0.1:${gateway.port}/graphql`, forwarder: `http://127.0.0.1:${forwarder.port}/graphql` },
+    fronts: Object.fromEntries(Object.entries(frontProcesses).map(([which, p]) => [which, `http://127.0.0.1:${p.port}/graphql`])),
     amqpUrl: vhost.url,
     inventoryDatabaseUrl: dbs.inventory.url,
     ordersDatabaseUrl: dbs.orders.url,
     ordersMetricsUrl: `http://127.0.0.1:${orders.port}/metrics`,
     inventoryMetricsUrls: () => inventory.map((p) => `http://127.0.0.1:${p.port}/metrics`),
-    pids: (front) => [...inventory, orders, ...(front ? [frontProcesses[front]] : [])].map((p) => p.child.pid as number),
-    servicePids: (front) => ({ ...servicePids(), ...(front ? { [front]: [frontProcesses[front].child.pid as number] } : {}) }),
+    pids: (which) => {
+      const running = front(which);
+      return [...inventory, orders, ...(running ? [running] : [])].map((p) => p.child.pid as number);
+    },
+    servicePids: (which) => {
+      const running = front(which);
+      return { ...servicePids(), ...(which && running ? { [which]: [running.child.pid as number] } : {}) };
+    },
     async stopInventory() {
       await Promise.all(inventory.map((p) => p.stop()));
     },
@@ -173,7 +192,7 @@ async function distributed(name: string, instances: number, broker: 'node' | 'cl
       for (const port of inventoryPorts) inventory.push(await startInventory(port));
     },
     async close() {
-      await Promise.all([gateway.stop(), forwarder.stop()]);
+      await Promise.all(Object.values(frontProcesses).map((p) => p.stop()));
       await Promise.all([...inventory, orders].map((p) => p.stop()));
       await dbs.inventory.drop();
       await dbs.orders.drop();
@@ -182,12 +201,12 @@ async function distributed(name: string, instances: number, broker: 'node' | 'cl
   };
 }
 
-/** The platform of one of the bench's configurations (cli.ts says what each is). */
-export const launch = (config: Configuration): Promise<Platform> =>
+/** The platform of one of the bench's configurations (cli.ts says what each is), with `fronts` when it is distributed. */
+export const launch = (config: Configuration, fronts: ReadonlySet<Front>): Promise<Platform> =>
   config === 'embedded'
     ? embedded()
     : config === 'cluster-1'
-      ? distributed(config, 1, 'cluster', 'quorum')
+      ? distributed(config, 1, 'cluster', 'quorum', fronts)
       : config === 'quorum-1'
-        ? distributed(config, 1, 'node', 'quorum')
-        : distributed(config, config === 'distributed-2' ? 2 : 1, 'node', 'classic');
+        ? distributed(config, 1, 'node', 'quorum', fronts)
+        : distributed(config, config === 'distributed-2' ? 2 : 1, 'node', 'classic', fronts);
