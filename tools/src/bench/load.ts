@@ -45,9 +45,12 @@ export const scenarios = (orders: number, round: number, locations: number, chos
   // The machine's drift, what one scenario leaves to the next (autovacuum, checkpoints) and the
   // first of a turn's extra cost (docs/performance.md, History) must spread over the compared ones
   // instead of landing on one. Rounds go in pairs: the second of a pair runs the first's order
-  // backwards, so within any two rounds each compared pair runs once each way (with three, the
-  // first and the last each go first once); each pair of rounds starts with the next one.
-  const compared = [even, gateway, floor].filter((s) => chosen.includes(s.key));
+  // backwards, so within each pair of rounds every two compared ones run once each way; each pair
+  // starts with the next one. With all three, the first pair (what --repeat 2 runs) puts direct
+  // first in one round and the gateway in the other, the two the targets compare, with the floor
+  // between them both times: the floor, a reference, then never pays for going first, which can
+  // only make the gateway look the costlier beside it.
+  const compared = [even, floor, gateway].filter((s) => chosen.includes(s.key));
   const turn = Math.floor((round - 1) / 2) % Math.max(compared.length, 1);
   const rotated = [...compared.slice(turn), ...compared.slice(0, turn)];
   const ordered = round % 2 === 0 ? rotated.reverse() : rotated;

@@ -10,10 +10,10 @@ describe('the load scenarios of a round', () => {
     [
       ['gateway', 'floor'],
       [
-        ['gateway', 'floor'],
-        ['floor', 'gateway'],
         ['floor', 'gateway'],
         ['gateway', 'floor'],
+        ['gateway', 'floor'],
+        ['floor', 'gateway'],
       ],
     ],
     [
@@ -26,12 +26,12 @@ describe('the load scenarios of a round', () => {
     [
       ['even', 'gateway', 'floor', 'hot'],
       [
-        ['even', 'gateway', 'floor', 'hot'],
-        ['floor', 'gateway', 'even', 'hot'],
-        ['gateway', 'floor', 'even', 'hot'],
         ['even', 'floor', 'gateway', 'hot'],
-        ['floor', 'even', 'gateway', 'hot'],
+        ['gateway', 'floor', 'even', 'hot'],
+        ['floor', 'gateway', 'even', 'hot'],
+        ['even', 'gateway', 'floor', 'hot'],
         ['gateway', 'even', 'floor', 'hot'],
+        ['floor', 'even', 'gateway', 'hot'],
       ],
     ],
   ])(
@@ -41,9 +41,9 @@ describe('the load scenarios of a round', () => {
     },
   );
 
-  it('with three compared, runs each two of them once each way within two rounds, and the floor first in one', () => {
+  it('with three compared, runs each two of them once each way in two rounds, direct first in one and the gateway in the other', () => {
     const [one, two] = firsts(['even', 'gateway', 'floor'], 2);
-    expect(new Set([one?.[0], two?.[0]])).toEqual(new Set(['even', 'floor']));
+    expect([one?.[0], two?.[0]]).toEqual(['even', 'gateway']);
     for (const [a, b] of [
       ['even', 'gateway'],
       ['even', 'floor'],

@@ -59,10 +59,35 @@ async function warm(platform: Platform, orders: number, what: string): Promise<v
 }
 
 const started: { config: Configuration; platform: Platform }[] = [];
+/** The platform being started, not yet in `started`. */
+let launching: Promise<Platform> | undefined;
+/** Each platform closed once, whether the run ends or is stopped. */
+const closing = new Map<Platform, Promise<void>>();
+const close = (platform: Platform): Promise<void> => {
+  let closed = closing.get(platform);
+  if (!closed) closing.set(platform, (closed = platform.close()));
+  return closed;
+};
+// Stopped (Ctrl-C, a timeout's SIGTERM): what the run started goes too, as at its end, instead of
+// leaving its processes, databases and vhosts behind. The signal comes twice (to the process group,
+// and relayed by tsx): the first closes, the others must not kill the process meanwhile.
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`\n${signal}: closing the platforms started...\n`);
+    const all = [...started.map(({ platform }) => platform), ...(launching ? [launching] : [])];
+    void Promise.allSettled(all.map(async (platform) => close(await platform))).finally(() =>
+      process.exit(signal === 'SIGINT' ? 130 : 143),
+    );
+  });
 try {
   for (const config of args.only) {
     process.stderr.write(`\n== starting ${config}\n`);
-    const platform = await launch(config, fronts);
+    launching = launch(config, fronts);
+    const platform = await launching;
+    launching = undefined;
     started.push({ config, platform });
     if (args.warmup > 0) await warm(platform, args.warmup, 'warm-up');
   }
@@ -160,7 +185,7 @@ try {
     if (expired.length > 0) rows.push(expiryRow(config, expired));
   }
 } finally {
-  for (const { platform } of started) await platform.close();
+  for (const { platform } of started) await close(platform);
 }
 
 console.log(`\n${renderTable(rows)}\n`);

@@ -116,89 +116,110 @@ async function distributed(
   fronts: ReadonlySet<Front>,
 ): Promise<Platform> {
   if (broker === 'cluster') await ensureBrokerCluster();
-  const vhost = broker === 'cluster' ? await createClusterVhost('bench') : await createTestVhost();
-  const dbs = { inventory: await createTestDatabase('bench_inventory'), orders: await createTestDatabase('bench_orders') };
-  // info: the start-up line with the port is what startServiceProcess waits for.
-  // As deployed: every request carries a token, checked by the service.
-  const secret = randomBytes(32).toString('hex');
-  const env = (url: string) => ({
-    DATABASE_URL: url,
-    AMQP_URL: vhost.url,
-    AMQP_QUEUE_TYPE: queueType,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'info',
-    // As the images run them (the Dockerfile's runtime stage): graphql-js's production build too.
-    NODE_ENV: 'production',
-    AUTH_JWT_SECRET: secret,
-    PAYMENT_HOLD_SECONDS,
-  });
-  // Each instance keeps its port across the drains' restarts, so the gateway's INVENTORY_URL stays valid.
-  const inventoryPorts = await fixedPorts(instances);
-  const startInventory = (port: number) => startServiceProcess('inventory', { ...env(dbs.inventory.url), PORT: String(port) });
-  let inventory: ServiceProcess[] = [];
-  for (const port of inventoryPorts) inventory.push(await startInventory(port));
-  const orders = await startServiceProcess('orders', env(dbs.orders.url));
-  const ordersUrl = `http://127.0.0.1:${orders.port}/graphql`;
-  const inventoryUrl = `http://127.0.0.1:${inventoryPorts[0] as number}/graphql`;
-  // Only the fronts a chosen scenario goes through: an idle one would still be counted in the machine's load.
-  const frontProcesses: Partial<Record<Front, ServiceProcess>> = {};
-  // As deployed: the built bundle, the services' auth settings (it checks the same tokens first).
-  if (fronts.has('gateway'))
-    frontProcesses.gateway = await startServiceProcess('gateway', {
+  // What is made so far, undone (the last first) when the start fails half-way: a process that
+  // does not come up, or a run stopped meanwhile (its signal reaches the processes starting too).
+  const undo: (() => Promise<unknown>)[] = [];
+  const made = <T>(thing: T, undoIt: (made: T) => Promise<unknown>): T => {
+    undo.push(() => undoIt(thing));
+    return thing;
+  };
+  try {
+    const vhost = made(broker === 'cluster' ? await createClusterVhost('bench') : await createTestVhost(), (v) => v.remove());
+    const dbs = {
+      inventory: made(await createTestDatabase('bench_inventory'), (db) => db.drop()),
+      orders: made(await createTestDatabase('bench_orders'), (db) => db.drop()),
+    };
+    // info: the start-up line with the port is what startServiceProcess waits for.
+    // As deployed: every request carries a token, checked by the service.
+    const secret = randomBytes(32).toString('hex');
+    const env = (url: string) => ({
+      DATABASE_URL: url,
+      AMQP_URL: vhost.url,
+      AMQP_QUEUE_TYPE: queueType,
       PORT: '0',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
+      // As the images run them (the Dockerfile's runtime stage): graphql-js's production build too.
       NODE_ENV: 'production',
-      ORDERS_URL: ordersUrl,
-      INVENTORY_URL: inventoryUrl,
       AUTH_JWT_SECRET: secret,
+      PAYMENT_HOLD_SECONDS,
     });
-  // The floor under the gateway: the gateway's services and token secret; it checks nothing but the token.
-  if (fronts.has('forwarder'))
-    frontProcesses.forwarder = await startProcess('forwarder', [process.execPath, [...profileFlags(), '--import', 'tsx', FORWARDER]], {
-      PORT: '0',
-      NODE_ENV: 'production',
-      ORDERS_URL: ordersUrl,
-      INVENTORY_URL: inventoryUrl,
-      AUTH_JWT_SECRET: secret,
-    });
-  const front = (which: Front | undefined) => (which ? frontProcesses[which] : undefined);
-  const servicePids = () => ({ orders: [orders.child.pid as number], inventory: inventory.map((p) => p.child.pid as number) });
-  return {
-    name,
-    token: await signToken(secret, { sub: 'bench', role: 'admin' }),
-    ordersUrl,
-    inventoryUrl,
-    fronts: Object.fromEntries(Object.entries(frontProcesses).map(([which, p]) => [which, `http://127.0.0.1:${p.port}/graphql`])),
-    amqpUrl: vhost.url,
-    inventoryDatabaseUrl: dbs.inventory.url,
-    ordersDatabaseUrl: dbs.orders.url,
-    ordersMetricsUrl: `http://127.0.0.1:${orders.port}/metrics`,
-    inventoryMetricsUrls: () => inventory.map((p) => `http://127.0.0.1:${p.port}/metrics`),
-    pids: (which) => {
-      const running = front(which);
-      return [...inventory, orders, ...(running ? [running] : [])].map((p) => p.child.pid as number);
-    },
-    servicePids: (which) => {
-      const running = front(which);
-      return { ...servicePids(), ...(which && running ? { [which]: [running.child.pid as number] } : {}) };
-    },
-    async stopInventory() {
-      await Promise.all(inventory.map((p) => p.stop()));
-    },
-    async startInventory() {
-      inventory = [];
-      for (const port of inventoryPorts) inventory.push(await startInventory(port));
-    },
-    async close() {
-      await Promise.all(Object.values(frontProcesses).map((p) => p.stop()));
-      await Promise.all([...inventory, orders].map((p) => p.stop()));
-      await dbs.inventory.drop();
-      await dbs.orders.drop();
-      await vhost.remove();
-    },
-  };
+    // Each instance keeps its port across the drains' restarts, so the gateway's INVENTORY_URL stays valid.
+    const inventoryPorts = await fixedPorts(instances);
+    const startInventory = (port: number) => startServiceProcess('inventory', { ...env(dbs.inventory.url), PORT: String(port) });
+    let inventory: ServiceProcess[] = [];
+    for (const port of inventoryPorts) inventory.push(made(await startInventory(port), (p) => p.stop()));
+    const orders = made(await startServiceProcess('orders', env(dbs.orders.url)), (p) => p.stop());
+    const ordersUrl = `http://127.0.0.1:${orders.port}/graphql`;
+    const inventoryUrl = `http://127.0.0.1:${inventoryPorts[0] as number}/graphql`;
+    // Only the fronts a chosen scenario goes through: an idle one would still be counted in the machine's load.
+    const frontProcesses: Partial<Record<Front, ServiceProcess>> = {};
+    // As deployed: the built bundle, the services' auth settings (it checks the same tokens first).
+    if (fronts.has('gateway'))
+      frontProcesses.gateway = made(
+        await startServiceProcess('gateway', {
+          PORT: '0',
+          HOST: '127.0.0.1',
+          LOG_LEVEL: 'info',
+          NODE_ENV: 'production',
+          ORDERS_URL: ordersUrl,
+          INVENTORY_URL: inventoryUrl,
+          AUTH_JWT_SECRET: secret,
+        }),
+        (p) => p.stop(),
+      );
+    // The floor under the gateway: the gateway's services and token secret; it checks nothing but the token.
+    if (fronts.has('forwarder'))
+      frontProcesses.forwarder = made(
+        await startProcess('forwarder', [process.execPath, [...profileFlags(), '--import', 'tsx', FORWARDER]], {
+          PORT: '0',
+          NODE_ENV: 'production',
+          ORDERS_URL: ordersUrl,
+          INVENTORY_URL: inventoryUrl,
+          AUTH_JWT_SECRET: secret,
+        }),
+        (p) => p.stop(),
+      );
+    const front = (which: Front | undefined) => (which ? frontProcesses[which] : undefined);
+    const servicePids = () => ({ orders: [orders.child.pid as number], inventory: inventory.map((p) => p.child.pid as number) });
+    return {
+      name,
+      token: await signToken(secret, { sub: 'bench', role: 'admin' }),
+      ordersUrl,
+      inventoryUrl,
+      fronts: Object.fromEntries(Object.entries(frontProcesses).map(([which, p]) => [which, `http://127.0.0.1:${p.port}/graphql`])),
+      amqpUrl: vhost.url,
+      inventoryDatabaseUrl: dbs.inventory.url,
+      ordersDatabaseUrl: dbs.orders.url,
+      ordersMetricsUrl: `http://127.0.0.1:${orders.port}/metrics`,
+      inventoryMetricsUrls: () => inventory.map((p) => `http://127.0.0.1:${p.port}/metrics`),
+      pids: (which) => {
+        const running = front(which);
+        return [...inventory, orders, ...(running ? [running] : [])].map((p) => p.child.pid as number);
+      },
+      servicePids: (which) => {
+        const running = front(which);
+        return { ...servicePids(), ...(which && running ? { [which]: [running.child.pid as number] } : {}) };
+      },
+      async stopInventory() {
+        await Promise.all(inventory.map((p) => p.stop()));
+      },
+      async startInventory() {
+        inventory = [];
+        for (const port of inventoryPorts) inventory.push(await startInventory(port));
+      },
+      async close() {
+        await Promise.all(Object.values(frontProcesses).map((p) => p.stop()));
+        await Promise.all([...inventory, orders].map((p) => p.stop()));
+        await dbs.inventory.drop();
+        await dbs.orders.drop();
+        await vhost.remove();
+      },
+    };
+  } catch (error) {
+    for (const step of undo.reverse()) await step().catch(() => undefined);
+    throw error;
+  }
 }
 
 /** The platform of one of the bench's configurations (cli.ts says what each is), with `fronts` when it is distributed. */
