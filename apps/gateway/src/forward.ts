@@ -6,6 +6,11 @@ import type { gatewayObservability } from './observability.ts';
 
 /** The answer's headers a client gets from the service, as it sent them; the gateway sets the rest (CORS, the auth notice). */
 const PASSED_BACK = new Set(['content-type', 'content-length', 'retry-after', 'www-authenticate']);
+/**
+ * A service's HTTP answers that say it is not there to answer (a draining instance's 503, a load
+ * balancer's 502 or 504): their bodies are not GraphQL and may name what stands in front of it.
+ */
+export const UNAVAILABLE = new Set<unknown>([502, 503, 504]);
 /** How the services begin an answer with errors (sendGraphqlAnswer writes them first). */
 const ERRORS_FIRST = Buffer.from('{"errors"');
 
@@ -21,8 +26,9 @@ const ERRORS_FIRST = Buffer.from('{"errors"');
  * node:http's client: measured A/B, interleaved, the gateway's CPU per forwarded request fell from
  * 249-314 to 160-192 us (docs/decisions.md, "The gateway forwards what one service answers whole").
  *
- * A service that cannot be reached is answered 502 SUBGRAPH_UNREACHABLE; a client that leaves
- * ends the request to the service too.
+ * A service that cannot be reached is answered 502 SUBGRAPH_UNREACHABLE, and one that answers
+ * 502-504 the same with its status (and Retry-After); a client that leaves ends the request to
+ * the service too.
  */
 export function subgraphForwarder(urls: Record<string, string>, observe: ReturnType<typeof gatewayObservability>) {
   const targets = new Map(
@@ -53,8 +59,19 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
         call.cancelled();
         return Promise.resolve(false);
       }
+      const unreachable = (status: number, headers: Record<string, string> = {}) =>
+        sendGraphqlAnswer(
+          res,
+          status,
+          {
+            errors: [{ message: `The ${subgraph} service could not be reached.`, extensions: { code: 'SUBGRAPH_UNREACHABLE', subgraph } }],
+          },
+          headers,
+        );
       return new Promise<boolean>((resolve) => {
         let status = 0;
+        /** The headers passed back, held while the answer is one of UNAVAILABLE's (whose body is dropped). */
+        let unavailable: Record<string, string> | undefined;
         let erred = false;
         let first = true;
         let settled = false;
@@ -92,11 +109,16 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
               const name = String(rawHeaders[i]).toLowerCase();
               if (PASSED_BACK.has(name)) passed[name] = String(rawHeaders[i + 1]);
             }
+            if (UNAVAILABLE.has(statusCode)) {
+              unavailable = passed['retry-after'] ? { 'retry-after': passed['retry-after'] } : {};
+              return true;
+            }
             res.writeHead(statusCode, passed);
             return true;
           },
           onData(chunk) {
             if (settled) return false;
+            if (unavailable) return true;
             if (first && !erred) erred = chunk.subarray(0, ERRORS_FIRST.length).equals(ERRORS_FIRST);
             first = false;
             if (res.write(chunk)) return true;
@@ -105,21 +127,22 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
             return false;
           },
           onComplete() {
-            res.end();
+            if (unavailable) unreachable(status, unavailable);
+            else res.end();
             settle(erred);
           },
           onError(error) {
             if (settled) return;
+            if (unavailable) {
+              unreachable(status, unavailable);
+              return settle(true);
+            }
             if (status !== 0 || res.headersSent) {
               res.destroy();
               return settle(true);
             }
             call.unreachable(error);
-            sendGraphqlAnswer(res, 502, {
-              errors: [
-                { message: `The ${subgraph} service could not be reached.`, extensions: { code: 'SUBGRAPH_UNREACHABLE', subgraph } },
-              ],
-            });
+            unreachable(502);
             settle(true);
           },
         };

@@ -31,7 +31,7 @@ import {
 } from '@stockflow/platform';
 import { startTracing, TRACEPARENT_HEADER, type Logger } from '@stockflow/observability';
 import { DEFAULT_SUBGRAPH_URLS } from '@stockflow/supergraph';
-import { subgraphForwarder } from './forward.ts';
+import { subgraphForwarder, UNAVAILABLE } from './forward.ts';
 import { createGatewayMetrics, gatewayObservability } from './observability.ts';
 import { subgraphRouter } from './route.ts';
 
@@ -135,16 +135,23 @@ const rootCause = (root: RuntimeError): Error => (root instanceof Error && !('ex
 const serviceOf = (error: RuntimeError): string | undefined =>
   typeof error.extensions?.serviceName === 'string' ? error.extensions.serviceName : undefined;
 
-/**
- * Whether `root`, the innermost error of one a service's answer came with, is its connection
- * failing (a system or socket error such as ECONNRESET: a subscription's stream cut mid-way) rather
- * than an error the service sent, which is always a GraphQL error.
- */
-const connectionLost = (root: RuntimeError): boolean =>
-  !(root instanceof GraphQLError) && typeof (root as { code?: unknown }).code === 'string';
+/** The codes of a connection failing under a request: Node's system errors, undici's socket error. */
+const CONNECTION_FAILURES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'UND_ERR_SOCKET']);
 
-/** A service's HTTP answers that say it is not there to answer: a draining instance's 503, a load balancer's 502 and 504. */
-const UNAVAILABLE = new Set<unknown>([502, 503, 504]);
+/**
+ * Whether `error` came of a service's connection failing under its answer (a subscription's stream
+ * cut mid-way), by a connection failure's code anywhere in its chain (`originalError`, `cause`:
+ * undici's fetch puts the socket's error under its own). A subscriber that leaves is no such
+ * failure: the runtime gives the service's stream up with an AbortError, and answers nothing.
+ */
+function connectionLost(error: unknown): boolean {
+  for (let e = error, depth = 0; typeof e === 'object' && e !== null && depth < 10; depth += 1) {
+    const { code, originalError, cause } = e as { code?: unknown; originalError?: unknown; cause?: unknown };
+    if (!(e instanceof GraphQLError) && typeof code === 'string' && CONNECTION_FAILURES.has(code)) return true;
+    e = originalError ?? cause;
+  }
+  return false;
+}
 
 /** Whether a subgraph's process answers its liveness probe (`/health` next to its `/graphql`). */
 async function healthy(graphqlUrl: string): Promise<boolean> {
@@ -204,7 +211,7 @@ export async function startGateway(
     const request = subgraphRequestError(failed);
     const status = request?.extensions.response?.status;
     const refused = request?.extensions.code === 'SUBREQUEST_HTTP_ERROR' || UNAVAILABLE.has(status);
-    const lost = !request && connectionLost(root);
+    const lost = !request && connectionLost(failed);
     if (!refused && !lost) return mask(new GraphQLError(failed.message, { path, originalError: cause })) as GraphQLError;
     const subgraph = serviceOf(failed);
     const at = path?.join('.');
@@ -217,7 +224,7 @@ export async function startGateway(
   };
   const maskAtRuntime = (error: unknown): Error => {
     const e = error as RuntimeError;
-    const failed = subgraphRequestError(error) ?? (serviceOf(e) && connectionLost(innermost(e)) ? e : undefined);
+    const failed = subgraphRequestError(error) ?? (serviceOf(e) && connectionLost(e) ? e : undefined);
     if (!failed) {
       const masked = mask(error);
       if (!(masked instanceof GraphQLError) || masked.extensions.serviceName === undefined) return masked;

@@ -294,6 +294,46 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     }
   });
 
+  it.each([
+    [503, 'a draining service', { 'content-type': 'application/json', 'retry-after': '1' }, '{"status":"shutting down"}'],
+    [
+      502,
+      'a load balancer in front of a dead one',
+      { 'content-type': 'text/html' },
+      '<h1>502 Bad Gateway</h1><p>lb-7 upstream 10.0.0.7</p>',
+    ],
+  ] as const)(
+    'answers a forwarded request %i from %s as SUBGRAPH_UNREACHABLE with that status, and none of its body',
+    async (status, _who, headers, body) => {
+      const standIn = createServer((req, res) => {
+        req.resume();
+        res.writeHead(status, headers).end(body);
+      });
+      await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
+      const forwarding = await gatewayWith({ INVENTORY_URL: `http://127.0.0.1:${(standIn.address() as AddressInfo).port}/graphql` });
+      try {
+        const res = await fetch(`http://127.0.0.1:${forwarding.port}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.admin}` },
+          body: JSON.stringify({ query: '{ products(first: 1) { nodes { name } } }' }),
+        });
+        expect(res.status).toBe(status);
+        expect(res.headers.get('retry-after')).toBe(status === 503 ? '1' : null);
+        expect(await res.json()).toEqual({
+          errors: [
+            {
+              message: 'The inventory service could not be reached.',
+              extensions: { code: 'SUBGRAPH_UNREACHABLE', subgraph: 'inventory' },
+            },
+          ],
+        });
+      } finally {
+        await forwarding.close();
+        await new Promise((resolve) => standIn.close(resolve));
+      }
+    },
+  );
+
   it('lets a customer see only its own orders through it', async () => {
     const bobs = await createOrder('bob', 1);
     const alice = via('alice');
