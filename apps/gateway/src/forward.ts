@@ -14,6 +14,15 @@ export const UNAVAILABLE = new Set<unknown>([502, 503, 504]);
 /** How the services begin an answer with errors (sendGraphqlAnswer writes them first). */
 const ERRORS_FIRST = Buffer.from('{"errors"');
 
+/** The answer for a service that could not be reached (or answered one of UNAVAILABLE), as the runtime's path words it. */
+const answerUnreachable = (res: ServerResponse, subgraph: string, status: number, headers: Record<string, string> = {}) =>
+  sendGraphqlAnswer(
+    res,
+    status,
+    { errors: [{ message: `The ${subgraph} service could not be reached.`, extensions: { code: 'SUBGRAPH_UNREACHABLE', subgraph } }] },
+    headers,
+  );
+
 /**
  * Sends a request the gateway has judged (admitted, validated and costed against the public graph,
  * and routed whole to one subgraph) to that service as the client sent it, and streams the
@@ -59,15 +68,6 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
         call.cancelled();
         return Promise.resolve(false);
       }
-      const unreachable = (status: number, headers: Record<string, string> = {}) =>
-        sendGraphqlAnswer(
-          res,
-          status,
-          {
-            errors: [{ message: `The ${subgraph} service could not be reached.`, extensions: { code: 'SUBGRAPH_UNREACHABLE', subgraph } }],
-          },
-          headers,
-        );
       return new Promise<boolean>((resolve) => {
         let status = 0;
         /** The headers passed back, held while the answer is one of UNAVAILABLE's (whose body is dropped). */
@@ -127,14 +127,14 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
             return false;
           },
           onComplete() {
-            if (unavailable) unreachable(status, unavailable);
+            if (unavailable) answerUnreachable(res, subgraph, status, unavailable);
             else res.end();
             settle(erred);
           },
           onError(error) {
             if (settled) return;
             if (unavailable) {
-              unreachable(status, unavailable);
+              answerUnreachable(res, subgraph, status, unavailable);
               return settle(true);
             }
             if (status !== 0 || res.headersSent) {
@@ -142,7 +142,7 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
               return settle(true);
             }
             call.unreachable(error);
-            unreachable(502);
+            answerUnreachable(res, subgraph, 502);
             settle(true);
           },
         };
