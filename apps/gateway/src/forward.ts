@@ -1,27 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendGraphqlAnswer } from '@stockflow/graphql';
-import { TRACEPARENT_HEADER } from '@stockflow/observability';
+import { TRACEPARENT_HEADER, type Logger } from '@stockflow/observability';
 import { Pool, type Dispatcher } from 'undici';
+import { failureError, failureLog, failureOfError, failureOfStatus, type ServiceFailure } from './failures.ts';
 import type { gatewayObservability } from './observability.ts';
 
 /** The answer's headers a client gets from the service, as it sent them; the gateway sets the rest (CORS, the auth notice). */
 const PASSED_BACK = new Set(['content-type', 'content-length', 'retry-after', 'www-authenticate']);
-/**
- * A service's HTTP answers that say it is not there to answer (a draining instance's 503, a load
- * balancer's 502 or 504): their bodies are not GraphQL and may name what stands in front of it.
- */
-export const UNAVAILABLE = new Set<unknown>([502, 503, 504]);
 /** How the services begin an answer with errors (sendGraphqlAnswer writes them first). */
 const ERRORS_FIRST = Buffer.from('{"errors"');
-
-/** The answer for a service that could not be reached (or answered one of UNAVAILABLE), as the runtime's path words it. */
-const answerUnreachable = (res: ServerResponse, subgraph: string, status: number, headers: Record<string, string> = {}) =>
-  sendGraphqlAnswer(
-    res,
-    status,
-    { errors: [{ message: `The ${subgraph} service could not be reached.`, extensions: { code: 'SUBGRAPH_UNREACHABLE', subgraph } }] },
-    headers,
-  );
 
 /**
  * Sends a request the gateway has judged (admitted, validated and costed against the public graph,
@@ -35,11 +22,12 @@ const answerUnreachable = (res: ServerResponse, subgraph: string, status: number
  * node:http's client: measured A/B, interleaved, the gateway's CPU per forwarded request fell from
  * 249-314 to 160-192 us (docs/decisions.md, "The gateway forwards what one service answers whole").
  *
- * A service that cannot be reached is answered 502 SUBGRAPH_UNREACHABLE, and one that answers
- * 502-504 the same with its status (and Retry-After); a client that leaves ends the request to
- * the service too.
+ * A service that failed (failures.ts) is answered as the runtime's path answers it: 502 when there
+ * was no answer, else the status that stood for it (a draining instance's 503 with its
+ * Retry-After, a load balancer's 502 or 504), none of its body; logged as a warning. A client that
+ * leaves ends the request to the service too.
  */
-export function subgraphForwarder(urls: Record<string, string>, observe: ReturnType<typeof gatewayObservability>) {
+export function subgraphForwarder(urls: Record<string, string>, observe: ReturnType<typeof gatewayObservability>, logger: Logger) {
   const targets = new Map(
     Object.entries(urls).map(([subgraph, url]) => {
       const target = new URL(url);
@@ -68,10 +56,12 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
         call.cancelled();
         return Promise.resolve(false);
       }
+      const failed = (failure: ServiceFailure, status: number, headers: Record<string, string>, err?: Error) => {
+        logger.warn({ subgraph, status, err }, failureLog(failure));
+        sendGraphqlAnswer(res, status, { errors: [failureError(failure, subgraph)] }, headers);
+      };
       return new Promise<boolean>((resolve) => {
         let status = 0;
-        /** The headers passed back, held while the answer is one of UNAVAILABLE's (whose body is dropped). */
-        let unavailable: Record<string, string> | undefined;
         let erred = false;
         let first = true;
         let settled = false;
@@ -109,16 +99,19 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
               const name = String(rawHeaders[i]).toLowerCase();
               if (PASSED_BACK.has(name)) passed[name] = String(rawHeaders[i + 1]);
             }
-            if (UNAVAILABLE.has(statusCode)) {
-              unavailable = passed['retry-after'] ? { 'retry-after': passed['retry-after'] } : {};
-              return true;
+            const failure = failureOfStatus(statusCode);
+            if (failure) {
+              // Answered at once, without waiting for (or reading) a body that is not the service's.
+              failed(failure, statusCode, passed['retry-after'] ? { 'retry-after': passed['retry-after'] } : {});
+              settle(true);
+              abort?.();
+              return false;
             }
             res.writeHead(statusCode, passed);
             return true;
           },
           onData(chunk) {
             if (settled) return false;
-            if (unavailable) return true;
             if (first && !erred) erred = chunk.subarray(0, ERRORS_FIRST.length).equals(ERRORS_FIRST);
             first = false;
             if (res.write(chunk)) return true;
@@ -127,22 +120,17 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
             return false;
           },
           onComplete() {
-            if (unavailable) answerUnreachable(res, subgraph, status, unavailable);
-            else res.end();
+            res.end();
             settle(erred);
           },
           onError(error) {
             if (settled) return;
-            if (unavailable) {
-              answerUnreachable(res, subgraph, status, unavailable);
-              return settle(true);
-            }
             if (status !== 0 || res.headersSent) {
               res.destroy();
               return settle(true);
             }
             call.unreachable(error);
-            answerUnreachable(res, subgraph, 502);
+            failed(failureOfError(error), 502, {}, error);
             settle(true);
           },
         };

@@ -31,7 +31,8 @@ import {
 } from '@stockflow/platform';
 import { startTracing, TRACEPARENT_HEADER, type Logger } from '@stockflow/observability';
 import { DEFAULT_SUBGRAPH_URLS } from '@stockflow/supergraph';
-import { subgraphForwarder, UNAVAILABLE } from './forward.ts';
+import { connectionLost, failureError, failureLog, failureOfError, failureOfStatus } from './failures.ts';
+import { subgraphForwarder } from './forward.ts';
 import { createGatewayMetrics, gatewayObservability } from './observability.ts';
 import { subgraphRouter } from './route.ts';
 
@@ -135,24 +136,6 @@ const rootCause = (root: RuntimeError): Error => (root instanceof Error && !('ex
 const serviceOf = (error: RuntimeError): string | undefined =>
   typeof error.extensions?.serviceName === 'string' ? error.extensions.serviceName : undefined;
 
-/** The codes of a connection failing under a request: Node's system errors, undici's socket error. */
-const CONNECTION_FAILURES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'UND_ERR_SOCKET']);
-
-/**
- * Whether `error` came of a service's connection failing under its answer (a subscription's stream
- * cut mid-way), by a connection failure's code anywhere in its chain (`originalError`, `cause`:
- * undici's fetch puts the socket's error under its own). A subscriber that leaves is no such
- * failure: the runtime gives the service's stream up with an AbortError, and answers nothing.
- */
-function connectionLost(error: unknown): boolean {
-  for (let e = error, depth = 0; typeof e === 'object' && e !== null && depth < 10; depth += 1) {
-    const { code, originalError, cause } = e as { code?: unknown; originalError?: unknown; cause?: unknown };
-    if (!(e instanceof GraphQLError) && typeof code === 'string' && CONNECTION_FAILURES.has(code)) return true;
-    e = originalError ?? cause;
-  }
-  return false;
-}
-
 /** Whether a subgraph's process answers its liveness probe (`/health` next to its `/graphql`). */
 async function healthy(graphqlUrl: string): Promise<boolean> {
   try {
@@ -197,12 +180,10 @@ export async function startGateway(
   const mask = maskError(logger);
   // What the runtime answers: maskError would pass the executor's own coded errors on as they
   // are, with the service's address and the gateway's request to it, and a broken connection's
-  // raw message. A service that could not be reached (refused, or answered 502-504 as a draining
-  // instance or a load balancer in front of a dead one does), or whose answer was cut off, is
-  // answered SUBGRAPH_UNREACHABLE, as a forwarded request to a service that cannot be reached is,
-  // and logged as a warning with its cause; anything else of the kind is unexpected. A service's
-  // own errors are answered as it sent them, as a forwarded request's are (without the name
-  // Hive's plugin adds).
+  // raw message. A service that failed (failures.ts: could not be reached, did not answer, or cut
+  // a subscription's stream) is answered as a forwarded request's is, and logged as a warning
+  // with its cause; anything else of the kind is unexpected. A service's own errors are answered
+  // as it sent them, as a forwarded request's are (without the name Hive's plugin adds).
   // One failed request to a service comes back once for each field it was for (each line of an
   // order): the first is answered (and logged), the others get the same answer at their own path.
   const answered = new WeakMap<object, GraphQLError>();
@@ -210,17 +191,16 @@ export async function startGateway(
     const cause = rootCause(root);
     const request = subgraphRequestError(failed);
     const status = request?.extensions.response?.status;
-    const refused = request?.extensions.code === 'SUBREQUEST_HTTP_ERROR' || UNAVAILABLE.has(status);
-    const lost = !request && connectionLost(failed);
-    if (!refused && !lost) return mask(new GraphQLError(failed.message, { path, originalError: cause })) as GraphQLError;
+    const failure = request
+      ? (failureOfStatus(status) ?? (request.extensions.code === 'SUBREQUEST_HTTP_ERROR' ? failureOfError(failed) : undefined))
+      : connectionLost(failed)
+        ? 'lost'
+        : undefined;
+    if (!failure) return mask(new GraphQLError(failed.message, { path, originalError: cause })) as GraphQLError;
     const subgraph = serviceOf(failed);
-    const at = path?.join('.');
-    logger.warn({ err: cause, subgraph, path: at, status }, lost ? "a service's answer was cut off" : 'a service could not be reached');
-    const what = lost ? 'stopped answering' : 'could not be reached';
-    return new GraphQLError(subgraph ? `The ${subgraph} service ${what}.` : `A service ${what}.`, {
-      path,
-      extensions: { code: 'SUBGRAPH_UNREACHABLE', ...(subgraph && { subgraph }) },
-    });
+    logger.warn({ err: cause, subgraph, path: path?.join('.'), status }, failureLog(failure));
+    const { message, extensions } = failureError(failure, subgraph);
+    return new GraphQLError(message, { path, extensions });
   };
   const maskAtRuntime = (error: unknown): Error => {
     const e = error as RuntimeError;
@@ -286,7 +266,7 @@ export async function startGateway(
   // What the clients may ask (the supergraph without what is @inaccessible or federation's own).
   const prepare = documentPreparer(buildASTSchema(transformSupergraphToPublicSchema(supergraphDocument)), limits);
   const route = subgraphRouter(supergraphDocument);
-  const forwarder = subgraphForwarder({ orders: config.ORDERS_URL, inventory: config.INVENTORY_URL }, observe);
+  const forwarder = subgraphForwarder({ orders: config.ORDERS_URL, inventory: config.INVENTORY_URL }, observe, logger);
 
   /**
    * An ordinary request (a query or mutation POSTed as JSON, asking for JSON) that one service can

@@ -237,29 +237,43 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
       }
     });
 
-    it('answers a service refusing the request with 503, as a draining one does, as SUBGRAPH_UNREACHABLE, and logs it once', async () => {
+    const UNREACHABLE = {
+      message: 'The inventory service could not be reached.',
+      code: 'SUBGRAPH_UNREACHABLE',
+      log: 'a service could not be reached',
+    };
+    const UNKNOWN = {
+      message: 'The inventory service did not answer; whether the request took effect is not known.',
+      code: 'SUBGRAPH_OUTCOME_UNKNOWN',
+      log: 'a service did not answer',
+    };
+
+    it.each([
+      [503, 'as a draining one does, as SUBGRAPH_UNREACHABLE', UNREACHABLE],
+      [504, 'as a load balancer does that timed out on it, as SUBGRAPH_OUTCOME_UNKNOWN', UNKNOWN],
+    ] as const)('answers a service refusing the request with %i, %s, and logs it once', async (status, _as, expected) => {
       // What a service answers a request arriving on a kept-alive connection once it has begun to drain (createDrainingServer).
-      const draining = createServer((req, res) => {
+      const refusing = createServer((req, res) => {
         req.resume();
-        res.writeHead(503, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1' });
+        res.writeHead(status, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1' });
         res.end(JSON.stringify({ status: 'shutting down' }));
       });
-      await new Promise<void>((resolve) => draining.listen(0, '127.0.0.1', resolve));
+      await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
       try {
-        const { id, answer, logged } = await joinThrough(`http://127.0.0.1:${(draining.address() as AddressInfo).port}/graphql`);
+        const { id, answer, logged } = await joinThrough(`http://127.0.0.1:${(refusing.address() as AddressInfo).port}/graphql`);
         expect(answer.data).toEqual({ order: { id, items: [{ product: null }, { product: null }] } });
-        const unreachable = {
-          message: 'The inventory service could not be reached.',
+        const error = {
+          message: expected.message,
           path: ['order', 'items', 'product'],
-          extensions: { code: 'SUBGRAPH_UNREACHABLE', subgraph: 'inventory' },
+          extensions: { code: expected.code, subgraph: 'inventory' },
         };
-        expect(answer.errors).toEqual([unreachable, unreachable]);
+        expect(answer.errors).toEqual([error, error]);
         expect(JSON.stringify(answer)).not.toMatch(/shutting down|_entities|127\.0\.0\.1/);
         expect(logged).toHaveLength(1);
-        expect(logged[0]).toMatchObject({ level: 40, msg: 'a service could not be reached', subgraph: 'inventory', status: 503 });
+        expect(logged[0]).toMatchObject({ level: 40, msg: expected.log, subgraph: 'inventory', status });
         expect(JSON.stringify(logged[0]?.err)).toMatch(/shutting down/);
       } finally {
-        await new Promise((resolve) => draining.close(resolve));
+        await new Promise((resolve) => refusing.close(resolve));
       }
     });
   });
@@ -294,45 +308,105 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     }
   });
 
-  it.each([
-    [503, 'a draining service', { 'content-type': 'application/json', 'retry-after': '1' }, '{"status":"shutting down"}'],
-    [
-      502,
-      'a load balancer in front of a dead one',
-      { 'content-type': 'text/html' },
-      '<h1>502 Bad Gateway</h1><p>lb-7 upstream 10.0.0.7</p>',
-    ],
-  ] as const)(
-    'answers a forwarded request %i from %s as SUBGRAPH_UNREACHABLE with that status, and none of its body',
-    async (status, _who, headers, body) => {
-      const standIn = createServer((req, res) => {
-        req.resume();
-        res.writeHead(status, headers).end(body);
-      });
+  describe('a request forwarded whole to a service that fails it', () => {
+    const UNREACHABLE = {
+      message: 'The inventory service could not be reached.',
+      code: 'SUBGRAPH_UNREACHABLE',
+      log: 'a service could not be reached',
+    };
+    const UNKNOWN = {
+      message: 'The inventory service did not answer; whether the request took effect is not known.',
+      code: 'SUBGRAPH_OUTCOME_UNKNOWN',
+      log: 'a service did not answer',
+    };
+    /** The gateway's answer to a catalog query (the Inventory Service's alone) in front of `standIn`, and its warnings. */
+    const forwardTo = async (standIn: Server) => {
       await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
-      const forwarding = await gatewayWith({ INVENTORY_URL: `http://127.0.0.1:${(standIn.address() as AddressInfo).port}/graphql` });
+      const lines: Record<string, unknown>[] = [];
+      const forwarding = await gatewayWith(
+        { INVENTORY_URL: `http://127.0.0.1:${(standIn.address() as AddressInfo).port}/graphql` },
+        capturingLogger('gateway', lines),
+      );
+      try {
+        const res = await fetch(`http://127.0.0.1:${forwarding.port}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.admin}` },
+          body: JSON.stringify({ query: '{ products(first: 1) { nodes { name } } }' }),
+          signal: AbortSignal.timeout(10_000),
+        });
+        return { res, body: (await res.json()) as unknown, logged: lines.filter((l) => (l.level as number) >= 40) };
+      } finally {
+        standIn.closeAllConnections();
+        await forwarding.close();
+        await new Promise((resolve) => standIn.close(resolve));
+      }
+    };
+
+    it.each([
+      [503, 'a draining service', { 'content-type': 'application/json', 'retry-after': '1' }, '{"status":"shutting down"}', UNREACHABLE],
+      [
+        502,
+        'a load balancer in front of a dead one',
+        { 'content-type': 'text/html' },
+        '<h1>502 Bad Gateway</h1><p>lb-7 10.0.0.7</p>',
+        UNKNOWN,
+      ],
+      [
+        504,
+        'a load balancer that timed out on it',
+        { 'content-type': 'text/html', 'retry-after': '5' },
+        '<h1>504 Gateway Timeout</h1>',
+        UNKNOWN,
+      ],
+    ] as const)(
+      'answers %i from %s with that status and its own error, at once, none of the body, and logs it once',
+      async (status, _who, headers, body, expected) => {
+        // The body is begun and never ended: the answer must not wait for it.
+        const standIn = createServer((req, res) => {
+          req.resume();
+          res.writeHead(status, headers).write(body);
+        });
+        const { res, body: answer, logged } = await forwardTo(standIn);
+        expect(res.status).toBe(status);
+        expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+        expect(res.headers.get('retry-after')).toBe(status === 503 ? '1' : status === 504 ? '5' : null);
+        expect(answer).toEqual({ errors: [{ message: expected.message, extensions: { code: expected.code, subgraph: 'inventory' } }] });
+        expect(logged).toHaveLength(1);
+        expect(logged[0]).toMatchObject({ level: 40, msg: expected.log, subgraph: 'inventory', status });
+      },
+    );
+
+    it('answers a connection dropped under the request as SUBGRAPH_OUTCOME_UNKNOWN (502): it may have been acted on', async () => {
+      const standIn = createServer((req) => req.socket.destroy());
+      const { res, body: answer, logged } = await forwardTo(standIn);
+      expect(res.status).toBe(502);
+      expect(answer).toEqual({ errors: [{ message: UNKNOWN.message, extensions: { code: UNKNOWN.code, subgraph: 'inventory' } }] });
+      expect(logged).toMatchObject([{ level: 40, msg: UNKNOWN.log, subgraph: 'inventory' }]);
+    });
+
+    it('answers a connection refused as SUBGRAPH_UNREACHABLE (502): nothing was sent', async () => {
+      const closed = createServer();
+      await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+      const deadPort = (closed.address() as AddressInfo).port;
+      await new Promise((resolve) => closed.close(resolve));
+      const lines: Record<string, unknown>[] = [];
+      const forwarding = await gatewayWith({ INVENTORY_URL: `http://127.0.0.1:${deadPort}/graphql` }, capturingLogger('gateway', lines));
       try {
         const res = await fetch(`http://127.0.0.1:${forwarding.port}/graphql`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.admin}` },
           body: JSON.stringify({ query: '{ products(first: 1) { nodes { name } } }' }),
         });
-        expect(res.status).toBe(status);
-        expect(res.headers.get('retry-after')).toBe(status === 503 ? '1' : null);
+        expect(res.status).toBe(502);
         expect(await res.json()).toEqual({
-          errors: [
-            {
-              message: 'The inventory service could not be reached.',
-              extensions: { code: 'SUBGRAPH_UNREACHABLE', subgraph: 'inventory' },
-            },
-          ],
+          errors: [{ message: UNREACHABLE.message, extensions: { code: UNREACHABLE.code, subgraph: 'inventory' } }],
         });
+        expect(lines.filter((l) => (l.level as number) >= 40)).toMatchObject([{ level: 40, msg: UNREACHABLE.log, subgraph: 'inventory' }]);
       } finally {
         await forwarding.close();
-        await new Promise((resolve) => standIn.close(resolve));
       }
-    },
-  );
+    });
+  });
 
   it('lets a customer see only its own orders through it', async () => {
     const bobs = await createOrder('bob', 1);
