@@ -88,7 +88,11 @@ export async function startProcess(
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs} ms:\n${log}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      // Not left running: whoever started it gets no handle to stop it.
+      child.kill('SIGKILL');
+      reject(new Error(`${name} did not start within ${timeoutMs} ms:\n${log}`));
+    }, timeoutMs);
     const onData = () => {
       const match = /"port":(\d+).*listening/.exec(log);
       if (match?.[1]) {

@@ -71,19 +71,24 @@ const close = (platform: Platform): Promise<void> => {
 // Stopped (Ctrl-C, a timeout's SIGTERM): what the run started goes too, as at its end, instead of
 // leaving its processes, databases and vhosts behind. The signal comes twice (to the process group,
 // and relayed by tsx): the first closes, the others must not kill the process meanwhile.
-let stopping = false;
+// A later signal, a person's rather than the relay, ends it at once if closing hangs.
+let stopping: number | undefined;
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
   process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
+    const code = signal === 'SIGINT' ? 130 : 143;
+    if (stopping !== undefined) {
+      if (Date.now() - stopping > 2_000) process.exit(code);
+      return;
+    }
+    stopping = Date.now();
     process.stderr.write(`\n${signal}: closing the platforms started...\n`);
     const all = [...started.map(({ platform }) => platform), ...(launching ? [launching] : [])];
-    void Promise.allSettled(all.map(async (platform) => close(await platform))).finally(() =>
-      process.exit(signal === 'SIGINT' ? 130 : 143),
-    );
+    void Promise.allSettled(all.map(async (platform) => close(await platform))).finally(() => process.exit(code));
   });
 try {
   for (const config of args.only) {
+    // Stopped meanwhile: the platforms it is closing are all there will be.
+    if (stopping !== undefined) break;
     process.stderr.write(`\n== starting ${config}\n`);
     launching = launch(config, fronts);
     const platform = await launching;
@@ -185,7 +190,8 @@ try {
     if (expired.length > 0) rows.push(expiryRow(config, expired));
   }
 } finally {
-  for (const { platform } of started) await close(platform);
+  // Every one closed, even when closing another fails.
+  await Promise.allSettled(started.map(({ platform }) => close(platform)));
 }
 
 console.log(`\n${renderTable(rows)}\n`);

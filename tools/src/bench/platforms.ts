@@ -101,8 +101,11 @@ async function embedded(): Promise<Platform> {
     pids: () => [child.pid as number],
     servicePids: () => ({ platform: [child.pid as number] }),
     async close() {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -181,6 +184,7 @@ async function distributed(
         (p) => p.stop(),
       );
     const front = (which: Front | undefined) => (which ? frontProcesses[which] : undefined);
+    let closed = false;
     const servicePids = () => ({ orders: [orders.child.pid as number], inventory: inventory.map((p) => p.child.pid as number) });
     return {
       name,
@@ -206,9 +210,18 @@ async function distributed(
       },
       async startInventory() {
         inventory = [];
-        for (const port of inventoryPorts) inventory.push(await startInventory(port));
+        for (const port of inventoryPorts) {
+          const started = await startInventory(port);
+          // Closed while it started (a stopped run): it would outlive the platform.
+          if (closed) {
+            await started.stop();
+            throw new Error(`${name} was closed while its inventory started again`);
+          }
+          inventory.push(started);
+        }
       },
       async close() {
+        closed = true;
         await Promise.all(Object.values(frontProcesses).map((p) => p.stop()));
         await Promise.all([...inventory, orders].map((p) => p.stop()));
         await dbs.inventory.drop();
