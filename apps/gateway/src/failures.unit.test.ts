@@ -1,9 +1,9 @@
 import { GraphQLError } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { connectionLost, failureOfError, failureOfStatus } from './failures.ts';
+import { abandoned, connectionLost, failureOfError, failureOfStatus } from './failures.ts';
 
-/** An error with a Node-style string code, as node:net and undici make them. */
-const coded = (message: string, code: string) => Object.assign(new Error(message), { code });
+/** An error with a Node-style string code (and the call that raised it), as node:net, node:dns and undici make them. */
+const coded = (message: string, code: string, syscall?: string) => Object.assign(new Error(message), { code, ...(syscall && { syscall }) });
 /** How the runtime hands over an error it got under a service's answer: GraphQL errors wrapping it. */
 const wrapped = (inner: Error) =>
   new GraphQLError(inner.message, {
@@ -24,20 +24,37 @@ describe("what a service's failure is", () => {
     expect(connectionLost(new GraphQLError('You may not.', { extensions: { code: 'ECONNRESET', serviceName: 'orders' } }))).toBe(false);
   });
 
-  it('given a connection refused (even among the addresses of one name), calls the service unreachable; a dropped one, unknown', () => {
+  it('given a connect refused (even among the addresses of one name), a name not found or a connect timeout, calls the service unreachable', () => {
     const refused = new TypeError('fetch failed', {
       cause: new AggregateError([
-        coded('connect ECONNREFUSED ::1:1', 'ECONNREFUSED'),
-        coded('connect ECONNREFUSED 127.0.0.1:1', 'ECONNREFUSED'),
+        coded('connect ECONNREFUSED ::1:1', 'ECONNREFUSED', 'connect'),
+        coded('connect ECONNREFUSED 127.0.0.1:1', 'ECONNREFUSED', 'connect'),
       ]),
     });
     expect(failureOfError(wrapped(refused))).toBe('unreachable');
-    expect(failureOfError(coded('connect ECONNREFUSED 127.0.0.1:1', 'ECONNREFUSED'))).toBe('unreachable');
-    expect(failureOfError(coded('other side closed', 'UND_ERR_SOCKET'))).toBe('unknown');
-    expect(failureOfError(new Error('no code at all'))).toBe('unknown');
+    expect(failureOfError(coded('getaddrinfo ENOTFOUND inventory', 'ENOTFOUND', 'getaddrinfo'))).toBe('unreachable');
+    expect(failureOfError(coded('Connect Timeout Error', 'UND_ERR_CONNECT_TIMEOUT'))).toBe('unreachable');
   });
 
-  it("given a status, tells a draining instance's 503 (unreachable) from a load balancer's 502 and 504 (unknown), and passes the rest", () => {
-    expect([503, 502, 504, 500, 200].map(failureOfStatus)).toEqual(['unreachable', 'unknown', 'unknown', undefined, undefined]);
+  it('given a connection dropped under the request, an ICMP error on an open one, or a service error naming a code, calls the outcome unknown', () => {
+    expect(failureOfError(coded('other side closed', 'UND_ERR_SOCKET'))).toBe('unknown');
+    expect(failureOfError(coded('read EHOSTUNREACH', 'EHOSTUNREACH', 'read'))).toBe('unknown');
+    expect(failureOfError(new GraphQLError('refused', { extensions: { code: 'ECONNREFUSED' } }))).toBe('unknown');
+  });
+
+  it('given an AbortError anywhere in the chain, calls the request abandoned by the gateway, and not otherwise', () => {
+    expect(abandoned(wrapped(new DOMException('This operation was aborted', 'AbortError')))).toBe(true);
+    expect(abandoned(wrapped(coded('aborted', 'ECONNRESET')))).toBe(false);
+  });
+
+  it("given a status, tells a Stockflow service's draining 503 (unreachable) from any other 502, 503 or 504 (unknown), and passes the rest", () => {
+    expect(failureOfStatus(503, true)).toBe('unreachable');
+    expect([503, 502, 504, 500, 200].map((status) => failureOfStatus(status, false))).toEqual([
+      'unknown',
+      'unknown',
+      'unknown',
+      undefined,
+      undefined,
+    ]);
   });
 });

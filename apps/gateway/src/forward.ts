@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendGraphqlAnswer } from '@stockflow/graphql';
 import { TRACEPARENT_HEADER, type Logger } from '@stockflow/observability';
+import { DRAINING_HEADER } from '@stockflow/platform';
 import { Pool, type Dispatcher } from 'undici';
 import { failureError, failureLog, failureOfError, failureOfStatus, type ServiceFailure } from './failures.ts';
 import type { gatewayObservability } from './observability.ts';
@@ -23,8 +24,8 @@ const ERRORS_FIRST = Buffer.from('{"errors"');
  * 249-314 to 160-192 us (docs/decisions.md, "The gateway forwards what one service answers whole").
  *
  * A service that failed (failures.ts) is answered as the runtime's path answers it: 502 when there
- * was no answer, else the status that stood for it (a draining instance's 503 with its
- * Retry-After, a load balancer's 502 or 504), none of its body; logged as a warning. A client that
+ * was no answer, else the status that stood for it (a draining instance's 503, a load balancer's
+ * 502 or 504) with its Retry-After, none of its body; logged as a warning. A client that
  * leaves ends the request to the service too.
  */
 export function subgraphForwarder(urls: Record<string, string>, observe: ReturnType<typeof gatewayObservability>, logger: Logger) {
@@ -95,11 +96,13 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
             call.answered(statusCode);
             erred = statusCode >= 400;
             const passed: Record<string, string> = {};
+            let draining = false;
             for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
               const name = String(rawHeaders[i]).toLowerCase();
               if (PASSED_BACK.has(name)) passed[name] = String(rawHeaders[i + 1]);
+              else if (name === DRAINING_HEADER) draining = true;
             }
-            const failure = failureOfStatus(statusCode);
+            const failure = failureOfStatus(statusCode, draining);
             if (failure) {
               // Answered at once, without waiting for (or reading) a body that is not the service's.
               failed(failure, statusCode, passed['retry-after'] ? { 'retry-after': passed['retry-after'] } : {});

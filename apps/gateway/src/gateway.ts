@@ -22,6 +22,7 @@ import {
 } from '@stockflow/graphql';
 import {
   createAuthenticator,
+  DRAINING_HEADER,
   env,
   graphiqlEnabled,
   graphqlLimits,
@@ -31,7 +32,7 @@ import {
 } from '@stockflow/platform';
 import { startTracing, TRACEPARENT_HEADER, type Logger } from '@stockflow/observability';
 import { DEFAULT_SUBGRAPH_URLS } from '@stockflow/supergraph';
-import { connectionLost, failureError, failureLog, failureOfError, failureOfStatus } from './failures.ts';
+import { abandoned, connectionLost, failureError, failureLog, failureOfError, failureOfStatus } from './failures.ts';
 import { subgraphForwarder } from './forward.ts';
 import { createGatewayMetrics, gatewayObservability } from './observability.ts';
 import { subgraphRouter } from './route.ts';
@@ -97,7 +98,12 @@ interface RuntimeError {
 
 /** The runtime's own coded error about a request to a service, and what it carries: the request, the service's answer, its name. */
 interface SubgraphRequestError extends RuntimeError {
-  extensions: { code?: unknown; serviceName?: unknown; request?: unknown; response?: { status?: unknown } };
+  extensions: {
+    code?: unknown;
+    serviceName?: unknown;
+    request?: unknown;
+    response?: { status?: unknown; headers?: Record<string, string> };
+  };
 }
 
 /**
@@ -190,15 +196,19 @@ export async function startGateway(
   const answerFailed = (failed: RuntimeError, root: RuntimeError, path: RuntimeError['path']): GraphQLError => {
     const cause = rootCause(root);
     const request = subgraphRequestError(failed);
-    const status = request?.extensions.response?.status;
+    const response = request?.extensions.response;
+    // The answer's headers are read only here: executor-http keeps them behind a getter.
+    const status = response?.status;
     const failure = request
-      ? (failureOfStatus(status) ?? (request.extensions.code === 'SUBREQUEST_HTTP_ERROR' ? failureOfError(failed) : undefined))
+      ? (failureOfStatus(status, response?.headers?.[DRAINING_HEADER] !== undefined) ??
+        (request.extensions.code === 'SUBREQUEST_HTTP_ERROR' ? failureOfError(failed) : undefined))
       : connectionLost(failed)
         ? 'lost'
         : undefined;
     if (!failure) return mask(new GraphQLError(failed.message, { path, originalError: cause })) as GraphQLError;
     const subgraph = serviceOf(failed);
-    logger.warn({ err: cause, subgraph, path: path?.join('.'), status }, failureLog(failure));
+    // Given up because its client left: nobody reads the answer, and the service did nothing wrong.
+    if (!abandoned(failed)) logger.warn({ err: cause, subgraph, path: path?.join('.'), status }, failureLog(failure));
     const { message, extensions } = failureError(failure, subgraph);
     return new GraphQLError(message, { path, extensions });
   };

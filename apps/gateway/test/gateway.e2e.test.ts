@@ -2,6 +2,7 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AUTH_NOTICE_HEADER } from '@stockflow/graphql';
+import { DRAINING_HEADER } from '@stockflow/platform';
 import { createLogger, metricSum } from '@stockflow/observability';
 import { signToken } from '@stockflow/client';
 import type { RunningService } from '@stockflow/runtime';
@@ -28,6 +29,18 @@ const SECRET = 'a-test-secret-that-is-at-least-32-characters-long';
 
 type Client = ReturnType<typeof graphqlClient>;
 type Line = { quantity: number; product: { name: string; priceCents: number | null; availableStock: number } | null };
+
+/** What a client is told, and the gateway logs, when the Inventory Service fails it (apps/gateway/src/failures.ts). */
+const UNREACHABLE = {
+  message: 'The inventory service could not be reached.',
+  code: 'SUBGRAPH_UNREACHABLE',
+  log: 'a service could not be reached',
+};
+const UNKNOWN = {
+  message: 'The inventory service did not answer; whether the request took effect is not known.',
+  code: 'SUBGRAPH_OUTCOME_UNKNOWN',
+  log: 'a service did not answer',
+};
 
 const ORDER_WITH_PRODUCTS =
   'query($id: ID!) { order(id: $id) { id status items { quantity product { name priceCents availableStock } } } }';
@@ -237,25 +250,14 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
       }
     });
 
-    const UNREACHABLE = {
-      message: 'The inventory service could not be reached.',
-      code: 'SUBGRAPH_UNREACHABLE',
-      log: 'a service could not be reached',
-    };
-    const UNKNOWN = {
-      message: 'The inventory service did not answer; whether the request took effect is not known.',
-      code: 'SUBGRAPH_OUTCOME_UNKNOWN',
-      log: 'a service did not answer',
-    };
-
     it.each([
-      [503, 'as a draining one does, as SUBGRAPH_UNREACHABLE', UNREACHABLE],
-      [504, 'as a load balancer does that timed out on it, as SUBGRAPH_OUTCOME_UNKNOWN', UNKNOWN],
-    ] as const)('answers a service refusing the request with %i, %s, and logs it once', async (status, _as, expected) => {
+      [503, 'as a draining one does, as SUBGRAPH_UNREACHABLE', { [DRAINING_HEADER]: 'true' }, UNREACHABLE],
+      [504, 'as a load balancer does that timed out on it, as SUBGRAPH_OUTCOME_UNKNOWN', {}, UNKNOWN],
+    ] as const)('answers a service refusing the request with %i, %s, and logs it once', async (status, _as, marked, expected) => {
       // What a service answers a request arriving on a kept-alive connection once it has begun to drain (createDrainingServer).
       const refusing = createServer((req, res) => {
         req.resume();
-        res.writeHead(status, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1' });
+        res.writeHead(status, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1', ...marked });
         res.end(JSON.stringify({ status: 'shutting down' }));
       });
       await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
@@ -309,16 +311,6 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
   });
 
   describe('a request forwarded whole to a service that fails it', () => {
-    const UNREACHABLE = {
-      message: 'The inventory service could not be reached.',
-      code: 'SUBGRAPH_UNREACHABLE',
-      log: 'a service could not be reached',
-    };
-    const UNKNOWN = {
-      message: 'The inventory service did not answer; whether the request took effect is not known.',
-      code: 'SUBGRAPH_OUTCOME_UNKNOWN',
-      log: 'a service did not answer',
-    };
     /** The gateway's answer to a catalog query (the Inventory Service's alone) in front of `standIn`, and its warnings. */
     const forwardTo = async (standIn: Server) => {
       await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
@@ -343,7 +335,20 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     };
 
     it.each([
-      [503, 'a draining service', { 'content-type': 'application/json', 'retry-after': '1' }, '{"status":"shutting down"}', UNREACHABLE],
+      [
+        503,
+        'a draining service',
+        { 'content-type': 'application/json', 'retry-after': '1', [DRAINING_HEADER]: 'true' },
+        '{"status":"shutting down"}',
+        UNREACHABLE,
+      ],
+      [
+        503,
+        'a proxy whose connection to it was reset',
+        { 'content-type': 'text/plain', 'retry-after': '2' },
+        'upstream connect error or disconnect/reset before headers',
+        UNKNOWN,
+      ],
       [
         502,
         'a load balancer in front of a dead one',
@@ -369,7 +374,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
         const { res, body: answer, logged } = await forwardTo(standIn);
         expect(res.status).toBe(status);
         expect(res.headers.get('content-type')).toMatch(/^application\/json/);
-        expect(res.headers.get('retry-after')).toBe(status === 503 ? '1' : status === 504 ? '5' : null);
+        expect(res.headers.get('retry-after')).toBe((headers as Record<string, string>)['retry-after'] ?? null);
         expect(answer).toEqual({ errors: [{ message: expected.message, extensions: { code: expected.code, subgraph: 'inventory' } }] });
         expect(logged).toHaveLength(1);
         expect(logged[0]).toMatchObject({ level: 40, msg: expected.log, subgraph: 'inventory', status });

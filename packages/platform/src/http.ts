@@ -64,6 +64,12 @@ export interface DrainingServer {
 }
 
 /**
+ * The header of a draining server's 503: the request was refused before anything was done, so a
+ * client (the gateway) may send it to another instance.
+ */
+export const DRAINING_HEADER = 'stockflow-draining';
+
+/**
  * An HTTP server that stops gracefully. Once `close` is called a request still arriving on an open
  * connection is refused (503, `Connection: close`) before `handler` sees it; those under way
  * finish and their responses close their connections; subscriptions (`markSubscription`) are
@@ -75,7 +81,7 @@ export function createDrainingServer(handler: RequestListener): DrainingServer {
   const server = createServer((req, res) => {
     if (closing) {
       // Refused before anything is done, so the client can safely send it to another instance.
-      res.writeHead(503, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1' });
+      res.writeHead(503, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1', [DRAINING_HEADER]: 'true' });
       res.end(JSON.stringify({ status: 'shutting down' }));
       return;
     }

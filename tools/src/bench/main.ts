@@ -71,6 +71,8 @@ const close = (platform: Platform): Promise<void> => {
 // Stopped (Ctrl-C, a timeout's SIGTERM): what the run started goes too, as at its end, instead of
 // leaving its processes, databases and vhosts behind. The signal comes twice (to the process group,
 // and relayed by tsx): the first closes, the others must not kill the process meanwhile.
+/** How long the platforms get to close once the run is stopped. */
+const CLOSE_GIVE_UP_MS = 60_000;
 // A later signal, a person's rather than the relay, ends it at once if closing hangs.
 let stopping: number | undefined;
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
@@ -84,6 +86,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
     process.stderr.write(`\n${signal}: closing the platforms started...\n`);
     const all = [...started.map(({ platform }) => platform), ...(launching ? [launching] : [])];
     void Promise.allSettled(all.map(async (platform) => close(await platform))).finally(() => process.exit(code));
+    // A service that hangs in its shutdown must not hold the bench forever.
+    setTimeout(() => {
+      process.stderr.write(`closing took over ${CLOSE_GIVE_UP_MS / 1_000} s: exiting; what was left must be removed by hand\n`);
+      process.exit(code);
+    }, CLOSE_GIVE_UP_MS);
   });
 try {
   for (const config of args.only) {

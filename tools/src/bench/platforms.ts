@@ -209,6 +209,7 @@ async function distributed(
         await Promise.all(inventory.map((p) => p.stop()));
       },
       async startInventory() {
+        if (closed) throw new Error(`${name} is closed`);
         inventory = [];
         for (const port of inventoryPorts) {
           const started = await startInventory(port);
