@@ -11,6 +11,20 @@ const PASSED_BACK = new Set(['content-type', 'content-length', 'retry-after', 'w
 /** How the services begin an answer with errors (sendGraphqlAnswer writes them first). */
 const ERRORS_FIRST = Buffer.from('{"errors"');
 
+/** Answers a request `subgraph` failed (failures.ts) with `status`, and logs it: the service's failure, not the client's. */
+function answerFailure(
+  res: ServerResponse,
+  logger: Logger,
+  subgraph: string,
+  failure: ServiceFailure,
+  status: number,
+  headers: Record<string, string>,
+  err?: Error,
+): void {
+  logger.warn({ subgraph, status, err }, failureLog(failure));
+  sendGraphqlAnswer(res, status, { errors: [failureError(failure, subgraph)] }, headers);
+}
+
 /**
  * Sends a request the gateway has judged (admitted, validated and costed against the public graph,
  * and routed whole to one subgraph) to that service as the client sent it, and streams the
@@ -24,8 +38,8 @@ const ERRORS_FIRST = Buffer.from('{"errors"');
  * 249-314 to 160-192 us (docs/decisions.md, "The gateway forwards what one service answers whole").
  *
  * A service that failed (failures.ts) is answered as the runtime's path answers it: 502 when there
- * was no answer, else the status that stood for it (a draining instance's 503, a load balancer's
- * 502 or 504) with its Retry-After, none of its body; logged as a warning. A client that
+ * was no answer, else the status that stood for it (the service's draining 503, a proxy's or a
+ * load balancer's 502-504) with its Retry-After, none of its body; logged as a warning. A client that
  * leaves ends the request to the service too.
  */
 export function subgraphForwarder(urls: Record<string, string>, observe: ReturnType<typeof gatewayObservability>, logger: Logger) {
@@ -57,10 +71,6 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
         call.cancelled();
         return Promise.resolve(false);
       }
-      const failed = (failure: ServiceFailure, status: number, headers: Record<string, string>, err?: Error) => {
-        logger.warn({ subgraph, status, err }, failureLog(failure));
-        sendGraphqlAnswer(res, status, { errors: [failureError(failure, subgraph)] }, headers);
-      };
       return new Promise<boolean>((resolve) => {
         let status = 0;
         let erred = false;
@@ -105,7 +115,14 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
             const failure = failureOfStatus(statusCode, draining);
             if (failure) {
               // Answered at once, without waiting for (or reading) a body that is not the service's.
-              failed(failure, statusCode, passed['retry-after'] ? { 'retry-after': passed['retry-after'] } : {});
+              answerFailure(
+                res,
+                logger,
+                subgraph,
+                failure,
+                statusCode,
+                passed['retry-after'] ? { 'retry-after': passed['retry-after'] } : {},
+              );
               settle(true);
               abort?.();
               return false;
@@ -133,7 +150,7 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
               return settle(true);
             }
             call.unreachable(error);
-            failed(failureOfError(error), 502, {}, error);
+            answerFailure(res, logger, subgraph, failureOfError(error), 502, {}, error);
             settle(true);
           },
         };
