@@ -193,18 +193,21 @@ export async function startGateway(
   // One failed request to a service comes back once for each field it was for (each line of an
   // order): the first is answered (and logged), the others get the same answer at their own path.
   const answered = new WeakMap<object, GraphQLError>();
-  const answerFailed = (failed: RuntimeError, root: RuntimeError, path: RuntimeError['path']): GraphQLError => {
+  /** `failed` is the executor's error about its `request` to a service, or (no request) one of a connection lost under a stream. */
+  const answerFailed = (
+    failed: RuntimeError,
+    request: SubgraphRequestError | undefined,
+    root: RuntimeError,
+    path: RuntimeError['path'],
+  ): GraphQLError => {
     const cause = rootCause(root);
-    const request = subgraphRequestError(failed);
     const response = request?.extensions.response;
     // The answer's headers are read only here: executor-http keeps them behind a getter.
     const status = response?.status;
     const failure = request
       ? (failureOfStatus(status, response?.headers?.[DRAINING_HEADER] !== undefined) ??
         (request.extensions.code === 'SUBREQUEST_HTTP_ERROR' ? failureOfError(failed) : undefined))
-      : connectionLost(failed)
-        ? 'lost'
-        : undefined;
+      : 'lost';
     if (!failure) return mask(new GraphQLError(failed.message, { path, originalError: cause })) as GraphQLError;
     const subgraph = serviceOf(failed);
     // Given up because its client left: nobody reads the answer, and the service did nothing wrong.
@@ -214,7 +217,8 @@ export async function startGateway(
   };
   const maskAtRuntime = (error: unknown): Error => {
     const e = error as RuntimeError;
-    const failed = subgraphRequestError(error) ?? (serviceOf(e) && connectionLost(e) ? e : undefined);
+    const request = subgraphRequestError(error);
+    const failed = request ?? (serviceOf(e) && connectionLost(e) ? e : undefined);
     if (!failed) {
       const masked = mask(error);
       if (!(masked instanceof GraphQLError) || masked.extensions.serviceName === undefined) return masked;
@@ -226,7 +230,7 @@ export async function startGateway(
     const root = innermost(failed);
     const first = answered.get(root);
     if (first) return new GraphQLError(first.message, { path, extensions: first.extensions });
-    const answer = answerFailed(failed, root, path);
+    const answer = answerFailed(failed, request, root, path);
     answered.set(root, answer);
     return answer;
   };
