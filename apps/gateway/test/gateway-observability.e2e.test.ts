@@ -5,6 +5,7 @@ import type { RunningService } from '@stockflow/runtime';
 import {
   createTestDatabase,
   eventually,
+  freePort,
   graphqlClient,
   missingParents,
   serviceTestEnv,
@@ -185,10 +186,7 @@ describe.skipIf(servicesUnavailable)('the gateway, traced and measured', () => {
   });
 
   it('counts a subgraph that does not answer as unreachable, and the request as an error', async () => {
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const deadPort = (closed.address() as { port: number }).port;
-    await new Promise((resolve) => closed.close(resolve));
+    const deadPort = await freePort();
     const orders = running[1] as RunningService;
     const half = await startGateway(
       gatewayConfig(`http://127.0.0.1:${orders.port}/graphql`, `http://127.0.0.1:${deadPort}/graphql`),

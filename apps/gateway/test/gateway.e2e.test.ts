@@ -12,6 +12,7 @@ import {
   capturingLogger,
   createTestDatabase,
   eventually,
+  freePort,
   graphqlClient,
   rawAmqp,
   serviceTestEnv,
@@ -197,10 +198,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     };
 
     it('answers a service it cannot reach as SUBGRAPH_UNREACHABLE for the products, with the order, and logs it once', async () => {
-      const closed = createServer();
-      await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-      const deadPort = (closed.address() as AddressInfo).port;
-      await new Promise((resolve) => closed.close(resolve));
+      const deadPort = await freePort();
       // By name, as the default settings name the services: Node tries each address localhost has.
       const { id, answer, logged } = await joinThrough(`http://localhost:${deadPort}/graphql`);
       expect(answer.data).toEqual({ order: { id, items: [{ product: null }, { product: null }] } });
@@ -311,14 +309,10 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
   });
 
   describe('a request forwarded whole to a service that fails it', () => {
-    /** The gateway's answer to a catalog query (the Inventory Service's alone) in front of `standIn`, and its warnings. */
-    const forwardTo = async (standIn: Server) => {
-      await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
+    /** The answer of a gateway whose Inventory Service is at `inventoryUrl` to a catalog query (that service's alone), and its warnings. */
+    const forwardTo = async (inventoryUrl: string) => {
       const lines: Record<string, unknown>[] = [];
-      const forwarding = await gatewayWith(
-        { INVENTORY_URL: `http://127.0.0.1:${(standIn.address() as AddressInfo).port}/graphql` },
-        capturingLogger('gateway', lines),
-      );
+      const forwarding = await gatewayWith({ INVENTORY_URL: inventoryUrl }, capturingLogger('gateway', lines));
       try {
         const res = await fetch(`http://127.0.0.1:${forwarding.port}/graphql`, {
           method: 'POST',
@@ -328,8 +322,16 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
         });
         return { res, body: (await res.json()) as unknown, logged: lines.filter((l) => (l.level as number) >= 40) };
       } finally {
-        standIn.closeAllConnections();
         await forwarding.close();
+      }
+    };
+    /** The same, with `standIn` as the Inventory Service. */
+    const forwardToStandIn = async (standIn: Server) => {
+      await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
+      try {
+        return await forwardTo(`http://127.0.0.1:${(standIn.address() as AddressInfo).port}/graphql`);
+      } finally {
+        standIn.closeAllConnections();
         await new Promise((resolve) => standIn.close(resolve));
       }
     };
@@ -371,7 +373,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
           req.resume();
           res.writeHead(status, headers).write(body);
         });
-        const { res, body: answer, logged } = await forwardTo(standIn);
+        const { res, body: answer, logged } = await forwardToStandIn(standIn);
         expect(res.status).toBe(status);
         expect(res.headers.get('content-type')).toMatch(/^application\/json/);
         expect(res.headers.get('retry-after')).toBe((headers as Record<string, string>)['retry-after'] ?? null);
@@ -383,33 +385,19 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
 
     it('answers a connection dropped under the request as SUBGRAPH_OUTCOME_UNKNOWN (502): it may have been acted on', async () => {
       const standIn = createServer((req) => req.socket.destroy());
-      const { res, body: answer, logged } = await forwardTo(standIn);
+      const { res, body: answer, logged } = await forwardToStandIn(standIn);
       expect(res.status).toBe(502);
       expect(answer).toEqual({ errors: [{ message: UNKNOWN.message, extensions: { code: UNKNOWN.code, subgraph: 'inventory' } }] });
       expect(logged).toMatchObject([{ level: 40, msg: UNKNOWN.log, subgraph: 'inventory' }]);
     });
 
     it('answers a connection refused as SUBGRAPH_UNREACHABLE (502): nothing was sent', async () => {
-      const closed = createServer();
-      await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-      const deadPort = (closed.address() as AddressInfo).port;
-      await new Promise((resolve) => closed.close(resolve));
-      const lines: Record<string, unknown>[] = [];
-      const forwarding = await gatewayWith({ INVENTORY_URL: `http://127.0.0.1:${deadPort}/graphql` }, capturingLogger('gateway', lines));
-      try {
-        const res = await fetch(`http://127.0.0.1:${forwarding.port}/graphql`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.admin}` },
-          body: JSON.stringify({ query: '{ products(first: 1) { nodes { name } } }' }),
-        });
-        expect(res.status).toBe(502);
-        expect(await res.json()).toEqual({
-          errors: [{ message: UNREACHABLE.message, extensions: { code: UNREACHABLE.code, subgraph: 'inventory' } }],
-        });
-        expect(lines.filter((l) => (l.level as number) >= 40)).toMatchObject([{ level: 40, msg: UNREACHABLE.log, subgraph: 'inventory' }]);
-      } finally {
-        await forwarding.close();
-      }
+      const { res, body: answer, logged } = await forwardTo(`http://127.0.0.1:${await freePort()}/graphql`);
+      expect(res.status).toBe(502);
+      expect(answer).toEqual({
+        errors: [{ message: UNREACHABLE.message, extensions: { code: UNREACHABLE.code, subgraph: 'inventory' } }],
+      });
+      expect(logged).toMatchObject([{ level: 40, msg: UNREACHABLE.log, subgraph: 'inventory' }]);
     });
   });
 
@@ -861,10 +849,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
 
   it('stays ready while one service is down, reporting it degraded, and still serves the half that works; not with both down', async () => {
     // A port nothing listens on: the Inventory Service is gone.
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const deadPort = (closed.address() as { port: number }).port;
-    await new Promise((resolve) => closed.close(resolve));
+    const deadPort = await freePort();
     const halfGateway = await gatewayWith({ INVENTORY_URL: `http://127.0.0.1:${deadPort}/graphql` });
     try {
       const ready = await fetch(`http://127.0.0.1:${halfGateway.port}/ready`);

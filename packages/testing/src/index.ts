@@ -7,3 +7,4 @@ export * from './proxy.ts';
 export * from './cluster.ts';
 export * from './broker-cluster.ts';
 export * from './otlp.ts';
+export * from './ports.ts';

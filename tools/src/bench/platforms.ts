@@ -11,6 +11,7 @@ import {
   createTestDatabase,
   ensureBrokerCluster,
   createTestVhost,
+  freePort,
   profileFlags,
   repoRoot,
   runnableCommand,
@@ -19,7 +20,7 @@ import {
   type ServiceProcess,
 } from '@stockflow/testing';
 import type { Configuration } from './cli.ts';
-import { fixedPorts, freePort } from './ports.ts';
+import { fixedPorts } from './ports.ts';
 
 /**
  * What a scenario may send its load through instead of the services: the gateway, or the bare

@@ -1,13 +1,6 @@
 import { createServer } from 'node:net';
 import { readFile } from 'node:fs/promises';
-
-export const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
+import { freePort } from '@stockflow/testing';
 
 /** Whether `port` can be listened on at 127.0.0.1 now. */
 const bindable = (port: number) =>
