@@ -77,7 +77,7 @@ const neverSent = ({ code, syscall }: CodedError): boolean =>
   (typeof code === 'string' && NOT_CONNECTED.has(code) && (syscall === 'connect' || syscall === 'getaddrinfo'));
 
 /** A request to a service that failed with `error` and no answer: never sent (unreachable) or perhaps acted on (unknown). */
-export const failureOfError = (error: unknown): ServiceFailure => (chain(error).some(neverSent) ? 'unreachable' : 'unknown');
+export const failureOfError = (error: unknown): 'unreachable' | 'unknown' => (chain(error).some(neverSent) ? 'unreachable' : 'unknown');
 
 /**
  * Whether `error` came of a service's connection failing under its answer (a subscription's stream

@@ -103,7 +103,6 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
             if (settled) return false;
             status = statusCode;
             resume = resumeReading;
-            call.answered(statusCode);
             erred = statusCode >= 400;
             const passed: Record<string, string> = {};
             let draining = false;
@@ -112,6 +111,7 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
               if (PASSED_BACK.has(name)) passed[name] = String(rawHeaders[i + 1]);
               else if (name === DRAINING_HEADER) draining = true;
             }
+            call.answered(statusCode, draining);
             const failure = failureOfStatus(statusCode, draining);
             if (failure) {
               // Answered at once, without waiting for (or reading) a body that is not the service's.
@@ -149,8 +149,9 @@ export function subgraphForwarder(urls: Record<string, string>, observe: ReturnT
               res.destroy();
               return settle(true);
             }
-            call.unreachable(error);
-            answerFailure(res, logger, subgraph, failureOfError(error), 502, {}, error);
+            const failure = failureOfError(error);
+            call.failed(failure, error);
+            answerFailure(res, logger, subgraph, failure, 502, {}, error);
             settle(true);
           },
         };

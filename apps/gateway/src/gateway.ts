@@ -211,7 +211,10 @@ export async function startGateway(
     if (!failure) return mask(new GraphQLError(failed.message, { path, originalError: cause })) as GraphQLError;
     const subgraph = serviceOf(failed);
     // Given up because its client left: nobody reads the answer, and the service did nothing wrong.
-    if (!abandoned(failed)) logger.warn({ err: cause, subgraph, path: path?.join('.'), status }, failureLog(failure));
+    if (!abandoned(failed)) {
+      logger.warn({ err: cause, subgraph, path: path?.join('.'), status }, failureLog(failure));
+      if (failure === 'lost') observe.cut(subgraph);
+    }
     const { message, extensions } = failureError(failure, subgraph);
     return new GraphQLError(message, { path, extensions });
   };

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayPlugin } from '@graphql-hive/gateway-runtime';
 import type { AsyncFetchFn } from '@graphql-tools/executor-http';
 import { getOperationAST, type DocumentNode, type OperationDefinitionNode } from 'graphql';
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import {
   formatTraceparent,
   graphqlRequestDuration,
@@ -12,6 +12,8 @@ import {
   type ServedRequest,
   type Tracing,
 } from '@stockflow/observability';
+import { DRAINING_HEADER } from '@stockflow/platform';
+import { failureOfError, failureOfStatus, type ServiceFailure } from './failures.ts';
 
 /**
  * The gateway's Prometheus metrics, served at its /metrics. Requests carry the services' metric
@@ -28,9 +30,15 @@ export function createGatewayMetrics() {
     requestDuration: graphqlRequestDuration(registers),
     subgraphDuration: new Histogram({
       name: 'stockflow_gateway_subgraph_request_duration_seconds',
-      help: "The gateway's requests to the services, by subgraph (orders, inventory) and outcome (ok; error: an HTTP error status; unreachable: no answer; cancelled: given up, the client having left), until the answer starts.",
+      help: "The gateway's requests to the services, by subgraph (orders, inventory) and outcome, until the answer starts: ok; error: the service's own HTTP error status; unreachable: it never reached a service that could act on it (refused, or a draining instance's 503); unknown: no answer, or a 502-504 from what stands in front of it, so it may have been acted on; cancelled: given up, the client having left.",
       labelNames: ['subgraph', 'outcome'] as const,
       buckets: REQUEST_SECONDS_BUCKETS,
+      registers,
+    }),
+    subgraphStreamsCut: new Counter({
+      name: 'stockflow_gateway_subgraph_streams_cut_total',
+      help: "Subscription streams from a service cut mid-way (the subscriber was told the service stopped answering), by subgraph; the stream's request counted ok when it began.",
+      labelNames: ['subgraph'] as const,
       registers,
     }),
   };
@@ -118,8 +126,9 @@ export function gatewayObservability(options: { tracing: Tracing | undefined; me
       const stop = metrics.subgraphDuration.startTimer({ subgraph });
       return {
         traceparent: span ? formatTraceparent(span.trace) : request.client,
-        answered(status: number) {
-          stop({ outcome: status >= 400 ? 'error' : 'ok' });
+        /** `draining`: the answer carries DRAINING_HEADER (a 503 of an instance that refused it unread). */
+        answered(status: number, draining: boolean) {
+          stop({ outcome: failureOfStatus(status, draining) ?? (status >= 400 ? 'error' : 'ok') });
           span?.answered(status);
         },
         /** Given up because the client left or the gateway is closing: the service did nothing wrong. */
@@ -127,11 +136,17 @@ export function gatewayObservability(options: { tracing: Tracing | undefined; me
           stop({ outcome: 'cancelled' });
           span?.cancelled();
         },
-        unreachable(error: unknown) {
-          stop({ outcome: 'unreachable' });
+        /** No answer came: `failure` says whether the request may have reached the service. */
+        failed(failure: Exclude<ServiceFailure, 'lost'>, error: unknown) {
+          stop({ outcome: failure });
           span?.failed(error);
         },
       };
+    },
+
+    /** Counts a subscription stream from `subgraph` cut mid-way (its request was counted when the stream began). */
+    cut(subgraph: string | undefined): void {
+      metrics.subgraphStreamsCut.inc({ subgraph: subgraph ?? 'unknown' });
     },
 
     /** The fetch of `subgraph`'s executor in the runtime: each request a `call`. */
@@ -143,13 +158,13 @@ export function gatewayObservability(options: { tracing: Tracing | undefined; me
         const sent = call.traceparent ? { ...init, headers: { ...headers, [TRACEPARENT_HEADER]: call.traceparent } } : init;
         try {
           const response = await fetch(url, sent, context, info);
-          call.answered(response.status);
+          call.answered(response.status, response.headers.has(DRAINING_HEADER));
           return response;
         } catch (error) {
           // Aborted because the client left (upstreamCancellation) or the gateway is closing. (The
           // gateway sets no timeout on its requests to the services.)
           if (init?.signal?.aborted) call.cancelled();
-          else call.unreachable(error);
+          else call.failed(failureOfError(error), error);
           throw error;
         }
       };

@@ -36,11 +36,25 @@ const UNREACHABLE = {
   message: 'The inventory service could not be reached.',
   code: 'SUBGRAPH_UNREACHABLE',
   log: 'a service could not be reached',
+  /** The subgraph request's outcome in the gateway's metrics. */
+  outcome: 'unreachable',
 };
 const UNKNOWN = {
   message: 'The inventory service did not answer; whether the request took effect is not known.',
   code: 'SUBGRAPH_OUTCOME_UNKNOWN',
   log: 'a service did not answer',
+  outcome: 'unknown',
+};
+
+/** The gateway's requests to `subgraph` counted with each outcome, from its /metrics. */
+const subgraphOutcomes = async (port: number, subgraph: string) => {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const counts: Record<string, number> = {};
+  for (const outcome of ['ok', 'error', 'unreachable', 'unknown', 'cancelled']) {
+    const n = metricSum(text, 'stockflow_gateway_subgraph_request_duration_seconds_count', { subgraph, outcome });
+    if (n > 0) counts[outcome] = n;
+  }
+  return counts;
 };
 
 const ORDER_WITH_PRODUCTS =
@@ -191,17 +205,19 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
         const id = created.id;
         const client = graphqlClient(`http://127.0.0.1:${watched.port}/graphql`, { token: tokens.alice });
         const answer = await client.request('query($id: ID!) { order(id: $id) { id items { product { name } } } }', { id });
-        return { id, answer, logged: lines.filter((l) => (l.level as number) >= 40) };
+        const outcomes = await subgraphOutcomes(watched.port, 'inventory');
+        return { id, answer, outcomes, logged: lines.filter((l) => (l.level as number) >= 40) };
       } finally {
         await watched.close();
       }
     };
 
-    it('answers a service it cannot reach as SUBGRAPH_UNREACHABLE for the products, with the order, and logs it once', async () => {
+    it('answers a service it cannot reach as SUBGRAPH_UNREACHABLE for the products, with the order, logs it once and counts it unreachable', async () => {
       const deadPort = await freePort();
       // By name, as the default settings name the services: Node tries each address localhost has.
-      const { id, answer, logged } = await joinThrough(`http://localhost:${deadPort}/graphql`);
+      const { id, answer, outcomes, logged } = await joinThrough(`http://localhost:${deadPort}/graphql`);
       expect(answer.data).toEqual({ order: { id, items: [{ product: null }, { product: null }] } });
+      expect(outcomes).toEqual({ unreachable: 1 });
       // One error per line, at the runtime's path for the field (it names no list index).
       const unreachable = {
         message: 'The inventory service could not be reached.',
@@ -251,31 +267,38 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     it.each([
       [503, 'as a draining one does, as SUBGRAPH_UNREACHABLE', { [DRAINING_HEADER]: 'true' }, UNREACHABLE],
       [504, 'as a load balancer does that timed out on it, as SUBGRAPH_OUTCOME_UNKNOWN', {}, UNKNOWN],
-    ] as const)('answers a service refusing the request with %i, %s, and logs it once', async (status, _as, marked, expected) => {
-      // What a service answers a request arriving on a kept-alive connection once it has begun to drain (createDrainingServer).
-      const refusing = createServer((req, res) => {
-        req.resume();
-        res.writeHead(status, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1', ...marked });
-        res.end(JSON.stringify({ status: 'shutting down' }));
-      });
-      await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
-      try {
-        const { id, answer, logged } = await joinThrough(`http://127.0.0.1:${(refusing.address() as AddressInfo).port}/graphql`);
-        expect(answer.data).toEqual({ order: { id, items: [{ product: null }, { product: null }] } });
-        const error = {
-          message: expected.message,
-          path: ['order', 'items', 'product'],
-          extensions: { code: expected.code, subgraph: 'inventory' },
-        };
-        expect(answer.errors).toEqual([error, error]);
-        expect(JSON.stringify(answer)).not.toMatch(/shutting down|_entities|127\.0\.0\.1/);
-        expect(logged).toHaveLength(1);
-        expect(logged[0]).toMatchObject({ level: 40, msg: expected.log, subgraph: 'inventory', status });
-        expect(JSON.stringify(logged[0]?.err)).toMatch(/shutting down/);
-      } finally {
-        await new Promise((resolve) => refusing.close(resolve));
-      }
-    });
+    ] as const)(
+      'answers a service refusing the request with %i, %s, logs it once and counts it as the client was told',
+      async (status, _as, marked, expected) => {
+        // What a service answers a request arriving on a kept-alive connection once it has begun to drain (createDrainingServer).
+        const refusing = createServer((req, res) => {
+          req.resume();
+          res.writeHead(status, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1', ...marked });
+          res.end(JSON.stringify({ status: 'shutting down' }));
+        });
+        await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+        try {
+          const { id, answer, outcomes, logged } = await joinThrough(
+            `http://127.0.0.1:${(refusing.address() as AddressInfo).port}/graphql`,
+          );
+          expect(answer.data).toEqual({ order: { id, items: [{ product: null }, { product: null }] } });
+          // One request for both lines, counted as what the client was told.
+          expect(outcomes).toEqual({ [expected.outcome]: 1 });
+          const error = {
+            message: expected.message,
+            path: ['order', 'items', 'product'],
+            extensions: { code: expected.code, subgraph: 'inventory' },
+          };
+          expect(answer.errors).toEqual([error, error]);
+          expect(JSON.stringify(answer)).not.toMatch(/shutting down|_entities|127\.0\.0\.1/);
+          expect(logged).toHaveLength(1);
+          expect(logged[0]).toMatchObject({ level: 40, msg: expected.log, subgraph: 'inventory', status });
+          expect(JSON.stringify(logged[0]?.err)).toMatch(/shutting down/);
+        } finally {
+          await new Promise((resolve) => refusing.close(resolve));
+        }
+      },
+    );
   });
 
   it('forwards an operation one service answers whole to it as the client sent it, and passes its answer back as it came', async () => {
@@ -320,7 +343,12 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
           body: JSON.stringify({ query: '{ products(first: 1) { nodes { name } } }' }),
           signal: AbortSignal.timeout(10_000),
         });
-        return { res, body: (await res.json()) as unknown, logged: lines.filter((l) => (l.level as number) >= 40) };
+        return {
+          res,
+          body: (await res.json()) as unknown,
+          outcomes: await subgraphOutcomes(forwarding.port, 'inventory'),
+          logged: lines.filter((l) => (l.level as number) >= 40),
+        };
       } finally {
         await forwarding.close();
       }
@@ -366,15 +394,16 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
         UNKNOWN,
       ],
     ] as const)(
-      'answers %i from %s with that status and its own error, at once, none of the body, and logs it once',
+      'answers %i from %s with that status and its own error, at once, none of the body, logs it once and counts it as the client was told',
       async (status, _who, headers, body, expected) => {
         // The body is begun and never ended: the answer must not wait for it.
         const standIn = createServer((req, res) => {
           req.resume();
           res.writeHead(status, headers).write(body);
         });
-        const { res, body: answer, logged } = await forwardToStandIn(standIn);
+        const { res, body: answer, outcomes, logged } = await forwardToStandIn(standIn);
         expect(res.status).toBe(status);
+        expect(outcomes).toEqual({ [expected.outcome]: 1 });
         expect(res.headers.get('content-type')).toMatch(/^application\/json/);
         expect(res.headers.get('retry-after')).toBe((headers as Record<string, string>)['retry-after'] ?? null);
         expect(answer).toEqual({ errors: [{ message: expected.message, extensions: { code: expected.code, subgraph: 'inventory' } }] });
@@ -383,17 +412,19 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
       },
     );
 
-    it('answers a connection dropped under the request as SUBGRAPH_OUTCOME_UNKNOWN (502): it may have been acted on', async () => {
+    it('answers a connection dropped under the request as SUBGRAPH_OUTCOME_UNKNOWN (502), counted unknown: it may have been acted on', async () => {
       const standIn = createServer((req) => req.socket.destroy());
-      const { res, body: answer, logged } = await forwardToStandIn(standIn);
+      const { res, body: answer, outcomes, logged } = await forwardToStandIn(standIn);
       expect(res.status).toBe(502);
+      expect(outcomes).toEqual({ unknown: 1 });
       expect(answer).toEqual({ errors: [{ message: UNKNOWN.message, extensions: { code: UNKNOWN.code, subgraph: 'inventory' } }] });
       expect(logged).toMatchObject([{ level: 40, msg: UNKNOWN.log, subgraph: 'inventory' }]);
     });
 
-    it('answers a connection refused as SUBGRAPH_UNREACHABLE (502): nothing was sent', async () => {
-      const { res, body: answer, logged } = await forwardTo(`http://127.0.0.1:${await freePort()}/graphql`);
+    it('answers a connection refused as SUBGRAPH_UNREACHABLE (502), counted unreachable: nothing was sent', async () => {
+      const { res, body: answer, outcomes, logged } = await forwardTo(`http://127.0.0.1:${await freePort()}/graphql`);
       expect(res.status).toBe(502);
+      expect(outcomes).toEqual({ unreachable: 1 });
       expect(answer).toEqual({
         errors: [{ message: UNREACHABLE.message, extensions: { code: UNREACHABLE.code, subgraph: 'inventory' } }],
       });
@@ -462,7 +493,7 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
     expect(read(joined.errors)).toEqual(read(direct.errors));
   });
 
-  it('tells a subscriber whose Order Service stream is cut mid-way that the service stopped answering, without the connection error, and logs it once', async () => {
+  it('tells a subscriber whose Order Service stream is cut mid-way that the service stopped answering, without the connection error, logs it once and counts the cut stream', async () => {
     const proxy = await startTcpProxy({ host: '127.0.0.1', port: orders.port });
     const lines: Record<string, unknown>[] = [];
     const watched = await gatewayWith({ ORDERS_URL: `http://127.0.0.1:${proxy.port}/graphql` }, capturingLogger('gateway', lines));
@@ -491,6 +522,8 @@ describe.skipIf(servicesUnavailable)('the gateway: one graph over both services'
       const logged = lines.filter((l) => (l.level as number) >= 40);
       expect(logged).toHaveLength(1);
       expect(logged[0]).toMatchObject({ level: 40, msg: "a service's answer was cut off", subgraph: 'orders' });
+      const metrics = await (await fetch(`http://127.0.0.1:${watched.port}/metrics`)).text();
+      expect(metricSum(metrics, 'stockflow_gateway_subgraph_streams_cut_total', { subgraph: 'orders' })).toBe(1);
     } finally {
       sub.close();
       await watched.close();
