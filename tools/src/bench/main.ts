@@ -85,17 +85,25 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
     stopping = Date.now();
     process.stderr.write(`\n${signal}: closing the platforms started...\n`);
     const all = [...started.map(({ platform }) => platform), ...(launching ? [launching] : [])];
-    void Promise.allSettled(all.map(async (platform) => close(await platform))).finally(() => process.exit(code));
+    void Promise.allSettled(all.map(async (platform) => close(await platform))).then((closed) => {
+      for (const c of closed)
+        if (c.status === 'rejected')
+          process.stderr.write(`closing a platform failed, what it left must be removed by hand: ${String(c.reason)}\n`);
+      process.exit(code);
+    });
     // A service that hangs in its shutdown must not hold the bench forever.
     setTimeout(() => {
       process.stderr.write(`closing took over ${CLOSE_GIVE_UP_MS / 1_000} s: exiting; what was left must be removed by hand\n`);
       process.exit(code);
     }, CLOSE_GIVE_UP_MS);
   });
+/** Stopped meanwhile: nothing more is started or measured against the platforms being closed. */
+const unlessStopped = () => {
+  if (stopping !== undefined) throw new Error('stopped by a signal');
+};
 try {
   for (const config of args.only) {
-    // Stopped meanwhile: the platforms it is closing are all there will be.
-    if (stopping !== undefined) break;
+    unlessStopped();
     process.stderr.write(`\n== starting ${config}\n`);
     launching = launch(config, fronts);
     const platform = await launching;
@@ -122,6 +130,7 @@ try {
     // checkpoint of the tables it had just written.
     const turn = started.map((_, i) => started[(i + round - 1) % started.length] as (typeof started)[number]);
     for (const { config, platform } of turn) {
+      unlessStopped();
       process.stderr.write(`\n== ${config}${args.repeat > 1 ? `, round ${round}` : ''}\n`);
       // Warm again after idling through the others' turns: the first scenario of a turn costs the
       // services more CPU per order than the ones after it, and this narrows the difference
@@ -129,6 +138,7 @@ try {
       if (args.warmup > 0) await warm(platform, Math.min(args.warmup, REWARM_ORDERS), 're-warm');
       // The embedded platform runs no gateway process.
       for (const scenario of chosen(round).filter((s) => !s.via || platform.fronts)) {
+        unlessStopped();
         process.stderr.write(`   ${scenario.name}...\n`);
         await settle();
         // Timed and counted without the audit (it reads every order and product); audited after.
@@ -154,6 +164,7 @@ try {
         loads.get(config)?.get(scenario.name)?.push({ report, rss, cpuPerOrder });
       }
       if (args.scenarios.includes('joined') && platform.fronts) {
+        unlessStopped();
         process.stderr.write(`   joined via the gateway, ${args.orders} requests...\n`);
         await settle();
         const [result, rss] = await peakRss(platform, () => joined(platform, args.orders), 'gateway');
@@ -164,6 +175,7 @@ try {
       }
       // The embedded platform has no broker to queue a backlog in.
       for (const backlog of platform.amqpUrl ? chosenBacklogs : []) {
+        unlessStopped();
         process.stderr.write(`   backlog drain, ${backlog.name}...\n`);
         const [result, rss] = await peakRss(platform, () => backlogDrain(platform, args.backlog, backlog));
         if (result) {
@@ -172,6 +184,7 @@ try {
         }
       }
       if (args.scenarios.includes('expiry') && platform.ordersDatabaseUrl) {
+        unlessStopped();
         process.stderr.write(`   expiry, ${args.orders} holds due at once...\n`);
         const [result, rss] = await peakRss(platform, () => expiry(platform, args.orders));
         if (result) {
@@ -196,10 +209,16 @@ try {
     const expired = expiries.get(config) ?? [];
     if (expired.length > 0) rows.push(expiryRow(config, expired));
   }
+} catch (error) {
+  if (stopping === undefined) throw error;
+  // Stopped: a scenario cut short by the platforms' closing is no failure to report.
 } finally {
   // Every one closed, even when closing another fails.
   await Promise.allSettled(started.map(({ platform }) => close(platform)));
 }
+// Stopped: no table of a run cut short; the signal's handler exits with its code (130, 143) once
+// what it closes is closed.
+if (stopping !== undefined) await new Promise(() => undefined);
 
 console.log(`\n${renderTable(rows)}\n`);
 await mkdir(path.join(repoRoot, 'bench-results'), { recursive: true });
