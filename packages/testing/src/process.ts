@@ -7,7 +7,7 @@ export interface ServiceProcess {
   child: ChildProcess;
   port: number;
   output(): string;
-  /** Sends a signal and waits for the process to exit. */
+  /** Sends a signal (SIGTERM by default) and waits for the process to exit, killing it after STOP_GRACE_MS (stopChild). */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -57,6 +57,24 @@ export const runnableCommand = (name: Runnable): [string, string[]] => [
 /** Builds the bundles the service processes run (`npm run build`). */
 export function buildRunnables(): void {
   execFileSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'tools', 'src', 'build.ts')], { cwd: repoRoot, stdio: 'pipe' });
+}
+
+/**
+ * Longest a process is given to exit after its signal before it is killed: the services' own
+ * shutdown gives up at SHUTDOWN_TIMEOUT_MS (10 s by default), so one still there long after hangs.
+ */
+export const STOP_GRACE_MS = 30_000;
+
+/**
+ * Sends `signal` to `child` unless it has exited, and resolves with its exit code once it has; a
+ * child still there after `graceMs` is killed (SIGKILL, its code then null), never left behind.
+ */
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = STOP_GRACE_MS): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill(signal);
+  const killer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  return exited.finally(() => clearTimeout(killer));
 }
 
 /**
@@ -112,7 +130,7 @@ export async function startProcess(
     port,
     output: () => log,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await stopChild(child, signal);
       return exited;
     },
   };

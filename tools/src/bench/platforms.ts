@@ -17,6 +17,7 @@ import {
   runnableCommand,
   startProcess,
   startServiceProcess,
+  stopChild,
   type ServiceProcess,
 } from '@stockflow/testing';
 import type { Configuration } from './cli.ts';
@@ -92,7 +93,12 @@ async function embedded(): Promise<Platform> {
   child.stderr.on('data', (c: Buffer) => (out += c.toString()));
   const deadline = Date.now() + 90_000;
   while (!out.includes('Stockflow is running')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`embedded platform did not start:\n${out}`);
+    if (Date.now() > deadline || child.exitCode !== null) {
+      // Neither the process nor its data is left behind: nobody gets a handle to remove them.
+      await stopChild(child, 'SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+      throw new Error(`embedded platform did not start:\n${out}`);
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
   return {
@@ -102,11 +108,7 @@ async function embedded(): Promise<Platform> {
     pids: () => [child.pid as number],
     servicePids: () => ({ platform: [child.pid as number] }),
     async close() {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await exited;
-      }
+      await stopChild(child);
       await rm(dir, { recursive: true, force: true });
     },
   };
