@@ -254,6 +254,27 @@ describe('Kubernetes manifests', async () => {
     }
   });
 
+  it('scales the Order Service and the gateway on CPU, before they saturate', () => {
+    const scaled = documents
+      .filter((d) => d.object.kind === 'HorizontalPodAutoscaler')
+      .map(
+        (d) =>
+          d.object as unknown as {
+            spec: {
+              scaleTargetRef: { name: string };
+              minReplicas: number;
+              metrics: { resource: { name: string; target: { averageUtilization: number } } }[];
+            };
+          },
+      );
+    expect(scaled.map((h) => h.spec.scaleTargetRef.name).sort()).toEqual(['gateway', 'orders']);
+    for (const hpa of scaled) {
+      expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(2);
+      expect(hpa.spec.metrics[0]?.resource.name).toBe('cpu');
+      expect(hpa.spec.metrics[0]?.resource.target.averageUtilization).toBeLessThan(100);
+    }
+  });
+
   it('scales the Inventory Service on the depth of the queue it consumes', () => {
     const scaled = documents.find((d) => d.object.kind === 'ScaledObject')?.object as unknown as {
       spec: { scaleTargetRef: { name: string }; triggers: { type: string; metadata: { queueName: string } }[] };

@@ -1,4 +1,4 @@
-export { runLoad, type LoadOptions, type LoadReport, type PaymentsReport, type Progress } from './load.ts';
+export { OPEN_CONNECTION, runLoad, type LoadOptions, type LoadReport, type PaymentsReport, type Progress } from './load.ts';
 export { stockAt } from './catalog.ts';
 export { auditPlatform, auditQueries, type AuditReport } from './audit.ts';
 export { httpPipe } from './http-pipe.ts';
