@@ -179,7 +179,8 @@ export async function startGateway(
   const supergraph = await readFile(config.SUPERGRAPH_PATH, 'utf8');
   const supergraphDocument = parse(supergraph);
   const tracing = await startTracing('gateway', logger);
-  const metrics = createGatewayMetrics();
+  const services = { orders: config.ORDERS_URL, inventory: config.INVENTORY_URL };
+  const metrics = createGatewayMetrics(Object.keys(services));
   const observe = gatewayObservability({ tracing, metrics });
   const graphiql = graphiqlEnabled(config);
   const limits = graphqlLimits(config);
@@ -213,7 +214,7 @@ export async function startGateway(
     // Given up because its client left: nobody reads the answer, and the service did nothing wrong.
     if (!abandoned(failed)) {
       logger.warn({ err: cause, subgraph, path: path?.join('.'), status }, failureLog(failure));
-      if (failure === 'lost') observe.cut(subgraph);
+      if (failure === 'lost' && subgraph) observe.cut(subgraph);
     }
     const { message, extensions } = failureError(failure, subgraph);
     return new GraphQLError(message, { path, extensions });
@@ -283,7 +284,7 @@ export async function startGateway(
   // What the clients may ask (the supergraph without what is @inaccessible or federation's own).
   const prepare = documentPreparer(buildASTSchema(transformSupergraphToPublicSchema(supergraphDocument)), limits);
   const route = subgraphRouter(supergraphDocument);
-  const forwarder = subgraphForwarder({ orders: config.ORDERS_URL, inventory: config.INVENTORY_URL }, observe, logger);
+  const forwarder = subgraphForwarder(services, observe, logger);
 
   /**
    * An ordinary request (a query or mutation POSTed as JSON, asking for JSON) that one service can

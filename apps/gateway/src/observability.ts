@@ -15,22 +15,27 @@ import {
 import { DRAINING_HEADER } from '@stockflow/platform';
 import { failureOfError, failureOfStatus, type ServiceFailure } from './failures.ts';
 
+/** What a request to a service is counted as (subgraphDuration's `outcome`). */
+const SUBGRAPH_OUTCOMES = ['ok', 'error', 'draining', 'unreachable', 'unknown', 'cancelled'] as const;
+
 /**
  * The gateway's Prometheus metrics, served at its /metrics. Requests carry the services' metric
  * and labels (`service="gateway"` tells them apart), so the dashboards and alerts that read a
  * service's requests read the gateway's the same way; its subgraph requests are its own.
+ * `subgraphs` (the services' names in the supergraph) have their series from the start, at zero:
+ * a series born at its first failure is already at 1, and rate() never sees that first one.
  */
-export function createGatewayMetrics() {
+export function createGatewayMetrics(subgraphs: readonly string[] = []) {
   const registry = new Registry();
   registry.setDefaultLabels({ service: 'gateway' });
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
-  return {
+  const metrics = {
     registry,
     requestDuration: graphqlRequestDuration(registers),
     subgraphDuration: new Histogram({
       name: 'stockflow_gateway_subgraph_request_duration_seconds',
-      help: "The gateway's requests to the services, by subgraph (orders, inventory) and outcome, until the answer starts: ok; error: the service's own HTTP error status; unreachable: it never reached a service that could act on it (refused, or a draining instance's 503); unknown: no answer, or a 502-504 from what stands in front of it, so it may have been acted on; cancelled: given up, the client having left.",
+      help: "The gateway's requests to the services, by subgraph (orders, inventory) and outcome, until the answer starts: ok; error: the service's own HTTP error status; draining: an instance shutting down refused it unread (a rolling update, a scale-down); unreachable: the connection was refused; unknown: no answer, or a 502-504 from what stands in front of the service, so it may have been acted on; cancelled: given up, the client having left. A body cut after the answer started is not counted here.",
       labelNames: ['subgraph', 'outcome'] as const,
       buckets: REQUEST_SECONDS_BUCKETS,
       registers,
@@ -42,6 +47,11 @@ export function createGatewayMetrics() {
       registers,
     }),
   };
+  for (const subgraph of subgraphs) {
+    for (const outcome of SUBGRAPH_OUTCOMES) metrics.subgraphDuration.zero({ subgraph, outcome });
+    metrics.subgraphStreamsCut.inc({ subgraph }, 0);
+  }
+  return metrics;
 }
 
 export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;
@@ -128,7 +138,10 @@ export function gatewayObservability(options: { tracing: Tracing | undefined; me
         traceparent: span ? formatTraceparent(span.trace) : request.client,
         /** `draining`: the answer carries DRAINING_HEADER (a 503 of an instance that refused it unread). */
         answered(status: number, draining: boolean) {
-          stop({ outcome: failureOfStatus(status, draining) ?? (status >= 400 ? 'error' : 'ok') });
+          const failure = failureOfStatus(status, draining);
+          // A draining instance's refusal (told SUBGRAPH_UNREACHABLE) is routine in a rolling update
+          // or a scale-down: counted apart, so that the unreachable alert does not page for it.
+          stop({ outcome: failure === 'unreachable' ? 'draining' : (failure ?? (status >= 400 ? 'error' : 'ok')) });
           span?.answered(status);
         },
         /** Given up because the client left or the gateway is closing: the service did nothing wrong. */
@@ -145,8 +158,8 @@ export function gatewayObservability(options: { tracing: Tracing | undefined; me
     },
 
     /** Counts a subscription stream from `subgraph` cut mid-way (its request was counted when the stream began). */
-    cut(subgraph: string | undefined): void {
-      metrics.subgraphStreamsCut.inc({ subgraph: subgraph ?? 'unknown' });
+    cut(subgraph: string): void {
+      metrics.subgraphStreamsCut.inc({ subgraph });
     },
 
     /** The fetch of `subgraph`'s executor in the runtime: each request a `call`. */

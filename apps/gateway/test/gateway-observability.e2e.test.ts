@@ -185,6 +185,32 @@ describe.skipIf(servicesUnavailable)('the gateway, traced and measured', () => {
     expect(metricSum(after, 'process_cpu_seconds_total', { service: 'gateway' })).toBeGreaterThan(0);
   });
 
+  it("has each service's failure series from its start, at zero: an alert's rate() sees the first failure", async () => {
+    const fresh = await startGateway(
+      gatewayConfig(`http://127.0.0.1:${await freePort()}/graphql`, `http://127.0.0.1:${await freePort()}/graphql`),
+      logger,
+    );
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${fresh.port}/metrics`)).text();
+      /** The values of `metric`'s samples that carry every one of `labels`. */
+      const samples = (metric: string, labels: Record<string, string>) =>
+        text
+          .split('\n')
+          .filter((line) => line.startsWith(`${metric}{`) && Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
+          .map((line) => line.slice(line.lastIndexOf(' ') + 1));
+      for (const subgraph of ['orders', 'inventory']) {
+        for (const outcome of ['draining', 'unreachable', 'unknown'])
+          expect(
+            samples('stockflow_gateway_subgraph_request_duration_seconds_count', { subgraph, outcome }),
+            `${subgraph} ${outcome}`,
+          ).toEqual(['0']);
+        expect(samples('stockflow_gateway_subgraph_streams_cut_total', { subgraph }), subgraph).toEqual(['0']);
+      }
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('counts a subgraph that does not answer as unreachable, and the request as an error', async () => {
     const deadPort = await freePort();
     const orders = running[1] as RunningService;
@@ -250,6 +276,7 @@ describe.skipIf(servicesUnavailable)('the gateway, traced and measured', () => {
         (t) => count(t, 'cancelled') === 1,
       );
       expect(count(text, 'unreachable')).toBe(0);
+      expect(count(text, 'unknown')).toBe(0);
       const [call] = await eventually(
         () => Promise.resolve(receiver.spans.filter((s) => s.kind === SPAN_KIND.client && s.attributes['server.port'] === slowPort)),
         (spans) => spans.length === 1,
