@@ -215,15 +215,15 @@ describe('Kubernetes manifests', async () => {
     }
   });
 
-  it('probes /health and /ready, limits resources, and keeps a disruption budget for each service and the gateway', () => {
+  it('probes /health and /ready with more than the default 1 s to answer, limits resources, and keeps a disruption budget for each service and the gateway', () => {
     for (const service of [...SERVICES, 'gateway']) {
       const deployment = documents.find((d) => d.object.kind === 'Deployment' && d.object.metadata.name === service)?.object as unknown as {
         spec: {
           template: {
             spec: {
               containers: {
-                livenessProbe: { httpGet: { path: string } };
-                readinessProbe: { httpGet: { path: string } };
+                livenessProbe: { httpGet: { path: string }; timeoutSeconds?: number };
+                readinessProbe: { httpGet: { path: string }; timeoutSeconds?: number };
                 resources: { limits: Record<string, string> };
               }[];
             };
@@ -233,6 +233,9 @@ describe('Kubernetes manifests', async () => {
       const [container] = deployment.spec.template.spec.containers;
       expect(container?.livenessProbe.httpGet.path).toBe('/health');
       expect(container?.readinessProbe.httpGet.path).toBe('/ready');
+      // A new connection waits at an instance at full CPU: a busy one must not be taken for dead.
+      expect(container?.livenessProbe.timeoutSeconds).toBeGreaterThanOrEqual(5);
+      expect(container?.readinessProbe.timeoutSeconds).toBeGreaterThanOrEqual(5);
       expect(Object.keys(container?.resources.limits ?? {}).sort()).toEqual(['cpu', 'memory']);
       expect(documents.some((d) => d.object.kind === 'PodDisruptionBudget' && d.object.metadata.name === service)).toBe(true);
     }
@@ -254,7 +257,7 @@ describe('Kubernetes manifests', async () => {
     }
   });
 
-  it('scales the Order Service and the gateway on CPU, before they saturate', () => {
+  it('scales the Order Service and the gateway on CPU, below their CPU request', () => {
     const scaled = documents
       .filter((d) => d.object.kind === 'HorizontalPodAutoscaler')
       .map(
@@ -268,6 +271,13 @@ describe('Kubernetes manifests', async () => {
           },
       );
     expect(scaled.map((h) => h.spec.scaleTargetRef.name).sort()).toEqual(['gateway', 'orders']);
+    // The autoscalers own the replica counts (KEDA the inventory's): a Deployment that set one would have it put back by every apply.
+    for (const name of ['gateway', 'orders', 'inventory']) {
+      const deployment = documents.find((d) => d.object.kind === 'Deployment' && d.object.metadata.name === name)?.object as unknown as {
+        spec: { replicas?: number };
+      };
+      expect(deployment.spec.replicas, name).toBeUndefined();
+    }
     for (const hpa of scaled) {
       expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(2);
       expect(hpa.spec.metrics[0]?.resource.name).toBe('cpu');
