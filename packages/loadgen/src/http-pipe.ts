@@ -39,19 +39,29 @@ class ConnectionSlot {
     socket.write(Buffer.concat([request.head, request.body]));
   }
 
+  /** Lets go of the connection; a request still waiting for its answer fails. */
   close(): void {
-    this.socket?.destroy();
+    const socket = this.socket;
     this.socket = undefined;
+    socket?.destroy();
+    this.buffer = Buffer.alloc(0);
+    const request = this.current;
+    this.current = undefined;
+    request?.reject(Object.assign(new Error('the connection was closed before the response'), { code: 'ECONNRESET' }));
   }
 
   private open(): Socket {
     const socket = connect({ host: this.host, port: this.port, noDelay: true });
     socket.on('data', (chunk: Buffer) => {
+      if (this.socket !== socket) return;
       this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
       this.parse();
     });
     const fail = (error: Error) => {
-      if (this.socket === socket) this.socket = undefined;
+      // A socket this slot has let go of (its error came first, or its answer said close): the
+      // slot may already carry the next request on a new socket, which this must not fail.
+      if (this.socket !== socket) return;
+      this.socket = undefined;
       this.buffer = Buffer.alloc(0);
       const request = this.current;
       this.current = undefined;
@@ -96,8 +106,10 @@ class ConnectionSlot {
       }
       body = Buffer.concat(chunks);
     } else {
-      request.reject(new Error(`unsupported response framing: ${head.split('\r\n')[0] ?? ''}`));
+      this.current = undefined;
       this.close();
+      request.reject(new Error(`unsupported response framing: ${head.split('\r\n')[0] ?? ''}`));
+      this.onIdle(this);
       return;
     }
     const text = body.toString('utf8');
@@ -111,6 +123,7 @@ class ConnectionSlot {
 
 /** POSTs JSON to one URL over at most `connections` kept-alive connections. */
 export function httpPipe(url: string, connections: number, token?: string) {
+  if (!Number.isInteger(connections) || connections < 1) throw new Error(`connections must be a whole number above 0, not ${connections}`);
   const target = new URL(url);
   if (target.protocol !== 'http:') throw new Error(`only http:// URLs are supported, not ${target.protocol}`);
   const host = target.hostname.replace(/^\[|\]$/g, '');

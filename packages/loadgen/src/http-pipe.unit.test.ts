@@ -46,6 +46,32 @@ describe('httpPipe', () => {
     pipe.close();
   });
 
+  it('sends the next request on a new connection once one is reset, and the reset one closing later fails nothing', async () => {
+    let requests = 0;
+    const server = createServer((req, res) => {
+      requests += 1;
+      // The first is cut with a reset: the client sees an error, then the socket's close a turn later.
+      if (requests === 1) return req.socket.resetAndDestroy();
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': 2 }).end('{}');
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const pipe = httpPipe(`http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`, 1);
+    // Sent again as soon as the first fails, as the load's workers do: before the reset socket's close.
+    const again = await pipe.post('{}').then(
+      () => 'answered',
+      () => pipe.post('{}'),
+    );
+    expect(again).toEqual({ status: 200, body: '{}' });
+    // The slot is idle once, not twice: two more requests go one after the other on it.
+    expect(await Promise.all([pipe.post('{}'), pipe.post('{}')])).toEqual([
+      { status: 200, body: '{}' },
+      { status: 200, body: '{}' },
+    ]);
+    pipe.close();
+  });
+
   it('refuses to open when the server does not answer 200', async () => {
     const server = createServer((req, res) => {
       req.resume();

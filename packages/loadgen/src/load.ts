@@ -42,6 +42,8 @@ export interface LoadOptions {
   payShare?: number | undefined;
   /** How long after seeing an order confirmed it is paid. */
   payAfterMs?: number | undefined;
+  /** Called once the catalog is ready and the connections open, right before the first order is sent. */
+  onStart?: (() => Promise<void> | void) | undefined;
 }
 
 /** What the payment behaviour did. */
@@ -214,13 +216,20 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
   const normal = catalog.all.slice(options.hot);
   const pick = (list: number[]) => list[randomInt(list.length)] as number;
 
+  // Every connection accepted before the clock starts (httpPipe's open says why).
+  try {
+    await intake.open(OPEN_CONNECTION);
+  } catch (error) {
+    intake.close();
+    throw error;
+  }
+  await options.onStart?.();
+
   const payShare = options.payShare ?? 0;
   const payAfterMs = options.payAfterMs ?? 0;
   // Only a run that pays follows its orders one by one: the others keep today's requests.
   const payments = payShare > 0 ? payer(orders, runId, payShare, payAfterMs, Math.min(options.concurrency, 100)) : undefined;
 
-  // Every connection accepted before the clock starts (httpPipe's open says why).
-  await intake.open(OPEN_CONNECTION);
   const start = Date.now();
   const startedAt = new Date(start).toISOString();
   const accepted: { id: string; at: number }[] = [];

@@ -60,8 +60,9 @@ export function buildRunnables(): void {
 }
 
 /**
- * Longest a process is given to exit after its signal before it is killed: the services' own
- * shutdown gives up at SHUTDOWN_TIMEOUT_MS (10 s by default), so one still there long after hangs.
+ * Longest a process is given to exit after its signal before it is killed: a service gives its
+ * work SHUTDOWN_TIMEOUT_MS (10 s by default) and exits at twice that at the latest, so one still
+ * there after 30 s with the default is taken to hang (its exit code is then null).
  */
 export const STOP_GRACE_MS = 30_000;
 

@@ -5,6 +5,9 @@ import { EVEN, load } from './load.ts';
 import { cpuMeter, perOrder } from './meters.ts';
 import type { Platform } from './platforms.ts';
 
+/** Connections opened one after another during the joined reads, each timed to its first answer. */
+const NEW_CONNECTIONS = 3;
+
 /** An order with its lines' products: the lines from the Order Service, the products from the Inventory Service. */
 const JOINED_QUERY = 'query($id: ID!) { order(id: $id) { id status items { productId quantity product { name availableStock } } } }';
 
@@ -14,8 +17,14 @@ export interface JoinedResult {
   orders: number;
   seconds: number;
   requestsPerSecond: number;
-  /** Each request's round trip as the load generator saw it. */
+  /** Each request's round trip as the load generator saw it, over the connections opened before the clock started. */
   latencyMs: Summary;
+  /**
+   * The first answer on a connection opened a third of the way in, while the gateway is at full
+   * CPU (the slowest of NEW_CONNECTIONS, one after another): what a client new to a saturated
+   * gateway waits, most of it in the accept queue (docs/decisions.md, "How the benchmark measures").
+   */
+  newConnectionMs: number;
   /** Answers that were not an order with every line's product, by error code. */
   errors: Record<string, number>;
   ok: boolean;
@@ -64,8 +73,26 @@ export async function joined(platform: Platform, requests: number, concurrency =
   let next = 0;
   const cpuSince = await cpuMeter(platform, 'gateway');
   const start = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
+  let newConnectionMs = 0;
+  const newConnections = async () => {
+    while (next < requests / 3) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < NEW_CONNECTIONS; i += 1) {
+      const fresh = httpPipe(gatewayUrl, 1, platform.token);
+      const sent = performance.now();
+      try {
+        const res = await fresh.post(JSON.stringify({ query: JOINED_QUERY, variables: { id: ids[i % ids.length] } }));
+        if (res.status !== 200) fail(`NEW_CONNECTION_HTTP_${res.status}`);
+        newConnectionMs = Math.max(newConnectionMs, performance.now() - sent);
+      } catch (error) {
+        fail(`NEW_CONNECTION_${(error as { code?: string }).code ?? 'NETWORK'}`);
+      } finally {
+        fresh.close();
+      }
+    }
+  };
+  await Promise.all([
+    newConnections(),
+    ...Array.from({ length: concurrency }, async () => {
       while (next < requests) {
         const id = ids[next % ids.length] as string;
         next += 1;
@@ -92,7 +119,7 @@ export async function joined(platform: Platform, requests: number, concurrency =
         }
       }
     }),
-  );
+  ]);
   const seconds = (performance.now() - start) / 1_000;
   const cpu = await cpuSince();
   pipe.close();
@@ -102,6 +129,7 @@ export async function joined(platform: Platform, requests: number, concurrency =
     seconds,
     requestsPerSecond: requests / seconds,
     latencyMs: summarize(latencies),
+    newConnectionMs,
     errors,
     ok: Object.keys(errors).length === 0,
     cpuPerRequest: perOrder(cpu, requests),

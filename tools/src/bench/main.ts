@@ -12,7 +12,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { auditPlatform } from '@stockflow/loadgen';
-import { buildRunnables, repoRoot } from '@stockflow/testing';
+import { buildRunnables, repoRoot, STOP_GRACE_MS } from '@stockflow/testing';
 import { parseBenchArgs, type Configuration } from './cli.ts';
 import { BACKLOGS, backlogDrain, type DrainResult } from './drain.ts';
 import { expiry, type ExpiryResult } from './expiry.ts';
@@ -45,6 +45,7 @@ const results: unknown[] = [];
  */
 async function warm(platform: Platform, orders: number, what: string): Promise<void> {
   for (const front of [undefined, ...(platform.fronts ? chosen(1).flatMap((s) => (s.via ? [s.via] : [])) : [])]) {
+    unlessStopped();
     const path = front ? `${front} ${what}` : what;
     process.stderr.write(`   ${path} (${orders} orders, not measured)...\n`);
     const run = await load(platform, { orders, audit: false, locations: args.locations }, front);
@@ -52,6 +53,7 @@ async function warm(platform: Platform, orders: number, what: string): Promise<v
   }
   if (!platform.fronts) return;
   if (args.scenarios.includes('joined')) {
+    unlessStopped();
     process.stderr.write(`   joined ${what} (${orders} requests, not measured)...\n`);
     const reads = await joined(platform, orders);
     if (!reads?.ok) throw new Error(`the joined ${what} failed: ${JSON.stringify(reads?.errors)}`);
@@ -71,8 +73,14 @@ const close = (platform: Platform): Promise<void> => {
 // Stopped (Ctrl-C, a timeout's SIGTERM): what the run started goes too, as at its end, instead of
 // leaving its processes, databases and vhosts behind. The signal comes twice (to the process group,
 // and relayed by tsx): the first closes, the others must not kill the process meanwhile.
-/** How long the platforms get to close once the run is stopped. */
-const CLOSE_GIVE_UP_MS = 60_000;
+/** How long the platforms get to close once the run is stopped: above STOP_GRACE_MS, after which a process that hangs is killed, and the drops after it. */
+const CLOSE_GIVE_UP_MS = STOP_GRACE_MS + 30_000;
+/** Says which platforms failed to close: what they made is left for a person to remove. */
+const reportClosing = (closed: PromiseSettledResult<void>[]) => {
+  for (const c of closed)
+    if (c.status === 'rejected')
+      process.stderr.write(`closing a platform failed, what it left must be removed by hand: ${String(c.reason)}\n`);
+};
 // A later signal, a person's rather than the relay, ends it at once if closing hangs.
 let stopping: number | undefined;
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
@@ -84,11 +92,13 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
     }
     stopping = Date.now();
     process.stderr.write(`\n${signal}: closing the platforms started...\n`);
-    const all = [...started.map(({ platform }) => platform), ...(launching ? [launching] : [])];
-    void Promise.allSettled(all.map(async (platform) => close(await platform))).then((closed) => {
-      for (const c of closed)
-        if (c.status === 'rejected')
-          process.stderr.write(`closing a platform failed, what it left must be removed by hand: ${String(c.reason)}\n`);
+    const closings = [
+      ...started.map(({ platform }) => close(platform)),
+      // A launch that fails undoes what it made itself: nothing of it is left to close.
+      ...(launching ? [launching.then(close, () => undefined)] : []),
+    ];
+    void Promise.allSettled(closings).then((closed) => {
+      reportClosing(closed);
       process.exit(code);
     });
     // A service that hangs in its shutdown must not hold the bench forever.
@@ -142,12 +152,15 @@ try {
         process.stderr.write(`   ${scenario.name}...\n`);
         await settle();
         // Timed and counted without the audit (it reads every order and product); audited after.
-        const cpuSince = await cpuMeter(platform, scenario.via);
+        // Counted from the load's start, as it is timed: not its catalog read nor its connections' opening.
+        let cpuSince: (() => Promise<Record<string, number>>) | undefined;
+        const onStart = async () => void (cpuSince = await cpuMeter(platform, scenario.via));
         const [unaudited, rss] = await peakRss(
           platform,
-          () => load(platform, { ...scenario.options, audit: false }, scenario.via),
+          () => load(platform, { ...scenario.options, audit: false, onStart }, scenario.via),
           scenario.via,
         );
+        if (!cpuSince) throw new Error(`${scenario.name} never started`);
         const cpu = await cpuSince();
         const audit = await auditPlatform({ orders: platform.ordersUrl, inventory: platform.inventoryUrl, token: platform.token });
         const report = { ...unaudited, audit, ok: unaudited.ok && audit.ok };
@@ -214,7 +227,7 @@ try {
   // Stopped: a scenario cut short by the platforms' closing is no failure to report.
 } finally {
   // Every one closed, even when closing another fails.
-  await Promise.allSettled(started.map(({ platform }) => close(platform)));
+  reportClosing(await Promise.allSettled(started.map(({ platform }) => close(platform))));
 }
 // Stopped: no table of a run cut short; the signal's handler exits with its code (130, 143) once
 // what it closes is closed.

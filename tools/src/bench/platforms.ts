@@ -93,7 +93,7 @@ async function embedded(): Promise<Platform> {
   child.stderr.on('data', (c: Buffer) => (out += c.toString()));
   const deadline = Date.now() + 90_000;
   while (!out.includes('Stockflow is running')) {
-    if (Date.now() > deadline || child.exitCode !== null) {
+    if (Date.now() > deadline || child.exitCode !== null || child.signalCode !== null) {
       // Neither the process nor its data is left behind: nobody gets a handle to remove them.
       await stopChild(child, 'SIGKILL');
       await rm(dir, { recursive: true, force: true });
@@ -226,8 +226,8 @@ async function distributed(
       },
       async close() {
         closed = true;
-        await Promise.all(Object.values(frontProcesses).map((p) => p.stop()));
-        await Promise.all([...inventory, orders].map((p) => p.stop()));
+        // All at once: each is killed if it has not exited after STOP_GRACE_MS, so closing takes at most that long.
+        await Promise.all([...Object.values(frontProcesses), ...inventory, orders].map((p) => p.stop()));
         await dbs.inventory.drop();
         await dbs.orders.drop();
         await vhost.remove();

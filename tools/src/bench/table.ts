@@ -59,7 +59,7 @@ export const joinedRow = (config: string, requests: number, joinedRuns: { result
     config,
     `joined via the gateway: an order's lines with their products (${requests} requests over ${fmt(Math.min(...joinedRuns.map((j) => j.result.orders)))} orders, concurrency 200; latency and CPU per request)`,
     '-',
-    `${figure(joinedRuns.map((j) => j.result.requestsPerSecond))} requests/s`,
+    `${figure(joinedRuns.map((j) => j.result.requestsPerSecond))} requests/s; a new connection's first answer under that load ${figure(joinedRuns.map((j) => j.result.newConnectionMs))} ms`,
     figure(joinedRuns.map((j) => j.result.latencyMs.p50)),
     figure(joinedRuns.map((j) => j.result.latencyMs.p99)),
     fmt(Math.max(...joinedRuns.map((j) => j.rss))),
