@@ -145,7 +145,8 @@ const serviceOf = (error: RuntimeError): string | undefined =>
 /** Whether a subgraph's process answers its liveness probe (`/health` next to its `/graphql`). */
 async function healthy(graphqlUrl: string): Promise<boolean> {
   try {
-    const res = await fetch(new URL('/health', graphqlUrl), { signal: AbortSignal.timeout(2_000) });
+    // Under the kubelet's 5 s for /ready: a service at full CPU accepts a new connection late, and busy is not down.
+    const res = await fetch(new URL('/health', graphqlUrl), { signal: AbortSignal.timeout(4_000) });
     return res.ok;
   } catch {
     return false;

@@ -145,9 +145,13 @@ export function httpPipe(url: string, connections: number, token?: string) {
     return { head: Buffer.from(`${prefix}Content-Length: ${body.length}\r\n\r\n`, 'latin1'), body, resolve, reject };
   };
 
+  let closed = false;
+  const closedError = () => Object.assign(new Error('the pipe is closed'), { code: 'ECONNRESET' });
+
   return {
     post(json: string): Promise<PipeResponse> {
       return new Promise<PipeResponse>((resolve, reject) => {
+        if (closed) return reject(closedError());
         const request = requestOf(json, resolve, reject);
         const slot = idle.pop();
         if (slot) slot.send(request);
@@ -170,7 +174,11 @@ export function httpPipe(url: string, connections: number, token?: string) {
       const failed = answers.find((a) => a.status !== 200);
       if (failed) throw new Error(`opening the connections: HTTP ${failed.status} ${failed.body.slice(0, 200)}`);
     },
+    /** Closes every connection: the requests waiting for an answer or a connection fail, and so does any posted after. */
     close(): void {
+      closed = true;
+      idle.length = 0;
+      for (const request of queue.splice(0)) request.reject(closedError());
       for (const slot of slots) slot.close();
     },
   };

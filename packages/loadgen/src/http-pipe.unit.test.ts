@@ -72,6 +72,20 @@ describe('httpPipe', () => {
     pipe.close();
   });
 
+  it('fails every request still waiting when it is closed, on a connection or for one, and any posted after', async () => {
+    // A server that never answers.
+    const server = createServer((req) => req.resume());
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const pipe = httpPipe(`http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`, 1);
+    const sent = pipe.post('{}');
+    const queued = pipe.post('{}');
+    pipe.close();
+    await expect(sent).rejects.toThrow(/closed/);
+    await expect(queued).rejects.toThrow(/closed/);
+    await expect(pipe.post('{}')).rejects.toThrow(/closed/);
+  });
+
   it('refuses to open when the server does not answer 200', async () => {
     const server = createServer((req, res) => {
       req.resume();

@@ -219,11 +219,11 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
   // Every connection accepted before the clock starts (httpPipe's open says why).
   try {
     await intake.open(OPEN_CONNECTION);
+    await options.onStart?.();
   } catch (error) {
     intake.close();
     throw error;
   }
-  await options.onStart?.();
 
   const payShare = options.payShare ?? 0;
   const payAfterMs = options.payAfterMs ?? 0;

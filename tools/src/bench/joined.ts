@@ -20,9 +20,10 @@ export interface JoinedResult {
   /** Each request's round trip as the load generator saw it, over the connections opened before the clock started. */
   latencyMs: Summary;
   /**
-   * The first answer on a connection opened a third of the way in, while the gateway is at full
-   * CPU (the slowest of NEW_CONNECTIONS, one after another): what a client new to a saturated
-   * gateway waits, most of it in the accept queue (docs/decisions.md, "How the benchmark measures").
+   * The first answer on a connection opened a third of the way in (once a third of the requests
+   * are sent), while the gateway is at full CPU: the slowest of NEW_CONNECTIONS, one after
+   * another. What a client new to a saturated gateway waits, its accept included: the kept-alive
+   * connections' latency leaves that out (docs/performance.md, History, "the joined reads' stalls").
    */
   newConnectionMs: number;
   /** Answers that were not an order with every line's product, by error code. */
@@ -66,7 +67,12 @@ export async function joined(platform: Platform, requests: number, concurrency =
   }
   const pipe = httpPipe(gatewayUrl, concurrency, platform.token);
   // Every connection accepted before the clock starts (httpPipe's open says why).
-  await pipe.open(OPEN_CONNECTION);
+  try {
+    await pipe.open(OPEN_CONNECTION);
+  } catch (error) {
+    pipe.close();
+    throw error;
+  }
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
   const fail = (code: string) => (errors[code] = (errors[code] ?? 0) + 1);

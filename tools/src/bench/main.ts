@@ -226,8 +226,9 @@ try {
   if (stopping === undefined) throw error;
   // Stopped: a scenario cut short by the platforms' closing is no failure to report.
 } finally {
-  // Every one closed, even when closing another fails.
-  reportClosing(await Promise.allSettled(started.map(({ platform }) => close(platform))));
+  // Every one closed, even when closing another fails (reported here, or by the signal's handler once stopped).
+  const closed = await Promise.allSettled(started.map(({ platform }) => close(platform)));
+  if (stopping === undefined) reportClosing(closed);
 }
 // Stopped: no table of a run cut short; the signal's handler exits with its code (130, 143) once
 // what it closes is closed.
