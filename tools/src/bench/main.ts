@@ -9,6 +9,7 @@
  * chosen scenario goes through them.
  *   npm run bench -- [--orders 20000] [--backlog 20000] [--locations 3] [--only distributed-1] [--scenarios even,gateway,joined,drain]
  */
+import { writeSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { auditPlatform } from '@stockflow/loadgen';
@@ -78,8 +79,7 @@ const CLOSE_GIVE_UP_MS = STOP_GRACE_MS + 30_000;
 /** Says which platforms failed to close: what they made is left for a person to remove. */
 const reportClosing = (closed: PromiseSettledResult<void>[]) => {
   for (const c of closed)
-    if (c.status === 'rejected')
-      process.stderr.write(`closing a platform failed, what it left must be removed by hand: ${String(c.reason)}\n`);
+    if (c.status === 'rejected') writeSync(2, `closing a platform failed, what it left must be removed by hand: ${String(c.reason)}\n`);
 };
 // A later signal, a person's rather than the relay, ends it at once if closing hangs.
 let stopping: number | undefined;
